@@ -1,0 +1,46 @@
+"""Injectable clocks, so expiry, windows and schedules can be tested without sleeping."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+
+class Clock:
+    """Wall-clock time in UTC. Subclasses move time by hand."""
+
+    def time(self) -> float:
+        return time.time()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), tz=timezone.utc)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class ManualClock(Clock):
+    """A clock that stands still until ``advance`` is called (thread-safe)."""
+
+    def __init__(self, start: datetime | float | None = None) -> None:
+        if start is None:
+            start = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+        self._t = start.timestamp() if isinstance(start, datetime) else float(start)
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return self._t
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def advance(self, seconds: float | timedelta) -> None:
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        with self._lock:
+            self._t += seconds
+
+
+SYSTEM_CLOCK = Clock()

@@ -1,0 +1,66 @@
+"""Typed errors shared by the clients, the pipeline and the tasks.
+
+Each error says what the caller should do with it: retry soon (TransientError), wait for a
+limit (RateLimited), stop and ask a person (NeedsReauth), or give up on this record
+(DataError / RecordRejected) with the reason in the audit trail. Messages never carry secrets.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """Base class for every error the connector raises on purpose."""
+
+
+class ConfigError(ConnectorError):
+    """The configuration is missing or wrong; the message says what to set."""
+
+
+class TransientError(ConnectorError):
+    """A failure worth retrying with backoff (timeouts, 5xx, broken connections)."""
+
+
+class RateLimited(TransientError):
+    """The API (or our own governor) says: not now. ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = float(retry_after)
+        self.problem = problem
+
+
+class Unauthorized(ConnectorError):
+    """An access token was refused; refreshing it once may help."""
+
+
+class NeedsReauth(ConnectorError):
+    """The grant is gone (invalid_grant, revoked consent): a person must reconnect."""
+
+
+class NotFound(ConnectorError):
+    """The record does not exist (or no longer exists) on the remote side."""
+
+
+class DataError(ConnectorError):
+    """A record cannot be mapped or written as it is; ``field`` names the culprit."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RecordRejected(ConnectorError):
+    """The remote API refused one record (e.g. a Zoho per-record error in a 207)."""
+
+    def __init__(self, message: str, *, code: str, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+
+
+class ApiError(ConnectorError):
+    """An unexpected HTTP answer that fits none of the above; not retried."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

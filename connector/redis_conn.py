@@ -1,0 +1,26 @@
+"""One way to get a Redis connection: the real server when REDIS_URL is set, else fakeredis.
+
+The fakeredis fallback exists for the embedded default (one process, many threads); every
+thread shares one in-memory server so locks and rate buckets still mean something there.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import redis
+
+_fake_server = None
+_fake_lock = threading.Lock()
+
+
+def connect_redis(url: str | None) -> redis.Redis:
+    if url:
+        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    import fakeredis  # only the embedded default needs it
+
+    global _fake_server
+    with _fake_lock:
+        if _fake_server is None:
+            _fake_server = fakeredis.FakeServer()
+    return fakeredis.FakeRedis(server=_fake_server, decode_responses=True)

@@ -1,0 +1,176 @@
+"""Shared machinery of the simulators: WSGI plumbing, request log, fault injection, serving."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from connector.clock import SYSTEM_CLOCK, Clock
+
+
+@dataclass
+class RequestRecord:
+    """One request the simulator served. Times are the simulator clock's ``time()``."""
+
+    started: float
+    method: str
+    path: str
+    query: str
+    tenant: str | None
+    status: int = 0
+    finished: float | None = None
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" or "timeout"
+    status: int = 500
+    body: str | None = None
+    headers: dict = field(default_factory=dict)
+    delay: float = 0.0
+
+
+class FaultInjector:
+    """Queued faults: ``fail_next(3, status=500)`` makes the next three matching calls fail."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[tuple[str | None, Fault]] = []
+
+    def fail_next(
+        self,
+        count: int = 1,
+        *,
+        status: int = 500,
+        timeout: bool = False,
+        delay: float = 5.0,
+        path_prefix: str | None = None,
+        body: str | None = None,
+        headers: dict | None = None,
+    ) -> None:
+        fault = Fault(
+            kind="timeout" if timeout else "status",
+            status=status,
+            body=body,
+            headers=headers or {},
+            delay=delay,
+        )
+        with self._lock:
+            self._queue.extend((path_prefix, fault) for _ in range(count))
+
+    def take(self, path: str) -> Fault | None:
+        with self._lock:
+            for i, (prefix, fault) in enumerate(self._queue):
+                if prefix is None or path.startswith(prefix):
+                    del self._queue[i]
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+
+def json_response(payload, status: int = 200, headers: dict | None = None, content_type: str | None = None) -> Response:
+    body = json.dumps(payload, default=str)
+    return Response(
+        body,
+        status=status,
+        headers=headers or {},
+        content_type=content_type or "application/json; charset=utf-8",
+    )
+
+
+class SandboxApp:
+    """Base WSGI app: logs every request, applies injected faults, then calls ``handle``."""
+
+    name = "sandbox"
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock or SYSTEM_CLOCK
+        self.faults = FaultInjector()
+        self.requests: list[RequestRecord] = []
+        self._log_lock = threading.Lock()
+        self.base_url: str | None = None  # set by serve()
+
+    # subclasses implement this; ``record`` may be enriched (e.g. tenant) before returning
+    def handle(self, request: Request, record: RequestRecord) -> Response:  # pragma: no cover
+        raise NotImplementedError
+
+    def tenant_of(self, request: Request) -> str | None:
+        return None
+
+    def fault_response(self, fault: Fault) -> Response:
+        return Response(fault.body or "", status=fault.status, headers=fault.headers)
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        record = RequestRecord(
+            started=self.clock.time(),
+            method=request.method,
+            path=request.path,
+            query=request.query_string.decode("latin-1"),
+            tenant=self.tenant_of(request),
+        )
+        with self._log_lock:
+            self.requests.append(record)
+        fault = self.faults.take(request.path)
+        try:
+            if fault is not None and fault.kind == "timeout":
+                time.sleep(fault.delay)
+                response = Response("", status=504)
+            elif fault is not None:
+                response = self.fault_response(fault)
+            else:
+                response = self.handle(request, record)
+        except HTTPException as exc:
+            response = exc.get_response()
+        record.status = response.status_code
+        record.finished = self.clock.time()
+        return response(environ, start_response)
+
+    def calls(self, *, path_prefix: str = "", tenant: str | None = None, method: str | None = None) -> list[RequestRecord]:
+        with self._log_lock:
+            items = list(self.requests)
+        return [
+            r
+            for r in items
+            if r.path.startswith(path_prefix)
+            and (tenant is None or r.tenant == tenant)
+            and (method is None or r.method == method)
+        ]
+
+
+class ServedApp:
+    """A simulator running on a background thread at ``url``."""
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.server = make_server(host, port, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        if isinstance(app, SandboxApp):
+            app.base_url = self.url
+        self.thread = threading.Thread(target=self.server.serve_forever, name=f"serve-{self.url}", daemon=True)
+        self.thread.start()
+
+    def shutdown(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> "ServedApp":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+
+def serve(app: Callable, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
+    return ServedApp(app, host, port)
