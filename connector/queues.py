@@ -1,0 +1,11 @@
+"""Queue and task names shared by the receiver (which enqueues) and the workers (which run).
+
+Plain strings, so the receiver can enqueue by name without importing the task code.
+"""
+
+XERO_QUEUE = "xero"  # fetches from Xero: bounded by the Xero rate governor
+ZOHO_QUEUE = "zoho"  # writes to Zoho, and Zoho notifications in
+MAINTENANCE_QUEUE = "maintenance"  # token refresh, channel renewal, polls, replays
+
+INGEST_XERO_EVENTS = "connector.ingest_xero_events"  # args: [events: list[dict]]
+INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"  # args: [connection_id, notification: dict]
