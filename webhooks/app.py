@@ -1,0 +1,123 @@
+"""The Flask receiver: verify, enqueue, answer. No database writes and no API calls here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+from flask import Flask, Response, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+
+from connector.secret import Secret
+from webhooks.enqueue import Enqueue
+
+logger = logging.getLogger("webhooks")
+
+EXTENSION = "ml_connector"
+
+
+class ZohoChannelVerifier(Protocol):
+    def verify(self, channel_id: str, token: str) -> int | None:
+        """The connection id owning ``channel_id`` if ``token`` matches, else None."""
+
+
+@dataclass
+class Receiver:
+    """What the blueprints need, kept on the app so two apps never share state."""
+
+    webhook_key: Secret
+    enqueue: Enqueue
+    zoho_channels: ZohoChannelVerifier
+    max_body_bytes: int
+    health: Callable[[], dict] | None
+    counters: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_rejected_zoho_callback(self) -> None:
+        with self.lock:
+            self.counters["rejected_zoho_callbacks"] += 1
+
+
+def receiver() -> Receiver:
+    return current_app.extensions[f"{EXTENSION}.receiver"]
+
+
+def raw_body() -> bytes:
+    """The request body exactly as sent (cached for later reads); 413 if over the limit."""
+    limit = receiver().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge()
+    body = request.get_data(cache=True)
+    if len(body) > limit:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def create_app(
+    *,
+    webhook_key: Secret | str,
+    enqueue: Enqueue,
+    zoho_channels: ZohoChannelVerifier,
+    max_body_bytes: int = 1_000_000,
+    health: Callable[[], dict] | None = None,
+) -> Flask:
+    # Imported here: the blueprints import receiver() and raw_body() from this module.
+    from webhooks.xero import xero_blueprint
+    from webhooks.zoho import zoho_blueprint
+
+    app = Flask("webhooks")
+    # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
+    # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".
+    app.config["MAX_CONTENT_LENGTH"] = max_body_bytes + 1
+    counters = {"rejected_zoho_callbacks": 0}
+    app.extensions[EXTENSION] = counters
+    app.extensions[f"{EXTENSION}.receiver"] = Receiver(
+        webhook_key=webhook_key if isinstance(webhook_key, Secret) else Secret(webhook_key),
+        enqueue=enqueue,
+        zoho_channels=zoho_channels,
+        max_body_bytes=max_body_bytes,
+        health=health,
+        counters=counters,
+    )
+    app.register_blueprint(xero_blueprint)
+    app.register_blueprint(zoho_blueprint)
+    app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _healthz() -> tuple[Response, int]:
+    check = receiver().health
+    if check is None:
+        return jsonify(status="ok"), 200
+    try:
+        details = dict(check())
+    except Exception:
+        logger.exception("webhook.health.failed")
+        return jsonify(status="unavailable", error="health check failed"), 503
+    # "degraded" still answers 200: the receiver itself can accept and queue webhooks.
+    return jsonify({"status": "ok", **details}), 200
+
+
+def _http_error(exc: HTTPException) -> Response:
+    if exc.code == 404:
+        message = "no such endpoint"
+    elif exc.code == 405 and isinstance(exc, MethodNotAllowed):
+        message = f"method not allowed; use {', '.join(sorted(exc.valid_methods or []))}"
+    elif exc.code == 413:
+        message = f"request body is larger than the {receiver().max_body_bytes} byte limit"
+    else:
+        message = exc.description or exc.name
+    response = jsonify(error=message)
+    response.status_code = exc.code or 500
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    return response
+
+
+def _unexpected_error(exc: Exception) -> tuple[Response, int]:
+    logger.exception("webhook.unexpected_error", extra={"error_type": type(exc).__name__})
+    return jsonify(error="internal error"), 500

@@ -1,0 +1,90 @@
+"""POST /webhooks/zoho (zoho-crm-api.md §5.4): channel + token check, one task, {"status": "queued"}.
+
+Zoho signs nothing; the echoed ``token`` registered with the channel is the only proof (§5.4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Blueprint, Response, jsonify
+
+from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
+from webhooks.app import raw_body, receiver
+from webhooks.enqueue import EnqueueFailed
+
+logger = logging.getLogger("webhooks.zoho")
+
+zoho_blueprint = Blueprint("zoho", __name__)
+
+
+class InvalidNotification(ValueError):
+    pass
+
+
+@zoho_blueprint.post("/webhooks/zoho")
+def receive_zoho_notification() -> tuple[Response, int]:
+    state = receiver()
+    try:
+        channel_id, token, notification = parse_zoho_notification(raw_body())
+    except InvalidNotification as exc:
+        logger.warning("webhook.zoho.invalid", extra={"reason": str(exc)})
+        return jsonify(error=str(exc)), 400
+
+    connection_id = state.zoho_channels.verify(channel_id, token)
+    if connection_id is None:
+        state.count_rejected_zoho_callback()
+        logger.warning("webhook.zoho.rejected", extra={"channel_id": channel_id})
+        return jsonify(error="unknown channel or wrong token"), 403
+
+    try:
+        state.enqueue(INGEST_ZOHO_NOTIFICATION, [connection_id, notification], ZOHO_QUEUE)
+    except EnqueueFailed as exc:
+        logger.error("webhook.zoho.enqueue_failed", extra={"reason": str(exc), "channel_id": channel_id})
+        return jsonify(error="could not queue the notification; try again later"), 503
+
+    logger.info(
+        "webhook.zoho.accepted",
+        extra={"connection_id": connection_id, "channel_id": channel_id, "id_count": len(notification["ids"])},
+    )
+    return jsonify(status="queued"), 200
+
+
+def parse_zoho_notification(body: bytes) -> tuple[str, str, dict]:
+    """(channel_id, token, notification without the token); InvalidNotification if malformed."""
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidNotification("body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise InvalidNotification("body must be a JSON object")
+
+    missing = [name for name in ("channel_id", "module", "ids", "operation") if payload.get(name) in (None, "")]
+    if missing:
+        raise InvalidNotification(f"missing {', '.join(missing)}")
+    channel_id = payload["channel_id"]
+    # channel_id is a long when registered and comes back as a string (§5.2, §5.4): accept both.
+    if isinstance(channel_id, bool) or not isinstance(channel_id, (str, int)):
+        raise InvalidNotification("channel_id must be a string or an integer")
+    token = payload.get("token", "")  # optional in Zoho; a missing token then fails verification
+    if not isinstance(token, str):
+        raise InvalidNotification("token must be a string")
+    if not isinstance(payload["module"], str) or not isinstance(payload["operation"], str):
+        raise InvalidNotification("module and operation must be strings")
+    ids = payload["ids"]
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise InvalidNotification("ids must be a non-empty list of record ids")
+    affected_fields = payload.get("affected_fields") or []
+    if not isinstance(affected_fields, list):
+        raise InvalidNotification("affected_fields must be a list")
+
+    notification = {
+        "module": payload["module"],
+        "ids": [str(i) for i in ids],
+        "operation": payload["operation"],
+        "channel_id": str(channel_id),
+        "server_time": payload.get("server_time"),
+        "affected_fields": affected_fields,
+    }
+    return str(channel_id), token, notification
