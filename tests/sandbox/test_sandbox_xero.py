@@ -1,0 +1,578 @@
+"""The Xero sandbox served over real HTTP behaves like the documented Xero API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+from decimal import Decimal
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+import requests
+
+from connector.clock import Clock, ManualClock
+from connector.sandbox.common import serve
+from connector.sandbox.xero import XeroSandbox, XeroValidationError
+from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
+
+API = "/api.xro/2.0"
+MS_DATE = re.compile(r"^/Date\(\d+\+0000\)/$")
+
+
+@pytest.fixture
+def clock():
+    return ManualClock()
+
+
+@pytest.fixture
+def sandbox(clock):
+    return XeroSandbox(clock)
+
+
+class Switch:
+    """One served WSGI endpoint whose app each test swaps in (a server per test costs ~0.5 s to stop)."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        return self.app(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def served_switch():
+    switch = Switch()
+    with serve(switch) as served:
+        served.switch = switch
+        yield served
+
+
+@pytest.fixture(scope="module")
+def hook_switch():
+    switch = Switch()
+    with serve(switch) as served:
+        served.switch = switch
+        yield served
+
+
+def mount(served, app):
+    served.switch.app = app
+    if isinstance(app, XeroSandbox):
+        app.base_url = served.url
+    return served
+
+
+@pytest.fixture
+def server(sandbox, served_switch):
+    return mount(served_switch, sandbox)
+
+
+@pytest.fixture
+def tenant(sandbox):
+    return sandbox.add_tenant("Demo Company (NZ)")
+
+
+@pytest.fixture
+def api(sandbox, server, tenant):
+    """A requests session already holding a token and the tenant header, like a real client."""
+    token = sandbox.issue_grant()["access_token"]
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}", "xero-tenant-id": tenant,
+                            "Accept": "application/json"})
+    session.base = server.url + API
+    return session
+
+
+def get(api, path, **kwargs):
+    return api.get(api.base + path, **kwargs)
+
+
+def token_request(server, sandbox, **form):
+    return requests.post(f"{server.url}/connect/token", data=form,
+                         auth=(sandbox.client_id, sandbox.client_secret))
+
+
+# ---------------------------------------------------------------- OAuth and connections
+
+
+def test_authorization_code_flow_issues_exactly_the_standard_token_keys(sandbox, server, tenant):
+    authorize = requests.get(f"{server.url}/identity/connect/authorize", allow_redirects=False, params={
+        "response_type": "code", "client_id": sandbox.client_id, "redirect_uri": "http://localhost/cb",
+        "scope": "offline_access accounting.contacts", "state": "xyz"})
+    assert authorize.status_code == 302
+    callback = parse_qs(urlparse(authorize.headers["Location"]).query)
+    assert callback["state"] == ["xyz"]
+
+    token = token_request(server, sandbox, grant_type="authorization_code", code=callback["code"][0],
+                          redirect_uri="http://localhost/cb")
+    assert token.status_code == 200
+    body = token.json()
+    assert set(body) == {"access_token", "expires_in", "token_type", "refresh_token", "scope"}
+    assert (body["expires_in"], body["token_type"]) == (1800, "Bearer")
+
+    # the code is single-use
+    again = token_request(server, sandbox, grant_type="authorization_code", code=callback["code"][0],
+                          redirect_uri="http://localhost/cb")
+    assert (again.status_code, again.json()) == (400, {"error": "invalid_grant"})
+
+    connections = requests.get(f"{server.url}/connections",
+                               headers={"Authorization": f"Bearer {body['access_token']}"}).json()
+    assert [c["tenantId"] for c in connections] == [tenant]
+    connection = connections[0]
+    assert set(connection) == {"id", "authEventId", "tenantId", "tenantType", "tenantName",
+                               "createdDateUtc", "updatedDateUtc"}
+    assert connection["tenantType"] == "ORGANISATION" and connection["tenantName"] == "Demo Company (NZ)"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}", connection["createdDateUtc"])
+
+
+def test_authorize_refuses_unknown_client(server):
+    answer = requests.get(f"{server.url}/identity/connect/authorize", allow_redirects=False, params={
+        "response_type": "code", "client_id": "nope", "redirect_uri": "http://localhost/cb", "scope": "openid"})
+    assert answer.status_code == 400
+
+
+def test_id_token_only_with_openid_scope(sandbox, tenant):
+    assert "id_token" in sandbox.issue_grant(scope="openid offline_access accounting.contacts")
+    assert "id_token" not in sandbox.issue_grant()
+
+
+def test_refresh_rotates_and_the_old_token_works_only_within_grace(sandbox, server, clock, tenant):
+    first = sandbox.issue_grant()["refresh_token"]
+    rotated = token_request(server, sandbox, grant_type="refresh_token", refresh_token=first).json()
+    assert rotated["refresh_token"] != first
+
+    clock.advance(1700)  # a lost response is retried with the old token inside the 30-minute grace
+    retry = token_request(server, sandbox, grant_type="refresh_token", refresh_token=first)
+    assert retry.status_code == 200 and retry.json()["refresh_token"] == rotated["refresh_token"]
+
+    clock.advance(200)
+    late = token_request(server, sandbox, grant_type="refresh_token", refresh_token=first)
+    assert (late.status_code, late.json()) == (400, {"error": "invalid_grant"})
+
+    # client credentials in the form body (the Python SDK's style) work too
+    newer = requests.post(f"{server.url}/connect/token", data={
+        "grant_type": "refresh_token", "refresh_token": rotated["refresh_token"],
+        "client_id": sandbox.client_id, "client_secret": sandbox.client_secret})
+    assert newer.status_code == 200
+
+    sandbox.revoke(newer.json()["refresh_token"])
+    revoked = token_request(server, sandbox, grant_type="refresh_token", refresh_token=newer.json()["refresh_token"])
+    assert revoked.json() == {"error": "invalid_grant"}
+    unknown = token_request(server, sandbox, grant_type="refresh_token", refresh_token="made-up")
+    assert unknown.status_code == 400
+
+
+def test_expired_token_gets_problem_json_401_and_bad_tenant_403(sandbox, api, tenant):
+    other = sandbox.add_tenant("Not connected")
+    forbidden = api.get(api.base + "/Contacts", headers={"xero-tenant-id": other})
+    assert forbidden.status_code == 403
+    body = forbidden.json()
+    assert (body["Title"], body["Status"], body["Detail"], body["Type"], body["Extensions"]) == (
+        "Forbidden", 403, "AuthenticationUnsuccessful", None, {})
+    missing = requests.get(api.base + "/Contacts", headers={"Authorization": api.headers["Authorization"]})
+    assert missing.status_code == 403
+    assert "X-MinLimit-Remaining" in missing.headers
+
+    sandbox.expire_access_tokens()
+    expired = get(api, "/Contacts")
+    assert expired.status_code == 401
+    body = expired.json()
+    assert body["Title"] == "Unauthorized" and body["Status"] == 401
+    assert re.fullmatch(r"TokenExpired: token expired at \d\d/\d\d/\d{4} \d\d:\d\d:\d\d", body["Detail"])
+    assert set(body) == {"Type", "Title", "Status", "Detail", "Instance", "Extensions"}
+
+
+def test_scope_without_transactions_cannot_read_invoices(sandbox, server, tenant):
+    token = sandbox.issue_grant(scope="offline_access accounting.contacts.read")["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant}
+    assert requests.get(server.url + API + "/Contacts", headers=headers).status_code == 200
+    refused = requests.get(server.url + API + "/Invoices", headers=headers)
+    assert refused.status_code == 401 and refused.json()["Detail"] == "AuthorizationUnsuccessful"
+
+
+# ---------------------------------------------------------------- envelope, paging, filters
+
+
+def test_envelope_dates_and_contact_shape(sandbox, api, tenant):
+    sandbox.create_contact(tenant, Name="Müller & Söhne GmbH", EmailAddress="a@mueller.de",
+                           Phones=[{"PhoneType": "MOBILE", "PhoneNumber": "123", "PhoneCountryCode": "49"}])
+    answer = get(api, "/Contacts", params={"page": 1})
+    assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert "Xero-Correlation-Id" in answer.headers
+    assert '"\\/Date(' in answer.text  # slashes escaped on the wire, like Xero
+    assert '"Outstanding":0.00' in answer.text  # money keeps two decimals
+    body = answer.json()
+    assert list(body)[:5] == ["Id", "Status", "ProviderName", "DateTimeUTC", "pagination"]
+    assert body["Status"] == "OK" and body["ProviderName"] == "ml-connector sandbox"
+    assert re.fullmatch(r"/Date\(\d+\)/", body["DateTimeUTC"])
+    assert body["pagination"] == {"page": 1, "pageSize": 100, "pageCount": 1, "itemCount": 1}
+    contact = body["Contacts"][0]
+    assert contact["Name"] == "Müller & Söhne GmbH"
+    assert MS_DATE.match(contact["UpdatedDateUTC"])
+    assert [a["AddressType"] for a in contact["Addresses"]] == ["STREET", "POBOX"]
+    assert [p["PhoneType"] for p in contact["Phones"]] == ["DEFAULT", "DDI", "FAX", "MOBILE"]
+    assert contact["Phones"][3]["PhoneNumber"] == "123" and contact["Phones"][0]["PhoneNumber"] == ""
+    single = get(api, f"/Contacts/{contact['ContactID']}")
+    assert single.json()["Contacts"][0]["ContactID"] == contact["ContactID"]
+    missing = get(api, "/Contacts/00000000-0000-0000-0000-000000000000")
+    assert (missing.status_code, missing.text) == (404, "The resource you're looking for cannot be found")
+
+
+def test_paging_and_ids_including_the_gateway_404(sandbox, api, tenant):
+    ids = [sandbox.create_contact(tenant, Name=f"Contact {i:02d}")["ContactID"] for i in range(7)]
+    page3 = get(api, "/Contacts", params={"page": 3, "pageSize": 3, "order": "Name ASC"}).json()
+    assert page3["pagination"] == {"page": 3, "pageSize": 3, "pageCount": 3, "itemCount": 7}
+    assert [c["Name"] for c in page3["Contacts"]] == ["Contact 06"]
+
+    picked = get(api, "/Contacts", params={"IDs": f"{ids[1]},{ids[4]}"}).json()["Contacts"]
+    assert {c["ContactID"] for c in picked} == {ids[1], ids[4]}
+
+    padding = [f"00000000-0000-0000-0000-{i:012d}" for i in range(60)]
+    assert get(api, "/Contacts", params={"IDs": ",".join(ids[:2] + padding[:50])}).status_code == 200
+    too_many = get(api, "/Contacts", params={"IDs": ",".join(ids[:2] + padding[:51])})
+    assert (too_many.status_code, too_many.text) == (404, "The resource you're looking for cannot be found")
+
+
+def test_if_modified_since_is_strictly_after_to_the_second(sandbox, api, tenant, clock):
+    sandbox.create_contact(tenant, Name="Old")  # at 09:00:00
+    clock.advance(10.5)
+    sandbox.create_contact(tenant, Name="New")  # at 09:00:10.5
+    names = lambda since: [c["Name"] for c in get(api, "/Contacts", headers={"If-Modified-Since": since}).json()["Contacts"]]
+    assert names("2026-01-05T09:00:05") == ["New"]
+    assert names("2026-01-05T20:00:05+11:00") == ["New"]
+    assert names("2026-01-05T09:00:05.123Z") == ["New"]
+    assert names("Mon, 05 Jan 2026 09:00:05 GMT") == ["New"]
+    assert names("2026-01-05T09:00:10.900") == []  # same second as the change: not after it
+    assert names("2026-01-05T08:59:59") == ["Old", "New"]
+
+
+def test_where_order_archive_and_search(sandbox, api, tenant):
+    alpha = sandbox.create_contact(tenant, Name="Alpha Ltd", EmailAddress="x@alpha.com")
+    sandbox.create_contact(tenant, Name="Beta Ltd")
+    gone = sandbox.create_contact(tenant, Name="Gamma Ltd")
+    sandbox.archive_contact(tenant, gone["ContactID"])
+    sandbox.create_invoice(tenant, alpha["ContactID"], [{"Description": "x", "UnitAmount": 10}])
+
+    listed = lambda **params: [c["Name"] for c in get(api, "/Contacts", params=params).json()["Contacts"]]
+    assert listed(order="Name DESC") == ["Beta Ltd", "Alpha Ltd"]
+    assert listed(includeArchived="true", order="Name ASC") == ["Alpha Ltd", "Beta Ltd", "Gamma Ltd"]
+    assert listed(where='Name=="beta ltd"') == ["Beta Ltd"]
+    assert listed(where="IsCustomer==true") == ["Alpha Ltd"]
+    assert listed(where='ContactStatus=="ARCHIVED" && Name=="Gamma Ltd"', includeArchived="True") == ["Gamma Ltd"]
+    assert listed(searchTerm="ALPHA.com") == ["Alpha Ltd"]
+    assert "Balances" not in get(api, "/Contacts", params={"summaryOnly": "true"}).json()["Contacts"][0]
+
+
+# ---------------------------------------------------------------- writes
+
+
+def test_put_duplicate_name_fails_with_validation_exception_and_post_updates(sandbox, api, tenant):
+    created = api.put(api.base + "/Contacts", json={"Contacts": [{"Name": "Acme", "EmailAddress": "a@acme.io"}]})
+    assert created.status_code == 200
+    contact_id = created.json()["Contacts"][0]["ContactID"]
+
+    duplicate = api.put(api.base + "/Contacts", json={"Contacts": [{"Name": "Other"}, {"Name": "acme"}]})
+    assert duplicate.status_code == 400
+    error = duplicate.json()
+    assert (error["ErrorNumber"], error["Type"]) == (10, "ValidationException")
+    assert [e["Name"] for e in error["Elements"]] == ["acme"]
+    assert "must be unique across all active contacts" in error["Elements"][0]["ValidationErrors"][0]["Message"]
+    assert sandbox.contact(tenant, contact_id)["Name"] == "Acme"
+
+    per_element = api.put(api.base + "/Contacts", params={"summarizeErrors": "false"},
+                          json={"Contacts": [{"Name": "Fresh"}, {"Name": "Acme"}]})
+    assert per_element.status_code == 200
+    assert [c["StatusAttributeString"] for c in per_element.json()["Contacts"]] == ["OK", "ERROR"]
+
+    updated = api.post(api.base + "/Contacts", json={"Contacts": [{"ContactID": contact_id, "FirstName": "Ada"}]})
+    assert updated.status_code == 200
+    contact = updated.json()["Contacts"][0]
+    assert (contact["FirstName"], contact["EmailAddress"]) == ("Ada", "a@acme.io")  # omitted fields kept
+    events = [(e["eventCategory"], e["eventType"]) for e in sandbox.pending_events()]
+    assert events == [("CONTACT", "CREATE"), ("CONTACT", "CREATE"), ("CONTACT", "CREATE"), ("CONTACT", "UPDATE")]
+
+
+def test_idempotency_key_replays_without_writing_again(sandbox, api, tenant):
+    headers = {"Idempotency-Key": "create-acme-1"}
+    first = api.put(api.base + "/Contacts", json={"Name": "Acme"}, headers=headers)
+    second = api.put(api.base + "/Contacts", json={"Name": "Acme"}, headers=headers)
+    assert second.status_code == first.status_code == 200
+    assert second.json()["Contacts"][0]["ContactID"] == first.json()["Contacts"][0]["ContactID"]
+    assert len(get(api, "/Contacts").json()["Contacts"]) == 1
+    assert len(sandbox.pending_events()) == 1
+    too_long = api.put(api.base + "/Contacts", json={"Name": "B"}, headers={"Idempotency-Key": "k" * 129})
+    assert too_long.status_code == 400
+
+
+def test_invoice_totals_follow_xero_arithmetic(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Buyer")
+    exclusive = api.put(api.base + "/Invoices", json={"Invoices": [{
+        "Type": "ACCREC", "Contact": {"ContactID": contact["ContactID"]}, "Status": "AUTHORISED",
+        "LineItems": [{"Description": "Widgets", "Quantity": 3, "UnitAmount": 19.99, "DiscountRate": 10,
+                       "TaxType": "OUTPUT"},
+                      {"Description": "Exempt", "Quantity": 1, "UnitAmount": 5, "TaxType": "NONE"}]}]})
+    assert exclusive.status_code == 200, exclusive.text
+    invoice = exclusive.json(parse_float=Decimal)["Invoices"][0]
+    # 3 × 19.99 × 90% = 53.973 → 53.97; tax 15% = 8.0955 → 8.10 (half up)
+    assert [line["LineAmount"] for line in invoice["LineItems"]] == [Decimal("53.97"), Decimal("5.00")]
+    assert (invoice["SubTotal"], invoice["TotalTax"], invoice["Total"]) == (
+        Decimal("58.97"), Decimal("8.10"), Decimal("67.07"))
+    assert invoice["AmountDue"] == Decimal("67.07") and invoice["InvoiceNumber"] == "INV-0001"
+    assert '"Quantity":3.0000' in exclusive.text
+
+    inclusive = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "Gift", "UnitAmount": "115.00"}],
+                                       LineAmountTypes="Inclusive")
+    assert (inclusive["SubTotal"], inclusive["TotalTax"], inclusive["Total"]) == (
+        Decimal("100.00"), Decimal("15.00"), Decimal("115.00"))
+    no_tax = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}],
+                                    LineAmountTypes="NoTax")
+    assert (no_tax["TotalTax"], no_tax["Total"]) == (Decimal("0.00"), Decimal("10.00"))
+
+    listed = get(api, "/Invoices", params={"page": 1, "where": 'Type=="ACCREC"', "order": "Total DESC"}).json()
+    assert [i["Total"] for i in listed["Invoices"]] == [115.0, 67.07, 10.0]
+
+
+def test_payments_partial_full_and_reversed(sandbox, api, tenant, clock):
+    contact = sandbox.create_contact(tenant, Name="Payer")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 100}])
+    sandbox.pending_events()  # drop nothing, just make sure reading does not consume
+    events_before = len(sandbox.pending_events())
+    clock.advance(60)
+
+    def pay(amount):
+        return api.put(api.base + "/Payments", json={"Payments": [{
+            "Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Account": {"Code": "090"},
+            "Amount": amount, "Date": "2026-01-05"}]})
+
+    assert pay(40).status_code == 200
+    partial = get(api, f"/Invoices/{invoice['InvoiceID']}").json(parse_float=Decimal)["Invoices"][0]
+    assert (partial["AmountPaid"], partial["AmountDue"], partial["Status"]) == (Decimal("40.00"), Decimal("75.00"), "AUTHORISED")
+    assert partial["UpdatedDateUTC"] != invoice["UpdatedDateUTC"]  # applying a payment bumps the invoice
+
+    over = pay(75.01)
+    assert over.status_code == 400
+    assert over.json()["Elements"][0]["ValidationErrors"][0]["Message"] == (
+        "Payment amount exceeds the amount outstanding on this document")
+
+    final = pay(75).json()["Payments"][0]
+    paid = sandbox.invoice(tenant, invoice["InvoiceID"])
+    assert (paid["Status"], paid["AmountDue"]) == ("PAID", Decimal("0.00"))
+    assert MS_DATE.match(paid["FullyPaidOnDate"])
+    balances = sandbox.contact(tenant, contact["ContactID"])
+    assert balances["Balances"]["AccountsReceivable"]["Outstanding"] == Decimal("0.00")
+    assert balances["UpdatedDateUTC"] == contact["UpdatedDateUTC"]  # balances do not bump the contact
+    assert len(sandbox.pending_events()) == events_before  # payments have no webhooks
+
+    deleted = api.post(api.base + f"/Payments/{final['PaymentID']}", json={"Status": "DELETED"})
+    assert deleted.status_code == 200 and deleted.json()["Payments"][0]["Status"] == "DELETED"
+    reopened = sandbox.invoice(tenant, invoice["InvoiceID"])
+    assert (reopened["Status"], reopened["AmountDue"]) == ("AUTHORISED", Decimal("75.00"))
+    assert "FullyPaidOnDate" not in reopened
+    assert sandbox.contact(tenant, contact["ContactID"])["Balances"]["AccountsReceivable"]["Outstanding"] == Decimal("75.00")
+    listed = get(api, "/Payments", params={"where": 'Status=="DELETED"'}).json()["Payments"]
+    assert [p["PaymentID"] for p in listed] == [final["PaymentID"]]
+
+
+def test_credit_note_allocation_reduces_amount_due(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Credited")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 100}])
+    credit = api.put(api.base + "/CreditNotes", json={"CreditNotes": [{
+        "Type": "ACCRECCREDIT", "Status": "AUTHORISED", "Contact": {"ContactID": contact["ContactID"]},
+        "LineItems": [{"Description": "refund", "UnitAmount": 20}]}]}).json()["CreditNotes"][0]
+    assert credit["Total"] == 23.0 and credit["RemainingCredit"] == 23.0
+    allocated = api.put(api.base + f"/CreditNotes/{credit['CreditNoteID']}/Allocations",
+                        json={"Allocations": [{"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": 23,
+                                               "Date": "2026-01-05"}]})
+    assert allocated.status_code == 200, allocated.text
+    after = sandbox.invoice(tenant, invoice["InvoiceID"])
+    assert (after["AmountCredited"], after["AmountDue"]) == (Decimal("23.00"), Decimal("92.00"))
+    assert sandbox.credit_note(tenant, credit["CreditNoteID"])["Status"] == "PAID"
+    with pytest.raises(XeroValidationError):
+        sandbox.allocate_credit_note(tenant, credit["CreditNoteID"], invoice["InvoiceID"], 1)
+    creditnote_events = [e for e in sandbox.pending_events() if e["eventCategory"] == "CREDITNOTE"]
+    assert creditnote_events[0]["data"] == {"Type": "ACCRECCREDIT", "Status": "AUTHORISED"}
+
+
+def test_void_requires_no_payments(sandbox, tenant):
+    contact = sandbox.create_contact(tenant, Name="V")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}])
+    sandbox.add_payment(tenant, invoice["InvoiceID"], Decimal("1.00"))
+    with pytest.raises(XeroValidationError, match="payment or credit note allocated"):
+        sandbox.void_invoice(tenant, invoice["InvoiceID"])
+    other = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}])
+    assert sandbox.void_invoice(tenant, other["InvoiceID"])["Status"] == "VOIDED"
+
+
+# ---------------------------------------------------------------- rate limits
+
+
+def test_minute_and_day_limits_answer_429_with_headers(clock, served_switch):
+    sandbox = XeroSandbox(clock, minute_limit=3, day_limit=5, seed=1)
+    tenant = sandbox.add_tenant("Limited")
+    token = sandbox.issue_grant()["access_token"]
+    server = mount(served_switch, sandbox)
+    call = lambda: requests.get(server.url + API + "/Contacts",
+                                headers={"Authorization": f"Bearer {token}", "xero-tenant-id": tenant})
+    answers = [call() for _ in range(3)]
+    assert [a.headers["X-MinLimit-Remaining"] for a in answers] == ["2", "1", "0"]
+    assert answers[-1].headers["X-AppMinLimit-Remaining"] == str(10000 - 3)
+    limited = call()
+    assert limited.status_code == 429
+    assert limited.headers["X-Rate-Limit-Problem"] == "minute"
+    wait = int(limited.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert limited.headers["X-DayLimit-Remaining"] == "2"  # the rejected call did not count
+    clock.advance(wait)
+    assert call().status_code == 200
+    assert call().status_code == 200
+    day = call()
+    assert (day.status_code, day.headers["X-Rate-Limit-Problem"]) == (429, "day")
+    assert int(day.headers["Retry-After"]) <= 86400
+
+
+def test_minute_windows_start_at_a_different_offset_per_tenant(clock, served_switch):
+    sandbox = XeroSandbox(clock, minute_limit=1, seed=3)
+    tenants = [sandbox.add_tenant("A"), sandbox.add_tenant("B")]
+    token = sandbox.issue_grant()["access_token"]
+    server = mount(served_switch, sandbox)
+    waits = []
+    for tenant in tenants:
+        headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant}
+        assert requests.get(server.url + API + "/Contacts", headers=headers).status_code == 200
+        waits.append(requests.get(server.url + API + "/Contacts", headers=headers).headers["Retry-After"])
+    assert waits[0] != waits[1]
+
+
+def test_concurrent_calls_beyond_the_limit_get_429(served_switch):
+    sandbox = XeroSandbox(Clock(), concurrent_limit=2)
+    tenant = sandbox.add_tenant("Busy")
+    token = sandbox.issue_grant()["access_token"]
+    sandbox.latency = 0.3
+    statuses, problems = [], []
+    server = mount(served_switch, sandbox)
+
+    def call():
+        answer = requests.get(server.url + API + "/Contacts",
+                              headers={"Authorization": f"Bearer {token}", "xero-tenant-id": tenant})
+        statuses.append(answer.status_code)
+        problems.append((answer.headers.get("X-Rate-Limit-Problem"), answer.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=call) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(200) >= 2 and statuses.count(429) >= 1
+    assert ("concurrent", "1") in problems
+    accepted = [r for r in sandbox.calls(tenant=tenant) if r.status == 200]
+    peak = max(sum(1 for o in accepted if o.started <= r.started < o.finished) for r in accepted)
+    assert peak <= 2
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def receiver(key: str, *, always_200: bool = False, with_body: bool = False, fail: bool = False):
+    """A tiny WSGI webhook receiver; records what it got."""
+    seen: list[tuple[bytes, str]] = []
+
+    def app(environ, start_response):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        signature = environ.get("HTTP_X_XERO_SIGNATURE", "")
+        seen.append((body, signature))
+        expected = base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+        good = hmac.compare_digest(expected, signature)
+        status = "500 Error" if fail else ("200 OK" if good or always_200 else "401 Unauthorized")
+        start_response(status, [("Content-Length", "2" if with_body else "0")])
+        return [b"ok" if with_body else b""]
+
+    return app, seen
+
+
+def test_webhook_delivery_is_signed_over_the_exact_bytes(sandbox, tenant, server, hook_switch):
+    contact = sandbox.create_contact(tenant, Name="Hooked")
+    sandbox.update_contact(tenant, contact["ContactID"], EmailAddress="x@hooked.io")
+    app, seen = receiver(sandbox.webhook_key)
+    hook = mount(hook_switch, app)
+    assert sandbox.deliver_webhooks(hook.url + "/hook", bad_signature=True) == [401]
+    assert len(sandbox.pending_events()) == 2  # kept for redelivery
+    assert sandbox.deliver_webhooks(hook.url + "/hook", max_events_per_post=1) == [200, 200]
+    assert sandbox.pending_events() == []
+    body, signature = seen[1]
+    expected = base64.b64encode(hmac.new(sandbox.webhook_key.encode(), body, hashlib.sha256).digest()).decode()
+    assert signature == expected == sandbox.sign(body)
+    payload = json.loads(body)
+    assert set(payload) == {"events", "firstEventSequence", "lastEventSequence", "entropy"}
+    event = payload["events"][0]
+    assert event["resourceUrl"] == f"{server.url}{API}/Contacts/{contact['ContactID']}"
+    assert (event["eventCategory"], event["eventType"], event["tenantId"], event["tenantType"]) == (
+        "CONTACT", "CREATE", tenant, "ORGANISATION")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}", event["eventDateUtc"])
+    assert payload["firstEventSequence"] == payload["lastEventSequence"] == 1
+
+
+def test_failed_delivery_keeps_events(sandbox, tenant, hook_switch):
+    sandbox.create_contact(tenant, Name="Retry me")
+    app, _ = receiver(sandbox.webhook_key, fail=True)
+    hook = mount(hook_switch, app)
+    assert sandbox.deliver_webhooks(hook.url) == [500]
+    assert len(sandbox.pending_events()) == 1
+
+
+def test_intent_to_receive_grades_the_receiver(sandbox, hook_switch):
+    correct, seen = receiver(sandbox.webhook_key)
+    hook = mount(hook_switch, correct)
+    result = sandbox.intent_to_receive(hook.url)
+    assert result.ok, result.problems
+    assert {p.correctly_signed for p in result.probes} == {True, False}
+    assert b'"firstEventSequence": 0' in seen[0][0]  # Xero's non-canonical spacing
+
+    lenient, _ = receiver(sandbox.webhook_key, always_200=True)
+    hook = mount(hook_switch, lenient)
+    result = sandbox.intent_to_receive(hook.url)
+    assert not result.ok
+    assert any("incorrectly signed payload not 401" in p for p in result.problems)
+
+    chatty, _ = receiver(sandbox.webhook_key, with_body=True)
+    hook = mount(hook_switch, chatty)
+    assert not sandbox.intent_to_receive(hook.url).ok
+
+
+# ---------------------------------------------------------------- seed
+
+
+def test_seed_is_deterministic_and_realistic(clock):
+    def build():
+        sandbox = XeroSandbox(clock)
+        tenant = sandbox.add_tenant("Seeded")
+        ids = seed_demo_org(sandbox, tenant)
+        invoices = seed_invoices(sandbox, tenant, ids)
+        strip = lambda c: {k: v for k, v in c.items() if k not in ("ContactID",)}
+        return [strip(sandbox.contact(tenant, i)) for i in ids], len(invoices)
+
+    first, second = build(), build()
+    assert first == second
+    contacts, invoice_count = first
+    names = {c["Name"] for c in contacts}
+    assert {"Müller & Söhne GmbH", "株式会社さくら商事", "Ñandú Importaciones", "Café Ōtaki"} <= names
+    assert sum(c["ContactStatus"] == "ARCHIVED" for c in contacts) >= 2
+    assert len({c["Addresses"][0]["Country"] for c in contacts}) >= 5
+    persons = [p for c in contacts for p in c["ContactPersons"]]
+    assert any(p["FirstName"] and not p["EmailAddress"] for p in persons)
+    assert any(p["EmailAddress"] and not p["FirstName"] for p in persons)
+    assert invoice_count > 0
+
+
+def test_invoice_lists_carry_line_items_only_when_paged(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Lines")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}])
+    unpaged = get(api, "/Invoices", params={"IDs": invoice["InvoiceID"]}).json()
+    assert "pagination" not in unpaged and "LineItems" not in unpaged["Invoices"][0]
+    paged = get(api, "/Invoices", params={"IDs": invoice["InvoiceID"], "page": 1}).json()
+    assert len(paged["Invoices"][0]["LineItems"]) == 1
+    by_contact = get(api, "/Invoices", params={"where": f'Contact.ContactID==Guid("{contact["ContactID"]}")'})
+    assert [i["InvoiceID"] for i in by_contact.json()["Invoices"]] == [invoice["InvoiceID"]]
