@@ -1,0 +1,47 @@
+"""Storage: SQLAlchemy models, Alembic migrations, the token vault and one repository per noun.
+
+``Store.open(url)`` is the usual way in: it builds the engine, migrates to the newest schema
+and hands out the repositories.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.store.audit import AuditLog
+from connector.store.channels import ChannelStore
+from connector.store.connections import ConnectionStore
+from connector.store.credentials import CredentialStore
+from connector.store.db import make_engine, make_session_factory, migrate
+from connector.store.links import LinkStore
+from connector.store.snapshots import SnapshotStore
+from connector.store.vault import Vault
+
+
+class Store:
+    def __init__(self, engine: Engine, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        self.clock = clock
+        self.connections = ConnectionStore(self.sessions, clock=clock)
+        self.links = LinkStore(self.sessions, clock=clock)
+        self.snapshots = SnapshotStore(self.sessions, clock=clock)
+        self.audit = AuditLog(self.sessions, clock=clock)
+        self.channels = ChannelStore(self.sessions, clock=clock)
+
+    @classmethod
+    def open(cls, database_url: str, *, clock: Clock = SYSTEM_CLOCK) -> "Store":
+        engine = make_engine(database_url)
+        migrate(engine)
+        return cls(engine, clock=clock)
+
+    def credentials(self, vault: Vault) -> CredentialStore:
+        return CredentialStore(self.sessions, vault, clock=self.clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"

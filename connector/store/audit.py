@@ -1,0 +1,170 @@
+"""The audit trail: every stage of every record's trip, append-only, with secrets blanked out."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.secret import Secret
+from connector.store.db import session_scope
+from connector.store.tables import AuditEvent
+
+RECEIVED = "received"
+FETCHED = "fetched"
+MAPPED = "mapped"
+WRITTEN = "written"
+SKIPPED = "skipped"
+FAILED = "failed"
+RETRYING = "retrying"
+PARKED = "parked"
+STAGES = (RECEIVED, FETCHED, MAPPED, WRITTEN, SKIPPED, FAILED, RETRYING, PARKED)
+
+XERO_TO_ZOHO = "xero_to_zoho"
+ZOHO_TO_XERO = "zoho_to_xero"
+DIRECTIONS = (XERO_TO_ZOHO, ZOHO_TO_XERO)
+
+REDACTED = "***"
+_SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "authorization", "refresh", "api_key", "apikey")
+# "code" alone is an OAuth authorization code; CurrencyCode, TaxCode and friends are data we want.
+_SECRET_KEYS = {"code", "auth_code", "authcode", "grant_code"}
+# An Authorization header value: scheme plus one opaque word ("Bearer Creek Farm Ltd" is a name).
+_CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|zoho-oauthtoken)\s+\S+\s*$", re.IGNORECASE)
+
+
+def redact(value: Any) -> Any:
+    """A copy of ``value`` with secret-looking keys and credential-looking strings replaced by "***"."""
+    if isinstance(value, dict):
+        return {key: REDACTED if _looks_secret(str(key)) else redact(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [redact(item) for item in value]
+    if isinstance(value, Secret):
+        return REDACTED
+    if isinstance(value, str) and _CREDENTIAL_VALUE.match(value):
+        return REDACTED
+    return value
+
+
+def _looks_secret(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    connection_id: int | None
+    sync_id: str
+    direction: str
+    record_type: str
+    record_id: str
+    stage: str
+    detail: dict[str, Any] | None
+    task_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: AuditEvent) -> "AuditEntry":
+        return cls(
+            id=row.id,
+            connection_id=row.connection_id,
+            sync_id=row.sync_id,
+            direction=row.direction,
+            record_type=row.record_type,
+            record_id=row.record_id,
+            stage=row.stage,
+            detail=row.detail,
+            task_id=row.task_id,
+            created_at=row.created_at,
+        )
+
+
+class AuditLog:
+    def __init__(self, session_factory: sessionmaker[Session], *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+
+    def record(
+        self,
+        *,
+        record_type: str,
+        record_id: str,
+        stage: str,
+        connection_id: int | None = None,
+        sync_id: str | None = None,
+        direction: str = XERO_TO_ZOHO,
+        detail: dict | None = None,
+        task_id: str | None = None,
+    ) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        with session_scope(self._sessions) as session:
+            session.add(
+                AuditEvent(
+                    connection_id=connection_id,
+                    sync_id=sync_id or uuid.uuid4().hex,
+                    direction=direction,
+                    record_type=record_type,
+                    record_id=str(record_id),
+                    stage=stage,
+                    detail=redact(detail) if detail is not None else None,
+                    task_id=task_id,
+                    created_at=self._clock.now(),
+                )
+            )
+
+    def trail(self, connection_id: int | None, record_type: str, record_id: str) -> list[AuditEntry]:
+        """Every event of one record, oldest first."""
+        statement = self._of_record(connection_id, record_type, record_id).order_by(AuditEvent.id)
+        with session_scope(self._sessions) as session:
+            return [AuditEntry.of(row) for row in session.scalars(statement)]
+
+    def latest_stage(self, connection_id: int | None, record_type: str, record_id: str) -> str | None:
+        statement = (
+            self._of_record(connection_id, record_type, record_id)
+            .with_only_columns(AuditEvent.stage)
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+        with session_scope(self._sessions) as session:
+            return session.scalar(statement)
+
+    def failures(self, connection_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
+        """The latest event of each record whose latest stage is FAILED, newest first."""
+        latest = select(func.max(AuditEvent.id).label("id")).group_by(
+            AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id
+        )
+        if connection_id is not None:
+            latest = latest.where(AuditEvent.connection_id == connection_id)
+        statement = (
+            select(AuditEvent)
+            .where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == FAILED)
+            .order_by(AuditEvent.id.desc())
+            .limit(limit)
+        )
+        with session_scope(self._sessions) as session:
+            return [AuditEntry.of(row) for row in session.scalars(statement)]
+
+    def count(self, stage: str | None = None) -> int:
+        statement = select(func.count()).select_from(AuditEvent)
+        if stage is not None:
+            statement = statement.where(AuditEvent.stage == stage)
+        with session_scope(self._sessions) as session:
+            return session.scalar(statement) or 0
+
+    @staticmethod
+    def _of_record(connection_id: int | None, record_type: str, record_id: str):
+        same_connection = (
+            AuditEvent.connection_id.is_(None) if connection_id is None else AuditEvent.connection_id == connection_id
+        )
+        return select(AuditEvent).where(
+            same_connection, AuditEvent.record_type == record_type, AuditEvent.record_id == str(record_id)
+        )

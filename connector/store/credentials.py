@@ -1,0 +1,161 @@
+"""OAuth token sets, encrypted whole, with compare-and-swap so concurrent refreshes cannot clobber.
+
+A refresh token is often single-use (Zoho rotates them, Xero too). Two workers refreshing at
+once must not both write: each says which version it read, and the later one gets
+``StaleCredentials`` and should reload instead of writing an outdated token set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.errors import ConnectorError
+from connector.secret import Secret
+from connector.store.db import dialect_insert, session_scope
+from connector.store.tables import SYSTEMS, Credential
+from connector.store.vault import Vault
+
+
+@dataclass
+class TokenSet:
+    access_token: Secret
+    refresh_token: Secret
+    expires_at: datetime
+    scope: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. Zoho's api_domain
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "access_token": self.access_token.reveal(),
+                "refresh_token": self.refresh_token.reveal(),
+                "expires_at": self.expires_at.isoformat(),
+                "scope": self.scope,
+                "extra": self.extra,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "TokenSet":
+        data = json.loads(text)
+        return cls(
+            access_token=Secret(data["access_token"]),
+            refresh_token=Secret(data["refresh_token"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            scope=data.get("scope", ""),
+            extra=data.get("extra") or {},
+        )
+
+
+@dataclass
+class StoredTokens:
+    tokens: TokenSet
+    version: int
+
+
+class StaleCredentials(ConnectorError):
+    """The stored token set changed since it was read; reload and decide again."""
+
+
+class CredentialStore:
+    def __init__(self, session_factory: sessionmaker[Session], vault: Vault, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._sessions = session_factory
+        self._vault = vault
+        self._clock = clock
+
+    def load(self, connection_id: int, system: str) -> StoredTokens | None:
+        _check_system(system)
+        with session_scope(self._sessions) as session:
+            row = session.scalars(
+                select(Credential).where(Credential.connection_id == connection_id, Credential.system == system)
+            ).one_or_none()
+            if row is None:
+                return None
+            return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
+
+    def save(
+        self, connection_id: int, system: str, tokens: TokenSet, *, expected_version: int | None = None
+    ) -> int:
+        """Store ``tokens`` and return the new version.
+
+        ``expected_version=None`` writes unconditionally (a fresh grant from a person replaces
+        whatever was there); an integer writes only if the stored version still equals it.
+        """
+        _check_system(system)
+        ciphertext = self._vault.encrypt(tokens.to_json())
+        values = {
+            "ciphertext": ciphertext,
+            "key_id": self._vault.key_id_of(ciphertext),
+            "access_expires_at": tokens.expires_at,
+            "updated_at": self._clock.now(),
+        }
+        with session_scope(self._sessions) as session:
+            if expected_version is None:
+                statement = dialect_insert(session, Credential).values(
+                    connection_id=connection_id, system=system, version=1, **values
+                )
+                statement = statement.on_conflict_do_update(
+                    index_elements=[Credential.connection_id, Credential.system],
+                    set_={**values, "version": Credential.version + 1},
+                ).returning(Credential.version)
+                return session.execute(statement).scalar_one()
+            result = session.execute(
+                update(Credential)
+                .where(
+                    Credential.connection_id == connection_id,
+                    Credential.system == system,
+                    Credential.version == expected_version,
+                )
+                .values(**values, version=expected_version + 1)
+            )
+            if result.rowcount != 1:
+                raise StaleCredentials(
+                    f"{system} credentials of connection {connection_id} are no longer at version "
+                    f"{expected_version}; reload them"
+                )
+            return expected_version + 1
+
+    def rotate_keys(self, new_vault: Vault) -> int:
+        """Re-encrypt every row not yet under ``new_vault``'s first key; returns how many were rewritten.
+
+        Old ciphertext is read with whichever vault knows its key. Each rewrite is a
+        compare-and-swap too, so a refresh landing meanwhile is never overwritten with older tokens.
+        """
+        rewritten = 0
+        with session_scope(self._sessions) as session:
+            ids = session.scalars(select(Credential.id).order_by(Credential.id)).all()
+        for credential_id in ids:
+            while True:
+                with session_scope(self._sessions) as session:
+                    row = session.get(Credential, credential_id)
+                    if row is None or not new_vault.needs_rotation(row.ciphertext):
+                        break
+                    reader = new_vault if row.key_id in new_vault.key_ids else self._vault
+                    ciphertext = new_vault.encrypt(reader.decrypt(row.ciphertext))
+                    result = session.execute(
+                        update(Credential)
+                        .where(Credential.id == credential_id, Credential.version == row.version)
+                        .values(
+                            ciphertext=ciphertext,
+                            key_id=new_vault.primary_key_id,
+                            version=row.version + 1,
+                            updated_at=self._clock.now(),
+                        )
+                    )
+                    if result.rowcount == 1:
+                        rewritten += 1
+                        break
+        self._vault = new_vault
+        return rewritten
+
+
+def _check_system(system: str) -> None:
+    if system not in SYSTEMS:
+        raise ValueError(f"system must be one of {SYSTEMS}, not {system!r}")

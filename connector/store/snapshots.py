@@ -1,0 +1,78 @@
+"""The newest fetched version of each Xero record.
+
+Webhooks arrive out of order and fetches overlap, so a write only lands when its
+``source_updated_at`` (Xero's UpdatedDateUTC) is at least as new as the stored one. The check
+lives inside one INSERT ... ON CONFLICT DO UPDATE ... WHERE, so concurrent writers cannot
+interleave between reading and writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.store.db import dialect_insert, session_scope
+from connector.store.tables import XeroSnapshot
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    connection_id: int
+    resource: str
+    xero_id: str
+    source_updated_at: datetime
+    payload: dict[str, Any]
+    fetched_at: datetime
+
+
+class SnapshotStore:
+    def __init__(self, session_factory: sessionmaker[Session], *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+
+    def put_if_newer(
+        self, connection_id: int, resource: str, xero_id: str, *, source_updated_at: datetime, payload: dict
+    ) -> bool:
+        """Store ``payload`` unless a newer version is already stored; True when it was stored.
+
+        Decimal values in the payload are stored as strings and come back as strings.
+        """
+        values = {"source_updated_at": source_updated_at, "payload": payload, "fetched_at": self._clock.now()}
+        with session_scope(self._sessions) as session:
+            statement = dialect_insert(session, XeroSnapshot).values(
+                connection_id=connection_id, resource=resource, xero_id=xero_id, **values
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
+                set_=values,
+                # Equal timestamps overwrite: a re-fetch of the same version is harmless and
+                # picks up anything Xero changed without bumping UpdatedDateUTC.
+                where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
+            ).returning(XeroSnapshot.id)
+            # A row comes back only when it was inserted or the WHERE let the update through.
+            return session.execute(statement).first() is not None
+
+    def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
+        with session_scope(self._sessions) as session:
+            row = session.scalars(
+                select(XeroSnapshot).where(
+                    XeroSnapshot.connection_id == connection_id,
+                    XeroSnapshot.resource == resource,
+                    XeroSnapshot.xero_id == xero_id,
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            return Snapshot(
+                connection_id=row.connection_id,
+                resource=row.resource,
+                xero_id=row.xero_id,
+                source_updated_at=row.source_updated_at,
+                payload=row.payload,
+                fetched_at=row.fetched_at,
+            )

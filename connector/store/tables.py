@@ -1,0 +1,182 @@
+"""The schema, as SQLAlchemy 2.0 typed models. Migrations in ``migrations/versions`` create it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in, timezone-aware UTC out, on every database.
+
+    SQLite keeps no offset, so values are stored as naive UTC there and given their zone back
+    on the way out. Naive input is refused: guessing its zone is how timestamps go wrong.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime given to the store; pass a timezone-aware one")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
+JsonDocument = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-numbers a column declared exactly INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+CONNECTION_STATES = ("active", "needs_reauth", "disabled")
+SYSTEMS = ("xero", "zoho")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# Deterministic constraint names, so a later migration can drop or alter them on any database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JsonDocument}
+
+
+class Connection(Base):
+    """One Xero organisation paired with one Zoho CRM org."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    xero_tenant_id: Mapped[str] = mapped_column(String(64), unique=True)
+    xero_tenant_name: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    zoho_org_id: Mapped[str | None] = mapped_column(String(64))
+    zoho_api_domain: Mapped[str | None] = mapped_column(String(255))
+    zoho_accounts_url: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    xero_daily_limit: Mapped[int] = mapped_column(Integer, default=5000, server_default="5000")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Credential(Base):
+    """One system's OAuth token set for a connection, encrypted as a whole by the vault."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (UniqueConstraint("connection_id", "system", name="uq_credentials_connection_system"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(10))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(64))
+    access_expires_at: Mapped[datetime | None]
+    # Compare-and-swap counter: a writer states the version it read, and loses if it moved on.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdLink(Base):
+    """Which Zoho record a Xero record became, and the hash of what was last written."""
+
+    __tablename__ = "id_links"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "xero_id", name="uq_id_links_connection_kind_xero"),
+        Index("ix_id_links_zoho", "connection_id", "zoho_module", "zoho_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    xero_id: Mapped[str] = mapped_column(String(64))
+    zoho_module: Mapped[str] = mapped_column(String(64))
+    zoho_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    source_updated_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """One stage of one record's journey. Append-only."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_record", "connection_id", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # No foreign key: the trail must be writable even for a tenant we do not (or no longer) know.
+    connection_id: Mapped[int | None] = mapped_column(Integer)
+    sync_id: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(20))
+    record_type: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(128))
+    stage: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any] | None]
+    task_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class XeroSnapshot(Base):
+    """The newest version of a Xero record we have fetched (newest ``source_updated_at`` wins)."""
+
+    __tablename__ = "xero_snapshots"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "resource", "xero_id", name="uq_xero_snapshots_connection_resource_xero"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    resource: Mapped[str] = mapped_column(String(40))
+    xero_id: Mapped[str] = mapped_column(String(64))
+    source_updated_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ZohoChannel(Base):
+    """A Zoho CRM notification channel; only a hash of its verification token is kept."""
+
+    __tablename__ = "zoho_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    channel_id: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    events: Mapped[list[str]] = mapped_column(JsonDocument)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    renewed_at: Mapped[datetime | None]
