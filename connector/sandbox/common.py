@@ -157,7 +157,7 @@ class ServedApp:
         self.url = f"http://{host}:{self.server.server_port}"
         if isinstance(app, SandboxApp):
             app.base_url = self.url
-        self.thread = threading.Thread(target=self.server.serve_forever, name=f"serve-{self.url}", daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"serve-{self.url}", daemon=True)
         self.thread.start()
 
     def shutdown(self) -> None:
