@@ -1,0 +1,182 @@
+"""HTTP plumbing shared by the Xero and Zoho clients and their token managers.
+
+- one pooled ``requests.Session`` per process, without urllib3-level retries (we decide what to retry);
+- ``transport_retry``: a few quick retries on broken connections and timeouts only; the Celery layer
+  does the slow, backed-off retries;
+- JSON in and out with ``Decimal`` money (never binary floats);
+- ``redact`` so no token ever reaches an exception message or a log line;
+- ``StoredTokenManager``: the refresh logic both OAuth providers share (stored token set, Redis
+  single-flight lock, re-read after the lock, compare-and-swap save).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import quote_plus
+
+import requests
+from redis.exceptions import LockError
+from requests.adapters import HTTPAdapter
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random
+
+from connector import __version__
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.errors import NeedsReauth, TransientError
+from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5, 30)  # (connect, read) seconds
+
+# A few quick attempts for blips (reset connections, a slow read); anything longer is the task's job.
+transport_retry = retry(
+    retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
+    stop=stop_after_attempt(3),
+    wait=wait_random(0.05, 0.3),
+    reraise=True,
+)
+
+
+def make_session(user_agent: str = f"ml-connector/{__version__}") -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=10, pool_maxsize=20, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = user_agent
+    return session
+
+
+_SECRET_FIELDS = re.compile(
+    r"""(?P<key>["']?(?<![\w-])(?:access_token|refresh_token|client_secret|id_token)["']?\s*[:=]\s*["']?)"""
+    r"""(?P<value>[^"'&\s,}]+)""",
+    re.IGNORECASE,
+)
+_AUTH_HEADER = re.compile(r"(?i)\b(Bearer|Basic|Zoho-oauthtoken)\s+[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str, *secrets: str) -> str:
+    """Hide the given secret values (raw and URL-encoded) and anything that looks like a token field."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        text = text.replace(secret, "***").replace(quote_plus(secret), "***")
+    text = _SECRET_FIELDS.sub(lambda m: m["key"] + "***", text)
+    return _AUTH_HEADER.sub(lambda m: m[1] + " ***", text)
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Parse a JSON body with every non-integer number as Decimal (money must not pass through float)."""
+    return json.loads(data, parse_float=Decimal)
+
+
+def dumps_json(value: Any) -> str:
+    """Serialise to JSON writing Decimal as a plain JSON number via str() (no quotes, no float noise)."""
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"cannot send {value} as a JSON number")
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{dumps_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps_json(v) for v in value) + "]"
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return f'"{value.isoformat()}"'  # both APIs take YYYY-MM-DD dates; datetimes differ, so format them upstream
+    return json.dumps(value, allow_nan=False)
+
+
+def body_excerpt(response: requests.Response, limit: int = 300) -> str:
+    text = response.text.strip()
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def is_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "").lower()
+
+
+def transport_error(exc: requests.RequestException, what: str, *secrets: str) -> TransientError:
+    return TransientError(redact(f"{what}: {type(exc).__name__}: {exc}", *secrets))
+
+
+class StoredTokenManager:
+    """Keeps one stored token set per (connection, system) fresh, refreshing at most once at a time.
+
+    Every worker shares the stored access token (Zoho allows 10 refreshes per 10 minutes; Xero rotates
+    the refresh token, so two independent refreshes would race). A refresh takes a Redis lock keyed by
+    connection, re-reads the store, and skips the call when someone else already refreshed.
+    """
+
+    system: ClassVar[str]
+
+    def __init__(
+        self,
+        *,
+        connection_id: int,
+        credentials: CredentialStore,
+        redis: Any,
+        session: requests.Session,
+        clock: Clock | None,
+        refresh_margin: float,
+        lock_timeout: float,
+    ) -> None:
+        self.connection_id = connection_id
+        self._credentials = credentials
+        self._redis = redis
+        self._session = session
+        self._clock = clock or SYSTEM_CLOCK
+        self._refresh_margin = timedelta(seconds=refresh_margin)
+        self._lock_timeout = lock_timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(connection_id={self.connection_id})"
+
+    def access_token(self) -> str:
+        stored = self._load()
+        if self._expiring(stored.tokens):
+            return self.refresh()
+        return stored.tokens.access_token.reveal()
+
+    def refresh(self, force: bool = False) -> str:
+        seen = self._load()
+        lock = self._redis.lock(
+            f"connector:oauth-refresh:{self.system}:{self.connection_id}",
+            timeout=self._lock_timeout,
+            blocking_timeout=self._lock_timeout,
+        )
+        if not lock.acquire():
+            raise TransientError(f"timed out waiting for the {self.system} token refresh lock")
+        try:
+            current = self._load()
+            refreshed_meanwhile = current.version != seen.version
+            if refreshed_meanwhile or not (force or self._expiring(current.tokens)):
+                return current.tokens.access_token.reveal()
+            fresh = self._request_refresh(current.tokens)
+            try:  # persist (rotated refresh token included) before anyone uses the new access token
+                self._credentials.save(self.connection_id, self.system, fresh, expected_version=current.version)
+            except StaleCredentials:  # our lock lapsed and another process saved first: theirs wins
+                log.warning("%s tokens for connection %s changed during refresh", self.system, self.connection_id)
+                return self._load().tokens.access_token.reveal()
+            log.info("refreshed %s access token for connection %s", self.system, self.connection_id)
+            return fresh.access_token.reveal()
+        finally:
+            try:
+                lock.release()
+            except LockError:  # the lock expired under us; the CAS save already guarded the write
+                log.warning("%s refresh lock for connection %s had expired", self.system, self.connection_id)
+
+    def _load(self) -> StoredTokens:
+        stored = self._credentials.load(self.connection_id, self.system)
+        if stored is None:
+            raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it first")
+        return stored
+
+    def _expiring(self, tokens: TokenSet) -> bool:
+        return tokens.expires_at - self._clock.now() <= self._refresh_margin
+
+    def _expires_at(self, expires_in: Any) -> datetime:
+        return self._clock.now() + timedelta(seconds=float(expires_in))
+
+    def _request_refresh(self, tokens: TokenSet) -> TokenSet:
+        raise NotImplementedError

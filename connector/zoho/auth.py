@@ -1,0 +1,131 @@
+"""Zoho OAuth 2.0 tokens (zoho-crm-api.md §1.2, §1.3).
+
+One access token per connection, shared by every worker through the credential store: Zoho allows
+only 10 refreshes per refresh token per 10 minutes and 15 live access tokens. A refresh returns no
+new refresh token (keep the old one) and errors arrive as HTTP 200 with ``{"error": ...}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import requests
+
+from connector.clock import Clock
+from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
+from connector.http import (
+    DEFAULT_TIMEOUT,
+    StoredTokenManager,
+    body_excerpt,
+    loads_json,
+    redact,
+    transport_error,
+    transport_retry,
+)
+from connector.secret import Secret
+from connector.store.credentials import CredentialStore, TokenSet
+
+# "Access Denied" = more than 10 token requests in 10 minutes (§1.3); a minute lets the window move.
+THROTTLE_RETRY_AFTER = 60.0
+
+
+class ZohoTokenSource(Protocol):
+    def access_token(self) -> str: ...
+
+    def api_domain(self) -> str: ...
+
+    def refresh(self, force: bool = False) -> str: ...
+
+
+class ZohoTokenManager(StoredTokenManager):
+    system = "zoho"
+
+    def __init__(
+        self,
+        *,
+        connection_id: int,
+        credentials: CredentialStore,
+        redis: Any,
+        session: requests.Session,
+        accounts_url: str,
+        client_id: str,
+        client_secret: Secret,
+        clock: Clock | None = None,
+        refresh_margin: float = 300.0,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        super().__init__(
+            connection_id=connection_id,
+            credentials=credentials,
+            redis=redis,
+            session=session,
+            clock=clock,
+            refresh_margin=refresh_margin,
+            lock_timeout=lock_timeout,
+        )
+        self._token_url = accounts_url.rstrip("/") + "/oauth/v2/token"
+        self._client_id = client_id
+        self._client_secret = client_secret
+
+    def api_domain(self) -> str:
+        """The data centre's API host from the token response (§2: never a hard-coded .com)."""
+        domain = (self._load().tokens.extra or {}).get("api_domain")
+        if not domain:
+            raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect it")
+        return str(domain).rstrip("/")
+
+    def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
+        """Swap the grant code for tokens (not stored here); needs access_type=offline on authorize."""
+        body = self._post_token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, code)
+        if not body.get("refresh_token"):
+            raise NeedsReauth("Zoho sent no refresh token: authorize with access_type=offline")
+        return self._token_set(body, refresh_token=Secret(body["refresh_token"]), extra={})
+
+    def _request_refresh(self, tokens: TokenSet) -> TokenSet:
+        refresh_token = tokens.refresh_token.reveal()
+        body = self._post_token({"grant_type": "refresh_token", "refresh_token": refresh_token}, refresh_token)
+        extra = dict(tokens.extra or {})
+        return self._token_set(body, refresh_token=tokens.refresh_token, extra=extra, scope=tokens.scope)
+
+    def _post_token(self, form: dict[str, str], *secrets: str) -> dict:
+        hidden = (*secrets, self._client_secret.reveal())
+        form = {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}
+        try:
+            response = transport_retry(self._session.post)(self._token_url, data=form, timeout=DEFAULT_TIMEOUT)
+        except requests.RequestException as exc:
+            raise transport_error(exc, "Zoho token request", *hidden) from None
+        where = f"Zoho token request for connection {self.connection_id}"
+        if response.status_code >= 500:
+            raise TransientError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
+        try:
+            body = loads_json(response.content)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
+                           status=response.status_code)
+        error = body.get("error")
+        if response.status_code == 200 and not error and body.get("access_token"):
+            return body
+        if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code (§1.2)
+            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect")
+        if error == "invalid_client":
+            raise NeedsReauth(
+                f"{where}: invalid_client; check ZOHO_CLIENT_ID/SECRET and that the accounts server "
+                f"({self._token_url.rsplit('/oauth', 1)[0]}) is the account's data centre (ZOHO_DC)"
+            )
+        if error == "Access Denied":
+            raise RateLimited(f"{where}: throttled (too many token requests)", retry_after=THROTTLE_RETRY_AFTER)
+        detail = redact(str(error or body_excerpt(response)), *hidden)
+        raise ApiError(f"{where}: {response.status_code} {detail}", status=response.status_code)
+
+    def _token_set(self, body: dict, *, refresh_token: Secret, extra: dict, scope: str = "") -> TokenSet:
+        if body.get("api_domain"):
+            extra["api_domain"] = str(body["api_domain"]).rstrip("/")
+        return TokenSet(
+            access_token=Secret(body["access_token"]),
+            refresh_token=refresh_token,
+            expires_at=self._expires_at(body.get("expires_in", 3600)),
+            scope=body.get("scope") or scope,
+            extra=extra,
+        )

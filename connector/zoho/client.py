@@ -1,0 +1,293 @@
+"""Zoho CRM v8 client: one method per endpoint, per-record results for writes (zoho-crm-api.md §3, §5, §6)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import requests
+
+from connector.errors import ApiError, NeedsReauth, RateLimited, RecordRejected, TransientError, Unauthorized
+from connector.http import (
+    DEFAULT_TIMEOUT,
+    body_excerpt,
+    dumps_json,
+    is_json,
+    loads_json,
+    redact,
+    transport_error,
+    transport_retry,
+)
+
+if TYPE_CHECKING:
+    from connector.zoho.auth import ZohoTokenSource
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS_PER_WRITE = 100  # insert / update / upsert (§3.3)
+MAX_IDS_PER_READ = 100  # the documented cap was cut off; 100 is the common assumption (§3.2)
+MAX_FIELDS_PER_LIST = 50  # `fields` is mandatory on lists, at most 50 (§3.2)
+# Zoho sends no Retry-After on 429 (§6.3); concurrency clears in seconds, credits are the task's problem.
+RATE_LIMIT_RETRY_AFTER = 30.0
+_NO_CONTENT = (204, 304)
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    index: int  # position in the records the caller passed
+    ok: bool
+    id: str | None
+    action: str | None  # "insert" | "update"
+    code: str
+    message: str
+    details: dict
+
+    def raise_if_rejected(self) -> None:
+        if not self.ok:
+            raise RecordRejected(f"Zoho rejected record {self.index}: {self.code} {self.message}",
+                                 code=self.code, details=self.details)
+
+
+def format_zoho_datetime(moment: datetime) -> str:
+    """ISO-8601 with offset and no fraction: Zoho rejects milliseconds (§5.3); naive means UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.replace(microsecond=0).isoformat()
+
+
+def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) -> None:
+    """Request-level errors (top-level API_Exception bodies, §6.4) to typed errors."""
+    status = response.status_code
+    if status < 400:
+        return
+    body = _json(response)
+    code = str(body.get("code", "")) if isinstance(body, dict) else ""
+    text = f"{code}: {body.get('message', '')}" if code else body_excerpt(response)
+    path = urlsplit(response.request.url or "").path
+    message = redact(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
+    if status == 401:
+        if code == "INVALID_TOKEN":
+            raise Unauthorized(message)
+        raise NeedsReauth(message)  # OAUTH_SCOPE_MISMATCH, AUTHENTICATION_FAILURE: a new consent is needed
+    if status == 429:
+        raise RateLimited(message, retry_after=RATE_LIMIT_RETRY_AFTER, problem=code or None)
+    if status >= 500:
+        raise TransientError(message)
+    raise ApiError(message, status=status)
+
+
+def parse_record_results(
+    items: Sequence[dict], *, offset: int = 0, default_action: str | None = None
+) -> list[RecordResult]:
+    results = []
+    for position, item in enumerate(items):
+        details = item.get("details") or {}
+        ok = item.get("status") == "success"
+        results.append(RecordResult(
+            index=offset + position,
+            ok=ok,
+            id=str(details["id"]) if ok and details.get("id") is not None else None,
+            action=item.get("action") or (default_action if ok else None),
+            code=str(item.get("code", "")),
+            message=str(item.get("message", "")),
+            details=details,
+        ))
+    return results
+
+
+def _json(response: requests.Response) -> Any:
+    if response.status_code in _NO_CONTENT or not response.content or not is_json(response):
+        return None
+    try:
+        return loads_json(response.content)
+    except ValueError:
+        return None
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
+    for start in range(0, len(values), size):
+        yield start, list(values[start : start + size])
+
+
+class ZohoClient:
+    def __init__(self, *, session: requests.Session, tokens: "ZohoTokenSource") -> None:
+        self._session = session
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return "ZohoClient()"
+
+    # -- records: writes ------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        module: str,
+        records: Sequence[dict],
+        *,
+        duplicate_check_fields: Sequence[str],
+        trigger: Sequence[str] = (),
+    ) -> list[RecordResult]:
+        """POST /{module}/upsert in chunks of 100; ``trigger=()`` suppresses Zoho automation (§3.4)."""
+        extra = {"duplicate_check_fields": list(duplicate_check_fields)}
+        return self._write("POST", f"/{module}/upsert", records, trigger, extra, None)
+
+    def insert(self, module: str, records: Sequence[dict], *, trigger: Sequence[str] = ()) -> list[RecordResult]:
+        # Not retried on a lost answer: a second insert would create duplicates.
+        return self._write("POST", f"/{module}", records, trigger, {}, "insert", retry_transport=False)
+
+    def update(self, module: str, records: Sequence[dict], *, trigger: Sequence[str] = ()) -> list[RecordResult]:
+        if any(not record.get("id") for record in records):
+            raise ValueError("every record passed to update() needs its Zoho id")
+        return self._write("PUT", f"/{module}", records, trigger, {}, "update")
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        records: Sequence[dict],
+        trigger: Sequence[str],
+        extra: dict,
+        default_action: str | None,
+        retry_transport: bool = True,
+    ) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        for offset, chunk in _chunks(records, MAX_RECORDS_PER_WRITE):
+            body = {"data": chunk, **extra, "trigger": list(trigger)}
+            # 201 all ok, 207 mixed, 400 may still carry one item per record (§3.3).
+            answer = self._call(method, path, json_body=body, item_key="data", retry_transport=retry_transport)
+            items = answer.get("data") or []
+            if len(items) != len(chunk):
+                raise ApiError(f"Zoho {method} {path}: {len(items)} results for {len(chunk)} records", status=200)
+            results.extend(parse_record_results(items, offset=offset, default_action=default_action))
+        return results
+
+    # -- records: reads -------------------------------------------------------------------------
+
+    def get_record(self, module: str, record_id: str) -> dict | None:
+        data = self._call("GET", f"/{module}/{record_id}").get("data") or []
+        return data[0] if data else None
+
+    def get_records(self, module: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict]:
+        found: list[dict] = []
+        for _, chunk in _chunks(list(dict.fromkeys(ids)), MAX_IDS_PER_READ):
+            params = {"ids": ",".join(chunk), "fields": _fields(fields)}
+            found.extend(self._call("GET", f"/{module}", params=params).get("data") or [])
+        return found
+
+    def list_records(
+        self,
+        module: str,
+        *,
+        fields: Sequence[str],
+        modified_since: datetime | None = None,
+        page: int = 1,
+        per_page: int = 200,
+    ) -> tuple[list[dict], bool]:
+        """One page and whether more follow; 204 (empty) and 304 (nothing modified) give ([], False)."""
+        headers = {"If-Modified-Since": format_zoho_datetime(modified_since)} if modified_since else {}
+        params = {"fields": _fields(fields), "page": page, "per_page": per_page}
+        body = self._call("GET", f"/{module}", params=params, headers=headers)
+        return body.get("data") or [], bool((body.get("info") or {}).get("more_records"))
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    def modules(self) -> list[dict]:
+        return self._call("GET", "/settings/modules").get("modules") or []
+
+    def fields(self, module: str) -> list[dict]:
+        return self._call("GET", "/settings/fields", params={"module": module}).get("fields") or []
+
+    # -- notification channels (§5) -------------------------------------------------------------
+
+    def enable_watch(self, channels: list[dict]) -> list[dict]:
+        return self._watch("POST", channels)
+
+    def update_watch(self, channels: list[dict]) -> list[dict]:
+        """PATCH: only the given keys change (PUT would drop the others, §5.1); use it to renew expiry."""
+        return self._watch("PATCH", channels)
+
+    def get_watch(self) -> list[dict]:
+        return self._call("GET", "/actions/watch").get("watch") or []
+
+    def disable_watch(self, channel_ids: Sequence[str | int]) -> None:
+        self._call("DELETE", "/actions/watch", params={"channel_ids": ",".join(str(c) for c in channel_ids)})
+
+    def _watch(self, method: str, channels: list[dict]) -> list[dict]:
+        payload = [
+            {k: format_zoho_datetime(v) if isinstance(v, datetime) else v for k, v in channel.items()}
+            for channel in channels
+        ]
+        items = self._call(method, "/actions/watch", json_body={"watch": payload}, item_key="watch").get("watch") or []
+        for item in items:
+            if item.get("status") == "error":
+                raise RecordRejected(f"Zoho {method} /actions/watch: {item.get('code')} {item.get('message')}",
+                                     code=str(item.get("code", "")), details=item.get("details") or {})
+        return items
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        item_key: str | None = None,
+        retry_transport: bool = True,
+    ) -> dict:
+        """Send one request; on 401 INVALID_TOKEN refresh once and try once more (§6.4).
+
+        With ``item_key``, a 400 whose body lists per-item results is returned for the caller to parse.
+        """
+        token = self._tokens.access_token()
+        for attempt in (1, 2):
+            response = self._send(method, path, token, params, headers, json_body, retry_transport)
+            if response.status_code != 401 or _json_code(response) != "INVALID_TOKEN":
+                break
+            if attempt == 2:
+                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect")
+            log.info("Zoho answered INVALID_TOKEN; refreshing the token once")
+            token = self._tokens.refresh(force=True)
+        body = _json(response)
+        if response.status_code == 400 and item_key and isinstance(body, dict) and isinstance(body.get(item_key), list):
+            return body
+        raise_for_zoho(response, secrets=(token,))
+        return body if isinstance(body, dict) else {}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        json_body: Any,
+        retry_transport: bool,
+    ) -> requests.Response:
+        url = self._tokens.api_domain() + "/crm/v8" + path  # the account's data centre (§2)
+        request_headers = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
+        data = None
+        if json_body is not None:
+            request_headers["Content-Type"] = "application/json"
+            data = dumps_json(json_body).encode()
+        send = transport_retry(self._session.request) if retry_transport else self._session.request
+        try:
+            return send(method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT)
+        except requests.RequestException as exc:
+            raise transport_error(exc, f"Zoho {method} /crm/v8{path}", token) from None
+
+
+def _fields(fields: Sequence[str]) -> str:
+    if not fields or len(fields) > MAX_FIELDS_PER_LIST:
+        raise ValueError(f"Zoho list reads need 1 to {MAX_FIELDS_PER_LIST} fields, got {len(fields)}")
+    return ",".join(fields)
+
+
+def _json_code(response: requests.Response) -> str | None:
+    body = _json(response)
+    return str(body.get("code")) if isinstance(body, dict) and body.get("code") else None
