@@ -1,0 +1,88 @@
+"""content_hash: stable across key order and number spelling; sensitive to real changes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.mapping import canonical_json, content_hash
+
+
+def test_canonical_json_text() -> None:
+    payload = {"b": [Decimal("1.50"), 2, None, True], "a": {"y": "é", "x": Decimal("100")}}
+    assert canonical_json(payload) == '{"a":{"x":100,"y":"é"},"b":[1.5,2,null,true]}'
+
+
+def test_key_order_does_not_matter() -> None:
+    one = {"Account_Name": "Acme", "Xero_Outstanding": Decimal("1.00"), "Nested": {"a": 1, "b": 2}}
+    two = {"Nested": {"b": 2, "a": 1}, "Xero_Outstanding": Decimal("1.00"), "Account_Name": "Acme"}
+    assert content_hash(one) == content_hash(two)
+
+
+def test_numbers_hash_by_value() -> None:
+    # Decision: Decimal("1.0") and Decimal("1.00") (and 1, 1.0) are the same content.
+    spellings = [Decimal("1.0"), Decimal("1.00"), Decimal("1"), 1, 1.0, Decimal("0.1E1")]
+    assert len({content_hash({"x": value}) for value in spellings}) == 1
+    assert content_hash({"x": Decimal("-0.00")}) == content_hash({"x": 0})
+
+
+def test_real_changes_change_the_hash() -> None:
+    base = content_hash({"x": Decimal("1.00")})
+    assert content_hash({"x": Decimal("1.01")}) != base
+    assert content_hash({"x": "1"}) != base  # a string is not a number
+    assert content_hash({"x": True}) != base  # a bool is not a number
+    assert content_hash({"x": Decimal("1.00"), "y": None}) != base  # an explicit null is content
+    assert content_hash({"x": [1, 2]}) != content_hash({"x": [2, 1]})  # list order is content
+    long_a = Decimal("1.00000000000000000000000000000001")
+    assert content_hash({"x": long_a}) != base  # no rounding to 28 digits
+
+
+def test_hash_format() -> None:
+    digest = content_hash({})
+    assert len(digest) == 64 and int(digest, 16) >= 0
+
+
+@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": Decimal("Infinity")}, {1: "a"}, {"x": object()}])
+def test_unencodable_values_are_refused(bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        content_hash(bad)
+
+
+json_scalars = st.one_of(
+    st.none(), st.booleans(), st.text(), st.integers(),
+    st.decimals(allow_nan=False, allow_infinity=False),
+)
+payloads = st.recursive(
+    st.dictionaries(st.text(), json_scalars),
+    lambda children: st.dictionaries(st.text(), st.one_of(json_scalars, children, st.lists(children, max_size=3))),
+    max_leaves=20,
+)
+
+
+def _reordered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _reordered(value[key]) for key in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reordered(item) for item in value]
+    if isinstance(value, Decimal):  # same value, one more trailing zero (1.5 -> 1.50)
+        sign, digits, exponent = value.as_tuple()
+        return Decimal((sign, (*digits, 0), exponent - 1))
+    return value
+
+
+@given(payloads)
+def test_hash_is_stable_under_key_reordering_and_respelling(payload: dict[str, Any]) -> None:
+    assert content_hash(payload) == content_hash(_reordered(payload))
+
+
+@given(
+    st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), allow_nan=False, allow_infinity=False, places=2),
+    st.integers(min_value=0, max_value=6),
+)
+def test_trailing_zeros_never_matter(amount: Decimal, extra_zeros: int) -> None:
+    respelled = amount.quantize(Decimal(1).scaleb(-(2 + extra_zeros)))
+    assert content_hash({"Amount": amount}) == content_hash({"Amount": respelled})
