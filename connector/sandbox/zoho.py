@@ -129,12 +129,14 @@ STANDARD_FIELDS: dict[str, list[FieldSpec]] = {
     ],
 }
 
+# The custom fields our setup step creates in an org (single-line text of 255, unless noted).
 XERO_FIELDS: dict[str, list[FieldSpec]] = {
-    "Accounts": [_text("Xero_Contact_ID", 100, unique=True, custom=True),
+    "Accounts": [_text("Xero_Contact_ID", 255, unique=True, custom=True), _text("Xero_Tax_Number", 255, custom=True),
+                 _text("Xero_Status", 255, custom=True), FieldSpec("Xero_Url", "website", 255, custom=True),
                  _money("Xero_Outstanding", custom=True), _money("Xero_Overdue", custom=True)],
-    "Contacts": [_text("Xero_Person_Key", 100, unique=True, custom=True)],
-    "Products": [_text("Xero_Item_Code", 100, unique=True, custom=True)],
-    "Invoices": [_text("Xero_Invoice_ID", 100, unique=True, custom=True), _money("Xero_Amount_Paid", custom=True),
+    "Contacts": [_text("Xero_Person_Key", 255, unique=True, custom=True)],
+    "Products": [_text("Xero_Item_Code", 255, unique=True, custom=True)],
+    "Invoices": [_text("Xero_Invoice_ID", 255, unique=True, custom=True), _money("Xero_Amount_Paid", custom=True),
                  _money("Xero_Amount_Due", custom=True), FieldSpec("Xero_Url", "website", 255, custom=True)],
 }
 
