@@ -123,7 +123,7 @@ class IdLink(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
-    xero_id: Mapped[str] = mapped_column(String(64))
+    xero_id: Mapped[str] = mapped_column(String(300))
     zoho_module: Mapped[str] = mapped_column(String(64))
     zoho_id: Mapped[str] = mapped_column(String(64))
     content_hash: Mapped[str] = mapped_column(String(128))

@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), primary_key=True),
         _connection_fk("id_links"),
         sa.Column("kind", sa.String(40), nullable=False),
-        sa.Column("xero_id", sa.String(64), nullable=False),
+        sa.Column("xero_id", sa.String(300), nullable=False),
         sa.Column("zoho_module", sa.String(64), nullable=False),
         sa.Column("zoho_id", sa.String(64), nullable=False),
         sa.Column("content_hash", sa.String(128), nullable=False),
