@@ -1,0 +1,44 @@
+"""WSGI entry point for production: `gunicorn 'webhooks.wsgi:app'`.
+
+Composition lives here, not in the receiver: the Celery app to enqueue with and the channel
+store to check Zoho tokens against, both from the environment.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def build_receiver() -> Flask:
+    from webhooks import create_app
+    from webhooks.enqueue import celery_enqueuer
+    from workers.app import app as celery_app
+    from workers.deps import get_deps
+
+    deps = get_deps()
+
+    def health() -> dict:
+        states = [c.state for c in deps.store.connections.all()]
+        degraded = any(s != "active" for s in states)
+        return {"status": "degraded" if degraded else "ok", "connections": states}
+
+    return create_app(
+        webhook_key=deps.settings.xero_webhook_key,
+        enqueue=celery_enqueuer(celery_app),
+        zoho_channels=deps.store.channels,
+        max_body_bytes=deps.settings.max_webhook_bytes,
+        health=health,
+    )
+
+
+_app: Flask | None = None
+
+
+def __getattr__(name: str):
+    # Built on first access (gunicorn's `webhooks.wsgi:app`), not on import.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build_receiver()
+        return _app
+    raise AttributeError(name)

@@ -1,0 +1,204 @@
+"""`connector demo`: the whole pipeline on the embedded default, end to end, in one process.
+
+No Redis, no database server, no credentials: a SQLite file, fakeredis, kombu's in-process
+broker with a real Celery worker thread, and the built-in Xero and Zoho sandboxes on loopback.
+It seeds a Xero organisation, fires real signed webhooks at the real receiver over HTTP, lets
+the pipeline run, delivers every webhook a second time (nothing may change in Zoho), and prints
+what each Xero contact became in Zoho. Exit code 0 only if everything synced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TextIO
+
+import requests
+
+from connector.clock import SYSTEM_CLOCK
+from connector.mapping import zoho_fields
+from connector.sandbox.common import serve
+from connector.sandbox.xero import XeroSandbox
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.sandbox.zoho import ZohoSandbox
+from connector.secret import Secret
+from connector.settings import Settings
+from connector.store import audit as stages
+from connector.store.credentials import TokenSet
+from webhooks import create_app
+from webhooks.enqueue import celery_enqueuer
+from workers.app import app as celery_app
+from workers.deps import Deps, configure
+from workers.embedded import EmbeddedWorker, wait_until
+
+TERMINAL = {stages.WRITTEN, stages.SKIPPED, stages.FAILED, stages.PARKED}
+
+
+@dataclass
+class Sandboxes:
+    xero: XeroSandbox
+    zoho: ZohoSandbox
+    xero_url: str
+    zoho_url: str
+
+
+def embedded_settings(data_dir: Path, sandboxes: Sandboxes) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{(data_dir / 'connector.db').as_posix()}",
+        redis_url=None,
+        broker_url="memory://",
+        xero_client_id=sandboxes.xero.client_id,
+        xero_client_secret=Secret(sandboxes.xero.client_secret),
+        xero_webhook_key=Secret(sandboxes.xero.webhook_key),
+        xero_api_url=sandboxes.xero_url,
+        xero_identity_url=sandboxes.xero_url,
+        xero_login_url=sandboxes.xero_url,
+        zoho_client_id=sandboxes.zoho.client_id,
+        zoho_client_secret=Secret(sandboxes.zoho.client_secret),
+        zoho_accounts_url=sandboxes.zoho_url,
+    )
+
+
+def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str) -> tuple[int, str]:
+    """Link a sandbox Xero tenant to the sandbox Zoho org, as `connector connect` would after consent."""
+    tenant_id = sandboxes.xero.add_tenant(tenant_name)
+    connection = deps.store.connections.create(name=tenant_name, xero_tenant_id=tenant_id, xero_tenant_name=tenant_name)
+    grant = sandboxes.xero.issue_grant([tenant_id])
+    now = SYSTEM_CLOCK.now()
+    deps.credentials.save(
+        connection.id, "xero",
+        TokenSet(
+            access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+            expires_at=now + timedelta(seconds=int(grant["expires_in"])), scope=grant.get("scope", ""),
+        ),
+    )
+    # Only a refresh token, as after Zoho's consent: the first call refreshes and learns api_domain.
+    deps.credentials.save(
+        connection.id, "zoho",
+        TokenSet(
+            access_token=Secret(""), refresh_token=Secret(sandboxes.zoho.issue_refresh_token()),
+            expires_at=now - timedelta(seconds=1),
+        ),
+    )
+    return connection.id, tenant_id
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - display_width(text))
+
+
+def print_table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(display_width(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        out.write("  ".join(pad(cell, widths[i]) for i, cell in enumerate(row)).rstrip() + "\n")
+        if n == 0:
+            out.write("  ".join("-" * w for w in widths) + "\n")
+
+
+def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: TextIO = sys.stdout, timeout: float = 45.0) -> int:
+    started = time.monotonic()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per sandbox request is noise here
+    shutil.rmtree(data_dir, ignore_errors=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    # The demo is always embedded, even where REDIS_URL is set for the distributed setup.
+    celery_app.conf.update(broker_url="memory://", broker_transport_options={"polling_interval": 0.02})
+
+    xero, zoho = XeroSandbox(), ZohoSandbox()
+    with serve(xero) as xero_server, serve(zoho) as zoho_server:
+        sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
+        deps = configure(embedded_settings(data_dir, sandboxes))
+        connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Aotearoa Outfitters Ltd")
+        contact_ids = seed_demo_org(xero, tenant_id, contacts=contacts)
+        events = list(xero.pending_events())
+
+        receiver = create_app(
+            webhook_key=deps.settings.xero_webhook_key,
+            enqueue=celery_enqueuer(celery_app),
+            zoho_channels=deps.store.channels,
+        )
+        with serve(receiver) as receiver_server, EmbeddedWorker(concurrency=4):
+            hook_url = f"{receiver_server.url}/webhooks/xero"
+            itr = xero.intent_to_receive(hook_url)
+            out.write(f"intent to receive: {'passed' if itr.ok else 'FAILED'}\n")
+            statuses = xero.deliver_webhooks(hook_url)
+            out.write(f"delivered {len(events)} Xero webhook events in {len(statuses)} signed POSTs: HTTP {sorted(set(statuses))}\n")
+
+            audit = deps.store.audit
+
+            def settled(passes: int) -> bool:
+                return all(
+                    sum(e.stage in TERMINAL for e in audit.trail(connection_id, "contact", cid)) >= passes
+                    for cid in contact_ids
+                )
+
+            first_ok = wait_until(lambda: settled(1), timeout=timeout)
+            writes_after_first = len(zoho.writes())
+
+            # Xero may deliver an event twice: the second delivery must change nothing in Zoho.
+            body = xero.webhook_body(events)
+            requests.post(
+                hook_url, data=body, timeout=5,
+                headers={"Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero.sign(body)},
+            ).raise_for_status()
+            second_ok = wait_until(lambda: settled(2), timeout=timeout)
+            duplicate_writes = len(zoho.writes()) - writes_after_first
+
+        rows, synced = collect_rows(deps, xero, zoho, connection_id, tenant_id, contact_ids)
+
+    print_table(rows, out)
+    elapsed = time.monotonic() - started
+    ok = itr.ok and first_ok and second_ok and synced == len(contact_ids) and duplicate_writes == 0
+    out.write(
+        f"\n{synced}/{len(contact_ids)} Xero contacts synced to Zoho; "
+        f"{writes_after_first} Zoho write calls; duplicate delivery wrote {duplicate_writes} more; "
+        f"{elapsed:.1f}s\n"
+    )
+    out.write(("OK" if ok else "FAILED") + "\n")
+    return 0 if ok else 1
+
+
+def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str]):
+    """One row per Xero contact, checked against what the Zoho sandbox actually holds."""
+    rows = [["Xero contact", "Zoho Account", "Zoho Contacts", "audit"]]
+    synced = 0
+    audit, links = deps.store.audit, deps.store.links
+    for cid in contact_ids:
+        contact = xero.contact(tenant_id, cid)
+        trail = audit.trail(connection_id, "contact", cid)
+        first_terminal = next((e.stage for e in trail if e.stage in TERMINAL), "pending")
+        link = links.get(connection_id, "contact", cid)
+        account = zoho.record("Accounts", link.zoho_id) if link else None
+        people = [
+            r for r in zoho.records("Contacts")
+            if account is not None and (r.get("Account_Name") or {}).get("id") == account["id"]
+        ]
+        ok = (
+            account is not None
+            and account.get(zoho_fields.ACCOUNT_XERO_ID) == cid
+            and first_terminal == stages.WRITTEN
+            and audit.latest_stage(connection_id, "contact", cid) in (stages.WRITTEN, stages.SKIPPED)
+        )
+        synced += ok
+        names = ", ".join(
+            " ".join(filter(None, [p.get("First_Name"), p.get("Last_Name")])) for p in people
+        ) or "-"
+        rows.append([
+            contact["Name"][:40],
+            account["id"] if account else "missing",
+            f"{len(people)}: {names}"[:60],
+            f"{first_terminal} → {audit.latest_stage(connection_id, 'contact', cid)}",
+        ])
+    return rows, synced
