@@ -343,7 +343,7 @@ def test_metadata_lists_custom_fields(api):
     assert all(m["api_supported"] and m["id"].isdigit() for m in modules)
     fields = {f["api_name"]: f for f in api.get("/settings/fields?module=Invoices").json()["fields"]}
     assert fields["Xero_Invoice_ID"]["unique"] == {"casesensitive": "false"}
-    assert fields["Xero_Invoice_ID"]["custom_field"] and fields["Xero_Invoice_ID"]["length"] == 100
+    assert fields["Xero_Invoice_ID"]["custom_field"] and fields["Xero_Invoice_ID"]["length"] == 255
     assert fields["Xero_Amount_Due"]["data_type"] == "currency" and fields["Xero_Url"]["data_type"] == "website"
     assert fields["Subject"]["system_mandatory"] and not fields["Subject"]["custom_field"]
     assert fields["Account_Name"]["lookup"]["module"]["api_name"] == "Accounts"
