@@ -22,6 +22,7 @@ demo: $(STAMP)
 # Integration tests run against real Redis and PostgreSQL; scripts/ensure-services starts
 # them when they are installed but down, and fails loudly when they cannot be reached.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	./scripts/ensure-services
 	$(BIN)/python -m pytest
 

@@ -13,6 +13,9 @@ import pytest
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
+# Integration tests share one Redis database (broker queues live there); developers running two
+# suites at once give each its own with TEST_INTEGRATION_REDIS_DB.
+INTEGRATION_REDIS_DB = int(os.environ.get("TEST_INTEGRATION_REDIS_DB", "12"))
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -2,5 +2,5 @@
 
 from celery import Celery
 
-app = Celery("ml_connector", include=["workers.tasks"])
+app = Celery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks", "workers.maintenance_tasks"])
 app.config_from_object("celeryconfig")

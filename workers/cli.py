@@ -104,7 +104,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from workers.deps import get_deps
-    from workers.tasks import replay
+    from workers.maintenance_tasks import replay
 
     deps = get_deps()
     if args.failed:

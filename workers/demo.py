@@ -9,7 +9,6 @@ what each Xero contact became in Zoho. Exit code 0 only if everything synced.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys

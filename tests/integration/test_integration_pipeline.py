@@ -25,7 +25,7 @@ from connector.settings import Settings
 from connector.store import audit as stages
 from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
-from tests.conftest import redis_url, require_redis
+from tests.conftest import INTEGRATION_REDIS_DB, redis_url, require_redis
 from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
 from workers.deps import configure
@@ -33,7 +33,7 @@ from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
 
-REDIS_DB = 12
+REDIS_DB = INTEGRATION_REDIS_DB
 TERMINAL = {stages.WRITTEN, stages.SKIPPED, stages.FAILED, stages.PARKED}
 
 
