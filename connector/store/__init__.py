@@ -16,6 +16,7 @@ from connector.store.connections import ConnectionStore
 from connector.store.credentials import CredentialStore
 from connector.store.db import make_engine, make_session_factory, migrate
 from connector.store.links import LinkStore
+from connector.store.parked import ParkedWorkStore
 from connector.store.snapshots import SnapshotStore
 from connector.store.vault import Vault
 
@@ -30,6 +31,7 @@ class Store:
         self.snapshots = SnapshotStore(self.sessions, clock=clock)
         self.audit = AuditLog(self.sessions, clock=clock)
         self.channels = ChannelStore(self.sessions, clock=clock)
+        self.parked = ParkedWorkStore(self.sessions, clock=clock)
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = SYSTEM_CLOCK) -> "Store":

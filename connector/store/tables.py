@@ -180,3 +180,27 @@ class ZohoChannel(Base):
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     renewed_at: Mapped[datetime | None]
+
+
+class ParkedWork(Base):
+    """Work that must wait: a connection needing a person, or a spent daily budget.
+
+    Parked durably here rather than as hours-long countdown tasks; ``resume_after`` (or the
+    connection becoming active again) decides when it goes back to the queues.
+    """
+
+    __tablename__ = "parked_work"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "resource", "record_id", name="uq_parked_work_connection_resource_record"),
+        Index("ix_parked_work_resume", "connection_id", "resume_after"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    resource: Mapped[str] = mapped_column(String(40))
+    record_id: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(String(40))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    sync_id: Mapped[str | None] = mapped_column(String(64))
+    resume_after: Mapped[datetime | None]
+    parked_at: Mapped[datetime] = mapped_column(default=utcnow)

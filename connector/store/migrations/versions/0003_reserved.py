@@ -1,4 +1,4 @@
-"""Schema for Xero at scale (issue 3): coalesced fetch buffers, parked budget work, poll cursors.
+"""Schema for connections that never lapse (issue 4): parked work, connection and channel state.
 
 Revision ID: 0003
 Revises: 0002

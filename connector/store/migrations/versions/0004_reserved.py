@@ -1,4 +1,4 @@
-"""Schema for the full customer picture (issue 5): write ledger, field mapping state.
+"""Schema for Xero at scale (issue 3): coalesced fetch buffers, parked budget work, poll cursors.
 
 Revision ID: 0004
 Revises: 0003
