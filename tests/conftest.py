@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -47,11 +49,19 @@ def pg_admin():
     conn.close()
 
 
+@contextmanager
+def fresh_pg_database(admin) -> Iterator[str]:
+    """Create a uniquely named, empty PostgreSQL database; drop it afterwards."""
+    name = f"mlc_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def pg_database_url(pg_admin):
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"mlc_test_{uuid.uuid4().hex[:12]}"
-    pg_admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    pg_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A fresh, empty PostgreSQL database for one test."""
+    with fresh_pg_database(pg_admin) as url:
+        yield url

@@ -6,31 +6,19 @@ emptied between tests. When PostgreSQL is unreachable those tests fail; they nev
 
 from __future__ import annotations
 
-import uuid
 from typing import Iterator
 
-import psycopg
 import pytest
 
 from connector.store import Store
 from connector.store.tables import Base
-
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+from tests.conftest import fresh_pg_database
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    name = f"connector_store_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_ADMIN_URL}: {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgres_url(pg_admin) -> Iterator[str]:
+    with fresh_pg_database(pg_admin) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
