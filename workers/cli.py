@@ -24,22 +24,26 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     zoho = ZohoSandbox()
     with serve(xero, port=args.xero_port) as xs, serve(zoho, port=args.zoho_port) as zs:
         tenant = xero.add_tenant(args.tenant_name)
-        if args.seed:
-            seed_demo_org(xero, tenant, contacts=args.seed)
-            xero.pending_events().clear() if isinstance(xero.pending_events(), list) else None
         grant = xero.issue_grant([tenant])
         print(f"Xero sandbox:  {xs.url}   (API {xs.url}/api.xro/2.0, token {xs.url}/connect/token)")
-        print(f"  client_id={xero.client_id} client_secret={xero.client_secret}")
-        print(f"  webhook key={xero.webhook_key}")
+        print(f"  XERO_CLIENT_ID={xero.client_id} XERO_CLIENT_SECRET={xero.client_secret}")
+        print(f"  XERO_WEBHOOK_KEY={xero.webhook_key}")
         print(f"  tenant {args.tenant_name!r} id={tenant}")
         print(f"  refresh_token={grant['refresh_token']}")
         print(f"Zoho sandbox:  {zs.url}   (API {zs.url}/crm/v8, token {zs.url}/oauth/v2/token)")
-        print(f"  client_id={zoho.client_id} client_secret={zoho.client_secret}")
+        print(f"  ZOHO_CLIENT_ID={zoho.client_id} ZOHO_CLIENT_SECRET={zoho.client_secret}")
         print(f"  refresh_token={zoho.issue_refresh_token()}")
+        if args.seed:
+            seed_demo_org(xero, tenant, contacts=args.seed)
+            print(f"seeded {args.seed} contacts; {len(xero.pending_events())} webhook events pending")
         print("Ctrl-C to stop.", flush=True)
         try:
             while True:
-                time.sleep(3600)
+                if args.deliver_to and xero.pending_events():
+                    # Like Xero: undelivered events stay pending and are sent again later.
+                    print(f"delivered webhooks to {args.deliver_to}: HTTP {xero.deliver_webhooks(args.deliver_to)}",
+                          flush=True)
+                time.sleep(1.0)
         except KeyboardInterrupt:
             return 0
 
@@ -61,8 +65,17 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     from webhooks.wsgi import build_receiver
+    from workers.deps import get_deps
 
-    build_receiver().run(host=args.host, port=args.port)
+    receiver = build_receiver()
+    if get_deps().settings.embedded:
+        # No Redis: the in-process broker only reaches workers in this process, so run one here.
+        from workers.embedded import EmbeddedWorker
+
+        with EmbeddedWorker():
+            receiver.run(host=args.host, port=args.port)
+        return 0
+    receiver.run(host=args.host, port=args.port)
     return 0
 
 
@@ -136,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xero-webhook-key", default=None)
     p.add_argument("--tenant-name", default="Sandbox Organisation Ltd")
     p.add_argument("--seed", type=int, default=25, help="contacts to seed in the tenant (0 for none)")
+    p.add_argument("--deliver-to", default=None, metavar="URL",
+                   help="POST pending Xero webhooks (signed) to this receiver URL every second")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("worker", help="run a Celery worker")

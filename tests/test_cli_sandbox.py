@@ -1,0 +1,55 @@
+"""`connector sandbox`: both simulators on the ports asked for, usable by any HTTP client."""
+
+import re
+import socket
+import subprocess
+import sys
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sandbox_command_serves_both_apis_to_a_plain_http_client():
+    xero_port, zoho_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "sandbox", "--xero-port", str(xero_port), "--zoho-port", str(zoho_port),
+         "--seed", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        out = "".join(lines)
+        assert f"http://127.0.0.1:{xero_port}" in out and f"http://127.0.0.1:{zoho_port}" in out, out
+        tenant_id = re.search(r"tenant '.*' id=(\S+)", out).group(1)
+        xero_refresh, zoho_refresh = re.findall(r"refresh_token=(\S+)", out)
+
+        xero_url = f"http://127.0.0.1:{xero_port}"
+        token = requests.post(f"{xero_url}/connect/token", auth=("sandbox-xero-client", "sandbox-xero-secret"),
+                              data={"grant_type": "refresh_token", "refresh_token": xero_refresh}, timeout=5).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}", "Accept": "application/json"}
+        connections = requests.get(f"{xero_url}/connections", headers=headers, timeout=5).json()
+        assert [c["tenantId"] for c in connections] == [tenant_id]
+        contacts = requests.get(f"{xero_url}/api.xro/2.0/Contacts", timeout=5,
+                                headers={**headers, "xero-tenant-id": tenant_id}).json()["Contacts"]
+        assert len(contacts) == 2
+
+        zoho_url = f"http://127.0.0.1:{zoho_port}"
+        zoho_token = requests.post(f"{zoho_url}/oauth/v2/token", timeout=5, data={
+            "grant_type": "refresh_token", "refresh_token": zoho_refresh,
+            "client_id": "sandbox-zoho-client", "client_secret": "sandbox-zoho-secret"}).json()
+        assert zoho_token["api_domain"] == zoho_url
+        modules = requests.get(f"{zoho_token['api_domain']}/crm/v8/settings/modules", timeout=5,
+                               headers={"Authorization": f"Zoho-oauthtoken {zoho_token['access_token']}"}).json()
+        assert "Accounts" in {m["api_name"] for m in modules["modules"]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
