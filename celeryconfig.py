@@ -30,9 +30,18 @@ task_default_queue = queues.MAINTENANCE_QUEUE
 task_routes = {
     queues.INGEST_XERO_EVENTS: {"queue": queues.XERO_QUEUE},
     "connector.fetch_xero_records": {"queue": queues.XERO_QUEUE},
+    # issue 3: coalesced flushes, delta polls, budget resume
+    "connector.flush_xero_buffer": {"queue": queues.XERO_QUEUE},
+    "connector.poll_xero": {"queue": queues.XERO_QUEUE},
+    "connector.poll_xero_connections": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.resume_xero_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.push_to_zoho": {"queue": queues.ZOHO_QUEUE},
+    "connector.flush_zoho_buffer": {"queue": queues.ZOHO_QUEUE},  # issue 5
     queues.INGEST_ZOHO_NOTIFICATION: {"queue": queues.ZOHO_QUEUE},
     "connector.refresh_tokens": {"queue": queues.MAINTENANCE_QUEUE},
+    # issue 4: Zoho channel upkeep, work parked for a reconnect
+    "connector.renew_zoho_channels": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.resume_parked_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
@@ -60,4 +69,15 @@ beat_schedule = {
     # Xero access tokens live 30 minutes and Zoho's an hour; refreshing every 5 minutes with a
     # 10-minute margin means no call ever waits on a refresh.
     "refresh-tokens": {"task": "connector.refresh_tokens", "schedule": 300.0},
+    # issue 4: channels live six days and are renewed two days ahead; checking every 30 minutes
+    # also catches a channel Zoho dropped (then re-created and its gap reconciled). Parked work of a
+    # reconnected connection is resumed at once by the connect flow; the beat entry is the safety net.
+    "renew-zoho-channels": {"task": "connector.renew_zoho_channels", "schedule": 1800.0},
+    "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 120.0},
+    # issue 3: delta polls catch what webhooks missed (and all payments); the full sweep what
+    # If-Modified-Since cannot see (contact balances); parked daily-budget work resumes after the reset.
+    "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_poll_interval},
+    "xero-full-sweep": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_sweep_interval,
+                        "kwargs": {"full_sweep": True}},
+    "xero-resume-work": {"task": "connector.resume_xero_work", "schedule": 60.0},
 }

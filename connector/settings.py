@@ -59,6 +59,10 @@ class Settings:
 
     # Seconds the Xero side waits to batch webhook ids into one IDs= fetch.
     xero_batch_window: float = 1.0
+    # Issue 3: seconds between If-Modified-Since polls (payments arrive only this way), and between
+    # full sweeps (what If-Modified-Since cannot see, e.g. contact balances).
+    xero_poll_interval: float = 300.0
+    xero_sweep_interval: float = 86400.0
     max_webhook_bytes: int = 1_000_000
 
     @property
@@ -99,4 +103,6 @@ class Settings:
             zoho_accounts_url=(env.get("ZOHO_ACCOUNTS_URL") or ZOHO_ACCOUNTS_SERVERS[dc]).rstrip("/"),
             vault_keys=Secret(env.get("CONNECTOR_VAULT_KEYS", "")),
             xero_batch_window=float(env.get("XERO_BATCH_WINDOW", "1.0")),
+            xero_poll_interval=float(env.get("XERO_POLL_INTERVAL", "300")),
+            xero_sweep_interval=float(env.get("XERO_SWEEP_INTERVAL", "86400")),
         )

@@ -62,6 +62,7 @@ def create_app(
     zoho_channels: ZohoChannelVerifier,
     max_body_bytes: int = 1_000_000,
     health: Callable[[], dict] | None = None,
+    oauth=None,
 ) -> Flask:
     # Imported here: the blueprints import receiver() and raw_body() from this module.
     from webhooks.xero import xero_blueprint
@@ -83,6 +84,11 @@ def create_app(
     )
     app.register_blueprint(xero_blueprint)
     app.register_blueprint(zoho_blueprint)
+    if oauth is not None:  # the connect flows (connector.connect.Connector), when this receiver offers them
+        from webhooks.oauth import OAUTH_EXTENSION, oauth_blueprint
+
+        app.extensions[OAUTH_EXTENSION] = oauth
+        app.register_blueprint(oauth_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

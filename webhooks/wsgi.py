@@ -11,6 +11,7 @@ from flask import Flask
 
 def build_receiver() -> Flask:
     from webhooks import create_app
+    from webhooks.app import EXTENSION
     from webhooks.enqueue import celery_enqueuer
     from workers.app import app as celery_app
     from workers.deps import get_deps
@@ -18,17 +19,26 @@ def build_receiver() -> Flask:
     deps = get_deps()
 
     def health() -> dict:
-        states = [c.state for c in deps.store.connections.all()]
-        degraded = any(s != "active" for s in states)
-        return {"status": "degraded" if degraded else "ok", "connections": states}
+        connections = deps.store.connections.all()
+        degraded = any(c.state != "active" for c in connections)
+        return {
+            "status": "degraded" if degraded else "ok",
+            "connections": [
+                {"id": c.id, "name": c.name, "state": c.state, "parked": deps.store.parked.count(c.id)}
+                for c in connections
+            ],
+            "rejected_zoho_callbacks": app.extensions[EXTENSION]["rejected_zoho_callbacks"],
+        }
 
-    return create_app(
+    app = create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
         zoho_channels=deps.store.channels,
         max_body_bytes=deps.settings.max_webhook_bytes,
         health=health,
+        oauth=deps.connector(),
     )
+    return app
 
 
 _app: Flask | None = None

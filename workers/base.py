@@ -14,9 +14,12 @@ import random
 
 from celery import Task
 
+from connector.connect import mark_needs_reauth
 from connector.errors import DataError, NeedsReauth, NotFound, RateLimited, RecordRejected, TransientError
+from connector.pipeline.common import RECORD_TYPES
 from connector.store import audit as stages
 from connector.store.connections import ConnectionInfo
+from connector.store.parked import NEEDS_REAUTH
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
@@ -50,9 +53,19 @@ class ConnectorTask(Task):
         if connection is not None and connection.state == "active":
             return connection
         state = connection.state if connection else "missing"
+        if state == "needs_reauth":
+            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids)
         self.audit_all(stages.PARKED, connection_id=connection_id, record_type=record_type, record_ids=record_ids,
                        detail={"reason": f"connection is {state}"}, sync_ids=sync_ids)
         return None
+
+    def park_until_reconnected(self, connection_id: int | None, record_type: str, record_ids: list[str],
+                               sync_ids: dict | None) -> None:
+        """Xero records wait durably for the reconnect (issue 4); connector.resume_parked_work re-queues them."""
+        resource = {kind: name for name, kind in RECORD_TYPES.items()}.get(record_type)
+        if connection_id is not None and resource and record_ids:
+            get_deps().store.parked.park(connection_id, resource, list(record_ids), reason=NEEDS_REAUTH,
+                                         sync_ids=sync_ids)
 
     def retry_or_fail(self, exc: Exception, *, connection_id: int | None, record_type: str, record_ids: list[str],
                       sync_ids: dict | None = None):
@@ -60,9 +73,9 @@ class ConnectorTask(Task):
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
-                get_deps().store.connections.set_state(connection_id, "needs_reauth", str(exc))
+                mark_needs_reauth(get_deps().store, connection_id, str(exc))  # logs once, with what to do
+            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
-            log.error("sync.needs_reauth", extra={"connection_id": connection_id})
             raise exc
         if isinstance(exc, (DataError, RecordRejected, NotFound)):
             detail = {"reason": str(exc), "error": type(exc).__name__}

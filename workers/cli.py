@@ -88,21 +88,150 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_connections(args: argparse.Namespace) -> int:
+    """Each connection: state, token expiry (of the token set it uses), Zoho org, channel expiry, parked work."""
     from workers.deps import get_deps
 
     deps = get_deps()
     rows = deps.store.connections.all()
     if not rows:
-        print("no connections yet")
+        print("no connections yet; run `connector connect xero`")
         return 0
+
+    def stamp(moment) -> str:
+        return moment.isoformat(timespec="seconds") if moment else "none"
+
     for c in rows:
-        tokens = {s: deps.credentials.load(c.id, s) for s in ("xero", "zoho")}
-        expiry = {s: (t.tokens.expires_at.isoformat(timespec="seconds") if t else "none") for s, t in tokens.items()}
+        expiry = {}
+        for system in ("xero", "zoho"):
+            owner = deps.credentials.owner_of(c.id, system)
+            stored = deps.credentials.load(owner, system)
+            shared = f" (shared with #{owner})" if owner != c.id else ""
+            expiry[system] = (stamp(stored.tokens.expires_at) if stored else "none") + shared
+        channels = deps.store.channels.for_connection(deps.credentials.owner_of(c.id, "zoho"))
         print(
             f"#{c.id} {c.name} tenant={c.xero_tenant_id} state={c.state}"
-            f"{' (' + c.state_reason + ')' if c.state_reason else ''} "
-            f"xero_token_expires={expiry['xero']} zoho_token_expires={expiry['zoho']}"
+            f"{' (' + c.state_reason + ')' if c.state_reason else ''}\n"
+            f"    xero_token_expires={expiry['xero']} zoho_token_expires={expiry['zoho']}\n"
+            f"    zoho_org={c.zoho_org_id or 'none'} api_domain={c.zoho_api_domain or 'none'} "
+            f"channel_expires={stamp(min((ch.expires_at for ch in channels), default=None))} "
+            f"parked={deps.store.parked.count(c.id)}"
         )
+    return 0
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    """Print the authorise URL, catch the redirect on loopback (or read it pasted), finish the flow."""
+    from connector.connect import ConnectFailed
+    from connector.errors import ConnectorError
+    from workers.deps import get_deps
+
+    flows = get_deps().connector()
+    redirect_uri = args.redirect_uri or f"http://localhost:8765/oauth/{args.system}/callback"
+    if args.system == "xero":
+        options = {"tenant_ids": args.tenant or None, "zoho_from": args.zoho_from, "scopes": args.scopes}
+    else:
+        if not args.connection:
+            print("connect zoho needs --connection ID (see `connector connections`)", file=sys.stderr)
+            return 2
+        options = {"connection_ids": args.connection, "dc": args.dc}
+    try:
+        with LoopbackRedirect(redirect_uri, enabled=not args.paste) as catcher:
+            url = flows.start(args.system, redirect_uri=redirect_uri, **options)
+            print(f"Open this URL to authorise {args.system}:\n{url}", flush=True)
+            redirected = input("Paste the URL you were sent back to: ") if args.paste else catcher.wait(args.timeout)
+        connections = flows.finish_from_url(args.system, redirected.strip())
+    except (ConnectFailed, ConnectorError) as exc:
+        print(f"connect failed: {exc}", file=sys.stderr)
+        return 1
+    for c in connections:
+        print(f"connected #{c.id} {c.name} (tenant {c.xero_tenant_id}) state={c.state}"
+              f"{' zoho_org=' + c.zoho_org_id if c.zoho_org_id else ''}")
+    return 0
+
+
+class LoopbackRedirect:
+    """Listens on the redirect URI's loopback port for the one browser redirect that ends a connect flow."""
+
+    def __init__(self, redirect_uri: str, *, enabled: bool = True) -> None:
+        from urllib.parse import urlsplit
+
+        self.parts = urlsplit(redirect_uri)
+        self.enabled = enabled
+        self.caught: str | None = None
+        self.server = None
+
+    def __enter__(self) -> "LoopbackRedirect":
+        if not self.enabled:
+            return self
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+        from urllib.parse import urlsplit
+
+        from connector.connect import ConnectFailed
+
+        if self.parts.hostname not in ("localhost", "127.0.0.1"):
+            raise ConnectFailed("the redirect URI is not on this machine; use --paste to finish by hand")
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if urlsplit(self.path).path != catcher.parts.path:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                catcher.caught = f"{catcher.parts.scheme}://{catcher.parts.netloc}{self.path}"
+                body = b"Connected. You can close this window and go back to the terminal."
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # the query string holds the authorization code
+                pass
+
+        # Bound before the URL is printed, so the redirect can never arrive before we listen.
+        self.server = HTTPServer(("127.0.0.1", self.parts.port or 80), Handler)
+        self.server.timeout = 0.25
+        return self
+
+    def wait(self, timeout: float) -> str:
+        from connector.connect import ConnectFailed
+
+        deadline = time.monotonic() + timeout
+        while self.caught is None and time.monotonic() < deadline:
+            self.server.handle_request()
+        if self.caught is None:
+            raise ConnectFailed(f"no redirect reached {self.parts.geturl()} within {timeout:.0f}s; try again or --paste")
+        return self.caught
+
+    def __exit__(self, *exc) -> None:
+        if self.server is not None:
+            self.server.server_close()
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    """Re-encrypt every stored secret under a new vault key, in steps that never stop a running process."""
+    from connector.store.vault import Vault
+    from workers.deps import get_deps
+
+    deps = get_deps()
+    ring = [entry.strip() for entry in deps.settings.vault_keys.reveal().split(",") if entry.strip()]
+    if not ring:
+        print("CONNECTOR_VAULT_KEYS is not set; rotation needs the current key ring", file=sys.stderr)
+        return 2
+    known = {entry.partition(":")[0]: entry for entry in ring}
+    if args.new_key_id not in known:
+        new_ring = ",".join([*ring, Vault.generate_keyring(args.new_key_id)])
+        print("Step 1 of 3. Deploy this key ring to every process (the new key only decrypts for now):")
+        print(f"CONNECTOR_VAULT_KEYS={new_ring}")
+        print(f"then run `connector rotate-keys --new-key-id {args.new_key_id}` again.")
+        return 0
+    new_ring = ",".join([known[args.new_key_id], *(e for e in ring if e != known[args.new_key_id])])
+    rewritten = deps.credentials.rotate_keys(Vault(new_ring))
+    print(f"Step 2 of 3. Re-encrypted {rewritten} credential(s) under {args.new_key_id!r}. Now deploy:")
+    print(f"CONNECTOR_VAULT_KEYS={new_ring}")
+    print(f"Step 3 of 3. Once every process runs with it, run `connector rotate-keys --new-key-id "
+          f"{args.new_key_id}` once more (it re-encrypts anything written meanwhile) and drop the old key(s).")
     return 0
 
 
@@ -171,8 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("migrate", help="bring the database to the latest schema")
     p.set_defaults(func=cmd_migrate)
 
-    p = sub.add_parser("connections", help="list connections with their state and token expiry")
+    p = sub.add_parser("connections", help="list connections: state, token and channel expiry, parked work")
     p.set_defaults(func=cmd_connections)
+
+    p = sub.add_parser("connect", help="connect Xero tenants or a Zoho org (OAuth consent in a browser)")
+    p.add_argument("system", choices=["xero", "zoho"])
+    p.add_argument("--redirect-uri", default=None,
+                   help="registered redirect URI (default http://localhost:8765/oauth/SYSTEM/callback)")
+    p.add_argument("--paste", action="store_true", help="paste the redirect URL instead of catching it on loopback")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the redirect")
+    p.add_argument("--tenant", action="append", default=[], help="xero: link only this tenant id (repeatable)")
+    p.add_argument("--scopes", default=None, help="xero: 'broad', 'granular' or a scope string (default XERO_SCOPES)")
+    p.add_argument("--zoho-from", type=int, default=None,
+                   help="xero: send the tenants to the Zoho org this connection already uses")
+    p.add_argument("--connection", type=int, action="append", default=[],
+                   help="zoho: the connection(s) this Zoho org receives (repeatable)")
+    p.add_argument("--dc", default=None, help="zoho: data centre (us, eu, in, au, jp, ca, sa, cn, uk)")
+    p.set_defaults(func=cmd_connect)
+
+    p = sub.add_parser("rotate-keys", help="re-encrypt stored secrets under a new vault key (no downtime)")
+    p.add_argument("--new-key-id", required=True)
+    p.set_defaults(func=cmd_rotate_keys)
 
     p = sub.add_parser("audit", help="show the audit trail of one record")
     p.add_argument("connection", type=int)

@@ -10,8 +10,10 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector.coalesce import FetchCoalescer
 from connector.errors import ConfigError
 from connector.http import make_session
+from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
 from connector.redis_conn import connect_redis
 from connector.settings import Settings
@@ -23,12 +25,14 @@ from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
+from connector.zoho_setup import OrgCheck, check_org
 
 
 @dataclass
 class Deps:
     settings: Settings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _zoho_orgs: dict = field(default_factory=dict, repr=False)  # connection id -> OrgCheck (issue 5)
 
     @cached_property
     def store(self) -> Store:
@@ -56,30 +60,73 @@ class Deps:
         return XeroRateGovernor(self.redis)
 
     @cached_property
+    def coalescer(self) -> FetchCoalescer:
+        """Issue 3: the shared per-(connection, resource) buffers of webhook ids awaiting one fetch."""
+        return FetchCoalescer(self.redis)
+
+    @cached_property
     def http(self):
         return make_session()
 
-    def xero_tokens(self, connection_id: int) -> XeroTokenManager:
+    def xero_tokens(self, connection_id: int, **options) -> XeroTokenManager:
+        """The manager of the token set this connection uses (one Xero consent may cover several tenants)."""
         return XeroTokenManager(
-            connection_id=connection_id,
+            connection_id=self.credentials.owner_of(connection_id, "xero"),
             credentials=self.credentials,
             redis=self.redis,
             session=self.http,
             token_url=f"{self.settings.xero_identity_url}/connect/token",
             client_id=self.settings.xero_client_id,
             client_secret=self.settings.xero_client_secret,
+            **options,
         )
 
-    def zoho_tokens(self, connection_id: int) -> ZohoTokenManager:
+    def zoho_tokens(self, connection_id: int, **options) -> ZohoTokenManager:
+        """The manager of the Zoho org's shared token set, at the accounts server of the org's data centre."""
+        owner_id = self.credentials.owner_of(connection_id, "zoho")
+        owner = self.store.connections.get(owner_id)
         return ZohoTokenManager(
-            connection_id=connection_id,
+            connection_id=owner_id,
             credentials=self.credentials,
             redis=self.redis,
             session=self.http,
-            accounts_url=self.settings.zoho_accounts_url,
+            accounts_url=(owner and owner.zoho_accounts_url) or self.settings.zoho_accounts_url,
             client_id=self.settings.zoho_client_id,
             client_secret=self.settings.zoho_client_secret,
+            **options,
         )
+
+    # -- issue 4: connect flows, token upkeep, Zoho channels
+
+    def token_manager(self, system: str, connection_id: int, **options):
+        return (self.xero_tokens if system == "xero" else self.zoho_tokens)(connection_id, **options)
+
+    @property
+    def zoho_notify_url(self) -> str:
+        return f"{self.settings.public_url}/webhooks/zoho"
+
+    def zoho_client_for(self, connection_id: int) -> ZohoClient:
+        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection_id))
+
+    def ensure_zoho_channel(self, owner_connection_id: int):
+        from connector.channels import ensure_channel
+
+        return ensure_channel(owner_connection_id, zoho=self.zoho_client_for(owner_connection_id),
+                              channels=self.store.channels, credentials=self.credentials,
+                              notify_url=self.zoho_notify_url)
+
+    def connector(self):
+        """The connect flows (CLI and the receiver's /oauth routes), wired to set up the Zoho channel
+        and to resume parked work once a connection is active again."""
+        from connector.connect import Connector
+
+        def resume(connection_ids: list[int]) -> None:
+            from workers.app import app
+
+            app.send_task("connector.resume_parked_work", args=[connection_ids], queue="maintenance")
+
+        return Connector(settings=self.settings, store=self.store, credentials=self.credentials, redis=self.redis,
+                         session=self.http, on_zoho_connected=self.ensure_zoho_channel, on_connected=resume)
 
     def xero_client(self, connection: ConnectionInfo, *, priority: int = 0) -> XeroClient:
         return XeroClient(
@@ -94,6 +141,27 @@ class Deps:
 
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:
         return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id))
+
+    # -- issue 5: the user's sync config and each Zoho org's capabilities ------------------------
+
+    @cached_property
+    def sync_config(self) -> SyncConfig:
+        """``mapping.yaml`` (or .json) in the data dir, validated at start; defaults without one."""
+        for name in ("mapping.yaml", "mapping.yml", "mapping.json"):
+            if (self.settings.data_dir / name).exists():
+                return load_sync_config(self.settings.data_dir / name)
+        return load_sync_config(None)
+
+    def zoho_org(self, connection: ConnectionInfo, *, refresh: bool = False) -> OrgCheck:
+        """The org's modules and our custom fields, read once per process (and by the scheduled check)."""
+        with self._lock:
+            cached = self._zoho_orgs.get(connection.id)
+        if cached is None or refresh:
+            cached = check_org(self.zoho_client(connection))
+            cached.raise_if_unusable()
+            with self._lock:
+                self._zoho_orgs[connection.id] = cached
+        return cached
 
 
 _deps: Deps | None = None

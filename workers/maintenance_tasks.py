@@ -1,11 +1,13 @@
-"""Maintenance tasks (queue "maintenance"): token refresh ahead of expiry, replays."""
+"""Maintenance tasks (queue "maintenance"): token refresh ahead of expiry, Zoho channel upkeep,
+resuming work parked for a reconnect, replays. Thin wrappers over connector.connect and connector.channels."""
 
 from __future__ import annotations
 
 import logging
 
-from connector import queues
-from connector.errors import NeedsReauth, TransientError
+from connector import connect, queues
+from connector.channels import renew_channels
+from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
 from connector.pipeline.common import RECORD_TYPES, new_sync_id
 from connector.store import audit as stages
 from workers.app import app
@@ -17,22 +19,41 @@ log = logging.getLogger(__name__)
 
 @app.task(name="connector.refresh_tokens", base=ConnectorTask, bind=True)
 def refresh_tokens(self) -> int:
-    """Refresh every connection's tokens ahead of expiry (the managers skip fresh ones)."""
+    """Beat: refresh every stored token set near expiry, once per set (connector.connect)."""
     deps = get_deps()
-    refreshed = 0
-    for connection in deps.store.connections.all():
-        if connection.state != "active":
-            continue
-        for tokens in (deps.xero_tokens(connection.id), deps.zoho_tokens(connection.id)):
-            try:
-                tokens.access_token()
-                refreshed += 1
-            except NeedsReauth as exc:
-                deps.store.connections.set_state(connection.id, "needs_reauth", str(exc))
-                log.error("tokens.needs_reauth", extra={"connection_id": connection.id})
-            except TransientError:
-                log.warning("tokens.refresh_deferred", extra={"connection_id": connection.id})
-    return refreshed
+    report = refresh_expiring_tokens(
+        store=deps.store, credentials=deps.credentials,
+        token_manager=lambda system, owner_id: deps.token_manager(
+            system, owner_id, refresh_margin=BEAT_REFRESH_MARGIN_SECONDS),
+    )
+    return report.refreshed
+
+
+@app.task(name="connector.renew_zoho_channels", base=ConnectorTask, bind=True)
+def renew_zoho_channels(self) -> int:
+    """Beat: keep every Zoho channel alive; a lapsed one is re-created and its gap reconciled."""
+    deps = get_deps()
+    outcomes = renew_channels(
+        zoho_for=deps.zoho_client_for, channels=deps.store.channels, credentials=deps.credentials,
+        notify_url=deps.zoho_notify_url, enqueue=enqueue_zoho_notification,
+    )
+    return len(outcomes)
+
+
+@app.task(name="connector.resume_parked_work", base=ConnectorTask, bind=True)
+def resume_parked_work(self, connection_ids: list[int] | None = None) -> int:
+    """After a reconnect (and on beat): re-queue the work parked while the connection needed a person."""
+    return connect.resume_parked_work(store=get_deps().store, enqueue_fetch=enqueue_fetch,
+                                      connection_ids=connection_ids)
+
+
+def enqueue_zoho_notification(connection_id: int, notification: dict) -> None:
+    app.send_task(queues.INGEST_ZOHO_NOTIFICATION, args=[connection_id, notification], queue=queues.ZOHO_QUEUE)
+
+
+def enqueue_fetch(connection_id: int, resource: str, ids: list[str], sync_ids: dict) -> None:
+    app.send_task("connector.fetch_xero_records", args=[connection_id, resource, ids, sync_ids],
+                  queue=queues.XERO_QUEUE)
 
 
 @app.task(name="connector.replay", base=ConnectorTask, bind=True)

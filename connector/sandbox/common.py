@@ -31,7 +31,7 @@ class RequestRecord:
 
 @dataclass
 class Fault:
-    kind: str  # "status" or "timeout"
+    kind: str  # "status", "timeout", or "lost" (processed, then the answer never arrives)
     status: int = 500
     body: str | None = None
     headers: dict = field(default_factory=dict)
@@ -51,13 +51,14 @@ class FaultInjector:
         *,
         status: int = 500,
         timeout: bool = False,
+        lost_response: bool = False,
         delay: float = 5.0,
         path_prefix: str | None = None,
         body: str | None = None,
         headers: dict | None = None,
     ) -> None:
         fault = Fault(
-            kind="timeout" if timeout else "status",
+            kind="lost" if lost_response else "timeout" if timeout else "status",
             status=status,
             body=body,
             headers=headers or {},
@@ -125,6 +126,11 @@ class SandboxApp:
         fault = self.faults.take(request.path)
         try:
             if fault is not None and fault.kind == "timeout":
+                time.sleep(fault.delay)
+                response = Response("", status=504)
+            elif fault is not None and fault.kind == "lost":
+                # The server did the work (a token rotated, a record saved); the client times out waiting.
+                self.handle(request, record)
                 time.sleep(fault.delay)
                 response = Response("", status=504)
             elif fault is not None:

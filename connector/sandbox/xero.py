@@ -558,6 +558,17 @@ class XeroSandbox(SandboxApp):
         with self._lock:
             self._orgs[tenant_id].day_limit = day_limit
 
+    def spend_day_calls(self, tenant_id: str, calls: int) -> None:
+        """Count ``calls`` against the tenant's current day window, as if made earlier today: Xero's
+        daily budget is per app and tenant (§3.1), so e.g. a redeployed worker starts part-spent."""
+        now = self.clock.time()
+        with self._rate_lock:
+            budget = self._budgets[tenant_id]
+            day = math.floor((now - budget.day_offset) / 86400)
+            if budget.day_window != day:
+                budget.day_window, budget.day_count = day, 0
+            budget.day_count += calls
+
     # ------------------------------------------------------------------ Python data API
 
     def create_contact(self, tenant_id: str, **fields) -> dict:
@@ -1768,3 +1779,27 @@ def validation_error(elements: list[dict], message: str = "A validation exceptio
 
 def not_found() -> Response:
     return Response(NOT_FOUND_TEXT, status=404, content_type="text/plain; charset=utf-8")
+
+
+# ------------------------------------------------------------------ what Xero saw (tests, benchmarks)
+
+
+def max_calls_in_window(records: list, seconds: float = 60.0) -> int:
+    """Most requests (RequestRecord) that started within any ``seconds``-long window."""
+    starts = sorted(r.started for r in records)
+    peak, first = 0, 0
+    for last, start in enumerate(starts):
+        while start - starts[first] >= seconds:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
+def max_in_flight(records: list) -> int:
+    """Most requests (RequestRecord) in flight at once; touching calls do not overlap."""
+    edges = sorted([(r.started, 1) for r in records] + [(r.finished, -1) for r in records if r.finished is not None])
+    running = peak = 0
+    for _, step in edges:  # at equal times an end (-1) sorts first
+        running += step
+        peak = max(peak, running)
+    return peak

@@ -277,8 +277,12 @@ class ZohoSandbox(SandboxApp):
         concurrency_limit: int = 20,
         sub_concurrency_limit: int = 10,
         xero_fields: bool = True,
+        org_id: str = "4876876000000010001",
+        company_name: str = "Sandbox CRM Org",
     ) -> None:
         super().__init__(clock)
+        self.org_id = org_id  # GET /crm/v8/org: one org per sandbox, like one org per Zoho account
+        self.company_name = company_name
         self.client_id = client_id
         self.client_secret = client_secret
         self.dc = dc
@@ -460,6 +464,10 @@ class ZohoSandbox(SandboxApp):
             return self._list_modules()
         if parts == ["settings", "fields"] and method == "GET":
             return self._list_fields(request.args.get("module"))
+        if parts == ["settings", "fields"] and method == "POST":
+            return self._create_fields(request.args.get("module"), body)
+        if parts == ["org"] and method == "GET":
+            return self._org()
         if parts == ["actions", "watch"]:
             handler = {"GET": self._watch_list, "POST": self._watch_enable, "PUT": self._watch_replace,
                        "PATCH": self._watch_patch, "DELETE": self._watch_disable}.get(method)
@@ -575,13 +583,22 @@ class ZohoSandbox(SandboxApp):
 
     @staticmethod
     def _check_scope(grant: _Grant, parts: list[str]) -> Response | None:
-        family = {"settings": "ZohoCRM.settings.", "actions": "ZohoCRM.notifications."}.get(
+        family = {"settings": "ZohoCRM.settings.", "actions": "ZohoCRM.notifications.", "org": "ZohoCRM.org."}.get(
             parts[0] if parts else "", "ZohoCRM.modules.")
         if any(s.strip().startswith(family) for s in grant.scope.split(",")):
             return None
         return _error(401, "OAUTH_SCOPE_MISMATCH", "invalid oauth scope to access this URL")
 
     # ----------------------------------------------------------------- metadata
+
+    def _org(self) -> Response:
+        """GET /crm/v8/org: ``{"org": [Org]}`` (Zoho v8 OAS org.json, scope ZohoCRM.org.READ, §1.5)."""
+        return _json({"org": [{
+            "id": self.org_id, "zgid": self.org_id[-9:], "company_name": self.company_name,
+            "domain_name": f"org{self.org_id[-9:]}", "country_code": self.dc.upper(), "currency": "NZD",
+            "iso_code": "NZD", "time_zone": "Pacific/Auckland", "primary_email": "admin@example.com",
+            "type": "production",
+        }]})
 
     def _list_modules(self) -> Response:
         return _json({"modules": [
@@ -603,6 +620,45 @@ class ZohoSandbox(SandboxApp):
             _field_metadata(f, f"48768760000{module_number:02d}{n:06d}")  # 19-digit ids, unique per org
             for n, f in enumerate(self.fields[module].values(), start=1)
         ]})
+
+    _CREATABLE_TYPES = {"text": "text", "currency": "currency", "website": "website", "email": "email",
+                        "phone": "phone", "textarea": "textarea", "boolean": "boolean", "date": "date"}
+
+    def _create_fields(self, module: str | None, body) -> Response:
+        """POST /settings/fields?module= (fields.json "Create Field"): body {"fields": [...]}, 201 with
+        one SUCCESS item per field, details.id. Zoho derives api_name from field_label (spaces become
+        underscores); per-item error codes beyond the OpenAPI's generic ones are UNVERIFIED."""
+        if not module:
+            return _error(400, "REQUIRED_PARAM_MISSING", "One of the expected parameter is missing",
+                          {"param_name": "module"})
+        if module not in self.modules:
+            return _error(400, "INVALID_MODULE", "The module name given seems to be invalid", {})
+        items = body.get("fields") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not items:
+            return _error(400, "MANDATORY_NOT_FOUND", "required field not found",
+                          {"api_name": "fields", "json_path": "$.fields"})
+        results = []
+        with self._lock:
+            for n, item in enumerate(items):
+                label = item.get("field_label") if isinstance(item, dict) else None
+                kind = self._CREATABLE_TYPES.get(item.get("data_type")) if isinstance(item, dict) else None
+                if not label or kind is None:
+                    results.append(_item_error("INVALID_DATA", "invalid data",
+                                               "data_type" if label else "field_label", f"$.fields[{n}]"))
+                    continue
+                api_name = re.sub(r"\s+", "_", str(label).strip())
+                if api_name in self.fields[module]:
+                    results.append(_item_error("DUPLICATE_DATA", "duplicate data", "field_label",
+                                               f"$.fields[{n}].field_label"))
+                    continue
+                self.fields[module][api_name] = FieldSpec(
+                    api_name, kind, int(item.get("length") or (16 if kind == "currency" else 255)),
+                    unique=bool(item.get("unique")), custom=True)
+                field_id = f"48768760000{list(MODULES).index(module):02d}{len(self.fields[module]):06d}"
+                results.append({"code": "SUCCESS", "details": {"id": field_id}, "message": "field created",
+                                "status": "success"})
+        ok = sum(r["status"] == "success" for r in results)
+        return _json({"fields": results}, 201 if ok == len(results) else 400)
 
     # ----------------------------------------------------------------- reads
 

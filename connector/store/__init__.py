@@ -14,11 +14,13 @@ from connector.store.audit import AuditLog
 from connector.store.channels import ChannelStore
 from connector.store.connections import ConnectionStore
 from connector.store.credentials import CredentialStore
+from connector.store.cursors import PollCursorStore
 from connector.store.db import make_engine, make_session_factory, migrate
 from connector.store.links import LinkStore
 from connector.store.parked import ParkedWorkStore
 from connector.store.snapshots import SnapshotStore
 from connector.store.vault import Vault
+from connector.store.write_ledger import WriteLedger
 
 
 class Store:
@@ -32,6 +34,8 @@ class Store:
         self.audit = AuditLog(self.sessions, clock=clock)
         self.channels = ChannelStore(self.sessions, clock=clock)
         self.parked = ParkedWorkStore(self.sessions, clock=clock)
+        self.poll_cursors = PollCursorStore(self.sessions, clock=clock)  # issue 3
+        self.write_ledger = WriteLedger(self.sessions, clock=clock)  # issue 5
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = SYSTEM_CLOCK) -> "Store":

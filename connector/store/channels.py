@@ -86,6 +86,10 @@ class ChannelStore:
         with session_scope(self._sessions) as session:
             return [ChannelInfo.of(row) for row in session.scalars(statement)]
 
+    def all(self) -> list[ChannelInfo]:
+        with session_scope(self._sessions) as session:
+            return [ChannelInfo.of(row) for row in session.scalars(select(ZohoChannel).order_by(ZohoChannel.id))]
+
     def expiring_before(self, when: datetime) -> list[ChannelInfo]:
         """Channels that expire before ``when``: the renewal job's work list."""
         statement = select(ZohoChannel).where(ZohoChannel.expires_at < when).order_by(ZohoChannel.expires_at)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -106,6 +106,17 @@ class ConnectionStore:
             row.state = state
             row.state_reason = reason
             row.updated_at = self._clock.now()
+
+    def mark_needs_reauth(self, connection_id: int, reason: str) -> bool:
+        """Mark the connection as waiting for a person; True only for the call that changed the state,
+        so the error is logged once however many workers hit the lost grant."""
+        with session_scope(self._sessions) as session:
+            result = session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id, Connection.state != "needs_reauth")
+                .values(state="needs_reauth", state_reason=reason, updated_at=self._clock.now())
+            )
+            return result.rowcount == 1
 
     def set_zoho(
         self,

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import ConnectorError
 from connector.secret import Secret
 from connector.store.db import dialect_insert, session_scope
-from connector.store.tables import SYSTEMS, Credential
+from connector.store.tables import SYSTEMS, Credential, SharedCredential
 from connector.store.vault import Vault
 
 
@@ -29,7 +29,15 @@ class TokenSet:
     refresh_token: Secret
     expires_at: datetime
     scope: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. Zoho's api_domain
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. Zoho's api_domain, the channel token
+
+    # Extra values safe to show; everything else in ``extra`` (a channel token) is masked in reprs.
+    PUBLIC_EXTRA = frozenset({"api_domain"})
+
+    def __repr__(self) -> str:
+        extra = {k: (v if k in self.PUBLIC_EXTRA else "***") for k, v in (self.extra or {}).items()}
+        return (f"TokenSet(access_token={self.access_token!r}, refresh_token={self.refresh_token!r}, "
+                f"expires_at={self.expires_at.isoformat()!r}, scope={self.scope!r}, extra={extra!r})")
 
     def to_json(self) -> str:
         return json.dumps(
@@ -121,6 +129,49 @@ class CredentialStore:
                     f"{expected_version}; reload them"
                 )
             return expected_version + 1
+
+    def share(self, connection_id: int, system: str, owner_connection_id: int) -> None:
+        """Make ``connection_id`` use the token set stored under ``owner_connection_id`` (itself: its own)."""
+        _check_system(system)
+        with session_scope(self._sessions) as session:
+            session.execute(delete(SharedCredential).where(
+                SharedCredential.connection_id == connection_id, SharedCredential.system == system))
+            if owner_connection_id != connection_id:
+                # Its own token set is superseded: nobody must go on refreshing it (or find it revoked).
+                session.execute(delete(Credential).where(
+                    Credential.connection_id == connection_id, Credential.system == system))
+                session.execute(update(SharedCredential).where(
+                    SharedCredential.owner_connection_id == connection_id, SharedCredential.system == system,
+                ).values(owner_connection_id=owner_connection_id))
+                session.add(SharedCredential(
+                    connection_id=connection_id, system=system, owner_connection_id=owner_connection_id))
+
+    def owner_of(self, connection_id: int, system: str) -> int:
+        """The connection whose stored token set ``connection_id`` uses for ``system``."""
+        _check_system(system)
+        with session_scope(self._sessions) as session:
+            owner = session.scalar(select(SharedCredential.owner_connection_id).where(
+                SharedCredential.connection_id == connection_id, SharedCredential.system == system))
+        return connection_id if owner is None else owner
+
+    def share_map(self, system: str) -> dict[int, int]:
+        """{connection id: owner connection id} for every connection using another's token set."""
+        _check_system(system)
+        with session_scope(self._sessions) as session:
+            rows = session.execute(select(SharedCredential.connection_id, SharedCredential.owner_connection_id)
+                                   .where(SharedCredential.system == system))
+            return {connection_id: owner_id for connection_id, owner_id in rows}
+
+    def load_for(self, connection_id: int, system: str) -> StoredTokens | None:
+        """The token set ``connection_id`` uses, its own or its owner's."""
+        return self.load(self.owner_of(connection_id, system), system)
+
+    def owners(self, system: str) -> list[int]:
+        """Connections that hold a stored token set for ``system``: the refresh job's work list."""
+        _check_system(system)
+        with session_scope(self._sessions) as session:
+            return list(session.scalars(
+                select(Credential.connection_id).where(Credential.system == system).order_by(Credential.connection_id)))
 
     def rotate_keys(self, new_vault: Vault) -> int:
         """Re-encrypt every row not yet under ``new_vault``'s first key; returns how many were rewritten.

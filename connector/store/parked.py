@@ -55,14 +55,21 @@ class ParkedWorkStore:
                     index_elements=[ParkedWork.connection_id, ParkedWork.resource, ParkedWork.record_id], set_=values
                 ))
 
-    def take_due(self, connection_id: int, *, limit: int = 1000) -> dict[str, list[Parked]]:
-        """Remove and return the work of one connection whose wait is over, grouped by resource."""
+    def take_due(self, connection_id: int, *, limit: int = 1000,
+                 reason: str | None = None) -> dict[str, list[Parked]]:
+        """Remove and return the work of one connection whose wait is over, grouped by resource.
+
+        ``reason`` narrows it to one kind of wait (e.g. only DAILY_BUDGET work after a reset).
+        """
         now = self._clock.now()
         with session_scope(self._sessions) as session:
+            query = select(ParkedWork).where(
+                ParkedWork.connection_id == connection_id,
+                or_(ParkedWork.resume_after.is_(None), ParkedWork.resume_after <= now))
+            if reason is not None:
+                query = query.where(ParkedWork.reason == reason)
             rows = session.scalars(
-                select(ParkedWork)
-                .where(ParkedWork.connection_id == connection_id,
-                       or_(ParkedWork.resume_after.is_(None), ParkedWork.resume_after <= now))
+                query
                 .order_by(ParkedWork.priority, ParkedWork.parked_at, ParkedWork.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
@@ -87,11 +94,11 @@ class ParkedWorkStore:
                 query = query.where(ParkedWork.reason == reason)
             return int(session.scalar(query) or 0)
 
-    def connections_with_due_work(self) -> list[int]:
+    def connections_with_due_work(self, *, reason: str | None = None) -> list[int]:
         now = self._clock.now()
         with session_scope(self._sessions) as session:
-            return list(session.scalars(
-                select(ParkedWork.connection_id)
-                .where(or_(ParkedWork.resume_after.is_(None), ParkedWork.resume_after <= now))
-                .distinct()
-            ))
+            query = select(ParkedWork.connection_id).where(
+                or_(ParkedWork.resume_after.is_(None), ParkedWork.resume_after <= now))
+            if reason is not None:
+                query = query.where(ParkedWork.reason == reason)
+            return list(session.scalars(query.distinct()))

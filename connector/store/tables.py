@@ -204,3 +204,63 @@ class ParkedWork(Base):
     sync_id: Mapped[str | None] = mapped_column(String(64))
     resume_after: Mapped[datetime | None]
     parked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- issue 5: the full customer picture -----------------------------------------------------------
+
+
+class WriteLedgerEntry(Base):
+    """A hash of the fields we last wrote to one record (``system`` "zoho": record_key is the Zoho id).
+
+    A change notification whose record still hashes to this value is our own write coming back.
+    """
+
+    __tablename__ = "write_ledger"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "system", "record_key", name="uq_write_ledger_connection_system_record"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(8))
+    record_key: Mapped[str] = mapped_column(String(300))
+    content_hash: Mapped[str] = mapped_column(String(128))
+    written_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- issue 3: Xero at scale ---------------------------------------------------------------------
+
+
+class XeroPollCursor(Base):
+    """How far the If-Modified-Since poll of one resource has read (Xero's UpdatedDateUTC)."""
+
+    __tablename__ = "xero_poll_cursors"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "resource", name="uq_xero_poll_cursors_connection_resource"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    resource: Mapped[str] = mapped_column(String(40))
+    modified_since: Mapped[datetime | None]
+    polled_at: Mapped[datetime | None]
+    swept_at: Mapped[datetime | None]
+
+
+# -- issue 4: connections that never lapse ---------------------------------------------------------
+
+
+class SharedCredential(Base):
+    """A connection that uses another connection's token set for one system.
+
+    One Xero consent covers several tenants with one rotating refresh token, and one Zoho org can
+    receive several tenants; the token set is stored (and refreshed) once, under its owner.
+    """
+
+    __tablename__ = "shared_credentials"
+    __table_args__ = (UniqueConstraint("connection_id", "system", name="uq_shared_credentials_connection_system"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    system: Mapped[str] = mapped_column(String(10))
+    owner_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))

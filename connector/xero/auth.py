@@ -46,6 +46,7 @@ class XeroTokenManager(StoredTokenManager):
         clock: Clock | None = None,
         refresh_margin: float = 300.0,
         lock_timeout: float = 30.0,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(
             connection_id=connection_id,
@@ -59,6 +60,7 @@ class XeroTokenManager(StoredTokenManager):
         self._token_url = token_url
         self._client_id = client_id
         self._client_secret = client_secret
+        self._timeout = timeout  # (connect, read): a read timeout here is a possibly lost rotation
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Swap the authorization code from the connect redirect for a token set (not stored here)."""
@@ -79,7 +81,7 @@ class XeroTokenManager(StoredTokenManager):
                 data=form,
                 auth=(self._client_id, self._client_secret.reveal()),  # HTTP Basic client auth (§1.4)
                 headers={"Accept": "application/json"},
-                timeout=DEFAULT_TIMEOUT,
+                timeout=self._timeout,
             )
         except requests.RequestException as exc:
             raise transport_error(exc, "Xero token request", *hidden) from None

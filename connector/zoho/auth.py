@@ -53,6 +53,7 @@ class ZohoTokenManager(StoredTokenManager):
         clock: Clock | None = None,
         refresh_margin: float = 300.0,
         lock_timeout: float = 30.0,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         super().__init__(
             connection_id=connection_id,
@@ -66,6 +67,7 @@ class ZohoTokenManager(StoredTokenManager):
         self._token_url = accounts_url.rstrip("/") + "/oauth/v2/token"
         self._client_id = client_id
         self._client_secret = client_secret
+        self._timeout = timeout  # (connect, read) seconds
 
     def api_domain(self) -> str:
         """The data centre's API host from the token response (§2: never a hard-coded .com)."""
@@ -91,7 +93,7 @@ class ZohoTokenManager(StoredTokenManager):
         hidden = (*secrets, self._client_secret.reveal())
         form = {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}
         try:
-            response = transport_retry(self._session.post)(self._token_url, data=form, timeout=DEFAULT_TIMEOUT)
+            response = transport_retry(self._session.post)(self._token_url, data=form, timeout=self._timeout)
         except requests.RequestException as exc:
             raise transport_error(exc, "Zoho token request", *hidden) from None
         where = f"Zoho token request for connection {self.connection_id}"

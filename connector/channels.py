@@ -1,0 +1,201 @@
+"""Zoho notification channels that never lapse (zoho-crm-api.md §5).
+
+- ``ensure_channel`` enables one channel per Zoho org (kept under the connection holding the
+  org's tokens) for the modules we listen to, with a random token kept in the vault (inside the
+  org's encrypted token set) and only its hash in ``ChannelStore`` for the receiver.
+- ``renew_channels`` PATCHes each channel's expiry well before it runs out and stores the expiry
+  Zoho actually returned: Zoho silently grants one hour when asked for more than a week (§5.3).
+  A channel Zoho no longer lists (lapsed or deleted) is re-created with the same id and token,
+  and the gap is reconciled by ``reconcile_gap``.
+- ``reconcile_gap`` lists records modified since the channel was last known alive and hands them
+  to the two-way path as ordinary Zoho notifications, so no change is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.errors import RecordRejected
+from connector.store.channels import ChannelInfo, ChannelStore
+from connector.store.credentials import CredentialStore, StaleCredentials
+
+log = logging.getLogger(__name__)
+
+WATCHED_MODULES = ("Contacts", "Accounts")
+WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
+# Zoho v8 allows at most a week (§5.3); six days leaves a day to notice a failed renewal.
+CHANNEL_LIFETIME = timedelta(days=6)
+# Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
+RENEW_BEFORE = timedelta(days=2)
+# Reconcile from a little before the channel was last known alive: clocks and Zoho's own lag differ.
+RECONCILE_OVERLAP = timedelta(minutes=5)
+CHANNEL_TOKEN_KEY = "channel_token"
+
+Enqueue = Callable[[int, dict], None]  # (connection_id, notification) → the ingest task
+
+
+@dataclass(frozen=True)
+class ChannelOutcome:
+    channel_id: str
+    action: str  # "created", "renewed", "recreated", "fresh"
+    expires_at: datetime
+    reconciled: int = 0
+
+
+def ensure_channel(
+    connection_id: int,
+    *,
+    zoho: Any,
+    channels: ChannelStore,
+    credentials: CredentialStore,
+    notify_url: str,
+    clock: Clock = SYSTEM_CLOCK,
+    lifetime: timedelta = CHANNEL_LIFETIME,
+) -> ChannelOutcome:
+    """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel."""
+    existing = channels.for_connection(connection_id)
+    if existing:
+        return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
+                             notify_url=notify_url, clock=clock, lifetime=lifetime, force=False)
+    channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho wants (§5.2)
+    token = _channel_token(credentials, connection_id)
+    expires_at = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime)
+    channels.save(connection_id, channel_id, token=token, events=WATCHED_EVENTS, expires_at=expires_at)
+    log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
+    return ChannelOutcome(channel_id, "created", expires_at)
+
+
+def renew_channels(
+    *,
+    zoho_for: Callable[[int], Any],
+    channels: ChannelStore,
+    credentials: CredentialStore,
+    notify_url: str,
+    enqueue: Enqueue,
+    clock: Clock = SYSTEM_CLOCK,
+    lifetime: timedelta = CHANNEL_LIFETIME,
+    renew_before: timedelta = RENEW_BEFORE,
+    connection_ids: list[int] | None = None,
+) -> list[ChannelOutcome]:
+    """The beat job: check every channel is still listed by Zoho, renew those near expiry, re-create
+    the missing ones and reconcile their gap. ``zoho_for(connection_id)`` gives a ZohoClient."""
+    outcomes = []
+    owners = connection_ids if connection_ids is not None else sorted({c.connection_id for c in channels.all()})
+    for connection_id in owners:
+        zoho = zoho_for(connection_id)
+        live = {str(w.get("channel_id")) for w in zoho.get_watch()}
+        for channel in channels.for_connection(connection_id):
+            missing = channel.channel_id not in live
+            due = channel.expires_at - clock.now() <= renew_before
+            if not (missing or due):
+                continue
+            outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
+                                    notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing)
+            if outcome.action == "recreated":
+                since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
+                outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
+                                         reconcile_gap(connection_id, since=since, zoho=zoho, enqueue=enqueue,
+                                                       channel_id=channel.channel_id))
+            outcomes.append(outcome)
+    return outcomes
+
+
+def renew_channel(
+    channel: ChannelInfo,
+    *,
+    zoho: Any,
+    channels: ChannelStore,
+    credentials: CredentialStore,
+    notify_url: str,
+    clock: Clock,
+    lifetime: timedelta,
+    force: bool,
+) -> ChannelOutcome:
+    """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED) is enabled again."""
+    now = clock.now()
+    if not force and channel.expires_at - now > RENEW_BEFORE:
+        return ChannelOutcome(channel.channel_id, "fresh", channel.expires_at)
+    wanted = now + lifetime
+    lapsed = force or channel.expires_at <= now
+    if not lapsed:
+        try:
+            items = zoho.update_watch([{"channel_id": int(channel.channel_id), "channel_expiry": wanted}])
+            expires_at = _granted_expiry(items, channel.channel_id, wanted)
+            channels.renewed(channel.channel_id, expires_at)
+            return ChannelOutcome(channel.channel_id, "renewed", expires_at)
+        except RecordRejected as exc:
+            if exc.code != "NOT_SUBSCRIBED":
+                raise
+    token = _channel_token(credentials, channel.connection_id)
+    expires_at = _enable(zoho, channel.channel_id, token, notify_url, wanted)
+    channels.save(channel.connection_id, channel.channel_id, token=token, events=WATCHED_EVENTS,
+                  expires_at=expires_at)
+    channels.renewed(channel.channel_id, expires_at)
+    log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
+                channel.channel_id, channel.connection_id, expires_at)
+    return ChannelOutcome(channel.channel_id, "recreated", expires_at)
+
+
+def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: Enqueue, channel_id: str,
+                  modules: tuple[str, ...] = WATCHED_MODULES) -> int:
+    """Hand every record modified since ``since`` to the ingest task as a Zoho notification."""
+    handed = 0
+    for module in modules:
+        page = 1
+        while True:
+            rows, more = zoho.list_records(module, fields=["Modified_Time"], modified_since=since, page=page)
+            ids = [str(row["id"]) for row in rows]
+            if ids:
+                enqueue(connection_id, {"module": module, "ids": ids, "operation": "update",
+                                        "channel_id": channel_id, "server_time": None, "affected_fields": [],
+                                        "source": "reconcile"})
+                handed += len(ids)
+            if not more:
+                break
+            page += 1
+    log.info("reconciled %d Zoho record(s) modified since %s for connection %s", handed, since, connection_id)
+    return handed
+
+
+def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime) -> datetime:
+    items = zoho.enable_watch([{"channel_id": int(channel_id), "events": WATCHED_EVENTS, "channel_expiry": wanted,
+                                "token": token, "notify_url": notify_url}])
+    return _granted_expiry(items, channel_id, wanted)
+
+
+def _granted_expiry(items: list[dict], channel_id: str, wanted: datetime) -> datetime:
+    """The earliest expiry Zoho reported for the channel's modules: what we actually got."""
+    stamps = [
+        datetime.fromisoformat(event["channel_expiry"])
+        for item in items
+        for event in (item.get("details") or {}).get("events") or []
+        if str(event.get("channel_id")) == str(channel_id) and event.get("channel_expiry")
+    ]
+    if not stamps:
+        raise RecordRejected(f"Zoho did not say when channel {channel_id} expires", code="NO_EXPIRY")
+    granted = min(stamps)
+    if granted < wanted - timedelta(minutes=1):
+        log.warning("Zoho granted channel %s only until %s (asked for %s); it will be renewed sooner",
+                    channel_id, granted, wanted)
+    return granted
+
+
+def _channel_token(credentials: CredentialStore, connection_id: int) -> str:
+    """The org's channel token from the vault, made and stored (compare-and-swap) the first time."""
+    while True:
+        stored = credentials.load(connection_id, "zoho")
+        if stored is None:
+            raise LookupError(f"connection {connection_id} holds no Zoho tokens; connect Zoho first")
+        token = (stored.tokens.extra or {}).get(CHANNEL_TOKEN_KEY)
+        if token:
+            return token
+        stored.tokens.extra = {**(stored.tokens.extra or {}), CHANNEL_TOKEN_KEY: secrets.token_urlsafe(30)}
+        try:
+            credentials.save(connection_id, "zoho", stored.tokens, expected_version=stored.version)
+        except StaleCredentials:
+            continue  # a refresh landed meanwhile; read again and add the token to the new set

@@ -1,0 +1,398 @@
+"""OAuth connect flows and token upkeep, as plain functions with their collaborators injected.
+
+- Xero (xero-api.md §1): authorize at ``{login}/identity/connect/authorize``, swap the code, list
+  ``GET /connections`` and link the chosen tenants. One consent covers every chosen tenant with one
+  rotating refresh token, so the token set is stored once (under the first tenant's connection)
+  and the others share it (``CredentialStore.share``): it is refreshed once, never raced.
+- Zoho (zoho-crm-api.md §1.1-§1.2): the user's data centre picks the accounts server; the redirect
+  names the account's ``accounts-server`` (trusted only if it is a known Zoho server or the one we
+  are configured with: the client secret goes there); the token response's ``api_domain`` is used
+  for every call. One Zoho org may receive several tenants: they share one token set.
+- ``state`` is a single-use random value kept in Redis for ten minutes with what the flow needs to
+  finish, so the callback can run in another process (the receiver) and cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import requests
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.errors import ConfigError, ConnectorError, NeedsReauth, TransientError
+from connector.http import DEFAULT_TIMEOUT, transport_error, transport_retry
+from connector.secret import Secret
+from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Settings
+from connector.store import Store
+from connector.store.connections import ConnectionInfo
+from connector.store.credentials import CredentialStore
+from connector.store.parked import NEEDS_REAUTH
+from connector.xero.auth import XeroTokenManager
+from connector.xero.client import XeroClient
+from connector.zoho.auth import ZohoTokenManager
+from connector.zoho.client import raise_for_zoho
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("xero", "zoho")
+STATE_TTL_SECONDS = 600
+# Xero apps made on or after 2 March 2026 must use the granular scopes (xero-api.md §1.7).
+XERO_SCOPE_PRESETS = {
+    "broad": XERO_DEFAULT_SCOPES,
+    "granular": "offline_access accounting.contacts accounting.invoices accounting.payments",
+}
+# Records, field metadata, notification channels, and the org's id (GET /crm/v8/org) (§1.5).
+ZOHO_SCOPES = "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.notifications.ALL,ZohoCRM.org.READ"
+# Beat runs every 5 minutes; refreshing anything within 10 minutes of expiry means no call waits.
+BEAT_REFRESH_MARGIN_SECONDS = 600.0
+
+
+class ConnectFailed(ConnectorError):
+    """The connect flow cannot finish; the message says what the person should do."""
+
+
+# -- state ---------------------------------------------------------------------------------------
+
+
+class ConnectStates:
+    """Single-use ``state`` values in Redis, each carrying what its callback needs."""
+
+    def __init__(self, redis: Any, *, ttl: int = STATE_TTL_SECONDS) -> None:
+        self._redis = redis
+        self._ttl = ttl
+
+    def issue(self, system: str, context: Mapping[str, Any]) -> str:
+        state = secrets.token_urlsafe(32)
+        self._redis.set(self._key(state), json.dumps({"system": system, **context}), ex=self._ttl)
+        return state
+
+    def consume(self, system: str, state: str | None) -> dict:
+        raw = self._redis.getdel(self._key(state)) if state else None
+        data = json.loads(raw) if raw else None
+        if not data or data.get("system") != system:
+            raise ConnectFailed("unknown, expired or already used state; start the connect flow again")
+        return data
+
+    @staticmethod
+    def _key(state: str) -> str:
+        return f"connector:oauth-state:{state}"
+
+
+# -- authorize URLs ------------------------------------------------------------------------------
+
+
+def xero_scopes(choice: str | None, settings: Settings) -> str:
+    """A preset name ("broad", "granular") or a scope string; offline_access is always asked for."""
+    scopes = XERO_SCOPE_PRESETS.get(choice or "", choice or settings.xero_scopes).split()
+    return " ".join(dict.fromkeys(["offline_access", *scopes]))
+
+
+def xero_authorize_url(settings: Settings, *, state: str, redirect_uri: str, scopes: str | None = None) -> str:
+    query = {"response_type": "code", "client_id": settings.xero_client_id, "redirect_uri": redirect_uri,
+             "scope": xero_scopes(scopes, settings), "state": state}
+    return f"{settings.xero_login_url}/identity/connect/authorize?{urlencode(query)}"
+
+
+def zoho_accounts_server(settings: Settings, dc: str | None) -> str:
+    """The accounts server of data centre ``dc``; an explicit ZOHO_ACCOUNTS_URL (sandbox, proxy) serves all."""
+    configured = settings.zoho_accounts_url.rstrip("/")
+    if configured not in ZOHO_ACCOUNTS_SERVERS.values():
+        return configured
+    dc = (dc or settings.zoho_dc).lower()
+    if dc not in ZOHO_ACCOUNTS_SERVERS:
+        raise ConfigError(f"{dc!r} is not a Zoho data centre; use one of {', '.join(sorted(ZOHO_ACCOUNTS_SERVERS))}")
+    return ZOHO_ACCOUNTS_SERVERS[dc]
+
+
+def zoho_authorize_url(settings: Settings, *, state: str, redirect_uri: str, dc: str | None = None) -> str:
+    query = {"scope": ZOHO_SCOPES, "client_id": settings.zoho_client_id, "response_type": "code",
+             "access_type": "offline", "prompt": "consent", "redirect_uri": redirect_uri, "state": state}
+    return f"{zoho_accounts_server(settings, dc)}/oauth/v2/auth?{urlencode(query)}"
+
+
+def _trusted_accounts_server(settings: Settings, named: str | None, dc: str | None) -> str:
+    """The redirect's ``accounts-server`` if it is one we trust, else the one we chose; never a stranger."""
+    expected = zoho_accounts_server(settings, dc)
+    if not named:
+        return expected
+    named = named.rstrip("/")
+    if named == expected or named in ZOHO_ACCOUNTS_SERVERS.values():
+        return named
+    raise ConnectFailed(f"the redirect named {named!r} as the Zoho accounts server, which is not a Zoho "
+                        "data centre; refusing to send the client secret there")
+
+
+# -- finishing the flows -------------------------------------------------------------------------
+
+
+class _GivenToken:
+    """A token source for the one call made with a just-issued access token."""
+
+    def __init__(self, token: Secret, api_domain: str = "") -> None:
+        self._token = token
+        self._api_domain = api_domain
+
+    def access_token(self) -> str:
+        return self._token.reveal()
+
+    def api_domain(self) -> str:
+        return self._api_domain
+
+    def refresh(self, force: bool = False) -> str:
+        raise NeedsReauth("the access token from the consent was refused; start the connect flow again")
+
+    def __repr__(self) -> str:
+        return "_GivenToken(***)"
+
+
+@dataclass
+class Connector:
+    """Everything the connect flows touch, injected (workers/deps.py builds the real ones)."""
+
+    settings: Settings
+    store: Store
+    credentials: CredentialStore
+    redis: Any
+    session: requests.Session
+    clock: Clock = SYSTEM_CLOCK
+    # Called with the Zoho token-owning connection id once its tokens are stored (channel set-up).
+    on_zoho_connected: Callable[[int], None] | None = None
+    # Called with every connection made active again, so its parked work resumes.
+    on_connected: Callable[[list[int]], None] | None = None
+    states: ConnectStates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.states = ConnectStates(self.redis)
+
+    def __repr__(self) -> str:
+        return "Connector()"
+
+    # The two entry points both the CLI and the receiver's /oauth routes use.
+
+    def start(self, system: str, *, redirect_uri: str, **options: Any) -> str:
+        """The URL to send the person to; ``options`` are kept with the state for the callback."""
+        if system not in SYSTEMS:
+            raise ConnectFailed(f"system must be one of {SYSTEMS}")
+        if system == "zoho" and not options.get("connection_ids"):
+            raise ConnectFailed("say which connections (Xero tenants) this Zoho org is for")
+        state = self.states.issue(system, {"redirect_uri": redirect_uri, **options})
+        if system == "xero":
+            return xero_authorize_url(self.settings, state=state, redirect_uri=redirect_uri,
+                                      scopes=options.get("scopes"))
+        return zoho_authorize_url(self.settings, state=state, redirect_uri=redirect_uri, dc=options.get("dc"))
+
+    def finish(self, system: str, params: Mapping[str, str]) -> list[ConnectionInfo]:
+        """Complete the flow from the callback's query parameters (state checked and used up)."""
+        context = self.states.consume(system, params.get("state"))
+        if params.get("error"):
+            raise ConnectFailed(f"{system} refused the consent: {params['error']}")
+        if not params.get("code"):
+            raise ConnectFailed("the callback carries no authorization code")
+        if system == "xero":
+            return complete_xero_connect(self, code=params["code"], redirect_uri=context["redirect_uri"],
+                                         tenant_ids=context.get("tenant_ids"), zoho_from=context.get("zoho_from"))
+        return complete_zoho_connect(self, code=params["code"], redirect_uri=context["redirect_uri"],
+                                     connection_ids=context["connection_ids"], dc=context.get("dc"),
+                                     accounts_server=params.get("accounts-server"))
+
+    def finish_from_url(self, system: str, url: str) -> list[ConnectionInfo]:
+        """Complete the flow from the full redirect URL (pasted by a person, or caught on loopback)."""
+        return self.finish(system, dict(parse_qsl(urlsplit(url).query)))
+
+
+def complete_xero_connect(
+    ctx: Connector, *, code: str, redirect_uri: str, tenant_ids: Iterable[str] | None = None,
+    zoho_from: int | None = None,
+) -> list[ConnectionInfo]:
+    """Swap the code, list the tenants the consent reached, link the chosen ones (all by default)."""
+    settings = ctx.settings
+    exchanger = XeroTokenManager(
+        connection_id=0, credentials=ctx.credentials, redis=ctx.redis, session=ctx.session, clock=ctx.clock,
+        token_url=f"{settings.xero_identity_url}/connect/token", client_id=settings.xero_client_id,
+        client_secret=settings.xero_client_secret,
+    )
+    tokens = exchanger.exchange_code(code, redirect_uri)
+    listing = XeroClient(session=ctx.session, tokens=_GivenToken(tokens.access_token), tenant_id="",
+                         api_url=settings.xero_api_url).get_connections()
+    organisations = [c for c in listing if c.get("tenantType", "ORGANISATION") == "ORGANISATION"]
+    wanted = list(tenant_ids or [])
+    if wanted:
+        missing = sorted(set(wanted) - {c["tenantId"] for c in organisations})
+        if missing:
+            raise ConnectFailed(f"the consent did not include tenant(s) {', '.join(missing)}; choose them in Xero")
+        organisations = [c for c in organisations if c["tenantId"] in wanted]
+    if not organisations:
+        raise ConnectFailed("the consent reached no Xero organisation; choose at least one in Xero")
+
+    connections = [
+        ctx.store.connections.create(name=c.get("tenantName") or c["tenantId"], xero_tenant_id=c["tenantId"],
+                                     xero_tenant_name=c.get("tenantName") or "")
+        for c in organisations
+    ]
+    owner = connections[0]
+    # A person's fresh grant replaces whatever was stored (no CAS), then the others point at it.
+    ctx.credentials.save(owner.id, "xero", tokens)
+    for connection in connections:
+        ctx.credentials.share(connection.id, "xero", owner.id)
+    if zoho_from is not None:
+        link_zoho(ctx, [c.id for c in connections], zoho_from)
+    log.info("connected %d Xero tenant(s): connections %s", len(connections), [c.id for c in connections])
+    return _reactivate(ctx, [c.id for c in connections])
+
+
+def complete_zoho_connect(
+    ctx: Connector, *, code: str, redirect_uri: str, connection_ids: Iterable[int], dc: str | None = None,
+    accounts_server: str | None = None,
+) -> list[ConnectionInfo]:
+    """Swap the code at the account's accounts server, learn api_domain and the org, link the connections."""
+    settings = ctx.settings
+    server = _trusted_accounts_server(settings, accounts_server, dc)
+    exchanger = ZohoTokenManager(
+        connection_id=0, credentials=ctx.credentials, redis=ctx.redis, session=ctx.session, clock=ctx.clock,
+        accounts_url=server, client_id=settings.zoho_client_id, client_secret=settings.zoho_client_secret,
+    )
+    tokens = exchanger.exchange_code(code, redirect_uri)
+    api_domain = str(tokens.extra.get("api_domain") or "").rstrip("/")
+    if not api_domain:
+        raise ConnectFailed("Zoho's token response carried no api_domain; try again")
+    org_id = zoho_org_id(ctx.session, api_domain, tokens.access_token)
+
+    targets = [int(i) for i in connection_ids]
+    unknown = [i for i in targets if ctx.store.connections.get(i) is None]
+    if unknown:
+        raise ConnectFailed(f"no connection(s) {unknown}; connect the Xero tenants first (`connector connections`)")
+    # Tenants already on this org keep one token set; its current holder stays the owner, so the
+    # org's notification channel (kept under the owner) does not move.
+    on_org = [c.id for c in ctx.store.connections.all() if c.zoho_org_id == org_id]
+    holders = [i for i in on_org if ctx.credentials.owner_of(i, "zoho") == i and ctx.credentials.load(i, "zoho")]
+    owner_id = holders[0] if holders else targets[0]
+    ctx.credentials.save(owner_id, "zoho", tokens)
+    everyone = list(dict.fromkeys([owner_id, *targets, *on_org]))
+    for connection_id in everyone:
+        ctx.credentials.share(connection_id, "zoho", owner_id)
+        ctx.store.connections.set_zoho(connection_id, org_id=org_id, api_domain=api_domain, accounts_url=server)
+    log.info("connected Zoho org %s (%s) to connections %s", org_id, api_domain, everyone)
+    if ctx.on_zoho_connected is not None:
+        ctx.on_zoho_connected(owner_id)
+    return _reactivate(ctx, everyone)
+
+
+def link_zoho(ctx: Connector, connection_ids: Iterable[int], zoho_from: int) -> None:
+    """Send these tenants to the Zoho org ``zoho_from`` already receives (no new Zoho consent)."""
+    source = ctx.store.connections.get(zoho_from)
+    owner_id = ctx.credentials.owner_of(zoho_from, "zoho")
+    if source is None or ctx.credentials.load(owner_id, "zoho") is None:
+        raise ConnectFailed(f"connection {zoho_from} has no Zoho org connected; run `connector connect zoho` first")
+    for connection_id in connection_ids:
+        ctx.credentials.share(connection_id, "zoho", owner_id)
+        ctx.store.connections.set_zoho(connection_id, org_id=source.zoho_org_id, api_domain=source.zoho_api_domain,
+                                       accounts_url=source.zoho_accounts_url)
+
+
+def zoho_org_id(session: requests.Session, api_domain: str, access_token: Secret) -> str:
+    """GET /crm/v8/org → the org's id (Zoho v8 OAS org.json: ``{"org": [{"id": ...}]}``)."""
+    token = access_token.reveal()
+    try:
+        response = transport_retry(session.get)(
+            f"{api_domain}/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=DEFAULT_TIMEOUT)
+    except requests.RequestException as exc:
+        raise transport_error(exc, "Zoho GET /crm/v8/org", token) from None
+    raise_for_zoho(response, secrets=(token,))
+    orgs = response.json().get("org") or []
+    if not orgs or not orgs[0].get("id"):
+        raise ConnectFailed("Zoho returned no org for this account")
+    return str(orgs[0]["id"])
+
+
+def _reactivate(ctx: Connector, connection_ids: list[int]) -> list[ConnectionInfo]:
+    """A fresh consent makes the connections active again; their parked work then resumes."""
+    for connection_id in connection_ids:
+        connection = ctx.store.connections.get(connection_id)
+        if connection is not None and connection.state == "needs_reauth":
+            ctx.store.connections.set_state(connection_id, "active")
+            log.warning("connection %s reconnected: active again, parked work resumes", connection_id)
+    if ctx.on_connected is not None:
+        ctx.on_connected(connection_ids)
+    return [c for c in (ctx.store.connections.get(i) for i in connection_ids) if c is not None]
+
+
+# -- token upkeep --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshReport:
+    refreshed: int
+    needs_reauth: list[int]
+    deferred: list[int]
+
+
+def refresh_expiring_tokens(
+    *,
+    store: Store,
+    credentials: CredentialStore,
+    token_manager: Callable[[str, int], Any],
+) -> RefreshReport:
+    """Refresh every stored token set near expiry, once per token set however many tenants share it.
+
+    ``token_manager(system, owner_connection_id)`` gives a manager with the beat's refresh margin;
+    it skips fresh tokens and single-flights the rest. A lost grant marks every connection using
+    it ``needs_reauth`` and logs once (per connection) what to do.
+    """
+    refreshed, lost, deferred = 0, [], []
+    connections = store.connections.all()
+    for system in SYSTEMS:
+        shares = credentials.share_map(system)
+        for owner_id in credentials.owners(system):
+            users = [c for c in connections if shares.get(c.id, c.id) == owner_id]
+            if not any(c.state == "active" for c in users):
+                continue
+            try:
+                token_manager(system, owner_id).access_token()
+                refreshed += 1
+            except NeedsReauth as exc:
+                for connection in users:
+                    mark_needs_reauth(store, connection.id, str(exc))
+                lost.extend(c.id for c in users)
+            except TransientError as exc:  # a lost answer is retried next run, inside Xero's 30-minute grace
+                log.warning("%s token refresh for connection %s deferred: %s", system, owner_id, exc)
+                deferred.append(owner_id)
+    return RefreshReport(refreshed, lost, deferred)
+
+
+def mark_needs_reauth(store: Store, connection_id: int, reason: str) -> bool:
+    """Mark the connection and log the error once, with what to do; True if it was active until now."""
+    changed = store.connections.mark_needs_reauth(connection_id, reason)
+    if changed:
+        log.error(
+            "connection %s needs a person: %s. Its work is parked, not lost. Run `connector connect xero` "
+            "(or `connector connect zoho --connection %s`) or open /oauth/<system>/start on the receiver; "
+            "parked work resumes by itself afterwards.", connection_id, reason, connection_id,
+        )
+    return changed
+
+
+def resume_parked_work(
+    *, store: Store, enqueue_fetch: Callable[[int, str, list[str], dict], None],
+    connection_ids: Iterable[int] | None = None, batch: int = 500,
+) -> int:
+    """Put work parked for a reconnect back on the queues, for connections that are active again."""
+    candidates = connection_ids if connection_ids is not None else store.parked.connections_with_due_work(
+        reason=NEEDS_REAUTH)
+    resumed = 0
+    for connection_id in candidates:
+        connection = store.connections.get(connection_id)
+        if connection is None or not connection.active:
+            continue
+        while taken := store.parked.take_due(connection_id, limit=batch, reason=NEEDS_REAUTH):
+            for resource, items in taken.items():
+                ids = [p.record_id for p in items]
+                enqueue_fetch(connection_id, resource, ids, {p.record_id: p.sync_id for p in items if p.sync_id})
+                resumed += len(ids)
+    if resumed:
+        log.info("resumed %d parked record(s) after reconnect", resumed)
+    return resumed

@@ -1,0 +1,111 @@
+"""`connector connect` (a real process catching the redirect on loopback), `connector connections`,
+the receiver's /oauth routes, and the health endpoint."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import requests
+
+from connector.sandbox.common import serve
+from connector.secret import Secret
+from tests.conftest import redis_url
+from webhooks import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cli_env(world) -> dict:
+    return {**os.environ, "DATABASE_URL": world.database_url, "REDIS_URL": redis_url(4),
+            "CELERY_BROKER_URL": redis_url(4), "CONNECTOR_VAULT_KEYS": world.vault_keyring,
+            "XERO_CLIENT_ID": world.xero.client_id, "XERO_CLIENT_SECRET": world.xero.client_secret,
+            "XERO_API_URL": world.xero_server.url, "XERO_IDENTITY_URL": world.xero_server.url,
+            "XERO_LOGIN_URL": world.xero_server.url, "ZOHO_CLIENT_ID": world.zoho.client_id,
+            "ZOHO_CLIENT_SECRET": world.zoho.client_secret, "ZOHO_ACCOUNTS_URL": world.zoho_server.url}
+
+
+def run_connect(world, *args: str) -> str:
+    """Start `connector connect`, act as the browser on the URL it prints, return its output."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "connect", *args, "--timeout", "30",
+         "--redirect-uri", f"http://127.0.0.1:{port}/oauth/{args[0]}/callback"],
+        env=cli_env(world), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not (lines and lines[-1].startswith("http")):
+            line = process.stdout.readline()
+            assert line, process.stderr.read()
+            lines.append(line.strip())
+        browser = requests.get(lines[-1], timeout=10)  # consent, then the redirect to the CLI's listener
+        assert browser.status_code == 200 and "Connected" in browser.text
+        out, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        return "\n".join(lines) + "\n" + out
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_cli_connects_xero_then_zoho_and_lists_the_connections(world):
+    world.xero.add_tenant("Kea Ltd")
+    out = run_connect(world, "xero", "--scopes", "granular")
+    assert "scope=offline_access+accounting.contacts+accounting.invoices+accounting.payments" in out
+    [kea] = world.store.connections.all()
+    assert f"connected #{kea.id} Kea Ltd" in out
+    out = run_connect(world, "zoho", "--connection", str(kea.id), "--dc", "eu")
+    assert f"zoho_org={world.zoho.org_id}" in out
+    assert world.zoho.channels(), "connecting Zoho enables the notification channel"
+
+    listing = subprocess.run([sys.executable, "-m", "workers.cli", "connections"], env=cli_env(world),
+                             capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    text = listing.stdout
+    channel = world.store.channels.for_connection(kea.id)[0]
+    xero_expiry = world.credentials.load(kea.id, "xero").tokens.expires_at.isoformat(timespec="seconds")
+    assert f"#{kea.id} Kea Ltd" in text and "state=active" in text and "parked=0" in text
+    assert f"xero_token_expires={xero_expiry}" in text
+    assert f"channel_expires={channel.expires_at.isoformat(timespec='seconds')}" in text
+    assert f"zoho_org={world.zoho.org_id}" in text
+
+
+def test_receiver_routes_run_the_flow_and_refuse_a_bad_state(world):
+    world.xero.add_tenant("Kea Ltd")
+    receiver = create_app(webhook_key=Secret("k"), enqueue=lambda *args: None, zoho_channels=world.store.channels,
+                          oauth=world.flows)
+    with serve(receiver) as server:
+        finished = requests.get(f"{server.url}/oauth/xero/start", timeout=10)  # → Xero → back to the callback
+        assert finished.status_code == 200, finished.text
+        [connected] = finished.json()["connections"]
+        assert connected["name"] == "Kea Ltd" and connected["state"] == "active"
+        replay = requests.get(f"{server.url}/oauth/xero/callback?code=x&state=used-or-forged", timeout=5)
+        assert replay.status_code == 400 and "state" in replay.json()["error"]
+        assert requests.get(f"{server.url}/oauth/zoho/start", timeout=5).status_code == 400  # which connection?
+        zoho = requests.get(f"{server.url}/oauth/zoho/start?connection={connected['id']}&dc=au", timeout=10)
+        assert zoho.status_code == 200 and zoho.json()["connections"][0]["zoho_org_id"] == world.zoho.org_id
+
+
+def test_health_shows_connection_states_parked_work_and_rejected_callbacks(world):
+    from webhooks.wsgi import build_receiver
+    from workers.deps import configure
+
+    world.xero.add_tenant("Kea Ltd")
+    [kea] = world.consent("xero")
+    world.store.connections.mark_needs_reauth(kea.id, "invalid_grant")
+    world.store.parked.park(kea.id, "contacts", ["c-1", "c-2"], reason="needs_reauth")
+    configure(world.settings.with_overrides(redis_url=redis_url(4), vault_keys=Secret(world.vault_keyring),
+                                            database_url=world.database_url))
+    client = build_receiver().test_client()
+    bad = client.post("/webhooks/zoho", json={"channel_id": "1", "module": "Contacts", "ids": ["9"],
+                                              "operation": "update", "token": "guess"})
+    assert bad.status_code == 403
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "degraded" and health["rejected_zoho_callbacks"] == 1
+    assert health["connections"] == [{"id": kea.id, "name": "Kea Ltd", "state": "needs_reauth", "parked": 2}]

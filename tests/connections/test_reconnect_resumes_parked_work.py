@@ -1,0 +1,105 @@
+"""A revoked Xero consent parks the work (not retried in a loop, not dropped); reconnecting through
+the connect flow resumes it by itself. The real pipeline: signed webhooks → receiver → a Celery
+worker process on Redis → PostgreSQL, with the sandboxes as Xero and Zoho."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from celery import Celery
+
+from connector.clock import SYSTEM_CLOCK
+from connector.mapping import zoho_fields
+from connector.sandbox.common import serve
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.store import audit as stages
+from connector.store.parked import NEEDS_REAUTH
+from tests.conftest import INTEGRATION_REDIS_DB, redis_url, require_redis
+from tests.connections.conftest import make_world
+from webhooks import create_app
+from webhooks.enqueue import celery_enqueuer
+from workers.embedded import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def live(pg_database_url, tmp_path):
+    require_redis(INTEGRATION_REDIS_DB)
+    worlds = make_world(pg_database_url, SYSTEM_CLOCK)  # the worker process runs on real time
+    world = next(worlds)
+    env = {
+        "DATABASE_URL": pg_database_url, "REDIS_URL": redis_url(INTEGRATION_REDIS_DB),
+        "CELERY_BROKER_URL": redis_url(INTEGRATION_REDIS_DB), "CONNECTOR_DATA_DIR": str(tmp_path),
+        "CONNECTOR_VAULT_KEYS": world.vault_keyring, "XERO_CLIENT_ID": world.xero.client_id,
+        "XERO_CLIENT_SECRET": world.xero.client_secret, "XERO_WEBHOOK_KEY": world.xero.webhook_key,
+        "XERO_API_URL": world.xero_server.url, "XERO_IDENTITY_URL": world.xero_server.url,
+        "XERO_LOGIN_URL": world.xero_server.url, "ZOHO_CLIENT_ID": world.zoho.client_id,
+        "ZOHO_CLIENT_SECRET": world.zoho.client_secret, "ZOHO_ACCOUNTS_URL": world.zoho_server.url,
+        "XERO_BATCH_WINDOW": "0.2",
+    }
+    broker = Celery("reconnect-test", broker=redis_url(INTEGRATION_REDIS_DB))
+    broker.conf.update(task_serializer="json", accept_content=["json"])
+    # As workers/deps.py wires it: a reconnect queues the resume of the connection's parked work.
+    world.flows.on_connected = lambda ids: broker.send_task(
+        "connector.resume_parked_work", args=[ids], queue="maintenance")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "xero,zoho,maintenance", "-P",
+         "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
+         "--without-gossip", "-n", f"reconnect-{os.getpid()}@%h"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    receiver = serve(create_app(webhook_key=world.xero.webhook_key, enqueue=celery_enqueuer(broker),
+                                zoho_channels=world.store.channels))
+    try:
+        yield world, f"{receiver.url}/webhooks/xero", worker
+    finally:
+        receiver.shutdown()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            output, _ = worker.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            output, _ = worker.communicate()
+        print(output[-4000:])
+        next(worlds, None)
+
+
+def test_revoked_consent_parks_work_and_reconnecting_resumes_it(live):
+    world, hook_url, _ = live
+    tenant = world.xero.add_tenant("Kea Ltd")
+    [kea] = world.consent("xero")
+    world.consent("zoho", connection_ids=[kea.id])
+    contact_ids = seed_demo_org(world.xero, tenant, contacts=3)
+
+    # The customer revokes the app in Xero: the stored tokens stop working, refreshing gives invalid_grant.
+    world.xero.revoke(world.credentials.load(kea.id, "xero").tokens.refresh_token.reveal())
+    assert set(world.xero.deliver_webhooks(hook_url)) == {200}
+
+    parked = world.store.parked
+    assert wait_until(lambda: parked.count(kea.id, reason=NEEDS_REAUTH) >= len(contact_ids), timeout=45), \
+        [world.store.audit.trail(kea.id, "contact", c) for c in contact_ids]
+    assert world.store.connections.get(kea.id).state == "needs_reauth"
+    token_calls = len(world.xero.calls(path_prefix="/connect/token"))
+    assert not wait_until(lambda: len(world.xero.calls(path_prefix="/connect/token")) > token_calls, timeout=2), \
+        "a connection waiting for a person is not retried in a loop"
+    assert world.zoho.records("Accounts") == []
+
+    world.consent("xero")  # the person reconnects through the connect flow
+    assert world.store.connections.get(kea.id).state == "active"
+
+    def synced() -> bool:
+        links = [world.store.links.get(kea.id, "contact", c) for c in contact_ids]
+        return all(link and world.zoho.record("Accounts", link.zoho_id) for link in links) and all(
+            world.store.audit.latest_stage(kea.id, "contact", c) == stages.WRITTEN for c in contact_ids)
+
+    assert wait_until(synced, timeout=45), [world.store.audit.trail(kea.id, "contact", c) for c in contact_ids]
+    for contact_id in contact_ids:
+        account = world.zoho.record("Accounts", world.store.links.get(kea.id, "contact", contact_id).zoho_id)
+        assert account[zoho_fields.ACCOUNT_XERO_ID] == contact_id
+        trail = [e.stage for e in world.store.audit.trail(kea.id, "contact", contact_id)]
+        assert stages.PARKED in trail and stages.WRITTEN in trail[trail.index(stages.PARKED):], trail
+    assert parked.count(kea.id, reason=NEEDS_REAUTH) == 0

@@ -1,0 +1,73 @@
+"""Zoho channels: the expiry Zoho really granted, renewal by PATCH, a lost channel re-created and its gap reconciled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connector.channels import ensure_channel, renew_channels
+from tests.connections.conftest import NOTIFY_URL
+
+
+def connect_both(world):
+    world.xero.add_tenant("Kea Ltd")
+    [kea] = world.consent("xero")
+    world.consent("zoho", connection_ids=[kea.id])
+    return kea
+
+
+def renew(world, enqueued):
+    return renew_channels(zoho_for=world.zoho_client, channels=world.store.channels, credentials=world.credentials,
+                          notify_url=NOTIFY_URL, enqueue=lambda cid, n: enqueued.append((cid, n)), clock=world.clock)
+
+
+def test_asking_for_more_than_a_week_stores_the_one_hour_zoho_granted(world):
+    world.xero.add_tenant("Kea Ltd")
+    [kea] = world.consent("xero")
+    # No on_zoho_connected channel here: make the channel by hand with a too-long lifetime.
+    world.flows.on_zoho_connected = None
+    world.consent("zoho", connection_ids=[kea.id])
+    outcome = ensure_channel(kea.id, zoho=world.zoho_client(kea.id), channels=world.store.channels,
+                             credentials=world.credentials, notify_url=NOTIFY_URL, clock=world.clock,
+                             lifetime=timedelta(days=8))
+    granted = world.clock.now().replace(microsecond=0) + timedelta(hours=1)
+    assert outcome.expires_at == granted
+    assert world.store.channels.get(outcome.channel_id).expires_at == granted
+    # The hour is then renewed like any near-expiry channel, this time for six days.
+    world.clock.advance(timedelta(minutes=30))
+    [renewed] = renew(world, [])
+    assert renewed.action == "renewed" and renewed.expires_at == world.clock.now().replace(microsecond=0) + timedelta(days=6)
+
+
+def test_a_deleted_channel_is_recreated_with_its_token_and_the_gap_reconciled(world):
+    kea = connect_both(world)
+    account = world.zoho.person_create("Accounts", Account_Name="Before the gap")
+    [channel] = world.store.channels.for_connection(kea.id)
+    world.clock.advance(timedelta(hours=2))
+    world.zoho_client(kea.id).disable_watch([channel.channel_id])  # someone removes it in Zoho
+    world.clock.advance(timedelta(hours=1))
+    edited = world.zoho.person_edit("Accounts", account["id"], Phone="+64 9 555 0100")
+    contact = world.zoho.person_create("Contacts", Last_Name="Ngata", Email="ngata@example.com")
+    assert world.zoho.pending_notifications() == []  # nobody was listening: these would be lost
+
+    enqueued = []
+    [outcome] = renew(world, enqueued)
+    assert outcome.action == "recreated" and outcome.reconciled >= 2
+    [live] = world.zoho.channels()
+    assert live["channel_id"] == channel.channel_id
+    assert world.store.channels.verify(channel.channel_id, live["token"]) == kea.id  # same token from the vault
+    handed = {(n["module"], i) for _, n in enqueued for i in n["ids"]}
+    assert ("Accounts", edited["id"]) in handed and ("Contacts", contact["id"]) in handed
+    assert {cid for cid, _ in enqueued} == {kea.id}
+    assert all(n["operation"] == "update" and n["channel_id"] == channel.channel_id for _, n in enqueued)
+
+
+def test_an_expired_channel_is_recreated_and_renewals_are_idempotent(world):
+    kea = connect_both(world)
+    [channel] = world.store.channels.for_connection(kea.id)
+    world.clock.advance(timedelta(days=7))  # the beat was down for a week: the channel lapsed
+    enqueued = []
+    [outcome] = renew(world, enqueued)
+    assert outcome.action == "recreated"
+    assert world.store.channels.get(channel.channel_id).expires_at > world.clock.now()
+    assert renew(world, []) == []  # fresh now: nothing to do, no calls that change anything
+    assert len(world.zoho.channels()) == 1
