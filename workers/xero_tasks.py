@@ -1,30 +1,97 @@
-"""Xero-side tasks (queue "xero"): turn webhook events into fetched snapshots, then hand over to Zoho."""
+"""Xero-side tasks (queue "xero"): turn webhook events and polls into fetched snapshots, then hand over to Zoho.
+
+No task ever sleeps on a rate limit: a denied flush gives its ids back to the shared buffer and
+schedules itself again after the limit's own short countdown; a spent daily budget parks the work
+in the database and ``resume_xero_work`` (beat, every minute) puts it back once the budget frees.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+
 from connector import queues
+from connector.errors import NeedsReauth, RateLimited
 from connector.pipeline import xero_in
-from connector.pipeline.common import RECORD_TYPES
+from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
+from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
+from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
 from workers.app import app
-from workers.base import ConnectorTask
+from workers.base import MAX_RATE_LIMIT_COUNTDOWN, ConnectorTask
 from workers.deps import get_deps
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_RESOURCES = tuple(XERO_CATEGORIES.values())
+# One poll per connection at a time; the lock frees itself if its worker dies.
+POLL_LOCK_SECONDS = 900
+
+
+def hand_over_to_zoho(connection_id: int, resource: str):
+    """The on_fetched callback: push every stored chunk on to Zoho (queue "zoho")."""
+    from workers.zoho_tasks import push_to_zoho
+
+    def push(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
+        push_to_zoho.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
+                                 queue=queues.ZOHO_QUEUE)
+    return push
+
+
+def rate_limit_countdown(retry_after: float) -> float:
+    # A little jitter, so tasks denied together do not all come back in the same millisecond.
+    return min(retry_after, MAX_RATE_LIMIT_COUNTDOWN) + random.uniform(0, 0.25)
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)
 def ingest_xero_events(self, events: list[dict]) -> int:
     deps = get_deps()
-    batches = xero_in.group_xero_events(events, connections=deps.store.connections, audit=deps.store.audit)
-    for batch in batches:
-        fetch_xero_records.apply_async(
-            args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids], queue=queues.XERO_QUEUE
-        )
-    return len(batches)
+    window = deps.settings.xero_batch_window
+    to_flush = xero_in.buffer_xero_events(events, connections=deps.store.connections, audit=deps.store.audit,
+                                          coalescer=deps.coalescer, window=window)
+    for connection_id, resource in to_flush:
+        flush_xero_buffer.apply_async(args=[connection_id, resource], countdown=window, queue=queues.XERO_QUEUE)
+    return len(to_flush)
+
+
+@app.task(name="connector.flush_xero_buffer", base=ConnectorTask, bind=True)
+def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
+    """Fetch what gathered in one (connection, resource) buffer: ≤50 ids per IDs= call."""
+    deps = get_deps()
+    coalescer = deps.coalescer
+    coalescer.start_flush(connection_id, resource)
+    connection = deps.store.connections.get(connection_id)
+    if connection is None or connection.state != "active":
+        park_until_reconnected(self, connection_id, resource)
+        return 0
+    outcome = xero_in.flush_xero_buffer(
+        connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
+        snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
+        on_fetched=hand_over_to_zoho(connection_id, resource),
+    )
+    if outcome.error is not None:
+        self.retry_or_fail(outcome.error, connection_id=connection_id, record_type=RECORD_TYPES[resource],
+                           record_ids=outcome.unfinished, sync_ids=outcome.sync_ids)
+    # Denied: the ids are back in the buffer; more than one claim's worth: go on at once.
+    countdown = 0.0 if outcome.retry_after is None else rate_limit_countdown(outcome.retry_after)
+    if coalescer.reschedule(connection_id, resource, countdown=countdown):
+        flush_xero_buffer.apply_async(args=[connection_id, resource], countdown=countdown, queue=queues.XERO_QUEUE)
+    return len(outcome.fetched)
+
+
+def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: str) -> None:
+    """A connection that cannot run: its buffered ids wait durably for the reconnect (issue 4's resume)."""
+    deps = get_deps()
+    while (claim := deps.coalescer.claim(connection_id, resource)) is not None:
+        deps.store.parked.park(connection_id, resource, claim.ids, reason=NEEDS_REAUTH, sync_ids=claim.sync_ids)
+        task.active_connection(connection_id, record_type=RECORD_TYPES[resource], record_ids=claim.ids,
+                               sync_ids=claim.sync_ids)  # audits them as parked
+        deps.coalescer.acknowledge(claim)
 
 
 @app.task(name="connector.fetch_xero_records", base=ConnectorTask, bind=True)
-def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], sync_ids: dict | None = None) -> int:
-    from workers.zoho_tasks import push_to_zoho
-
+def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], sync_ids: dict | None = None,
+                       priority: int = xero_in.PRIORITY_WEBHOOK) -> int:
+    """Fetch given ids now (replays pass priority 1, resumed work its parked priority)."""
     deps = get_deps()
     record_type = RECORD_TYPES[resource]
     sync_ids = dict(sync_ids or {})
@@ -34,13 +101,83 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
     batch = xero_in.FetchBatch(connection_id, resource, list(ids), sync_ids)
     try:
         fetched = xero_in.fetch_xero_records(
-            batch, xero=deps.xero_client(connection), snapshots=deps.store.snapshots, audit=deps.store.audit
+            batch, xero=deps.xero_client(connection, priority=priority), snapshots=deps.store.snapshots,
+            audit=deps.store.audit,
         )
     except Exception as exc:
+        if xero_in.is_daily_budget(exc):
+            xero_in.park_for_daily_budget(connection_id, resource, list(ids), sync_ids, retry_after=exc.retry_after,
+                                          priority=priority, parked=deps.store.parked, audit=deps.store.audit,
+                                          clock=deps.store.clock)
+            return 0
         self.retry_or_fail(exc, connection_id=connection_id, record_type=record_type, record_ids=list(ids),
                            sync_ids=sync_ids)
-    if fetched and resource == "contacts":
-        push_to_zoho.apply_async(
-            args=[connection_id, resource, fetched, {i: sync_ids.get(i) for i in fetched}], queue=queues.ZOHO_QUEUE
-        )
+    if fetched:
+        hand_over_to_zoho(connection_id, resource)(fetched, {i: sync_ids[i] for i in fetched if i in sync_ids})
     return len(fetched)
+
+
+@app.task(name="connector.poll_xero", base=ConnectorTask, bind=True)
+def poll_xero(self, connection_id: int, resources: list[str] | None = None, full_sweep: bool = False) -> int:
+    """If-Modified-Since poll (or full sweep) of one connection, at backfill priority."""
+    deps = get_deps()
+    connection = deps.store.connections.get(connection_id)
+    if connection is None or connection.state != "active":
+        return 0
+    lock_key = f"xero:poll-lock:{connection_id}"
+    if not deps.redis.set(lock_key, self.request.id or "poll", nx=True, ex=POLL_LOCK_SECONDS):
+        return 0  # another poll of this connection is running; its cursor covers this one
+    xero = deps.xero_client(connection, priority=xero_in.PRIORITY_BACKFILL)
+    changed = 0
+    try:
+        for resource in resources or POLLED_RESOURCES:
+            outcome = poll_resource(connection_id, resource, xero=xero, cursors=deps.store.poll_cursors,
+                                    snapshots=deps.store.snapshots, audit=deps.store.audit,
+                                    on_changed=hand_over_to_zoho(connection_id, resource), full_sweep=full_sweep)
+            changed += len(outcome.changed)
+    except Exception as exc:
+        deps.redis.delete(lock_key)
+        if xero_in.is_daily_budget(exc):
+            # Polls are the first to yield the budget; the cursors hold the place for after the reset.
+            log.warning("xero.poll.daily_budget_spent", extra={"connection_id": connection_id})
+            return changed
+        if isinstance(exc, NeedsReauth):
+            deps.store.connections.set_state(connection_id, "needs_reauth", str(exc))
+            raise
+        if isinstance(exc, RateLimited):
+            raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after),
+                             max_retries=self.max_retries * 4) from None
+        self.retry_or_fail(exc, connection_id=connection_id, record_type="poll", record_ids=[])
+    deps.redis.delete(lock_key)
+    return changed
+
+
+@app.task(name="connector.poll_xero_connections", base=ConnectorTask, bind=True)
+def poll_xero_connections(self, full_sweep: bool = False) -> int:
+    """Beat: fan out one poll (or sweep) per active connection."""
+    deps = get_deps()
+    resources = list(SWEPT_RESOURCES) if full_sweep else None
+    active = [c.id for c in deps.store.connections.all() if c.state == "active"]
+    for connection_id in active:
+        poll_xero.apply_async(args=[connection_id, resources, full_sweep], queue=queues.XERO_QUEUE)
+    return len(active)
+
+
+@app.task(name="connector.resume_xero_work", base=ConnectorTask, bind=True)
+def resume_xero_work(self) -> int:
+    """Beat: re-queue daily-budget work whose wait is over, and flush buffers nobody is flushing
+    (a flush task lost with its worker, or a lease left by a worker that died)."""
+    deps = get_deps()
+    resumed = 0
+    for connection_id in deps.store.parked.connections_with_due_work(reason=DAILY_BUDGET):
+        for resource, priority, ids, sync_ids in xero_in.take_budget_work(connection_id, parked=deps.store.parked):
+            fetch_xero_records.apply_async(args=[connection_id, resource, ids, sync_ids, priority],
+                                           queue=queues.XERO_QUEUE)
+            resumed += len(ids)
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        for resource in WEBHOOK_RESOURCES:
+            if deps.coalescer.reschedule(connection.id, resource, countdown=0):
+                flush_xero_buffer.apply_async(args=[connection.id, resource], queue=queues.XERO_QUEUE)
+    return resumed

@@ -1,17 +1,37 @@
-"""Xero in: webhook events and polls become fetched snapshots (see connector/pipeline/__init__.py)."""
+"""Xero in: webhook events and polls become fetched snapshots (see connector/pipeline/__init__.py).
+
+Webhook ids are not fetched at once: ``buffer_xero_events`` adds them to a shared Redis buffer per
+(connection, resource) (connector/coalesce.py) and ``flush_xero_buffer`` fetches whatever gathered
+there within the batch window, ≤50 ids per ``IDs=`` call. When Xero's daily budget is spent the
+unfetched ids are parked durably (ParkedWorkStore) until the budget frees, instead of waiting
+hours as countdown tasks.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
 
+from connector.clock import Clock
+from connector.coalesce import DEFAULT_FLUSH_CHUNKS, IDS_PER_FETCH, FetchCoalescer
+from connector.errors import RateLimited, TransientError
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, XERO_CATEGORIES, new_sync_id
+from connector.ratelimit import problem_scope
 from connector.store import audit as stages
+from connector.store.parked import DAILY_BUDGET
 
 log = logging.getLogger(__name__)
+
+# Governor priorities (connector/ratelimit.py): webhook work first, then replays, then polls.
+PRIORITY_WEBHOOK = 0
+PRIORITY_REPLAY = 1
+PRIORITY_BACKFILL = 2
+
+# Called with (fetched ids, id → sync id) once a chunk is stored: the hand-over to Zoho.
+OnFetched = Callable[[list[str], dict[str, str]], None]
 
 
 @dataclass(frozen=True)
@@ -22,9 +42,16 @@ class FetchBatch:
     sync_ids: dict[str, str] = field(default_factory=dict)  # xero id → sync id of this trip
 
 
-def group_xero_events(events: Iterable[dict], *, connections, audit) -> list[FetchBatch]:
-    """Collapse webhook events into fetch batches; audit each record as received."""
-    grouped: dict[tuple[int, str], dict[str, str]] = {}
+@dataclass
+class _Received:
+    connection_id: int
+    resource: str
+    events: dict[str, dict] = field(default_factory=dict)  # xero id → its first event in this delivery
+
+
+def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Received]:
+    """Events by (connection, resource), duplicates in one delivery collapsed; unknown tenants audited."""
+    grouped: dict[tuple[int, str], _Received] = {}
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
         record_id = str(event.get("resourceId", ""))
@@ -40,22 +67,36 @@ def group_xero_events(events: Iterable[dict], *, connections, audit) -> list[Fet
                 detail={"reason": "no connection for this Xero tenant", "tenant_id": event.get("tenantId")},
             )
             continue
-        ids = grouped.setdefault((connection.id, resource), {})
-        if record_id in ids:
-            continue  # the same record twice in one delivery: one fetch serves both
-        ids[record_id] = new_sync_id()
-        audit.record(
-            connection_id=connection.id,
-            record_type=RECORD_TYPES[resource],
-            record_id=record_id,
-            sync_id=ids[record_id],
-            stage=stages.RECEIVED,
-            detail={"event_type": event.get("eventType"), "event_date": event.get("eventDateUtc")},
-        )
-    return [
-        FetchBatch(connection_id=conn_id, resource=resource, ids=list(ids), sync_ids=ids)
-        for (conn_id, resource), ids in grouped.items()
-    ]
+        received = grouped.setdefault((connection.id, resource), _Received(connection.id, resource))
+        received.events.setdefault(record_id, event)
+    return list(grouped.values())
+
+
+def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: FetchCoalescer,
+                       window: float) -> list[tuple[int, str]]:
+    """Add webhook ids to their fetch buffers and audit each as received.
+
+    Returns the (connection id, resource) buffers whose flush the caller must schedule, with a
+    countdown of ``window``: only the first events of a window get one, later ones ride along.
+    A record already waiting in the buffer joins that trip (its sync id), so one fetch serves both.
+    """
+    to_flush: list[tuple[int, str]] = []
+    for received in _sort_events(events, connections=connections, audit=audit):
+        proposed = {record_id: new_sync_id() for record_id in received.events}
+        flush_needed, in_effect = coalescer.add(received.connection_id, received.resource, proposed, countdown=window)
+        if flush_needed:
+            to_flush.append((received.connection_id, received.resource))
+        for record_id, event in received.events.items():
+            audit.record(
+                connection_id=received.connection_id,
+                record_type=RECORD_TYPES[received.resource],
+                record_id=record_id,
+                sync_id=in_effect[record_id],
+                stage=stages.RECEIVED,
+                detail={"event_type": event.get("eventType"), "event_date": event.get("eventDateUtc"),
+                        "joined_pending_fetch": in_effect[record_id] != proposed[record_id]},
+            )
+    return to_flush
 
 
 def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str]:
@@ -93,3 +134,99 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
             detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)"},
         )
     return fetched
+
+
+def is_daily_budget(exc: Exception) -> bool:
+    """A RateLimited that will last hours: our governor's day window, or Xero's daily 429."""
+    return isinstance(exc, RateLimited) and problem_scope(exc.problem) == "day"
+
+
+def park_for_daily_budget(connection_id: int, resource: str, ids: list[str], sync_ids: dict[str, str], *,
+                          retry_after: float, priority: int, parked, audit, clock: Clock) -> datetime:
+    """Park unfetched ids durably until the daily budget frees; returns when that is."""
+    resume_after = clock.now() + timedelta(seconds=retry_after)
+    parked.park(connection_id, resource, ids, reason=DAILY_BUDGET, resume_after=resume_after,
+                priority=priority, sync_ids=sync_ids)
+    for record_id in ids:
+        audit.record(
+            connection_id=connection_id, record_type=RECORD_TYPES[resource], record_id=record_id,
+            sync_id=sync_ids.get(record_id), stage=stages.PARKED,
+            detail={"reason": DAILY_BUDGET, "resume_after": resume_after.isoformat()},
+        )
+    log.warning("pipeline.xero.daily_budget_spent",
+                extra={"connection_id": connection_id, "resource": resource, "parked": len(ids)})
+    return resume_after
+
+
+@dataclass
+class FlushOutcome:
+    fetched: list[str] = field(default_factory=list)
+    parked: list[str] = field(default_factory=list)  # daily budget spent: waiting in ParkedWorkStore
+    retry_after: float | None = None  # short rate limit: ids are back in the buffer; flush again then
+    error: Exception | None = None  # any other failure, for the task's retry policy
+    unfinished: list[str] = field(default_factory=list)  # the ids ``error`` concerns
+    sync_ids: dict[str, str] = field(default_factory=dict)
+
+
+def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: FetchCoalescer, xero, snapshots, audit,
+                      parked, clock: Clock, on_fetched: OnFetched,
+                      max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH) -> FlushOutcome:
+    """Claim up to ``max_ids`` buffered ids and fetch them, ≤50 per call, oldest first.
+
+    Each chunk is acknowledged in the buffer once stored, so a failure never re-fetches finished
+    chunks: a short rate limit or a transient error gives the rest back to the buffer, a spent
+    daily budget parks them durably, and a worker that dies leaves them to its lease's expiry.
+    """
+    claim = coalescer.claim(connection_id, resource, max_ids=max_ids)
+    outcome = FlushOutcome()
+    if claim is None:
+        return outcome
+    outcome.sync_ids = dict(claim.sync_ids)
+    remaining = list(claim.ids)
+    try:
+        while remaining:
+            chunk = remaining[:IDS_PER_FETCH]
+            batch = FetchBatch(connection_id, resource, chunk, {i: claim.sync_ids[i] for i in chunk
+                                                                if i in claim.sync_ids})
+            fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit)
+            coalescer.acknowledge(claim, chunk)
+            remaining = remaining[IDS_PER_FETCH:]
+            outcome.fetched += fetched
+            if fetched:
+                on_fetched(fetched, {i: batch.sync_ids[i] for i in fetched if i in batch.sync_ids})
+    except RateLimited as exc:
+        if is_daily_budget(exc):
+            park_for_daily_budget(connection_id, resource, remaining, claim.sync_ids, retry_after=exc.retry_after,
+                                  priority=PRIORITY_WEBHOOK, parked=parked, audit=audit, clock=clock)
+            coalescer.acknowledge(claim)
+            outcome.parked = remaining
+        else:
+            coalescer.release(claim)
+            outcome.retry_after = exc.retry_after
+        return outcome
+    except Exception as exc:
+        if isinstance(exc, TransientError):
+            coalescer.release(claim)  # a later flush (the task's retry) fetches them
+        else:
+            coalescer.acknowledge(claim)  # not fixable by retrying: the task's policy audits them
+        outcome.error, outcome.unfinished = exc, remaining
+        return outcome
+    coalescer.acknowledge(claim)
+    return outcome
+
+
+def take_budget_work(connection_id: int, *, parked, limit: int = 1000) -> list[tuple[str, int, list[str], dict]]:
+    """Daily-budget work of one connection that may run again, as (resource, priority, ids, sync ids)
+    in fetch-sized chunks, highest priority first. Taken out of the store: the caller re-queues it."""
+    taken = parked.take_due(connection_id, limit=limit, reason=DAILY_BUDGET)
+    chunks: list[tuple[str, int, list[str], dict]] = []
+    for resource, items in taken.items():
+        by_priority: dict[int, list] = {}
+        for item in items:
+            by_priority.setdefault(item.priority, []).append(item)
+        for priority, group in by_priority.items():
+            for start in range(0, len(group), IDS_PER_FETCH):
+                part = group[start:start + IDS_PER_FETCH]
+                chunks.append((resource, priority, [p.record_id for p in part],
+                               {p.record_id: p.sync_id for p in part if p.sync_id}))
+    return sorted(chunks, key=lambda chunk: chunk[1])

@@ -1,0 +1,116 @@
+"""Real processes fetch through XeroClient and the shared governor from the sandbox served over HTTP.
+
+Every bound is checked from the sandbox's own request log (what Xero would have seen), never from
+the governor's counters. The sandbox runs Xero's real limits: 60 a minute, 5 in flight per tenant.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+
+from connector.errors import RateLimited
+from connector.sandbox.common import RequestRecord
+from connector.sandbox.xero import max_calls_in_window, max_in_flight
+from workers.deps import Deps
+
+API = "/api.xro/2.0"
+RETRY_PAUSE = 0.01  # stands in for a task going back to the queue
+
+
+def fetch_until(settings, connection_id: int, invoice_ids: list[str], deadline: float) -> None:
+    deps = Deps(settings)  # a process of its own: its own Redis connection, engine and session
+    client = deps.xero_client(deps.store.connections.get(connection_id))
+    while time.time() < deadline:
+        try:
+            client.get_invoices(invoice_ids)
+        except RateLimited:
+            time.sleep(RETRY_PAUSE)
+
+
+def run_processes(targets: list[tuple], *, while_running=None) -> None:
+    context = multiprocessing.get_context("fork")
+    processes = [context.Process(target=fetch_until, args=args) for args in targets]
+    for process in processes:
+        process.start()
+    if while_running is not None:
+        while_running()
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+
+
+def accepted(records: list[RequestRecord]) -> list[RequestRecord]:
+    return [r for r in records if r.status == 200]
+
+
+def seed_invoices(world, tenant_id: str, count: int) -> list[str]:
+    contact = world.xero.create_contact(tenant_id, Name="Scale Test Ltd")
+    return [world.xero.create_invoice(tenant_id, contact["ContactID"], [
+        {"Description": "Widget", "Quantity": 1, "UnitAmount": "10.00", "AccountCode": "200"}])["InvoiceID"]
+        for _ in range(count)]
+
+
+def test_many_processes_on_one_tenant_never_exceed_xeros_limits(world_factory):
+    world = world_factory()
+    world.xero.latency = 0.05  # each call stays in flight a while, so processes really overlap
+    connection_id, tenant_id = world.connect("Busy Ltd")
+    invoice_ids = seed_invoices(world, tenant_id, 3)
+
+    run_processes([(world.settings, connection_id, invoice_ids, time.time() + 4.0) for _ in range(6)])
+
+    calls = world.xero.calls(path_prefix=API, tenant=tenant_id)
+    assert [r for r in calls if r.status == 429] == []  # Xero never had to refuse one
+    assert len(accepted(calls)) == 60  # the whole minute budget was used, nothing lost to races...
+    assert max_calls_in_window(accepted(calls)) <= 60  # ...and never more
+    assert 2 <= max_in_flight(accepted(calls)) <= 5
+
+
+def test_a_busy_tenant_does_not_starve_a_quiet_one(world_factory):
+    world = world_factory()
+    world.xero.latency = 0.05
+    busy_connection, busy_tenant = world.connect("Busy Ltd")
+    quiet_connection, quiet_tenant = world.connect("Quiet Ltd")
+    busy_ids, quiet_ids = seed_invoices(world, busy_tenant, 2), seed_invoices(world, quiet_tenant, 2)
+
+    deadline = time.time() + 3.0
+    run_processes([(world.settings, busy_connection, busy_ids, deadline) for _ in range(5)]
+                  + [(world.settings, quiet_connection, quiet_ids, deadline)])
+
+    busy = world.xero.calls(path_prefix=API, tenant=busy_tenant)
+    quiet = world.xero.calls(path_prefix=API, tenant=quiet_tenant)
+    assert [r for r in busy + quiet if r.status == 429] == []
+    # The busy tenant spent its whole minute and was held back from then on...
+    assert len(accepted(busy)) == 60
+    busy_blocked_from = max(r.finished for r in accepted(busy))
+    # ...while the quiet one kept being served, one call after the other, before and after that.
+    quiet_ok = accepted(quiet)
+    assert len(quiet_ok) >= 20 and len(quiet_ok) == len(quiet)
+    assert sum(1 for r in quiet_ok if r.started > busy_blocked_from) >= 5
+    assert max_in_flight(accepted(busy)) <= 5
+
+
+def test_a_429_storm_stops_every_process_until_retry_after_then_calls_succeed(world_factory):
+    world = world_factory()
+    world.xero.latency = 0.1
+    connection_id, tenant_id = world.connect("Stormy Ltd")
+    invoice_ids = seed_invoices(world, tenant_id, 2)
+    retry_after = 1
+
+    def storm() -> None:
+        time.sleep(1.0)  # every process is busy calling by now
+        world.xero.faults.fail_next(3, status=429, path_prefix=API,
+                                    headers={"Retry-After": str(retry_after), "X-Rate-Limit-Problem": "minute"})
+
+    run_processes([(world.settings, connection_id, invoice_ids, time.time() + 5.0) for _ in range(4)],
+                  while_running=storm)
+
+    calls = world.xero.calls(path_prefix=API, tenant=tenant_id)
+    refused = [r for r in calls if r.status == 429]
+    assert len(refused) == 3
+    for refusal in refused:
+        # A process learns of a 429 a moment after the sandbox sent it; allow it that moment.
+        quiet_from, quiet_until = refusal.finished + 0.3, refusal.finished + retry_after
+        assert [r for r in calls if quiet_from < r.started < quiet_until] == []
+    after = [r for r in calls if r.started >= max(r.finished for r in refused) + retry_after]
+    assert after and all(r.status == 200 for r in after)  # then work resumes, and succeeds
