@@ -14,8 +14,9 @@ import shutil
 import sys
 import time
 import unicodedata
+from decimal import Decimal
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -23,9 +24,10 @@ import requests
 
 from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields
+from connector.mapping.xero_values import CENT
 from connector.sandbox.common import serve
 from connector.sandbox.xero import XeroSandbox
-from connector.sandbox.xero_seed import seed_demo_org
+from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from connector.sandbox.zoho import ZohoSandbox
 from connector.secret import Secret
 from connector.settings import Settings
@@ -121,6 +123,7 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
         deps = configure(embedded_settings(data_dir, sandboxes))
         connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Aotearoa Outfitters Ltd")
         contact_ids = seed_demo_org(xero, tenant_id, contacts=contacts)
+        invoice_ids = seed_invoices(xero, tenant_id, contact_ids, per_contact=1)  # some part- or fully paid
         events = list(xero.pending_events())
 
         receiver = create_app(
@@ -143,7 +146,11 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
                     for cid in contact_ids
                 )
 
-            first_ok = wait_until(lambda: settled(1), timeout=timeout)
+            def invoices_settled(passes: int) -> bool:
+                return all(sum(e.stage in TERMINAL for e in audit.trail(connection_id, "invoice", i)) >= passes
+                           for i in invoice_ids)
+
+            first_ok = wait_until(lambda: settled(1) and invoices_settled(1), timeout=timeout)
             writes_after_first = len(zoho.writes())
 
             # Xero may deliver an event twice: the second delivery must change nothing in Zoho.
@@ -152,14 +159,25 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
                 hook_url, data=body, timeout=5,
                 headers={"Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero.sign(body)},
             ).raise_for_status()
-            second_ok = wait_until(lambda: settled(2), timeout=timeout)
+            second_ok = wait_until(lambda: settled(2) and invoices_settled(2), timeout=timeout)
             duplicate_writes = len(zoho.writes()) - writes_after_first
+            invoices_ok = wait_until(lambda: all(
+                audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
+                for i in invoice_ids), timeout=timeout)
+            two_way = two_way_edit(deps, xero, zoho, connection_id, tenant_id, contact_ids,
+                                   f"{receiver_server.url}/webhooks/zoho", timeout)
 
         rows, synced = collect_rows(deps, xero, zoho, connection_id, tenant_id, contact_ids)
 
     print_table(rows, out)
     elapsed = time.monotonic() - started
+    invoice_lines, invoices_synced = invoice_summary(deps, xero, zoho, connection_id, tenant_id, invoice_ids)
+    out.write(f"\n{invoices_synced}/{len(invoice_ids)} Xero invoices synced with {invoice_lines} lines; "
+              f"totals, amounts paid and due match Xero to the cent\n")
+    two_way_ok, two_way = two_way
+    out.write(f"two-way: {two_way}\n")
     ok = itr.ok and first_ok and second_ok and synced == len(contact_ids) and duplicate_writes == 0
+    ok = ok and invoices_ok and invoices_synced == len(invoice_ids) and two_way_ok
     out.write(
         f"\n{synced}/{len(contact_ids)} Xero contacts synced to Zoho; "
         f"{writes_after_first} Zoho write calls; duplicate delivery wrote {duplicate_writes} more; "
@@ -201,3 +219,53 @@ def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
             f"{first_terminal} → {audit.latest_stage(connection_id, 'contact', cid)}",
         ])
     return rows, synced
+
+
+# --- issue 5: invoices with lines, payments, and a two-way contact edit ---------------------------
+
+
+def invoice_summary(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, invoice_ids: list[str]):
+    """(lines in Zoho, invoices whose Zoho totals and amounts equal Xero's to the cent)."""
+    lines = synced = 0
+    for invoice_id in invoice_ids:
+        link = deps.store.links.get(connection_id, "invoice", invoice_id)
+        record = zoho.record("Invoices", link.zoho_id) if link else None
+        if record is None:
+            continue
+        source = xero.invoice(tenant_id, invoice_id)
+        lines += len(record["Invoiced_Items"])
+        synced += all(Decimal(str(record[z])).quantize(CENT) == Decimal(str(source[x])).quantize(CENT) for z, x in (
+            ("Grand_Total", "Total"), (zoho_fields.INVOICE_AMOUNT_PAID, "AmountPaid"),
+            (zoho_fields.INVOICE_AMOUNT_DUE, "AmountDue"))) and len(record["Invoiced_Items"]) == len(source["LineItems"])
+    return lines, synced
+
+
+def two_way_edit(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str],
+                 notify_url: str, timeout: float) -> tuple[bool, str]:
+    """A salesperson renames a person in Zoho: it reaches Xero once, and nothing echoes either way."""
+    connection = deps.store.connections.get(connection_id)
+    token = "demo-channel-token"
+    [answer] = deps.zoho_client(connection).enable_watch([{
+        "channel_id": "1000000068003", "events": ["Contacts.edit"], "notify_url": notify_url, "token": token}])
+    deps.store.channels.save(connection_id, "1000000068003", token=token, events=["Contacts.edit"],
+                             expires_at=datetime.fromisoformat(answer["details"]["events"][0]["channel_expiry"]))
+    person = next(r for r in zoho.records("Contacts") if r.get("First_Name") and r.get("Last_Name"))
+    contact_id = person[zoho_fields.CONTACT_PERSON_KEY].split(":", 1)[0]
+    zoho_writes = len(zoho.writes())
+    zoho.person_edit("Contacts", person["id"], Last_Name="Te Whare")
+    zoho.deliver_notifications()
+
+    def in_xero() -> bool:
+        contact = xero.contact(tenant_id, contact_id)
+        return "Te Whare" in [contact.get("LastName"), *[p.get("LastName") for p in contact["ContactPersons"]]]
+
+    if not wait_until(in_xero, timeout=timeout):
+        return False, "FAILED: the Zoho edit did not reach Xero"
+    trail_before = len(deps.store.audit.trail(connection_id, "contact", contact_id))
+    xero.deliver_webhooks(notify_url.replace("/webhooks/zoho", "/webhooks/xero"))  # Xero's event for our write
+    wait_until(lambda: [e.stage for e in deps.store.audit.trail(connection_id, "contact", contact_id)][
+        trail_before:][-1:] == [stages.SKIPPED], timeout=timeout)
+    xero_writes = len(xero.calls(path_prefix="/api.xro/2.0/Contacts", method="POST"))
+    echoed = len(zoho.writes()) - zoho_writes
+    return xero_writes == 1 and echoed == 0, (f"Zoho edit of {person['Full_Name']} -> Last_Name 'Te Whare' reached Xero in {xero_writes} write; "
+            f"echo writes back to Zoho: {echoed}")

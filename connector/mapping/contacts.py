@@ -35,7 +35,7 @@ from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.xero_values import clean_text, to_money, xero_deep_link
 
-__all__ = ["map_contact"]
+__all__ = ["map_contact", "person_key"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ADDRESS_TYPES = ("POBOX", "STREET")
@@ -131,7 +131,7 @@ def _people(
         email = clean_text(entry.get("EmailAddress"), field=f"{field}.EmailAddress")
         if email and primary_email and email.lower() == primary_email.lower():
             continue  # the primary person listed again
-        key = _person_key(contact_id, email, index)
+        key = person_key(contact_id, email, index)
         if key in seen_keys:
             continue
         person = _person(
@@ -149,7 +149,7 @@ def _people(
     return people
 
 
-def _person_key(contact_id: str, email: str | None, index: int) -> str:
+def person_key(contact_id: str, email: str | None, index: int) -> str:
     if email is None:
         return f"{contact_id}:person:{index}"
     key = f"{contact_id}:person:{email.lower()}"

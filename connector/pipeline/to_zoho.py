@@ -1,103 +1,416 @@
-"""Zoho out: fetched Xero snapshots are mapped (pure) and upserted into Zoho, keyed on the Xero id."""
+"""Zoho out: fetched Xero snapshots are mapped (pure) and upserted into Zoho in batches.
+
+One ``ZohoPush`` call handles a batch of records of one resource with one upsert call per Zoho
+module (≤100 records each, the client chunks), in lookup order: Accounts before Contacts, Products
+before Invoices. Every upsert is keyed on a Xero id held in a unique custom field, never on a name.
+
+- Unchanged content is skipped by the hash kept on each id link; the write ledger keeps a hash of the
+  CRM-owned fields we wrote, so the Zoho notification of our own write is recognised (from_zoho.py).
+- A record Zoho refuses in a 207 fails alone, audited with Zoho's error code; codes that can pass on
+  a later try (``RETRYABLE_CODES``) are handed back in ``BatchOutcome.retry`` for the task to retry.
+- An invoice whose contact is not in Zoho yet: the contact is pushed first in the same run (fetched
+  from Xero when we have no snapshot of it), so invoices never wait on webhook order.
+- Invoice lines: Zoho keeps lines an update does not mention, so when the lines change we delete the
+  old line ids (read back in one call per batch) and send the new lines; when only the header changes
+  (a payment) the lines are not sent at all.
+- Payments and credit notes have no Zoho module: they re-read and re-push the invoices and the contact
+  they touch, whose amount paid, amount due, status and balances then change.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from connector.errors import DataError, NotFound, RecordRejected
-from connector.mapping import zoho_fields
+from connector.errors import DataError
+from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
+from connector.mapping.invoices import invoice_items, map_invoice
+from connector.mapping.overrides import apply_field_overrides
+from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class PushOutcome:
-    zoho_account_id: str
-    written: int  # records written to Zoho in this run
-    skipped: int  # records whose content had not changed since our last write
-    failed: list[dict] = field(default_factory=list)  # per-person errors from Zoho
+# Per-record Zoho codes worth another try; everything else is a data problem and is dead-lettered.
+RETRYABLE_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS", "LOCKED_RECORD"})
+WAITING_FOR_CONTACT = "WAITING_FOR_CONTACT"
 
 
-def push_contact(
-    connection_id: int, xero_contact_id: str, *, snapshots, zoho, links, audit, sync_id: str | None = None
-) -> PushOutcome:
-    """Map one Xero contact and upsert it into Zoho as an Account plus its Contacts."""
-    snapshot = snapshots.get(connection_id, "contacts", xero_contact_id)
-    if snapshot is None:
-        raise NotFound(f"no fetched snapshot of Xero contact {xero_contact_id}")
-    try:
-        mapped = map_contact(snapshot.payload)
-    except DataError as exc:
-        audit.record(
-            connection_id=connection_id, record_type="contact", record_id=xero_contact_id,
-            sync_id=sync_id, stage=stages.FAILED, detail={"reason": str(exc), "field": exc.field},
-        )
-        raise
-    audit.record(
-        connection_id=connection_id, record_type="contact", record_id=xero_contact_id, sync_id=sync_id,
-        stage=stages.MAPPED, detail={"zoho_contacts": len(mapped["contacts"])},
-    )
+@dataclass
+class BatchOutcome:
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, dict] = field(default_factory=dict)  # xero id -> reason, Zoho code
+    retry: list[str] = field(default_factory=list)
+    zoho_ids: dict[str, str] = field(default_factory=dict)  # xero id -> Zoho id of its main record
 
-    written = skipped = 0
-    account = mapped["account"]
-    account_hash = content_hash(account)
-    link = links.get(connection_id, "contact", xero_contact_id)
-    if link is not None and link.content_hash == account_hash:
-        account_id = link.zoho_id
-        skipped += 1
-    else:
-        [result] = zoho.upsert("Accounts", [account], duplicate_check_fields=[zoho_fields.ACCOUNT_XERO_ID])
-        if not result.ok:
-            raise RecordRejected(
-                f"Zoho refused the account: {result.code} {result.message}", code=result.code, details=result.details
-            )
-        account_id = result.id
-        links.save(
-            connection_id, "contact", xero_contact_id, zoho_module="Accounts", zoho_id=account_id,
-            content_hash=account_hash, source_updated_at=snapshot.source_updated_at,
-        )
-        written += 1
+    def merge_failure(self, xero_id: str, detail: dict) -> None:
+        if detail.get("error_code") in RETRYABLE_CODES or detail.get("error_code") == WAITING_FOR_CONTACT:
+            if xero_id not in self.retry:
+                self.retry.append(xero_id)
+        self.failed[xero_id] = detail
 
-    people = []
-    for person in mapped["contacts"]:
-        person = {**person, "Account_Name": {"id": account_id}}
-        key = person[zoho_fields.CONTACT_PERSON_KEY]
-        person_hash = content_hash(person)
-        person_link = links.get(connection_id, "contact_person", key)
-        if person_link is not None and person_link.content_hash == person_hash:
-            skipped += 1
-        else:
-            people.append((key, person, person_hash))
 
-    failed: list[dict] = []
-    if people:
-        results = zoho.upsert(
-            "Contacts", [p for _, p, _ in people], duplicate_check_fields=[zoho_fields.CONTACT_PERSON_KEY]
-        )
-        for (key, _, person_hash), result in zip(people, results):
-            if result.ok:
-                links.save(
-                    connection_id, "contact_person", key, zoho_module="Contacts", zoho_id=result.id,
-                    content_hash=person_hash, source_updated_at=snapshot.source_updated_at,
-                )
-                written += 1
+def owned_projection(record: Mapping[str, Any], owned: Iterable[str]) -> dict[str, Any]:
+    """The CRM-owned fields of a Zoho record, absent ones as None (what the write ledger hashes)."""
+    return {name: record.get(name) or None for name in owned}
+
+
+@dataclass
+class ZohoPush:
+    connection_id: int
+    snapshots: Any
+    zoho: Any
+    links: Any
+    audit: Any
+    ledger: Any
+    config: SyncConfig = field(default_factory=SyncConfig)
+    invoices_enabled: bool = True  # False when the Zoho edition has no Invoices module
+    # Fetches the given Xero resource ids into snapshots (returns the ids it found).
+    refresh: Callable[[str, list[str]], list[str]] | None = None
+    task_id: str | None = None
+    org_fields: Mapping[str, frozenset[str]] | None = None  # per module, from zoho_setup.check_org
+
+    # -- contacts -------------------------------------------------------------------------------
+
+    def contacts(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        sync_ids = dict(sync_ids or {})
+        outcome = BatchOutcome()
+        mapped = self._mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
+                              lambda m: {"zoho_contacts": len(m["contacts"])})
+
+        pending, changed = [], set()
+        for cid, (result, snapshot) in mapped.items():
+            account, _ = zoho_contact_records(result, snapshot.payload, self.config)
+            account_hash = content_hash(account)
+            link = self.links.get(self.connection_id, "contact", cid)
+            if link is not None and link.content_hash == account_hash:
+                outcome.zoho_ids[cid] = link.zoho_id
             else:
-                failed.append({"person": key, "error_code": result.code, "message": result.message, "details": result.details})
+                pending.append((cid, account, account_hash, snapshot))
+        for (cid, account, account_hash, snapshot), result in zip(
+            pending, self._upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
+        ):
+            if result.ok:
+                self.links.save(self.connection_id, "contact", cid, zoho_module="Accounts", zoho_id=result.id,
+                                content_hash=account_hash, source_updated_at=snapshot.source_updated_at)
+                outcome.zoho_ids[cid] = result.id
+                changed.add(cid)
+                self._ledger("Accounts", {result.id: account})
+            else:
+                outcome.merge_failure(cid, _rejection(result, "Accounts"))
 
-    outcome = PushOutcome(zoho_account_id=account_id, written=written, skipped=skipped, failed=failed)
-    detail = {"zoho_account_id": account_id, "written": written, "skipped": skipped}
-    if failed:
-        audit.record(
-            connection_id=connection_id, record_type="contact", record_id=xero_contact_id, sync_id=sync_id,
-            stage=stages.FAILED, detail={**detail, "errors": failed},
-        )
-    else:
-        audit.record(
-            connection_id=connection_id, record_type="contact", record_id=xero_contact_id, sync_id=sync_id,
-            stage=stages.WRITTEN if written else stages.SKIPPED, detail=detail,
-        )
-    return outcome
+        people = []
+        for cid, (result, snapshot) in mapped.items():
+            if cid not in outcome.zoho_ids:
+                continue
+            for person in zoho_contact_records(result, snapshot.payload, self.config, outcome.zoho_ids[cid])[1]:
+                key = person[zf.CONTACT_PERSON_KEY]
+                person_hash = content_hash(person)
+                link = self.links.get(self.connection_id, "contact_person", key)
+                if link is None or link.content_hash != person_hash:
+                    people.append((cid, key, person, person_hash, snapshot))
+        for (cid, key, person, person_hash, snapshot), result in zip(
+            people, self._upsert("Contacts", [p[2] for p in people], zf.CONTACT_PERSON_KEY)
+        ):
+            if result.ok:
+                self.links.save(self.connection_id, "contact_person", key, zoho_module="Contacts", zoho_id=result.id,
+                                content_hash=person_hash, source_updated_at=snapshot.source_updated_at)
+                changed.add(cid)
+                self._ledger("Contacts", {result.id: person})
+            else:
+                detail = _rejection(result, "Contacts")
+                detail["person"] = key
+                outcome.merge_failure(cid, detail)
+
+        for cid in mapped:
+            if cid in outcome.failed:
+                continue
+            (outcome.written if cid in changed else outcome.skipped).append(cid)
+        self._audit_outcome("contact", mapped, outcome, sync_ids)
+        return outcome
+
+    # -- invoices -------------------------------------------------------------------------------
+
+    def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        sync_ids = dict(sync_ids or {})
+        outcome = BatchOutcome()
+        snapshots = {}
+        for iid in dict.fromkeys(xero_ids):
+            snapshot = self.snapshots.get(self.connection_id, "invoices", iid)
+            if snapshot is None:
+                self._fail("invoice", iid, sync_ids, outcome, {"reason": "no fetched snapshot of this invoice"})
+            elif not self.invoices_enabled:
+                self._audit("invoice", iid, sync_ids, stages.SKIPPED,
+                            {"reason": "this Zoho edition has no Invoices module: contacts only"})
+                outcome.skipped.append(iid)
+            elif snapshot.payload.get("Type") != "ACCREC" and not self.config.sync_bills:
+                self._audit("invoice", iid, sync_ids, stages.SKIPPED, {"reason": "bills (ACCPAY) are not synced"})
+                outcome.skipped.append(iid)
+            else:
+                snapshots[iid] = snapshot
+        if not snapshots:
+            return outcome
+
+        account_ids = self._ensure_contacts({iid: _contact_id(s.payload) for iid, s in snapshots.items()})
+        product_ids = self._ensure_products(s.payload for s in snapshots.values())
+        placeholder_id = product_ids.get(self.config.placeholder_item_code)
+
+        prepared: dict[str, tuple[dict, list, str, str, Any]] = {}
+        for iid, snapshot in snapshots.items():
+            contact_id = _contact_id(snapshot.payload)
+            if contact_id not in account_ids:
+                self._fail("invoice", iid, sync_ids, outcome, {
+                    "reason": f"its Xero contact {contact_id} is not in Zoho yet", "error_code": WAITING_FOR_CONTACT})
+                continue
+            try:
+                record = map_invoice(snapshot.payload, product_ids=product_ids,
+                                     placeholder_product_id=placeholder_id or "",
+                                     allow_bills=self.config.sync_bills, status_map=self.config.invoice_status)
+            except DataError as exc:
+                self._fail("invoice", iid, sync_ids, outcome, {"reason": str(exc), "field": exc.field})
+                continue
+            record["Account_Name"] = {"id": account_ids[contact_id]}
+            primary = self.links.get(self.connection_id, "contact_person", f"{contact_id}:primary")
+            if primary is not None:
+                record["Contact_Name"] = {"id": primary.zoho_id}
+            record = apply_field_overrides(record, snapshot.payload, "Invoices", self.config.field_overrides)
+            lines = record.pop("Invoiced_Items")
+            self._audit("invoice", iid, sync_ids, stages.MAPPED, {"lines": len(lines)})
+            prepared[iid] = (record, lines, content_hash({**record, "Invoiced_Items": lines}),
+                             content_hash({"Invoiced_Items": lines}), snapshot)
+
+        writes, replace_lines_of = [], {}
+        for iid, (record, lines, full_hash, lines_hash, snapshot) in prepared.items():
+            link = self.links.get(self.connection_id, "invoice", iid)
+            if link is not None and link.content_hash == full_hash:
+                outcome.skipped.append(iid)
+                outcome.zoho_ids[iid] = link.zoho_id
+                continue
+            lines_link = self.links.get(self.connection_id, "invoice_lines", iid)
+            send_lines = link is None or lines_link is None or lines_link.content_hash != lines_hash
+            if send_lines and link is not None:
+                replace_lines_of[iid] = link.zoho_id
+            writes.append([iid, dict(record), lines if send_lines else None])
+        old_lines = self._existing_line_ids(list(replace_lines_of.values()))
+        for write in writes:
+            iid, record, lines = write
+            if lines is not None:
+                stale = [{"id": line_id, "_delete": None} for line_id in old_lines.get(replace_lines_of.get(iid), [])]
+                record["Invoiced_Items"] = stale + lines
+        results = self._upsert("Invoices", [w[1] for w in writes], zf.INVOICE_XERO_ID)
+        for (iid, _, lines), result in zip(writes, results):
+            record, _, full_hash, lines_hash, snapshot = prepared[iid]
+            if result.ok:
+                self.links.save(self.connection_id, "invoice", iid, zoho_module="Invoices", zoho_id=result.id,
+                                content_hash=full_hash, source_updated_at=snapshot.source_updated_at)
+                if lines is not None:
+                    self.links.save(self.connection_id, "invoice_lines", iid, zoho_module="Invoices",
+                                    zoho_id=result.id, content_hash=lines_hash,
+                                    source_updated_at=snapshot.source_updated_at)
+                outcome.written.append(iid)
+                outcome.zoho_ids[iid] = result.id
+            else:
+                self._fail("invoice", iid, sync_ids, outcome, _rejection(result, "Invoices"), audit=False)
+        for iid in prepared:
+            if iid in outcome.failed:
+                self._audit("invoice", iid, sync_ids, stages.FAILED, outcome.failed[iid])
+            else:
+                stage = stages.WRITTEN if iid in outcome.written else stages.SKIPPED
+                self._audit("invoice", iid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(iid)})
+        return outcome
+
+    # -- payments and credit notes --------------------------------------------------------------
+
+    def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
+        record_type = {"payments": "payment", "creditnotes": "creditnote"}[resource]
+        sync_ids = dict(sync_ids or {})
+        outcome = BatchOutcome()
+        touches: dict[str, tuple[list[str], str | None]] = {}
+        for xid in dict.fromkeys(xero_ids):
+            snapshot = self.snapshots.get(self.connection_id, resource, xid)
+            if snapshot is None:
+                self._fail(record_type, xid, sync_ids, outcome, {"reason": f"no fetched snapshot of this {record_type}"})
+                continue
+            invoices, contact, sales = _touched(resource, snapshot.payload)
+            if not sales and not self.config.sync_bills:
+                self._audit(record_type, xid, sync_ids, stages.SKIPPED, {"reason": "bills (ACCPAY) are not synced"})
+                outcome.skipped.append(xid)
+                continue
+            touches[xid] = (invoices, contact)
+            self._audit(record_type, xid, sync_ids, stages.MAPPED, {"invoices": invoices, "contact": contact})
+        invoice_ids = list(dict.fromkeys(i for invoices, _ in touches.values() for i in invoices))
+        contact_ids = list(dict.fromkeys(c for _, c in touches.values() if c))
+        if self.refresh is not None:
+            # Amounts paid, due and balances are only current in a fresh read from Xero.
+            self.refresh("contacts", contact_ids)
+            self.refresh("invoices", invoice_ids)
+        contacts = self.contacts(contact_ids) if contact_ids else BatchOutcome()
+        invoices = self.invoices(invoice_ids) if invoice_ids and self.invoices_enabled else BatchOutcome()
+        for xid, (touched_invoices, contact) in touches.items():
+            problems = {i: invoices.failed[i] for i in touched_invoices if i in invoices.failed}
+            if contact in contacts.failed:
+                problems[contact] = contacts.failed[contact]
+            detail = {"invoices": touched_invoices, "contact": contact}
+            if problems:
+                self._fail(record_type, xid, sync_ids, outcome, {**detail, "reason": "a related record failed",
+                                                                  "related": problems})
+                if any(p.get("error_code") in RETRYABLE_CODES | {WAITING_FOR_CONTACT} for p in problems.values()):
+                    outcome.retry.append(xid)
+                continue
+            wrote = any(i in invoices.written for i in touched_invoices) or contact in contacts.written
+            (outcome.written if wrote else outcome.skipped).append(xid)
+            self._audit(record_type, xid, sync_ids, stages.WRITTEN if wrote else stages.SKIPPED, detail)
+        return outcome
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _mapped(self, resource, record_type, xero_ids, sync_ids, outcome, mapper, summary) -> dict:
+        mapped = {}
+        for xid in dict.fromkeys(xero_ids):
+            snapshot = self.snapshots.get(self.connection_id, resource, xid)
+            if snapshot is None:
+                self._fail(record_type, xid, sync_ids, outcome, {"reason": f"no fetched snapshot of this {record_type}"})
+                continue
+            try:
+                result = mapper(snapshot.payload)
+            except DataError as exc:
+                self._fail(record_type, xid, sync_ids, outcome, {"reason": str(exc), "field": exc.field})
+                continue
+            self._audit(record_type, xid, sync_ids, stages.MAPPED, summary(result))
+            mapped[xid] = (result, snapshot)
+        return mapped
+
+    def _ensure_contacts(self, contact_of: Mapping[str, str | None]) -> dict[str, str]:
+        """Zoho Account ids of the invoices' contacts, pushing (and if need be fetching) missing ones."""
+        wanted = [c for c in dict.fromkeys(contact_of.values()) if c]
+        found = {}
+        missing = []
+        for cid in wanted:
+            link = self.links.get(self.connection_id, "contact", cid)
+            if link is not None:
+                found[cid] = link.zoho_id
+            else:
+                missing.append(cid)
+        if missing:
+            unfetched = [c for c in missing if self.snapshots.get(self.connection_id, "contacts", c) is None]
+            if unfetched and self.refresh is not None:
+                self.refresh("contacts", unfetched)
+            found.update(self.contacts(missing).zoho_ids)
+        return found
+
+    def _ensure_products(self, invoices: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+        """Zoho Product ids by Xero item code, upserting new or renamed items and the placeholder.
+
+        Unit_Price is sent only when a product is created: a line's price is not the item's list
+        price, and rewriting it per invoice would write the same product again and again.
+        """
+        products: dict[str, dict] = {
+            self.config.placeholder_item_code: {
+                "Product_Name": self.config.placeholder_product_name,
+                zf.PRODUCT_ITEM_CODE: self.config.placeholder_item_code,
+            }
+        }
+        for invoice in invoices:
+            try:
+                for product in invoice_items(invoice):
+                    products.setdefault(product[zf.PRODUCT_ITEM_CODE], product)
+            except DataError:
+                continue  # map_invoice reports the same problem for that invoice
+        ids, pending = {}, []
+        for code, product in products.items():
+            identity = {k: v for k, v in product.items() if k != "Unit_Price"}
+            product_hash = content_hash(identity)
+            link = self.links.get(self.connection_id, "item", code)
+            if link is not None and link.content_hash == product_hash:
+                ids[code] = link.zoho_id
+            else:
+                pending.append((code, identity if link is not None else product, product_hash))
+        for (code, _, product_hash), result in zip(
+            pending, self._upsert("Products", [p[1] for p in pending], zf.PRODUCT_ITEM_CODE)
+        ):
+            if result.ok:
+                self.links.save(self.connection_id, "item", code, zoho_module="Products", zoho_id=result.id,
+                                content_hash=product_hash)
+                ids[code] = result.id
+            else:
+                log.warning("zoho.product_rejected", extra={"item_code": code, "code": result.code})
+        return ids
+
+    def _existing_line_ids(self, invoice_zoho_ids: list[str]) -> dict[str, list[str]]:
+        if not invoice_zoho_ids:
+            return {}
+        records = self.zoho.get_records("Invoices", invoice_zoho_ids, ["Invoiced_Items"])
+        return {str(r["id"]): [str(line["id"]) for line in r.get("Invoiced_Items") or []] for r in records}
+
+    def _upsert(self, module: str, records: list[dict], key_field: str) -> list:
+        if not records:
+            return []
+        known = (self.org_fields or {}).get(module)
+        if known:
+            records = [{k: v for k, v in r.items() if k in known or k == "id"} for r in records]
+        return self.zoho.upsert(module, records, duplicate_check_fields=[key_field], trigger=self.config.trigger)
+
+    def _ledger(self, module: str, written: Mapping[str, dict]) -> None:
+        owned = self.config.owned_by_crm(module)
+        if owned:
+            self.ledger.record_many(self.connection_id, "zoho", {
+                zoho_id: content_hash(owned_projection(record, owned)) for zoho_id, record in written.items()})
+
+    def _audit_outcome(self, record_type: str, mapped: Mapping, outcome: BatchOutcome, sync_ids) -> None:
+        for xid in mapped:
+            if xid in outcome.failed:
+                self._audit(record_type, xid, sync_ids, stages.FAILED, outcome.failed[xid])
+            else:
+                stage = stages.WRITTEN if xid in outcome.written else stages.SKIPPED
+                self._audit(record_type, xid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(xid)})
+
+    def _fail(self, record_type, xid, sync_ids, outcome: BatchOutcome, detail: dict, *, audit: bool = True) -> None:
+        outcome.merge_failure(xid, detail)
+        if audit:
+            self._audit(record_type, xid, sync_ids, stages.FAILED, detail)
+
+    def _audit(self, record_type: str, xid: str, sync_ids: Mapping, stage: str, detail: dict) -> None:
+        self.audit.record(connection_id=self.connection_id, record_type=record_type, record_id=xid,
+                          sync_id=sync_ids.get(xid), stage=stage, detail=detail, task_id=self.task_id)
+
+
+def zoho_contact_records(
+    mapped: Mapping[str, Any], payload: Mapping[str, Any], config: SyncConfig, account_zoho_id: str | None = None
+) -> tuple[dict, list[dict]]:
+    """The Account and Contacts exactly as we write them (overrides applied, Account_Name lookup set)."""
+    account = apply_field_overrides(mapped["account"], payload, "Accounts", config.field_overrides)
+    people = [
+        apply_field_overrides({**person, "Account_Name": {"id": account_zoho_id}}, payload, "Contacts",
+                              config.field_overrides)
+        for person in mapped["contacts"]
+    ] if account_zoho_id else []
+    return account, people
+
+
+def _rejection(result, module: str) -> dict:
+    return {"reason": f"Zoho refused the {module} record: {result.message}", "error_code": result.code,
+            "details": result.details}
+
+
+def _contact_id(invoice: Mapping[str, Any]) -> str | None:
+    contact = invoice.get("Contact")
+    return str(contact["ContactID"]) if isinstance(contact, Mapping) and contact.get("ContactID") else None
+
+
+def _touched(resource: str, payload: Mapping[str, Any]) -> tuple[list[str], str | None, bool]:
+    """(invoice ids, contact id, is it a sales document) of a payment or credit note."""
+    if resource == "payments":
+        invoice = payload.get("Invoice") or {}
+        contact = (invoice.get("Contact") or {}).get("ContactID")
+        sales = invoice.get("Type", "ACCREC") == "ACCREC"
+        return ([str(invoice["InvoiceID"])] if invoice.get("InvoiceID") else []), contact, sales
+    invoices = [str(a["Invoice"]["InvoiceID"]) for a in payload.get("Allocations") or []
+                if (a.get("Invoice") or {}).get("InvoiceID")]
+    contact = (payload.get("Contact") or {}).get("ContactID")
+    return invoices, contact, payload.get("Type", "ACCRECCREDIT") == "ACCRECCREDIT"

@@ -200,6 +200,16 @@ class ZohoClient:
     def fields(self, module: str) -> list[dict]:
         return self._call("GET", "/settings/fields", params={"module": module}).get("fields") or []
 
+    def create_fields(self, module: str, fields: list[dict]) -> list[dict]:
+        """POST /settings/fields?module= (v8 "Create Field"); each item's api_name comes from its label."""
+        items = self._call("POST", "/settings/fields", params={"module": module}, json_body={"fields": fields},
+                           item_key="fields").get("fields") or []
+        for item in items:
+            if item.get("status") != "success":
+                raise RecordRejected(f"Zoho POST /settings/fields: {item.get('code')} {item.get('message')}",
+                                     code=str(item.get("code", "")), details=item.get("details") or {})
+        return items
+
     # -- notification channels (§5) -------------------------------------------------------------
 
     def enable_watch(self, channels: list[dict]) -> list[dict]:

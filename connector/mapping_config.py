@@ -1,0 +1,175 @@
+"""The user's sync configuration: field mapping overrides, field ownership, workflow triggers.
+
+A YAML or JSON file (JSON is read as YAML, which it is a subset of), validated with marshmallow when
+the connector starts. Errors name the line and the key, e.g. ``mapping.yaml line 7: fields.Accounts.
+Fax.from: Not a valid string.`` Example::
+
+    trigger: []                    # Zoho workflow triggers on our writes: [] = none (the default)
+    sync_bills: false              # ACCPAY bills are out of scope unless switched on
+    placeholder_product: {item_code: XERO-NO-ITEM, name: Xero line without an item}
+    invoice_status: {PAID: Approved}        # Xero status -> Zoho Status picklist value
+    fields:                        # per Zoho module: a Xero path, a constant, or omit
+      Accounts:
+        Description: {from: ContactNumber}
+        Fax: {omit: true}
+    crm_owns:                      # fields a person's edit in Zoho may write back to Xero
+      Contacts: [First_Name, Last_Name, Email, Phone, Mobile]
+      Accounts: []
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from connector.errors import ConfigError
+from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
+from connector.mapping.overrides import FieldOverride
+
+MODULES = ("Accounts", "Contacts", "Products", "Invoices")
+# What the two-way sync can write back to Xero (see pipeline/from_zoho.py).
+WRITABLE_TO_XERO = {
+    "Contacts": ("First_Name", "Last_Name", "Email", "Phone", "Mobile"),
+    "Accounts": ("Account_Name", "Phone", "Website"),
+}
+# Defaults: Xero owns money, invoices and the company record; the CRM owns its people's names,
+# emails and phones.
+DEFAULT_CRM_OWNS: Mapping[str, tuple[str, ...]] = {"Contacts": WRITABLE_TO_XERO["Contacts"], "Accounts": ()}
+WORKFLOW_TRIGGERS = ("workflow", "approval", "blueprint")
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    trigger: tuple[str, ...] = ()
+    sync_bills: bool = False
+    placeholder_item_code: str = "XERO-NO-ITEM"
+    placeholder_product_name: str = "Xero line without an item"
+    invoice_status: Mapping[str, str] = field(default_factory=lambda: dict(XERO_TO_ZOHO_INVOICE_STATUS))
+    field_overrides: tuple[FieldOverride, ...] = ()
+    crm_owns: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CRM_OWNS))
+
+    def owned_by_crm(self, module: str) -> tuple[str, ...]:
+        return tuple(self.crm_owns.get(module, ()))
+
+
+class _OverrideSchema(Schema):
+    from_ = fields.String(data_key="from", validate=validate.Length(min=1))
+    value = fields.Raw(allow_none=False)
+    omit = fields.Boolean()
+
+    @validates_schema
+    def _exactly_one(self, data: dict, **_: Any) -> None:
+        given = [key for key in ("from_", "value", "omit") if key in data]
+        if len(given) != 1:
+            raise ValidationError("give exactly one of from, value, omit")
+
+
+class _PlaceholderSchema(Schema):
+    item_code = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+
+
+class _ConfigSchema(Schema):
+    trigger = fields.List(fields.String(validate=validate.OneOf(WORKFLOW_TRIGGERS)))
+    sync_bills = fields.Boolean()
+    placeholder_product = fields.Nested(_PlaceholderSchema)
+    invoice_status = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(tuple(XERO_TO_ZOHO_INVOICE_STATUS))), values=fields.String()
+    )
+    fields_ = fields.Dict(
+        data_key="fields", keys=fields.String(validate=validate.OneOf(MODULES)),
+        values=fields.Dict(keys=fields.String(validate=validate.Length(min=1)), values=fields.Nested(_OverrideSchema)),
+    )
+    crm_owns = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(tuple(WRITABLE_TO_XERO))), values=fields.List(fields.String()),
+    )
+
+    @validates_schema
+    def _writable(self, data: dict, **_: Any) -> None:
+        for module, names in (data.get("crm_owns") or {}).items():
+            unknown = [n for n in names if n not in WRITABLE_TO_XERO.get(module, ())]
+            if unknown:
+                raise ValidationError(
+                    f"cannot write {', '.join(unknown)} back to Xero; choose from {', '.join(WRITABLE_TO_XERO[module])}",
+                    field_name="crm_owns",
+                )
+
+
+def parse_sync_config(text: str, *, source: str = "config") -> SyncConfig:
+    """Validate a YAML/JSON text; raises ConfigError naming the line of the first problem."""
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: not valid YAML/JSON ({getattr(exc, 'problem', exc)})") from None
+    if raw is None:
+        return SyncConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} line 1: expected a mapping of settings")
+    try:
+        data = _ConfigSchema().load(raw)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_located(source, root, path, message) for path, message in _flatten(exc.messages)))
+    return _build(data)
+
+
+def load_sync_config(path: Path | None) -> SyncConfig:
+    """The config at ``path``, or the defaults when there is no file."""
+    if path is None or not Path(path).exists():
+        return SyncConfig()
+    return parse_sync_config(Path(path).read_text(encoding="utf-8"), source=str(path))
+
+
+def _build(data: dict) -> SyncConfig:
+    defaults = SyncConfig()
+    overrides = []
+    for module, entries in (data.get("fields_") or {}).items():
+        for zoho_field, spec in entries.items():
+            overrides.append(FieldOverride(module=module, zoho_field=zoho_field, xero_path=spec.get("from_"),
+                                           value=spec.get("value"), omit=bool(spec.get("omit"))))
+    placeholder = data.get("placeholder_product") or {}
+    return SyncConfig(
+        trigger=tuple(data.get("trigger", ())),
+        sync_bills=bool(data.get("sync_bills", False)),
+        placeholder_item_code=placeholder.get("item_code", defaults.placeholder_item_code),
+        placeholder_product_name=placeholder.get("name", defaults.placeholder_product_name),
+        invoice_status={**defaults.invoice_status, **(data.get("invoice_status") or {})},
+        field_overrides=tuple(overrides),
+        crm_owns={**defaults.crm_owns, **{m: tuple(v) for m, v in (data.get("crm_owns") or {}).items()}},
+    )
+
+
+def _flatten(messages: Any, path: tuple = ()) -> list[tuple[tuple, str]]:
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            out.extend(_flatten(value, path if key in ("_schema", "key", "value") else (*path, key)))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [(path, " ".join(messages))]
+    return [(path, str(messages))]
+
+
+def _located(source: str, root: yaml.Node | None, path: tuple, message: str) -> str:
+    node, line = root, 1
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if match is None:
+                break
+            line = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and str(part).isdigit() and int(part) < len(node.value):
+            node = node.value[int(part)]
+            line = node.start_mark.line + 1
+        else:
+            break
+    name = ".".join(str(p) for p in path) or "(top)"
+    return f"{source} line {line}: {name}: {message}"

@@ -1,0 +1,194 @@
+"""Zoho in: a person's edit of a linked Zoho Account or Contact updates the Xero contact.
+
+Only fields the CRM owns (``SyncConfig.crm_owns``; default: people's names, emails and phones) travel
+back. Echo suppression, both ways:
+- Zoho notifies for our own writes too. The write ledger holds a hash of the CRM-owned fields of what
+  we last wrote to each Zoho record; a record that still hashes to it is our write coming back.
+- Our write to Xero fires a Xero webhook. After writing we store Xero's answer as the snapshot and set
+  the id links' hashes to what that contact maps to, which is what Zoho already holds, so the push
+  that follows the webhook finds nothing to write.
+A conflict (the Xero contact changed after our last write to Zoho, and a person changed Zoho) follows
+the ownership policy: CRM-owned fields take Zoho's value, Xero keeps the rest and pushes it to Zoho as
+usual; the audit entry says ``conflict: true``.
+Every Xero write is checked first: mapping the updated contact back must reproduce the Zoho values,
+or the change cannot be represented in Xero and is refused (audited) rather than echoing forever.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connector.mapping import zoho_fields as zf
+from connector.mapping.contacts import map_contact, person_key
+from connector.mapping.hashing import canonical_json, content_hash
+from connector.mapping.xero_values import parse_xero_date
+from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
+from connector.pipeline.to_zoho import owned_projection, zoho_contact_records
+from connector.store import audit as stages
+
+# Xero gives ContactPersons only names and an email; phones belong to the primary person.
+_PERSON_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName"}
+_PRIMARY_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName", "Email": "EmailAddress"}
+_PRIMARY_PHONES = {"Phone": "DDI", "Mobile": "MOBILE"}
+_ACCOUNT_FIELDS = {"Account_Name": "Name", "Website": "Website"}
+_ACCOUNT_PHONES = {"Phone": "DEFAULT"}
+
+
+@dataclass
+class PullOutcome:
+    xero_writes: int = 0
+    echoes: int = 0
+    conflicts: int = 0
+    refused: int = 0
+
+
+def pull_zoho_changes(
+    connection_id: int, module: str, zoho_ids: list[str], *, operation: str, zoho, xero, snapshots, links, audit,
+    ledger, config: SyncConfig, detail: Mapping[str, Any] | None = None,
+) -> PullOutcome:
+    outcome = PullOutcome()
+
+    def note(record_id: str, stage: str, extra: Mapping[str, Any]) -> None:
+        audit.record(connection_id=connection_id, record_type=module, record_id=record_id,
+                     direction=stages.ZOHO_TO_XERO, stage=stage, detail={**(detail or {}), **extra})
+
+    owned = config.owned_by_crm(module)
+    for zid in zoho_ids:
+        note(zid, stages.RECEIVED, {"operation": operation})
+    if module not in WRITABLE_TO_XERO or operation != "update" or not owned:
+        reason = ("deletes and new records in Zoho are not sent to Xero" if operation != "update"
+                  else f"the CRM owns no {module} fields (field ownership policy)")
+        for zid in zoho_ids:
+            note(zid, stages.SKIPPED, {"reason": reason})
+        return outcome
+
+    key_field = zf.ACCOUNT_XERO_ID if module == "Accounts" else zf.CONTACT_PERSON_KEY
+    records = zoho.get_records(module, zoho_ids, [key_field, *owned])
+    last_written = ledger.hashes(connection_id, "zoho", [str(r["id"]) for r in records])
+    by_contact: dict[str, list[tuple[str, str, dict]]] = {}
+    for record in records:
+        zid, key = str(record["id"]), record.get(key_field)
+        if not key:
+            note(zid, stages.SKIPPED, {"reason": "not linked to a Xero contact"})
+        elif last_written.get(zid) == content_hash(owned_projection(record, owned)):
+            outcome.echoes += 1
+            note(zid, stages.SKIPPED, {"reason": "echo of our own write", "echo": True})
+        else:
+            contact_id = key if module == "Accounts" else key.split(":", 1)[0]
+            by_contact.setdefault(contact_id, []).append((zid, key, record))
+
+    for contact_id, changes in by_contact.items():
+        _write_back(connection_id, module, contact_id, changes, owned, outcome, note, xero=xero,
+                    snapshots=snapshots, links=links, ledger=ledger, config=config)
+    return outcome
+
+
+def _write_back(connection_id, module, contact_id, changes, owned, outcome, note, *, xero, snapshots, links,
+                ledger, config) -> None:
+    snapshot = snapshots.get(connection_id, "contacts", contact_id)
+    current = snapshot.payload if snapshot is not None else xero.get_contacts([contact_id])[0]
+    mapped = map_contact(current)
+    updated = copy.deepcopy(current)
+    applied: dict[str, dict] = {}
+    for zid, key, record in changes:
+        target = mapped["account"] if module == "Accounts" else next(
+            (p for p in mapped["contacts"] if p[zf.CONTACT_PERSON_KEY] == key), None)
+        if target is None:
+            note(zid, stages.SKIPPED, {"reason": "this person is no longer on the Xero contact"})
+            continue
+        diff = {f: record.get(f) or None for f in owned if (record.get(f) or None) != (target.get(f) or None)}
+        if not diff:
+            note(zid, stages.SKIPPED, {"reason": "Zoho already matches Xero for the fields the CRM owns"})
+            ledger.record_many(connection_id, "zoho", {zid: content_hash(owned_projection(record, owned))})
+            continue
+        refused = _apply(updated, module, key, contact_id, diff, target)
+        if refused:
+            outcome.refused += 1
+            note(zid, stages.FAILED, {"reason": f"Xero cannot hold {', '.join(refused)} for this person",
+                                      "fields": refused})
+            continue
+        applied[zid] = {"key": key, "record": record, "fields": sorted(diff)}
+    if not applied:
+        return
+
+    remapped = map_contact(updated)
+    for zid, change in list(applied.items()):
+        back = remapped["account"] if module == "Accounts" else next(
+            (p for p in remapped["contacts"] if p[zf.CONTACT_PERSON_KEY] == change["key"]), {})
+        wrong = [f for f in owned if (back.get(f) or None) != (change["record"].get(f) or None)]
+        if wrong:
+            outcome.refused += 1
+            note(zid, stages.FAILED, {"reason": "the change would not survive the trip back to Zoho",
+                                      "fields": wrong})
+            return  # the contact is written whole or not at all
+
+    account_link = links.get(connection_id, "contact", contact_id)
+    conflict = bool(snapshot is not None and account_link is not None and account_link.source_updated_at
+                    and snapshot.source_updated_at and snapshot.source_updated_at > account_link.source_updated_at)
+    body = {"ContactID": contact_id,
+            **{k: v for k, v in updated.items() if k != "ContactID" and current.get(k) != v}}
+    key = hashlib.sha256(f"{connection_id}:{canonical_json(body)}".encode()).hexdigest()
+    answer = xero.update_contact(body, idempotency_key=key)
+    outcome.xero_writes += 1
+    outcome.conflicts += conflict
+    when = parse_xero_date(answer.get("UpdatedDateUTC"))
+    if when is not None:
+        snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=when, payload=answer)
+    if not conflict and account_link is not None:
+        _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when)
+    ledger.record_many(connection_id, "zoho", {
+        zid: content_hash(owned_projection(change["record"], owned)) for zid, change in applied.items()})
+    for zid, change in applied.items():
+        note(zid, stages.WRITTEN, {"xero_contact": contact_id, "fields": change["fields"], "conflict": conflict,
+                                   "winner": "zoho" if conflict else None})
+
+
+def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when) -> None:
+    """Zoho already holds what the updated Xero contact maps to: record that, so the Xero webhook
+    for our own write finds nothing to push (no echo)."""
+    account, people = zoho_contact_records(map_contact(answer), answer, config, account_link.zoho_id)
+    links.save(connection_id, "contact", contact_id, zoho_module="Accounts", zoho_id=account_link.zoho_id,
+               content_hash=content_hash(account), source_updated_at=when)
+    for person in people:
+        link = links.get(connection_id, "contact_person", person[zf.CONTACT_PERSON_KEY])
+        if link is not None:
+            links.save(connection_id, "contact_person", link.xero_id, zoho_module="Contacts", zoho_id=link.zoho_id,
+                       content_hash=content_hash(person), source_updated_at=when)
+
+
+def _apply(updated: dict, module: str, key: str, contact_id: str, diff: Mapping[str, Any], target) -> list[str]:
+    """Write ``diff`` (Zoho field -> value) into the Xero contact ``updated``; returns fields it cannot hold."""
+    if module == "Accounts":
+        fields, phones, entry = _ACCOUNT_FIELDS, _ACCOUNT_PHONES, updated
+    elif key == f"{contact_id}:primary":
+        fields, phones, entry = _PRIMARY_FIELDS, _PRIMARY_PHONES, updated
+    else:
+        persons = updated.get("ContactPersons") or []
+        entry = next((p for i, p in enumerate(persons)
+                      if person_key(contact_id, (p.get("EmailAddress") or "").strip() or None, i) == key), None)
+        if entry is None:
+            return list(diff)
+        # An email is a ContactPerson's key: changing it in Zoho would re-key the person.
+        fields, phones = _PERSON_FIELDS, {}
+    refused = [f for f in diff if f not in fields and f not in phones]
+    if refused:
+        return refused
+    for zoho_name, value in diff.items():
+        if zoho_name in phones:
+            _set_phone(updated, phones[zoho_name], value)
+        elif zoho_name == "Last_Name" and not (entry.get("LastName") or "").strip() and not target.get("First_Name") \
+                and (entry.get("FirstName") or "").strip():
+            entry["FirstName"] = value or ""  # the lone first name was shown as Last_Name (Zoho needs one)
+        else:
+            entry[fields[zoho_name]] = value or ""
+    return []
+
+
+def _set_phone(contact: dict, phone_type: str, number: str | None) -> None:
+    phones = [p for p in contact.get("Phones") or [] if p.get("PhoneType") != phone_type]
+    phones.append({"PhoneType": phone_type, "PhoneNumber": number or "", "PhoneAreaCode": "", "PhoneCountryCode": ""})
+    contact["Phones"] = phones

@@ -1,0 +1,47 @@
+"""The write ledger: per record, a hash of what we last wrote there (echo suppression, issue 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from connector.clock import SYSTEM_CLOCK, Clock
+from connector.store.db import dialect_insert, session_scope
+from connector.store.tables import WriteLedgerEntry
+
+
+class WriteLedger:
+    def __init__(self, session_factory: sessionmaker[Session], *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._sessions = session_factory
+        self._clock = clock
+
+    def record_many(self, connection_id: int, system: str, hashes: Mapping[str, str]) -> None:
+        """Remember ``record_key -> content_hash`` for records we just wrote (last write wins)."""
+        if not hashes:
+            return
+        now = self._clock.now()
+        with session_scope(self._sessions) as session:
+            for key, content_hash in hashes.items():
+                statement = dialect_insert(session, WriteLedgerEntry).values(
+                    connection_id=connection_id, system=system, record_key=key,
+                    content_hash=content_hash, written_at=now,
+                )
+                session.execute(statement.on_conflict_do_update(
+                    index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
+                                    WriteLedgerEntry.record_key],
+                    set_={"content_hash": content_hash, "written_at": now},
+                ))
+
+    def hashes(self, connection_id: int, system: str, keys: list[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                select(WriteLedgerEntry.record_key, WriteLedgerEntry.content_hash).where(
+                    WriteLedgerEntry.connection_id == connection_id, WriteLedgerEntry.system == system,
+                    WriteLedgerEntry.record_key.in_(keys),
+                )
+            ).all()
+            return {key: content_hash for key, content_hash in rows}

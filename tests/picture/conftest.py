@@ -1,0 +1,57 @@
+"""The pipeline against the Xero and Zoho sandboxes over HTTP, real Redis (db 7) and a SQLite store."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.pipeline import xero_in
+from connector.sandbox.common import serve
+from connector.sandbox.xero import XeroSandbox
+from connector.sandbox.zoho import ZohoSandbox
+from connector.secret import Secret
+from connector.store.vault import Vault
+from tests.conftest import redis_url, require_redis
+from workers.demo import Sandboxes, connect_sandbox_tenant, embedded_settings
+from workers.deps import configure
+from workers.zoho_tasks import make_zoho_push
+
+REDIS_DB = 7
+
+
+class Picture:
+    def __init__(self, xero, zoho, deps, connection_id, tenant_id):
+        self.xero, self.zoho, self.deps = xero, zoho, deps
+        self.connection_id, self.tenant_id = connection_id, tenant_id
+        self.connection = deps.store.connections.get(connection_id)
+
+    def push(self):
+        return make_zoho_push(self.deps, self.connection)
+
+    def fetch(self, resource: str, ids: list[str]) -> list[str]:
+        batch = xero_in.FetchBatch(self.connection_id, resource, list(ids), {})
+        return xero_in.fetch_xero_records(batch, xero=self.deps.xero_client(self.connection),
+                                          snapshots=self.deps.store.snapshots, audit=self.deps.store.audit)
+
+    def sync(self, resource: str, ids: list[str]):
+        self.fetch(resource, ids)
+        push = self.push()
+        return push.contacts(ids) if resource == "contacts" else push.invoices(ids)
+
+    def pending_xero_ids(self, category: str) -> list[str]:
+        return list(dict.fromkeys(e["resourceId"] for e in self.xero.pending_events() if e["eventCategory"] == category))
+
+
+@pytest.fixture
+def picture(tmp_path):
+    require_redis(REDIS_DB)
+    xero, zoho = XeroSandbox(), ZohoSandbox()
+    with serve(xero) as xero_server, serve(zoho) as zoho_server:
+        sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
+        settings = embedded_settings(tmp_path, sandboxes).with_overrides(
+            redis_url=redis_url(REDIS_DB), vault_keys=Secret(Vault.generate_keyring("k1")))
+        deps = configure(settings)
+        connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Picture Test Ltd")
+        try:
+            yield Picture(xero, zoho, deps, connection_id, tenant_id)
+        finally:
+            deps.store.close()
