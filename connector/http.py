@@ -135,11 +135,13 @@ class StoredTokenManager:
     def access_token(self) -> str:
         stored = self._load()
         if self._expiring(stored.tokens):
-            return self.refresh()
+            return self._refresh(seen=stored, force=False)
         return stored.tokens.access_token.reveal()
 
     def refresh(self, force: bool = False) -> str:
-        seen = self._load()
+        return self._refresh(seen=self._load(), force=force)
+
+    def _refresh(self, *, seen: StoredTokens, force: bool) -> str:
         lock = self._redis.lock(
             f"connector:oauth-refresh:{self.system}:{self.connection_id}",
             timeout=self._lock_timeout,

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 import responses
-from conftest import (
+from tests.clients.conftest import (
     XERO_API_URL,
     XERO_CLIENT_SECRET,
     XERO_TOKEN_URL,

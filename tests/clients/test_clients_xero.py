@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 import responses
-from conftest import TENANT_ID, XERO_API_URL, XERO_TOKEN_URL
+from tests.clients.conftest import TENANT_ID, XERO_API_URL, XERO_TOKEN_URL
 
 from connector.errors import ApiError, DataError, NeedsReauth, NotFound, RateLimited, TransientError
 from connector.ratelimit import Limits

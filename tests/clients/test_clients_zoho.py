@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from conftest import ZOHO_ACCOUNTS_URL, ZOHO_API_DOMAIN
+from tests.clients.conftest import ZOHO_ACCOUNTS_URL, ZOHO_API_DOMAIN
 
 from connector.errors import ApiError, NeedsReauth, RateLimited, RecordRejected, TransientError
 from connector.zoho.client import ZohoClient
