@@ -27,6 +27,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import NeedsReauth, TransientError
+from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
 
 log = logging.getLogger(__name__)
@@ -117,17 +118,25 @@ class StoredTokenManager:
         credentials: CredentialStore,
         redis: Any,
         session: requests.Session,
-        clock: Clock | None,
-        refresh_margin: float,
-        lock_timeout: float,
+        token_url: str,
+        client_id: str,
+        client_secret: Secret,
+        clock: Clock | None = None,
+        refresh_margin: float = 300.0,
+        lock_timeout: float = 30.0,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self.connection_id = connection_id
         self._credentials = credentials
         self._redis = redis
         self._session = session
+        self._token_url = token_url
+        self._client_id = client_id
+        self._client_secret = client_secret
         self._clock = clock or SYSTEM_CLOCK
         self._refresh_margin = timedelta(seconds=refresh_margin)
         self._lock_timeout = lock_timeout
+        self._timeout = timeout  # (connect, read) seconds
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(connection_id={self.connection_id})"

@@ -6,10 +6,8 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.clock import Clock
 from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
 from connector.http import (
-    DEFAULT_TIMEOUT,
     StoredTokenManager,
     body_excerpt,
     is_json,
@@ -19,7 +17,7 @@ from connector.http import (
     transport_retry,
 )
 from connector.secret import Secret
-from connector.store.credentials import CredentialStore, TokenSet
+from connector.store.credentials import TokenSet
 
 
 class XeroTokenSource(Protocol):
@@ -31,36 +29,7 @@ class XeroTokenSource(Protocol):
 class XeroTokenManager(StoredTokenManager):
     """Hands out the stored access token and refreshes it (once, for every worker) near expiry."""
 
-    system = "xero"
-
-    def __init__(
-        self,
-        *,
-        connection_id: int,
-        credentials: CredentialStore,
-        redis: Any,
-        session: requests.Session,
-        token_url: str,
-        client_id: str,
-        client_secret: Secret,
-        clock: Clock | None = None,
-        refresh_margin: float = 300.0,
-        lock_timeout: float = 30.0,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            connection_id=connection_id,
-            credentials=credentials,
-            redis=redis,
-            session=session,
-            clock=clock,
-            refresh_margin=refresh_margin,
-            lock_timeout=lock_timeout,
-        )
-        self._token_url = token_url
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._timeout = timeout  # (connect, read): a read timeout here is a possibly lost rotation
+    system = "xero"  # a read timeout on the token call is a possibly lost rotation: see _request_refresh
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Swap the authorization code from the connect redirect for a token set (not stored here)."""

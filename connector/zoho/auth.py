@@ -11,10 +11,8 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.clock import Clock
 from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
 from connector.http import (
-    DEFAULT_TIMEOUT,
     StoredTokenManager,
     body_excerpt,
     loads_json,
@@ -23,7 +21,7 @@ from connector.http import (
     transport_retry,
 )
 from connector.secret import Secret
-from connector.store.credentials import CredentialStore, TokenSet
+from connector.store.credentials import TokenSet
 
 # "Access Denied" = more than 10 token requests in 10 minutes (§1.3); a minute lets the window move.
 THROTTLE_RETRY_AFTER = 60.0
@@ -40,34 +38,9 @@ class ZohoTokenSource(Protocol):
 class ZohoTokenManager(StoredTokenManager):
     system = "zoho"
 
-    def __init__(
-        self,
-        *,
-        connection_id: int,
-        credentials: CredentialStore,
-        redis: Any,
-        session: requests.Session,
-        accounts_url: str,
-        client_id: str,
-        client_secret: Secret,
-        clock: Clock | None = None,
-        refresh_margin: float = 300.0,
-        lock_timeout: float = 30.0,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        super().__init__(
-            connection_id=connection_id,
-            credentials=credentials,
-            redis=redis,
-            session=session,
-            clock=clock,
-            refresh_margin=refresh_margin,
-            lock_timeout=lock_timeout,
-        )
-        self._token_url = accounts_url.rstrip("/") + "/oauth/v2/token"
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._timeout = timeout  # (connect, read) seconds
+    def __init__(self, *, accounts_url: str, **kwargs: Any) -> None:
+        """``accounts_url`` is the data centre's accounts server (§1.1); other arguments as the base."""
+        super().__init__(token_url=accounts_url.rstrip("/") + "/oauth/v2/token", **kwargs)
 
     def api_domain(self) -> str:
         """The data centre's API host from the token response (§2: never a hard-coded .com)."""
