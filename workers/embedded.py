@@ -59,3 +59,17 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.1) -> bool:
             return True
         time.sleep(interval)
     return predicate()
+
+
+def wait_until_quiet(measure, *, quiet_for: float, timeout: float, interval: float = 0.1) -> bool:
+    """Wait until ``measure()`` has not changed for ``quiet_for`` seconds (True), or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last, since = measure(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(interval)
+        current = measure()
+        if current != last:
+            last, since = current, time.monotonic()
+        elif time.monotonic() - since >= quiet_for:
+            return True
+    return False
