@@ -203,7 +203,10 @@ def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
     for cid in contact_ids:
         contact = xero.contact(tenant_id, cid)
         trail = audit.trail(connection_id, "contact", cid)
-        first_terminal = next((e.stage for e in trail if e.stage in TERMINAL), "pending")
+        # Two pushes of one contact may race (its own, and an invoice's that needs it first): the
+        # loser audits "skipped" for the write the winner made, so "written" anywhere is the test.
+        first_terminal = stages.WRITTEN if any(e.stage == stages.WRITTEN for e in trail) else next(
+            (e.stage for e in trail if e.stage in TERMINAL), "pending")
         link = links.get(connection_id, "contact", cid)
         account = zoho.record("Accounts", link.zoho_id) if link else None
         people = [
