@@ -43,6 +43,7 @@ task_routes = {
     "connector.renew_zoho_channels": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.resume_parked_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
 # A task is acknowledged only after it finished, and requeued if its worker dies mid-way.
@@ -80,4 +81,7 @@ beat_schedule = {
     "xero-full-sweep": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_sweep_interval,
                         "kwargs": {"full_sweep": True}},
     "xero-resume-work": {"task": "connector.resume_xero_work", "schedule": 60.0},
+    # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
+    # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
+    "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": _settings.zoho_org_ttl},
 }

@@ -64,6 +64,8 @@ class Settings:
     xero_poll_interval: float = 300.0
     xero_sweep_interval: float = 86400.0
     max_webhook_bytes: int = 1_000_000
+    # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
+    zoho_org_ttl: float = 3600.0
 
     @property
     def embedded(self) -> bool:
@@ -105,4 +107,5 @@ class Settings:
             xero_batch_window=float(env.get("XERO_BATCH_WINDOW", "1.0")),
             xero_poll_interval=float(env.get("XERO_POLL_INTERVAL", "300")),
             xero_sweep_interval=float(env.get("XERO_SWEEP_INTERVAL", "86400")),
+            zoho_org_ttl=float(env.get("ZOHO_ORG_TTL", "3600")),
         )

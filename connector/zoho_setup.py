@@ -102,3 +102,81 @@ def _field_body(needed: NeededField) -> dict:
     if needed.unique:
         body["unique"] = {"casesensitive": "false"}
     return body
+
+
+# -- `connector setup-zoho`: check or create what each connected org lacks ------------------------
+
+
+def missing_report(check: OrgCheck) -> list[str]:
+    """One line per missing field: Module.Field, its Zoho type, and how to create it by hand."""
+    return [f"  missing {f.module}.{f.api_name} ({f.data_type}{', unique' if f.unique else ''}): "
+            f"{f.how_to_create()}" for f in check.missing]
+
+
+def setup_zoho_orgs(orgs: list[tuple[str, object]], *, check_only: bool, out) -> int:
+    """``orgs``: (label, ZohoClient) per Zoho org. Exit code: with ``check_only`` 1 when anything we
+    need is missing (listed with how to create it), else 0; otherwise the fields are created."""
+    missing_any = False
+    for label, zoho in orgs:
+        check = check_org(zoho)
+        modules = "" if check.has_invoices else " (no Invoices module: contacts only)"
+        if check_only:
+            if check.missing:
+                missing_any = True
+                out.write(f"{label}: {len(check.missing)} custom field(s) missing{modules}\n")
+                out.write("\n".join(missing_report(check)) + "\n")
+            else:
+                out.write(f"{label}: every custom field the connector needs exists{modules}\n")
+            continue
+        created = setup_org(zoho)
+        if created:
+            out.write(f"{label}: created {len(created)} custom field(s){modules}\n")
+            out.write("".join(f"  created {name}\n" for name in created))
+        else:
+            out.write(f"{label}: nothing to create; every custom field exists{modules}\n")
+        left = check_org(zoho).missing
+        if left:  # Zoho accepted the call but the field is still not there
+            missing_any = True
+            out.write("\n".join(missing_report(OrgCheck(modules=check.modules, missing=left))) + "\n")
+    return 1 if missing_any else 0
+
+
+# -- the scheduled re-check (beat "recheck-zoho-orgs") ------------------------------------------
+
+ORG_RECORD_TYPE = "zoho_org"  # audit trail of an org's health: `audit.trail(connection_id, "zoho_org", "org")`
+ORG_RECORD_ID = "org"
+_MISSING_KEY = "mlc:zoho-org-missing:{}"
+
+
+def needed_missing(check: OrgCheck) -> tuple[NeededField, ...]:
+    """What the org lacks that sync needs now (Invoices fields only matter with the Invoices module)."""
+    return tuple(f for f in check.missing if f.module in CONTACT_MODULES or check.has_invoices)
+
+
+def report_org_change(connection_id: int, check: OrgCheck, *, audit, redis) -> bool:
+    """Log and audit (stage "failed") once when a field we need goes missing; True when this call reported.
+
+    What was last reported lives in Redis (GETSET), so every worker and every beat run agrees on "once";
+    a later change (another field gone) is reported again, and a repaired org clears the state.
+    """
+    from connector.store import audit as stages
+
+    missing = needed_missing(check)
+    key = _MISSING_KEY.format(connection_id)
+    state = ",".join(sorted(f"{f.module}.{f.api_name}" for f in missing))
+    if not missing:
+        if redis.delete(key):
+            log.info("zoho.org.repaired connection=%s: every custom field the connector needs exists again",
+                     connection_id)
+        return False
+    previous = redis.getset(key, state)
+    if isinstance(previous, bytes):
+        previous = previous.decode()
+    if previous == state:
+        return False
+    how = [f.how_to_create() for f in missing]
+    log.error("zoho.org.fields_missing connection=%s: %s", connection_id, "; ".join(how))
+    audit.record(connection_id=connection_id, record_type=ORG_RECORD_TYPE, record_id=ORG_RECORD_ID,
+                 stage=stages.FAILED, detail={"reason": "custom fields the connector needs are missing in Zoho",
+                                              "missing": state.split(","), "how_to_fix": how})
+    return True

@@ -1,4 +1,4 @@
-"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, replay."""
+"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, replay, setup-zoho."""
 
 from __future__ import annotations
 
@@ -244,6 +244,25 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_setup_zoho(args: argparse.Namespace) -> int:
+    """Check (--check) or create the custom fields the connector needs in each connected Zoho org."""
+    from connector.zoho_setup import setup_zoho_orgs
+    from workers.deps import get_deps
+
+    deps = get_deps()
+    wanted = [deps.store.connections.get(i) for i in args.connection] if args.connection else deps.store.connections.all()
+    if not wanted or None in wanted:
+        print("no such connection; see `connector connections`" if wanted else
+              "no connections yet; run `connector connect xero` then `connector connect zoho`", file=sys.stderr)
+        return 2
+    orgs = {}  # one check per Zoho org: connections sharing a token set share the org
+    for c in wanted:
+        owner = deps.credentials.owner_of(c.id, "zoho")
+        orgs.setdefault(owner, (f"Zoho org {c.zoho_org_id or '?'} (connection #{c.id} {c.name})",
+                                deps.zoho_client_for(owner)))
+    return setup_zoho_orgs(list(orgs.values()), check_only=args.check, out=sys.stdout)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from workers.deps import get_deps
     from workers.maintenance_tasks import replay
@@ -327,6 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type", choices=["contact", "invoice", "creditnote"])
     p.add_argument("id")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("setup-zoho", help="create the custom fields the connector needs in Zoho (--check: only list them)")
+    p.add_argument("--connection", type=int, action="append", default=[], help="only this connection's org (repeatable)")
+    p.add_argument("--check", action="store_true", help="print what is missing and exit 1 if anything is")
+    p.set_defaults(func=cmd_setup_zoho)
 
     p = sub.add_parser("replay", help="re-run the sync of one record, or of every failed one")
     p.add_argument("connection", type=int)

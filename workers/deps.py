@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import FetchCoalescer
 from connector.errors import ConfigError
 from connector.http import make_session
@@ -32,7 +33,8 @@ from connector.zoho_setup import OrgCheck, check_org
 class Deps:
     settings: Settings
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _zoho_orgs: dict = field(default_factory=dict, repr=False)  # connection id -> OrgCheck (issue 5)
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
+    _zoho_orgs: dict = field(default_factory=dict, repr=False)  # connection id -> (OrgCheck, read at)
 
     @cached_property
     def store(self) -> Store:
@@ -153,15 +155,26 @@ class Deps:
         return load_sync_config(None)
 
     def zoho_org(self, connection: ConnectionInfo, *, refresh: bool = False) -> OrgCheck:
-        """The org's modules and our custom fields, read once per process (and by the scheduled check)."""
+        """The org's modules and our custom fields, read at most every ``zoho_org_ttl`` seconds per process
+        (and on demand by the scheduled re-check). An unusable org is never cached: it raises each time."""
+        now = self.clock.monotonic()
         with self._lock:
             cached = self._zoho_orgs.get(connection.id)
-        if cached is None or refresh:
-            cached = check_org(self.zoho_client(connection))
-            cached.raise_if_unusable()
+        if cached is not None and not refresh and now - cached[1] < self.settings.zoho_org_ttl:
+            return cached[0]
+        return self.remember_zoho_org(connection.id, check_org(self.zoho_client(connection)))
+
+    def remember_zoho_org(self, connection_id: int, check: OrgCheck) -> OrgCheck:
+        """Cache a fresh read of the org (and return it), or forget the org and raise when it is unusable."""
+        try:
+            check.raise_if_unusable()
+        except ConfigError:
             with self._lock:
-                self._zoho_orgs[connection.id] = cached
-        return cached
+                self._zoho_orgs.pop(connection_id, None)
+            raise
+        with self._lock:
+            self._zoho_orgs[connection_id] = (check, self.clock.monotonic())
+        return check
 
 
 _deps: Deps | None = None
@@ -176,9 +189,9 @@ def get_deps() -> Deps:
         return _deps
 
 
-def configure(settings: Settings) -> Deps:
+def configure(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Deps:
     """Replace the process-wide collaborators (demo, tests, CLI overrides)."""
     global _deps
     with _deps_lock:
-        _deps = Deps(settings)
+        _deps = Deps(settings, clock=clock)
         return _deps

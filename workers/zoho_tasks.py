@@ -7,6 +7,8 @@ webhook deliveries becomes a few 100-record upserts. A batch of 100 or more is p
 
 from __future__ import annotations
 
+import logging
+
 from connector import queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
@@ -14,6 +16,8 @@ from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask
 from workers.deps import get_deps
+
+log = logging.getLogger(__name__)
 
 BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for company
 MAX_RECORD_RETRIES = 5  # per-record retries of Zoho's retryable 207 codes, then dead-lettered
@@ -87,7 +91,7 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
     if connection is None:
         return 0
     try:
-        push = make_zoho_push(deps, connection, task_id=task.request.id)
+        push = make_zoho_push(deps, connection, task_id=task.request.id, final_attempt=attempt >= MAX_RECORD_RETRIES)
         if resource == "contacts":
             outcome = push.contacts(xero_ids, sync_ids)
         elif resource == "invoices":
@@ -109,7 +113,7 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
     return len(outcome.written)
 
 
-def make_zoho_push(deps, connection, *, task_id: str | None = None) -> to_zoho.ZohoPush:
+def make_zoho_push(deps, connection, *, task_id: str | None = None, final_attempt: bool = False) -> to_zoho.ZohoPush:
     """A ZohoPush wired to this connection's clients; refreshes read through the Xero rate governor."""
 
     def refresh(resource: str, ids: list[str]) -> list[str]:
@@ -124,6 +128,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None) -> to_zoho.Z
         connection_id=connection.id, snapshots=deps.store.snapshots, zoho=deps.zoho_client(connection),
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
+        final_attempt=final_attempt,
     )
 
 
@@ -147,3 +152,28 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
     except Exception as exc:
         self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids)
     return outcome.xero_writes
+
+
+@app.task(name="connector.recheck_zoho_orgs", base=ConnectorTask, bind=True)
+def recheck_zoho_orgs(self) -> int:
+    """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
+    logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
+    from connector.errors import ConfigError
+    from connector.zoho_setup import check_org, report_org_change
+
+    deps = get_deps()
+    reported = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        try:
+            check = check_org(deps.zoho_client(connection))
+        except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
+            log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
+            continue
+        reported += report_org_change(connection.id, check, audit=deps.store.audit, redis=deps.redis)
+        try:
+            deps.remember_zoho_org(connection.id, check)  # pushes see the org as it is now
+        except ConfigError:
+            pass  # already reported; pushes stop with the same message until the field is back
+    return reported

@@ -7,7 +7,8 @@ before Invoices. Every upsert is keyed on a Xero id held in a unique custom fiel
 - Unchanged content is skipped by the hash kept on each id link; the write ledger keeps a hash of the
   CRM-owned fields we wrote, so the Zoho notification of our own write is recognised (from_zoho.py).
 - A record Zoho refuses in a 207 fails alone, audited with Zoho's error code; codes that can pass on
-  a later try (``RETRYABLE_CODES``) are handed back in ``BatchOutcome.retry`` for the task to retry.
+  a later try (``RETRYABLE_CODES``) are audited "retrying" and handed back in ``BatchOutcome.retry``; the
+  task retries them alone and, after its last attempt, dead-letters them (audited "failed").
 - An invoice whose contact is not in Zoho yet: the contact is pushed first in the same run (fetched
   from Xero when we have no snapshot of it), so invoices never wait on webhook order.
 - Invoice lines: Zoho keeps lines an update does not mention, so when the lines change we delete the
@@ -74,6 +75,9 @@ class ZohoPush:
     refresh: Callable[[str, list[str]], list[str]] | None = None
     task_id: str | None = None
     org_fields: Mapping[str, frozenset[str]] | None = None  # per module, from zoho_setup.check_org
+    # False: a record refused with a retryable code is audited "retrying" (the task tries it again alone);
+    # True on the task's last attempt: it is dead-lettered, audited "failed" with Zoho's code.
+    final_attempt: bool = False
 
     # -- contacts -------------------------------------------------------------------------------
 
@@ -258,10 +262,10 @@ class ZohoPush:
                 problems[contact] = contacts.failed[contact]
             detail = {"invoices": touched_invoices, "contact": contact}
             if problems:
-                self._fail(record_type, xid, sync_ids, outcome, {**detail, "reason": "a related record failed",
-                                                                  "related": problems})
                 if any(p.get("error_code") in RETRYABLE_CODES | {WAITING_FOR_CONTACT} for p in problems.values()):
                     outcome.retry.append(xid)
+                self._fail(record_type, xid, sync_ids, outcome, {**detail, "reason": "a related record failed",
+                                                                  "related": problems})
                 continue
             wrote = any(i in invoices.written for i in touched_invoices) or contact in contacts.written
             (outcome.written if wrote else outcome.skipped).append(xid)
@@ -365,7 +369,7 @@ class ZohoPush:
     def _audit_outcome(self, record_type: str, mapped: Mapping, outcome: BatchOutcome, sync_ids) -> None:
         for xid in mapped:
             if xid in outcome.failed:
-                self._audit(record_type, xid, sync_ids, stages.FAILED, outcome.failed[xid])
+                self._audit_failure(record_type, xid, sync_ids, outcome)
             else:
                 stage = stages.WRITTEN if xid in outcome.written else stages.SKIPPED
                 self._audit(record_type, xid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(xid)})
@@ -373,7 +377,15 @@ class ZohoPush:
     def _fail(self, record_type, xid, sync_ids, outcome: BatchOutcome, detail: dict, *, audit: bool = True) -> None:
         outcome.merge_failure(xid, detail)
         if audit:
-            self._audit(record_type, xid, sync_ids, stages.FAILED, detail)
+            self._audit_failure(record_type, xid, sync_ids, outcome)
+
+    def _audit_failure(self, record_type: str, xid: str, sync_ids: Mapping, outcome: BatchOutcome) -> None:
+        detail = outcome.failed[xid]
+        if xid in outcome.retry and not self.final_attempt:
+            self._audit(record_type, xid, sync_ids, stages.RETRYING, detail)
+        else:
+            self._audit(record_type, xid, sync_ids, stages.FAILED,
+                        {**detail, "dead_lettered": True} if xid in outcome.retry else detail)
 
     def _audit(self, record_type: str, xid: str, sync_ids: Mapping, stage: str, detail: dict) -> None:
         self.audit.record(connection_id=self.connection_id, record_type=record_type, record_id=xid,

@@ -3,104 +3,19 @@ PostgreSQL for storage, the receiver over HTTP, and the sandboxes as Xero and Zo
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-from datetime import timedelta
 
 import pytest
 import requests
-from celery import Celery
 
-from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields
-from connector.sandbox.common import serve
-from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero_seed import seed_demo_org
-from connector.sandbox.zoho import ZohoSandbox
-from connector.secret import Secret
-from connector.settings import Settings
 from connector.store import audit as stages
-from connector.store.credentials import TokenSet
-from connector.store.vault import Vault
-from tests.conftest import INTEGRATION_REDIS_DB, redis_url, require_redis
-from webhooks import create_app
-from webhooks.enqueue import celery_enqueuer
-from workers.deps import configure
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
 
-REDIS_DB = INTEGRATION_REDIS_DB
 TERMINAL = {stages.WRITTEN, stages.SKIPPED, stages.FAILED, stages.PARKED}
-
-
-@pytest.fixture
-def system(pg_database_url, tmp_path):
-    """Sandboxes + PostgreSQL + Redis + a worker process + the receiver, wired like production."""
-    require_redis(REDIS_DB)
-    xero, zoho = XeroSandbox(), ZohoSandbox()
-    xero_server, zoho_server = serve(xero), serve(zoho)
-    env = {
-        "DATABASE_URL": pg_database_url,
-        "REDIS_URL": redis_url(REDIS_DB),
-        "CELERY_BROKER_URL": redis_url(REDIS_DB),
-        "CONNECTOR_DATA_DIR": str(tmp_path),
-        "CONNECTOR_VAULT_KEYS": Vault.generate_keyring("k1"),
-        "XERO_CLIENT_ID": xero.client_id,
-        "XERO_CLIENT_SECRET": xero.client_secret,
-        "XERO_WEBHOOK_KEY": xero.webhook_key,
-        "XERO_API_URL": xero_server.url,
-        "XERO_IDENTITY_URL": xero_server.url,
-        "XERO_LOGIN_URL": xero_server.url,
-        "ZOHO_CLIENT_ID": zoho.client_id,
-        "ZOHO_CLIENT_SECRET": zoho.client_secret,
-        "ZOHO_ACCOUNTS_URL": zoho_server.url,
-    }
-    settings = Settings.from_env(env)
-    deps = configure(settings)
-
-    tenant_id = xero.add_tenant("Integration Test Ltd")
-    connection = deps.store.connections.create(name="Integration Test Ltd", xero_tenant_id=tenant_id)
-    grant = xero.issue_grant([tenant_id])
-    now = SYSTEM_CLOCK.now()
-    deps.credentials.save(connection.id, "xero", TokenSet(
-        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
-        expires_at=now + timedelta(seconds=grant["expires_in"]), scope=grant["scope"],
-    ))
-    deps.credentials.save(connection.id, "zoho", TokenSet(
-        access_token=Secret(""), refresh_token=Secret(zoho.issue_refresh_token()), expires_at=now,
-    ))
-
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "xero,zoho,maintenance",
-         "-P", "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
-         "--without-gossip", "-n", f"itest-{os.getpid()}@%h"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    broker = Celery("itest-receiver", broker=redis_url(REDIS_DB))
-    broker.conf.update(task_serializer="json", accept_content=["json"])
-    receiver = create_app(webhook_key=xero.webhook_key, enqueue=celery_enqueuer(broker), zoho_channels=deps.store.channels)
-    receiver_server = serve(receiver)
-    try:
-        yield {
-            "xero": xero, "zoho": zoho, "deps": deps, "connection_id": connection.id, "tenant_id": tenant_id,
-            "hook_url": f"{receiver_server.url}/webhooks/xero", "worker": worker,
-        }
-    finally:
-        receiver_server.shutdown()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            output, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output, _ = worker.communicate()
-        print(output[-5000:])
-        xero_server.shutdown()
-        zoho_server.shutdown()
-        deps.store.engine.dispose()
 
 
 def settled(audit, connection_id, ids, passes=1):

@@ -42,16 +42,29 @@ class Picture:
 
 
 @pytest.fixture
-def picture(tmp_path):
-    require_redis(REDIS_DB)
-    xero, zoho = XeroSandbox(), ZohoSandbox()
-    with serve(xero) as xero_server, serve(zoho) as zoho_server:
+def make_picture(tmp_path):
+    """``make_picture(zoho=ZohoSandbox(...), clock=...)``: the picture around a Zoho sandbox of the test's choosing."""
+    started = []
+
+    def make(*, zoho: ZohoSandbox | None = None, clock=None) -> Picture:
+        require_redis(REDIS_DB)
+        xero, zoho = XeroSandbox(), zoho or ZohoSandbox()
+        xero_server, zoho_server = serve(xero), serve(zoho)
         sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
         settings = embedded_settings(tmp_path, sandboxes).with_overrides(
             redis_url=redis_url(REDIS_DB), vault_keys=Secret(Vault.generate_keyring("k1")))
-        deps = configure(settings)
+        deps = configure(settings) if clock is None else configure(settings, clock=clock)
+        started.append((xero_server, zoho_server, deps))
         connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Picture Test Ltd")
-        try:
-            yield Picture(xero, zoho, deps, connection_id, tenant_id)
-        finally:
-            deps.store.close()
+        return Picture(xero, zoho, deps, connection_id, tenant_id)
+
+    yield make
+    for xero_server, zoho_server, deps in started:
+        deps.store.close()
+        xero_server.shutdown()
+        zoho_server.shutdown()
+
+
+@pytest.fixture
+def picture(make_picture):
+    return make_picture()

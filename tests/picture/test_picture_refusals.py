@@ -1,0 +1,80 @@
+"""A record Zoho refuses in a 207: retried alone when the code is retryable, dead-lettered when not;
+the rest of the batch is written. Driven through push_to_zoho on a real Celery worker (in-process broker)."""
+
+from __future__ import annotations
+
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.sandbox.zoho import ZohoSandbox, _item_error, _Rejected
+from connector.store import audit as stages
+from workers.app import app as celery_app
+from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
+from workers.zoho_tasks import push_to_zoho
+
+
+class RefusingZoho(ZohoSandbox):
+    """The Zoho sandbox, refusing chosen Accounts (by Xero_Contact_ID) in its real 207 path with a
+    per-record code, the given number of times: e.g. LOCKED_RECORD while an approval holds the record."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.refuse: dict[str, list] = {}  # Xero contact id -> [code, times left]
+
+    def _write_one(self, module, item, index, op, dup_fields):
+        rule = self.refuse.get(item.get("Xero_Contact_ID")) if module == "Accounts" and isinstance(item, dict) else None
+        if rule and rule[1] > 0:
+            rule[1] -= 1
+            raise _Rejected(_item_error(rule[0], f"refused ({rule[0]})", "Xero_Contact_ID", f"$.data[{index}]"))
+        return super()._write_one(module, item, index, op, dup_fields)
+
+
+def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_picture):
+    zoho = RefusingZoho()
+    picture = make_picture(zoho=zoho)
+    audit = picture.deps.store.audit
+    locked, refused, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=3)
+    picture.fetch("contacts", [locked, refused, fine])
+    zoho.refuse = {locked: ["LOCKED_RECORD", 1], refused: ["DUPLICATE_DATA", 99]}
+
+    saved_broker = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
+    celery_app.conf.update(broker_url="memory://", broker_transport_options={"polling_interval": 0.02})
+    try:
+        with EmbeddedWorker():
+            push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]],
+                                     kwargs={"buffered": False})
+            assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", locked) == stages.WRITTEN,
+                              timeout=15)
+            assert wait_until_quiet(lambda: (len(zoho.requests), audit.count()), quiet_for=2.5, timeout=15)
+    finally:
+        celery_app.conf.update(broker_url=saved_broker[0], broker_transport_options=saved_broker[1])
+
+    # One upsert of all three (207), then one of the locked record alone; the refused one never again.
+    assert [w["count"] for w in zoho.writes("Accounts")] == [3, 1]
+    accounts = {a["Xero_Contact_ID"] for a in zoho.records("Accounts")}
+    assert accounts == {locked, fine}
+    assert zoho.refuse[refused][1] == 98
+
+    def stages_of(xero_id):
+        return [(e.stage, (e.detail or {}).get("error_code")) for e in audit.trail(picture.connection_id, "contact", xero_id)
+                if e.stage != stages.FETCHED]
+
+    assert stages_of(fine) == [(stages.MAPPED, None), (stages.WRITTEN, None)]
+    assert stages_of(locked) == [(stages.MAPPED, None), (stages.RETRYING, "LOCKED_RECORD"),
+                                 (stages.MAPPED, None), (stages.WRITTEN, None)]
+    assert stages_of(refused) == [(stages.MAPPED, None), (stages.FAILED, "DUPLICATE_DATA")]
+    [failure] = audit.failures(connection_id=picture.connection_id, limit=10)
+    assert failure.record_id == refused and failure.detail["error_code"] == "DUPLICATE_DATA"
+
+
+def test_a_retryable_refusal_on_the_last_attempt_is_dead_lettered(make_picture):
+    """The task's last attempt (workers.zoho_tasks.MAX_RECORD_RETRIES) audits a still-retryable refusal as failed."""
+    zoho = RefusingZoho()
+    picture = make_picture(zoho=zoho)
+    contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
+    picture.fetch("contacts", contacts)
+    zoho.refuse = {contacts[0]: ["LOCKED_RECORD", 99]}
+    push = picture.push()
+    push.final_attempt = True
+    outcome = push.contacts(contacts)
+    assert outcome.written == [contacts[1]] and outcome.retry == [contacts[0]]
+    last = picture.deps.store.audit.trail(picture.connection_id, "contact", contacts[0])[-1]
+    assert last.stage == stages.FAILED and last.detail["error_code"] == "LOCKED_RECORD" and last.detail["dead_lettered"]
