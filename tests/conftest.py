@@ -65,3 +65,58 @@ def pg_database_url(pg_admin):
     """A fresh, empty PostgreSQL database for one test."""
     with fresh_pg_database(pg_admin) as url:
         yield url
+
+
+# --- a distributed worker, as production runs it ------------------------------------------------
+
+WORKER_QUEUES = ("xero", "zoho", "maintenance")
+
+
+def sandbox_env(*, database_url: str, data_dir, vault_keys: str, xero, xero_url: str, zoho, zoho_url: str,
+                **extra: str) -> dict[str, str]:
+    """The environment a worker process needs to run against the sandboxes, PostgreSQL and Redis."""
+    broker = redis_url(INTEGRATION_REDIS_DB)
+    return {
+        "DATABASE_URL": database_url, "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
+        "CONNECTOR_DATA_DIR": str(data_dir), "CONNECTOR_VAULT_KEYS": vault_keys,
+        "XERO_CLIENT_ID": xero.client_id, "XERO_CLIENT_SECRET": xero.client_secret,
+        "XERO_WEBHOOK_KEY": xero.webhook_key, "XERO_API_URL": xero_url, "XERO_IDENTITY_URL": xero_url,
+        "XERO_LOGIN_URL": xero_url, "ZOHO_CLIENT_ID": zoho.client_id, "ZOHO_CLIENT_SECRET": zoho.client_secret,
+        "ZOHO_ACCOUNTS_URL": zoho_url, **extra,
+    }
+
+
+def start_celery_worker(env: dict[str, str], name: str):
+    """A real `celery worker` process on the integration broker, consuming every queue."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES),
+         "-P", "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
+         "--without-gossip", "-n", f"{name}-{os.getpid()}@%h"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def stop_celery_worker(worker) -> str:
+    """Warm shutdown (SIGTERM), killed if it hangs; returns the tail of what it printed."""
+    import signal
+    import subprocess
+
+    worker.send_signal(signal.SIGTERM)
+    try:
+        output, _ = worker.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        output, _ = worker.communicate()
+    return output[-5000:]
+
+
+def integration_broker(name: str):
+    """A bare Celery app that only publishes (the receiver's side) on the integration broker."""
+    from celery import Celery
+
+    broker = Celery(name, broker=redis_url(INTEGRATION_REDIS_DB))
+    broker.conf.update(task_serializer="json", accept_content=["json"])
+    return broker

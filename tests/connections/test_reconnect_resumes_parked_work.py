@@ -4,13 +4,7 @@ worker process on Redis → PostgreSQL, with the sandboxes as Xero and Zoho."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
-from celery import Celery
 
 from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields
@@ -18,7 +12,14 @@ from connector.sandbox.common import serve
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
 from connector.store.parked import NEEDS_REAUTH
-from tests.conftest import INTEGRATION_REDIS_DB, redis_url, require_redis
+from tests.conftest import (
+    INTEGRATION_REDIS_DB,
+    integration_broker,
+    require_redis,
+    sandbox_env,
+    start_celery_worker,
+    stop_celery_worker,
+)
 from tests.connections.conftest import make_world
 from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
@@ -32,39 +33,21 @@ def live(pg_database_url, tmp_path):
     require_redis(INTEGRATION_REDIS_DB)
     worlds = make_world(pg_database_url, SYSTEM_CLOCK)  # the worker process runs on real time
     world = next(worlds)
-    env = {
-        "DATABASE_URL": pg_database_url, "REDIS_URL": redis_url(INTEGRATION_REDIS_DB),
-        "CELERY_BROKER_URL": redis_url(INTEGRATION_REDIS_DB), "CONNECTOR_DATA_DIR": str(tmp_path),
-        "CONNECTOR_VAULT_KEYS": world.vault_keyring, "XERO_CLIENT_ID": world.xero.client_id,
-        "XERO_CLIENT_SECRET": world.xero.client_secret, "XERO_WEBHOOK_KEY": world.xero.webhook_key,
-        "XERO_API_URL": world.xero_server.url, "XERO_IDENTITY_URL": world.xero_server.url,
-        "XERO_LOGIN_URL": world.xero_server.url, "ZOHO_CLIENT_ID": world.zoho.client_id,
-        "ZOHO_CLIENT_SECRET": world.zoho.client_secret, "ZOHO_ACCOUNTS_URL": world.zoho_server.url,
-        "XERO_BATCH_WINDOW": "0.2",
-    }
-    broker = Celery("reconnect-test", broker=redis_url(INTEGRATION_REDIS_DB))
-    broker.conf.update(task_serializer="json", accept_content=["json"])
+    env = sandbox_env(database_url=pg_database_url, data_dir=tmp_path, vault_keys=world.vault_keyring,
+                      xero=world.xero, xero_url=world.xero_server.url, zoho=world.zoho,
+                      zoho_url=world.zoho_server.url, XERO_BATCH_WINDOW="0.2")
+    broker = integration_broker("reconnect-test")
     # As workers/deps.py wires it: a reconnect queues the resume of the connection's parked work.
     world.flows.on_connected = lambda ids: broker.send_task(
         "connector.resume_parked_work", args=[ids], queue="maintenance")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", "xero,zoho,maintenance", "-P",
-         "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
-         "--without-gossip", "-n", f"reconnect-{os.getpid()}@%h"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = start_celery_worker(env, "reconnect")
     receiver = serve(create_app(webhook_key=world.xero.webhook_key, enqueue=celery_enqueuer(broker),
                                 zoho_channels=world.store.channels))
     try:
         yield world, f"{receiver.url}/webhooks/xero", worker
     finally:
         receiver.shutdown()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            output, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output, _ = worker.communicate()
-        print(output[-4000:])
+        print(stop_celery_worker(worker))
         next(worlds, None)
 
 

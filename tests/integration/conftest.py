@@ -7,14 +7,9 @@ of the test's choosing (one system per test).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
-from celery import Celery
 
 from connector.clock import SYSTEM_CLOCK
 from connector.sandbox.common import serve
@@ -24,13 +19,20 @@ from connector.secret import Secret
 from connector.settings import Settings
 from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
-from tests.conftest import INTEGRATION_REDIS_DB, redis_url, require_redis
+from tests.conftest import (
+    INTEGRATION_REDIS_DB,
+    WORKER_QUEUES,
+    integration_broker,
+    require_redis,
+    sandbox_env,
+    start_celery_worker,
+    stop_celery_worker,
+)
 from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
 from workers.deps import configure
 
 REDIS_DB = INTEGRATION_REDIS_DB
-WORKER_QUEUES = ("xero", "zoho", "maintenance")
 
 
 @pytest.fixture
@@ -43,22 +45,8 @@ def make_system(pg_database_url, tmp_path):
         require_redis(REDIS_DB)
         xero, zoho = XeroSandbox(), zoho or ZohoSandbox()
         xero_server, zoho_server = serve(xero), serve(zoho)
-        env = {
-            "DATABASE_URL": pg_database_url,
-            "REDIS_URL": redis_url(REDIS_DB),
-            "CELERY_BROKER_URL": redis_url(REDIS_DB),
-            "CONNECTOR_DATA_DIR": str(tmp_path),
-            "CONNECTOR_VAULT_KEYS": Vault.generate_keyring("k1"),
-            "XERO_CLIENT_ID": xero.client_id,
-            "XERO_CLIENT_SECRET": xero.client_secret,
-            "XERO_WEBHOOK_KEY": xero.webhook_key,
-            "XERO_API_URL": xero_server.url,
-            "XERO_IDENTITY_URL": xero_server.url,
-            "XERO_LOGIN_URL": xero_server.url,
-            "ZOHO_CLIENT_ID": zoho.client_id,
-            "ZOHO_CLIENT_SECRET": zoho.client_secret,
-            "ZOHO_ACCOUNTS_URL": zoho_server.url,
-        }
+        env = sandbox_env(database_url=pg_database_url, data_dir=tmp_path, vault_keys=Vault.generate_keyring("k1"),
+                          xero=xero, xero_url=xero_server.url, zoho=zoho, zoho_url=zoho_server.url)
         settings = Settings.from_env(env)
         deps = configure(settings)
 
@@ -74,14 +62,8 @@ def make_system(pg_database_url, tmp_path):
             access_token=Secret(""), refresh_token=Secret(zoho.issue_refresh_token()), expires_at=now,
         ))
 
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES),
-             "-P", "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
-             "--without-gossip", "-n", f"itest-{os.getpid()}@%h"],
-            env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )
-        broker = Celery("itest-receiver", broker=redis_url(REDIS_DB))
-        broker.conf.update(task_serializer="json", accept_content=["json"])
+        worker = start_celery_worker(env, "itest")
+        broker = integration_broker("itest-receiver")
         receiver = create_app(webhook_key=xero.webhook_key, enqueue=celery_enqueuer(broker),
                               zoho_channels=deps.store.channels)
         receiver_server = serve(receiver)
@@ -95,13 +77,7 @@ def make_system(pg_database_url, tmp_path):
     yield make
     for receiver_server, worker, xero_server, zoho_server, deps in teardown:
         receiver_server.shutdown()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            output, _ = worker.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            output, _ = worker.communicate()
-        print(output[-5000:])
+        print(stop_celery_worker(worker))
         xero_server.shutdown()
         zoho_server.shutdown()
         deps.store.engine.dispose()
