@@ -73,6 +73,13 @@ def _from_epoch_ms(ms_text: str, text: str, field: str | None) -> datetime:
         raise DataError(f"{_describe(field)}date out of range: {text!r}", field=field) from None
 
 
+def _date_text(value: object, field: str | None) -> str | None:
+    """The stripped text of a date value from Xero; None when it is empty."""
+    if not isinstance(value, str):
+        raise DataError(f"{_describe(field)}expected a date string, got {type(value).__name__}", field=field)
+    return value.strip() or None
+
+
 def parse_xero_date(value: object, *, field: str | None = None) -> datetime | None:
     """A Xero timestamp as a UTC-aware datetime; None for a missing or empty value.
 
@@ -88,10 +95,8 @@ def parse_xero_date(value: object, *, field: str | None = None) -> datetime | No
         return value.astimezone(timezone.utc)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    if not isinstance(value, str):
-        raise DataError(f"{_describe(field)}expected a date string, got {type(value).__name__}", field=field)
-    text = value.strip()
-    if not text:
+    text = _date_text(value, field)
+    if text is None:
         return None
     match = _MS_DATE.match(text)
     if match:
@@ -115,10 +120,8 @@ def parse_xero_day(value: object, *, field: str | None = None) -> date | None:
         return value.date()
     if isinstance(value, date):
         return value
-    if not isinstance(value, str):
-        raise DataError(f"{_describe(field)}expected a date string, got {type(value).__name__}", field=field)
-    text = value.strip()
-    if not text:
+    text = _date_text(value, field)
+    if text is None:
         return None
     match = _MS_DATE.match(text)
     if match:
