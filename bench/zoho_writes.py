@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
 import tempfile
 import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from connector.sandbox.common import serve
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from connector.sandbox.common import serve  # noqa: E402
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.sandbox.zoho import ZohoSandbox
@@ -102,6 +106,7 @@ def main() -> None:
     parser.add_argument("--invoices", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per sandbox request drowns the figures
     result = run(args.contacts, args.invoices, args.timeout)
     print(f"{result['records']} records in {result['seconds']}s: {result['zoho_calls']} Zoho calls "
           f"(naive: {result['naive_zoho_calls']})")
