@@ -8,6 +8,7 @@ import logging
 from connector import connect, queues
 from connector.channels import renew_channels
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
+from connector.pipeline.xero_in import PRIORITY_REPLAY, PRIORITY_WEBHOOK
 from connector.pipeline.common import RECORD_TYPES, new_sync_id
 from connector.store import audit as stages
 from workers.app import app
@@ -51,16 +52,15 @@ def enqueue_zoho_notification(connection_id: int, notification: dict) -> None:
     app.send_task(queues.INGEST_ZOHO_NOTIFICATION, args=[connection_id, notification], queue=queues.ZOHO_QUEUE)
 
 
-def enqueue_fetch(connection_id: int, resource: str, ids: list[str], sync_ids: dict) -> None:
-    app.send_task("connector.fetch_xero_records", args=[connection_id, resource, ids, sync_ids],
+def enqueue_fetch(connection_id: int, resource: str, ids: list[str], sync_ids: dict,
+                  priority: int = PRIORITY_WEBHOOK) -> None:
+    app.send_task("connector.fetch_xero_records", args=[connection_id, resource, ids, sync_ids, priority],
                   queue=queues.XERO_QUEUE)
 
 
 @app.task(name="connector.replay", base=ConnectorTask, bind=True)
 def replay(self, connection_id: int, resource: str, xero_ids: list[str]) -> int:
-    """Re-run a past or failed sync from a fresh fetch (the same path a webhook takes)."""
-    from workers.xero_tasks import fetch_xero_records
-
+    """Re-run a past or failed sync from a fresh fetch (the path a webhook takes, behind webhook work)."""
     deps = get_deps()
     sync_ids = {xero_id: new_sync_id() for xero_id in xero_ids}
     for xero_id, sync_id in sync_ids.items():
@@ -68,5 +68,5 @@ def replay(self, connection_id: int, resource: str, xero_ids: list[str]) -> int:
             connection_id=connection_id, record_type=RECORD_TYPES[resource], record_id=xero_id,
             sync_id=sync_id, stage=stages.RECEIVED, detail={"source": "replay"},
         )
-    fetch_xero_records.apply_async(args=[connection_id, resource, list(xero_ids), sync_ids], queue=queues.XERO_QUEUE)
+    enqueue_fetch(connection_id, resource, list(xero_ids), sync_ids, priority=PRIORITY_REPLAY)
     return len(xero_ids)
