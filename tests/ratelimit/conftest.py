@@ -8,8 +8,9 @@ import redis
 
 from connector.clock import ManualClock
 from connector.ratelimit import XeroRateGovernor
+from tests.conftest import redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = redis_url(9)
 
 
 def connect_test_redis() -> redis.Redis:

@@ -13,9 +13,10 @@ import redis
 
 from connector.errors import RateLimited
 from connector.ratelimit import Limits, XeroRateGovernor
+from tests.conftest import redis_url
 
 LIMITS = Limits(minute=30, day=5000, concurrent=3, app_minute=10000)
-REDIS_URL = "redis://127.0.0.1:6379/9"  # the real_redis fixture flushes it
+REDIS_URL = redis_url(9)  # the real_redis fixture flushes it
 CALLS_KEY = "test:multiprocess:calls"
 PROCESSES = 8
 RUN_SECONDS = 3.0

@@ -8,7 +8,9 @@ import json
 
 import redis
 
-BROKER_URL = "redis://127.0.0.1:6379/11"
+from tests.conftest import redis_url
+
+BROKER_URL = redis_url(11)
 WEBHOOK_KEY = "test-signing-key-ZmFrZQ=="
 
 
