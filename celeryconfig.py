@@ -7,9 +7,10 @@ same file serves the embedded default (in-process broker) and a distributed depl
 from kombu import Queue
 
 from connector import queues
-from connector.settings import Settings
+from workers.startup import settings_or_exit
 
-_settings = Settings.from_env()
+# A malformed value stops every process here, in one line naming the variable.
+_settings = settings_or_exit()
 
 broker_url = _settings.broker_url
 # Results are not used: tasks report through the audit trail, not return values.

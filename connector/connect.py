@@ -9,11 +9,15 @@
   are configured with: the client secret goes there); the token response's ``api_domain`` is used
   for every call. One Zoho org may receive several tenants: they share one token set.
 - ``state`` is a single-use random value kept in Redis for ten minutes with what the flow needs to
-  finish, so the callback can run in another process (the receiver) and cannot be replayed.
+  finish, so the callback can run in another process (the receiver) and cannot be replayed (GETDEL
+  takes it atomically: of two callbacks racing with one state, one wins). A flow started in a
+  browser also keeps a ``browser`` binding (a hash of the nonce in that browser's signed cookie):
+  its callback finishes only in the browser that started it (RFC 6749 §10.12, login CSRF).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import secrets
@@ -56,6 +60,10 @@ class ConnectFailed(ConnectorError):
     """The connect flow cannot finish; the message says what the person should do."""
 
 
+class StateRejected(ConnectFailed):
+    """The callback's ``state`` is unknown, expired, used, or was issued to another browser."""
+
+
 # -- state ---------------------------------------------------------------------------------------
 
 
@@ -75,7 +83,7 @@ class ConnectStates:
         raw = self._redis.getdel(self._key(state)) if state else None
         data = json.loads(raw) if raw else None
         if not data or data.get("system") != system:
-            raise ConnectFailed("unknown, expired or already used state; start the connect flow again")
+            raise StateRejected("unknown, expired or already used state; start the connect flow again")
         return data
 
     @staticmethod
@@ -186,9 +194,18 @@ class Connector:
                                       scopes=options.get("scopes"))
         return zoho_authorize_url(self.settings, state=state, redirect_uri=redirect_uri, dc=options.get("dc"))
 
-    def finish(self, system: str, params: Mapping[str, str]) -> list[ConnectionInfo]:
-        """Complete the flow from the callback's query parameters (state checked and used up)."""
+    def finish(self, system: str, params: Mapping[str, str], *, browser: str | None = None) -> list[ConnectionInfo]:
+        """Complete the flow from the callback's query parameters (state checked and used up).
+
+        ``browser`` is the binding of the browser the callback reached; a state issued with a
+        binding finishes only with the same one, and one issued without (the CLI) only without.
+        """
         context = self.states.consume(system, params.get("state"))
+        bound = context.get("browser")
+        if (bound is None) != (browser is None) or (
+                bound is not None and not hmac.compare_digest(str(bound), str(browser))):
+            raise StateRejected("this connect flow was started in another browser (or not in a browser); "
+                                "start it again where you mean to finish it")
         if params.get("error"):
             raise ConnectFailed(f"{system} refused the consent: {params['error']}")
         if not params.get("code"):

@@ -16,7 +16,8 @@ _fake_lock = threading.Lock()
 
 def connect_redis(url: str | None) -> redis.Redis:
     if url:
-        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+        # A bounded connect: a health check or a task must not hang on an unreachable host.
+        return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_connect_timeout=10)
     import fakeredis  # only the embedded default needs it
 
     global _fake_server

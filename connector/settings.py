@@ -1,17 +1,25 @@
-"""Settings: the only place that reads the environment.
+"""Settings: the only place that reads the environment, and the only place that parses it.
 
-With no environment at all the connector runs on its embedded default: SQLite under
-``var/``, fakeredis instead of Redis, an in-process broker, and the built-in sandbox
-standing in for Xero and Zoho. Setting ``REDIS_URL``, ``DATABASE_URL`` and real
-credentials makes the same code run distributed against the real services.
+Every value is parsed here into its type, and every bad value is a ConfigError that names the
+variable (``XERO_POLL_INTERVAL: '5 mins' is not a duration ...``), so a process never starts on a
+half-understood configuration.
+
+Production needs ``REDIS_URL``, ``DATABASE_URL``, ``CONNECTOR_VAULT_KEYS`` and the rest of
+``PROCESS_NEEDS``; each entry point calls ``Settings.require(process)`` and refuses to start,
+naming what is missing. The embedded stand-ins (fakeredis, an in-process broker, SQLite under
+``var/``, a generated vault key) fill the gaps only for ``connector demo`` and when
+``CONNECTOR_EMBEDDED=1`` asks for them explicitly: a production process that silently ran on them
+would answer Xero 200 for events that sit in a broker no worker reads.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
 from connector.secret import Secret
@@ -32,6 +40,88 @@ ZOHO_ACCOUNTS_SERVERS = {
 # Broad scopes work for apps made before 2 March 2026; newer apps must use the granular ones.
 XERO_DEFAULT_SCOPES = "offline_access accounting.contacts accounting.transactions"
 
+EMBEDDED_PUBLIC_URL = "http://127.0.0.1:8000"
+MIN_ADMIN_TOKEN_LENGTH = 16
+
+_CLIENTS = ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET")
+# What each production process cannot run without. The receiver runs the connect flows (clients,
+# vault, public URL for redirect URIs) and verifies Xero's signatures; workers refresh tokens and
+# register Zoho channels at CONNECTOR_PUBLIC_URL; beat only publishes to the broker.
+PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
+    "receiver": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", "XERO_WEBHOOK_KEY",
+                 *_CLIENTS),
+    "worker": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
+    "beat": ("REDIS_URL",),
+    "cli": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS"),
+    # `connector connect` also sets up the Zoho channel, which points Zoho at CONNECTOR_PUBLIC_URL.
+    "connect": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
+    "migrate": ("DATABASE_URL",),
+}
+_IS_SET = {
+    "REDIS_URL": lambda s: s.redis_url is not None,
+    "DATABASE_URL": lambda s: bool(s.database_url),
+    "CONNECTOR_VAULT_KEYS": lambda s: bool(s.vault_keys),
+    "CONNECTOR_PUBLIC_URL": lambda s: bool(s.public_url),
+    "XERO_WEBHOOK_KEY": lambda s: bool(s.xero_webhook_key),
+    "XERO_CLIENT_ID": lambda s: bool(s.xero_client_id),
+    "XERO_CLIENT_SECRET": lambda s: bool(s.xero_client_secret),
+    "ZOHO_CLIENT_ID": lambda s: bool(s.zoho_client_id),
+    "ZOHO_CLIENT_SECRET": lambda s: bool(s.zoho_client_secret),
+}
+_PROCESS_NAMES = {"cli": "this connector command", "migrate": "the migration", "connect": "`connector connect`"}
+_HINTS = {"CONNECTOR_VAULT_KEYS": "CONNECTOR_VAULT_KEYS (make one with `connector keygen`)"}
+
+_DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+
+
+def parse_duration(name: str, raw: str, *, allow_zero: bool = False) -> float:
+    """Seconds from ``300``, ``300s``, ``5m``, ``5min``, ``1h`` or ``1d``; a ConfigError naming ``name`` otherwise."""
+    match = _DURATION.fullmatch(raw.strip().lower())
+    if not match or (float(match["number"]) == 0 and not allow_zero):
+        raise ConfigError(f"{name}: {raw!r} is not a duration; use seconds (300) or a number with a unit "
+                          "(300s, 5m, 5min, 1h, 1d)")
+    unit = (match["unit"] or "s")[0]
+    return float(match["number"]) * _UNIT_SECONDS[unit]
+
+
+def parse_flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not a yes/no value; use 1 or 0")
+
+
+def parse_url(name: str, raw: str, schemes: tuple[str, ...], example: str) -> str:
+    """``raw`` without a trailing slash, if it is a URL with one of ``schemes``. The value is never
+    echoed: database and Redis URLs carry passwords."""
+    try:
+        parts = urlsplit(raw.strip())
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in schemes or not (parts.netloc or parts.path):
+        raise ConfigError(f"{name}: not a usable URL; expected {' or '.join(s + '://' for s in schemes)}... "
+                          f"(e.g. {example})")
+    return raw.strip().rstrip("/")
+
+
+def parse_database_url(raw: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(raw.strip()).get_backend_name()
+    except (ArgumentError, ValueError):
+        backend = None
+    if backend not in ("postgresql", "postgres", "sqlite"):
+        raise ConfigError("DATABASE_URL: not a PostgreSQL or SQLite URL "
+                          "(e.g. postgresql://user:password@host:5432/connector)")
+    return raw.strip()
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -39,7 +129,9 @@ class Settings:
     database_url: str = ""
     redis_url: str | None = None
     broker_url: str = "memory://"
-    public_url: str = "http://127.0.0.1:8000"
+    # Where Xero, Zoho and browsers reach the receiver: OAuth redirect URIs and Zoho's notify URL
+    # are built from it, never from a request's Host header. Empty: not configured.
+    public_url: str = EMBEDDED_PUBLIC_URL
 
     xero_client_id: str = ""
     xero_client_secret: Secret = field(default_factory=lambda: Secret(""))
@@ -56,16 +148,24 @@ class Settings:
 
     # "kid:base64key,kid2:base64key"; the first key encrypts, all of them decrypt.
     vault_keys: Secret = field(default_factory=lambda: Secret(""))
+    # The operator's credential for every route that starts, completes or changes a connection and
+    # every status route (Bearer token, or the password of HTTP Basic user "operator"). Empty: those
+    # routes answer 401 to everyone.
+    admin_token: Secret = field(default_factory=lambda: Secret(""))
 
     # Seconds the Xero side waits to batch webhook ids into one IDs= fetch.
     xero_batch_window: float = 1.0
-    # Issue 3: seconds between If-Modified-Since polls (payments arrive only this way), and between
-    # full sweeps (what If-Modified-Since cannot see, e.g. contact balances).
+    # Seconds between If-Modified-Since polls (payments arrive only this way), and between full
+    # sweeps (what If-Modified-Since cannot see, e.g. contact balances).
     xero_poll_interval: float = 300.0
     xero_sweep_interval: float = 86400.0
     max_webhook_bytes: int = 1_000_000
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
+
+    # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
+    # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
+    embedded_allowed: bool = True
 
     @property
     def embedded(self) -> bool:
@@ -75,37 +175,77 @@ class Settings:
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
 
+    def missing_for(self, process: str) -> list[str]:
+        """The variables ``process`` needs that are not set; none when the embedded mode was asked for."""
+        if self.embedded_allowed:
+            return []
+        return [name for name in PROCESS_NEEDS[process] if not _IS_SET[name](self)]
+
+    def require(self, process: str) -> None:
+        """Fail closed: a ConfigError naming every missing variable unless ``process`` has what it needs."""
+        missing = self.missing_for(process)
+        if missing:
+            raise ConfigError(
+                f"{_PROCESS_NAMES.get(process, 'the ' + process)} cannot start: {', '.join(_HINTS.get(n, n) for n in missing)} not set "
+                "(CONNECTOR_EMBEDDED=1 runs on embedded stand-ins instead, for one-process use only)"
+            )
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        data_dir = Path(env.get("CONNECTOR_DATA_DIR", "var"))
-        redis_url = env.get("REDIS_URL") or None
-        dc = env.get("ZOHO_DC", "us").lower()
+
+        def get(name: str, default: str = "") -> str:
+            return env.get(name) or default
+
+        embedded_allowed = parse_flag("CONNECTOR_EMBEDDED", get("CONNECTOR_EMBEDDED"))
+        data_dir = Path(get("CONNECTOR_DATA_DIR", "var"))
+        redis_url = (parse_url("REDIS_URL", env["REDIS_URL"], ("redis", "rediss", "unix"), "redis://host:6379/0")
+                     if env.get("REDIS_URL") else None)
+        dc = get("ZOHO_DC", "us").lower()
         if dc not in ZOHO_ACCOUNTS_SERVERS and not env.get("ZOHO_ACCOUNTS_URL"):
             raise ConfigError(
-                f"ZOHO_DC={dc!r} is not a Zoho data centre; use one of "
+                f"ZOHO_DC: {dc!r} is not a Zoho data centre; use one of "
                 f"{', '.join(sorted(ZOHO_ACCOUNTS_SERVERS))} or set ZOHO_ACCOUNTS_URL"
             )
+        if env.get("CONNECTOR_PUBLIC_URL"):
+            public_url = parse_url("CONNECTOR_PUBLIC_URL", env["CONNECTOR_PUBLIC_URL"], ("https", "http"),
+                                   "https://connector.example.com")
+        else:
+            public_url = EMBEDDED_PUBLIC_URL if embedded_allowed else ""
+        admin_token = get("CONNECTOR_ADMIN_TOKEN")
+        if admin_token and len(admin_token) < MIN_ADMIN_TOKEN_LENGTH:
+            raise ConfigError(f"CONNECTOR_ADMIN_TOKEN: shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; make a "
+                              "long random one, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+        def url(name: str, default: str) -> str:
+            return parse_url(name, env[name], ("https", "http"), default) if env.get(name) else default
+
+        def duration(name: str, default: float, **options) -> float:
+            return parse_duration(name, env[name], **options) if env.get(name) else default
+
         return cls(
             data_dir=data_dir,
-            database_url=env.get("DATABASE_URL") or f"sqlite:///{(data_dir / 'connector.db').as_posix()}",
+            database_url=(parse_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else
+                          f"sqlite:///{(data_dir / 'connector.db').as_posix()}" if embedded_allowed else ""),
             redis_url=redis_url,
-            broker_url=env.get("CELERY_BROKER_URL") or redis_url or "memory://",
-            public_url=env.get("CONNECTOR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            xero_client_id=env.get("XERO_CLIENT_ID", ""),
-            xero_client_secret=Secret(env.get("XERO_CLIENT_SECRET", "")),
-            xero_webhook_key=Secret(env.get("XERO_WEBHOOK_KEY", "")),
-            xero_api_url=env.get("XERO_API_URL", cls.xero_api_url).rstrip("/"),
-            xero_identity_url=env.get("XERO_IDENTITY_URL", cls.xero_identity_url).rstrip("/"),
-            xero_login_url=env.get("XERO_LOGIN_URL", cls.xero_login_url).rstrip("/"),
-            xero_scopes=env.get("XERO_SCOPES", XERO_DEFAULT_SCOPES),
-            zoho_client_id=env.get("ZOHO_CLIENT_ID", ""),
-            zoho_client_secret=Secret(env.get("ZOHO_CLIENT_SECRET", "")),
+            broker_url=get("CELERY_BROKER_URL") or redis_url or "memory://",
+            public_url=public_url,
+            xero_client_id=get("XERO_CLIENT_ID"),
+            xero_client_secret=Secret(get("XERO_CLIENT_SECRET")),
+            xero_webhook_key=Secret(get("XERO_WEBHOOK_KEY")),
+            xero_api_url=url("XERO_API_URL", cls.xero_api_url),
+            xero_identity_url=url("XERO_IDENTITY_URL", cls.xero_identity_url),
+            xero_login_url=url("XERO_LOGIN_URL", cls.xero_login_url),
+            xero_scopes=get("XERO_SCOPES", XERO_DEFAULT_SCOPES),
+            zoho_client_id=get("ZOHO_CLIENT_ID"),
+            zoho_client_secret=Secret(get("ZOHO_CLIENT_SECRET")),
             zoho_dc=dc,
-            zoho_accounts_url=(env.get("ZOHO_ACCOUNTS_URL") or ZOHO_ACCOUNTS_SERVERS[dc]).rstrip("/"),
-            vault_keys=Secret(env.get("CONNECTOR_VAULT_KEYS", "")),
-            xero_batch_window=float(env.get("XERO_BATCH_WINDOW", "1.0")),
-            xero_poll_interval=float(env.get("XERO_POLL_INTERVAL", "300")),
-            xero_sweep_interval=float(env.get("XERO_SWEEP_INTERVAL", "86400")),
-            zoho_org_ttl=float(env.get("ZOHO_ORG_TTL", "3600")),
+            zoho_accounts_url=(url("ZOHO_ACCOUNTS_URL", "") or ZOHO_ACCOUNTS_SERVERS[dc]),
+            vault_keys=Secret(get("CONNECTOR_VAULT_KEYS")),
+            admin_token=Secret(admin_token),
+            xero_batch_window=duration("XERO_BATCH_WINDOW", cls.xero_batch_window, allow_zero=True),
+            xero_poll_interval=duration("XERO_POLL_INTERVAL", cls.xero_poll_interval),
+            xero_sweep_interval=duration("XERO_SWEEP_INTERVAL", cls.xero_sweep_interval),
+            zoho_org_ttl=duration("ZOHO_ORG_TTL", cls.zoho_org_ttl),
+            embedded_allowed=embedded_allowed,
         )

@@ -77,6 +77,8 @@ def sandbox_env(*, database_url: str, data_dir, vault_keys: str, xero, xero_url:
     """The environment a worker process needs to run against the sandboxes, PostgreSQL and Redis."""
     broker = redis_url(INTEGRATION_REDIS_DB)
     return {
+        # Production processes refuse to start without it; nothing is delivered to it in tests.
+        "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:9",
         "DATABASE_URL": database_url, "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
         "CONNECTOR_DATA_DIR": str(data_dir), "CONNECTOR_VAULT_KEYS": vault_keys,
         "XERO_CLIENT_ID": xero.client_id, "XERO_CLIENT_SECRET": xero.client_secret,

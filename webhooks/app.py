@@ -1,16 +1,22 @@
-"""The Flask receiver: verify, enqueue, answer. No database writes and no API calls here."""
+"""The Flask receiver: verify, enqueue, answer. No database writes and no API calls here.
+
+``/healthz`` is public and bare: ok (200) when every liveness probe (Redis, the database) answers,
+503 naming the failing parts otherwise. What it once listed (connections, their states, parked
+work) is at ``/status``, for the operator only (webhooks.auth).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from connector.secret import Secret
+from webhooks.auth import ADMIN_TOKEN_EXTENSION, operator_required
 from webhooks.enqueue import Enqueue
 
 logger = logging.getLogger("webhooks")
@@ -31,7 +37,10 @@ class Receiver:
     enqueue: Enqueue
     zoho_channels: ZohoChannelVerifier
     max_body_bytes: int
-    health: Callable[[], dict] | None
+    # name -> a call that raises when that part is unreachable (e.g. "redis": redis.ping)
+    liveness: Mapping[str, Callable[[], object]]
+    # the operator's view (connections, states, parked work); see /status
+    status: Callable[[], dict] | None
     counters: dict
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,9 +70,14 @@ def create_app(
     enqueue: Enqueue,
     zoho_channels: ZohoChannelVerifier,
     max_body_bytes: int = 1_000_000,
-    health: Callable[[], dict] | None = None,
+    liveness: Mapping[str, Callable[[], object]] | None = None,
+    status: Callable[[], dict] | None = None,
     oauth=None,
+    admin_token: Secret | str = "",
+    public_url: str = "",
 ) -> Flask:
+    """``admin_token`` guards the operator routes (none configured: they refuse everyone);
+    ``public_url`` is where the vendors' OAuth redirects come back to."""
     # Imported here: the blueprints import receiver() and raw_body() from this module.
     from webhooks.xero import xero_blueprint
     from webhooks.zoho import zoho_blueprint
@@ -79,33 +93,51 @@ def create_app(
         enqueue=enqueue,
         zoho_channels=zoho_channels,
         max_body_bytes=max_body_bytes,
-        health=health,
+        liveness=dict(liveness or {}),
+        status=status,
         counters=counters,
     )
+    app.extensions[ADMIN_TOKEN_EXTENSION] = admin_token if isinstance(admin_token, Secret) else Secret(admin_token)
     app.register_blueprint(xero_blueprint)
     app.register_blueprint(zoho_blueprint)
     if oauth is not None:  # the connect flows (connector.connect.Connector), when this receiver offers them
-        from webhooks.oauth import OAUTH_EXTENSION, oauth_blueprint
+        from webhooks.oauth import OAUTH_EXTENSION, PUBLIC_URL_EXTENSION, oauth_blueprint
 
         app.extensions[OAUTH_EXTENSION] = oauth
+        app.extensions[PUBLIC_URL_EXTENSION] = public_url.rstrip("/")
         app.register_blueprint(oauth_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/status", "status", operator_required(_status), methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
 
 
 def _healthz() -> tuple[Response, int]:
-    check = receiver().health
-    if check is None:
-        return jsonify(status="ok"), 200
+    failing = []
+    for name, probe in receiver().liveness.items():
+        try:
+            probe()
+        except Exception as exc:
+            # The type only: driver messages can carry hosts and user names.
+            logger.warning("webhook.health.unreachable", extra={"part": name, "error_type": type(exc).__name__})
+            failing.append(name)
+    if failing:
+        return jsonify(status="unavailable", failing=failing), 503
+    return jsonify(status="ok"), 200
+
+
+def _status() -> tuple[Response, int]:
+    state = receiver()
     try:
-        details = dict(check())
+        details = dict(state.status()) if state.status is not None else {"status": "ok"}
     except Exception:
-        logger.exception("webhook.health.failed")
-        return jsonify(status="unavailable", error="health check failed"), 503
+        logger.exception("webhook.status.failed")
+        return jsonify(status="unavailable", error="status check failed"), 503
+    with state.lock:
+        details.setdefault("rejected_zoho_callbacks", state.counters["rejected_zoho_callbacks"])
     # "degraded" still answers 200: the receiver itself can accept and queue webhooks.
-    return jsonify({"status": "ok", **details}), 200
+    return jsonify(details), 200
 
 
 def _http_error(exc: HTTPException) -> Response:

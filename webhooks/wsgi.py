@@ -9,36 +9,38 @@ from __future__ import annotations
 from flask import Flask
 
 
+def connection_status(deps) -> dict:
+    """The operator's view served at /status: each connection's state and parked work."""
+    connections = deps.store.connections.all()
+    degraded = any(c.state != "active" for c in connections)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "connections": [
+            {"id": c.id, "name": c.name, "state": c.state, "parked": deps.store.parked.count(c.id)}
+            for c in connections
+        ],
+    }
+
+
 def build_receiver() -> Flask:
     from webhooks import create_app
-    from webhooks.app import EXTENSION
     from webhooks.enqueue import celery_enqueuer
     from workers.app import app as celery_app
     from workers.deps import get_deps
 
     deps = get_deps()
-
-    def health() -> dict:
-        connections = deps.store.connections.all()
-        degraded = any(c.state != "active" for c in connections)
-        return {
-            "status": "degraded" if degraded else "ok",
-            "connections": [
-                {"id": c.id, "name": c.name, "state": c.state, "parked": deps.store.parked.count(c.id)}
-                for c in connections
-            ],
-            "rejected_zoho_callbacks": app.extensions[EXTENSION]["rejected_zoho_callbacks"],
-        }
-
-    app = create_app(
+    return create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
         zoho_channels=deps.store.channels,
         max_body_bytes=deps.settings.max_webhook_bytes,
-        health=health,
+        # Read on each call, not cached: /healthz must say what is true now.
+        liveness={"redis": lambda: deps.redis.ping(), "database": lambda: deps.store.ping()},
+        status=lambda: connection_status(deps),
         oauth=deps.connector(),
+        admin_token=deps.settings.admin_token,
+        public_url=deps.settings.public_url,
     )
-    return app
 
 
 _app: Flask | None = None
@@ -49,6 +51,9 @@ def __getattr__(name: str):
     global _app
     if name == "app":
         if _app is None:
+            from workers.startup import EXIT_GUNICORN_APP_LOAD_ERROR, exit_unless_ready
+
+            exit_unless_ready("receiver", exit_code=EXIT_GUNICORN_APP_LOAD_ERROR)
             _app = build_receiver()
         return _app
     raise AttributeError(name)

@@ -1,6 +1,23 @@
 """The Celery application. Configuration lives in celeryconfig.py."""
 
-from celery import Celery
+from celery import Celery, signals
 
 app = Celery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks", "workers.maintenance_tasks"])
 app.config_from_object("celeryconfig")
+
+
+# `celery worker` and `celery beat` (and `connector worker|beat`) fail closed before they start: a
+# missing variable, or Redis or the database out of reach, is one line and a non-zero exit. The
+# embedded worker thread of the demo does not send these signals.
+@signals.celeryd_init.connect
+def _check_worker_can_start(**_) -> None:
+    from workers.startup import exit_unless_ready
+
+    exit_unless_ready("worker")
+
+
+@signals.beat_init.connect
+def _check_beat_can_start(**_) -> None:
+    from workers.startup import exit_unless_ready
+
+    exit_unless_ready("beat")

@@ -1,4 +1,5 @@
-"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, replay, setup-zoho."""
+"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, replay, setup-zoho,
+keygen."""
 
 from __future__ import annotations
 
@@ -359,7 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--failed", action="store_true", help="replay every record whose last sync failed")
     p.add_argument("--limit", type=int, default=1000)
     p.set_defaults(func=cmd_replay)
+
+    from workers import cli_keygen
+
+    cli_keygen.register(sub)
     return parser
+
+
+# Commands that never touch production state, and those that check for themselves (celery's
+# worker and beat do it on their start-up signals). Every other command, including any added
+# later, fails closed without its configuration.
+NO_START_CHECK = {"demo", "sandbox", "keygen", "worker", "beat"}
+START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,6 +382,11 @@ def main(argv: list[str] | None = None) -> int:
     from connector.errors import ConfigError
 
     try:
+        if args.command not in NO_START_CHECK:
+            from workers.deps import get_deps
+            from workers.startup import check_can_start
+
+            check_can_start(START_CHECK_PROCESS.get(args.command, "cli"), get_deps().settings)
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

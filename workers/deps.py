@@ -38,14 +38,18 @@ class Deps:
 
     @cached_property
     def store(self) -> Store:
+        if not self.settings.database_url:
+            raise ConfigError("DATABASE_URL is not set")
         return Store.open(self.settings.database_url)
 
     @cached_property
     def vault(self) -> Vault:
         keys = self.settings.vault_keys
         if not keys:
-            if not self.settings.embedded:
-                raise ConfigError("CONNECTOR_VAULT_KEYS is not set; generate one with `connector keygen`")
+            # A generated key in the data dir is for the embedded mode only: in production each
+            # process would make its own, and none could read another's tokens.
+            if not (self.settings.embedded and self.settings.embedded_allowed):
+                raise ConfigError("CONNECTOR_VAULT_KEYS is not set; make one with `connector keygen`")
             keys = load_or_create_local_keyring(self.settings.data_dir)
         return Vault(keys)
 
@@ -55,6 +59,8 @@ class Deps:
 
     @cached_property
     def redis(self):
+        if self.settings.redis_url is None and not self.settings.embedded_allowed:
+            raise ConfigError("REDIS_URL is not set")
         return connect_redis(self.settings.redis_url)
 
     @cached_property
@@ -105,6 +111,8 @@ class Deps:
 
     @property
     def zoho_notify_url(self) -> str:
+        if not self.settings.public_url:
+            raise ConfigError("CONNECTOR_PUBLIC_URL is not set; Zoho needs it to reach /webhooks/zoho")
         return f"{self.settings.public_url}/webhooks/zoho"
 
     def zoho_client_for(self, connection_id: int) -> ZohoClient:

@@ -46,6 +46,11 @@ class Store:
     def credentials(self, vault: Vault) -> CredentialStore:
         return CredentialStore(self.sessions, vault, clock=self.clock)
 
+    def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def close(self) -> None:
         self.engine.dispose()
 

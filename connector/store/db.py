@@ -26,6 +26,8 @@ from connector.secret import Secret
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# libpq waits forever by default; a health check or a start-up check must not.
+PG_CONNECT_TIMEOUT_SECONDS = 10
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x6D6C636F6E6E
 
@@ -43,8 +45,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# PostgreSQL text and JSONB cannot hold U+0000 (JSONB refuses even the \u0000 escape), and Xero
+# data may carry it: every JSON document is written with it replaced by U+FFFD, the Unicode
+# replacement character, on every database, so the same record reads back the same everywhere.
+NUL = "\x00"
+NUL_REPLACEMENT = "\ufffd"
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character in its strings (keys included) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace(NUL, NUL_REPLACEMENT) if NUL in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+    return json.dumps(without_nul(value), default=_json_default, separators=(",", ":"))
 
 
 def normalise_url(url: str) -> str:
@@ -59,7 +79,19 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(parsed)
-    return create_engine(parsed, json_serializer=json_dumps, pool_pre_ping=True)
+    return create_engine(parsed, json_serializer=json_dumps, pool_pre_ping=True,
+                         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS})
+
+
+def probe_database(url: str) -> None:
+    """Connect once and run ``SELECT 1`` on a throwaway engine (nothing pooled survives, so a
+    process that forks afterwards inherits no connection); raises what the driver raised."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()
 
 
 def _make_sqlite_engine(parsed) -> Engine:

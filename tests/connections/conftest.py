@@ -26,6 +26,7 @@ from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
 from tests.conftest import require_redis
 
+ADMIN_TOKEN = "operator-token-for-the-connect-tests"
 REDIS_DB = 3
 NOTIFY_URL = "http://127.0.0.1:9/webhooks/zoho"  # channels need one; nothing is delivered in these tests
 
@@ -107,3 +108,17 @@ def make_world(database_url: str, clock: Clock) -> Iterator[World]:
 @pytest.fixture
 def world(pg_database_url) -> Iterator[World]:
     yield from make_world(pg_database_url, ManualClock())
+
+
+def browse(session: requests.Session, url: str, *, receiver_url: str, auth=None, hops: int = 5) -> requests.Response:
+    """Follow redirects as a browser does: its cookies go along, and its operator login (HTTP Basic,
+    cached by the browser for the receiver) is sent to the receiver only, never to Xero or Zoho."""
+    from urllib.parse import urljoin
+
+    for _ in range(hops):
+        answer = session.get(url, allow_redirects=False, timeout=10,
+                             auth=auth if url.startswith(receiver_url) else None)
+        if answer.status_code not in (301, 302, 303, 307, 308):
+            return answer
+        url = urljoin(url, answer.headers["Location"])
+    raise AssertionError(f"more than {hops} redirects")

@@ -1,5 +1,5 @@
 """`connector connect` (a real process catching the redirect on loopback), `connector connections`,
-the receiver's /oauth routes, and the health endpoint."""
+the receiver's /oauth routes (as the operator), and the status endpoint."""
 
 from __future__ import annotations
 
@@ -13,7 +13,10 @@ import requests
 from connector.sandbox.common import serve
 from connector.secret import Secret
 from tests.conftest import redis_url
+from tests.connections.conftest import ADMIN_TOKEN, browse
 from webhooks import create_app
+
+OPERATOR = ("operator", ADMIN_TOKEN)
 
 
 def free_port() -> int:
@@ -28,7 +31,8 @@ def cli_env(world) -> dict:
             "XERO_CLIENT_ID": world.xero.client_id, "XERO_CLIENT_SECRET": world.xero.client_secret,
             "XERO_API_URL": world.xero_server.url, "XERO_IDENTITY_URL": world.xero_server.url,
             "XERO_LOGIN_URL": world.xero_server.url, "ZOHO_CLIENT_ID": world.zoho.client_id,
-            "ZOHO_CLIENT_SECRET": world.zoho.client_secret, "ZOHO_ACCOUNTS_URL": world.zoho_server.url}
+            "ZOHO_CLIENT_SECRET": world.zoho.client_secret, "ZOHO_ACCOUNTS_URL": world.zoho_server.url,
+            "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:9"}
 
 
 def run_connect(world, *args: str) -> str:
@@ -76,23 +80,28 @@ def test_cli_connects_xero_then_zoho_and_lists_the_connections(world):
     assert f"zoho_org={world.zoho.org_id}" in text
 
 
-def test_receiver_routes_run_the_flow_and_refuse_a_bad_state(world):
+def test_receiver_routes_run_the_flow_for_the_operator_and_refuse_a_bad_state(world):
     world.xero.add_tenant("Kea Ltd")
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
     receiver = create_app(webhook_key=Secret("k"), enqueue=lambda *args: None, zoho_channels=world.store.channels,
-                          oauth=world.flows)
-    with serve(receiver) as server:
-        finished = requests.get(f"{server.url}/oauth/xero/start", timeout=10)  # → Xero → back to the callback
-        assert finished.status_code == 200, finished.text
+                          oauth=world.flows, admin_token=ADMIN_TOKEN, public_url=public_url)
+    with serve(receiver, port=port) as server:
+        browser = requests.Session()
+        finished = browse(browser, f"{server.url}/oauth/xero/start", receiver_url=server.url, auth=OPERATOR)
+        assert finished.status_code == 200, finished.text  # → Xero → back to the callback
         [connected] = finished.json()["connections"]
         assert connected["name"] == "Kea Ltd" and connected["state"] == "active"
-        replay = requests.get(f"{server.url}/oauth/xero/callback?code=x&state=used-or-forged", timeout=5)
-        assert replay.status_code == 400 and "state" in replay.json()["error"]
-        assert requests.get(f"{server.url}/oauth/zoho/start", timeout=5).status_code == 400  # which connection?
-        zoho = requests.get(f"{server.url}/oauth/zoho/start?connection={connected['id']}&dc=au", timeout=10)
+        forged = browser.get(f"{server.url}/oauth/xero/callback?code=x&state=used-or-forged", auth=OPERATOR, timeout=5)
+        assert forged.status_code == 403 and "start" in forged.json()["error"]
+        which = browser.get(f"{server.url}/oauth/zoho/start", auth=OPERATOR, timeout=5)
+        assert which.status_code == 400  # which connection?
+        zoho = browse(browser, f"{server.url}/oauth/zoho/start?connection={connected['id']}&dc=au",
+                      receiver_url=server.url, auth=OPERATOR)
         assert zoho.status_code == 200 and zoho.json()["connections"][0]["zoho_org_id"] == world.zoho.org_id
 
 
-def test_health_shows_connection_states_parked_work_and_rejected_callbacks(world):
+def test_status_shows_connection_states_parked_work_and_rejected_callbacks_to_the_operator(world):
     from webhooks.wsgi import build_receiver
     from workers.deps import configure
 
@@ -101,11 +110,14 @@ def test_health_shows_connection_states_parked_work_and_rejected_callbacks(world
     world.store.connections.mark_needs_reauth(kea.id, "invalid_grant")
     world.store.parked.park(kea.id, "contacts", ["c-1", "c-2"], reason="needs_reauth")
     configure(world.settings.with_overrides(redis_url=redis_url(4), vault_keys=Secret(world.vault_keyring),
-                                            database_url=world.database_url))
+                                            database_url=world.database_url, admin_token=Secret(ADMIN_TOKEN)))
     client = build_receiver().test_client()
     bad = client.post("/webhooks/zoho", json={"channel_id": "1", "module": "Contacts", "ids": ["9"],
                                               "operation": "update", "token": "guess"})
     assert bad.status_code == 403
-    health = client.get("/healthz").get_json()
-    assert health["status"] == "degraded" and health["rejected_zoho_callbacks"] == 1
-    assert health["connections"] == [{"id": kea.id, "name": "Kea Ltd", "state": "needs_reauth", "parked": 2}]
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json() == {"status": "ok"}  # nothing about connections
+    assert client.get("/status").status_code == 401
+    status = client.get("/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_json()
+    assert status["status"] == "degraded" and status["rejected_zoho_callbacks"] == 1
+    assert status["connections"] == [{"id": kea.id, "name": "Kea Ltd", "state": "needs_reauth", "parked": 2}]

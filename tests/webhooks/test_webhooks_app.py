@@ -12,34 +12,51 @@ from webhooks.enqueue import EnqueueFailed, celery_enqueuer
 from webhooks.signatures import xero_signature
 
 
-def make_app(health=None, max_body_bytes=1_000_000):
+ADMIN_TOKEN = "operator-token-for-tests-0123456789"
+
+
+def make_app(liveness=None, status=None, max_body_bytes=1_000_000, admin_token=ADMIN_TOKEN):
     def enqueue_nothing(task_name: str, args: list, queue: str) -> None:
         raise AssertionError("these requests must not enqueue")
 
     return create_app(webhook_key=WEBHOOK_KEY, enqueue=enqueue_nothing, zoho_channels=ChannelBook({}),
-                      health=health, max_body_bytes=max_body_bytes)
+                      liveness=liveness, status=status, max_body_bytes=max_body_bytes, admin_token=admin_token)
 
 
-def test_healthz_without_details_is_ok():
-    response = make_app().test_client().get("/healthz")
+def test_healthz_is_a_bare_ok_when_every_part_answers():
+    response = make_app(liveness={"redis": lambda: True, "database": lambda: None}).test_client().get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
 
 
-def test_healthz_adds_details_and_stays_200_when_degraded():
-    details = {"status": "degraded", "connections": {"1": "needs_reauth"}}
-    response = make_app(health=lambda: details).test_client().get("/healthz")
+def test_healthz_is_503_naming_the_part_that_does_not_answer():
+    def broken() -> None:
+        raise ConnectionError("database unreachable at postgres://user:pw@db")
+
+    response = make_app(liveness={"redis": lambda: True, "database": broken}).test_client().get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "failing": ["database"]}
+    assert b"pw@db" not in response.data
+
+
+def test_status_shows_details_to_the_operator_only_and_stays_200_when_degraded():
+    details = {"status": "degraded", "connections": [{"id": 1, "name": "Kea Ltd", "state": "needs_reauth"}]}
+    client = make_app(status=lambda: details).test_client()
+    assert client.get("/status").status_code == 401
+    assert client.get("/status", headers={"Authorization": "Bearer wrong-token-of-some-length"}).status_code == 401
+    response = client.get("/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 200
-    assert response.get_json() == details
+    assert response.get_json() == {**details, "rejected_zoho_callbacks": 0}
+    assert "Kea Ltd" not in client.get("/healthz").get_data(as_text=True)
 
 
-def test_healthz_is_503_when_the_health_check_raises():
+def test_status_is_503_when_the_status_check_raises():
     def broken() -> dict:
         raise RuntimeError("database unreachable at postgres://user:pw@db")
 
-    response = make_app(health=broken).test_client().get("/healthz")
+    response = make_app(status=broken).test_client().get("/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "error": "health check failed"}
+    assert response.get_json() == {"status": "unavailable", "error": "status check failed"}
 
 
 def test_unknown_paths_and_wrong_methods_get_json_errors():
