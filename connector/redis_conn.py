@@ -1,4 +1,4 @@
-"""One way to get a Redis connection: the real server when REDIS_URL is set, else fakeredis.
+"""One way to get a Redis connection: the real server when REDIS_URL is set, else (embedded mode only) fakeredis.
 
 The fakeredis fallback exists for the embedded default (one process, many threads); every
 thread shares one in-memory server so locks and rate buckets still mean something there.
@@ -18,7 +18,13 @@ def connect_redis(url: str | None) -> redis.Redis:
     if url:
         # A bounded connect: a health check or a task must not hang on an unreachable host.
         return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_connect_timeout=10)
-    import fakeredis  # only the embedded default needs it
+    try:
+        import fakeredis  # only the embedded mode needs it, and only it installs it (the "embedded" extra)
+    except ImportError:
+        from connector.errors import ConfigError
+
+        raise ConfigError("REDIS_URL is not set and the embedded stand-in is not installed "
+                          "(pip install 'ml-connector[embedded]' for the demo and CONNECTOR_EMBEDDED=1)") from None
 
     global _fake_server
     with _fake_lock:

@@ -1,0 +1,63 @@
+"""Settings are parsed in one place, and every bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.errors import ConfigError
+from connector.settings import Settings, parse_duration
+
+
+@pytest.mark.parametrize("raw, seconds", [
+    ("300", 300), ("300s", 300), ("5m", 300), ("5min", 300), ("5 mins", 300), ("1h", 3600), ("1.5h", 5400),
+    ("1d", 86400), ("0.2", 0.2),
+])
+def test_durations_take_plain_seconds_or_a_clear_unit(raw, seconds):
+    assert parse_duration("XERO_POLL_INTERVAL", raw) == pytest.approx(seconds)
+    assert Settings.from_env({"XERO_POLL_INTERVAL": raw}).xero_poll_interval == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("variable", ["XERO_POLL_INTERVAL", "XERO_SWEEP_INTERVAL", "XERO_BATCH_WINDOW", "ZOHO_ORG_TTL"])
+@pytest.mark.parametrize("raw", ["5 minutes please", "-5", "five", "5w", "1e3"])
+def test_a_bad_duration_is_a_config_error_naming_the_variable(variable, raw):
+    with pytest.raises(ConfigError, match=f"^{variable}: '{raw}' is not a duration"):
+        Settings.from_env({variable: raw})
+
+
+def test_a_zero_interval_is_refused_but_a_zero_batch_window_is_allowed():
+    with pytest.raises(ConfigError, match="^XERO_POLL_INTERVAL:"):
+        Settings.from_env({"XERO_POLL_INTERVAL": "0"})
+    assert Settings.from_env({"XERO_BATCH_WINDOW": "0"}).xero_batch_window == 0
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("DATABASE_URL", "mysql://connector:hunter2@db/connector"),
+    ("DATABASE_URL", "not a url at all"),
+    ("REDIS_URL", "http://:hunter2@127.0.0.1:6379"),
+    ("REDIS_URL", "redis://:hunter2@127.0.0.1:notaport/0"),
+    ("CONNECTOR_PUBLIC_URL", "connector.example.com"),
+    ("XERO_API_URL", "ftp://api.xero.com"),
+    ("ZOHO_DC", "mars"),
+    ("CONNECTOR_EMBEDDED", "perhaps"),
+    ("CONNECTOR_ADMIN_TOKEN", "short"),
+])
+def test_bad_values_name_their_variable_and_never_echo_a_password(variable, value):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({variable: value})
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_without_the_embedded_mode_nothing_is_filled_in_and_each_process_names_what_it_misses():
+    settings = Settings.from_env({})
+    assert settings.database_url == "" and settings.public_url == "" and settings.redis_url is None
+    assert settings.missing_for("beat") == ["REDIS_URL"]
+    with pytest.raises(ConfigError, match="REDIS_URL, DATABASE_URL, CONNECTOR_VAULT_KEYS .*connector keygen"):
+        settings.require("worker")
+
+
+def test_the_embedded_mode_fills_in_the_stand_ins():
+    settings = Settings.from_env({"CONNECTOR_EMBEDDED": "1", "CONNECTOR_DATA_DIR": "var/x"})
+    assert settings.database_url == "sqlite:///var/x/connector.db" and settings.embedded
+    assert settings.public_url == "http://127.0.0.1:8000"
+    settings.require("receiver")  # nothing missing
