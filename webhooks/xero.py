@@ -11,12 +11,14 @@ from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
 from webhooks.signatures import verify_xero_signature
+from webhooks.validation import value_problem
 
 logger = logging.getLogger("webhooks.xero")
 
 xero_blueprint = Blueprint("xero", __name__)
 
 REQUIRED_EVENT_FIELDS = ("resourceId", "eventCategory", "eventType", "tenantId")
+ID_FIELDS = ("resourceId", "tenantId")
 # What the pipeline needs; anything else Xero adds stays out of the queue.
 FORWARDED_EVENT_FIELDS = (
     "resourceId",
@@ -102,5 +104,9 @@ def parse_xero_events(body: bytes) -> list[dict]:
         trimmed = {name: event.get(name) for name in FORWARDED_EVENT_FIELDS}
         if "data" in event:  # CREDITNOTE events carry {Type, Status} (xero-api.md §4.2)
             trimmed["data"] = event["data"]
+        for name, value in trimmed.items():
+            problem = value_problem(value, f"events[{index}].{name}", is_id=name in ID_FIELDS)
+            if problem:
+                raise InvalidEnvelope(problem)
         events.append(trimmed)
     return events

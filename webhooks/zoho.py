@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
+from webhooks.validation import value_problem
 
 logger = logging.getLogger("webhooks.zoho")
 
@@ -78,6 +79,13 @@ def parse_zoho_notification(body: bytes) -> tuple[str, str, dict]:
     affected_fields = payload.get("affected_fields") or []
     if not isinstance(affected_fields, list):
         raise InvalidNotification("affected_fields must be a list")
+    problem = (value_problem(str(channel_id), "channel_id", is_id=True) or value_problem(token, "token")
+               or value_problem(payload["module"], "module") or value_problem(payload["operation"], "operation")
+               or next(filter(None, (value_problem(str(i), f"ids[{n}]", is_id=True) for n, i in enumerate(ids))), None)
+               or value_problem(affected_fields, "affected_fields")
+               or value_problem(payload.get("server_time"), "server_time"))
+    if problem:
+        raise InvalidNotification(problem)
 
     notification = {
         "module": payload["module"],

@@ -82,3 +82,26 @@ def test_bad_signature_is_refused_and_nothing_is_queued(system):
     time.sleep(1.0)
     assert deps.store.audit.count() == 0
     assert xero.pending_events(), "undelivered events stay pending for Xero's retry"
+
+
+def test_a_nul_character_in_xero_data_is_stored_and_synced_without_failing_its_batch(system):
+    """PostgreSQL's JSONB refuses U+0000; the record still lands (U+FFFD in its place), and so do the
+    records fetched in the same batch."""
+    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
+    connection_id, tenant_id = system["connection_id"], system["tenant_id"]
+    contact_ids = seed_demo_org(xero, tenant_id, contacts=3)
+    hostile = xero.create_contact(tenant_id, Name="Null\x00Byte Ltd", FirstName="Nu\x00l",
+                                  ContactPersons=[{"FirstName": "Ze\x00ro", "LastName": "Byte",
+                                                   "EmailAddress": "zero@example.com"}])["ContactID"]
+    everyone = [*contact_ids, hostile]
+
+    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert wait_until(lambda: settled(deps.store.audit, connection_id, everyone), timeout=60), \
+        deps.store.audit.trail(connection_id, "contact", hostile)
+    for cid in everyone:
+        trail = [e.stage for e in deps.store.audit.trail(connection_id, "contact", cid)]
+        assert stages.WRITTEN in trail and stages.FAILED not in trail, (cid, trail)
+    snapshot = deps.store.snapshots.get(connection_id, "contacts", hostile)
+    assert snapshot.payload["Name"] == "Null\ufffdByte Ltd"
+    account = zoho.record("Accounts", deps.store.links.get(connection_id, "contact", hostile).zoho_id)
+    assert account["Account_Name"] == "Null\ufffdByte Ltd"
