@@ -1,12 +1,18 @@
 """WSGI entry point for production: `gunicorn 'webhooks.wsgi:app'`.
 
 Composition lives here, not in the receiver: the Celery app to enqueue with and the channel
-store to check Zoho tokens against, both from the environment.
+store to check Zoho tokens against, both from the environment. The first access of ``app``
+refuses to start (one line, gunicorn halts) without the receiver's configuration or with Redis or
+the database out of reach (workers.startup).
 """
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
+
+logger = logging.getLogger("webhooks")
 
 
 def connection_status(deps) -> dict:
@@ -29,6 +35,9 @@ def build_receiver() -> Flask:
     from workers.deps import get_deps
 
     deps = get_deps()
+    if not deps.settings.admin_token:
+        logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth and /status "
+                       "answer 401 to everyone")
     return create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
