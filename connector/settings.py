@@ -52,6 +52,8 @@ PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
                  *_CLIENTS),
     "worker": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
     "beat": ("REDIS_URL",),
+    # Flower only watches the broker (its own FLOWER_BASIC_AUTH check is in `connector flower`).
+    "flower": ("REDIS_URL",),
     "cli": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS"),
     # `connector connect` also sets up the Zoho channel, which points Zoho at CONNECTOR_PUBLIC_URL.
     "connect": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
@@ -68,7 +70,8 @@ _IS_SET = {
     "ZOHO_CLIENT_ID": lambda s: bool(s.zoho_client_id),
     "ZOHO_CLIENT_SECRET": lambda s: bool(s.zoho_client_secret),
 }
-_PROCESS_NAMES = {"cli": "this connector command", "migrate": "the migration", "connect": "`connector connect`"}
+_PROCESS_NAMES = {"cli": "this connector command", "migrate": "the migration", "connect": "`connector connect`",
+                  "flower": "Flower"}
 _HINTS = {"CONNECTOR_VAULT_KEYS": "CONNECTOR_VAULT_KEYS (make one with `connector keygen`)"}
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?")
@@ -121,6 +124,13 @@ def parse_database_url(raw: str) -> str:
         raise ConfigError("DATABASE_URL: not a PostgreSQL or SQLite URL "
                           "(e.g. postgresql://user:password@host:5432/connector)")
     return raw.strip()
+
+
+def log_settings(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(LOG_LEVEL, LOG_FORMAT): read apart from Settings so logging works before the rest is valid.
+    LOG_FORMAT ``auto`` (default) means text on a terminal, JSON lines otherwise."""
+    env = os.environ if env is None else env
+    return env.get("LOG_LEVEL", "INFO"), env.get("LOG_FORMAT", "auto")
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,13 @@ def connection_status(deps) -> dict:
 
 
 def build_receiver() -> Flask:
+    from connector import logs
     from webhooks import create_app
     from webhooks.enqueue import celery_enqueuer
     from workers.app import app as celery_app
     from workers.deps import get_deps
 
+    logs.setup("web")
     deps = get_deps()
     if not deps.settings.admin_token:
         logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth and /status "

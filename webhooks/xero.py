@@ -7,6 +7,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_id
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
@@ -66,6 +67,9 @@ def receive_xero_webhook() -> Response:
         logger.info("webhook.xero.intent_to_receive")
         return _empty(200)
 
+    # The correlation id of each record's trip starts here and travels with the event (logs carry it).
+    for event in events:
+        event["sync_id"] = new_sync_id()
     try:
         state.enqueue(INGEST_XERO_EVENTS, [events], XERO_QUEUE)
     except EnqueueFailed as exc:
@@ -77,6 +81,11 @@ def receive_xero_webhook() -> Response:
         "webhook.xero.accepted",
         extra={"event_count": len(events), "tenant_count": len({e["tenantId"] for e in events})},
     )
+    for event in events:
+        resource = XERO_CATEGORIES.get(event["eventCategory"].upper())
+        logger.info("webhook.xero.event", extra={
+            "tenant_id": event["tenantId"], "record_type": RECORD_TYPES.get(resource, event["eventCategory"]),
+            "xero_id": event["resourceId"], "event_type": event["eventType"], "sync_id": event["sync_id"]})
     return _empty(200)
 
 

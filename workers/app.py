@@ -1,4 +1,5 @@
-"""The Celery application. Configuration lives in celeryconfig.py."""
+"""The Celery application. Configuration lives in celeryconfig.py; logging and per-task log context
+in workers/log_context.py (connected here, so worker, beat and Flower all get it)."""
 
 from celery import Celery, signals
 
@@ -21,3 +22,6 @@ def _check_beat_can_start(**_) -> None:
     from workers.startup import exit_unless_ready
 
     exit_unless_ready("beat")
+
+
+import workers.log_context  # noqa: E402,F401  (connects the Celery signals)

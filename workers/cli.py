@@ -241,7 +241,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     deps = get_deps()
     for entry in deps.store.audit.trail(args.connection, args.type, args.id):
-        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9} {entry.detail}")
+        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9} sync_id={entry.sync_id} "
+              f"task_id={entry.task_id or '-'} {entry.detail}")
     return 0
 
 
@@ -284,7 +285,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("ml-connector")
+    except PackageNotFoundError:  # running from a checkout that was never installed
+        installed = "unknown"
     parser = argparse.ArgumentParser(prog="connector", description="Keep Xero and Zoho CRM in sync.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default against the sandbox")
@@ -361,9 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000)
     p.set_defaults(func=cmd_replay)
 
-    from workers import cli_keygen
+    from workers import cli_flower, cli_keygen
 
     cli_keygen.register(sub)
+    cli_flower.add_parser(sub)
     return parser
 
 
@@ -371,12 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
 # worker and beat do it on their start-up signals). Every other command, including any added
 # later, fails closed without its configuration.
 NO_START_CHECK = {"demo", "sandbox", "keygen", "worker", "beat"}
-START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect"}
+START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect", "flower": "flower"}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command not in ("worker", "beat", "demo", "flower"):  # Celery's processes and the demo set up their own
+        from connector import logs
+
+        logs.setup("cli")
     if args.command == "replay" and not args.failed and not (args.type and args.id):
         parser.error("replay needs TYPE and ID, or --failed")
     from connector.errors import ConfigError

@@ -18,6 +18,8 @@ from decimal import Decimal
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from connector import logs
 from typing import TextIO
 
 import requests
@@ -110,8 +112,7 @@ def print_table(rows: list[list[str]], out: TextIO) -> None:
 
 def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: TextIO = sys.stdout, timeout: float = 45.0) -> int:
     started = time.monotonic()
-    logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per sandbox request is noise here
+    logs.setup("demo", level=logging.WARNING)
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True, exist_ok=True)
     # The demo is always embedded, even where REDIS_URL is set for the distributed setup.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 
-from connector import queues
+from connector import logs, queues
 from connector.errors import NeedsReauth, RateLimited
 from connector.pipeline import xero_in
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
@@ -46,6 +46,10 @@ def rate_limit_countdown(retry_after: float) -> float:
 def ingest_xero_events(self, events: list[dict]) -> int:
     deps = get_deps()
     window = deps.settings.xero_batch_window
+    tenants = {str(event.get("tenantId")) for event in events}
+    if len(tenants) == 1:  # one organisation's delivery: its connection goes on every line of this task
+        connection = deps.store.connections.by_tenant(tenants.pop())
+        logs.bind(connection_id=connection.id if connection else None)
     to_flush = xero_in.buffer_xero_events(events, connections=deps.store.connections, audit=deps.store.audit,
                                           coalescer=deps.coalescer, window=window)
     for connection_id, resource in to_flush:
@@ -68,6 +72,10 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
         snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
         on_fetched=hand_over_to_zoho(connection_id, resource),
     )
+    logs.bind(**logs.one_trip(list(outcome.sync_ids), outcome.sync_ids))  # this task's remaining lines
+    log.info("xero.buffer.flushed", extra={"fetched": len(outcome.fetched), "parked": len(outcome.parked),
+                                           "retry_after": outcome.retry_after,
+                                           "error": type(outcome.error).__name__ if outcome.error else None})
     if outcome.error is not None:
         self.retry_or_fail(outcome.error, connection_id=connection_id, record_type=RECORD_TYPES[resource],
                            record_ids=outcome.unfinished, sync_ids=outcome.sync_ids)

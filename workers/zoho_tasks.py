@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from connector import queues
+from connector import logs, queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
@@ -56,6 +56,7 @@ def push_to_zoho(self, connection_id: int, resource: str, xero_ids: list[str], s
         elif redis.set(_flush_flag(connection_id, resource), "1", nx=True, px=60_000):
             flush_zoho_buffer.apply_async(args=[connection_id, resource], countdown=BUFFER_LINGER_SECONDS,
                                           queue=queues.ZOHO_QUEUE)
+        log.info("zoho.push.buffered", extra={"records": len(xero_ids)})
         return 0
     return _push_now(self, connection_id, resource, list(xero_ids), sync_ids, attempt)
 
@@ -67,15 +68,19 @@ def flush_zoho_buffer(self, connection_id: int, resource: str) -> int:
     redis.delete(_flush_flag(connection_id, resource))
     take = redis.register_script(_TAKE_SCRIPT)
     batches = 0
+    taken: dict[str, str] = {}
     while True:
         flat = take(keys=[_buffer_key(connection_id, resource)], args=[MAX_RECORDS_PER_WRITE])
         if not flat:
+            logs.bind(**logs.one_trip(list(taken), taken))  # the rest of this task's lines (one trip: its ids)
             return batches
         pairs = [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
-        push_to_zoho.apply_async(
-            args=[connection_id, resource, [x for x, _ in pairs], {x: s for x, s in pairs if s}],
-            kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE,
-        )
+        xero_ids, sync_ids = [x for x, _ in pairs], {x: s for x, s in pairs if s}
+        taken.update({x: s for x, s in pairs})
+        with logs.bound(**logs.one_trip(xero_ids, sync_ids)):
+            push_to_zoho.apply_async(args=[connection_id, resource, xero_ids, sync_ids],
+                                     kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+            log.info("zoho.buffer.flushed", extra={"records": len(xero_ids)})
         batches += 1
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
 
+from connector import logs
 from connector.clock import Clock
 from connector.coalesce import DEFAULT_FLUSH_CHUNKS, IDS_PER_FETCH, FetchCoalescer
 from connector.errors import RateLimited, TransientError
@@ -82,7 +83,9 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     """
     to_flush: list[tuple[int, str]] = []
     for received in _sort_events(events, connections=connections, audit=audit):
-        proposed = {record_id: new_sync_id() for record_id in received.events}
+        # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
+        proposed = {record_id: str(event.get("sync_id") or new_sync_id())
+                    for record_id, event in received.events.items()}
         flush_needed, in_effect = coalescer.add(received.connection_id, received.resource, proposed, countdown=window)
         if flush_needed:
             to_flush.append((received.connection_id, received.resource))
@@ -182,6 +185,13 @@ def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: FetchCoal
     if claim is None:
         return outcome
     outcome.sync_ids = dict(claim.sync_ids)
+    with logs.bound(**logs.one_trip(claim.ids, claim.sync_ids)):
+        return _fetch_claim(claim, outcome, connection_id, resource, coalescer=coalescer, xero=xero,
+                            snapshots=snapshots, audit=audit, parked=parked, clock=clock, on_fetched=on_fetched)
+
+
+def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str, *, coalescer, xero, snapshots,
+                 audit, parked, clock: Clock, on_fetched: OnFetched) -> FlushOutcome:
     remaining = list(claim.ids)
     try:
         while remaining:

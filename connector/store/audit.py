@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.secret import Secret
 from connector.store.db import session_scope
@@ -35,6 +37,10 @@ _SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "authorization", "
 # "code" alone is an OAuth authorization code; CurrencyCode, TaxCode and friends are data we want.
 _SECRET_KEYS = {"code", "auth_code", "authcode", "grant_code"}
 # An Authorization header value: scheme plus one opaque word ("Bearer Creek Farm Ltd" is a name).
+log = logging.getLogger("connector.audit")
+# Stages worth a warning in the logs; the rest are the ordinary steps of a trip.
+_WARN_STAGES = {"failed", "parked", "retrying"}
+
 _CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|zoho-oauthtoken)\s+\S+\s*$", re.IGNORECASE)
 
 
@@ -106,20 +112,29 @@ class AuditLog:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
+        # The task running this (bound by workers/log_context.py) when the caller did not say.
+        task_id = task_id or logs.current().get("task_id")
+        sync_id = sync_id or uuid.uuid4().hex
+        detail = redact(detail) if detail is not None else None
         with session_scope(self._sessions) as session:
             session.add(
                 AuditEvent(
                     connection_id=connection_id,
-                    sync_id=sync_id or uuid.uuid4().hex,
+                    sync_id=sync_id,
                     direction=direction,
                     record_type=record_type,
                     record_id=str(record_id),
                     stage=stage,
-                    detail=redact(detail) if detail is not None else None,
+                    detail=detail,
                     task_id=task_id,
                     created_at=self._clock.now(),
                 )
             )
+        # Every step of a record's trip is also a log line, so one sync_id finds the whole trip in the logs.
+        log.log(logging.WARNING if stage in _WARN_STAGES else logging.INFO, f"sync.{stage}", extra={
+            "connection_id": connection_id, "record_type": record_type, "xero_id" if direction == XERO_TO_ZOHO
+            else "zoho_id": str(record_id), "sync_id": sync_id, "task_id": task_id, "stage": stage,
+            "direction": direction, "detail": detail})
 
     def trail(self, connection_id: int | None, record_type: str, record_id: str) -> list[AuditEntry]:
         """Every event of one record, oldest first."""

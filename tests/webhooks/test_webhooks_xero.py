@@ -81,7 +81,11 @@ def test_an_event_batch_is_queued_once_as_one_task_with_only_the_pipeline_fields
 
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     assert message["task"] == INGEST_XERO_EVENTS
-    assert message["args"] == [[CONTACT_EVENT, CREDIT_NOTE_EVENT]]
+    [events] = message["args"]
+    # Each event starts its own trip: a fresh sync id that every log line of that trip carries.
+    sync_ids = [event.pop("sync_id") for event in events]
+    assert events == [CONTACT_EVENT, CREDIT_NOTE_EVENT]
+    assert len(set(sync_ids)) == 2 and all(len(s) == 32 for s in sync_ids)
     assert message["kwargs"] == {}
 
 
@@ -145,10 +149,15 @@ def test_logs_use_stable_keys_and_never_carry_the_body_signature_or_key(client, 
     with caplog.at_level(logging.INFO, logger="webhooks"):
         post_signed(client, body)
         post_signed(client, body, key="wrong-key")
-    assert [r.getMessage() for r in caplog.records] == ["webhook.xero.accepted", "webhook.xero.bad_signature"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "webhook.xero.accepted", "webhook.xero.event", "webhook.xero.bad_signature"]
     assert caplog.records[0].event_count == 1
+    # The record's id and its trip's sync id are logged (that is how one record is followed); the body is not.
+    event_line = caplog.records[1]
+    assert (event_line.xero_id, event_line.record_type) == (CONTACT_EVENT["resourceId"], "contact")
+    assert len(event_line.sync_id) == 32
     logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
-    for secret in (WEBHOOK_KEY, xero_signature(body, WEBHOOK_KEY), CONTACT_EVENT["resourceId"]):
+    for secret in (WEBHOOK_KEY, xero_signature(body, WEBHOOK_KEY), body.decode()):
         assert secret not in logged
 
 

@@ -1,0 +1,192 @@
+"""One logging setup for every process (receiver, worker, beat, Flower, CLI).
+
+- Production (no terminal, or ``LOG_FORMAT=json``): one JSON object per line, every ``extra=`` field
+  a key, so a log platform can filter on ``sync_id`` or ``connection_id``.
+- A terminal (or ``LOG_FORMAT=text``): a readable line with the same fields as ``key=value``.
+- The sync's context (``connection_id``, ``record_type``, ``xero_id``, ``sync_id``, ``task_id``...) lives
+  in a contextvar: whoever knows it binds it (a task's start, a webhook's acceptance) and every line
+  logged meanwhile carries it, including lines of code that never heard of it (HTTP clients, Celery).
+
+Pure stdlib plus python-json-logger; no Flask or Celery here (workers/log_context.py wires Celery).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator, TextIO
+
+from pythonjsonlogger.json import JsonFormatter
+
+FORMATS = ("auto", "json", "text")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# The fields that tie a line to one record's trip; text lines print these first.
+SYNC_FIELDS = ("connection_id", "record_type", "xero_id", "sync_id", "task_id", "task")
+
+_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("connector_log_context", default={})
+
+# Attributes every LogRecord has: anything else on a record came from ``extra=`` or the context.
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime",
+                                                                                      "taskName"}
+_HANDLER_MARK = "_connector_handler"
+
+
+def bind(**fields: Any) -> contextvars.Token:
+    """Add fields (None values ignored) to the context of this thread/task; ``unbind(token)`` undoes it."""
+    merged = {**_context.get(), **{key: value for key, value in fields.items() if value is not None}}
+    return _context.set(merged)
+
+
+def unbind(token: contextvars.Token) -> None:
+    _context.set(token.old_value if token.old_value is not contextvars.Token.MISSING else {})
+
+
+def clear() -> None:
+    _context.set({})
+
+
+def current() -> dict[str, Any]:
+    return dict(_context.get())
+
+
+@contextmanager
+def bound(**fields: Any) -> Iterator[dict[str, Any]]:
+    token = bind(**fields)
+    try:
+        yield current()
+    finally:
+        unbind(token)
+
+
+def one_trip(ids, sync_ids: dict | None = None) -> dict[str, Any]:
+    """``xero_id``/``sync_id`` when a batch is one record / one trip; nothing for a batch of many (each
+    record's own lines carry its ids then)."""
+    fields: dict[str, Any] = {}
+    if len(set(ids)) == 1:
+        fields["xero_id"] = str(next(iter(ids)))
+    trips = {value for value in (sync_ids or {}).values() if value}
+    if len(trips) == 1:
+        fields["sync_id"] = trips.pop()
+    return fields
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """What a record carries beyond the standard attributes: its ``extra=`` and the bound context."""
+    return {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRS}
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound context onto each record; a field given in ``extra=`` wins over the context."""
+
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process = process
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context.get().items():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        if "service" not in record.__dict__:
+            record.service = self.process
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message key=value ...``: the sync's fields first, then the rest, sorted."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = extra_fields(record)
+        fields.pop("service", None)
+        ordered = [key for key in SYNC_FIELDS if key in fields] + sorted(k for k in fields if k not in SYNC_FIELDS)
+        pairs = " ".join(f"{key}={_text(fields[key])}" for key in ordered)
+        if not pairs:
+            return line
+        head, sep, trace = line.partition("\n")  # a traceback stays below the line, fields stay on it
+        return f"{head} {pairs}{sep}{trace}"
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return repr(text) if (not text or any(c.isspace() for c in text)) else text
+
+
+def json_formatter() -> logging.Formatter:
+    return JsonFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        timestamp=False,
+        json_ensure_ascii=False,
+        json_default=str,
+    )
+
+
+def resolve_format(log_format: str, stream: TextIO) -> str:
+    log_format = (log_format or "auto").lower()
+    if log_format not in FORMATS:
+        raise ValueError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(FORMATS)}")
+    if log_format == "auto":
+        return "text" if getattr(stream, "isatty", lambda: False)() else "json"
+    return log_format
+
+
+def resolve_level(level: str | int | None) -> int:
+    if isinstance(level, int):
+        return level
+    name = (level or "INFO").upper()
+    if name not in LEVELS:
+        raise ValueError(f"LOG_LEVEL={level!r}: use one of {', '.join(LEVELS)}")
+    return getattr(logging, name)
+
+
+def make_handler(process: str, *, log_format: str = "auto", stream: TextIO | None = None) -> logging.Handler:
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(json_formatter() if resolve_format(log_format, stream) == "json" else TextFormatter())
+    handler.addFilter(ContextFilter(process))
+    setattr(handler, _HANDLER_MARK, True)
+    return handler
+
+
+def configured_format() -> str:
+    from connector.settings import log_settings
+
+    return log_settings()[1]
+
+
+def setup(process: str, *, level: str | int | None = None, log_format: str | None = None,
+          stream: TextIO | None = None) -> logging.Handler:
+    """Send every logger's lines through one handler on the root logger (replacing any earlier one).
+
+    ``level``/``log_format`` default to the LOG_LEVEL/LOG_FORMAT settings; ``process`` ("web",
+    "worker", "beat", "flower", "cli", "run") is stamped on each line as ``service``.
+    """
+    if level is None or log_format is None:
+        from connector.settings import log_settings
+
+        env_level, env_format = log_settings()
+        level = env_level if level is None else level
+        log_format = env_format if log_format is None else log_format
+    handler = make_handler(process, log_format=log_format, stream=stream)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False) or not _is_pytest(h)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(resolve_level(level))
+    # One line per sandbox request and per loopback HTTP connection is noise, not operations.
+    noisy = ["werkzeug", "urllib3"]
+    if process != "cli":  # schema checks on each process's first database use; `connector migrate` shows them
+        noisy.append("alembic")
+    for name in noisy:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    return handler
+
+
+def _is_pytest(handler: logging.Handler) -> bool:
+    # pytest's capture handlers stay, so tests still see what a process logged.
+    return type(handler).__module__.startswith("_pytest")

@@ -1,0 +1,189 @@
+"""A deployment as an operator makes one: the Procfile's command lines run as real processes with the
+environment a deployment sets, against the real Redis and a throwaway PostgreSQL database, with the
+sandboxes (served from this process on loopback) standing in for Xero and Zoho.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from connector.clock import SYSTEM_CLOCK
+from connector.sandbox.common import serve
+from connector.sandbox.xero import XeroSandbox
+from connector.sandbox.zoho import ZohoSandbox
+from connector.secret import Secret
+from connector.settings import Settings
+from connector.store.credentials import TokenSet
+from connector.store.vault import Vault
+from tests.conftest import redis_url, require_redis, sandbox_env
+from workers.deps import configure
+from workers.embedded import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+# Its own Redis database, so a leftover message of another test's broker never reaches these workers.
+DEPLOY_REDIS_DB = int(os.environ.get("TEST_DEPLOY_REDIS_DB", "13"))
+FLOWER_AUTH = ("ops", "flower-test-password")
+
+
+def procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
+    """The Procfile's process types and their command lines."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = command.strip()
+    return commands
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Process:
+    """One process started from a command line as a PaaS starts it (``bash -c``), in its own process group."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def json_lines(self) -> list[dict]:
+        lines = []
+        for text in self.output().splitlines():
+            text = text.strip()
+            if text.startswith("{"):
+                try:
+                    lines.append(json.loads(text))
+                except ValueError:
+                    pass
+        return lines
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.alive():
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        return self.popen.returncode
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    xero: XeroSandbox
+    zoho: ZohoSandbox
+    tenant_id: str
+    workdir: Path
+    processes: list[Process] = field(default_factory=list)
+    deps: object | None = None
+    connection_id: int | None = None
+
+    def start(self, name: str, command: str, **env: str) -> Process:
+        log_path = self.workdir / f"{name}.log"
+        with open(log_path, "w") as log:
+            popen = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.workdir, stdout=log,
+                                     stderr=subprocess.STDOUT, env={**self.env, **env}, start_new_session=True)
+        process = Process(name, popen, log_path)
+        self.processes.append(process)
+        return process
+
+    def run(self, command: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-c", command], cwd=self.workdir, env=self.env, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def connect(self):
+        """Link the sandbox tenant and Zoho org, as `connector connect` would (the schema must exist)."""
+        deps = self.deps = configure(Settings.from_env(self.env))
+        connection = deps.store.connections.create(name="Deploy Test Ltd", xero_tenant_id=self.tenant_id)
+        grant = self.xero.issue_grant([self.tenant_id])
+        now = SYSTEM_CLOCK.now()
+        deps.credentials.save(connection.id, "xero", TokenSet(
+            access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+            expires_at=now + timedelta(seconds=grant["expires_in"]), scope=grant["scope"]))
+        deps.credentials.save(connection.id, "zoho", TokenSet(
+            access_token=Secret(""), refresh_token=Secret(self.zoho.issue_refresh_token()), expires_at=now))
+        self.connection_id = connection.id
+        return connection
+
+    def latest_stage(self, record_type: str, record_id: str) -> str | None:
+        return self.deps.store.audit.latest_stage(self.connection_id, record_type, record_id)
+
+
+def wait_for_http(url: str, *, timeout: float, process: Process | None = None) -> requests.Response:
+    """The first HTTP answer from ``url`` (any status); fails with the process's output if none comes."""
+    answer: list[requests.Response] = []
+
+    def answered() -> bool:
+        if process is not None and not process.alive():
+            return True
+        try:
+            answer.append(requests.get(url, timeout=2))
+            return True
+        except requests.RequestException:
+            return False
+
+    wait_until(answered, timeout=timeout, interval=0.2)
+    assert answer, f"no answer from {url}\n{process.output()[-4000:] if process else ''}"
+    return answer[0]
+
+
+@pytest.fixture
+def deployment(pg_database_url, tmp_path):
+    """The production environment of a deployment (every variable the README asks for)."""
+    require_redis(DEPLOY_REDIS_DB)
+    xero, zoho = XeroSandbox(), ZohoSandbox()
+    xero_server, zoho_server = serve(xero), serve(zoho)
+    broker = redis_url(DEPLOY_REDIS_DB)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "CONNECTOR_", "XERO_", "ZOHO_"))},
+        **sandbox_env(database_url=pg_database_url, data_dir=data_dir, vault_keys=Vault.generate_keyring("k1"),
+                      xero=xero, xero_url=xero_server.url, zoho=zoho, zoho_url=zoho_server.url),
+        "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
+        "CONNECTOR_PUBLIC_URL": "https://connector.example.com",
+        "CONNECTOR_ADMIN_TOKEN": "deploy-test-admin-token-0123456789abcdef",
+        "FLOWER_BASIC_AUTH": ":".join(FLOWER_AUTH),
+        "XERO_BATCH_WINDOW": "0.2",
+        "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+        # The venv's commands first, as a deployment's image has them on PATH.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.pop("CONNECTOR_EMBEDDED", None)
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    deployment = Deployment(env=env, xero=xero, zoho=zoho, tenant_id=xero.add_tenant("Deploy Test Ltd"),
+                            workdir=workdir)
+    yield deployment
+    for process in reversed(deployment.processes):
+        process.stop()
+    if deployment.deps is not None:
+        deployment.deps.store.engine.dispose()
+    xero_server.shutdown()
+    zoho_server.shutdown()
+
+
+def shell_words(command: str) -> list[str]:
+    return shlex.split(command)

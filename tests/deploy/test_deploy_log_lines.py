@@ -1,0 +1,69 @@
+"""Logs that carry their data: one webhook through the Procfile's receiver (gunicorn) and a real prefork
+worker; every JSON line of that record's sync carries the same sync_id, with its connection, record type,
+Xero id and task id, from the receiver through ingest, fetch, push and flush."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.store import audit as stages
+from tests.deploy.conftest import free_port, procfile, wait_for_http
+from workers.embedded import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_log_line_of_one_sync_carries_its_sync_id(deployment):
+    commands = procfile()
+    assert deployment.run(commands["release"]).returncode == 0
+    deployment.connect()
+    port = free_port()
+    web = deployment.start("web", commands["web"], PORT=str(port))
+    worker = deployment.start("worker", commands["worker"])
+    base = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{base}/healthz", timeout=60, process=web)
+    assert wait_until(lambda: any("ready" in line.get("message", "") for line in worker.json_lines()), timeout=60), \
+        worker.output()[-4000:]
+
+    xero = deployment.xero
+    contact_id = xero.create_contact(deployment.tenant_id, Name="Traceable Ltd")["ContactID"]
+    assert set(xero.deliver_webhooks(f"{base}/webhooks/xero")) == {200}
+    assert wait_until(lambda: deployment.latest_stage("contact", contact_id) == stages.WRITTEN, timeout=90), \
+        worker.output()[-4000:]
+    # The chain ends with the flush task's own lines; wait for the last task to have logged its end.
+    trail = deployment.deps.store.audit.trail(deployment.connection_id, "contact", contact_id)
+    [sync_id] = {entry.sync_id for entry in trail}
+    web.stop()
+    worker.stop()
+
+    # The receiver started the trip: its line names the record and the sync id the whole chain uses.
+    [accepted] = [line for line in web.json_lines()
+                  if line.get("message") == "webhook.xero.event" and line.get("xero_id") == contact_id]
+    assert accepted["sync_id"] == sync_id
+    assert accepted["record_type"] == "contact"
+
+    worker_lines = worker.json_lines()
+    # The tasks of this sync: every task whose lines name this record or this sync.
+    chain_tasks = {line["task_id"] for line in worker_lines
+                   if line.get("task_id") and (line.get("xero_id") == contact_id or line.get("sync_id") == sync_id)}
+    of_this_sync = [line for line in worker_lines
+                    if line.get("task_id") in chain_tasks or line.get("xero_id") == contact_id]
+    task_names = {line.get("task") for line in of_this_sync}
+    assert {"connector.ingest_xero_events", "connector.flush_xero_buffer", "connector.push_to_zoho",
+            "connector.flush_zoho_buffer"} <= task_names, task_names
+
+    stray = [line for line in of_this_sync if line.get("sync_id") != sync_id]
+    assert not stray, stray[:5]
+    for line in of_this_sync:
+        assert line["connection_id"] == deployment.connection_id, line
+        assert line["record_type"] == "contact", line
+        assert line["xero_id"] == contact_id, line
+        assert line["task_id"] in chain_tasks, line
+    # The data of each log call is printed: the audit stages and the task outcomes name what they did.
+    messages = [line["message"] for line in of_this_sync]
+    for stage in (stages.RECEIVED, stages.FETCHED, stages.MAPPED, stages.WRITTEN):
+        assert f"sync.{stage}" in messages, messages
+    [flushed] = [line for line in of_this_sync if line["message"] == "xero.buffer.flushed"]
+    assert flushed["fetched"] == 1
+    # The audit trail names the task of every stage (`connector audit` prints it).
+    assert all(entry.task_id in chain_tasks for entry in trail), [(e.stage, e.task_id) for e in trail]

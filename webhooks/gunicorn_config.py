@@ -1,0 +1,36 @@
+"""gunicorn settings for the receiver (`gunicorn --config python:webhooks.gunicorn_config ...`).
+
+Access logs on, through the connector's one logging setup (JSON lines in production), with the
+path only: OAuth callbacks carry the authorization code and state in their query string.
+"""
+
+from __future__ import annotations
+
+from gunicorn import glogging
+
+from connector import logs
+
+accesslog = "-"
+# %(U)s is the path without its query string; %(M)s the request time in milliseconds.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+logger_class = "webhooks.gunicorn_config.ConnectorGunicornLogger"
+
+
+class ConnectorGunicornLogger(glogging.Logger):
+    """gunicorn's error and access loggers, sent through connector.logs instead of gunicorn's own format."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        handler = logs.make_handler("web", log_format=logs.configured_format())
+        for logger in (self.error_log, self.access_log):
+            for old in list(logger.handlers):
+                logger.removeHandler(old)
+            logger.addHandler(handler)
+
+    def access(self, resp, req, environ, request_time) -> None:
+        if not self.access_log_enabled:
+            return
+        atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
+        self.access_log.info(self.cfg.access_log_format, atoms, extra={
+            "http_method": atoms["m"], "path": atoms["U"], "status": atoms["s"],
+            "duration_ms": atoms["M"], "remote_addr": atoms["h"]})
