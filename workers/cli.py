@@ -296,33 +296,34 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default against the sandbox")
-    p.add_argument("--contacts", type=int, default=25)
-    p.add_argument("--data-dir", default="var/demo")
+    p.add_argument("--contacts", type=int, default=25, help="contacts to seed in the sandbox tenant (default 25)")
+    p.add_argument("--data-dir", default="var/demo", help="where the demo keeps its SQLite database (wiped first)")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("sandbox", help="serve the Xero and Zoho simulators on 127.0.0.1")
-    p.add_argument("--xero-port", type=int, default=8101)
-    p.add_argument("--zoho-port", type=int, default=8102)
-    p.add_argument("--xero-webhook-key", default=None)
-    p.add_argument("--tenant-name", default="Sandbox Organisation Ltd")
+    p.add_argument("--xero-port", type=int, default=8101, help="port of the Xero simulator (default 8101)")
+    p.add_argument("--zoho-port", type=int, default=8102, help="port of the Zoho simulator (default 8102)")
+    p.add_argument("--xero-webhook-key", default=None,
+                   help="sign webhooks with this key (default: a random one, printed)")
+    p.add_argument("--tenant-name", default="Sandbox Organisation Ltd", help="name of the sandbox Xero tenant")
     p.add_argument("--seed", type=int, default=25, help="contacts to seed in the tenant (0 for none)")
     p.add_argument("--deliver-to", default=None, metavar="URL",
                    help="POST pending Xero webhooks (signed) to this receiver URL every second")
     p.set_defaults(func=cmd_sandbox)
 
     p = sub.add_parser("worker", help="run a Celery worker")
-    p.add_argument("--queues", default="xero,zoho,maintenance")
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--queues", default="xero,zoho,maintenance", help="comma-separated queues to consume")
+    p.add_argument("--concurrency", type=int, default=4, help="worker child processes (default 4)")
+    p.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL wins when set)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("beat", help="run Celery beat (token refresh and other schedules)")
-    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR (LOG_LEVEL wins when set)")
     p.set_defaults(func=cmd_beat)
 
     p = sub.add_parser("receiver", help="run the webhook receiver (development server; use gunicorn in production)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("migrate", help="bring the database to the latest schema")
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_connections)
 
     p = sub.add_parser("connect", help="connect Xero tenants or a Zoho org (OAuth consent in a browser)")
-    p.add_argument("system", choices=["xero", "zoho"])
+    p.add_argument("system", choices=["xero", "zoho"], help="which side to connect")
     p.add_argument("--redirect-uri", default=None,
                    help="registered redirect URI (default http://localhost:8765/oauth/SYSTEM/callback)")
     p.add_argument("--paste", action="store_true", help="paste the redirect URL instead of catching it on loopback")
@@ -347,13 +348,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_connect)
 
     p = sub.add_parser("rotate-keys", help="re-encrypt stored secrets under a new vault key (no downtime)")
-    p.add_argument("--new-key-id", required=True)
+    p.add_argument("--new-key-id", required=True, help="id of the new key in the ring, e.g. k2")
     p.set_defaults(func=cmd_rotate_keys)
 
     p = sub.add_parser("audit", help="show the audit trail of one record")
-    p.add_argument("connection", type=int)
-    p.add_argument("type", choices=["contact", "invoice", "creditnote"])
-    p.add_argument("id")
+    p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
+    p.add_argument("type", choices=["contact", "invoice", "creditnote"], help="record type")
+    p.add_argument("id", help="the Xero id of the record")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("setup-zoho", help="create the custom fields the connector needs in Zoho (--check: only list them)")
@@ -362,11 +363,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_setup_zoho)
 
     p = sub.add_parser("replay", help="re-run the sync of one record, or of every failed one")
-    p.add_argument("connection", type=int)
-    p.add_argument("type", nargs="?", choices=["contact", "invoice", "creditnote"])
-    p.add_argument("id", nargs="?")
+    p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
+    p.add_argument("type", nargs="?", choices=["contact", "invoice", "creditnote"], help="record type (without --failed)")
+    p.add_argument("id", nargs="?", help="the Xero id of the record (without --failed)")
     p.add_argument("--failed", action="store_true", help="replay every record whose last sync failed")
-    p.add_argument("--limit", type=int, default=1000)
+    p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
     p.set_defaults(func=cmd_replay)
 
     from workers import cli_flower, cli_keygen

@@ -1,0 +1,53 @@
+"""The `connector` command as an operator meets it: a version, help text on every argument, and a
+worker that refuses a bad mapping file when it starts (not at the first push)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from workers.cli import build_parser
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "connector"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_every_command_and_argument_has_help_text():
+    parser = build_parser()
+    missing = []
+    for path, sub in _parsers(parser):
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{path} {choice.dest}" for choice in action._choices_actions if not choice.help]
+            elif not action.help:
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, missing
+
+
+def test_version_prints_the_installed_version():
+    result = subprocess.run([sys.executable, "-m", "workers.cli", "--version"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"connector {version('ml-connector')}"
+
+
+@pytest.mark.integration
+def test_a_bad_mapping_file_stops_the_worker_at_start_with_the_line_at_fault(deployment):
+    (deployment.workdir / "mapping.yaml").write_text("trigger: []\nfields:\n  Accounts:\n    Fax: {from: 7}\n")
+    deployment.env["CONNECTOR_DATA_DIR"] = str(deployment.workdir)
+    from tests.deploy.conftest import procfile
+
+    worker = deployment.start("worker", procfile()["worker"])
+    assert worker.popen.wait(timeout=60) != 0
+    output = worker.output()
+    assert "mapping" in output and "line 4" in output and "Fax" in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
