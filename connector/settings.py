@@ -59,6 +59,8 @@ PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
     "connect": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
     "migrate": ("DATABASE_URL",),
 }
+# `connector run` is the receiver and a worker (and beat) in one command.
+PROCESS_NEEDS["run"] = tuple(dict.fromkeys(PROCESS_NEEDS["receiver"] + PROCESS_NEEDS["worker"]))
 _IS_SET = {
     "REDIS_URL": lambda s: s.redis_url is not None,
     "DATABASE_URL": lambda s: bool(s.database_url),
@@ -71,7 +73,7 @@ _IS_SET = {
     "ZOHO_CLIENT_SECRET": lambda s: bool(s.zoho_client_secret),
 }
 _PROCESS_NAMES = {"cli": "this connector command", "migrate": "the migration", "connect": "`connector connect`",
-                  "flower": "Flower"}
+                  "flower": "Flower", "run": "`connector run`"}
 _HINTS = {"CONNECTOR_VAULT_KEYS": "CONNECTOR_VAULT_KEYS (make one with `connector keygen`)"}
 
 _DURATION = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)?")

@@ -370,10 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
     p.set_defaults(func=cmd_replay)
 
-    from workers import cli_flower, cli_keygen
+    from workers import cli_flower, cli_keygen, cli_run
 
     cli_keygen.register(sub)
     cli_flower.add_parser(sub)
+    cli_run.add_parser(sub)
     return parser
 
 
@@ -381,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 # worker and beat do it on their start-up signals). Every other command, including any added
 # later, fails closed without its configuration.
 NO_START_CHECK = {"demo", "sandbox", "keygen", "worker", "beat"}
-START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect", "flower": "flower"}
+START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect", "flower": "flower",
+                       "run": "run"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command not in ("worker", "beat", "demo", "flower"):  # Celery's processes and the demo set up their own
         from connector import logs
 
-        logs.setup("cli")
+        logs.setup("run" if args.command == "run" else "cli")
     if args.command == "replay" and not args.failed and not (args.type and args.id):
         parser.error("replay needs TYPE and ID, or --failed")
     from connector.errors import ConfigError

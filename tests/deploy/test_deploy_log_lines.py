@@ -67,3 +67,7 @@ def test_every_log_line_of_one_sync_carries_its_sync_id(deployment):
     assert flushed["fetched"] == 1
     # The audit trail names the task of every stage (`connector audit` prints it).
     assert all(entry.task_id in chain_tasks for entry in trail), [(e.stage, e.task_id) for e in trail]
+    shown = deployment.run(f"connector audit {deployment.connection_id} contact {contact_id}")
+    assert shown.returncode == 0, shown.stderr
+    for entry in trail:
+        assert f"sync_id={sync_id}" in shown.stdout and f"task_id={entry.task_id}" in shown.stdout, shown.stdout
