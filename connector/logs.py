@@ -23,7 +23,7 @@ from pythonjsonlogger.json import JsonFormatter
 FORMATS = ("auto", "json", "text")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The fields that tie a line to one record's trip; text lines print these first.
-SYNC_FIELDS = ("connection_id", "record_type", "xero_id", "sync_id", "task_id", "task")
+SYNC_FIELDS = ("connection_id", "record_type", "xero_id", "zoho_id", "sync_id", "task_id", "task")
 
 _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("connector_log_context", default={})
 

@@ -10,6 +10,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
+from connector.pipeline.common import new_sync_id
 from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
@@ -39,6 +40,7 @@ def receive_zoho_notification() -> tuple[Response, int]:
         logger.warning("webhook.zoho.rejected", extra={"channel_id": channel_id})
         return jsonify(error="unknown channel or wrong token"), 403
 
+    notification["sync_id"] = new_sync_id()  # this change's trip, carried by every log line of it
     try:
         state.enqueue(INGEST_ZOHO_NOTIFICATION, [connection_id, notification], ZOHO_QUEUE)
     except EnqueueFailed as exc:
@@ -47,7 +49,9 @@ def receive_zoho_notification() -> tuple[Response, int]:
 
     logger.info(
         "webhook.zoho.accepted",
-        extra={"connection_id": connection_id, "channel_id": channel_id, "id_count": len(notification["ids"])},
+        extra={"connection_id": connection_id, "channel_id": channel_id, "id_count": len(notification["ids"]),
+               "record_type": notification["module"], "operation": notification["operation"],
+               "sync_id": notification["sync_id"]},
     )
     return jsonify(status="queued"), 200
 

@@ -55,6 +55,11 @@ def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:
     sync_ids = bound.get("sync_ids")
     if isinstance(ids, (list, tuple)):
         fields.update(logs.one_trip(ids, sync_ids if isinstance(sync_ids, dict) else None))
+    notification = bound.get("notification")
+    if isinstance(notification, dict):
+        zoho_ids = notification.get("ids") or []
+        fields.update(record_type=notification.get("module"), sync_id=notification.get("sync_id"),
+                      zoho_id=str(zoho_ids[0]) if len(zoho_ids) == 1 else None)
     events = bound.get("events")
     if isinstance(events, list) and len(events) == 1 and isinstance(events[0], dict):
         event = events[0]

@@ -113,8 +113,10 @@ class AuditLog:
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
         # The task running this (bound by workers/log_context.py) when the caller did not say.
-        task_id = task_id or logs.current().get("task_id")
-        sync_id = sync_id or uuid.uuid4().hex
+        context = logs.current()
+        task_id = task_id or context.get("task_id")
+        # A stage recorded without its trip's id belongs to the trip the running task works on, if one.
+        sync_id = sync_id or context.get("sync_id") or uuid.uuid4().hex
         detail = redact(detail) if detail is not None else None
         with session_scope(self._sessions) as session:
             session.add(

@@ -36,6 +36,7 @@ def test_a_callback_with_the_registered_token_is_queued_without_the_token(app, b
     assert response.get_json() == {"status": "queued"}
     [message] = queued_messages(broker_redis, ZOHO_QUEUE)
     assert message["task"] == INGEST_ZOHO_NOTIFICATION
+    assert len(message["args"][1].pop("sync_id")) == 32  # the trip's correlation id, started here
     assert message["args"] == [
         7,
         {
