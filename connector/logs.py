@@ -145,7 +145,9 @@ def resolve_level(level: str | int | None) -> int:
 
 
 def make_handler(process: str, *, log_format: str = "auto", stream: TextIO | None = None) -> logging.Handler:
-    stream = stream or sys.stderr
+    # The process's real stderr: Celery replaces sys.stderr with a proxy that logs (writing there would loop),
+    # and a test's capture object is closed once the test ends.
+    stream = stream or sys.__stderr__ or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter() if resolve_format(log_format, stream) == "json" else TextFormatter())
     handler.addFilter(ContextFilter(process))

@@ -149,6 +149,8 @@ def _http_error(exc: HTTPException) -> Response:
         message = f"request body is larger than the {receiver().max_body_bytes} byte limit"
     else:
         message = exc.description or exc.name
+    if request.path.startswith("/webhooks/"):  # a refused delivery is worth a line; its body never is
+        logger.warning("webhook.refused", extra={"path": request.path, "status": exc.code, "reason": message})
     response = jsonify(error=message)
     response.status_code = exc.code or 500
     if isinstance(exc, MethodNotAllowed) and exc.valid_methods:

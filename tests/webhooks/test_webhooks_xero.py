@@ -166,3 +166,12 @@ def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413(client
     assert len(at_limit) == 4096
     assert_empty_xero_answer(post_signed(client, at_limit), 200)
     assert post_signed(client, at_limit + b" ").status_code == 413
+
+
+def test_a_refused_oversized_delivery_is_logged_without_its_body(client, caplog):
+    body = ITR_BODY[:-1] + b" " * 5000 + b"}"
+    with caplog.at_level(logging.INFO, logger="webhooks"):
+        assert post_signed(client, body).status_code == 413
+    [refused] = [r for r in caplog.records if r.getMessage() == "webhook.refused"]
+    assert (refused.status, refused.path) == (413, "/webhooks/xero")
+    assert body.decode() not in caplog.text
