@@ -14,6 +14,9 @@ accesslog = "-"
 # %(U)s is the path without its query string; %(M)s the request time in milliseconds.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 logger_class = "webhooks.gunicorn_config.ConnectorGunicornLogger"
+# gunicorn's control socket (gunicornc) can resize and stop the server; a PaaS or compose manages the
+# process instead, and two receivers on one host would share its default path.
+control_socket_disable = True
 
 
 class ConnectorGunicornLogger(glogging.Logger):
