@@ -122,3 +122,16 @@ def integration_broker(name: str):
     broker = Celery(name, broker=redis_url(INTEGRATION_REDIS_DB))
     broker.conf.update(task_serializer="json", accept_content=["json"])
     return broker
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """A test that runs a `connector` command in-process installs the process's log handler and level
+    (connector/logs.py); later tests get the root logger as pytest left it."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
