@@ -20,6 +20,8 @@ from typing import Any, Iterator, TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from connector.errors import ConfigError
+
 FORMATS = ("auto", "json", "text")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The fields that tie a line to one record's trip; text lines print these first.
@@ -129,7 +131,7 @@ def json_formatter() -> logging.Formatter:
 def resolve_format(log_format: str, stream: TextIO) -> str:
     log_format = (log_format or "auto").lower()
     if log_format not in FORMATS:
-        raise ValueError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(FORMATS)}")
+        raise ConfigError(f"LOG_FORMAT={log_format!r}: use one of {', '.join(FORMATS)}")
     if log_format == "auto":
         return "text" if getattr(stream, "isatty", lambda: False)() else "json"
     return log_format
@@ -140,7 +142,7 @@ def resolve_level(level: str | int | None) -> int:
         return level
     name = (level or "INFO").upper()
     if name not in LEVELS:
-        raise ValueError(f"LOG_LEVEL={level!r}: use one of {', '.join(LEVELS)}")
+        raise ConfigError(f"LOG_LEVEL={level!r}: use one of {', '.join(LEVELS)}")
     return getattr(logging, name)
 
 

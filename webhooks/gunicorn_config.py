@@ -6,9 +6,12 @@ path only: OAuth callbacks carry the authorization code and state in their query
 
 from __future__ import annotations
 
+import sys
+
 from gunicorn import glogging
 
 from connector import logs
+from connector.errors import ConfigError
 
 accesslog = "-"
 # %(U)s is the path without its query string; %(M)s the request time in milliseconds.
@@ -24,7 +27,11 @@ class ConnectorGunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        handler = logs.make_handler("web", log_format=logs.configured_format())
+        try:
+            handler = logs.make_handler("web", log_format=logs.configured_format())
+        except ConfigError as exc:
+            print(f"web not started: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
         for logger in (self.error_log, self.access_log):
             for old in list(logger.handlers):
                 logger.removeHandler(old)

@@ -389,15 +389,15 @@ START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("worker", "beat", "demo", "flower"):  # Celery's processes and the demo set up their own
-        from connector import logs
-
-        logs.setup("run" if args.command == "run" else "cli")
     if args.command == "replay" and not args.failed and not (args.type and args.id):
         parser.error("replay needs TYPE and ID, or --failed")
     from connector.errors import ConfigError
 
     try:
+        if args.command not in ("worker", "beat", "demo", "flower"):  # those set up their own logging
+            from connector import logs
+
+            logs.setup("run" if args.command == "run" else "cli")
         if args.command not in NO_START_CHECK:
             from workers.deps import get_deps
             from workers.startup import check_can_start

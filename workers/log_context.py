@@ -36,8 +36,14 @@ def service_name(argv: list[str] | None = None) -> str:
 @signals.setup_logging.connect
 def _setup_logging(loglevel=None, **_) -> None:
     # LOG_LEVEL, when set, wins over the command line's --loglevel (one knob for every process).
+    from connector.errors import ConfigError
+
     level = os.environ.get("LOG_LEVEL") or loglevel or "INFO"
-    logs.setup(service_name(), level=level)
+    try:
+        logs.setup(service_name(), level=level)
+    except ConfigError as exc:
+        print(f"{service_name()} not started: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:

@@ -51,3 +51,17 @@ def test_a_bad_mapping_file_stops_the_worker_at_start_with_the_line_at_fault(dep
     output = worker.output()
     assert "mapping" in output and "line 4" in output and "Fax" in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
+
+
+@pytest.mark.integration
+def test_a_bad_log_setting_stops_every_process_with_one_line_naming_it(deployment):
+    from tests.deploy.conftest import free_port, procfile
+
+    deployment.env["LOG_FORMAT"] = "yaml"
+    for name, command in procfile().items():
+        if name == "flower":  # Flower's own logging (tornado); its guard is FLOWER_BASIC_AUTH
+            continue
+        result = deployment.run(f"PORT={free_port()} {command}", timeout=60)
+        assert result.returncode != 0, name
+        assert "LOG_FORMAT='yaml'" in result.stderr, (name, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, (name, result.stderr[-2000:])

@@ -9,6 +9,7 @@ import logging
 import pytest
 
 from connector import logs
+from connector.errors import ConfigError
 
 
 class Terminal(io.StringIO):
@@ -63,9 +64,9 @@ def test_the_context_is_gone_once_unbound(emit):
 
 
 def test_bad_settings_name_the_variable():
-    with pytest.raises(ValueError, match="LOG_FORMAT"):
+    with pytest.raises(ConfigError, match="LOG_FORMAT"):
         logs.resolve_format("yaml", io.StringIO())
-    with pytest.raises(ValueError, match="LOG_LEVEL"):
+    with pytest.raises(ConfigError, match="LOG_LEVEL"):
         logs.resolve_level("LOUD")
     assert logs.resolve_format("auto", Terminal()) == "text"
     assert logs.resolve_format("auto", io.StringIO()) == "json"
