@@ -1,5 +1,6 @@
 """The Procfile as a PaaS runs it: release, then web, worker, beat and flower from their command
-lines, on the real Redis and PostgreSQL, processing one signed Xero webhook end to end."""
+lines, on the real Redis and PostgreSQL, processing one signed Xero webhook end to end; every JSON
+log line of that webhook's sync carries its sync_id (tests/deploy/sync_log_checks.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import requests
 
 from connector.store import audit as stages
 from tests.deploy.conftest import FLOWER_AUTH, free_port, procfile, wait_for_http
+from tests.deploy.sync_log_checks import assert_every_line_of_the_sync_carries_its_sync_id
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_procfile_processes_start_and_sync_a_signed_webhook(deployment):
+def test_the_procfile_processes_sync_a_signed_webhook_and_each_log_line_of_it_carries_its_sync_id(deployment):
     commands = procfile()
     assert set(commands) >= {"release", "web", "worker", "beat", "flower"}
 
@@ -63,6 +65,7 @@ def test_the_procfile_processes_start_and_sync_a_signed_webhook(deployment):
         assert process.alive(), f"{process.name} exited:\n{process.output()[-3000:]}"
         assert process.stop() in (0, -15, 143), f"{process.name} did not stop cleanly:\n{process.output()[-3000:]}"
     assert account["Account_Name"] == "Procfile Pty Ltd"
+    assert_every_line_of_the_sync_carries_its_sync_id(deployment, web, worker, contact_id)
 
 
 def test_flower_refuses_to_start_without_basic_auth(deployment):

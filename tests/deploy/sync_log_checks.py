@@ -1,40 +1,17 @@
-"""Logs that carry their data: one webhook through the Procfile's receiver (gunicorn) and a real prefork
-worker; every JSON line of that record's sync carries the same sync_id, with its connection, record type,
-Xero id and task id, from the receiver through ingest, fetch, push and flush."""
+"""Logs that carry their data: after one webhook through the Procfile's receiver (gunicorn) and a real
+prefork worker (tests/deploy/test_deploy_procfile.py runs them), every JSON line of that record's sync
+carries the same sync_id, with its connection, record type, Xero id and task id, from the receiver
+through ingest, fetch, push and flush."""
 
 from __future__ import annotations
 
-import pytest
-
 from connector.store import audit as stages
-from tests.deploy.conftest import free_port, procfile, wait_for_http
-from workers.embedded import wait_until
-
-pytestmark = pytest.mark.integration
 
 
-def test_every_log_line_of_one_sync_carries_its_sync_id(deployment):
-    commands = procfile()
-    assert deployment.run(commands["release"]).returncode == 0
-    deployment.connect()
-    port = free_port()
-    web = deployment.start("web", commands["web"], PORT=str(port))
-    worker = deployment.start("worker", commands["worker"])
-    base = f"http://127.0.0.1:{port}"
-    wait_for_http(f"{base}/healthz", timeout=60, process=web)
-    assert wait_until(lambda: any("ready" in line.get("message", "") for line in worker.json_lines()), timeout=60), \
-        worker.output()[-4000:]
-
-    xero = deployment.xero
-    contact_id = xero.create_contact(deployment.tenant_id, Name="Traceable Ltd")["ContactID"]
-    assert set(xero.deliver_webhooks(f"{base}/webhooks/xero")) == {200}
-    assert wait_until(lambda: deployment.latest_stage("contact", contact_id) == stages.WRITTEN, timeout=90), \
-        worker.output()[-4000:]
-    # The chain ends with the flush task's own lines; wait for the last task to have logged its end.
+def assert_every_line_of_the_sync_carries_its_sync_id(deployment, web, worker, contact_id: str) -> None:
+    """Called once web and worker (started from the Procfile with LOG_FORMAT=json) have stopped."""
     trail = deployment.deps.store.audit.trail(deployment.connection_id, "contact", contact_id)
     [sync_id] = {entry.sync_id for entry in trail}
-    web.stop()
-    worker.stop()
 
     # The receiver started the trip: its line names the record and the sync id the whole chain uses.
     [accepted] = [line for line in web.json_lines()
