@@ -32,12 +32,15 @@ def cmd_flower(args: argparse.Namespace) -> int:
     port = args.port or int(os.environ.get("PORT") or 5555)
     # On a PaaS (PORT set) the router reaches the process from outside; elsewhere stay on loopback.
     address = args.address or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
-    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "flower", f"--port={port}", f"--address={address}"]
+    from connector import logs
+    from workers.app import app
+
+    logs.setup("flower")
+    # --logging=none: tornado leaves the logging set up above alone (its default replaces it with its own).
+    argv = ["flower", f"--port={port}", f"--address={address}", "--logging=none"]
     if args.url_prefix:
         argv.append(f"--url_prefix={args.url_prefix}")
-    sys.stdout.flush()
-    os.execv(sys.executable, argv)  # Flower takes this process over: signals reach it directly
-    return 0  # not reached
+    return int(app.start(argv) or 0)
 
 
 def add_parser(sub) -> None:

@@ -61,6 +61,9 @@ def test_the_procfile_processes_sync_a_signed_webhook_and_each_log_line_of_it_ca
     assert "should-not-be-logged" not in web.output()
     assert any(line.get("path") == "/webhooks/xero" and str(line.get("status")) == "200" for line in web.json_lines())
 
+    # One logging setup for every process: each one's lines are JSON, stamped with the process.
+    for process in (web, worker, beat, flower):
+        assert process.name in {line.get("service") for line in process.json_lines()}, process.output()[-2000:]
     for process in (web, worker, beat, flower):
         assert process.alive(), f"{process.name} exited:\n{process.output()[-3000:]}"
         assert process.stop() in (0, -15, 143), f"{process.name} did not stop cleanly:\n{process.output()[-3000:]}"
