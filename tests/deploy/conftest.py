@@ -115,8 +115,9 @@ class Deployment:
 
     def connect(self):
         """Link the sandbox tenant and Zoho org, as `connector connect` would (the schema must exist)."""
-        deps = self.deps = configure(Settings.from_env(self.env))
+        deps = configure(Settings.from_env(self.env))
         connection = deps.store.connections.create(name="Deploy Test Ltd", xero_tenant_id=self.tenant_id)
+        self.deps = deps
         grant = self.xero.issue_grant([self.tenant_id])
         now = SYSTEM_CLOCK.now()
         deps.credentials.save(connection.id, "xero", TokenSet(

@@ -3,6 +3,7 @@ code and with each other. No docker needed: the compose file is parsed and each 
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -11,8 +12,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CODE = [*sorted((REPO / "connector").rglob("*.py")), *sorted((REPO / "workers").rglob("*.py")),
         *sorted((REPO / "webhooks").rglob("*.py")), REPO / "celeryconfig.py"]
-# How the code reads a variable: env.get("X"...), os.environ.get("X"...), os.environ["X"], os.getenv("X").
-READS = re.compile(r"""(?:\benv|environ)(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]+)["']|getenv\(\s*["']([A-Z][A-Z0-9_]+)""")
+ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+|PORT")
 INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)")
 # Set by the platform or by Celery/Flower themselves, not by the operator for the connector.
 NOT_OURS = {"PATH", "HOME", "HOSTNAME"}
@@ -23,12 +23,26 @@ def compose() -> dict:
 
 
 def variables_read_by_the_code() -> set[str]:
+    """Names read from the environment: ``env.get("X")``, ``os.environ["X"]``, ``os.getenv("X")`` and the
+    settings' own readers (``get("X")``, ``url("X", ...)``, ``duration("X", ...)``, ``parse_*("X", ...)``)."""
+    readers = {"get", "getenv", "url", "duration"}
     found = set()
     for path in CODE:
         if "sandbox" in path.parts:
             continue
-        for match in READS.finditer(path.read_text()):
-            found.add(match.group(1) or match.group(2))
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = None
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                if called in readers or called.startswith("parse_"):
+                    name = node.args[0].value
+            elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+                target = node.value
+                if getattr(target, "id", getattr(target, "attr", "")) in ("env", "environ"):
+                    name = node.slice.value
+            if isinstance(name, str) and ENV_NAME.fullmatch(name):
+                found.add(name)
     return found - NOT_OURS
 
 

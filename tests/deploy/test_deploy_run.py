@@ -59,7 +59,8 @@ def test_connector_run_without_redis_refuses_unless_embedded_is_asked_for(deploy
 
     # Embedded, on purpose: one process, SQLite in the data dir; the webhook still reaches Zoho.
     port = free_port()
-    run = deployment.start("run-embedded", f"connector run --port {port}", CONNECTOR_EMBEDDED="1")
+    deployment.env["CONNECTOR_EMBEDDED"] = "1"
+    run = deployment.start("run-embedded", f"connector run --port {port}")
     base = f"http://127.0.0.1:{port}"
     assert wait_for_http(f"{base}/healthz", timeout=60, process=run).status_code == 200, run.output()[-4000:]
     deployment.connect()  # the same SQLite database and vault key, from this process
