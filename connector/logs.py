@@ -174,7 +174,7 @@ def setup(process: str, *, level: str | int | None = None, log_format: str | Non
         from connector.settings import log_settings
 
         env_level, env_format = log_settings()
-        level = env_level if level is None else level
+        level = (env_level or "INFO") if level is None else level
         log_format = env_format if log_format is None else log_format
     handler = make_handler(process, log_format=log_format, stream=stream)
     root = logging.getLogger()

@@ -128,11 +128,28 @@ def parse_database_url(raw: str) -> str:
     return raw.strip()
 
 
-def log_settings(env: Mapping[str, str] | None = None) -> tuple[str, str]:
-    """(LOG_LEVEL, LOG_FORMAT): read apart from Settings so logging works before the rest is valid.
-    LOG_FORMAT ``auto`` (default) means text on a terminal, JSON lines otherwise."""
+def log_settings(env: Mapping[str, str] | None = None) -> tuple[str | None, str]:
+    """(LOG_LEVEL or None when unset, LOG_FORMAT): read apart from Settings so logging works before the
+    rest is valid. LOG_FORMAT ``auto`` (default) means text on a terminal, JSON lines otherwise."""
     env = os.environ if env is None else env
-    return env.get("LOG_LEVEL", "INFO"), env.get("LOG_FORMAT", "auto")
+    return env.get("LOG_LEVEL") or None, env.get("LOG_FORMAT") or "auto"
+
+
+def platform_port(env: Mapping[str, str] | None = None) -> int | None:
+    """PORT, which a PaaS sets for the process it routes HTTP to; None when unset."""
+    env = os.environ if env is None else env
+    raw = (env.get("PORT") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"PORT: {raw!r} is not a port number")
+    return int(raw)
+
+
+def flower_basic_auth(env: Mapping[str, str] | None = None) -> str:
+    """FLOWER_BASIC_AUTH (``user:password[,user2:password2]``); Flower itself reads it too."""
+    env = os.environ if env is None else env
+    return env.get("FLOWER_BASIC_AUTH", "")
 
 
 @dataclass(frozen=True)

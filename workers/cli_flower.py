@@ -8,7 +8,6 @@ without ``FLOWER_BASIC_AUTH`` (``user:password[,user2:password2]``). Flower read
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 
@@ -25,13 +24,16 @@ def basic_auth_problem(value: str | None) -> str | None:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    problem = basic_auth_problem(os.environ.get("FLOWER_BASIC_AUTH"))
+    from connector.settings import flower_basic_auth, platform_port
+
+    problem = basic_auth_problem(flower_basic_auth())
     if problem:
         print(f"flower not started: {problem}", file=sys.stderr)
         return 2
-    port = args.port or int(os.environ.get("PORT") or 5555)
+    paas_port = platform_port()
+    port = args.port or paas_port or 5555
     # On a PaaS (PORT set) the router reaches the process from outside; elsewhere stay on loopback.
-    address = args.address or ("0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
+    address = args.address or ("0.0.0.0" if paas_port else "127.0.0.1")
     from connector import logs
     from workers.app import app
 

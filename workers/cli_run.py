@@ -32,8 +32,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     # main() has checked what the receiver and a worker need (workers.startup), or that
     # CONNECTOR_EMBEDDED=1 asked for the embedded stand-ins.
+    from connector.settings import platform_port
+
     settings = get_deps().settings
-    port = args.port or int(os.environ.get("PORT") or 8000)
+    port = args.port or platform_port() or 8000
     get_deps().store  # the schema upgrade, before anything reads or writes
     if settings.embedded:
         return run_embedded(args.host, port, concurrency=args.concurrency)

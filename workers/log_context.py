@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import sys
 
 from celery import signals
@@ -37,8 +36,9 @@ def service_name(argv: list[str] | None = None) -> str:
 def _setup_logging(loglevel=None, **_) -> None:
     # LOG_LEVEL, when set, wins over the command line's --loglevel (one knob for every process).
     from connector.errors import ConfigError
+    from connector.settings import log_settings
 
-    level = os.environ.get("LOG_LEVEL") or loglevel or "INFO"
+    level = log_settings()[0] or loglevel or "INFO"
     try:
         logs.setup(service_name(), level=level)
     except ConfigError as exc:
