@@ -4,6 +4,7 @@ Read by ``workers.app``. Everything environment-specific comes from connector.se
 same file serves the embedded default (in-process broker) and a distributed deployment (Redis).
 """
 
+from celery.schedules import crontab
 from kombu import Queue
 
 from connector import queues
@@ -31,16 +32,14 @@ task_default_queue = queues.MAINTENANCE_QUEUE
 task_routes = {
     queues.INGEST_XERO_EVENTS: {"queue": queues.XERO_QUEUE},
     "connector.fetch_xero_records": {"queue": queues.XERO_QUEUE},
-    # issue 3: coalesced flushes, delta polls, budget resume
     "connector.flush_xero_buffer": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero_connections": {"queue": queues.MAINTENANCE_QUEUE},
-    "connector.resume_xero_work": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.sweep_buffers": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.push_to_zoho": {"queue": queues.ZOHO_QUEUE},
-    "connector.flush_zoho_buffer": {"queue": queues.ZOHO_QUEUE},  # issue 5
+    "connector.flush_zoho_buffer": {"queue": queues.ZOHO_QUEUE},
     queues.INGEST_ZOHO_NOTIFICATION: {"queue": queues.ZOHO_QUEUE},
     "connector.refresh_tokens": {"queue": queues.MAINTENANCE_QUEUE},
-    # issue 4: Zoho channel upkeep, work parked for a reconnect
     "connector.renew_zoho_channels": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.resume_parked_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay": {"queue": queues.MAINTENANCE_QUEUE},
@@ -52,13 +51,20 @@ task_routes = {
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-# Rate-limited tasks come back within seconds, far inside the visibility timeout, so a
-# redelivery never races a countdown (Redis transport: a task unacked this long is redelivered).
+# Redis transport: a message delivered but not acknowledged within the visibility timeout is delivered
+# again. That is how the work of a killed worker parent comes back, so it is minutes, not an hour.
+# Two consequences keep it safe: no countdown/ETA may come near it (an ETA message waits unacknowledged
+# in the worker and would be delivered twice; workers.base.MAX_BROKER_COUNTDOWN caps every countdown
+# at 120 s and longer waits are parked in the database), and no task may run that long (the time
+# limits below kill a stuck task first, so it is never redelivered while still running).
+VISIBILITY_TIMEOUT_SECONDS = 300
+task_time_limit = 240
+task_soft_time_limit = 210
 broker_transport_options = (
     # The in-process transport polls; a short interval keeps the embedded chain snappy.
     {"polling_interval": 0.02}
     if _settings.broker_url.startswith("memory://")
-    else {"visibility_timeout": 3600}
+    else {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
 )
 broker_connection_retry_on_startup = True
 task_publish_retry = True
@@ -71,17 +77,19 @@ beat_schedule = {
     # Xero access tokens live 30 minutes and Zoho's an hour; refreshing every 5 minutes with a
     # 10-minute margin means no call ever waits on a refresh.
     "refresh-tokens": {"task": "connector.refresh_tokens", "schedule": 300.0},
-    # issue 4: channels live six days and are renewed two days ahead; checking every 30 minutes
-    # also catches a channel Zoho dropped (then re-created and its gap reconciled). Parked work of a
-    # reconnected connection is resumed at once by the connect flow; the beat entry is the safety net.
+    # Channels live six days and are renewed two days ahead; checking every 30 minutes also catches a
+    # channel Zoho dropped (then re-created and its gap reconciled).
     "renew-zoho-channels": {"task": "connector.renew_zoho_channels", "schedule": 1800.0},
-    "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 120.0},
-    # issue 3: delta polls catch what webhooks missed (and all payments); the full sweep what
-    # If-Modified-Since cannot see (contact balances); parked daily-budget work resumes after the reset.
+    # Parked work whose wait is over (a reconnect, a limit's reset, an outage's backoff) goes back to
+    # the queues; a reconnect also resumes its connection's work at once.
+    "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 60.0},
+    # Buffers whose flush was lost (its task, or a worker holding a lease) are flushed again.
+    "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": 60.0},
+    # Delta polls catch what webhooks missed (and all payments); the full sweep what If-Modified-Since
+    # cannot see (contact balances). The sweep is a crontab: a restart or deploy does not restart its clock.
     "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_poll_interval},
-    "xero-full-sweep": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_sweep_interval,
-                        "kwargs": {"full_sweep": True}},
-    "xero-resume-work": {"task": "connector.resume_xero_work", "schedule": 60.0},
+    "xero-full-sweep": {"task": "connector.poll_xero_connections",
+                        "schedule": crontab(minute=7, hour=_settings.xero_sweep_hour), "kwargs": {"full_sweep": True}},
     # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
     # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
     "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": _settings.zoho_org_ttl},

@@ -42,9 +42,11 @@ Enqueue = Callable[[int, dict], None]  # (connection_id, notification) → the i
 @dataclass(frozen=True)
 class ChannelOutcome:
     channel_id: str
-    action: str  # "created", "renewed", "recreated", "fresh"
-    expires_at: datetime
+    action: str  # "created", "renewed", "recreated", "fresh", "failed"
+    expires_at: datetime | None
     reconciled: int = 0
+    connection_id: int | None = None
+    error: str | None = None  # why, when the action is "failed"
 
 
 def ensure_channel(
@@ -83,25 +85,45 @@ def renew_channels(
     connection_ids: list[int] | None = None,
 ) -> list[ChannelOutcome]:
     """The beat job: check every channel is still listed by Zoho, renew those near expiry, re-create
-    the missing ones and reconcile their gap. ``zoho_for(connection_id)`` gives a ZohoClient."""
+    the missing ones and reconcile their gap. ``zoho_for(connection_id)`` gives a ZohoClient.
+
+    Each org stands alone: one whose grant was revoked, or whose Zoho fails, gets a "failed" outcome
+    (logged here; the caller records it) and the orgs after it are renewed all the same.
+    """
     outcomes = []
     owners = connection_ids if connection_ids is not None else sorted({c.connection_id for c in channels.all()})
     for connection_id in owners:
-        zoho = zoho_for(connection_id)
-        live = {str(w.get("channel_id")) for w in zoho.get_watch()}
-        for channel in channels.for_connection(connection_id):
-            missing = channel.channel_id not in live
-            due = channel.expires_at - clock.now() <= renew_before
-            if not (missing or due):
-                continue
-            outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
-                                    notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing)
-            if outcome.action == "recreated":
-                since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
-                outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
-                                         reconcile_gap(connection_id, since=since, zoho=zoho, enqueue=enqueue,
-                                                       channel_id=channel.channel_id))
-            outcomes.append(outcome)
+        try:
+            outcomes += _renew_org(connection_id, zoho=zoho_for(connection_id), channels=channels,
+                                   credentials=credentials, notify_url=notify_url, enqueue=enqueue, clock=clock,
+                                   lifetime=lifetime, renew_before=renew_before)
+        except Exception as exc:
+            log.exception("renewing the Zoho channels of connection %s failed; the other orgs go on", connection_id)
+            for channel in channels.for_connection(connection_id) or [None]:
+                outcomes.append(ChannelOutcome(channel.channel_id if channel else "", "failed",
+                                               channel.expires_at if channel else None,
+                                               connection_id=connection_id, error=f"{type(exc).__name__}: {exc}"))
+    return outcomes
+
+
+def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credentials: CredentialStore,
+               notify_url: str, enqueue: Enqueue, clock: Clock, lifetime: timedelta,
+               renew_before: timedelta) -> list[ChannelOutcome]:
+    outcomes = []
+    live = {str(w.get("channel_id")) for w in zoho.get_watch()}
+    for channel in channels.for_connection(connection_id):
+        missing = channel.channel_id not in live
+        due = channel.expires_at - clock.now() <= renew_before
+        if not (missing or due):
+            continue
+        outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
+                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing)
+        if outcome.action == "recreated":
+            since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
+            outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
+                                     reconcile_gap(connection_id, since=since, zoho=zoho, enqueue=enqueue,
+                                                   channel_id=channel.channel_id))
+        outcomes.append(outcome)
     return outcomes
 
 

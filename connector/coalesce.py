@@ -1,5 +1,7 @@
-"""Coalesced Xero fetches: webhook ids wait a short window in Redis, then one flush fetches them together.
+"""Leased Redis buffers: ids wait a short window in Redis, then one flush takes them together.
 
+One implementation serves both directions: webhook ids awaiting one coalesced Xero fetch
+(prefix ``xero:coalesce``) and fetched ids awaiting one batched Zoho upsert (``zoho:push``).
 Per (connection, resource) there is one buffer shared by every worker process and host:
 
 - ``pending``  sorted set of record ids (score = first arrival, so the oldest are fetched first);
@@ -9,10 +11,13 @@ Per (connection, resource) there is one buffer shared by every worker process an
 - ``flag``     "a flush is scheduled", SET NX with a TTL: of many events in a window exactly one
   schedules the flush task, and a lost task cannot block the buffer for longer than the TTL.
 - ``leases``   sorted set lease token → expiry. A flush *claims* ids into ``lease:<token>``
-  instead of deleting them, acknowledges each chunk once fetched and stored, and gives the rest
-  back on failure. A worker that dies mid-flush leaves its lease to expire; the next claim puts
-  those ids back in ``pending``. Nothing is lost, and a retried fetch is harmless (snapshots keep
-  the newest state).
+  instead of deleting them, acknowledges a chunk only once the next stage has it (its task is
+  queued), and gives the rest back on failure. A worker that dies mid-flush leaves its lease to
+  expire; the next claim puts those ids back in ``pending``. Nothing is lost, and doing a chunk
+  twice is harmless (snapshots keep the newest state; pushes skip unchanged records).
+
+``reschedule`` is also the sweep (beat, every minute): a buffer with ids waiting, or with an
+expired lease, and no flush scheduled (the flag expired with a lost task) gets a flush again.
 
 Every step is one Lua script, so concurrent ingests and flushes cannot interleave inside one.
 Times come from the injected clock (never Redis TIME) so ManualClock drives leases in tests.
@@ -28,8 +33,11 @@ from connector.clock import SYSTEM_CLOCK, Clock
 # Ids one flush claims: a handful of IDs= calls (≤50 ids each), so one task stays short.
 DEFAULT_FLUSH_CHUNKS = 5
 IDS_PER_FETCH = 50
-# A claimed batch not acknowledged in this long is presumed lost with its worker and reclaimed.
-DEFAULT_LEASE_SECONDS = 300.0
+# A claimed batch not acknowledged (or extended) in this long is presumed lost with its worker and
+# reclaimed. A flush extends its lease after every chunk, and one chunk is at most one IDs= call
+# (3 transport attempts of ≤35 s, connector/http.py), so two minutes never cuts off a live flush
+# while a killed worker's ids are back within a couple of minutes (plus the minute-ly sweep).
+DEFAULT_LEASE_SECONDS = 120.0
 # The flag outlives the countdown it guards by this much: a lost flush task frees the buffer soon.
 FLAG_GRACE_SECONDS = 30.0
 
@@ -94,6 +102,15 @@ return #pairs_ / 2
 
 # KEYS: pending, flag, leases. ARGV: flag_ttl_ms, now_ms. Sets the flag when ids wait (pending,
 # or in a lease whose worker is gone) and no flush is scheduled.
+# KEYS: leases. ARGV: token, expiry_ms. Pushes a live lease's expiry out (a no-op once reclaimed).
+_EXTEND_LUA = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 _RESCHEDULE_LUA = """
 if redis.call('ZCARD', KEYS[1]) == 0 and redis.call('ZCOUNT', KEYS[3], '-inf', ARGV[2]) == 0 then return 0 end
 if redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[1]) then return 1 end
@@ -116,8 +133,12 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class FetchCoalescer:
-    def __init__(self, redis, *, clock: Clock | None = None, key_prefix: str = "xero:coalesce",
+XERO_FETCH_BUFFER = "xero:coalesce"  # webhook ids awaiting a coalesced IDs= fetch
+ZOHO_PUSH_BUFFER = "zoho:push"  # fetched ids awaiting a batched Zoho upsert
+
+
+class LeasedBuffer:
+    def __init__(self, redis, *, clock: Clock | None = None, key_prefix: str = XERO_FETCH_BUFFER,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
         self._redis = redis
         self._clock = clock or SYSTEM_CLOCK
@@ -126,6 +147,7 @@ class FetchCoalescer:
         self._add = redis.register_script(_ADD_LUA)
         self._claim = redis.register_script(_CLAIM_LUA)
         self._release = redis.register_script(_RELEASE_LUA)
+        self._extend = redis.register_script(_EXTEND_LUA)
         self._reschedule = redis.register_script(_RESCHEDULE_LUA)
 
     def _key(self, connection_id: int, resource: str, name: str) -> str:
@@ -161,6 +183,10 @@ class FetchCoalescer:
         """Clear the flag as a flush begins: ids arriving from now on schedule the next flush."""
         self._redis.delete(self._key(connection_id, resource, "flag"))
 
+    def cancel_flush(self, connection_id: int, resource: str) -> None:
+        """The flush this caller was to schedule could not be queued: let the next add (or the sweep) do it."""
+        self._redis.delete(self._key(connection_id, resource, "flag"))
+
     def claim(self, connection_id: int, resource: str, *,
               max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH) -> Claim | None:
         """Take up to ``max_ids`` of the oldest pending ids under a lease (None when empty)."""
@@ -178,8 +204,14 @@ class FetchCoalescer:
         sync_ids = {i: s for i, s in zip(ids, pairs[1::2]) if s}
         return Claim(connection_id, resource, token, ids, sync_ids)
 
+    def extend(self, claim: Claim) -> bool:
+        """Keep a claim alive for another lease period (a flush does this after every chunk)."""
+        expires = self._now_ms() + self._lease_ms
+        return int(self._extend(keys=[self._key(claim.connection_id, claim.resource, "leases")],
+                                args=[claim.token, expires])) == 1
+
     def acknowledge(self, claim: Claim, ids: list[str] | None = None) -> None:
-        """These ids (default: all of the claim) are fetched and stored: drop them from the lease."""
+        """These ids (default: all of the claim) are in the next stage's hands: drop them from the lease."""
         lease = self._key(claim.connection_id, claim.resource, "lease:") + claim.token
         if ids is None:
             pipe = self._redis.pipeline(transaction=True)

@@ -35,7 +35,7 @@ from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Setti
 from connector.store import Store
 from connector.store.connections import ConnectionInfo
 from connector.store.credentials import CredentialStore
-from connector.store.parked import NEEDS_REAUTH
+from connector.store.parked import FETCH, NOTIFY, PUSH
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
@@ -346,6 +346,7 @@ class RefreshReport:
     refreshed: int
     needs_reauth: list[int]
     deferred: list[int]
+    failed: list[int] = field(default_factory=list)  # owners whose refresh broke unexpectedly (logged, audited)
 
 
 def refresh_expiring_tokens(
@@ -360,7 +361,7 @@ def refresh_expiring_tokens(
     it skips fresh tokens and single-flights the rest. A lost grant marks every connection using
     it ``needs_reauth`` and logs once (per connection) what to do.
     """
-    refreshed, lost, deferred = 0, [], []
+    refreshed, lost, deferred, failed = 0, [], [], []
     connections = store.connections.all()
     for system in SYSTEMS:
         shares = credentials.share_map(system)
@@ -378,7 +379,22 @@ def refresh_expiring_tokens(
             except TransientError as exc:  # a lost answer is retried next run, inside Xero's 30-minute grace
                 log.warning("%s token refresh for connection %s deferred: %s", system, owner_id, exc)
                 deferred.append(owner_id)
-    return RefreshReport(refreshed, lost, deferred)
+            except Exception as exc:  # one org's failure must not stop the refresh of every org after it
+                log.exception("%s token refresh for connection %s failed; the others go on", system, owner_id)
+                record_upkeep_failure(store, owner_id, f"{system}_token_refresh", exc)
+                failed.append(owner_id)
+    return RefreshReport(refreshed, lost, deferred, failed)
+
+
+def record_upkeep_failure(store: Store, connection_id: int, job: str, exc: BaseException) -> None:
+    """Audit a scheduled job's failure for one connection (best effort: the log line is already out)."""
+    from connector.store import audit as stages
+
+    try:
+        store.audit.record(connection_id=connection_id, record_type="connection", record_id=str(connection_id),
+                           stage=stages.FAILED, detail={"job": job, "error": type(exc).__name__, "reason": str(exc)})
+    except Exception:  # the store itself may be what failed
+        log.warning("could not audit the %s failure of connection %s", job, connection_id)
 
 
 def mark_needs_reauth(store: Store, connection_id: int, reason: str) -> bool:
@@ -393,23 +409,53 @@ def mark_needs_reauth(store: Store, connection_id: int, reason: str) -> bool:
     return changed
 
 
+@dataclass(frozen=True)
+class ParkedBatch:
+    """A chunk of parked records that go back to one task together (see ``resume_parked_work``)."""
+
+    stage: str  # FETCH, PUSH or NOTIFY (connector.store.parked)
+    connection_id: int
+    resource: str
+    ids: list[str]
+    sync_ids: dict[str, str]
+    priority: int
+    attempts: int  # the most waits any of them had: a further failure waits longer
+
+
+# Per task: one IDs= call (Xero, ≤50 ids) or one upsert (Zoho, ≤100 records).
+_RESUME_CHUNK = {FETCH: 50, PUSH: 100, NOTIFY: 100}
+
+
 def resume_parked_work(
-    *, store: Store, enqueue_fetch: Callable[[int, str, list[str], dict], None],
-    connection_ids: Iterable[int] | None = None, batch: int = 500,
+    *, store: Store, enqueue: Callable[[ParkedBatch], None], connection_ids: Iterable[int] | None = None,
+    batch: int = 500,
 ) -> int:
-    """Put work parked for a reconnect back on the queues, for connections that are active again."""
-    candidates = connection_ids if connection_ids is not None else store.parked.connections_with_due_work(
-        reason=NEEDS_REAUTH)
+    """Put parked work whose wait is over back on the queues, for connections that are active.
+
+    One re-drive for every kind of wait (a reconnect, a limit's reset, an outage's backoff). Each
+    chunk is handed over to ``enqueue`` before its rows leave the store (ParkedWorkStore.hand_over).
+    """
+    candidates = connection_ids if connection_ids is not None else store.parked.connections_with_due_work()
     resumed = 0
+
+    def deliver(items) -> None:
+        groups: dict[tuple, list] = {}
+        for item in items:
+            groups.setdefault((item.stage, item.resource, item.priority), []).append(item)
+        for (stage, resource, priority), group in sorted(groups.items(), key=lambda g: g[0][2]):
+            size = _RESUME_CHUNK.get(stage, 50)
+            for start in range(0, len(group), size):
+                part = group[start:start + size]
+                enqueue(ParkedBatch(stage, part[0].connection_id, resource, [p.record_id for p in part],
+                                    {p.record_id: p.sync_id for p in part if p.sync_id}, priority,
+                                    max(p.attempts for p in part)))
+
     for connection_id in candidates:
         connection = store.connections.get(connection_id)
         if connection is None or not connection.active:
             continue
-        while taken := store.parked.take_due(connection_id, limit=batch, reason=NEEDS_REAUTH):
-            for resource, items in taken.items():
-                ids = [p.record_id for p in items]
-                enqueue_fetch(connection_id, resource, ids, {p.record_id: p.sync_id for p in items if p.sync_id})
-                resumed += len(ids)
+        while handed := store.parked.hand_over(connection_id, deliver, limit=batch):
+            resumed += handed
     if resumed:
-        log.info("resumed %d parked record(s) after reconnect", resumed)
+        log.info("resumed %d parked record(s)", resumed)
     return resumed

@@ -64,3 +64,27 @@ class ApiError(ConnectorError):
     def __init__(self, message: str, *, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying with backoff: our TransientError, and any failure to reach the database, Redis or the
+    broker (they come back after a restart or a failover; work must wait for them, never be dropped)."""
+    if isinstance(exc, TransientError):
+        return True
+    import kombu.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    infrastructure = (
+        sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError,
+        sqlalchemy.exc.TimeoutError,  # the connection pool ran dry
+        redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError,
+        kombu.exceptions.OperationalError,  # the broker refused or lost the connection
+        ConnectionError, TimeoutError,  # ConnectionRefusedError and friends from a raw socket
+    )
+    return isinstance(exc, infrastructure)
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """A transient failure of our own services (database, Redis, broker) rather than of Xero or Zoho."""
+    return is_transient(exc) and not isinstance(exc, TransientError)

@@ -35,12 +35,19 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (5, 30)  # (connect, read) seconds
 
 # A few quick attempts for blips (reset connections, a slow read); anything longer is the task's job.
+TRANSPORT_ATTEMPTS = 3
 transport_retry = retry(
     retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
-    stop=stop_after_attempt(3),
+    stop=stop_after_attempt(TRANSPORT_ATTEMPTS),
     wait=wait_random(0.05, 0.3),
     reraise=True,
 )
+
+
+def worst_case_call_seconds(timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> float:
+    """The longest one call through ``transport_retry`` can take: every attempt connecting and reading
+    up to its timeouts, plus the waits between them."""
+    return TRANSPORT_ATTEMPTS * (timeout[0] + timeout[1]) + TRANSPORT_ATTEMPTS * 0.3
 
 
 def make_session(user_agent: str = f"ml-connector/{__version__}") -> requests.Session:
@@ -123,7 +130,8 @@ class StoredTokenManager:
         client_secret: Secret,
         clock: Clock | None = None,
         refresh_margin: float = 300.0,
-        lock_timeout: float = 30.0,
+        lock_timeout: float | None = None,
+        lock_wait: float = 30.0,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
     ) -> None:
         self.connection_id = connection_id
@@ -135,7 +143,10 @@ class StoredTokenManager:
         self._client_secret = client_secret
         self._clock = clock or SYSTEM_CLOCK
         self._refresh_margin = timedelta(seconds=refresh_margin)
-        self._lock_timeout = lock_timeout
+        # The lock must outlive the refresh it guards, however slow (else a second refresh could race it
+        # and spend the rotated refresh token): the worst case of the call, its load and save, and a margin.
+        self._lock_timeout = lock_timeout if lock_timeout is not None else worst_case_call_seconds(timeout) + 15.0
+        self._lock_wait = lock_wait  # how long a caller waits for someone else's refresh before retrying later
         self._timeout = timeout  # (connect, read) seconds
 
     def __repr__(self) -> str:
@@ -154,7 +165,7 @@ class StoredTokenManager:
         lock = self._redis.lock(
             f"connector:oauth-refresh:{self.system}:{self.connection_id}",
             timeout=self._lock_timeout,
-            blocking_timeout=self._lock_timeout,
+            blocking_timeout=self._lock_wait,
         )
         if not lock.acquire():
             raise TransientError(f"timed out waiting for the {self.system} token refresh lock")

@@ -91,6 +91,14 @@ def parse_duration(name: str, raw: str, *, allow_zero: bool = False) -> float:
     return float(match["number"]) * _UNIT_SECONDS[unit]
 
 
+def parse_hour(name: str, raw: str) -> int:
+    """An hour of the day, 0-23 (UTC); a ConfigError naming ``name`` otherwise."""
+    value = raw.strip()
+    if not value.isdigit() or not 0 <= int(value) <= 23:
+        raise ConfigError(f"{name}: {raw!r} is not an hour of the day; use 0 to 23 (UTC)")
+    return int(value)
+
+
 def parse_flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -184,10 +192,10 @@ class Settings:
 
     # Seconds the Xero side waits to batch webhook ids into one IDs= fetch.
     xero_batch_window: float = 1.0
-    # Seconds between If-Modified-Since polls (payments arrive only this way), and between full
-    # sweeps (what If-Modified-Since cannot see, e.g. contact balances).
+    # Seconds between If-Modified-Since polls (payments arrive only this way), and the hour (UTC) of the
+    # daily full sweep (what If-Modified-Since cannot see, e.g. contact balances).
     xero_poll_interval: float = 300.0
-    xero_sweep_interval: float = 86400.0
+    xero_sweep_hour: int = 3  # the daily full sweep runs at this hour, UTC (a crontab: deploys do not move it)
     max_webhook_bytes: int = 1_000_000
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
@@ -274,7 +282,8 @@ class Settings:
             admin_token=Secret(admin_token),
             xero_batch_window=duration("XERO_BATCH_WINDOW", cls.xero_batch_window, allow_zero=True),
             xero_poll_interval=duration("XERO_POLL_INTERVAL", cls.xero_poll_interval),
-            xero_sweep_interval=duration("XERO_SWEEP_INTERVAL", cls.xero_sweep_interval),
+            xero_sweep_hour=parse_hour("XERO_SWEEP_HOUR", env["XERO_SWEEP_HOUR"]) if env.get("XERO_SWEEP_HOUR") else
+            cls.xero_sweep_hour,
             zoho_org_ttl=duration("ZOHO_ORG_TTL", cls.zoho_org_ttl),
             embedded_allowed=embedded_allowed,
         )

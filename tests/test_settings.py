@@ -17,11 +17,18 @@ def test_durations_take_plain_seconds_or_a_clear_unit(raw, seconds):
     assert Settings.from_env({"XERO_POLL_INTERVAL": raw}).xero_poll_interval == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("variable", ["XERO_POLL_INTERVAL", "XERO_SWEEP_INTERVAL", "XERO_BATCH_WINDOW", "ZOHO_ORG_TTL"])
+@pytest.mark.parametrize("variable", ["XERO_POLL_INTERVAL", "XERO_BATCH_WINDOW", "ZOHO_ORG_TTL"])
 @pytest.mark.parametrize("raw", ["5 minutes please", "-5", "five", "5w", "1e3"])
 def test_a_bad_duration_is_a_config_error_naming_the_variable(variable, raw):
     with pytest.raises(ConfigError, match=f"^{variable}: '{raw}' is not a duration"):
         Settings.from_env({variable: raw})
+
+
+@pytest.mark.parametrize("raw", ["24", "-1", "3am", "3.5"])
+def test_a_bad_sweep_hour_is_a_config_error_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match=f"^XERO_SWEEP_HOUR: '{raw}' is not an hour of the day"):
+        Settings.from_env({"XERO_SWEEP_HOUR": raw})
+    assert Settings.from_env({"XERO_SWEEP_HOUR": "23"}).xero_sweep_hour == 23
 
 
 def test_a_zero_interval_is_refused_but_a_zero_batch_window_is_allowed():

@@ -1,41 +1,116 @@
 """The one retry policy every task follows, and the checks they share.
 
 Every task takes ids, re-reads state and is idempotent, which is what makes ``acks_late``
-safe. Errors map to one policy: RateLimited → back to the queue after the limit's own
-countdown (a worker never sleeps on a limit); TransientError → exponential backoff up to
-``max_retries``; NeedsReauth → the connection is marked and the work parked;
-DataError / RecordRejected / NotFound → audited as failed, not retried.
+safe. Errors map to one policy (``ConnectorTask.retry_or_fail``):
+
+- NeedsReauth → the connection is marked and the work parked until a person reconnects it.
+- A limit whose reset is further off than a broker countdown may wait (Xero's daily budget,
+  Zoho's credits) → parked in the database with ``resume_after``; the beat re-drives it.
+- Transient (TransientError, RateLimited, timeouts) → back to the queue with exponential backoff
+  (a rate limit: its own countdown), never longer than MAX_BROKER_COUNTDOWN; after
+  BROKER_RETRIES the work is parked with a backoff growing to hours and re-driven from there.
+  Nothing transient ever ends as "failed".
+- Our own database, Redis or broker unreachable → retried with backoff for as long as it takes,
+  whatever task it hits (``__call__``): there may be nowhere to park or audit meanwhile.
+- Anything else (DataError, RecordRejected, NotFound, ApiError, a bug) → audited as failed.
+
+A batch that fails is split in halves (each half its own task, with the same retry count) so one
+bad record never takes the others down with it: at once for a permanent error, after
+SPLIT_AFTER_RETRIES for a transient one (which may well be the whole API's, not one record's).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
 
 from celery import Task
+from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.connect import mark_needs_reauth
-from connector.errors import DataError, NeedsReauth, NotFound, RateLimited, RecordRejected, TransientError
+from connector.errors import (
+    NeedsReauth,
+    RateLimited,
+    is_infrastructure_failure,
+    is_transient,
+)
 from connector.pipeline.common import RECORD_TYPES
+from connector.ratelimit import problem_scope
 from connector.store import audit as stages
 from connector.store.connections import ConnectionInfo
-from connector.store.parked import NEEDS_REAUTH
+from connector.store.parked import (
+    DAILY_BUDGET,
+    FETCH,
+    NEEDS_REAUTH,
+    NOTIFY,
+    OUTAGE,
+    RATE_LIMITED,
+    ZOHO_RESOURCE_PREFIX,
+)
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
 
-# A rate-limit countdown longer than this is capped: the task re-checks the governor then.
-MAX_RATE_LIMIT_COUNTDOWN = 300.0
+# The longest a task waits on the broker. With the Redis transport a message whose countdown outlasts
+# the visibility timeout (celeryconfig) is delivered twice, so it stays well below; longer waits are
+# parked in the database and re-driven by the beat (connector.resume_parked_work).
+MAX_BROKER_COUNTDOWN = 120.0
+# Short retries on the broker: 1, 2, 4 … 64 s (about two minutes), then the work is parked.
+BROKER_RETRIES = 7
+# A transient failure of a whole batch is retried whole this often before it is split.
+SPLIT_AFTER_RETRIES = 2
+# Waits of parked work after each further failure: minutes first, then hours (the last repeats).
+PARK_BACKOFF_SECONDS = (300.0, 900.0, 3600.0, 3 * 3600.0, 6 * 3600.0)
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """How to pick a task's work up again from the database: which stage, for which resource."""
+
+    stage: str  # FETCH, PUSH or NOTIFY (connector.store.parked)
+    resource: str  # a Xero resource ("invoices"), or "zoho:<Module>" for NOTIFY
+    priority: int = 0
+    attempts: int = 0  # waits in the database so far
+
+
+def park_backoff(attempts: int) -> float:
+    return PARK_BACKOFF_SECONDS[min(attempts, len(PARK_BACKOFF_SECONDS) - 1)] * random.uniform(0.9, 1.1)
+
+
+def halves(ids: list[str]) -> tuple[list[str], list[str]]:
+    middle = len(ids) // 2
+    return ids[:middle], ids[middle:]
 
 
 class ConnectorTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
-    max_retries = 8
+    max_retries = None  # retry_or_fail decides when to stop retrying (and parks instead)
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Reject):
+            raise
+        except Exception as exc:
+            if not is_infrastructure_failure(exc) or self.request.called_directly or self.request.is_eager:
+                raise
+            countdown = self.backoff()
+            log.warning("%s: database, Redis or broker unreachable; retrying in %.0f s: %s", self.name,
+                        countdown, exc)
+            try:
+                raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+            except (Retry, Reject):
+                raise
+            except Exception:  # the broker is the one that is down: leave the message to it
+                raise Reject(exc, requeue=True) from exc
 
     def backoff(self) -> float:
-        return min(2.0 ** self.request.retries, 300.0) * random.uniform(0.8, 1.2)
+        return min(2.0 ** self.request.retries, MAX_BROKER_COUNTDOWN) * random.uniform(0.8, 1.0)
 
     def audit_all(self, stage: str, *, connection_id: int | None, record_type: str, record_ids: list[str],
                   detail: dict, sync_ids: dict | None = None) -> None:
@@ -47,50 +122,98 @@ class ConnectorTask(Task):
             )
 
     def active_connection(self, connection_id: int, *, record_type: str, record_ids: list[str],
-                          sync_ids: dict | None = None) -> ConnectionInfo | None:
-        """The connection if it may run; otherwise the work is audited as parked (to be replayed)."""
+                          sync_ids: dict | None = None, redrive: Redrive | None = None) -> ConnectionInfo | None:
+        """The connection if it may run; otherwise the work is audited as parked (and stored, to be resumed)."""
         connection = get_deps().store.connections.get(connection_id)
         if connection is not None and connection.state == "active":
             return connection
         state = connection.state if connection else "missing"
         if state == "needs_reauth":
-            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids)
+            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
         self.audit_all(stages.PARKED, connection_id=connection_id, record_type=record_type, record_ids=record_ids,
                        detail={"reason": f"connection is {state}"}, sync_ids=sync_ids)
         return None
 
     def park_until_reconnected(self, connection_id: int | None, record_type: str, record_ids: list[str],
-                               sync_ids: dict | None) -> None:
-        """Xero records wait durably for the reconnect (issue 4); connector.resume_parked_work re-queues them."""
-        resource = {kind: name for name, kind in RECORD_TYPES.items()}.get(record_type)
+                               sync_ids: dict | None, redrive: Redrive | None = None) -> None:
+        """Records wait durably for the reconnect; connector.resume_parked_work re-queues them then.
+        Xero records are fetched afresh; Zoho notifications are taken in again."""
+        if redrive is not None and redrive.stage == NOTIFY:
+            resource, stage = redrive.resource, NOTIFY
+        else:
+            resource = {kind: name for name, kind in RECORD_TYPES.items()}.get(record_type)
+            stage = FETCH
         if connection_id is not None and resource and record_ids:
             get_deps().store.parked.park(connection_id, resource, list(record_ids), reason=NEEDS_REAUTH,
-                                         sync_ids=sync_ids)
+                                         sync_ids=sync_ids, stage=stage,
+                                         priority=redrive.priority if redrive else 0)
+
+    def park(self, redrive: Redrive, *, reason: str, wait: float, connection_id: int, record_type: str,
+             record_ids: list[str], sync_ids: dict | None, exc: Exception) -> None:
+        """Durably: back on the queues after ``wait`` seconds (the beat re-drives it), audited as parked."""
+        store = get_deps().store
+        resume_after = store.clock.now() + timedelta(seconds=wait)
+        store.parked.park(connection_id, redrive.resource, list(record_ids), reason=reason, resume_after=resume_after,
+                          priority=redrive.priority, sync_ids=sync_ids, stage=redrive.stage,
+                          attempts=redrive.attempts + (reason == OUTAGE))
+        self.audit_all(stages.PARKED, connection_id=connection_id, record_type=record_type, record_ids=record_ids,
+                       sync_ids=sync_ids, detail={"reason": reason, "error": str(exc),
+                                                  "resume_after": resume_after.isoformat()})
+        log.warning("%s: parked %d %s of connection %s until %s (%s): %s", self.name, len(record_ids), record_type,
+                    connection_id, resume_after.isoformat(timespec="seconds"), reason, exc)
 
     def retry_or_fail(self, exc: Exception, *, connection_id: int | None, record_type: str, record_ids: list[str],
-                      sync_ids: dict | None = None):
-        """Decide what an error means for this task; always raises (Retry or the error)."""
+                      sync_ids: dict | None = None, redrive: Redrive | None = None,
+                      split: Callable[[list[str], float], None] | None = None) -> None:
+        """Decide what an error means for this task's work (see the module docstring).
+
+        Raises (Retry, or the error when the work failed for good) unless the work was handed on:
+        parked in the database or split into two tasks; then it returns and the task ends.
+        ``split(ids, countdown)`` queues a task for part of the batch, counted as one more retry (so a
+        split half that fails again is split again, and an outage still ends parked);
+        ``redrive`` says how to park the work.
+        """
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
                 mark_needs_reauth(get_deps().store, connection_id, str(exc))  # logs once, with what to do
-            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids)
+            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
             raise exc
-        if isinstance(exc, (DataError, RecordRejected, NotFound)):
-            detail = {"reason": str(exc), "error": type(exc).__name__}
-            if isinstance(exc, RecordRejected):
-                detail.update(error_code=exc.code, details=exc.details)
-            self.audit_all(stages.FAILED, detail=detail, **audit)
-            raise exc
-        if isinstance(exc, TransientError) and self.request.retries < self.max_retries:
+        if is_infrastructure_failure(exc):
+            raise exc  # __call__ retries it for as long as our own services are down
+        transient = is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)
+        retries = self.request.retries or 0
+        if transient and isinstance(exc, RateLimited) and exc.retry_after > MAX_BROKER_COUNTDOWN and redrive:
+            reason = DAILY_BUDGET if problem_scope(exc.problem) == "day" else RATE_LIMITED
+            self.park(redrive, reason=reason, wait=exc.retry_after, exc=exc, **audit)
+            return
+        bad_batch = not transient or (retries >= SPLIT_AFTER_RETRIES and not isinstance(exc, RateLimited))
+        if split is not None and len(record_ids) > 1 and bad_batch:
+            countdown = self.backoff() if transient else 0.0
+            for part in halves(list(record_ids)):
+                split(part, countdown)
+            log.info("%s: split a failing batch of %d %s (%s)", self.name, len(record_ids), record_type, exc)
+            return
+        if transient and retries < BROKER_RETRIES:
             if isinstance(exc, RateLimited):
-                countdown = min(exc.retry_after, MAX_RATE_LIMIT_COUNTDOWN) + random.uniform(0, 0.5)
+                countdown = min(exc.retry_after, MAX_BROKER_COUNTDOWN) + random.uniform(0, 0.5)
             else:
                 countdown = self.backoff()
             self.audit_all(stages.RETRYING, detail={
-                "reason": str(exc), "attempt": self.request.retries + 1, "countdown": round(countdown, 2)}, **audit)
-            raise self.retry(exc=exc, countdown=countdown)
-        self.audit_all(stages.FAILED, detail={
-            "reason": str(exc), "error": type(exc).__name__, "attempts": self.request.retries + 1}, **audit)
+                "reason": str(exc), "attempt": retries + 1, "countdown": round(countdown, 2)}, **audit)
+            raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+        if transient and redrive is not None and connection_id is not None:
+            reason = RATE_LIMITED if isinstance(exc, RateLimited) else OUTAGE
+            self.park(redrive, reason=reason, wait=park_backoff(redrive.attempts), exc=exc, **audit)
+            return
+        detail = {"reason": str(exc), "error": type(exc).__name__, "attempts": retries + 1}
+        if getattr(exc, "code", None) is not None:
+            detail.update(error_code=exc.code, details=getattr(exc, "details", {}))
+        self.audit_all(stages.FAILED, detail=detail, **audit)
         raise exc
+
+
+def zoho_resource(module: str) -> str:
+    return f"{ZOHO_RESOURCE_PREFIX}{module}"
+

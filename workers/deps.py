@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.coalesce import FetchCoalescer
+from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
 from connector.http import make_session
 from connector.mapping_config import SyncConfig, load_sync_config
@@ -68,9 +68,14 @@ class Deps:
         return XeroRateGovernor(self.redis)
 
     @cached_property
-    def coalescer(self) -> FetchCoalescer:
-        """Issue 3: the shared per-(connection, resource) buffers of webhook ids awaiting one fetch."""
-        return FetchCoalescer(self.redis)
+    def coalescer(self) -> LeasedBuffer:
+        """The shared per-(connection, resource) buffers of webhook ids awaiting one coalesced fetch."""
+        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=XERO_FETCH_BUFFER)
+
+    @cached_property
+    def zoho_buffer(self) -> LeasedBuffer:
+        """The shared per-(connection, resource) buffers of fetched ids awaiting one batched Zoho upsert."""
+        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=ZOHO_PUSH_BUFFER)
 
     @cached_property
     def http(self):

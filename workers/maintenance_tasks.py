@@ -11,6 +11,7 @@ from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_toke
 from connector.pipeline.xero_in import PRIORITY_REPLAY, PRIORITY_WEBHOOK
 from connector.pipeline.common import RECORD_TYPES, new_sync_id
 from connector.store import audit as stages
+from connector.store.parked import NOTIFY, PUSH, ZOHO_RESOURCE_PREFIX
 from workers.app import app
 from workers.base import ConnectorTask
 from workers.deps import get_deps
@@ -38,14 +39,32 @@ def renew_zoho_channels(self) -> int:
         zoho_for=deps.zoho_client_for, channels=deps.store.channels, credentials=deps.credentials,
         notify_url=deps.zoho_notify_url, enqueue=enqueue_zoho_notification,
     )
-    return len(outcomes)
+    failed = {o.connection_id: o.error for o in outcomes if o.action == "failed"}
+    for connection_id, error in failed.items():
+        connect.record_upkeep_failure(deps.store, connection_id, "zoho_channel_renewal", RuntimeError(error))
+    return len(outcomes) - len(failed)
 
 
 @app.task(name="connector.resume_parked_work", base=ConnectorTask, bind=True)
 def resume_parked_work(self, connection_ids: list[int] | None = None) -> int:
-    """After a reconnect (and on beat): re-queue the work parked while the connection needed a person."""
-    return connect.resume_parked_work(store=get_deps().store, enqueue_fetch=enqueue_fetch,
-                                      connection_ids=connection_ids)
+    """After a reconnect, and on beat every minute: re-queue parked work whose wait is over (a reconnect,
+    a limit's reset, an outage's backoff), each record to the stage it waits for."""
+    return connect.resume_parked_work(store=get_deps().store, enqueue=enqueue_parked, connection_ids=connection_ids)
+
+
+def enqueue_parked(batch: connect.ParkedBatch) -> None:
+    if batch.stage == PUSH:
+        app.send_task("connector.push_to_zoho", args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids],
+                      kwargs={"buffered": False, "parked_attempts": batch.attempts}, queue=queues.ZOHO_QUEUE)
+    elif batch.stage == NOTIFY:
+        module = batch.resource.removeprefix(ZOHO_RESOURCE_PREFIX)
+        enqueue_zoho_notification(batch.connection_id, {
+            "module": module, "ids": batch.ids, "operation": "update", "channel_id": None, "server_time": None,
+            "affected_fields": [], "source": "resumed", "parked_attempts": batch.attempts})
+    else:
+        app.send_task("connector.fetch_xero_records",
+                      args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids, batch.priority],
+                      kwargs={"parked_attempts": batch.attempts}, queue=queues.XERO_QUEUE)
 
 
 def enqueue_zoho_notification(connection_id: int, notification: dict) -> None:

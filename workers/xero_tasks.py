@@ -2,7 +2,8 @@
 
 No task ever sleeps on a rate limit: a denied flush gives its ids back to the shared buffer and
 schedules itself again after the limit's own short countdown; a spent daily budget parks the work
-in the database and ``resume_xero_work`` (beat, every minute) puts it back once the budget frees.
+in the database and ``connector.resume_parked_work`` (beat, every minute) puts it back once the
+budget frees. ``sweep_buffers`` (beat, every minute) flushes buffers whose flush was lost.
 """
 
 from __future__ import annotations
@@ -11,20 +12,25 @@ import logging
 import random
 
 from connector import logs, queues
-from connector.errors import NeedsReauth, RateLimited
+from connector.coalesce import IDS_PER_FETCH
+from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
 from connector.pipeline import xero_in
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
-from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
+from connector.store import audit as stages
+from connector.store.parked import FETCH, NEEDS_REAUTH
 from workers.app import app
-from workers.base import MAX_RATE_LIMIT_COUNTDOWN, ConnectorTask
+from workers.base import MAX_BROKER_COUNTDOWN, ConnectorTask, Redrive
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_RESOURCES = tuple(XERO_CATEGORIES.values())
-# One poll per connection at a time; the lock frees itself if its worker dies.
+# One poll per connection at a time; the lock frees itself if its worker dies (a poll task is
+# killed at the hard time limit, celeryconfig.task_time_limit, well inside this).
 POLL_LOCK_SECONDS = 900
+# A full sweep that finds a poll running waits for it (re-queued this often, up to the lock's life).
+SWEEP_DEFER_SECONDS = 60.0
 
 
 def hand_over_to_zoho(connection_id: int, resource: str):
@@ -39,7 +45,7 @@ def hand_over_to_zoho(connection_id: int, resource: str):
 
 def rate_limit_countdown(retry_after: float) -> float:
     # A little jitter, so tasks denied together do not all come back in the same millisecond.
-    return min(retry_after, MAX_RATE_LIMIT_COUNTDOWN) + random.uniform(0, 0.25)
+    return min(retry_after, MAX_BROKER_COUNTDOWN) + random.uniform(0, 0.25)
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)
@@ -53,8 +59,18 @@ def ingest_xero_events(self, events: list[dict]) -> int:
     to_flush = xero_in.buffer_xero_events(events, connections=deps.store.connections, audit=deps.store.audit,
                                           coalescer=deps.coalescer, window=window)
     for connection_id, resource in to_flush:
-        flush_xero_buffer.apply_async(args=[connection_id, resource], countdown=window, queue=queues.XERO_QUEUE)
+        queue_flush(deps.coalescer, flush_xero_buffer, connection_id, resource, countdown=window)
     return len(to_flush)
+
+
+def queue_flush(buffer, flush, connection_id: int, resource: str, *, countdown: float) -> None:
+    """Queue the flush whose flag this caller set; if the broker refuses, clear the flag again, so the
+    task's retry (or the next add, or the sweep) schedules it: ids are never left behind a stale flag."""
+    try:
+        flush.apply_async(args=[connection_id, resource], countdown=countdown, queue=flush_queue(flush))
+    except Exception:
+        buffer.cancel_flush(connection_id, resource)
+        raise
 
 
 @app.task(name="connector.flush_xero_buffer", base=ConnectorTask, bind=True)
@@ -77,13 +93,39 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
                                            "retry_after": outcome.retry_after,
                                            "error": type(outcome.error).__name__ if outcome.error else None})
     if outcome.error is not None:
-        self.retry_or_fail(outcome.error, connection_id=connection_id, record_type=RECORD_TYPES[resource],
-                           record_ids=outcome.unfinished, sync_ids=outcome.sync_ids)
+        hand_on_unfinished(self, connection_id, resource, outcome)
     # Denied: the ids are back in the buffer; more than one claim's worth: go on at once.
     countdown = 0.0 if outcome.retry_after is None else rate_limit_countdown(outcome.retry_after)
     if coalescer.reschedule(connection_id, resource, countdown=countdown):
-        flush_xero_buffer.apply_async(args=[connection_id, resource], countdown=countdown, queue=queues.XERO_QUEUE)
+        queue_flush(coalescer, flush_xero_buffer, connection_id, resource, countdown=countdown)
     return len(outcome.fetched)
+
+
+def hand_on_unfinished(task: ConnectorTask, connection_id: int, resource: str, outcome: xero_in.FlushOutcome) -> None:
+    """A flush failed part-way: its unfinished ids become fetch tasks of their own (≤50 ids each), so
+    each meets the retry policy on its own and a bad id cannot hold up the buffer; then they leave the
+    buffer. When our own services are down they go back to the buffer and the flush is retried."""
+    coalescer = get_deps().coalescer
+    if is_infrastructure_failure(outcome.error):
+        coalescer.release(outcome.claim)
+        raise outcome.error
+    try:
+        for start in range(0, len(outcome.unfinished), IDS_PER_FETCH):
+            ids = outcome.unfinished[start:start + IDS_PER_FETCH]
+            sync_ids = {i: outcome.sync_ids[i] for i in ids if i in outcome.sync_ids}
+            countdown = task.backoff() if start == 0 else 0.0  # the first chunk is the one that failed
+            if start == 0:
+                task.audit_all(stages.RETRYING, connection_id=connection_id, record_type=RECORD_TYPES[resource],
+                               record_ids=ids, sync_ids=sync_ids, detail={
+                                   "reason": str(outcome.error), "attempt": 1, "countdown": round(countdown, 2)})
+            fetch_xero_records.apply_async(args=[connection_id, resource, ids, sync_ids], countdown=countdown,
+                                           retries=1, queue=queues.XERO_QUEUE)
+    except Exception:
+        coalescer.release(outcome.claim)
+        raise
+    coalescer.acknowledge(outcome.claim)
+    log.warning("xero.flush.handed_on connection=%s resource=%s ids=%d: %s", connection_id, resource,
+                len(outcome.unfinished), outcome.error)
 
 
 def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: str) -> None:
@@ -98,12 +140,14 @@ def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: st
 
 @app.task(name="connector.fetch_xero_records", base=ConnectorTask, bind=True)
 def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], sync_ids: dict | None = None,
-                       priority: int = xero_in.PRIORITY_WEBHOOK) -> int:
-    """Fetch given ids now (replays pass priority 1, resumed work its parked priority)."""
+                       priority: int = xero_in.PRIORITY_WEBHOOK, parked_attempts: int = 0) -> int:
+    """Fetch given ids now (replays pass priority 1, resumed work its parked priority), then push them."""
     deps = get_deps()
     record_type = RECORD_TYPES[resource]
     sync_ids = dict(sync_ids or {})
-    connection = self.active_connection(connection_id, record_type=record_type, record_ids=ids, sync_ids=sync_ids)
+    redrive = Redrive(FETCH, resource, priority=priority, attempts=parked_attempts)
+    connection = self.active_connection(connection_id, record_type=record_type, record_ids=ids, sync_ids=sync_ids,
+                                        redrive=redrive)
     if connection is None:
         return 0
     batch = xero_in.FetchBatch(connection_id, resource, list(ids), sync_ids)
@@ -113,13 +157,15 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
             audit=deps.store.audit,
         )
     except Exception as exc:
-        if xero_in.is_daily_budget(exc):
-            xero_in.park_for_daily_budget(connection_id, resource, list(ids), sync_ids, retry_after=exc.retry_after,
-                                          priority=priority, parked=deps.store.parked, audit=deps.store.audit,
-                                          clock=deps.store.clock)
-            return 0
+        def split(part: list[str], countdown: float) -> None:
+            fetch_xero_records.apply_async(
+                args=[connection_id, resource, part, {i: sync_ids[i] for i in part if i in sync_ids}, priority,
+                      parked_attempts], countdown=countdown, retries=self.request.retries + 1,
+                queue=queues.XERO_QUEUE)
+
         self.retry_or_fail(exc, connection_id=connection_id, record_type=record_type, record_ids=list(ids),
-                           sync_ids=sync_ids)
+                           sync_ids=sync_ids, redrive=redrive, split=split)
+        return 0
     if fetched:
         hand_over_to_zoho(connection_id, resource)(fetched, {i: sync_ids[i] for i in fetched if i in sync_ids})
     return len(fetched)
@@ -134,6 +180,11 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
         return 0
     lock_key = f"xero:poll-lock:{connection_id}"
     if not deps.redis.set(lock_key, self.request.id or "poll", nx=True, ex=POLL_LOCK_SECONDS):
+        if full_sweep:  # a delta poll's cursor does not cover a sweep: wait for the running poll
+            if self.request.retries * SWEEP_DEFER_SECONDS > 2 * POLL_LOCK_SECONDS:
+                log.error("xero.sweep.gave_up connection=%s: a poll held the lock for too long", connection_id)
+                return 0
+            raise self.retry(countdown=SWEEP_DEFER_SECONDS + random.uniform(0, 5), max_retries=None)
         return 0  # another poll of this connection is running; its cursor covers this one
     xero = deps.xero_client(connection, priority=xero_in.PRIORITY_BACKFILL)
     changed = 0
@@ -153,8 +204,7 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
             deps.store.connections.set_state(connection_id, "needs_reauth", str(exc))
             raise
         if isinstance(exc, RateLimited):
-            raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after),
-                             max_retries=self.max_retries * 4) from None
+            raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=32) from None
         self.retry_or_fail(exc, connection_id=connection_id, record_type="poll", record_ids=[])
     deps.redis.delete(lock_key)
     return changed
@@ -171,21 +221,25 @@ def poll_xero_connections(self, full_sweep: bool = False) -> int:
     return len(active)
 
 
-@app.task(name="connector.resume_xero_work", base=ConnectorTask, bind=True)
-def resume_xero_work(self) -> int:
-    """Beat: re-queue daily-budget work whose wait is over, and flush buffers nobody is flushing
-    (a flush task lost with its worker, or a lease left by a worker that died)."""
+@app.task(name="connector.sweep_buffers", base=ConnectorTask, bind=True)
+def sweep_buffers(self) -> int:
+    """Beat: flush every buffer (both directions) whose ids wait with no flush scheduled: the flush task
+    was lost with its worker or never queued (its flag expired), or a worker died holding a lease."""
+    from workers.zoho_tasks import PUSHED_RESOURCES, flush_zoho_buffer
+
     deps = get_deps()
-    resumed = 0
-    for connection_id in deps.store.parked.connections_with_due_work(reason=DAILY_BUDGET):
-        for resource, priority, ids, sync_ids in xero_in.take_budget_work(connection_id, parked=deps.store.parked):
-            fetch_xero_records.apply_async(args=[connection_id, resource, ids, sync_ids, priority],
-                                           queue=queues.XERO_QUEUE)
-            resumed += len(ids)
+    scheduled = 0
     for connection in deps.store.connections.all():
         if connection.state != "active":
             continue
-        for resource in WEBHOOK_RESOURCES:
-            if deps.coalescer.reschedule(connection.id, resource, countdown=0):
-                flush_xero_buffer.apply_async(args=[connection.id, resource], queue=queues.XERO_QUEUE)
-    return resumed
+        for buffer, resources, flush in ((deps.coalescer, WEBHOOK_RESOURCES, flush_xero_buffer),
+                                         (deps.zoho_buffer, PUSHED_RESOURCES, flush_zoho_buffer)):
+            for resource in resources:
+                if buffer.reschedule(connection.id, resource, countdown=0):
+                    queue_flush(buffer, flush, connection.id, resource, countdown=0)
+                    scheduled += 1
+    return scheduled
+
+
+def flush_queue(flush) -> str:
+    return queues.XERO_QUEUE if flush.name == flush_xero_buffer.name else queues.ZOHO_QUEUE

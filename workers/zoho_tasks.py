@@ -1,8 +1,9 @@
 """Zoho-side tasks (queue "zoho"): write fetched Xero records into Zoho; take Zoho notifications in.
 
-Pushes batch ACROSS records: ``push_to_zoho`` adds its ids to a per-(connection, resource) buffer in
-Redis and one ``flush_zoho_buffer`` a moment later takes up to 100 at a time, so a burst of small
-webhook deliveries becomes a few 100-record upserts. A batch of 100 or more is pushed at once.
+Pushes batch ACROSS records: ``push_to_zoho`` adds its ids to a per-(connection, resource) leased
+buffer in Redis (connector/coalesce.py, the same one the Xero fetches use) and one
+``flush_zoho_buffer`` a moment later claims up to 100 at a time, queues their push and only then
+lets them leave the buffer. A batch of 100 or more is pushed at once.
 """
 
 from __future__ import annotations
@@ -12,91 +13,75 @@ import logging
 from connector import logs, queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
+from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import ConnectorTask
+from workers.base import ConnectorTask, Redrive, park_backoff, zoho_resource
 from workers.deps import get_deps
+from workers.xero_tasks import queue_flush
 
 log = logging.getLogger(__name__)
 
+PUSHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments")
 BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for company
-MAX_RECORD_RETRIES = 5  # per-record retries of Zoho's retryable 207 codes, then dead-lettered
-_TAKE_SCRIPT = """
-local taken = {}
-local all = redis.call('HGETALL', KEYS[1])
-local limit = tonumber(ARGV[1]) * 2
-for i = 1, math.min(#all, limit), 2 do
-  taken[#taken + 1] = all[i]
-  taken[#taken + 1] = all[i + 1]
-  redis.call('HDEL', KEYS[1], all[i])
-end
-return taken
-"""
-
-
-def _buffer_key(connection_id: int, resource: str) -> str:
-    return f"mlc:zoho-buffer:{connection_id}:{resource}"
-
-
-def _flush_flag(connection_id: int, resource: str) -> str:
-    return f"mlc:zoho-buffer-flush:{connection_id}:{resource}"
+# Per-record retries of Zoho's retryable 207 codes on the broker; then the records are parked with
+# their own, growing backoff (never dead-lettered for a refusal Zoho calls temporary).
+MAX_RECORD_RETRIES = 5
 
 
 @app.task(name="connector.push_to_zoho", base=ConnectorTask, bind=True)
 def push_to_zoho(self, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict | None = None,
-                 buffered: bool = True, attempt: int = 0) -> int:
+                 buffered: bool = True, attempt: int = 0, parked_attempts: int = 0) -> int:
     """Push fetched records of one resource ("contacts", "invoices", "creditnotes", "payments")."""
     sync_ids = dict(sync_ids or {})
     if buffered and len(xero_ids) < MAX_RECORDS_PER_WRITE:
-        redis = get_deps().redis
-        key = _buffer_key(connection_id, resource)
-        redis.hset(key, mapping={xid: sync_ids.get(xid) or "" for xid in xero_ids})
-        if redis.hlen(key) >= MAX_RECORDS_PER_WRITE:
-            flush_zoho_buffer.apply_async(args=[connection_id, resource], queue=queues.ZOHO_QUEUE)
-        elif redis.set(_flush_flag(connection_id, resource), "1", nx=True, px=60_000):
-            flush_zoho_buffer.apply_async(args=[connection_id, resource], countdown=BUFFER_LINGER_SECONDS,
-                                          queue=queues.ZOHO_QUEUE)
+        buffer = get_deps().zoho_buffer
+        flush_needed, _ = buffer.add(connection_id, resource, {x: sync_ids.get(x) or "" for x in xero_ids},
+                                     countdown=BUFFER_LINGER_SECONDS)
+        full = buffer.pending(connection_id, resource) >= MAX_RECORDS_PER_WRITE  # a whole upsert: go at once
+        if full or flush_needed:
+            queue_flush(buffer, flush_zoho_buffer, connection_id, resource,
+                        countdown=0 if full else BUFFER_LINGER_SECONDS)
         log.info("zoho.push.buffered", extra={"records": len(xero_ids)})
         return 0
-    return _push_now(self, connection_id, resource, list(xero_ids), sync_ids, attempt)
+    return _push_now(self, connection_id, resource, list(xero_ids), sync_ids, attempt, parked_attempts)
 
 
 @app.task(name="connector.flush_zoho_buffer", base=ConnectorTask, bind=True)
 def flush_zoho_buffer(self, connection_id: int, resource: str) -> int:
-    """Take everything buffered, in batches of up to 100, each pushed by its own task."""
-    redis = get_deps().redis
-    redis.delete(_flush_flag(connection_id, resource))
-    take = redis.register_script(_TAKE_SCRIPT)
+    """Take everything buffered, in batches of up to 100, each pushed by its own task: a batch leaves
+    the buffer only once its push is queued; a worker lost in between leaves it to its lease's expiry."""
+    buffer = get_deps().zoho_buffer
+    buffer.start_flush(connection_id, resource)
     batches = 0
     taken: dict[str, str] = {}
-    while True:
-        flat = take(keys=[_buffer_key(connection_id, resource)], args=[MAX_RECORDS_PER_WRITE])
-        if not flat:
-            logs.bind(**logs.one_trip(list(taken), taken))  # the rest of this task's lines (one trip: its ids)
-            return batches
-        pairs = [(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
-        xero_ids, sync_ids = [x for x, _ in pairs], {x: s for x, s in pairs if s}
-        taken.update({x: s for x, s in pairs})
-        with logs.bound(**logs.one_trip(xero_ids, sync_ids)):
-            push_to_zoho.apply_async(args=[connection_id, resource, xero_ids, sync_ids],
-                                     kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
-            log.info("zoho.buffer.flushed", extra={"records": len(xero_ids)})
+    while (claim := buffer.claim(connection_id, resource, max_ids=MAX_RECORDS_PER_WRITE)) is not None:
+        taken.update({x: claim.sync_ids.get(x, "") for x in claim.ids})
+        with logs.bound(**logs.one_trip(claim.ids, claim.sync_ids)):
+            try:
+                push_to_zoho.apply_async(args=[connection_id, resource, claim.ids, claim.sync_ids],
+                                         kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+            except Exception:
+                buffer.release(claim)
+                raise
+            buffer.acknowledge(claim)
+            log.info("zoho.buffer.flushed", extra={"records": len(claim.ids)})
         batches += 1
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    logs.bind(**logs.one_trip(list(taken), taken))  # the rest of this task's lines (one trip: its ids)
+    return batches
 
 
 def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict,
-              attempt: int) -> int:
+              attempt: int, parked_attempts: int) -> int:
     deps = get_deps()
     record_type = RECORD_TYPES[resource]
-    connection = task.active_connection(connection_id, record_type=record_type, record_ids=xero_ids, sync_ids=sync_ids)
+    redrive = Redrive(PUSH, resource, attempts=parked_attempts)
+    connection = task.active_connection(connection_id, record_type=record_type, record_ids=xero_ids,
+                                        sync_ids=sync_ids, redrive=redrive)
     if connection is None:
         return 0
     try:
-        push = make_zoho_push(deps, connection, task_id=task.request.id, final_attempt=attempt >= MAX_RECORD_RETRIES)
+        push = make_zoho_push(deps, connection, task_id=task.request.id)
         if resource == "contacts":
             outcome = push.contacts(xero_ids, sync_ids)
         elif resource == "invoices":
@@ -104,21 +89,33 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
         else:
             outcome = push.related(resource, xero_ids, sync_ids)
     except Exception as exc:
-        # Transient, rate limit or reauth: the whole batch is retried; records already
-        # pushed are skipped by their content hash, so nothing is written twice.
+        # Records already pushed are skipped by their content hash, so a retry writes nothing twice;
+        # a batch that keeps failing is split until the record at fault is alone.
+        def split(part: list[str], countdown: float) -> None:
+            push_to_zoho.apply_async(
+                args=[connection_id, resource, part, {x: sync_ids[x] for x in part if x in sync_ids}],
+                kwargs={"buffered": False, "attempt": attempt, "parked_attempts": parked_attempts},
+                countdown=countdown, retries=task.request.retries + 1, queue=queues.ZOHO_QUEUE)
+
         task.retry_or_fail(exc, connection_id=connection_id, record_type=record_type, record_ids=xero_ids,
-                           sync_ids=sync_ids)
-    if outcome.retry and attempt < MAX_RECORD_RETRIES:
-        # Only the records Zoho refused with a retryable code (or waiting on their contact) go again.
-        push_to_zoho.apply_async(
-            args=[connection_id, resource, outcome.retry, {x: sync_ids[x] for x in outcome.retry if x in sync_ids}],
-            kwargs={"buffered": False, "attempt": attempt + 1}, countdown=min(2 ** attempt, 60),
-            queue=queues.ZOHO_QUEUE,
-        )
+                           sync_ids=sync_ids, redrive=redrive, split=split)
+        return 0
+    if outcome.retry:
+        retry_sync_ids = {x: sync_ids[x] for x in outcome.retry if x in sync_ids}
+        if attempt < MAX_RECORD_RETRIES:
+            # Only the records Zoho refused with a retryable code (or waiting on their contact) go again.
+            push_to_zoho.apply_async(
+                args=[connection_id, resource, outcome.retry, retry_sync_ids],
+                kwargs={"buffered": False, "attempt": attempt + 1, "parked_attempts": parked_attempts},
+                countdown=min(2 ** attempt, 60), queue=queues.ZOHO_QUEUE)
+        else:
+            task.park(redrive, reason=OUTAGE, wait=park_backoff(parked_attempts), connection_id=connection_id,
+                      record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
+                      exc=RuntimeError(f"Zoho kept refusing {len(outcome.retry)} record(s) with a retryable code"))
     return len(outcome.written)
 
 
-def make_zoho_push(deps, connection, *, task_id: str | None = None, final_attempt: bool = False) -> to_zoho.ZohoPush:
+def make_zoho_push(deps, connection, *, task_id: str | None = None) -> to_zoho.ZohoPush:
     """A ZohoPush wired to this connection's clients; refreshes read through the Xero rate governor."""
 
     def refresh(resource: str, ids: list[str]) -> list[str]:
@@ -133,7 +130,6 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, final_attemp
         connection_id=connection.id, snapshots=deps.store.snapshots, zoho=deps.zoho_client(connection),
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
-        final_attempt=final_attempt,
     )
 
 
@@ -143,19 +139,30 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
     deps = get_deps()
     module = str(notification.get("module", ""))
     ids = [str(i) for i in notification.get("ids", [])]
-    connection = self.active_connection(connection_id, record_type=module, record_ids=ids)
+    operation = str(notification.get("operation", ""))
+    # Only edits travel to Xero, so only they are kept for later (a reconnect, a limit's reset).
+    redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
+                      attempts=int(notification.get("parked_attempts") or 0)) if operation == "update" else None
+    connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
     if connection is None:
         return 0
     try:
         outcome = from_zoho.pull_zoho_changes(
-            connection_id, module, ids, operation=str(notification.get("operation", "")),
+            connection_id, module, ids, operation=operation,
             zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=1),
             snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
             ledger=deps.store.write_ledger, config=deps.sync_config,
             detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time")},
         )
     except Exception as exc:
-        self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids)
+        def split(part: list[str], countdown: float) -> None:
+            ingest_zoho_notification.apply_async(args=[connection_id, {**notification, "ids": part}],
+                                                 countdown=countdown, retries=self.request.retries + 1,
+                                                 queue=queues.ZOHO_QUEUE)
+
+        self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive,
+                           split=split)
+        return 0
     return outcome.xero_writes
 
 

@@ -16,8 +16,8 @@ from typing import Callable, Iterable
 
 from connector import logs
 from connector.clock import Clock
-from connector.coalesce import DEFAULT_FLUSH_CHUNKS, IDS_PER_FETCH, FetchCoalescer
-from connector.errors import RateLimited, TransientError
+from connector.coalesce import DEFAULT_FLUSH_CHUNKS, IDS_PER_FETCH, Claim, LeasedBuffer
+from connector.errors import RateLimited
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, XERO_CATEGORIES, new_sync_id
 from connector.ratelimit import problem_scope
@@ -73,32 +73,40 @@ def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Receive
     return list(grouped.values())
 
 
-def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: FetchCoalescer,
+def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: LeasedBuffer,
                        window: float) -> list[tuple[int, str]]:
     """Add webhook ids to their fetch buffers and audit each as received.
 
     Returns the (connection id, resource) buffers whose flush the caller must schedule, with a
     countdown of ``window``: only the first events of a window get one, later ones ride along.
     A record already waiting in the buffer joins that trip (its sync id), so one fetch serves both.
+    If this raises (the database is down), no flush flag set here is left standing: the retry of the
+    delivery adds the ids again and schedules the flush itself.
     """
     to_flush: list[tuple[int, str]] = []
-    for received in _sort_events(events, connections=connections, audit=audit):
-        # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
-        proposed = {record_id: str(event.get("sync_id") or new_sync_id())
-                    for record_id, event in received.events.items()}
-        flush_needed, in_effect = coalescer.add(received.connection_id, received.resource, proposed, countdown=window)
-        if flush_needed:
-            to_flush.append((received.connection_id, received.resource))
-        for record_id, event in received.events.items():
-            audit.record(
-                connection_id=received.connection_id,
-                record_type=RECORD_TYPES[received.resource],
-                record_id=record_id,
-                sync_id=in_effect[record_id],
-                stage=stages.RECEIVED,
-                detail={"event_type": event.get("eventType"), "event_date": event.get("eventDateUtc"),
-                        "joined_pending_fetch": in_effect[record_id] != proposed[record_id]},
-            )
+    try:
+        for received in _sort_events(events, connections=connections, audit=audit):
+            # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
+            proposed = {record_id: str(event.get("sync_id") or new_sync_id())
+                        for record_id, event in received.events.items()}
+            flush_needed, in_effect = coalescer.add(received.connection_id, received.resource, proposed,
+                                                    countdown=window)
+            if flush_needed:
+                to_flush.append((received.connection_id, received.resource))
+            for record_id, event in received.events.items():
+                audit.record(
+                    connection_id=received.connection_id,
+                    record_type=RECORD_TYPES[received.resource],
+                    record_id=record_id,
+                    sync_id=in_effect[record_id],
+                    stage=stages.RECEIVED,
+                    detail={"event_type": event.get("eventType"), "event_date": event.get("eventDateUtc"),
+                            "joined_pending_fetch": in_effect[record_id] != proposed[record_id]},
+                )
+    except Exception:
+        for connection_id, resource in to_flush:
+            coalescer.cancel_flush(connection_id, resource)
+        raise
     return to_flush
 
 
@@ -166,19 +174,22 @@ class FlushOutcome:
     fetched: list[str] = field(default_factory=list)
     parked: list[str] = field(default_factory=list)  # daily budget spent: waiting in ParkedWorkStore
     retry_after: float | None = None  # short rate limit: ids are back in the buffer; flush again then
-    error: Exception | None = None  # any other failure, for the task's retry policy
+    error: Exception | None = None  # any other failure: ``unfinished`` is still leased in ``claim``
     unfinished: list[str] = field(default_factory=list)  # the ids ``error`` concerns
     sync_ids: dict[str, str] = field(default_factory=dict)
+    claim: Claim | None = None
 
 
-def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: FetchCoalescer, xero, snapshots, audit,
+def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: LeasedBuffer, xero, snapshots, audit,
                       parked, clock: Clock, on_fetched: OnFetched,
                       max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH) -> FlushOutcome:
     """Claim up to ``max_ids`` buffered ids and fetch them, ≤50 per call, oldest first.
 
-    Each chunk is acknowledged in the buffer once stored, so a failure never re-fetches finished
-    chunks: a short rate limit or a transient error gives the rest back to the buffer, a spent
-    daily budget parks them durably, and a worker that dies leaves them to its lease's expiry.
+    A chunk leaves the buffer only once ``on_fetched`` queued its push to Zoho (enqueue, then
+    acknowledge), and the lease is extended after every chunk. A short rate limit gives the rest
+    back to the buffer, a spent daily budget parks them durably, and a worker that dies leaves them
+    to its lease's expiry. Any other error returns them still leased (``outcome.claim``): the caller
+    hands them on, then acknowledges the claim (or releases it when it cannot).
     """
     claim = coalescer.claim(connection_id, resource, max_ids=max_ids)
     outcome = FlushOutcome()
@@ -199,11 +210,12 @@ def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str
             batch = FetchBatch(connection_id, resource, chunk, {i: claim.sync_ids[i] for i in chunk
                                                                 if i in claim.sync_ids})
             fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit)
+            if fetched:
+                on_fetched(fetched, {i: batch.sync_ids[i] for i in fetched if i in batch.sync_ids})
             coalescer.acknowledge(claim, chunk)
             remaining = remaining[IDS_PER_FETCH:]
             outcome.fetched += fetched
-            if fetched:
-                on_fetched(fetched, {i: batch.sync_ids[i] for i in fetched if i in batch.sync_ids})
+            coalescer.extend(claim)
     except RateLimited as exc:
         if is_daily_budget(exc):
             park_for_daily_budget(connection_id, resource, remaining, claim.sync_ids, retry_after=exc.retry_after,
@@ -215,28 +227,7 @@ def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str
             outcome.retry_after = exc.retry_after
         return outcome
     except Exception as exc:
-        if isinstance(exc, TransientError):
-            coalescer.release(claim)  # a later flush (the task's retry) fetches them
-        else:
-            coalescer.acknowledge(claim)  # not fixable by retrying: the task's policy audits them
-        outcome.error, outcome.unfinished = exc, remaining
+        outcome.error, outcome.unfinished, outcome.claim = exc, remaining, claim
         return outcome
     coalescer.acknowledge(claim)
     return outcome
-
-
-def take_budget_work(connection_id: int, *, parked, limit: int = 1000) -> list[tuple[str, int, list[str], dict]]:
-    """Daily-budget work of one connection that may run again, as (resource, priority, ids, sync ids)
-    in fetch-sized chunks, highest priority first. Taken out of the store: the caller re-queues it."""
-    taken = parked.take_due(connection_id, limit=limit, reason=DAILY_BUDGET)
-    chunks: list[tuple[str, int, list[str], dict]] = []
-    for resource, items in taken.items():
-        by_priority: dict[int, list] = {}
-        for item in items:
-            by_priority.setdefault(item.priority, []).append(item)
-        for priority, group in by_priority.items():
-            for start in range(0, len(group), IDS_PER_FETCH):
-                part = group[start:start + IDS_PER_FETCH]
-                chunks.append((resource, priority, [p.record_id for p in part],
-                               {p.record_id: p.sync_id for p in part if p.sync_id}))
-    return sorted(chunks, key=lambda chunk: chunk[1])

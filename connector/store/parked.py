@@ -1,17 +1,21 @@
-"""Parked work: records that wait durably for a person (reconnect) or for a budget reset.
+"""Parked work: records that wait durably for a person (reconnect), a limit's reset or an outage's end.
 
 One row per (connection, resource, record); parking the same record again keeps the earliest
-``parked_at`` and the latest reason. ``take_due`` removes and returns what may run now, so a
-resume that crashes half-way loses nothing that was not re-queued (callers re-park on failure).
+``parked_at`` and the latest reason. ``hand_over`` gives what may run now to a callback that
+queues it and deletes the rows only once that callback returned, so a crash or a broker failure
+between the two loses nothing: the work is simply handed over again.
+
+``stage`` says what re-drives a record: FETCH (fetch it from Xero again; Xero ids), PUSH (push the
+stored snapshot to Zoho; Xero ids) or NOTIFY (a Zoho change to take in; resource ``zoho:<Module>``).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import case, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
@@ -20,6 +24,13 @@ from connector.store.tables import ParkedWork
 
 NEEDS_REAUTH = "needs_reauth"
 DAILY_BUDGET = "daily_budget"
+RATE_LIMITED = "rate_limited"  # a limit with a reset longer than a broker countdown may wait (e.g. Zoho credits)
+OUTAGE = "outage"  # the API or a service kept failing past the short retries: waits longer and longer
+
+FETCH = "fetch"
+PUSH = "push"
+NOTIFY = "notify"
+ZOHO_RESOURCE_PREFIX = "zoho:"  # resource of NOTIFY work: zoho:<Module>
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,8 @@ class Parked:
     sync_id: str | None
     resume_after: datetime | None
     parked_at: datetime
+    stage: str = FETCH
+    attempts: int = 0
 
 
 class ParkedWorkStore:
@@ -40,26 +53,36 @@ class ParkedWorkStore:
         self._clock = clock
 
     def park(self, connection_id: int, resource: str, record_ids: list[str], *, reason: str,
-             resume_after: datetime | None = None, priority: int = 0, sync_ids: dict | None = None) -> None:
+             resume_after: datetime | None = None, priority: int = 0, sync_ids: dict | None = None,
+             stage: str = FETCH, attempts: int = 0) -> None:
         if not record_ids:
             return
         now = self._clock.now()
         with session_scope(self._sessions) as session:
             for record_id in dict.fromkeys(record_ids):
                 values = {"reason": reason, "resume_after": resume_after, "priority": priority,
-                          "sync_id": (sync_ids or {}).get(record_id)}
+                          "sync_id": (sync_ids or {}).get(record_id), "attempts": attempts}
                 statement = dialect_insert(session, ParkedWork).values(
-                    connection_id=connection_id, resource=resource, record_id=record_id, parked_at=now, **values
+                    connection_id=connection_id, resource=resource, record_id=record_id, parked_at=now,
+                    stage=stage, **values,
                 )
+                # A fetch covers a push (it pushes what it fetched): a record parked for both is fetched.
+                kept_stage = case((ParkedWork.stage == FETCH, FETCH), else_=statement.excluded.stage)
                 session.execute(statement.on_conflict_do_update(
-                    index_elements=[ParkedWork.connection_id, ParkedWork.resource, ParkedWork.record_id], set_=values
+                    index_elements=[ParkedWork.connection_id, ParkedWork.resource, ParkedWork.record_id],
+                    set_={**values, "stage": kept_stage},
                 ))
 
-    def take_due(self, connection_id: int, *, limit: int = 1000,
-                 reason: str | None = None) -> dict[str, list[Parked]]:
-        """Remove and return the work of one connection whose wait is over, grouped by resource.
+    def hand_over(self, connection_id: int, deliver: Callable[[list[Parked]], None], *, limit: int = 500,
+                  reason: str | None = None) -> int:
+        """Give up to ``limit`` records of one connection whose wait is over to ``deliver`` (which queues
+        them), highest priority and oldest first; returns how many it handed over.
 
-        ``reason`` narrows it to one kind of wait (e.g. only DAILY_BUDGET work after a reset).
+        The rows are deleted in the same transaction, after ``deliver`` returned: if it raises (the broker
+        refused) or the process dies meanwhile, they stay parked and are handed over next time; at worst a
+        record is queued twice, which idempotent tasks absorb. The rows stay locked meanwhile (SKIP LOCKED
+        on PostgreSQL), so two resumers never hand over the same record. ``reason`` narrows it to one
+        kind of wait.
         """
         now = self._clock.now()
         with session_scope(self._sessions) as session:
@@ -74,16 +97,15 @@ class ParkedWorkStore:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            taken: dict[str, list[Parked]] = defaultdict(list)
-            for row in rows:
-                taken[row.resource].append(Parked(
-                    connection_id=row.connection_id, resource=row.resource, record_id=row.record_id,
-                    reason=row.reason, priority=row.priority, sync_id=row.sync_id,
-                    resume_after=row.resume_after, parked_at=row.parked_at,
-                ))
-            if rows:
-                session.execute(delete(ParkedWork).where(ParkedWork.id.in_([r.id for r in rows])))
-            return dict(taken)
+            if not rows:
+                return 0
+            deliver([Parked(
+                connection_id=row.connection_id, resource=row.resource, record_id=row.record_id,
+                reason=row.reason, priority=row.priority, sync_id=row.sync_id, resume_after=row.resume_after,
+                parked_at=row.parked_at, stage=row.stage, attempts=row.attempts,
+            ) for row in rows])
+            session.execute(delete(ParkedWork).where(ParkedWork.id.in_([r.id for r in rows])))
+            return len(rows)
 
     def count(self, connection_id: int | None = None, *, reason: str | None = None) -> int:
         with session_scope(self._sessions) as session:

@@ -183,10 +183,11 @@ class ZohoChannel(Base):
 
 
 class ParkedWork(Base):
-    """Work that must wait: a connection needing a person, or a spent daily budget.
+    """Work that must wait: a connection needing a person, a spent daily budget or credit, an outage.
 
     Parked durably here rather than as hours-long countdown tasks; ``resume_after`` (or the
-    connection becoming active again) decides when it goes back to the queues.
+    connection becoming active again) decides when it goes back to the queues, and ``stage`` to
+    which one: a Xero fetch, a Zoho push of the stored snapshot, or a Zoho notification.
     """
 
     __tablename__ = "parked_work"
@@ -204,6 +205,8 @@ class ParkedWork(Base):
     sync_id: Mapped[str | None] = mapped_column(String(64))
     resume_after: Mapped[datetime | None]
     parked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stage: Mapped[str] = mapped_column(String(10), default="fetch", server_default="fetch")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # waits so far: the next is longer
 
 
 # --- issue 5: the full customer picture -----------------------------------------------------------

@@ -10,7 +10,8 @@ from datetime import timedelta
 from connector.clock import ManualClock
 from connector.pipeline import xero_in
 from connector.store import audit as stages
-from connector.store.parked import DAILY_BUDGET
+from connector.connect import ParkedBatch, resume_parked_work
+from connector.store.parked import DAILY_BUDGET, FETCH
 from tests.scale.test_scale_governor_e2e import API, seed_invoices
 
 
@@ -83,14 +84,21 @@ def test_a_spent_daily_budget_parks_the_work_and_a_resume_after_the_reset_finish
     parked_id = outcome.parked[0]
     assert store.audit.latest_stage(connection_id, "invoice", parked_id) == stages.PARKED
 
+    def take_budget_work() -> list[ParkedBatch]:
+        resumed: list[ParkedBatch] = []
+        resume_parked_work(store=store, enqueue=resumed.append)
+        return resumed
+
     clock.advance(timedelta(hours=23))
-    assert xero_in.take_budget_work(connection_id, parked=store.parked) == []  # not before the budget frees
+    assert take_budget_work() == []  # not before the budget frees
 
     clock.advance(timedelta(hours=1, minutes=1))
-    resumed = xero_in.take_budget_work(connection_id, parked=store.parked)
-    assert sorted(len(ids) for _, _, ids, _ in resumed) == [20, 50]
-    for resource, priority, ids, sync_ids in resumed:
-        assert (resource, priority) == ("invoices", xero_in.PRIORITY_WEBHOOK)
+    resumed = take_budget_work()
+    assert sorted(len(b.ids) for b in resumed) == [20, 50]
+    for parked_batch in resumed:
+        assert (parked_batch.stage, parked_batch.resource, parked_batch.priority) == (
+            FETCH, "invoices", xero_in.PRIORITY_WEBHOOK)
+        resource, ids, sync_ids = parked_batch.resource, parked_batch.ids, parked_batch.sync_ids
         batch = xero_in.FetchBatch(connection_id, resource, ids, sync_ids)
         xero_in.fetch_xero_records(batch, xero=world.client(connection_id), snapshots=store.snapshots,
                                    audit=store.audit)

@@ -7,13 +7,13 @@ import multiprocessing
 import redis
 
 from connector.clock import ManualClock
-from connector.coalesce import FetchCoalescer
+from connector.coalesce import LeasedBuffer
 from tests.conftest import redis_url, require_redis
 from tests.scale.conftest import REDIS_DB
 
 
-def coalescer(clock=None) -> FetchCoalescer:
-    return FetchCoalescer(require_redis(REDIS_DB), clock=clock or ManualClock())
+def coalescer(clock=None) -> LeasedBuffer:
+    return LeasedBuffer(require_redis(REDIS_DB), clock=clock or ManualClock())
 
 
 def test_duplicates_collapse_and_only_the_first_add_schedules_a_flush():
@@ -72,7 +72,7 @@ def test_ids_claimed_by_a_worker_that_died_come_back_after_the_lease():
 
 
 def _ingest_and_flush(worker: int, ids: list[str]) -> None:
-    buffer = FetchCoalescer(redis.Redis.from_url(redis_url(REDIS_DB)))
+    buffer = LeasedBuffer(redis.Redis.from_url(redis_url(REDIS_DB)))
     client = redis.Redis.from_url(redis_url(REDIS_DB))
     for start in range(0, len(ids), 10):
         flush_needed, _ = buffer.add(3, "invoices", {i: f"w{worker}" for i in ids[start:start + 10]}, countdown=1.0)
@@ -98,7 +98,7 @@ def test_many_processes_adding_and_flushing_at_once_fetch_every_id_exactly_once(
         process.join(timeout=30)
         assert process.exitcode == 0
     client = redis.Redis.from_url(redis_url(REDIS_DB))
-    buffer = FetchCoalescer(client)  # drain what is left, as a last flush would
+    buffer = LeasedBuffer(client)  # drain what is left, as a last flush would
     while (claim := buffer.claim(3, "invoices")) is not None:
         client.rpush("test:claimed", *claim.ids)
         buffer.acknowledge(claim)

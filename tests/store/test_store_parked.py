@@ -5,6 +5,13 @@ from connector.store import Store
 from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
 
 
+def take(parked, connection_id: int) -> dict[str, list]:
+    """Hand over whatever is due, grouped by resource (as a resume that queued it successfully)."""
+    taken: dict[str, list] = {}
+    parked.hand_over(connection_id, lambda items: [taken.setdefault(p.resource, []).append(p) for p in items])
+    return taken
+
+
 def test_parked_work_waits_until_its_time_and_is_taken_once(store: Store) -> None:
     clock = ManualClock()
     parked = type(store.parked)(store.sessions, clock=clock)
@@ -15,13 +22,13 @@ def test_parked_work_waits_until_its_time_and_is_taken_once(store: Store) -> Non
 
     assert parked.count(conn.id) == 3
     assert parked.count(reason=DAILY_BUDGET) == 2
-    due_now = parked.take_due(conn.id)
+    due_now = take(parked, conn.id)
     assert [p.record_id for p in due_now["contacts"]] == ["c1"]
     assert "invoices" not in due_now
-    assert parked.take_due(conn.id) == {}  # taken once
+    assert take(parked, conn.id) == {}  # taken once
 
     clock.advance(timedelta(hours=3))
-    later = parked.take_due(conn.id)
+    later = take(parked, conn.id)
     assert sorted(p.record_id for p in later["invoices"]) == ["i1", "i2"]
     assert {p.record_id: p.sync_id for p in later["invoices"]} == {"i1": "s1", "i2": None}
     assert parked.count() == 0
@@ -34,5 +41,5 @@ def test_parking_again_updates_the_reason_and_keeps_one_row(store: Store) -> Non
     store.parked.park(conn.id, "contacts", ["c1"], reason=NEEDS_REAUTH)
     assert store.parked.count(conn.id) == 1
     assert store.parked.connections_with_due_work() == [conn.id]
-    [taken] = store.parked.take_due(conn.id)["contacts"]
+    [taken] = take(store.parked, conn.id)["contacts"]
     assert taken.reason == NEEDS_REAUTH

@@ -1,0 +1,102 @@
+"""Waits and time limits fit the broker's redelivery; the daily sweep survives restarts and waits for a
+running poll; the token-refresh lock outlives the slowest refresh call."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from celery.exceptions import Retry
+from celery.schedules import maybe_schedule
+
+from connector.coalesce import DEFAULT_LEASE_SECONDS
+from connector.errors import TransientError
+from connector.http import DEFAULT_TIMEOUT
+
+
+def celery_config_for_redis() -> dict:
+    """celeryconfig as a deployment with Redis loads it (a fresh process: it reads the environment once)."""
+    code = ("import json, celeryconfig as c; print(json.dumps({'options': c.broker_transport_options, "
+            "'hard': c.task_time_limit, 'soft': c.task_soft_time_limit, 'acks_late': c.task_acks_late, "
+            "'beat': {k: v['schedule'] if isinstance(v['schedule'], float) else None "
+            "for k, v in c.beat_schedule.items()}}))")
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_every_wait_and_time_limit_fits_inside_the_visibility_timeout():
+    from workers.base import MAX_BROKER_COUNTDOWN
+    from workers.xero_tasks import rate_limit_countdown
+
+    config = celery_config_for_redis()
+    visibility = config["options"]["visibility_timeout"]
+    # A killed worker parent's unacknowledged messages come back within minutes...
+    assert visibility <= 600
+    # ...no task still running is redelivered (killed first)...
+    assert config["soft"] < config["hard"] < visibility
+    # ...and no countdown is long enough to be delivered twice (the Redis transport redelivers an ETA
+    # message still waiting in a worker once the visibility timeout passes).
+    assert MAX_BROKER_COUNTDOWN < visibility
+    assert rate_limit_countdown(24 * 3600) < visibility  # even a day-long Retry-After
+    # A killed worker child's buffered ids are reclaimed within minutes (lease, then the minute-ly sweep).
+    assert DEFAULT_LEASE_SECONDS + config["beat"]["sweep-buffers"] <= 300
+
+
+def test_the_daily_sweep_runs_every_day_though_beat_restarts_twice_a_day():
+    import celeryconfig
+
+    schedule = maybe_schedule(celeryconfig.beat_schedule["xero-full-sweep"]["schedule"])
+    start = datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc)
+    now = start
+    schedule.nowfun = lambda: now
+    last_run, runs = start, []
+    while now < start + timedelta(days=3):
+        if (now - start) % timedelta(hours=12) == timedelta(0):
+            last_run = now  # a deploy: beat starts afresh (no schedule file survives on a PaaS)
+        if schedule.is_due(last_run).is_due:
+            runs.append(now)
+            last_run = now
+        now += timedelta(minutes=5)
+    assert len({run.date() for run in runs}) == 3 and len(runs) == 3  # once a day, every day
+
+
+def test_a_full_sweep_that_finds_a_poll_running_waits_for_it(world):
+    from workers.xero_tasks import poll_xero
+
+    world.deps.redis.set(f"xero:poll-lock:{world.connection_id}", "a running poll", ex=60)
+    with pytest.raises(Retry):
+        poll_xero.run(world.connection_id, None, True)
+    assert poll_xero.run(world.connection_id, None, False) == 0  # a delta poll's cursor is covered: skipped
+
+
+def test_the_token_refresh_lock_outlives_the_slowest_refresh_call(world):
+    deps = world.deps
+    tokens = deps.xero_tokens(world.connection_id)  # the timeouts workers use
+    lock_key = f"connector:oauth-refresh:xero:{tokens.connection_id}"
+    world.xero.faults.fail_next(1, timeout=True, delay=1.5, path_prefix="/connect/token")  # a slow answer
+    seen: list[int] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not seen:
+            ttl = deps.redis.pttl(lock_key)
+            if ttl > 0:
+                seen.append(ttl)
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with pytest.raises(TransientError):
+        tokens.refresh(force=True)
+    watcher.join()
+    # Three transport attempts (connector.http.transport_retry), each up to its connect + read timeouts.
+    worst_case_ms = 3 * sum(DEFAULT_TIMEOUT) * 1000
+    assert seen and seen[0] > worst_case_ms
