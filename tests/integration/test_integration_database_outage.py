@@ -41,8 +41,13 @@ def retried_ingest_waiting(redis) -> bool:
 def test_events_that_arrive_while_the_database_is_down_are_synced_once_it_is_back(system, pg_admin,
                                                                                    pg_database_url):
     xero, deps, connection_id = system["xero"], system["deps"], system["connection_id"]
-    contact_ids = seed_demo_org(xero, system["tenant_id"], contacts=6)
     assert xero.intent_to_receive(system["hook_url"]).ok
+    # The worker is up and syncing (it checks the database once at start-up, before the outage).
+    first = seed_demo_org(xero, system["tenant_id"], contacts=1)
+    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert wait_until(lambda: settled(deps.store.audit, connection_id, first), timeout=60)
+    contact_ids = [xero.create_contact(system["tenant_id"], Name=f"During the outage {n} Ltd")["ContactID"]
+                   for n in range(5)]
     redis = deps.redis
 
     with database_unreachable(pg_admin, pg_database_url):
