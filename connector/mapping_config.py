@@ -32,10 +32,11 @@ from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
 
 MODULES = ("Accounts", "Contacts", "Products", "Invoices")
-# What the two-way sync can write back to Xero (see pipeline/from_zoho.py).
+# What the two-way sync can write back to Xero (see pipeline/from_zoho.py). Not Website: it is
+# read-only in Xero's Contacts API, which ignores it on write.
 WRITABLE_TO_XERO = {
     "Contacts": ("First_Name", "Last_Name", "Email", "Phone", "Mobile"),
-    "Accounts": ("Account_Name", "Phone", "Website"),
+    "Accounts": ("Account_Name", "Phone"),
 }
 # Defaults: Xero owns money, invoices and the company record; the CRM owns its people's names,
 # emails and phones.

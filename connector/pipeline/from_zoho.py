@@ -10,6 +10,8 @@ back. Echo suppression, both ways:
 A conflict (the Xero contact changed after our last write to Zoho, and a person changed Zoho) follows
 the ownership policy: CRM-owned fields take Zoho's value, Xero keeps the rest and pushes it to Zoho as
 usual; the audit entry says ``conflict: true``.
+The write is built on the Xero contact as read right before writing (Xero replaces ContactPersons
+wholesale), so a change made in Xero meanwhile survives; only the CRM-owned fields differ from it.
 Every Xero write is checked first: mapping the updated contact back must reproduce the Zoho values,
 or the change cannot be represented in Xero and is refused (audited) rather than echoing forever.
 """
@@ -34,7 +36,7 @@ from connector.store import audit as stages
 _PERSON_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName"}
 _PRIMARY_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName", "Email": "EmailAddress"}
 _PRIMARY_PHONES = {"Phone": "DDI", "Mobile": "MOBILE"}
-_ACCOUNT_FIELDS = {"Account_Name": "Name", "Website": "Website"}
+_ACCOUNT_FIELDS = {"Account_Name": "Name"}  # Website is read-only in Xero's Contacts API
 _ACCOUNT_PHONES = {"Phone": "DEFAULT"}
 
 
@@ -90,7 +92,13 @@ def pull_zoho_changes(
 def _write_back(connection_id, module, contact_id, changes, owned, outcome, note, *, xero, snapshots, links,
                 ledger, config) -> None:
     snapshot = snapshots.get(connection_id, "contacts", contact_id)
-    current = snapshot.payload if snapshot is not None else xero.get_contacts([contact_id])[0]
+    # Xero replaces a contact's ContactPersons with what a write sends, so the write is built on a read
+    # made just now, never on a snapshot that may predate a change made in Xero: only the fields the
+    # CRM owns differ from what Xero holds.
+    current = xero.get_contacts([contact_id])[0]
+    read_at = parse_xero_date(current.get("UpdatedDateUTC"))
+    if read_at is not None:
+        snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=read_at, payload=current)
     mapped = map_contact(current)
     updated = copy.deepcopy(current)
     applied: dict[str, dict] = {}
@@ -127,8 +135,9 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
             return  # the contact is written whole or not at all
 
     account_link = links.get(connection_id, "contact", contact_id)
-    conflict = bool(snapshot is not None and account_link is not None and account_link.source_updated_at
-                    and snapshot.source_updated_at and snapshot.source_updated_at > account_link.source_updated_at)
+    xero_version = max((v for v in (snapshot.source_updated_at if snapshot else None, read_at) if v), default=None)
+    conflict = bool(account_link is not None and account_link.source_updated_at and xero_version
+                    and xero_version > account_link.source_updated_at)
     body = {"ContactID": contact_id,
             **{k: v for k, v in updated.items() if k != "ContactID" and current.get(k) != v}}
     key = hashlib.sha256(f"{connection_id}:{canonical_json(body)}".encode()).hexdigest()
