@@ -26,10 +26,11 @@ from typing import Any
 
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact, person_key
+from connector.mapping.formulas import restore
 from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
-from connector.pipeline.to_zoho import owned_projection, zoho_contact_records
+from connector.pipeline.to_zoho import as_written, owned_projection, zoho_contact_records
 from connector.store import audit as stages
 
 # Xero gives ContactPersons only names and an email; phones belong to the primary person.
@@ -99,7 +100,7 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     read_at = parse_xero_date(current.get("UpdatedDateUTC"))
     if read_at is not None:
         snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=read_at, payload=current)
-    mapped = map_contact(current)
+    mapped = _as_in_zoho(map_contact(current), config)
     updated = copy.deepcopy(current)
     applied: dict[str, dict] = {}
     for zid, key, record in changes:
@@ -113,7 +114,8 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
             note(zid, stages.SKIPPED, {"reason": "Zoho already matches Xero for the fields the CRM owns"})
             ledger.record_many(connection_id, "zoho", {zid: content_hash(owned_projection(record, owned))})
             continue
-        refused = _apply(updated, module, key, contact_id, diff, target)
+        to_xero = {f: restore(v) for f, v in diff.items()} if config.neutralise_formulas else diff
+        refused = _apply(updated, module, key, contact_id, to_xero, target)
         if refused:
             outcome.refused += 1
             note(zid, stages.FAILED, {"reason": f"Xero cannot hold {', '.join(refused)} for this person",
@@ -123,7 +125,7 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     if not applied:
         return
 
-    remapped = map_contact(updated)
+    remapped = _as_in_zoho(map_contact(updated), config)
     for zid, change in list(applied.items()):
         back = remapped["account"] if module == "Accounts" else next(
             (p for p in remapped["contacts"] if p[zf.CONTACT_PERSON_KEY] == change["key"]), {})
@@ -154,6 +156,12 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     for zid, change in applied.items():
         note(zid, stages.WRITTEN, {"xero_contact": contact_id, "fields": change["fields"], "conflict": conflict,
                                    "winner": "zoho" if conflict else None})
+
+
+def _as_in_zoho(mapped: dict, config: SyncConfig) -> dict:
+    """A mapped contact as Zoho holds it once written (formulas neutralised when the config says so)."""
+    return {"account": as_written("Accounts", mapped["account"], config),
+            "contacts": [as_written("Contacts", p, config) for p in mapped["contacts"]]}
 
 
 def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when) -> None:

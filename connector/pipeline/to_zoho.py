@@ -30,6 +30,7 @@ from typing import Any
 from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
+from connector.mapping.formulas import neutralise_record
 from connector.mapping.hashing import content_hash
 from connector.mapping.invoices import expected_totals, invoice_items, map_invoice
 from connector.mapping.overrides import apply_field_overrides
@@ -219,7 +220,8 @@ class ZohoPush:
             primary = self.links.get(self.connection_id, "contact_person", f"{contact_id}:primary")
             if primary is not None:
                 record["Contact_Name"] = {"id": primary.zoho_id}
-            record = apply_field_overrides(record, snapshot.payload, "Invoices", self.config.field_overrides)
+            record = as_written("Invoices", apply_field_overrides(record, snapshot.payload, "Invoices",
+                                                                  self.config.field_overrides), self.config)
             lines = record.pop("Invoiced_Items")
             self._audit("invoice", iid, sync_ids, stages.MAPPED, {"lines": len(lines)})
             prepared[iid] = _PreparedInvoice(record, lines, content_hash({**record, "Invoiced_Items": lines}),
@@ -450,7 +452,7 @@ class ZohoPush:
         for invoice in invoices:
             try:
                 for product in invoice_items(invoice):
-                    products.setdefault(product[zf.PRODUCT_ITEM_CODE], product)
+                    products.setdefault(product[zf.PRODUCT_ITEM_CODE], as_written("Products", product, self.config))
             except DataError:
                 continue  # map_invoice reports the same problem for that invoice
         ids, pending = {}, []
@@ -517,13 +519,19 @@ def zoho_contact_records(
     mapped: Mapping[str, Any], payload: Mapping[str, Any], config: SyncConfig, account_zoho_id: str | None = None
 ) -> tuple[dict, list[dict]]:
     """The Account and Contacts exactly as we write them (overrides applied, Account_Name lookup set)."""
-    account = apply_field_overrides(mapped["account"], payload, "Accounts", config.field_overrides)
+    account = as_written("Accounts", apply_field_overrides(mapped["account"], payload, "Accounts",
+                                                           config.field_overrides), config)
     people = [
-        apply_field_overrides({**person, "Account_Name": {"id": account_zoho_id}}, payload, "Contacts",
-                              config.field_overrides)
+        as_written("Contacts", apply_field_overrides({**person, "Account_Name": {"id": account_zoho_id}}, payload,
+                                                     "Contacts", config.field_overrides), config)
         for person in mapped["contacts"]
     ] if account_zoho_id else []
     return account, people
+
+
+def as_written(module: str, record: dict, config: SyncConfig) -> dict:
+    """The last step of mapping a record for Zoho: formulas neutralised when the config asks for it."""
+    return neutralise_record(module, record) if config.neutralise_formulas else record
 
 
 def _rejection(result, module: str) -> dict:

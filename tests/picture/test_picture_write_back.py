@@ -94,3 +94,28 @@ def test_website_is_never_written_to_xero(picture):
     account_id = picture.deps.store.links.get(picture.connection_id, "contact", contact_id).zoho_id
     assert picture.zoho.record("Accounts", account_id)["Website"] == "https://tui.example"
     assert zf.ACCOUNT_XERO_ID in picture.zoho.record("Accounts", account_id)
+
+
+def test_neutralised_formulas_reach_zoho_once_and_never_travel_back(picture):
+    (picture.deps.settings.data_dir / "mapping.yaml").write_text(
+        "neutralise_formulas: true\ncrm_owns:\n  Contacts: [First_Name, Last_Name, Email, Phone, Mobile]\n")
+    picture.deps.__dict__.pop("sync_config", None)
+    contact = picture.xero.create_contact(
+        picture.tenant_id, Name='=HYPERLINK("http://evil.example","Tui")', FirstName="@Aroha", LastName="Ngata",
+        AccountNumber="-5", Phones=[{"PhoneType": "DDI", "PhoneNumber": "+64 9 555 0101"}])
+    contact_id = contact["ContactID"]
+    picture.sync("contacts", [contact_id])
+
+    account = picture.zoho.record("Accounts", picture.deps.store.links.get(
+        picture.connection_id, "contact", contact_id).zoho_id)
+    primary_id = _zoho_person(picture, f"{contact_id}:primary")
+    person = picture.zoho.record("Contacts", primary_id)
+    assert account["Account_Name"] == "'" + contact["Name"] and account["Account_Number"] == "-5"
+    assert person["First_Name"] == "'@Aroha" and person["Phone"] == "+64 9 555 0101"
+    assert picture.sync("contacts", [contact_id]).written == []  # stable: nothing to write again
+
+    # A person edits the last name in Zoho: Xero gets that edit, and the first name without the mark.
+    picture.zoho.person_edit("Contacts", primary_id, Last_Name="Ngata-Hau")
+    assert _pull(picture, "Contacts", primary_id).xero_writes == 1
+    xero_contact = picture.xero.contact(picture.tenant_id, contact_id)
+    assert (xero_contact["FirstName"], xero_contact["LastName"]) == ("@Aroha", "Ngata-Hau")
