@@ -262,12 +262,15 @@ class ZohoPush:
             writes.append((iid, record))
         self.links.begin_writes(self.connection_id, "invoice", [i for i, z in targets.items() if z is None])
         results = self._upsert("Invoices", [w[1] for w in writes], zf.INVOICE_XERO_ID)
+        refused_new = []
         for (iid, _), result in zip(writes, results):
             if result.ok:
                 targets[iid] = result.id
             else:
-                del targets[iid]
+                if targets.pop(iid) is None:
+                    refused_new.append(iid)
                 self._fail("invoice", iid, sync_ids, outcome, _rejection(result, "Invoices"), audit=False)
+        self.links.end_writes(self.connection_id, "invoice", refused_new)
 
         stale = self._verify_and_link(targets, prepared, outcome, sync_ids)
         for iid in prepared:

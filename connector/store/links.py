@@ -112,6 +112,15 @@ class LinkStore:
                 session.execute(statement.on_conflict_do_nothing(
                     index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id]))
 
+    def end_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
+        """Zoho refused these records outright: nothing was created, so no later attempt need look."""
+        wanted = list(dict.fromkeys(xero_ids))
+        if not wanted:
+            return
+        with session_scope(self._sessions) as session:
+            session.execute(delete(WriteIntent).where(
+                WriteIntent.connection_id == connection_id, WriteIntent.kind == kind, WriteIntent.xero_id.in_(wanted)))
+
     def writes_begun(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> set[str]:
         """Those of ``xero_ids`` whose earlier Zoho write may have landed without its link being saved."""
         wanted = list(dict.fromkeys(xero_ids))

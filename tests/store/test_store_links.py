@@ -81,3 +81,5 @@ def test_a_saved_link_clears_the_write_intent(store: Store, connection_id: int) 
     assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2", "x-3"]) == {"x-1", "x-2"}
     links.save(connection_id, "invoice", "x-1", zoho_module="Invoices", zoho_id="z-1", content_hash="h")
     assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2"]) == {"x-2"}
+    links.end_writes(connection_id, "invoice", ["x-2"])
+    assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2"]) == set()
