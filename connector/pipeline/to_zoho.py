@@ -249,6 +249,9 @@ class ZohoPush:
         for iid, zoho_id in targets.items():
             invoice = prepared[iid]
             record = dict(invoice.record)
+            # The mapper sends Adjustment only when Xero's total needs one; an update must also clear
+            # an old one (Zoho keeps fields an update leaves out), or Grand_Total stays off.
+            record.setdefault("Adjustment", Decimal("0.00"))
             if zoho_id is not None and zoho_id not in current and iid in send_lines:
                 zoho_id = targets[iid] = None  # deleted in Zoho meanwhile: the upsert creates it again
             if zoho_id is None:
