@@ -8,6 +8,8 @@ Fax.from: Not a valid string.`` Example::
     sync_bills: false              # ACCPAY bills are out of scope unless switched on
     placeholder_product: {item_code: XERO-NO-ITEM, name: Xero line without an item}
     invoice_status: {PAID: Approved}        # Xero status -> Zoho Status picklist value
+    neutralise_formulas: false     # true: text starting =, +, -, @, tab or CR gets a leading ' (CSV export
+                                   # safety; phones, emails, URLs, ids and plain numbers are left alone)
     fields:                        # per Zoho module: a Xero path, a constant, or omit
       Accounts:
         Description: {from: ContactNumber}
@@ -32,10 +34,11 @@ from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
 
 MODULES = ("Accounts", "Contacts", "Products", "Invoices")
-# What the two-way sync can write back to Xero (see pipeline/from_zoho.py).
+# What the two-way sync can write back to Xero (see pipeline/from_zoho.py). Not Website: it is
+# read-only in Xero's Contacts API, which ignores it on write.
 WRITABLE_TO_XERO = {
     "Contacts": ("First_Name", "Last_Name", "Email", "Phone", "Mobile"),
-    "Accounts": ("Account_Name", "Phone", "Website"),
+    "Accounts": ("Account_Name", "Phone"),
 }
 # Defaults: Xero owns money, invoices and the company record; the CRM owns its people's names,
 # emails and phones.
@@ -52,6 +55,9 @@ class SyncConfig:
     invoice_status: Mapping[str, str] = field(default_factory=lambda: dict(XERO_TO_ZOHO_INVOICE_STATUS))
     field_overrides: tuple[FieldOverride, ...] = ()
     crm_owns: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CRM_OWNS))
+    # Off by default: Zoho then holds exactly what Xero holds, and values are data, not formulas, until
+    # someone opens a CSV export in a spreadsheet. Orgs that do that switch it on (mapping/formulas.py).
+    neutralise_formulas: bool = False
 
     def owned_by_crm(self, module: str) -> tuple[str, ...]:
         return tuple(self.crm_owns.get(module, ()))
@@ -77,6 +83,7 @@ class _PlaceholderSchema(Schema):
 class _ConfigSchema(Schema):
     trigger = fields.List(fields.String(validate=validate.OneOf(WORKFLOW_TRIGGERS)))
     sync_bills = fields.Boolean()
+    neutralise_formulas = fields.Boolean()
     placeholder_product = fields.Nested(_PlaceholderSchema)
     invoice_status = fields.Dict(
         keys=fields.String(validate=validate.OneOf(tuple(XERO_TO_ZOHO_INVOICE_STATUS))), values=fields.String()
@@ -143,6 +150,7 @@ def _build(data: dict) -> SyncConfig:
         invoice_status={**defaults.invoice_status, **(data.get("invoice_status") or {})},
         field_overrides=tuple(overrides),
         crm_owns={**defaults.crm_owns, **{m: tuple(v) for m, v in (data.get("crm_owns") or {}).items()}},
+        neutralise_formulas=bool(data.get("neutralise_formulas", False)),
     )
 
 

@@ -10,6 +10,8 @@ back. Echo suppression, both ways:
 A conflict (the Xero contact changed after our last write to Zoho, and a person changed Zoho) follows
 the ownership policy: CRM-owned fields take Zoho's value, Xero keeps the rest and pushes it to Zoho as
 usual; the audit entry says ``conflict: true``.
+The write is built on the Xero contact as read right before writing (Xero replaces ContactPersons
+wholesale), so a change made in Xero meanwhile survives; only the CRM-owned fields differ from it.
 Every Xero write is checked first: mapping the updated contact back must reproduce the Zoho values,
 or the change cannot be represented in Xero and is refused (audited) rather than echoing forever.
 """
@@ -24,17 +26,18 @@ from typing import Any
 
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact, person_key
+from connector.mapping.formulas import restore
 from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
-from connector.pipeline.to_zoho import owned_projection, zoho_contact_records
+from connector.pipeline.to_zoho import as_written, owned_projection, zoho_contact_records
 from connector.store import audit as stages
 
 # Xero gives ContactPersons only names and an email; phones belong to the primary person.
 _PERSON_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName"}
 _PRIMARY_FIELDS = {"First_Name": "FirstName", "Last_Name": "LastName", "Email": "EmailAddress"}
 _PRIMARY_PHONES = {"Phone": "DDI", "Mobile": "MOBILE"}
-_ACCOUNT_FIELDS = {"Account_Name": "Name", "Website": "Website"}
+_ACCOUNT_FIELDS = {"Account_Name": "Name"}  # Website is read-only in Xero's Contacts API
 _ACCOUNT_PHONES = {"Phone": "DEFAULT"}
 
 
@@ -90,8 +93,14 @@ def pull_zoho_changes(
 def _write_back(connection_id, module, contact_id, changes, owned, outcome, note, *, xero, snapshots, links,
                 ledger, config) -> None:
     snapshot = snapshots.get(connection_id, "contacts", contact_id)
-    current = snapshot.payload if snapshot is not None else xero.get_contacts([contact_id])[0]
-    mapped = map_contact(current)
+    # Xero replaces a contact's ContactPersons with what a write sends, so the write is built on a read
+    # made just now, never on a snapshot that may predate a change made in Xero: only the fields the
+    # CRM owns differ from what Xero holds.
+    current = xero.get_contacts([contact_id])[0]
+    read_at = parse_xero_date(current.get("UpdatedDateUTC"))
+    if read_at is not None:
+        snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=read_at, payload=current)
+    mapped = _as_in_zoho(map_contact(current), config)
     updated = copy.deepcopy(current)
     applied: dict[str, dict] = {}
     for zid, key, record in changes:
@@ -105,7 +114,8 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
             note(zid, stages.SKIPPED, {"reason": "Zoho already matches Xero for the fields the CRM owns"})
             ledger.record_many(connection_id, "zoho", {zid: content_hash(owned_projection(record, owned))})
             continue
-        refused = _apply(updated, module, key, contact_id, diff, target)
+        to_xero = {f: restore(v) for f, v in diff.items()} if config.neutralise_formulas else diff
+        refused = _apply(updated, module, key, contact_id, to_xero, target)
         if refused:
             outcome.refused += 1
             note(zid, stages.FAILED, {"reason": f"Xero cannot hold {', '.join(refused)} for this person",
@@ -115,7 +125,7 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     if not applied:
         return
 
-    remapped = map_contact(updated)
+    remapped = _as_in_zoho(map_contact(updated), config)
     for zid, change in list(applied.items()):
         back = remapped["account"] if module == "Accounts" else next(
             (p for p in remapped["contacts"] if p[zf.CONTACT_PERSON_KEY] == change["key"]), {})
@@ -127,8 +137,9 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
             return  # the contact is written whole or not at all
 
     account_link = links.get(connection_id, "contact", contact_id)
-    conflict = bool(snapshot is not None and account_link is not None and account_link.source_updated_at
-                    and snapshot.source_updated_at and snapshot.source_updated_at > account_link.source_updated_at)
+    xero_version = max((v for v in (snapshot.source_updated_at if snapshot else None, read_at) if v), default=None)
+    conflict = bool(account_link is not None and account_link.source_updated_at and xero_version
+                    and xero_version > account_link.source_updated_at)
     body = {"ContactID": contact_id,
             **{k: v for k, v in updated.items() if k != "ContactID" and current.get(k) != v}}
     key = hashlib.sha256(f"{connection_id}:{canonical_json(body)}".encode()).hexdigest()
@@ -145,6 +156,12 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     for zid, change in applied.items():
         note(zid, stages.WRITTEN, {"xero_contact": contact_id, "fields": change["fields"], "conflict": conflict,
                                    "winner": "zoho" if conflict else None})
+
+
+def _as_in_zoho(mapped: dict, config: SyncConfig) -> dict:
+    """A mapped contact as Zoho holds it once written (formulas neutralised when the config says so)."""
+    return {"account": as_written("Accounts", mapped["account"], config),
+            "contacts": [as_written("Contacts", p, config) for p in mapped["contacts"]]}
 
 
 def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when) -> None:

@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
+from connector.mapping.formulas import neutralise_record
 from connector.mapping.hashing import content_hash
-from connector.mapping.invoices import invoice_items, map_invoice
+from connector.mapping.invoices import expected_totals, invoice_items, map_invoice
 from connector.mapping.overrides import apply_field_overrides
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
@@ -69,6 +72,7 @@ class ZohoPush:
     links: Any
     audit: Any
     ledger: Any
+    locks: Any  # connector.record_locks.RecordLocks: one writer at a time per target record
     config: SyncConfig = field(default_factory=SyncConfig)
     invoices_enabled: bool = True  # False when the Zoho edition has no Invoices module
     # Fetches the given Xero resource ids into snapshots (returns the ids it found).
@@ -84,15 +88,26 @@ class ZohoPush:
     def contacts(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         sync_ids = dict(sync_ids or {})
         outcome = BatchOutcome()
+        stale: list[str] = []
+        with closing(self.locks.rounds(self.connection_id, "contact", xero_ids)) as rounds:
+            for ids in rounds:
+                stale += self._contacts_round(ids, sync_ids, outcome, force=False)
+        self._rewrite_stale(stale, lambda ids: self._contacts_round(ids, sync_ids, BatchOutcome(), force=True),
+                            "contact")
+        return outcome
+
+    def _contacts_round(self, xero_ids: list[str], sync_ids: dict, outcome: BatchOutcome, *, force: bool) -> list[str]:
+        """Writes one locked round; returns the ids whose link save found a newer version (see _rewrite_stale)."""
         mapped = self._mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
                               lambda m: {"zoho_contacts": len(m["contacts"])})
+        stale: list[str] = []
 
         pending, changed = [], set()
         for cid, (result, snapshot) in mapped.items():
             account, _ = zoho_contact_records(result, snapshot.payload, self.config)
             account_hash = content_hash(account)
             link = self.links.get(self.connection_id, "contact", cid)
-            if link is not None and link.content_hash == account_hash:
+            if link is not None and (_newer(link, snapshot) or (link.content_hash == account_hash and not force)):
                 outcome.zoho_ids[cid] = link.zoho_id
             else:
                 pending.append((cid, account, account_hash, snapshot))
@@ -100,8 +115,9 @@ class ZohoPush:
             pending, self._upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
         ):
             if result.ok:
-                self.links.save(self.connection_id, "contact", cid, zoho_module="Accounts", zoho_id=result.id,
-                                content_hash=account_hash, source_updated_at=snapshot.source_updated_at)
+                if not self.links.save(self.connection_id, "contact", cid, zoho_module="Accounts", zoho_id=result.id,
+                                       content_hash=account_hash, source_updated_at=snapshot.source_updated_at):
+                    stale.append(cid)
                 outcome.zoho_ids[cid] = result.id
                 changed.add(cid)
                 self._ledger("Accounts", {result.id: account})
@@ -116,14 +132,16 @@ class ZohoPush:
                 key = person[zf.CONTACT_PERSON_KEY]
                 person_hash = content_hash(person)
                 link = self.links.get(self.connection_id, "contact_person", key)
-                if link is None or link.content_hash != person_hash:
+                if link is None or not (_newer(link, snapshot) or (link.content_hash == person_hash and not force)):
                     people.append((cid, key, person, person_hash, snapshot))
         for (cid, key, person, person_hash, snapshot), result in zip(
             people, self._upsert("Contacts", [p[2] for p in people], zf.CONTACT_PERSON_KEY)
         ):
             if result.ok:
-                self.links.save(self.connection_id, "contact_person", key, zoho_module="Contacts", zoho_id=result.id,
-                                content_hash=person_hash, source_updated_at=snapshot.source_updated_at)
+                if not self.links.save(self.connection_id, "contact_person", key, zoho_module="Contacts",
+                                       zoho_id=result.id, content_hash=person_hash,
+                                       source_updated_at=snapshot.source_updated_at):
+                    stale.append(cid)
                 changed.add(cid)
                 self._ledger("Contacts", {result.id: person})
             else:
@@ -136,15 +154,34 @@ class ZohoPush:
                 continue
             (outcome.written if cid in changed else outcome.skipped).append(cid)
         self._audit_outcome("contact", mapped, outcome, sync_ids)
-        return outcome
+        return list(dict.fromkeys(stale))
 
     # -- invoices -------------------------------------------------------------------------------
 
     def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         sync_ids = dict(sync_ids or {})
         outcome = BatchOutcome()
+        stale: list[str] = []
+        with closing(self.locks.rounds(self.connection_id, "invoice", xero_ids)) as rounds:
+            for ids in rounds:
+                stale += self._invoices_round(ids, sync_ids, outcome, force=False)
+        self._rewrite_stale(stale, lambda ids: self._invoices_round(ids, sync_ids, BatchOutcome(), force=True),
+                            "invoice")
+        return outcome
+
+    def _invoices_round(self, xero_ids: list[str], sync_ids: dict, outcome: BatchOutcome, *, force: bool) -> list[str]:
+        """One locked round of invoices, written so that any replay leaves Zoho as one write would.
+
+        Zoho appends every line sent without an id and keeps the lines an update does not mention
+        (Zoho CRM v8 "Update Subform Data": rows without an id are added, ``{"id", "_delete": null}``
+        removes one). So lines are never sent blind: the target's current lines are read first and
+        only the difference goes (edit by line id, delete by line id, add the missing ones). A record
+        with no id link yet may still exist from an attempt whose answer was lost: its write intent
+        says so, and a header-only upsert finds it (by the unique Xero id) before any line is sent.
+        Afterwards Zoho's lines and totals are read back and compared with Xero's.
+        """
         snapshots = {}
-        for iid in dict.fromkeys(xero_ids):
+        for iid in xero_ids:
             snapshot = self.snapshots.get(self.connection_id, "invoices", iid)
             if snapshot is None:
                 self._fail("invoice", iid, sync_ids, outcome, {"reason": "no fetched snapshot of this invoice"})
@@ -158,13 +195,13 @@ class ZohoPush:
             else:
                 snapshots[iid] = snapshot
         if not snapshots:
-            return outcome
+            return []
 
         account_ids = self._ensure_contacts({iid: _contact_id(s.payload) for iid, s in snapshots.items()})
         product_ids = self._ensure_products(s.payload for s in snapshots.values())
         placeholder_id = product_ids.get(self.config.placeholder_item_code)
 
-        prepared: dict[str, tuple[dict, list, str, str, Any]] = {}
+        prepared: dict[str, _PreparedInvoice] = {}
         for iid, snapshot in snapshots.items():
             contact_id = _contact_id(snapshot.payload)
             if contact_id not in account_ids:
@@ -175,6 +212,7 @@ class ZohoPush:
                 record = map_invoice(snapshot.payload, product_ids=product_ids,
                                      placeholder_product_id=placeholder_id or "",
                                      allow_bills=self.config.sync_bills, status_map=self.config.invoice_status)
+                totals = expected_totals(snapshot.payload)
             except DataError as exc:
                 self._fail("invoice", iid, sync_ids, outcome, {"reason": str(exc), "field": exc.field})
                 continue
@@ -182,51 +220,148 @@ class ZohoPush:
             primary = self.links.get(self.connection_id, "contact_person", f"{contact_id}:primary")
             if primary is not None:
                 record["Contact_Name"] = {"id": primary.zoho_id}
-            record = apply_field_overrides(record, snapshot.payload, "Invoices", self.config.field_overrides)
+            record = as_written("Invoices", apply_field_overrides(record, snapshot.payload, "Invoices",
+                                                                  self.config.field_overrides), self.config)
             lines = record.pop("Invoiced_Items")
             self._audit("invoice", iid, sync_ids, stages.MAPPED, {"lines": len(lines)})
-            prepared[iid] = (record, lines, content_hash({**record, "Invoiced_Items": lines}),
-                             content_hash({"Invoiced_Items": lines}), snapshot)
+            prepared[iid] = _PreparedInvoice(record, lines, content_hash({**record, "Invoiced_Items": lines}),
+                                             content_hash({"Invoiced_Items": lines}), snapshot, totals)
 
-        writes, replace_lines_of = [], {}
-        for iid, (record, lines, full_hash, lines_hash, snapshot) in prepared.items():
+        # Which invoices need a write, and what Zoho holds of them now.
+        targets: dict[str, str | None] = {}  # xero id -> Zoho id (None: not in Zoho, to be created)
+        send_lines: set[str] = set()
+        for iid, invoice in prepared.items():
             link = self.links.get(self.connection_id, "invoice", iid)
-            if link is not None and link.content_hash == full_hash:
+            if link is not None and (_newer(link, invoice.snapshot) or (link.content_hash == invoice.full_hash
+                                                                        and not force)):
                 outcome.skipped.append(iid)
                 outcome.zoho_ids[iid] = link.zoho_id
                 continue
             lines_link = self.links.get(self.connection_id, "invoice_lines", iid)
-            send_lines = link is None or lines_link is None or lines_link.content_hash != lines_hash
-            if send_lines and link is not None:
-                replace_lines_of[iid] = link.zoho_id
-            writes.append([iid, dict(record), lines if send_lines else None])
-        old_lines = self._existing_line_ids(list(replace_lines_of.values()))
-        for write in writes:
-            iid, record, lines = write
-            if lines is not None:
-                stale = [{"id": line_id, "_delete": None} for line_id in old_lines.get(replace_lines_of.get(iid), [])]
-                record["Invoiced_Items"] = stale + lines
+            if link is None or lines_link is None or lines_link.content_hash != invoice.lines_hash or force:
+                send_lines.add(iid)
+            targets[iid] = link.zoho_id if link is not None else None
+        found_by_probe = self._find_earlier_writes([i for i, z in targets.items() if z is None], prepared)
+        targets.update(found_by_probe)
+        current = self._current_lines([z for i, z in targets.items() if z and i in send_lines])
+
+        writes: list[tuple[str, dict]] = []
+        for iid, zoho_id in targets.items():
+            invoice = prepared[iid]
+            record = dict(invoice.record)
+            # The mapper sends Adjustment only when Xero's total needs one; an update must also clear
+            # an old one (Zoho keeps fields an update leaves out), or Grand_Total stays off.
+            record.setdefault("Adjustment", Decimal("0.00"))
+            if zoho_id is not None and zoho_id not in current and iid in send_lines:
+                zoho_id = targets[iid] = None  # deleted in Zoho meanwhile: the upsert creates it again
+            if zoho_id is None:
+                record["Invoiced_Items"] = [dict(line) for line in invoice.lines]
+            elif iid in send_lines:
+                changes = line_changes(current[zoho_id], invoice.lines)
+                if changes:
+                    record["Invoiced_Items"] = changes
+                elif iid in found_by_probe:
+                    continue  # the probe wrote the header and the lines are already right
+            writes.append((iid, record))
+        self.links.begin_writes(self.connection_id, "invoice", [i for i, z in targets.items() if z is None])
         results = self._upsert("Invoices", [w[1] for w in writes], zf.INVOICE_XERO_ID)
-        for (iid, _, lines), result in zip(writes, results):
-            record, _, full_hash, lines_hash, snapshot = prepared[iid]
+        refused_new = []
+        for (iid, _), result in zip(writes, results):
             if result.ok:
-                self.links.save(self.connection_id, "invoice", iid, zoho_module="Invoices", zoho_id=result.id,
-                                content_hash=full_hash, source_updated_at=snapshot.source_updated_at)
-                if lines is not None:
-                    self.links.save(self.connection_id, "invoice_lines", iid, zoho_module="Invoices",
-                                    zoho_id=result.id, content_hash=lines_hash,
-                                    source_updated_at=snapshot.source_updated_at)
-                outcome.written.append(iid)
-                outcome.zoho_ids[iid] = result.id
+                targets[iid] = result.id
             else:
+                if targets.pop(iid) is None:
+                    refused_new.append(iid)
                 self._fail("invoice", iid, sync_ids, outcome, _rejection(result, "Invoices"), audit=False)
+        self.links.end_writes(self.connection_id, "invoice", refused_new)
+
+        stale = self._verify_and_link(targets, prepared, outcome, sync_ids)
         for iid in prepared:
             if iid in outcome.failed:
                 self._audit("invoice", iid, sync_ids, stages.FAILED, outcome.failed[iid])
             else:
                 stage = stages.WRITTEN if iid in outcome.written else stages.SKIPPED
                 self._audit("invoice", iid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(iid)})
-        return outcome
+        return stale
+
+    def _find_earlier_writes(self, unlinked: list[str], prepared: Mapping[str, "_PreparedInvoice"]) -> dict[str, str]:
+        """Zoho ids of unlinked invoices that an earlier, unconfirmed attempt may have created.
+
+        A header-only upsert keyed on the unique Xero id updates the record if it exists and tells us
+        its id; where it does not exist Zoho refuses it (Invoiced_Items is mandatory on a new invoice)
+        or creates it without lines, which the line write then fills. Nothing is ever appended.
+        """
+        begun = self.links.writes_begun(self.connection_id, "invoice", unlinked)
+        probes = [iid for iid in unlinked if iid in begun]
+        found = {}
+        for iid, result in zip(probes, self._upsert("Invoices", [dict(prepared[i].record) for i in probes],
+                                                     zf.INVOICE_XERO_ID)):
+            if result.ok:
+                found[iid] = result.id
+        return found
+
+    def _current_lines(self, invoice_zoho_ids: list[str]) -> dict[str, list[dict]]:
+        if not invoice_zoho_ids:
+            return {}
+        records = self.zoho.get_records("Invoices", invoice_zoho_ids, ["Invoiced_Items"])
+        return {str(r["id"]): list(r.get("Invoiced_Items") or []) for r in records}
+
+    def _verify_and_link(self, targets: Mapping[str, str], prepared: Mapping[str, "_PreparedInvoice"],
+                         outcome: BatchOutcome, sync_ids: Mapping[str, str]) -> list[str]:
+        """Read the written invoices back: lines exactly as Xero's (repaired once if not), totals to the cent.
+
+        A totals mismatch is a failure with both figures; its link gets a hash that matches nothing, so
+        the next push writes and checks it again. Returns the ids whose link save met a newer version.
+        """
+        if not targets:
+            return []
+        fields = ["Invoiced_Items", "Sub_Total", "Tax", "Grand_Total"]
+        back = {str(r["id"]): r for r in self.zoho.get_records("Invoices", list(targets.values()), fields)}
+        repairs = []
+        for iid, zoho_id in targets.items():
+            changes = line_changes((back.get(zoho_id) or {}).get("Invoiced_Items") or [], prepared[iid].lines)
+            if changes:
+                repairs.append((iid, {**prepared[iid].record, "Invoiced_Items": changes}))
+        if repairs:
+            log.warning("zoho.invoice_lines_repaired", extra={"invoices": [i for i, _ in repairs]})
+            self._upsert("Invoices", [r for _, r in repairs], zf.INVOICE_XERO_ID)
+            back.update({str(r["id"]): r for r in self.zoho.get_records(
+                "Invoices", [targets[i] for i, _ in repairs], fields)})
+
+        stale = []
+        for iid, zoho_id in targets.items():
+            invoice = prepared[iid]
+            zoho_totals = _zoho_totals(back.get(zoho_id) or {})
+            mismatch = {name: {"zoho": zoho_totals.get(name), "xero": invoice.totals[xero_name]}
+                        for name, xero_name in _TOTALS.items() if zoho_totals.get(name) != invoice.totals[xero_name]}
+            saved = self.links.save(self.connection_id, "invoice", iid, zoho_module="Invoices", zoho_id=zoho_id,
+                                    content_hash=invoice.full_hash if not mismatch else f"unverified:{invoice.full_hash}",
+                                    source_updated_at=invoice.snapshot.source_updated_at)
+            if saved and not mismatch:
+                self.links.save(self.connection_id, "invoice_lines", iid, zoho_module="Invoices", zoho_id=zoho_id,
+                                content_hash=invoice.lines_hash, source_updated_at=invoice.snapshot.source_updated_at)
+            elif not saved:
+                stale.append(iid)
+            outcome.zoho_ids[iid] = zoho_id
+            if mismatch:
+                outcome.merge_failure(iid, {"reason": "Zoho's totals differ from Xero's after the write",
+                                            "zoho_id": zoho_id, "totals": mismatch})
+            else:
+                outcome.written.append(iid)
+        return stale
+
+    def _rewrite_stale(self, stale: list[str], rewrite: Callable[[list[str]], list[str]], kind: str) -> None:
+        """Ids whose link save met a newer version: our write may have landed after that newer one (a
+        lease ran out under a very slow write), so the newest snapshot is written again, under the lock."""
+        for _ in range(3):
+            if not stale:
+                return
+            log.warning("zoho.rewrite_newer", extra={"kind": kind, "records": stale})
+            again: list[str] = []
+            with closing(self.locks.rounds(self.connection_id, kind, stale)) as rounds:
+                for ids in rounds:
+                    again += rewrite(ids)
+            stale = again
 
     # -- payments and credit notes --------------------------------------------------------------
 
@@ -323,7 +458,7 @@ class ZohoPush:
         for invoice in invoices:
             try:
                 for product in invoice_items(invoice):
-                    products.setdefault(product[zf.PRODUCT_ITEM_CODE], product)
+                    products.setdefault(product[zf.PRODUCT_ITEM_CODE], as_written("Products", product, self.config))
             except DataError:
                 continue  # map_invoice reports the same problem for that invoice
         ids, pending = {}, []
@@ -345,12 +480,6 @@ class ZohoPush:
             else:
                 log.warning("zoho.product_rejected", extra={"item_code": code, "code": result.code})
         return ids
-
-    def _existing_line_ids(self, invoice_zoho_ids: list[str]) -> dict[str, list[str]]:
-        if not invoice_zoho_ids:
-            return {}
-        records = self.zoho.get_records("Invoices", invoice_zoho_ids, ["Invoiced_Items"])
-        return {str(r["id"]): [str(line["id"]) for line in r.get("Invoiced_Items") or []] for r in records}
 
     def _upsert(self, module: str, records: list[dict], key_field: str) -> list:
         if not records:
@@ -396,13 +525,19 @@ def zoho_contact_records(
     mapped: Mapping[str, Any], payload: Mapping[str, Any], config: SyncConfig, account_zoho_id: str | None = None
 ) -> tuple[dict, list[dict]]:
     """The Account and Contacts exactly as we write them (overrides applied, Account_Name lookup set)."""
-    account = apply_field_overrides(mapped["account"], payload, "Accounts", config.field_overrides)
+    account = as_written("Accounts", apply_field_overrides(mapped["account"], payload, "Accounts",
+                                                           config.field_overrides), config)
     people = [
-        apply_field_overrides({**person, "Account_Name": {"id": account_zoho_id}}, payload, "Contacts",
-                              config.field_overrides)
+        as_written("Contacts", apply_field_overrides({**person, "Account_Name": {"id": account_zoho_id}}, payload,
+                                                     "Contacts", config.field_overrides), config)
         for person in mapped["contacts"]
     ] if account_zoho_id else []
     return account, people
+
+
+def as_written(module: str, record: dict, config: SyncConfig) -> dict:
+    """The last step of mapping a record for Zoho: formulas neutralised when the config asks for it."""
+    return neutralise_record(module, record) if config.neutralise_formulas else record
 
 
 def _rejection(result, module: str) -> dict:
@@ -426,3 +561,67 @@ def _touched(resource: str, payload: Mapping[str, Any]) -> tuple[list[str], str 
                 if (a.get("Invoice") or {}).get("InvoiceID")]
     contact = (payload.get("Contact") or {}).get("ContactID")
     return invoices, contact, payload.get("Type", "ACCRECCREDIT") == "ACCRECCREDIT"
+
+
+@dataclass(frozen=True)
+class _PreparedInvoice:
+    record: dict  # the header as we write it (no lines)
+    lines: list[dict]
+    full_hash: str
+    lines_hash: str
+    snapshot: Any
+    totals: dict[str, Decimal]  # Xero's, from mapping.expected_totals
+
+
+# Zoho's invoice totals and the Xero figure each must equal (see mapping/invoices.py for the arithmetic).
+_TOTALS = {"Sub_Total": "SubTotal", "Tax": "TotalTax", "Grand_Total": "Total"}
+_CENT = Decimal("0.01")
+
+
+def _newer(link, snapshot) -> bool:
+    """The link was written from a newer version of the Xero record than this snapshot."""
+    return bool(link.source_updated_at and snapshot.source_updated_at
+                and link.source_updated_at > snapshot.source_updated_at)
+
+
+def _number(value) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _zoho_totals(record: Mapping[str, Any]) -> dict[str, Decimal | None]:
+    totals = {}
+    for name in _TOTALS:
+        number = _number(record.get(name))
+        totals[name] = number.quantize(_CENT) if number is not None else None
+    return totals
+
+
+def _line_content(line: Mapping[str, Any]) -> tuple:
+    """What a line says, comparable between what we send (Decimals) and what Zoho returns (numbers)."""
+    product = line.get("Product_Name")
+    product_id = str(product.get("id")) if isinstance(product, Mapping) else product
+    return (product_id, *(_number(line.get(key)) for key in ("Quantity", "List_Price", "Discount", "Tax")),
+            line.get("Description") or None)
+
+
+def line_changes(current: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[dict] | None:
+    """The Invoiced_Items rows that turn Zoho's ``current`` lines into ``wanted``, or None when equal.
+
+    Position by position: a line that differs is edited through its id (every key sent, so a
+    removed description is cleared), surplus lines are deleted by id, missing ones are added.
+    """
+    rows: list[dict] = []
+    for index in range(max(len(current), len(wanted))):
+        if index < len(current) and index < len(wanted):
+            if _line_content(current[index]) != _line_content(wanted[index]):
+                rows.append({"id": str(current[index]["id"]), "Description": None, **wanted[index]})
+        elif index < len(current):
+            rows.append({"id": str(current[index]["id"]), "_delete": None})
+        else:
+            rows.append(dict(wanted[index]))
+    return rows or None

@@ -31,11 +31,26 @@ class RequestRecord:
 
 @dataclass
 class Fault:
-    kind: str  # "status", "timeout", or "lost" (processed, then the answer never arrives)
+    kind: str  # "status", "timeout", "lost" (processed, then the answer never arrives), or "hold"
     status: int = 500
     body: str | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    reached: threading.Event = field(default_factory=threading.Event)  # "hold": the request has arrived
+    gate: threading.Event = field(default_factory=threading.Event)  # "hold": set to let it through
+
+
+class Hold:
+    """A request kept open before the server handles it, until ``release()`` (or ``timeout``)."""
+
+    def __init__(self, fault: Fault) -> None:
+        self._fault = fault
+
+    def wait_reached(self, timeout: float = 30.0) -> bool:
+        return self._fault.reached.wait(timeout)
+
+    def release(self) -> None:
+        self._fault.gate.set()
 
 
 class FaultInjector:
@@ -66,6 +81,13 @@ class FaultInjector:
         )
         with self._lock:
             self._queue.extend((path_prefix, fault) for _ in range(count))
+
+    def hold_next(self, *, path_prefix: str | None = None, timeout: float = 30.0) -> Hold:
+        """The next matching request waits, before it is handled, until the test releases it."""
+        fault = Fault(kind="hold", delay=timeout)
+        with self._lock:
+            self._queue.append((path_prefix, fault))
+        return Hold(fault)
 
     def take(self, path: str) -> Fault | None:
         with self._lock:
@@ -128,6 +150,10 @@ class SandboxApp:
             if fault is not None and fault.kind == "timeout":
                 time.sleep(fault.delay)
                 response = Response("", status=504)
+            elif fault is not None and fault.kind == "hold":
+                fault.reached.set()
+                fault.gate.wait(fault.delay)
+                response = self.handle(request, record)
             elif fault is not None and fault.kind == "lost":
                 # The server did the work (a token rotated, a record saved); the client times out waiting.
                 self.handle(request, record)

@@ -51,6 +51,7 @@ CONTACT_TEXT_FIELDS = (
     "BankAccountDetails", "TaxNumber", "TaxNumberType", "AccountsReceivableTaxType",
     "AccountsPayableTaxType", "DefaultCurrency", "Website",
 )
+CONTACT_READ_ONLY = ("Website",)  # settable in Xero's UI only; the API ignores it on write (§5.5)
 INVOICE_STATUS_MOVES = {  # allowed target statuses per current status
     "DRAFT": {"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"},
     "SUBMITTED": {"DRAFT", "SUBMITTED", "AUTHORISED", "DELETED"},
@@ -1188,7 +1189,7 @@ class XeroSandbox(SandboxApp):
             if resource == "contacts":
                 if path_id:
                     element = {**element, "ContactID": path_id}
-                results.append(self._save_contact(org, element, create_only=request.method == "PUT"))
+                results.append(self._save_contact(org, element, create_only=request.method == "PUT", via_api=True))
             elif resource in ("invoices", "creditnotes"):
                 id_key = "InvoiceID" if resource == "invoices" else "CreditNoteID"
                 if path_id:
@@ -1227,7 +1228,12 @@ class XeroSandbox(SandboxApp):
 
     # ------------------------------------------------------------------ contacts
 
-    def _save_contact(self, org: _Org, element: dict, *, create_only: bool = False) -> tuple[_Contact | None, list[str]]:
+    def _save_contact(self, org: _Org, element: dict, *, create_only: bool = False,
+                      via_api: bool = False) -> tuple[_Contact | None, list[str]]:
+        """``via_api``: sent over HTTP, where Xero ignores read-only elements (Website is read-only in the
+        Contacts API, §5.5; people set it in Xero's UI, which the Python hooks stand for)."""
+        if via_api:
+            element = {k: v for k, v in element.items() if k not in CONTACT_READ_ONLY}
         contact_id = element.get("ContactID")
         existing = org.contacts.get(contact_id) if contact_id else None
         if contact_id and existing is None:

@@ -1,16 +1,25 @@
-"""Id links: which Zoho record each Xero record became, and a hash of what we last wrote there."""
+"""Id links: which Zoho record each Xero record became, and a hash of what we last wrote there.
+
+Each link also keeps the version of the Xero record it was written from (Xero's UpdatedDateUTC).
+``save`` compares it inside one INSERT ... ON CONFLICT DO UPDATE ... WHERE, so when two writers race,
+an older version never replaces a newer one, whatever order their saves arrive in.
+
+Write intents mark a Zoho write started for a record that has no link yet; ``save`` clears them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.db import dialect_insert, session_scope
-from connector.store.tables import IdLink
+from connector.store.tables import IdLink, WriteIntent
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,12 @@ class LinkStore:
         zoho_id: str,
         content_hash: str,
         source_updated_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
+        """Insert or update the link; False when the stored link was written from a newer version.
+
+        Equal versions overwrite (a rewrite of the same version is harmless); a link or a save
+        without a version (products) is not compared.
+        """
         values = {
             "zoho_module": zoho_module,
             "zoho_id": zoho_id,
@@ -74,11 +88,48 @@ class LinkStore:
             statement = dialect_insert(session, IdLink).values(
                 connection_id=connection_id, kind=kind, xero_id=xero_id, **values
             )
-            session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id], set_=values
-                )
-            )
+            statement = statement.on_conflict_do_update(
+                index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
+                set_=values,
+                where=or_(
+                    IdLink.source_updated_at.is_(None),
+                    statement.excluded.source_updated_at.is_(None),
+                    IdLink.source_updated_at <= statement.excluded.source_updated_at,
+                ),
+            ).returning(IdLink.id)
+            saved = session.execute(statement).first() is not None
+            session.execute(delete(WriteIntent).where(
+                WriteIntent.connection_id == connection_id, WriteIntent.kind == kind, WriteIntent.xero_id == xero_id))
+            return saved
+
+    def begin_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
+        """Note that a Zoho write of these records (which have no link yet) is about to start."""
+        now = self._clock.now()
+        with session_scope(self._sessions) as session:
+            for xero_id in dict.fromkeys(xero_ids):
+                statement = dialect_insert(session, WriteIntent).values(
+                    connection_id=connection_id, kind=kind, xero_id=xero_id, started_at=now)
+                session.execute(statement.on_conflict_do_nothing(
+                    index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id]))
+
+    def end_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
+        """Zoho refused these records outright: nothing was created, so no later attempt need look."""
+        wanted = list(dict.fromkeys(xero_ids))
+        if not wanted:
+            return
+        with session_scope(self._sessions) as session:
+            session.execute(delete(WriteIntent).where(
+                WriteIntent.connection_id == connection_id, WriteIntent.kind == kind, WriteIntent.xero_id.in_(wanted)))
+
+    def writes_begun(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> set[str]:
+        """Those of ``xero_ids`` whose earlier Zoho write may have landed without its link being saved."""
+        wanted = list(dict.fromkeys(xero_ids))
+        if not wanted:
+            return set()
+        with session_scope(self._sessions) as session:
+            return set(session.scalars(select(WriteIntent.xero_id).where(
+                WriteIntent.connection_id == connection_id, WriteIntent.kind == kind,
+                WriteIntent.xero_id.in_(wanted))))
 
     def by_zoho(self, connection_id: int, zoho_module: str, zoho_id: str) -> Link | None:
         with session_scope(self._sessions) as session:

@@ -231,6 +231,26 @@ class WriteLedgerEntry(Base):
     written_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WriteIntent(Base):
+    """A Zoho write was started for a record that has no id link yet.
+
+    Found on a later attempt (the answer was lost, or the worker died before saving the link), it
+    says the record may already exist in Zoho, so the write must find it first instead of creating
+    it again. Saving the id link clears it.
+    """
+
+    __tablename__ = "write_intents"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "kind", "xero_id", name="uq_write_intents_connection_kind_xero"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    xero_id: Mapped[str] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 # -- issue 3: Xero at scale ---------------------------------------------------------------------
 
 

@@ -98,6 +98,23 @@ def parse_record_results(
     return results
 
 
+def replay_safe(records: Sequence[dict]) -> bool:
+    """Whether Zoho may receive these records twice with the effect of once.
+
+    Keyed upserts and updates of plain fields are; subform and line-item rows are not: Zoho adds a
+    row sent without an id again on every replay, and a replayed ``_delete`` names a row already
+    gone (v8 "Update Subform Data"). Such writes are not retried on a lost answer: the caller
+    reads Zoho's state and decides again.
+    """
+    for record in records:
+        for value in record.values():
+            if isinstance(value, list) and any(
+                isinstance(row, dict) and ("id" not in row or "_delete" in row) for row in value
+            ):
+                return False
+    return True
+
+
 def _json(response: requests.Response) -> Any:
     if response.status_code in _NO_CONTENT or not response.content or not is_json(response):
         return None
@@ -132,7 +149,8 @@ class ZohoClient:
     ) -> list[RecordResult]:
         """POST /{module}/upsert in chunks of 100; ``trigger=()`` suppresses Zoho automation (§3.4)."""
         extra = {"duplicate_check_fields": list(duplicate_check_fields)}
-        return self._write("POST", f"/{module}/upsert", records, trigger, extra, None)
+        return self._write("POST", f"/{module}/upsert", records, trigger, extra, None,
+                           retry_transport=replay_safe(records))
 
     def insert(self, module: str, records: Sequence[dict], *, trigger: Sequence[str] = ()) -> list[RecordResult]:
         # Not retried on a lost answer: a second insert would create duplicates.
@@ -141,7 +159,7 @@ class ZohoClient:
     def update(self, module: str, records: Sequence[dict], *, trigger: Sequence[str] = ()) -> list[RecordResult]:
         if any(not record.get("id") for record in records):
             raise ValueError("every record passed to update() needs its Zoho id")
-        return self._write("PUT", f"/{module}", records, trigger, {}, "update")
+        return self._write("PUT", f"/{module}", records, trigger, {}, "update", retry_transport=replay_safe(records))
 
     def _write(
         self,

@@ -224,3 +224,18 @@ def test_request_level_errors(client, http, status, code, error):
         assert raised.value.retry_after > 0 and raised.value.problem == "TOO_MANY_REQUESTS"
     if error is ApiError:
         assert raised.value.status == status
+
+
+def test_a_write_that_adds_or_deletes_lines_is_not_replayed_on_a_read_timeout(client, http):
+    import requests
+
+    http.add(responses.POST, CRM + "/Invoices/upsert", body=requests.ReadTimeout("answer lost"))
+    new_line = {"Subject": "INV-1", "Invoiced_Items": [{"Product_Name": {"id": "1"}, "Quantity": 1}]}
+    with pytest.raises(TransientError):
+        client.upsert("Invoices", [new_line], duplicate_check_fields=["Xero_Invoice_ID"])
+    assert len(http.calls) == 1  # Zoho may have applied it: the caller reads and decides again
+
+    edits_only = {"Subject": "INV-1", "Invoiced_Items": [{"id": "7", "Quantity": 2}]}
+    with pytest.raises(TransientError):
+        client.upsert("Invoices", [edits_only], duplicate_check_fields=["Xero_Invoice_ID"])
+    assert len(http.calls) == 1 + 3  # edits by line id are safe to replay: the quick transport retries apply

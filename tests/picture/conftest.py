@@ -43,16 +43,19 @@ class Picture:
 
 @pytest.fixture
 def make_picture(tmp_path):
-    """``make_picture(zoho=ZohoSandbox(...), clock=...)``: the picture around a Zoho sandbox of the test's choosing."""
+    """``make_picture(zoho=ZohoSandbox(...), clock=..., database_url=...)``: the picture around a Zoho sandbox
+    of the test's choosing (SQLite unless a database URL is given)."""
     started = []
 
-    def make(*, zoho: ZohoSandbox | None = None, clock=None) -> Picture:
+    def make(*, zoho: ZohoSandbox | None = None, clock=None, database_url: str | None = None) -> Picture:
         require_redis(REDIS_DB)
         xero, zoho = XeroSandbox(), zoho or ZohoSandbox()
         xero_server, zoho_server = serve(xero), serve(zoho)
         sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
         settings = embedded_settings(tmp_path, sandboxes).with_overrides(
             redis_url=redis_url(REDIS_DB), vault_keys=Secret(Vault.generate_keyring("k1")))
+        if database_url is not None:
+            settings = settings.with_overrides(database_url=database_url)
         deps = configure(settings) if clock is None else configure(settings, clock=clock)
         started.append((xero_server, zoho_server, deps))
         connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Picture Test Ltd")

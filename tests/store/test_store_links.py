@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 from connector.store import Store
 
@@ -38,3 +41,45 @@ def test_count_per_connection_and_overall(store: Store, connection_id: int) -> N
     assert store.links.count(connection_id) == 2
     assert store.links.count(other) == 1
     assert store.links.count() == 3
+
+
+def test_an_older_version_never_replaces_a_newer_link(store: Store, connection_id: int) -> None:
+    newer = datetime(2026, 2, 3, 4, 5, 7, tzinfo=timezone.utc)
+    older = newer - timedelta(seconds=1)
+    links = store.links
+    assert links.save(connection_id, "invoice", "x-1", zoho_module="Invoices", zoho_id="z-1", content_hash="new",
+                      source_updated_at=newer)
+    assert not links.save(connection_id, "invoice", "x-1", zoho_module="Invoices", zoho_id="z-1",
+                          content_hash="old", source_updated_at=older)
+    assert links.get(connection_id, "invoice", "x-1").content_hash == "new"
+    # The same version again is a harmless rewrite.
+    assert links.save(connection_id, "invoice", "x-1", zoho_module="Invoices", zoho_id="z-1", content_hash="new2",
+                      source_updated_at=newer)
+
+
+def test_racing_link_saves_leave_the_newest_version(store: Store, connection_id: int) -> None:
+    base = datetime(2026, 2, 3, 4, 5, 6, tzinfo=timezone.utc)
+    versions = [base + timedelta(milliseconds=n) for n in range(24)]
+    random.Random(7).shuffle(versions)
+    start = threading.Barrier(len(versions))
+
+    def save(version: datetime) -> None:
+        start.wait()
+        store.links.save(connection_id, "contact", "x-1", zoho_module="Accounts", zoho_id="z-1",
+                         content_hash=version.isoformat(), source_updated_at=version)
+
+    for _ in range(5):
+        with ThreadPoolExecutor(max_workers=len(versions)) as pool:
+            list(pool.map(save, versions))
+        link = store.links.get(connection_id, "contact", "x-1")
+        assert link.source_updated_at == max(versions) and link.content_hash == max(versions).isoformat()
+
+
+def test_a_saved_link_clears_the_write_intent(store: Store, connection_id: int) -> None:
+    links = store.links
+    links.begin_writes(connection_id, "invoice", ["x-1", "x-2"])
+    assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2", "x-3"]) == {"x-1", "x-2"}
+    links.save(connection_id, "invoice", "x-1", zoho_module="Invoices", zoho_id="z-1", content_hash="h")
+    assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2"]) == {"x-2"}
+    links.end_writes(connection_id, "invoice", ["x-2"])
+    assert links.writes_begun(connection_id, "invoice", ["x-1", "x-2"]) == set()
