@@ -43,6 +43,7 @@ task_routes = {
     "connector.renew_zoho_channels": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.resume_parked_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.replay_failed": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
 }
 

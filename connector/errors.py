@@ -16,6 +16,10 @@ class ConfigError(ConnectorError):
     """The configuration is missing or wrong; the message says what to set."""
 
 
+class InvalidArgument(ConnectorError):
+    """An operator's request (CLI or task arguments) is wrong; the message says what is accepted."""
+
+
 class TransientError(ConnectorError):
     """A failure worth retrying with backoff (timeouts, 5xx, broken connections)."""
 

@@ -1,5 +1,5 @@
-"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, replay, setup-zoho,
-keygen."""
+"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, setup-zoho, keygen,
+and the operating commands of workers/cli_ops.py (replay, failures, backfill, status, check)."""
 
 from __future__ import annotations
 
@@ -265,25 +265,6 @@ def cmd_setup_zoho(args: argparse.Namespace) -> int:
     return setup_zoho_orgs(list(orgs.values()), check_only=args.check, out=sys.stdout)
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    from workers.deps import get_deps
-    from workers.maintenance_tasks import replay
-
-    deps = get_deps()
-    if args.failed:
-        failures = deps.store.audit.failures(connection_id=args.connection, limit=args.limit)
-        targets: dict[str, list[str]] = {}
-        for entry in failures:
-            if entry.direction == "xero_to_zoho" and entry.record_type in ("contact", "invoice", "creditnote"):
-                targets.setdefault(entry.record_type + "s", []).append(entry.record_id)
-    else:
-        targets = {args.type + "s": [args.id]}
-    for resource, ids in targets.items():
-        replay.apply_async(args=[args.connection, resource, sorted(set(ids))])
-        print(f"queued replay of {len(set(ids))} {resource}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -362,19 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="print what is missing and exit 1 if anything is")
     p.set_defaults(func=cmd_setup_zoho)
 
-    p = sub.add_parser("replay", help="re-run the sync of one record, or of every failed one")
-    p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
-    p.add_argument("type", nargs="?", choices=["contact", "invoice", "creditnote"], help="record type (without --failed)")
-    p.add_argument("id", nargs="?", help="the Xero id of the record (without --failed)")
-    p.add_argument("--failed", action="store_true", help="replay every record whose last sync failed")
-    p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
-    p.set_defaults(func=cmd_replay)
-
-    from workers import cli_flower, cli_keygen, cli_run
+    from workers import cli_flower, cli_keygen, cli_ops, cli_run
 
     cli_keygen.register(sub)
     cli_flower.add_parser(sub)
     cli_run.add_parser(sub)
+    cli_ops.register(sub)  # replay, failures, backfill, status, check
     return parser
 
 
@@ -389,8 +363,6 @@ START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "replay" and not args.failed and not (args.type and args.id):
-        parser.error("replay needs TYPE and ID, or --failed")
     from connector.errors import ConfigError
 
     try:

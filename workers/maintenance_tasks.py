@@ -8,10 +8,21 @@ import logging
 from connector import connect, queues
 from connector.channels import renew_channels
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
+from connector.errors import InvalidArgument
+from connector.pipeline import xero_in
 from connector.pipeline.xero_in import PRIORITY_REPLAY, PRIORITY_WEBHOOK
-from connector.pipeline.common import RECORD_TYPES, new_sync_id
-from connector.store import audit as stages
+from connector.replay import (
+    ReplayOutcome,
+    ReplayRequest,
+    connection_id_of,
+    failed_replays,
+    needing_fetch,
+    parse_since,
+    replay_request,
+    start_replay,
+)
 from connector.store.parked import NOTIFY, PUSH, ZOHO_RESOURCE_PREFIX
+from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask
 from workers.deps import get_deps
@@ -77,15 +88,87 @@ def enqueue_fetch(connection_id: int, resource: str, ids: list[str], sync_ids: d
                   queue=queues.XERO_QUEUE)
 
 
-@app.task(name="connector.replay", base=ConnectorTask, bind=True)
-def replay(self, connection_id: int, resource: str, xero_ids: list[str]) -> int:
-    """Re-run a past or failed sync from a fresh fetch (the path a webhook takes, behind webhook work)."""
+@app.task(name="connector.replay", base=ConnectorTask, bind=True, throws=(InvalidArgument,))
+def replay(self, connection=None, record=None, ids=None, source="xero", **unexpected) -> int:
+    """Re-run the sync of some records of one connection (celery CLI: see README "Operating").
+
+    ``record`` takes any usual spelling ("contact", "contacts", "credit-notes"); ``source`` is "xero"
+    (re-fetch, the path a webhook takes, behind webhook work) or "snapshot" (push what is stored).
+    A bad argument fails the task with a one-line message, logged without a traceback."""
     deps = get_deps()
-    sync_ids = {xero_id: new_sync_id() for xero_id in xero_ids}
-    for xero_id, sync_id in sync_ids.items():
-        deps.store.audit.record(
-            connection_id=connection_id, record_type=RECORD_TYPES[resource], record_id=xero_id,
-            sync_id=sync_id, stage=stages.RECEIVED, detail={"source": "replay"},
-        )
-    enqueue_fetch(connection_id, resource, list(xero_ids), sync_ids, priority=PRIORITY_REPLAY)
-    return len(xero_ids)
+    try:
+        if unexpected:
+            raise InvalidArgument(f"connector.replay takes connection, record, ids and source; "
+                                  f"not {', '.join(sorted(unexpected))}")
+        request = replay_request(deps.store, connection=connection, record=record, ids=ids, source=source)
+    except InvalidArgument as exc:
+        log.warning("replay.refused: %s", exc)
+        raise
+    dispatch_replay(request, task_id=self.request.id)
+    return len(request.ids)
+
+
+@app.task(name="connector.replay_failed", base=ConnectorTask, bind=True, throws=(InvalidArgument,))
+def replay_failed(self, connection=None, since=None, record=None, error=None, source="xero", limit=1000,
+                  **unexpected) -> int:
+    """Replay every record whose latest sync failed, narrowed by connection, time, record type and
+    error class (as `connector failures` lists them)."""
+    deps = get_deps()
+    try:
+        if unexpected:
+            raise InvalidArgument(f"connector.replay_failed takes connection, since, record, error, source and "
+                                  f"limit; not {', '.join(sorted(unexpected))}")
+        requests = failed_replays(
+            deps.store, connection_id=None if connection is None else connection_id_of(connection, deps.store),
+            since=None if since is None else parse_since(since, now=deps.store.clock.now()),
+            record=record, error=error, source=source, limit=int(limit))
+    except InvalidArgument as exc:
+        log.warning("replay.refused: %s", exc)
+        raise
+    for request in requests:
+        dispatch_replay(request, task_id=self.request.id)
+    return sum(len(r.ids) for r in requests)
+
+
+def dispatch_replay(request: ReplayRequest, *, task_id: str | None = None) -> None:
+    """Audit the new trips and send them on: a fetch at replay priority, or a push of the snapshot."""
+    deps = get_deps()
+    sync_ids = start_replay(request, audit=deps.store.audit, task_id=task_id)
+    to_fetch = needing_fetch(request, deps.store.snapshots)
+    if to_fetch:
+        enqueue_fetch(request.connection_id, request.resource, to_fetch, {i: sync_ids[i] for i in to_fetch},
+                      priority=PRIORITY_REPLAY)
+    stored = [i for i in request.ids if i not in to_fetch]
+    for start in range(0, len(stored), MAX_RECORDS_PER_WRITE):
+        chunk = stored[start:start + MAX_RECORDS_PER_WRITE]
+        app.send_task("connector.push_to_zoho", args=[request.connection_id, request.resource, chunk,
+                                                      {i: sync_ids[i] for i in chunk}],
+                      kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+
+
+def replay_in_process(request: ReplayRequest) -> ReplayOutcome:
+    """Run a replay here and now (the CLI on the embedded default, where no worker would see a task)."""
+    from workers.zoho_tasks import make_zoho_push
+
+    deps = get_deps()
+    sync_ids = start_replay(request, audit=deps.store.audit)
+    connection = deps.store.connections.get(request.connection_id)
+    if connection.state != "active":
+        outcome = ReplayOutcome(request.resource)
+        outcome.failed = {i: f"connection #{connection.id} is {connection.state}: reconnect it first "
+                             f"(`connector connect xero`)" for i in request.ids}
+        return outcome
+    to_fetch = needing_fetch(request, deps.store.snapshots)
+    if to_fetch:
+        xero_in.fetch_xero_records(
+            xero_in.FetchBatch(request.connection_id, request.resource, to_fetch, sync_ids),
+            xero=deps.xero_client(connection, priority=PRIORITY_REPLAY), snapshots=deps.store.snapshots,
+            audit=deps.store.audit)
+    push = make_zoho_push(deps, connection)
+    if request.resource == "contacts":
+        batch = push.contacts(request.ids, sync_ids)
+    elif request.resource == "invoices":
+        batch = push.invoices(request.ids, sync_ids)
+    else:
+        batch = push.related(request.resource, request.ids, sync_ids)
+    return ReplayOutcome.of(request.resource, request.ids, batch)

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from connector import logs
 from connector.clock import Clock
 from connector.coalesce import DEFAULT_FLUSH_CHUNKS, IDS_PER_FETCH, Claim, LeasedBuffer
-from connector.errors import RateLimited
+from connector.errors import NotFound, RateLimited
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, XERO_CATEGORIES, new_sync_id
 from connector.ratelimit import problem_scope
@@ -65,7 +65,8 @@ def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Receive
                 record_type=RECORD_TYPES[resource],
                 record_id=record_id,
                 stage=stages.FAILED,
-                detail={"reason": "no connection for this Xero tenant", "tenant_id": event.get("tenantId")},
+                detail={"reason": "no connection for this Xero tenant", "error": "UnknownTenant",
+                        "tenant_id": event.get("tenantId"), "event_type": event.get("eventType")},
             )
             continue
         received = grouped.setdefault((connection.id, resource), _Received(connection.id, resource))
@@ -116,6 +117,8 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
         "contacts": xero.get_contacts,
         "invoices": xero.get_invoices,
         "creditnotes": xero.get_credit_notes,
+        # Payments have no IDs= filter (OAS-ACC getPayments): one GET each.
+        "payments": lambda ids: _each_payment(xero, ids),
     }[batch.resource]
     record_type = RECORD_TYPES[batch.resource]
     id_field = ID_FIELDS[batch.resource]
@@ -142,9 +145,20 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
             record_id=missing,
             sync_id=batch.sync_ids.get(missing),
             stage=stages.FAILED,
-            detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)"},
+            detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)",
+                    "error": "NotFound"},
         )
     return fetched
+
+
+def _each_payment(xero, ids: list[str]) -> list[dict]:
+    found = []
+    for payment_id in ids:
+        try:
+            found.append(xero.get_payment(payment_id))
+        except NotFound:
+            pass  # audited below as missing, like an id an IDs= list leaves out
+    return found
 
 
 def is_daily_budget(exc: Exception) -> bool:

@@ -62,6 +62,12 @@ def _looks_secret(key: str) -> bool:
     return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+def error_class(detail: dict | None) -> str:
+    """A failure's class, for filtering and counting: Zoho's code, else our error's name."""
+    detail = detail or {}
+    return str(detail.get("error_code") or detail.get("error") or "Unclassified")
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     id: int
@@ -154,21 +160,64 @@ class AuditLog:
         with session_scope(self._sessions) as session:
             return session.scalar(statement)
 
-    def failures(self, connection_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
-        """The latest event of each record whose latest stage is FAILED, newest first."""
+    def failures(self, connection_id: int | None = None, limit: int = 100, *, since: datetime | None = None,
+                 record_type: str | None = None, unattached: bool = False) -> list[AuditEntry]:
+        """The latest event of each record whose latest stage is FAILED, newest first.
+
+        ``since``: only failures at or after it; ``unattached``: only records that reached no connection
+        (webhooks of a Xero tenant that was not connected yet), whatever ``connection_id`` says.
+        """
         latest = select(func.max(AuditEvent.id).label("id")).group_by(
             AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id
         )
-        if connection_id is not None:
+        if unattached:
+            latest = latest.where(AuditEvent.connection_id.is_(None))
+        elif connection_id is not None:
             latest = latest.where(AuditEvent.connection_id == connection_id)
-        statement = (
-            select(AuditEvent)
-            .where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == FAILED)
-            .order_by(AuditEvent.id.desc())
-            .limit(limit)
-        )
+        if record_type is not None:
+            latest = latest.where(AuditEvent.record_type == record_type)
+        statement = select(AuditEvent).where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == FAILED)
+        if since is not None:
+            statement = statement.where(AuditEvent.created_at >= since)
+        statement = statement.order_by(AuditEvent.id.desc()).limit(limit)
         with session_scope(self._sessions) as session:
             return [AuditEntry.of(row) for row in session.scalars(statement)]
+
+    def attempts(self, entries: list[AuditEntry]) -> dict[tuple[int | None, str, str], int]:
+        """How many times each record's sync failed or was retried, all trips counted."""
+        counts: dict[tuple[int | None, str, str], int] = {}
+        ids = sorted({e.record_id for e in entries})
+        for start in range(0, len(ids), 500):
+            statement = (
+                select(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id, func.count())
+                .where(AuditEvent.record_id.in_(ids[start:start + 500]), AuditEvent.stage.in_((FAILED, RETRYING)))
+                .group_by(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id)
+            )
+            with session_scope(self._sessions) as session:
+                for connection_id, record_type, record_id, count in session.execute(statement):
+                    counts[(connection_id, record_type, record_id)] = int(count)
+        return counts
+
+    def last_stage_times(self, connection_id: int, stage: str) -> dict[str, datetime]:
+        """Per record type, when a record of this connection last reached ``stage``."""
+        statement = (
+            select(AuditEvent.record_type, func.max(AuditEvent.created_at))
+            .where(AuditEvent.connection_id == connection_id, AuditEvent.stage == stage)
+            .group_by(AuditEvent.record_type)
+        )
+        with session_scope(self._sessions) as session:
+            return {record_type: when for record_type, when in session.execute(statement)}
+
+    def failure_counts(self, connection_id: int, since: datetime) -> dict[str, int]:
+        """Failures of one connection since ``since``, counted by error class (see ``error_class``)."""
+        statement = select(AuditEvent.detail).where(
+            AuditEvent.connection_id == connection_id, AuditEvent.stage == FAILED, AuditEvent.created_at >= since)
+        counts: dict[str, int] = {}
+        with session_scope(self._sessions) as session:
+            for detail in session.scalars(statement):
+                name = error_class(detail)
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
     def count(self, stage: str | None = None) -> int:
         statement = select(func.count()).select_from(AuditEvent)

@@ -1,0 +1,85 @@
+"""`connector replay` on the embedded default runs the replay here and reports its outcome (a queued
+task would wait for a worker that never comes); `connector failures` prints what failed and why."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from connector.errors import InvalidArgument
+from connector.replay import parse_since, resource_of
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.store import audit as stages
+from workers.cli import main
+
+
+@pytest.mark.parametrize("spelling, resource", [
+    ("contact", "contacts"), ("Contacts", "contacts"), ("invoice", "invoices"), ("credit-notes", "creditnotes"),
+    ("CreditNote", "creditnotes"), ("credit_note", "creditnotes"), ("payment", "payments"),
+])
+def test_record_type_accepts_singular_and_plural_spellings(spelling, resource):
+    assert resource_of(spelling) == resource
+
+
+@pytest.mark.parametrize("bad", ["widget", "", None, 3, ["contact"]])
+def test_a_bad_record_type_says_what_is_accepted(bad):
+    with pytest.raises(InvalidArgument, match=r"record must be one of contact\(s\), invoice\(s\)"):
+        resource_of(bad)
+
+
+def test_since_takes_durations_and_iso_dates():
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("24h", now=now) == now - timedelta(hours=24)
+    assert parse_since("7d", now=now) == now - timedelta(days=7)
+    assert parse_since("2026-11-01", now=now) == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    with pytest.raises(InvalidArgument, match="since must be a duration like 24h"):
+        parse_since("yesterday", now=now)
+
+
+def test_replay_runs_in_process_on_the_embedded_default_and_reports_the_outcome(embedded, capsys):
+    contact = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1)[0]
+    cid = str(embedded.connection_id)
+
+    assert main(["replay", cid, "contact", contact]) == 0
+    assert "1 written, 0 unchanged, 0 failed" in capsys.readouterr().out
+    assert "queued" not in capsys.readouterr().out
+    trail = [e.stage for e in embedded.deps.store.audit.trail(embedded.connection_id, "contact", contact)]
+    assert trail == [stages.RECEIVED, stages.FETCHED, stages.MAPPED, stages.WRITTEN]
+
+    writes = embedded.zoho_writes()
+    assert main(["replay", cid, "contacts", contact, "--source", "snapshot"]) == 0
+    assert "0 written, 1 unchanged, 0 failed" in capsys.readouterr().out
+    assert embedded.zoho_writes() == writes  # already in Zoho: nothing written
+
+
+def test_replay_refuses_bad_arguments_with_one_clear_line(embedded, capsys):
+    assert main(["replay", str(embedded.connection_id), "widget", "x"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "replay: record must be one of contact(s), invoice(s), credit-note(s) / creditnote(s), payment(s); "
+        "got 'widget'")
+    assert main(["replay", "42", "contact", "x"]) == 2
+    assert "there is no connection #42" in capsys.readouterr().err
+    assert main(["replay", str(embedded.connection_id), "contact"]) == 2
+    assert "needs RECORD and at least one ID, or --failed" in capsys.readouterr().err
+
+
+def test_failures_lists_what_failed_why_and_attempts_and_replay_failed_clears_them(embedded, capsys):
+    audit = embedded.deps.store.audit
+    contact = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1)[0]
+    for stage, detail in [(stages.RETRYING, {"reason": "Zoho 503", "attempt": 1}),
+                          (stages.FAILED, {"reason": "Zoho 503 again", "error": "TransientError", "attempts": 2})]:
+        audit.record(connection_id=embedded.connection_id, record_type="contact", record_id=contact, stage=stage,
+                     detail=detail)
+
+    assert main(["failures"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if contact in row)
+    assert "TransientError" in line and "Zoho 503 again" in line and line.split()[-4] == "2"
+    assert main(["failures", "--error", "NotFound"]) == 0
+    assert capsys.readouterr().out.strip() == "no failures"
+
+    assert main(["replay", str(embedded.connection_id), "--failed", "--error", "transienterror"]) == 0
+    assert "1 written" in capsys.readouterr().out
+    assert main(["failures", str(embedded.connection_id)]) == 0
+    assert capsys.readouterr().out.strip() == "no failures"
