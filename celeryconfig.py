@@ -44,6 +44,8 @@ task_routes = {
     "connector.resume_parked_work": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.replay_failed": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.backfill_step": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.resume_backfills": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
@@ -93,5 +95,7 @@ beat_schedule = {
                         "schedule": crontab(minute=7, hour=_settings.xero_sweep_hour), "kwargs": {"full_sweep": True}},
     # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
     # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
+    # Backfills waiting for their daily budget, or whose worker died mid-page, go on from their checkpoint.
+    "resume-backfills": {"task": "connector.resume_backfills", "schedule": 60.0},
     "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": _settings.zoho_org_ttl},
 }

@@ -3,7 +3,8 @@ in workers/log_context.py (connected here, so worker, beat and Flower all get it
 
 from celery import Celery, signals
 
-app = Celery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks", "workers.maintenance_tasks"])
+app = Celery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks", "workers.maintenance_tasks",
+                                         "workers.backfill_tasks"])
 app.config_from_object("celeryconfig")
 
 

@@ -112,6 +112,212 @@ def cmd_failures(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- backfill -------------------------------------------------------------------------------------
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from connector.backfill import dry_run, resources_of
+    from connector.pipeline.xero_in import PRIORITY_BACKFILL
+    from connector.replay import connection_id_of
+    from workers.deps import get_deps
+
+    deps = get_deps()
+    try:
+        connection_id = connection_id_of(args.connection, deps.store)
+        resources = resources_of(args.resources)
+        since = _parse_since(args.since, deps)
+        if args.budget is not None and args.budget < 1:
+            raise InvalidArgument("--budget must be at least 1 call a day")
+    except InvalidArgument as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return 2
+    connection = deps.store.connections.get(connection_id)
+    if args.dry_run:
+        from tqdm import tqdm
+
+        with tqdm(desc="listing (dry run)", unit=" records", disable=args.json) as bar:
+            report = dry_run(connection_id, resources, since=since,
+                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL), links=deps.store.links,
+                             snapshots=deps.store.snapshots, config=deps.sync_config,
+                             on_page=lambda resource, count: bar.update(count))
+        if args.json:
+            print(json.dumps(report.as_dict(), indent=2))
+            return 0
+        print(f"dry run for connection #{connection_id} (nothing was written):")
+        for resource in resources:
+            print(f"  {resource:<12} create {report.create[resource]:>7}  update {report.update[resource]:>7}  "
+                  f"skip {report.skip[resource]:>7}")
+        print(f"  cost: {report.xero_calls} Xero calls (spent on this listing too), "
+              f"about {report.zoho_calls} Zoho write calls")
+        return 0
+    if connection.state != "active":
+        print(f"backfill: connection #{connection_id} is {connection.state}; reconnect it first", file=sys.stderr)
+        return 1
+    deps.store.backfills.start(connection_id, resources, since=since, calls_per_day=args.budget)
+    if deps.settings.embedded:
+        return _backfill_here(deps, connection_id)
+    from workers.app import app
+    from workers.backfill_tasks import BACKFILL_STEP
+
+    app.send_task(BACKFILL_STEP, args=[connection_id])
+    print(f"backfill of connection #{connection_id} queued ({', '.join(resources)}); it resumes from its checkpoint "
+          f"after any crash. Watch it with `connector status`.")
+    if args.detach:
+        return 0
+    return _watch(deps, connection_id)
+
+
+def _bar_update(bar, state) -> None:
+    total = state.records + (state.remaining or 0) if state.remaining is not None else None
+    if total is not None and bar.total != total:
+        bar.total = total
+    bar.n = state.records
+    bar.set_postfix_str(
+        f"calls {state.calls}, budget left {'n/a' if state.budget_left is None else state.budget_left}, "
+        f"ETA {state.eta.strftime('%Y-%m-%d %H:%M UTC') if state.eta else '?'}")
+    bar.refresh()
+
+
+def _backfill_here(deps, connection_id: int) -> int:
+    """Embedded default: the steps run in this process, each page pushed before the next is listed."""
+    import time
+
+    from tqdm import tqdm
+
+    from connector.backfill import backfill_step, progress
+    from connector.errors import RateLimited
+    from connector.pipeline.xero_in import PRIORITY_BACKFILL
+    from workers.backfill_tasks import budget
+    from workers.zoho_tasks import make_zoho_push
+
+    connection = deps.store.connections.get(connection_id)
+    xero = deps.xero_client(connection, priority=PRIORITY_BACKFILL)
+
+    def push(resource: str, ids: list[str], sync_ids: dict) -> None:
+        pusher = make_zoho_push(deps, connection)
+        for start in range(0, len(ids), 100):
+            chunk = ids[start:start + 100]
+            if resource == "contacts":
+                pusher.contacts(chunk, sync_ids)
+            elif resource == "invoices":
+                pusher.invoices(chunk, sync_ids)
+            else:
+                pusher.related(resource, chunk, sync_ids)
+
+    with tqdm(desc=f"backfill #{connection_id}", unit=" records") as bar:
+        while True:
+            try:
+                outcome = backfill_step(connection_id, xero=xero, checkpoints=deps.store.backfills, budget=budget(),
+                                        snapshots=deps.store.snapshots, audit=deps.store.audit,
+                                        clock=deps.store.clock, on_page=push)
+            except RateLimited as exc:
+                time.sleep(min(exc.retry_after, 60.0))
+                continue
+            state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget(),
+                             clock=deps.store.clock)
+            _bar_update(bar, state)
+            if outcome.state in ("done", "waiting"):
+                break
+    return _report(state)
+
+
+def _report(state) -> int:
+    if state.state == "done":
+        print(f"backfill done: {state.records} records listed in {state.calls} calls")
+    else:
+        print(f"backfill paused for its daily Xero budget after {state.records} records ({state.calls} calls); "
+              f"ETA {state.eta.isoformat(timespec='minutes') if state.eta else 'unknown'}. Run the same command "
+              f"again to go on (workers with beat resume it on their own).")
+    return 0
+
+
+def _watch(deps, connection_id: int) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from connector.backfill import progress
+    from workers.backfill_tasks import budget
+
+    try:
+        with tqdm(desc=f"backfill #{connection_id}", unit=" records") as bar:
+            while True:
+                state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget(),
+                                 clock=deps.store.clock)
+                _bar_update(bar, state)
+                if state.state != "running":
+                    break
+                time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("\nstopped watching; the backfill goes on in the workers")
+        return 0
+    return _report(state)
+
+
+# -- status and check -----------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from connector.status import collect_status
+    from workers.deps import get_deps
+
+    status = collect_status(get_deps())
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    queues = status["queues"]
+    print(f"{status['generated_at']}  mode={status['mode']}  queues: " +
+          (", ".join(f"{k}={v}" for k, v in queues.items()) if queues is not None else "in-process (not shared)"))
+    for c in status["connections"]:
+        calls = c["xero_calls"]
+        print(f"#{c['id']} {c['name']}  state={c['state']}{' (' + c['state_reason'] + ')' if c['state_reason'] else ''}")
+        print(f"    Xero today: {calls['day_used']} used, {calls['day_left']} left of {calls['day_limit']} "
+              f"({calls['day_left_for_backfill']} for backfill); this minute {calls['minute_used']}, "
+              f"in flight {calls['in_flight']}")
+        print(f"    tokens: xero until {c['tokens']['xero']['expires_at']}, zoho until {c['tokens']['zoho']['expires_at']}"
+              f"; channels: {', '.join(ch['expires_at'] or '?' for ch in c['zoho_channels']) or 'none'}")
+        print(f"    parked: {', '.join(f'{k}={v}' for k, v in c['parked'].items())}; failures 24h: "
+              f"{', '.join(f'{k}={v}' for k, v in c['failures_24h'].items()) or 'none'}")
+        print(f"    last success: {', '.join(f'{k} {v}' for k, v in c['last_success'].items()) or 'none yet'}")
+        print("    poll cursors: " + ", ".join(f"{k} {v['modified_since'] or 'not polled'}"
+                                                for k, v in c["poll_cursors"].items()))
+        if c["backfill"]:
+            b = c["backfill"]
+            print(f"    backfill: {b['state']}, {b['records']} records, {b['calls']} calls, ETA {b['eta'] or '?'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from connector.status import check_connections
+    from workers.deps import get_deps
+
+    deps = get_deps()
+    wanted = None
+    if args.connection:
+        try:
+            from connector.replay import connection_id_of
+
+            wanted = [deps.store.connections.get(connection_id_of(args.connection, deps.store))]
+        except InvalidArgument as exc:
+            print(f"check: {exc}", file=sys.stderr)
+            return 2
+    results = check_connections(deps, wanted)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            x, z = r["xero"], r["zoho"]
+            print(f"#{r['connection']} {r['name']}")
+            print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}"
+                  f"{'; ' + x['todo'] if not x['ok'] else ''}")
+            print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
+                  + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items()) or "?")
+                  + (f"; {z['todo']}" if not z["ok"] else ""))
+    if not results:
+        print("no connections yet; run `connector connect xero`")
+    return 0 if all(r["xero"]["ok"] and r["zoho"]["ok"] for r in results) else 1
+
+
 # -- registration ---------------------------------------------------------------------------------
 
 
@@ -137,3 +343,28 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=200, help="at most this many (newest first)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_failures)
+
+    p = sub.add_parser("backfill", help="import the records that already exist in Xero (resumable, budget-aware)")
+    p.add_argument("connection", help="connection number (see `connector connections`)")
+    p.add_argument("--resources", default=None,
+                   help="comma-separated: contacts,invoices,credit-notes,payments (default: all, in that order)")
+    p.add_argument("--since", default=None, help="only records changed since (ISO date/time, or 30d, 12h)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would be created, updated and skipped in Zoho, and the calls it costs; "
+                        "write nothing")
+    p.add_argument("--budget", type=int, default=None,
+                   help="at most this many Xero calls per 24 hours for the backfill (default: whatever live "
+                        "traffic leaves: the governor keeps 10%% of the day for it)")
+    p.add_argument("--detach", action="store_true", help="queue it and return; do not show the progress bar")
+    p.add_argument("--json", action="store_true", help="with --dry-run: print the report as JSON")
+    p.set_defaults(func=cmd_backfill)
+
+    p = sub.add_parser("status", help="per connection: token and channel expiry, today's Xero calls, queues, "
+                                      "parked work, failures, last sync, poll cursors")
+    p.add_argument("--json", action="store_true", help="print the JSON the receiver's GET /status serves")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("check", help="one cheap authenticated call to Xero and Zoho per connection: ok, or what to do")
+    p.add_argument("connection", nargs="?", default=None, help="only this connection (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_check)

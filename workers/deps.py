@@ -65,7 +65,7 @@ class Deps:
 
     @cached_property
     def governor(self) -> XeroRateGovernor:
-        return XeroRateGovernor(self.redis)
+        return XeroRateGovernor(self.redis, clock=self.clock)
 
     @cached_property
     def coalescer(self) -> LeasedBuffer:

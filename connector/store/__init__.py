@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.audit import AuditLog
+from connector.store.backfills import BackfillCheckpointStore
 from connector.store.channels import ChannelStore
 from connector.store.connections import ConnectionStore
 from connector.store.credentials import CredentialStore
@@ -36,6 +37,7 @@ class Store:
         self.parked = ParkedWorkStore(self.sessions, clock=clock)
         self.poll_cursors = PollCursorStore(self.sessions, clock=clock)  # issue 3
         self.write_ledger = WriteLedger(self.sessions, clock=clock)  # issue 5
+        self.backfills = BackfillCheckpointStore(self.sessions, clock=clock)
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = SYSTEM_CLOCK) -> "Store":

@@ -287,3 +287,35 @@ class SharedCredential(Base):
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     system: Mapped[str] = mapped_column(String(10))
     owner_connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+
+
+# -- backfill -------------------------------------------------------------------------------------
+
+
+class BackfillCheckpoint(Base):
+    """How far the import of one resource's existing Xero records has got (connector/backfill.py).
+
+    ``anchor`` is the If-Modified-Since of the next page request and ``page`` its page number; both move
+    only once a page is stored and handed on. ``version`` makes each advance a compare-and-set, so two
+    steps that raced for the same page cannot both move it."""
+
+    __tablename__ = "backfill_checkpoints"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "resource", name="uq_backfill_checkpoints_connection_resource"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    resource: Mapped[str] = mapped_column(String(40))
+    since: Mapped[datetime | None]
+    anchor: Mapped[datetime | None]
+    page: Mapped[int] = mapped_column(Integer, default=1)
+    state: Mapped[str] = mapped_column(String(20))  # running | waiting | done
+    records: Mapped[int] = mapped_column(Integer, default=0)
+    pages: Mapped[int] = mapped_column(Integer, default=0)
+    remaining: Mapped[int | None] = mapped_column(Integer)
+    calls_per_day: Mapped[int | None] = mapped_column(Integer)
+    resume_after: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

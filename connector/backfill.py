@@ -1,0 +1,320 @@
+"""Backfill: import the records that already exist in Xero, page by page, behind live traffic.
+
+Each step lists ONE page (pageSize 1000, xero-api.md §5.2) ordered by UpdatedDateUTC at backfill
+priority, so the rate governor keeps its headroom for webhook work (connector/ratelimit.py), stores
+the records as snapshots, hands the new ones on to Zoho and only then moves the durable checkpoint.
+A crash loses at most the page in flight; finished pages are never listed again.
+
+Paging is by key, not by page number alone: the next request asks If-Modified-Since the second
+before the newest record of the last page (page 1 again), so a record edited during the import
+cannot shift an unread record onto an already read page. Records re-listed from that shared second
+are recognised (same UpdatedDateUTC and content as stored) and not handed on twice. Only when a
+whole page sits in one second does the page number advance instead.
+
+Budget: besides the governor's share for priority 2, a backfill may be given its own number of Xero
+calls per rolling 24 hours; when that is spent the checkpoint waits (resume_after) and beat resumes
+it, so a large org is spread over days. Memory: one page at a time, never the whole org.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connector.clock import Clock
+from connector.errors import InvalidArgument, RateLimited
+from connector.mapping.contacts import map_contact
+from connector.mapping.hashing import content_hash
+from connector.mapping.xero_values import parse_xero_date
+from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
+from connector.pipeline.to_zoho import zoho_contact_records
+from connector.polling import _as_stored, _lister
+from connector.ratelimit import problem_scope
+from connector.replay import resource_of
+from connector.store import audit as stages
+
+RESOURCES = ("contacts", "invoices", "creditnotes", "payments")  # dependency order: contacts first
+PAGE_SIZE = 1000
+ORDER = "UpdatedDateUTC ASC"
+DAY_MS = 86_400_000
+# Backfill calls run at the governor's priority 2, which keeps 25% of each minute for live work.
+BACKFILL_CALLS_PER_MINUTE = 45
+# Zoho writes at most 100 records per call (zoho-crm-api.md, upsert).
+ZOHO_RECORDS_PER_WRITE = 100
+
+
+def resources_of(text: str | None) -> list[str]:
+    """"contacts,invoices,credit-notes,payments" (any spelling) → resources in dependency order."""
+    if not text:
+        return list(RESOURCES)
+    wanted = {resource_of(part) for part in text.split(",") if part.strip()}
+    if not wanted:
+        raise InvalidArgument("--resources needs at least one of contacts, invoices, credit-notes, payments")
+    return [r for r in RESOURCES if r in wanted]
+
+
+class BackfillBudget:
+    """The calls one connection's backfill made in the last 24 hours, shared by every process (Redis)."""
+
+    def __init__(self, redis, *, clock: Clock) -> None:
+        self._redis = redis
+        self._clock = clock
+
+    def _key(self, connection_id: int) -> str:
+        return f"backfill:calls:{connection_id}"
+
+    def _now_ms(self) -> int:
+        return round(self._clock.time() * 1000)
+
+    def used(self, connection_id: int) -> int:
+        now = self._now_ms()
+        return int(self._redis.zcount(self._key(connection_id), f"({now - DAY_MS}", "+inf"))
+
+    def wait(self, connection_id: int, calls_per_day: int | None) -> float:
+        """Seconds until one more call fits in the budget (0.0: now)."""
+        if calls_per_day is None:
+            return 0.0
+        now = self._now_ms()
+        key = self._key(connection_id)
+        self._redis.zremrangebyscore(key, "-inf", now - DAY_MS)
+        used = int(self._redis.zcard(key))
+        if used < calls_per_day:
+            return 0.0
+        oldest = self._redis.zrange(key, used - calls_per_day, used - calls_per_day, withscores=True)
+        return max((oldest[0][1] + DAY_MS - now) / 1000, 0.001)
+
+    def spend(self, connection_id: int) -> None:
+        now = self._now_ms()
+        key = self._key(connection_id)
+        self._redis.zadd(key, {uuid.uuid4().hex: now})
+        self._redis.pexpire(key, DAY_MS + 60_000)
+
+
+@dataclass
+class StepOutcome:
+    state: str  # "page" (one page stored), "waiting" (budget), "done", "superseded" (another step won)
+    resource: str | None = None
+    records: int = 0
+    handed_on: int = 0
+    retry_after: float | None = None
+
+
+def next_position(anchor: datetime | None, page: int, oldest: datetime | None,
+                  newest: datetime | None) -> tuple[datetime | None, int]:
+    """Where the next page request starts, after a page holding records from ``oldest`` to ``newest``.
+
+    If-Modified-Since is to the second and means "after" (xero-api.md §5.2): re-anchor on the second
+    before the newest record's, unless the whole page shares one second; then go on by page number."""
+    if newest is None or oldest is None or oldest.replace(microsecond=0) == newest.replace(microsecond=0):
+        return anchor, page + 1
+    return newest.replace(microsecond=0) - timedelta(seconds=1), 1
+
+
+def _is_known(previous, updated: datetime, record: dict) -> bool:
+    return previous is not None and (previous.source_updated_at > updated or (
+        previous.source_updated_at == updated and previous.payload == _as_stored(record)))
+
+
+def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudget, snapshots, audit, clock: Clock,
+                  on_page) -> StepOutcome:
+    """List and store the next page of the first unfinished resource of this connection's backfill.
+
+    ``on_page(resource, ids, sync_ids)`` hands the new records on (to Zoho). A short rate limit raises
+    RateLimited (the caller retries soon); a spent budget (ours or Xero's day) makes the checkpoint wait.
+    """
+    pending = [c for c in checkpoints.for_connection(connection_id) if c.state != "done"]
+    if not pending:
+        return StepOutcome("done")
+    checkpoint = min(pending, key=lambda c: RESOURCES.index(c.resource))
+    resource = checkpoint.resource
+    if checkpoint.resume_after is not None and checkpoint.resume_after > clock.now():
+        return StepOutcome("waiting", resource, retry_after=(checkpoint.resume_after - clock.now()).total_seconds())
+    wait = budget.wait(connection_id, checkpoint.calls_per_day)
+    if wait > 0:
+        checkpoints.wait_until(checkpoint, clock.now() + timedelta(seconds=wait))
+        return StepOutcome("waiting", resource, retry_after=wait)
+    try:
+        page = _lister(xero, resource)(modified_since=checkpoint.anchor, page=checkpoint.page, page_size=PAGE_SIZE,
+                                       order=ORDER)
+    except RateLimited as exc:
+        if problem_scope(exc.problem) != "day":
+            raise
+        checkpoints.wait_until(checkpoint, clock.now() + timedelta(seconds=exc.retry_after))
+        return StepOutcome("waiting", resource, retry_after=exc.retry_after)
+    budget.spend(connection_id)
+
+    id_field, record_type = ID_FIELDS[resource], RECORD_TYPES[resource]
+    # Re-anchored on the second before the last page's newest record: that second's records were
+    # handed on with the last page already.
+    overlap = (checkpoint.anchor + timedelta(seconds=1)
+               if checkpoint.page == 1 and checkpoint.anchor is not None and checkpoint.anchor != checkpoint.since
+               else None)
+    handed: dict[str, str] = {}
+    oldest = newest = None
+    for record in page.items:
+        xero_id = str(record[id_field])
+        updated = parse_xero_date(record.get("UpdatedDateUTC"), field="UpdatedDateUTC")
+        oldest = updated if oldest is None or updated < oldest else oldest
+        newest = updated if newest is None or updated > newest else newest
+        previous = snapshots.get(connection_id, resource, xero_id)
+        if _is_known(previous, updated, record) and (
+                previous.source_updated_at > updated or updated.replace(microsecond=0) == overlap):
+            continue
+        snapshots.put_if_newer(connection_id, resource, xero_id, source_updated_at=updated, payload=record)
+        # Handed on even when stored before (by a webhook, or by a step that died before its
+        # hand-over): the push writes nothing to Zoho when Zoho already matches.
+        sync_id = handed[xero_id] = new_sync_id()
+        for stage in (stages.RECEIVED, stages.FETCHED):
+            audit.record(connection_id=connection_id, record_type=record_type, record_id=xero_id, sync_id=sync_id,
+                         stage=stage, detail={"source": "backfill", "updated_utc": updated.isoformat()})
+    if handed:
+        on_page(resource, list(handed), handed)
+    anchor, page_number = next_position(checkpoint.anchor, checkpoint.page, oldest, newest)
+    remaining = None
+    if page.item_count is not None:
+        remaining = max(page.item_count - page.page * PAGE_SIZE, 0)
+    done = not page.has_more or not page.items
+    if not checkpoints.advance(checkpoint, anchor=anchor, page=page_number, records=len(page.items),
+                               remaining=0 if done else remaining, done=done):
+        return StepOutcome("superseded", resource)
+    return StepOutcome("page", resource, records=len(page.items), handed_on=len(handed))
+
+
+# -- progress and ETA -----------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    records: int
+    remaining: int | None
+    calls: int
+    budget_left: int | None
+    eta: datetime | None
+    state: str
+    resources: dict[str, dict] = field(default_factory=dict)
+
+
+def estimate_eta(*, remaining_calls: int, budget_left: int | None, calls_per_day: int | None, now: datetime,
+                 budget_frees_in: float = 0.0) -> datetime:
+    """When the remaining pages are likely listed: at the governor's backfill pace while budget lasts,
+    then one day's budget a day."""
+    if remaining_calls <= 0:
+        return now
+    today = remaining_calls if budget_left is None else min(remaining_calls, budget_left)
+    seconds = today * 60 / BACKFILL_CALLS_PER_MINUTE
+    rest = remaining_calls - today
+    if rest > 0 and calls_per_day:
+        seconds = max(seconds, budget_frees_in) + (math.ceil(rest / calls_per_day) - 1) * 86400 \
+            + min(rest, calls_per_day) * 60 / BACKFILL_CALLS_PER_MINUTE
+    return now + timedelta(seconds=seconds)
+
+
+def progress(connection_id: int, *, checkpoints, budget: BackfillBudget, clock: Clock) -> Progress:
+    rows = checkpoints.for_connection(connection_id)
+    now = clock.now()
+    calls_per_day = next((c.calls_per_day for c in rows if c.state != "done"), None)
+    used = budget.used(connection_id)
+    budget_left = None if calls_per_day is None else max(calls_per_day - used, 0)
+    remaining_records = 0
+    unknown = False
+    for c in rows:
+        if c.state != "done":
+            if c.remaining is None:
+                unknown = True
+            else:
+                remaining_records += c.remaining
+    remaining_calls = sum(math.ceil((c.remaining or 0) / PAGE_SIZE) + (c.remaining is None)
+                          for c in rows if c.state != "done")
+    waiting = [c.resume_after for c in rows if c.state == "waiting" and c.resume_after]
+    frees_in = max(((w - now).total_seconds() for w in waiting), default=0.0)
+    state = "done" if rows and all(c.state == "done" for c in rows) else "waiting" if waiting else "running"
+    return Progress(
+        records=sum(c.records for c in rows), remaining=None if unknown else remaining_records,
+        calls=sum(c.pages for c in rows), budget_left=budget_left,
+        eta=None if unknown and state != "done" else estimate_eta(
+            remaining_calls=remaining_calls, budget_left=budget_left, calls_per_day=calls_per_day, now=now,
+            budget_frees_in=frees_in),
+        state=state,
+        resources={c.resource: {"state": c.state, "records": c.records, "pages": c.pages, "remaining": c.remaining,
+                                "resume_after": c.resume_after.isoformat() if c.resume_after else None}
+                   for c in rows},
+    )
+
+
+# -- dry run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class DryRunReport:
+    """What a backfill would do in Zoho, and what it would cost, from a read-only listing."""
+
+    xero_calls: int = 0
+    create: dict[str, int] = field(default_factory=dict)
+    update: dict[str, int] = field(default_factory=dict)
+    skip: dict[str, int] = field(default_factory=dict)
+    zoho_calls: int = 0
+
+    def as_dict(self) -> dict:
+        return {"xero_calls": self.xero_calls, "zoho_calls": self.zoho_calls, "create": self.create,
+                "update": self.update, "skip": self.skip}
+
+
+def dry_run(connection_id: int, resources: list[str], *, since: datetime | None, xero, links, snapshots, config,
+            on_page=None) -> DryRunReport:
+    """List every page as the backfill would (spending those Xero calls) and classify each record
+    against the id links and snapshots; writes nothing anywhere."""
+    report = DryRunReport()
+    for resource in resources:
+        counts = {"create": 0, "update": 0, "skip": 0}
+        counted: set[str] = set()  # ids of the last page's newest second: listed again after re-anchoring
+        anchor, page_number = since, 1
+        while True:
+            page = _lister(xero, resource)(modified_since=anchor, page=page_number, page_size=PAGE_SIZE, order=ORDER)
+            report.xero_calls += 1
+            oldest = newest = None
+            last_second: dict[datetime, set[str]] = {}
+            overlap = anchor + timedelta(seconds=1) if page_number == 1 and anchor is not None and anchor != since \
+                else None
+            for record in page.items:
+                updated = parse_xero_date(record.get("UpdatedDateUTC"), field="UpdatedDateUTC")
+                oldest = updated if oldest is None or updated < oldest else oldest
+                newest = updated if newest is None or updated > newest else newest
+                second = updated.replace(microsecond=0)
+                if second == overlap and str(record[ID_FIELDS[resource]]) in counted:
+                    continue
+                last_second.setdefault(second, set()).add(str(record[ID_FIELDS[resource]]))
+                counts[_classify(connection_id, resource, record, updated, links, snapshots, config)] += 1
+            if newest is not None:
+                counted = last_second.get(newest.replace(microsecond=0), set())
+            if on_page is not None:
+                on_page(resource, len(page.items))
+            if not page.has_more or not page.items:
+                break
+            anchor, page_number = next_position(anchor, page_number, oldest, newest)
+        report.create[resource], report.update[resource], report.skip[resource] = (
+            counts["create"], counts["update"], counts["skip"])
+        writes = counts["create"] + counts["update"]
+        # Contacts write an Account and its Contacts; the others re-write the invoices they touch.
+        modules = 2 if resource == "contacts" else 1
+        report.zoho_calls += modules * math.ceil(writes / ZOHO_RECORDS_PER_WRITE)
+    return report
+
+
+def _classify(connection_id, resource, record, updated, links, snapshots, config) -> str:
+    xero_id = str(record[ID_FIELDS[resource]])
+    if resource == "contacts":
+        link = links.get(connection_id, "contact", xero_id)
+        if link is None:
+            return "create"
+        account, _ = zoho_contact_records(map_contact(record), record, config)
+        return "skip" if link.content_hash == content_hash(account) else "update"
+    if resource == "invoices":
+        link = links.get(connection_id, "invoice", xero_id)
+        if link is None:
+            return "create"
+        return "skip" if link.source_updated_at and link.source_updated_at >= updated else "update"
+    # Payments and credit notes have no Zoho record of their own: they update the invoices they touch.
+    previous = snapshots.get(connection_id, resource, xero_id)
+    return "skip" if _is_known(previous, updated, record) else "update"

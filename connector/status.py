@@ -1,0 +1,142 @@
+"""The operator's view, as one JSON-able dict: `connector status` prints it, the receiver serves it.
+
+``collect_status(deps)`` reads only: the store, the credentials' expiries (never a token), the Xero
+rate governor's counters in Redis and the broker's queue lengths. ``check_connections(deps)`` is the
+"ping your real systems" check: one cheap authenticated call to each side per connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from connector import queues
+from connector.backfill import BackfillBudget, progress
+from connector.polling import POLLED_RESOURCES
+from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
+from connector.store import audit as stages
+from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
+
+WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment else None
+
+
+def queue_depths(settings) -> dict[str, int] | None:
+    """Messages waiting per worker queue (the Redis broker's list lengths); None without a shared broker."""
+    if not settings.broker_url.startswith(("redis://", "rediss://")):
+        return None
+    from connector.redis_conn import connect_redis
+
+    broker = connect_redis(settings.broker_url)
+    try:
+        return {name: int(broker.llen(name)) for name in WORKER_QUEUES}
+    finally:
+        broker.close()
+
+
+def collect_status(deps) -> dict[str, Any]:
+    store = deps.store
+    now = store.clock.now()
+    connections = []
+    for c in store.connections.all():
+        tokens = {}
+        for system in ("xero", "zoho"):
+            owner = deps.credentials.owner_of(c.id, system)
+            stored = deps.credentials.load(owner, system)
+            tokens[system] = {"expires_at": _iso(stored.tokens.expires_at) if stored else None,
+                              "shared_with": owner if owner != c.id else None}
+        channels = store.channels.for_connection(deps.credentials.owner_of(c.id, "zoho"))
+        usage = deps.governor.usage(c.xero_tenant_id)
+        day_limit = c.xero_daily_limit
+        successes: dict[str, datetime] = {}
+        for stage in (stages.WRITTEN, stages.SKIPPED):
+            for record_type, when in store.audit.last_stage_times(c.id, stage).items():
+                successes[record_type] = max(when, successes.get(record_type, when))
+        cursors = {}
+        for resource in POLLED_RESOURCES:
+            cursor = store.poll_cursors.get(c.id, resource)
+            cursors[resource] = {"modified_since": _iso(cursor.modified_since), "polled_at": _iso(cursor.polled_at),
+                                 "swept_at": _iso(cursor.swept_at)}
+        backfill = None
+        if store.backfills.for_connection(c.id):
+            state = progress(c.id, checkpoints=store.backfills, budget=BackfillBudget(deps.redis, clock=store.clock),
+                             clock=store.clock)
+            backfill = {"state": state.state, "records": state.records, "remaining": state.remaining,
+                        "calls": state.calls, "budget_left": state.budget_left, "eta": _iso(state.eta),
+                        "resources": state.resources}
+        connections.append({
+            "id": c.id,
+            "name": c.name,
+            "xero_tenant_id": c.xero_tenant_id,
+            "state": c.state,
+            "state_reason": c.state_reason,
+            "tokens": tokens,
+            "zoho_channels": [{"channel_id": ch.channel_id, "expires_at": _iso(ch.expires_at)} for ch in channels],
+            "xero_calls": {
+                "day_limit": day_limit,
+                "day_used": usage["day_used"],
+                "day_left": max(day_limit - usage["day_used"], 0),
+                # What replays and backfills may still use: the governor keeps the rest for live work.
+                "day_left_for_backfill": max(allowed_share(day_limit, PRIORITY_DAY_HEADROOM[2]) - usage["day_used"],
+                                             0),
+                "minute_used": usage["minute_used"],
+                "in_flight": usage["in_flight"],
+                "penalty_seconds": usage["penalty_remaining"],
+            },
+            # Zoho counts API credits per org and reports them only in its console (no API reads them).
+            "zoho_credits_used": None,
+            "parked": {reason: store.parked.count(c.id, reason=reason) for reason in (NEEDS_REAUTH, DAILY_BUDGET)},
+            "failures_24h": store.audit.failure_counts(c.id, now - timedelta(hours=24)),
+            "last_success": {record_type: _iso(when) for record_type, when in sorted(successes.items())},
+            "poll_cursors": cursors,
+            "backfill": backfill,
+        })
+    return {
+        "generated_at": _iso(now),
+        "mode": "embedded" if deps.settings.embedded else "distributed",
+        "queues": queue_depths(deps.settings),
+        "connections": connections,
+    }
+
+
+def check_connections(deps, connections=None) -> list[dict[str, Any]]:
+    """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
+    custom fields), each "ok" or what to do."""
+    from connector.zoho_setup import NEEDED_FIELDS, check_org
+
+    results = []
+    for c in connections if connections is not None else deps.store.connections.all():
+        result: dict[str, Any] = {"connection": c.id, "name": c.name}
+        try:
+            stored = deps.credentials.load(deps.credentials.owner_of(c.id, "xero"), "xero")
+            tenants = {str(t.get("tenantId")) for t in deps.xero_client(c).get_connections()}
+            scopes = sorted((stored.tokens.scope or "").split()) if stored else []
+            if c.xero_tenant_id in tenants:
+                result["xero"] = {"ok": True, "scopes": scopes}
+            else:
+                result["xero"] = {"ok": False, "scopes": scopes, "todo": (
+                    "the Xero grant no longer covers this organisation; run `connector connect xero` and tick it")}
+        except Exception as exc:  # any failure is reported with what to do, never raised
+            result["xero"] = {"ok": False, "error": str(exc),
+                              "todo": "reconnect with `connector connect xero`, or check XERO_* settings"}
+        try:
+            org = check_org(deps.zoho_client_for(c.id))
+            result["zoho"] = {
+                "ok": not org.missing,
+                # Only Professional and above have the Invoices module (Zoho CRM editions).
+                "edition": "Professional or higher (Invoices)" if org.has_invoices
+                else "Free or Standard (no Invoices: contacts only)",
+                "custom_fields": {m: sorted(f.api_name for f in NEEDED_FIELDS
+                                            if f.module == m and f.api_name in fields)
+                                  for m, fields in sorted(org.fields.items())},
+                **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
+            }
+        except Exception as exc:
+            result["zoho"] = {"ok": False, "error": str(exc),
+                              "todo": "reconnect with `connector connect zoho --connection "
+                                      f"{c.id}`, or check ZOHO_* settings"}
+        results.append(result)
+    return results

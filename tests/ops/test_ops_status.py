@@ -1,0 +1,69 @@
+"""`connector status` / collect_status after a known run, and `connector check` against the sandboxes."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.status import collect_status
+from connector.store import audit as stages
+from connector.store.parked import NEEDS_REAUTH
+from workers.cli import main
+
+
+def test_status_shape_and_values_after_a_known_run(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=3)
+    assert main(["replay", str(cid), "contacts", *contacts]) == 0
+    capsys.readouterr()
+    deps.store.audit.record(connection_id=cid, record_type="invoice", record_id="inv-9", stage=stages.FAILED,
+                            detail={"reason": "Zoho refused", "error_code": "DUPLICATE_DATA"})
+    deps.store.parked.park(cid, "invoices", ["inv-1", "inv-2"], reason=NEEDS_REAUTH)
+    cursor = datetime(2026, 11, 1, 8, 30, tzinfo=timezone.utc)
+    deps.store.poll_cursors.advance(cid, "payments", cursor)
+
+    status = collect_status(deps)
+    assert set(status) == {"generated_at", "mode", "queues", "connections"}
+    assert status["mode"] == "embedded" and status["queues"] is None
+    [c] = status["connections"]
+    assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
+                      "xero_calls", "zoho_credits_used", "parked", "failures_24h", "last_success", "poll_cursors",
+                      "backfill"}
+    assert c["id"] == cid and c["state"] == "active" and c["xero_tenant_id"] == embedded.tenant_id
+    xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
+    assert xero_calls >= 1
+    assert c["xero_calls"]["day_used"] == xero_calls
+    assert c["xero_calls"]["day_left"] == 5000 - xero_calls
+    assert c["xero_calls"]["day_left_for_backfill"] == 4500 - xero_calls
+    assert c["tokens"]["xero"]["expires_at"] and c["tokens"]["zoho"]["expires_at"]
+    assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0}
+    assert c["failures_24h"] == {"DUPLICATE_DATA": 1}
+    assert set(c["last_success"]) == {"contact"}
+    assert c["poll_cursors"]["payments"]["modified_since"] == cursor.isoformat()
+    assert c["poll_cursors"]["contacts"]["modified_since"] is None
+    assert c["backfill"] is None
+
+    assert main(["status", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["connections"][0]["parked"] == c["parked"]
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert f"Xero today: {xero_calls} used, {5000 - xero_calls} left of 5000" in text
+
+
+def test_check_reports_each_side_ok_with_scopes_edition_and_fields(embedded, capsys):
+    assert main(["check", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["xero"]["ok"] and "accounting.contacts" in result["xero"]["scopes"]
+    assert result["zoho"]["ok"] and result["zoho"]["edition"].startswith("Professional")
+    assert "Xero_Contact_ID" in result["zoho"]["custom_fields"]["Accounts"]
+
+
+def test_check_says_what_to_do_when_the_xero_grant_is_gone(embedded, capsys):
+    stored = embedded.deps.credentials.load(embedded.connection_id, "xero")
+    embedded.xero.revoke(stored.tokens.refresh_token.reveal())
+    embedded.xero.expire_access_tokens()
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "xero: PROBLEM" in out and "connector connect xero" in out and "zoho: ok" in out

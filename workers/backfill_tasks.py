@@ -1,0 +1,85 @@
+"""Backfill tasks (queue "maintenance"): one page per task, each task queueing the next, so a worker
+that dies loses at most the page in flight and beat picks the chain up again (connector/backfill.py)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from connector import queues
+from connector.backfill import BackfillBudget, backfill_step
+from connector.errors import RateLimited
+from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.store.backfills import RUNNING, WAITING
+from connector.zoho.client import MAX_RECORDS_PER_WRITE
+from workers.app import app
+from workers.base import ConnectorTask
+from workers.deps import get_deps
+from workers.xero_tasks import rate_limit_countdown
+
+log = logging.getLogger(__name__)
+
+BACKFILL_STEP = "connector.backfill_step"
+# Pushes waiting in the zoho queue above which the backfill lists no further page: memory and queue
+# stay bounded, and live pushes never queue behind a whole org.
+MAX_ZOHO_BACKLOG = 20
+BACKLOG_RECHECK_SECONDS = 2.0
+# A running checkpoint not advanced for this long lost its chain (a worker died): beat restarts it.
+STALE_AFTER = timedelta(minutes=5)
+
+
+def budget() -> BackfillBudget:
+    deps = get_deps()
+    return BackfillBudget(deps.redis, clock=deps.store.clock)
+
+
+def push_pages(connection_id: int):
+    def on_page(resource: str, ids: list[str], sync_ids: dict[str, str]) -> None:
+        for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
+            chunk = ids[start:start + MAX_RECORDS_PER_WRITE]
+            app.send_task("connector.push_to_zoho", args=[connection_id, resource, chunk,
+                                                          {i: sync_ids[i] for i in chunk}],
+                          kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+    return on_page
+
+
+@app.task(name=BACKFILL_STEP, base=ConnectorTask, bind=True)
+def backfill_step_task(self, connection_id: int) -> str:
+    deps = get_deps()
+    connection = deps.store.connections.get(connection_id)
+    if connection is None or connection.state != "active":
+        return "inactive"  # the checkpoint holds the place; beat resumes once the connection is back
+    if deps.redis.llen(queues.ZOHO_QUEUE) > MAX_ZOHO_BACKLOG:
+        backfill_step_task.apply_async(args=[connection_id], countdown=BACKLOG_RECHECK_SECONDS,
+                                       queue=queues.MAINTENANCE_QUEUE)
+        return "backlog"
+    try:
+        outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                                checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
+                                audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id))
+    except RateLimited as exc:  # a minute or concurrency limit: back in moments
+        raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=None) from None
+    except Exception as exc:
+        self.retry_or_fail(exc, connection_id=connection_id, record_type="backfill", record_ids=[])
+    if outcome.state == "page":
+        backfill_step_task.apply_async(args=[connection_id], queue=queues.MAINTENANCE_QUEUE)
+    elif outcome.state == "waiting":
+        log.info("backfill.waiting connection=%s resource=%s for %.0fs (daily budget)", connection_id,
+                 outcome.resource, outcome.retry_after or 0)
+    return outcome.state
+
+
+@app.task(name="connector.resume_backfills", base=ConnectorTask, bind=True)
+def resume_backfills(self) -> int:
+    """Beat: go on with backfills whose budget wait is over, or whose chain was lost with a worker."""
+    deps = get_deps()
+    now = deps.store.clock.now()
+    due = set()
+    for checkpoint in deps.store.backfills.unfinished():
+        if checkpoint.state == WAITING and (checkpoint.resume_after is None or checkpoint.resume_after <= now):
+            due.add(checkpoint.connection_id)
+        elif checkpoint.state == RUNNING and checkpoint.updated_at < now - STALE_AFTER:
+            due.add(checkpoint.connection_id)
+    for connection_id in sorted(due):
+        backfill_step_task.apply_async(args=[connection_id], queue=queues.MAINTENANCE_QUEUE)
+    return len(due)
