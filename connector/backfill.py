@@ -43,6 +43,8 @@ DAY_MS = 86_400_000
 BACKFILL_CALLS_PER_MINUTE = 45
 # Zoho writes at most 100 records per call (zoho-crm-api.md, upsert).
 ZOHO_RECORDS_PER_WRITE = 100
+# Re-anchoring lists the last page's newest second again; above this many records it is not worth it.
+MAX_RELISTED = 50
 
 
 def resources_of(text: str | None) -> list[str]:
@@ -101,13 +103,15 @@ class StepOutcome:
     retry_after: float | None = None
 
 
-def next_position(anchor: datetime | None, page: int, oldest: datetime | None,
-                  newest: datetime | None) -> tuple[datetime | None, int]:
+def next_position(anchor: datetime | None, page: int, oldest: datetime | None, newest: datetime | None,
+                  in_newest_second: int = 1) -> tuple[datetime | None, int]:
     """Where the next page request starts, after a page holding records from ``oldest`` to ``newest``.
 
     If-Modified-Since is to the second and means "after" (xero-api.md §5.2): re-anchor on the second
-    before the newest record's, unless the whole page shares one second; then go on by page number."""
-    if newest is None or oldest is None or oldest.replace(microsecond=0) == newest.replace(microsecond=0):
+    before the newest record's, which lists that second's ``in_newest_second`` records again. When that
+    is too many (bulk imports put thousands in one second), go on by page number instead."""
+    if newest is None or oldest is None or oldest.replace(microsecond=0) == newest.replace(microsecond=0) \
+            or in_newest_second > MAX_RELISTED:
         return anchor, page + 1
     return newest.replace(microsecond=0) - timedelta(seconds=1), 1
 
@@ -153,33 +157,43 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
                else None)
     handed: dict[str, str] = {}
     oldest = newest = None
+    relisted = 0
+    per_second: dict[datetime, int] = {}
+    stored = snapshots.get_many(connection_id, resource, [str(r[id_field]) for r in page.items])
+    to_store, to_audit = [], []
     for record in page.items:
         xero_id = str(record[id_field])
         updated = parse_xero_date(record.get("UpdatedDateUTC"), field="UpdatedDateUTC")
         oldest = updated if oldest is None or updated < oldest else oldest
         newest = updated if newest is None or updated > newest else newest
-        previous = snapshots.get(connection_id, resource, xero_id)
-        if _is_known(previous, updated, record) and (
-                previous.source_updated_at > updated or updated.replace(microsecond=0) == overlap):
+        per_second[updated.replace(microsecond=0)] = per_second.get(updated.replace(microsecond=0), 0) + 1
+        previous = stored.get(xero_id)
+        if _is_known(previous, updated, record) and updated.replace(microsecond=0) == overlap:
+            relisted += 1
             continue
-        snapshots.put_if_newer(connection_id, resource, xero_id, source_updated_at=updated, payload=record)
+        if previous is not None and previous.source_updated_at > updated:
+            continue  # a webhook fetch stored something newer, and handed it on
+        to_store.append((xero_id, updated, record))
         # Handed on even when stored before (by a webhook, or by a step that died before its
         # hand-over): the push writes nothing to Zoho when Zoho already matches.
         sync_id = handed[xero_id] = new_sync_id()
-        for stage in (stages.RECEIVED, stages.FETCHED):
-            audit.record(connection_id=connection_id, record_type=record_type, record_id=xero_id, sync_id=sync_id,
-                         stage=stage, detail={"source": "backfill", "updated_utc": updated.isoformat()})
+        to_audit += [dict(connection_id=connection_id, record_type=record_type, record_id=xero_id, sync_id=sync_id,
+                          stage=stage, detail={"source": "backfill", "updated_utc": updated.isoformat()})
+                     for stage in (stages.RECEIVED, stages.FETCHED)]
+    snapshots.put_many_if_newer(connection_id, resource, to_store)
+    audit.record_many(to_audit)
     if handed:
         on_page(resource, list(handed), handed)
-    anchor, page_number = next_position(checkpoint.anchor, checkpoint.page, oldest, newest)
+    anchor, page_number = next_position(checkpoint.anchor, checkpoint.page, oldest, newest,
+                                        per_second.get(newest.replace(microsecond=0), 0) if newest else 0)
     remaining = None
     if page.item_count is not None:
         remaining = max(page.item_count - page.page * PAGE_SIZE, 0)
     done = not page.has_more or not page.items
-    if not checkpoints.advance(checkpoint, anchor=anchor, page=page_number, records=len(page.items),
+    if not checkpoints.advance(checkpoint, anchor=anchor, page=page_number, records=len(page.items) - relisted,
                                remaining=0 if done else remaining, done=done):
         return StepOutcome("superseded", resource)
-    return StepOutcome("page", resource, records=len(page.items), handed_on=len(handed))
+    return StepOutcome("page", resource, records=len(page.items) - relisted, handed_on=len(handed))
 
 
 # -- progress and ETA -----------------------------------------------------------------------------
@@ -292,7 +306,8 @@ def dry_run(connection_id: int, resources: list[str], *, since: datetime | None,
                 on_page(resource, len(page.items))
             if not page.has_more or not page.items:
                 break
-            anchor, page_number = next_position(anchor, page_number, oldest, newest)
+            anchor, page_number = next_position(anchor, page_number, oldest, newest,
+                                                len(counted) if newest is not None else 0)
         report.create[resource], report.update[resource], report.skip[resource] = (
             counts["create"], counts["update"], counts["skip"])
         writes = counts["create"] + counts["update"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import logs
@@ -143,6 +143,25 @@ class AuditLog:
             "connection_id": connection_id, "record_type": record_type, "xero_id" if direction == XERO_TO_ZOHO
             else "zoho_id": str(record_id), "sync_id": sync_id, "task_id": task_id, "stage": stage,
             "direction": direction, "detail": detail})
+
+    def record_many(self, entries: list[dict]) -> None:
+        """Several ``record`` calls (keyword dicts) in one transaction."""
+        if not entries:
+            return
+        now = self._clock.now()
+        rows = []
+        for entry in entries:
+            if entry["stage"] not in STAGES:
+                raise ValueError(f"stage must be one of {STAGES}, not {entry['stage']!r}")
+            detail = entry.get("detail")
+            rows.append({
+                "connection_id": entry.get("connection_id"), "sync_id": entry.get("sync_id") or uuid.uuid4().hex,
+                "direction": entry.get("direction", XERO_TO_ZOHO), "record_type": entry["record_type"],
+                "record_id": str(entry["record_id"]), "stage": entry["stage"],
+                "detail": redact(detail) if detail is not None else None, "task_id": entry.get("task_id"),
+                "created_at": now})
+        with session_scope(self._sessions) as session:
+            session.execute(insert(AuditEvent), rows)
 
     def trail(self, connection_id: int | None, record_type: str, record_id: str) -> list[AuditEntry]:
         """Every event of one record, oldest first."""

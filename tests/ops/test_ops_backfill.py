@@ -1,0 +1,82 @@
+"""Backfill on the embedded default against the sandboxes: a dry run writes nothing; a budget of
+Xero calls per 24 hours is never exceeded, the import waits for it and finishes over several days."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from connector.backfill import BackfillBudget, backfill_step, progress
+from connector.clock import ManualClock
+from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.sandbox.xero_seed import seed_demo_org
+from workers.cli import main
+
+
+def list_calls(embedded) -> list:
+    return [r for r in embedded.xero.calls(path_prefix="/api.xro/2.0/Contacts", method="GET") if "pageSize" in r.query]
+
+
+def test_dry_run_reports_creates_updates_and_skips_and_writes_nothing(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1200)
+    assert main(["replay", str(cid), "contacts", *contacts[:2]]) == 0  # two already in Zoho, unchanged
+    embedded.xero.update_contact(embedded.tenant_id, contacts[0], Name="Renamed In Xero Ltd")  # one changed
+    capsys.readouterr()
+    zoho_writes, audit_rows = embedded.zoho_writes(), deps.store.audit.count()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["create"] == {"contacts": 1198} and report["update"] == {"contacts": 1}
+    assert report["skip"] == {"contacts": 1}
+    assert report["xero_calls"] == len(list_calls(embedded)) == 2  # two pages of 1000
+    assert report["zoho_calls"] == 2 * 12  # Accounts and Contacts, 100 a call
+
+    assert embedded.zoho_writes() == zoho_writes  # the sandbox saw no write
+    assert deps.store.audit.count() == audit_rows
+    assert deps.store.snapshots.get(cid, "contacts", contacts[-1]) is None
+    assert deps.store.backfills.for_connection(cid) == []
+
+
+def test_backfill_of_a_20000_record_org_stays_within_the_budget_it_was_given(embedded):
+    deps, cid = embedded.deps, embedded.connection_id
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=20_000)  # twenty pages
+    clock = ManualClock(deps.store.clock.now())
+    budget = BackfillBudget(deps.redis, clock=clock)
+    connection = deps.store.connections.get(cid)
+    deps.store.backfills.start(cid, ["contacts"], since=None, calls_per_day=5)
+    handed_on: list[str] = []  # what went on to Zoho (pushing is the pipeline's business, tested elsewhere)
+    calls_at: list = []
+
+    def step():
+        before = len(list_calls(embedded))
+        outcome = backfill_step(cid, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                                checkpoints=deps.store.backfills, budget=budget, snapshots=deps.store.snapshots,
+                                audit=deps.store.audit, clock=clock,
+                                on_page=lambda resource, ids, sync_ids: handed_on.extend(ids))
+        calls_at.extend([clock.now()] * (len(list_calls(embedded)) - before))
+        clock.advance(2)  # a page takes a moment
+        return outcome
+
+    while (outcome := step()).state == "page":
+        pass
+    assert outcome.state == "waiting" and outcome.retry_after > 86_000
+    state = progress(cid, checkpoints=deps.store.backfills, budget=budget, clock=clock)
+    assert state.records == 5000 and state.remaining == 15_000 and state.calls == 5 and state.budget_left == 0
+    assert clock.now() + timedelta(days=2, hours=23) < state.eta < clock.now() + timedelta(days=3, hours=1)
+
+    for _ in range(6):  # a day at a time, until done
+        clock.advance(timedelta(days=1))
+        while (outcome := step()).state == "page":
+            pass
+        if outcome.state == "done":
+            break
+    assert outcome.state == "done"
+    # Every call stored a page and moved the checkpoint: none listed a finished page again.
+    [checkpoint] = deps.store.backfills.for_connection(cid)
+    assert checkpoint.pages == len(calls_at) and 20 <= len(calls_at) <= 21
+    for first in calls_at:  # never more than the budget in any 24 hours
+        assert sum(first <= t < first + timedelta(days=1) for t in calls_at) <= 5
+    assert sorted(handed_on) == sorted(contacts)  # each record handed on once
+    assert len(deps.store.snapshots.get_many(cid, "contacts", contacts)) == 20_000
+    assert progress(cid, checkpoints=deps.store.backfills, budget=budget, clock=clock).state == "done"
