@@ -16,16 +16,13 @@ logger = logging.getLogger("webhooks")
 
 
 def connection_status(deps) -> dict:
-    """The operator's view served at /status: each connection's state and parked work."""
-    connections = deps.store.connections.all()
-    degraded = any(c.state != "active" for c in connections)
-    return {
-        "status": "degraded" if degraded else "ok",
-        "connections": [
-            {"id": c.id, "name": c.name, "state": c.state, "parked": deps.store.parked.count(c.id)}
-            for c in connections
-        ],
-    }
+    """The operator's view served at /status: ``connector status --json`` (connector/status.py), with an
+    overall "ok" or "degraded" (some connection cannot run)."""
+    from connector.status import collect_status
+
+    status = collect_status(deps)
+    degraded = any(c["state"] != "active" for c in status["connections"])
+    return {"status": "degraded" if degraded else "ok", **status}
 
 
 def build_receiver() -> Flask:

@@ -120,4 +120,6 @@ def test_status_shows_connection_states_parked_work_and_rejected_callbacks_to_th
     assert client.get("/status").status_code == 401
     status = client.get("/status", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_json()
     assert status["status"] == "degraded" and status["rejected_zoho_callbacks"] == 1
-    assert status["connections"] == [{"id": kea.id, "name": "Kea Ltd", "state": "needs_reauth", "parked": 2}]
+    assert [(c["id"], c["name"], c["state"], c["parked"]) for c in status["connections"]] == [
+        (kea.id, "Kea Ltd", "needs_reauth", {"needs_reauth": 2, "daily_budget": 0})]
+    assert status["connections"][0]["xero_calls"]["day_left"] == 5000  # the whole connector status
