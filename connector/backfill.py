@@ -51,7 +51,13 @@ def resources_of(text: str | None) -> list[str]:
     """"contacts,invoices,credit-notes,payments" (any spelling) → resources in dependency order."""
     if not text:
         return list(RESOURCES)
-    wanted = {resource_of(part) for part in text.split(",") if part.strip()}
+    wanted = set()
+    for part in (p for p in text.split(",") if p.strip()):
+        try:
+            wanted.add(resource_of(part))
+        except InvalidArgument:
+            raise InvalidArgument(f"--resources takes contacts, invoices, credit-notes, payments; got {part!r}") \
+                from None
     if not wanted:
         raise InvalidArgument("--resources needs at least one of contacts, invoices, credit-notes, payments")
     return [r for r in RESOURCES if r in wanted]

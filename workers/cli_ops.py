@@ -194,7 +194,7 @@ def _backfill_here(deps, connection_id: int) -> int:
     xero = deps.xero_client(connection, priority=PRIORITY_BACKFILL)
 
     def push(resource: str, ids: list[str], sync_ids: dict) -> None:
-        pusher = make_zoho_push(deps, connection)
+        pusher = make_zoho_push(deps, connection, priority=PRIORITY_BACKFILL)
         for start in range(0, len(ids), 100):
             chunk = ids[start:start + 100]
             if resource == "contacts":

@@ -164,7 +164,7 @@ def replay_in_process(request: ReplayRequest) -> ReplayOutcome:
             xero_in.FetchBatch(request.connection_id, request.resource, to_fetch, sync_ids),
             xero=deps.xero_client(connection, priority=PRIORITY_REPLAY), snapshots=deps.store.snapshots,
             audit=deps.store.audit)
-    push = make_zoho_push(deps, connection)
+    push = make_zoho_push(deps, connection, priority=PRIORITY_REPLAY)
     if request.resource == "contacts":
         batch = push.contacts(request.ids, sync_ids)
     elif request.resource == "invoices":

@@ -116,15 +116,16 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
     return len(outcome.written)
 
 
-def make_zoho_push(deps, connection, *, task_id: str | None = None) -> to_zoho.ZohoPush:
-    """A ZohoPush wired to this connection's clients; refreshes read through the Xero rate governor."""
+def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: int = 0) -> to_zoho.ZohoPush:
+    """A ZohoPush wired to this connection's clients; refreshes read through the Xero rate governor
+    (at ``priority``: a backfill or replay run in-process reads behind live work)."""
 
     def refresh(resource: str, ids: list[str]) -> list[str]:
         if not ids:
             return []
         batch = xero_in.FetchBatch(connection.id, resource, list(ids), {})
-        return xero_in.fetch_xero_records(batch, xero=deps.xero_client(connection), snapshots=deps.store.snapshots,
-                                          audit=deps.store.audit)
+        return xero_in.fetch_xero_records(batch, xero=deps.xero_client(connection, priority=priority),
+                                          snapshots=deps.store.snapshots, audit=deps.store.audit)
 
     org = deps.zoho_org(connection)
     return to_zoho.ZohoPush(

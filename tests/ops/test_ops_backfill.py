@@ -80,3 +80,19 @@ def test_backfill_of_a_20000_record_org_stays_within_the_budget_it_was_given(emb
     assert sorted(handed_on) == sorted(contacts)  # each record handed on once
     assert len(deps.store.snapshots.get_many(cid, "contacts", contacts)) == 20_000
     assert progress(cid, checkpoints=deps.store.backfills, budget=budget, clock=clock).state == "done"
+
+
+def test_backfill_command_on_the_embedded_default_imports_everything_and_a_second_run_writes_nothing(embedded, capsys):
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=30)
+    cid = str(embedded.connection_id)
+
+    assert main(["backfill", cid, "--resources", "contacts"]) == 0
+    assert "backfill done: 30 records listed in 1 calls" in capsys.readouterr().out
+    assert sorted(a["Xero_Contact_ID"] for a in embedded.zoho.records("Accounts")) == sorted(contacts)
+
+    writes = embedded.zoho_writes()
+    assert main(["backfill", cid, "--resources", "contacts"]) == 0  # a finished backfill starts afresh
+    assert "backfill done: 30 records" in capsys.readouterr().out
+    assert embedded.zoho_writes() == writes  # Zoho already holds all of it
+    assert main(["backfill", cid, "--resources", "widgets"]) == 2
+    assert "--resources takes contacts, invoices, credit-notes, payments; got 'widgets'" in capsys.readouterr().err
