@@ -1,5 +1,5 @@
 """The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, setup-zoho, keygen,
-and the operating commands of workers/cli_ops.py (replay, failures, backfill, status, check)."""
+flower, run, and the operating commands of workers/cli_ops.py (replay, failures, backfill, status, check)."""
 
 from __future__ import annotations
 

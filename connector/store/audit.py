@@ -62,6 +62,14 @@ def _looks_secret(key: str) -> bool:
     return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+def _log_stage(connection_id, record_type, record_id, stage, direction, sync_id, task_id, detail) -> None:
+    # Every step of a record's trip is also a log line, so one sync_id finds the whole trip in the logs.
+    log.log(logging.WARNING if stage in _WARN_STAGES else logging.INFO, f"sync.{stage}", extra={
+        "connection_id": connection_id, "record_type": record_type, "xero_id" if direction == XERO_TO_ZOHO
+        else "zoho_id": record_id, "sync_id": sync_id, "task_id": task_id, "stage": stage,
+        "direction": direction, "detail": detail})
+
+
 def error_class(detail: dict | None) -> str:
     """A failure's class, for filtering and counting: Zoho's code, else our error's name."""
     detail = detail or {}
@@ -138,30 +146,33 @@ class AuditLog:
                     created_at=self._clock.now(),
                 )
             )
-        # Every step of a record's trip is also a log line, so one sync_id finds the whole trip in the logs.
-        log.log(logging.WARNING if stage in _WARN_STAGES else logging.INFO, f"sync.{stage}", extra={
-            "connection_id": connection_id, "record_type": record_type, "xero_id" if direction == XERO_TO_ZOHO
-            else "zoho_id": str(record_id), "sync_id": sync_id, "task_id": task_id, "stage": stage,
-            "direction": direction, "detail": detail})
+        _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
 
     def record_many(self, entries: list[dict]) -> None:
-        """Several ``record`` calls (keyword dicts) in one transaction."""
+        """Several ``record`` calls (keyword dicts) in one statement: a backfill page's stages."""
         if not entries:
             return
         now = self._clock.now()
+        context = logs.current()
         rows = []
         for entry in entries:
-            if entry["stage"] not in STAGES:
-                raise ValueError(f"stage must be one of {STAGES}, not {entry['stage']!r}")
+            stage, direction = entry["stage"], entry.get("direction", XERO_TO_ZOHO)
+            if stage not in STAGES:
+                raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+            if direction not in DIRECTIONS:
+                raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
             detail = entry.get("detail")
             rows.append({
-                "connection_id": entry.get("connection_id"), "sync_id": entry.get("sync_id") or uuid.uuid4().hex,
-                "direction": entry.get("direction", XERO_TO_ZOHO), "record_type": entry["record_type"],
-                "record_id": str(entry["record_id"]), "stage": entry["stage"],
-                "detail": redact(detail) if detail is not None else None, "task_id": entry.get("task_id"),
-                "created_at": now})
+                "connection_id": entry.get("connection_id"),
+                "sync_id": entry.get("sync_id") or context.get("sync_id") or uuid.uuid4().hex,
+                "direction": direction, "record_type": entry["record_type"], "record_id": str(entry["record_id"]),
+                "stage": stage, "detail": redact(detail) if detail is not None else None,
+                "task_id": entry.get("task_id") or context.get("task_id"), "created_at": now})
         with session_scope(self._sessions) as session:
             session.execute(insert(AuditEvent), rows)
+        for row in rows:
+            _log_stage(row["connection_id"], row["record_type"], row["record_id"], row["stage"], row["direction"],
+                       row["sync_id"], row["task_id"], row["detail"])
 
     def trail(self, connection_id: int | None, record_type: str, record_id: str) -> list[AuditEntry]:
         """Every event of one record, oldest first."""
