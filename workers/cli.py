@@ -1,5 +1,6 @@
-"""The `connector` command: demo, sandbox, worker, beat, receiver, migrate, connections, audit, setup-zoho, keygen,
-flower, run, and the operating commands of workers/cli_ops.py (replay, failures, backfill, status, check)."""
+"""The `connector` command: demo, sandbox (and sandbox-control), worker, beat, receiver, migrate, connections,
+audit, setup-zoho, keygen, flower, run, and the operating commands of workers/cli_ops.py (replay, failures,
+backfill, status, check)."""
 
 from __future__ import annotations
 
@@ -13,40 +14,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
     return run_demo(contacts=args.contacts, data_dir=Path(args.data_dir))
-
-
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    from connector.sandbox.common import serve
-    from connector.sandbox.xero import XeroSandbox
-    from connector.sandbox.xero_seed import seed_demo_org
-    from connector.sandbox.zoho import ZohoSandbox
-
-    xero = XeroSandbox(webhook_key=args.xero_webhook_key) if args.xero_webhook_key else XeroSandbox()
-    zoho = ZohoSandbox()
-    with serve(xero, port=args.xero_port) as xs, serve(zoho, port=args.zoho_port) as zs:
-        tenant = xero.add_tenant(args.tenant_name)
-        grant = xero.issue_grant([tenant])
-        print(f"Xero sandbox:  {xs.url}   (API {xs.url}/api.xro/2.0, token {xs.url}/connect/token)")
-        print(f"  XERO_CLIENT_ID={xero.client_id} XERO_CLIENT_SECRET={xero.client_secret}")
-        print(f"  XERO_WEBHOOK_KEY={xero.webhook_key}")
-        print(f"  tenant {args.tenant_name!r} id={tenant}")
-        print(f"  refresh_token={grant['refresh_token']}")
-        print(f"Zoho sandbox:  {zs.url}   (API {zs.url}/crm/v8, token {zs.url}/oauth/v2/token)")
-        print(f"  ZOHO_CLIENT_ID={zoho.client_id} ZOHO_CLIENT_SECRET={zoho.client_secret}")
-        print(f"  refresh_token={zoho.issue_refresh_token()}")
-        if args.seed:
-            seed_demo_org(xero, tenant, contacts=args.seed)
-            print(f"seeded {args.seed} contacts; {len(xero.pending_events())} webhook events pending")
-        print("Ctrl-C to stop.", flush=True)
-        try:
-            while True:
-                if args.deliver_to and xero.pending_events():
-                    # Like Xero: undelivered events stay pending and are sent again later.
-                    print(f"delivered webhooks to {args.deliver_to}: HTTP {xero.deliver_webhooks(args.deliver_to)}",
-                          flush=True)
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -268,6 +235,8 @@ def cmd_setup_zoho(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
+    from workers.cli_sandbox import add_sandbox_parsers
+
     try:
         installed = version("ml-connector")
     except PackageNotFoundError:  # running from a checkout that was never installed
@@ -281,16 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="var/demo", help="where the demo keeps its SQLite database (wiped first)")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("sandbox", help="serve the Xero and Zoho simulators on 127.0.0.1")
-    p.add_argument("--xero-port", type=int, default=8101, help="port of the Xero simulator (default 8101)")
-    p.add_argument("--zoho-port", type=int, default=8102, help="port of the Zoho simulator (default 8102)")
-    p.add_argument("--xero-webhook-key", default=None,
-                   help="sign webhooks with this key (default: a random one, printed)")
-    p.add_argument("--tenant-name", default="Sandbox Organisation Ltd", help="name of the sandbox Xero tenant")
-    p.add_argument("--seed", type=int, default=25, help="contacts to seed in the tenant (0 for none)")
-    p.add_argument("--deliver-to", default=None, metavar="URL",
-                   help="POST pending Xero webhooks (signed) to this receiver URL every second")
-    p.set_defaults(func=cmd_sandbox)
+    add_sandbox_parsers(sub)
 
     p = sub.add_parser("worker", help="run a Celery worker")
     p.add_argument("--queues", default="xero,zoho,maintenance", help="comma-separated queues to consume")
@@ -355,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Commands that never touch production state, and those that check for themselves (celery's
 # worker and beat do it on their start-up signals). Every other command, including any added
 # later, fails closed without its configuration.
-NO_START_CHECK = {"demo", "sandbox", "keygen", "worker", "beat"}
+NO_START_CHECK = {"demo", "sandbox", "sandbox-control", "keygen", "worker", "beat"}
 START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": "connect", "flower": "flower",
                        "run": "run"}
 

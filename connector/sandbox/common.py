@@ -31,13 +31,17 @@ class RequestRecord:
 
 @dataclass
 class Fault:
-    kind: str  # "status", "timeout", "lost" (processed, then the answer never arrives), or "hold"
+    # "status"; "timeout" (no answer, nothing done); "lost" (processed, then the answer never arrives);
+    # "latency" (held open for ``delay`` seconds, then processed and answered normally); "hold" (held
+    # until the test releases it)
+    kind: str
     status: int = 500
     body: str | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     reached: threading.Event = field(default_factory=threading.Event)  # "hold": the request has arrived
     gate: threading.Event = field(default_factory=threading.Event)  # "hold": set to let it through
+    method: str | None = None  # only requests with this HTTP method; None: any
 
 
 class Hold:
@@ -51,6 +55,9 @@ class Hold:
 
     def release(self) -> None:
         self._fault.gate.set()
+
+
+FAULT_KINDS = ("status", "timeout", "lost", "latency")
 
 
 class FaultInjector:
@@ -67,17 +74,20 @@ class FaultInjector:
         status: int = 500,
         timeout: bool = False,
         lost_response: bool = False,
+        latency: bool = False,
         delay: float = 5.0,
         path_prefix: str | None = None,
+        method: str | None = None,
         body: str | None = None,
         headers: dict | None = None,
     ) -> None:
         fault = Fault(
-            kind="lost" if lost_response else "timeout" if timeout else "status",
+            kind="latency" if latency else "lost" if lost_response else "timeout" if timeout else "status",
             status=status,
             body=body,
             headers=headers or {},
             delay=delay,
+            method=method.upper() if method else None,
         )
         with self._lock:
             self._queue.extend((path_prefix, fault) for _ in range(count))
@@ -89,10 +99,10 @@ class FaultInjector:
             self._queue.append((path_prefix, fault))
         return Hold(fault)
 
-    def take(self, path: str) -> Fault | None:
+    def take(self, path: str, method: str = "GET") -> Fault | None:
         with self._lock:
             for i, (prefix, fault) in enumerate(self._queue):
-                if prefix is None or path.startswith(prefix):
+                if (prefix is None or path.startswith(prefix)) and fault.method in (None, method.upper()):
                     del self._queue[i]
                     return fault
         return None
@@ -100,6 +110,10 @@ class FaultInjector:
     def clear(self) -> None:
         with self._lock:
             self._queue.clear()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None, content_type: str | None = None) -> Response:
@@ -145,9 +159,12 @@ class SandboxApp:
         )
         with self._log_lock:
             self.requests.append(record)
-        fault = self.faults.take(request.path)
+        fault = self.faults.take(request.path, request.method)
         try:
-            if fault is not None and fault.kind == "timeout":
+            if fault is not None and fault.kind == "latency":
+                time.sleep(fault.delay)
+                response = self.handle(request, record)
+            elif fault is not None and fault.kind == "timeout":
                 time.sleep(fault.delay)
                 response = Response("", status=504)
             elif fault is not None and fault.kind == "hold":

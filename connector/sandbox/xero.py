@@ -605,6 +605,16 @@ class XeroSandbox(SandboxApp):
             org = self._orgs[tenant_id]
             return self._render_contact(org, org.contacts[contact_id])
 
+    def contacts(self, tenant_id: str) -> list[dict]:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return [self._render_contact(org, c) for c in org.contacts.values()]
+
+    def invoices(self, tenant_id: str) -> list[dict]:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return [self._render_document(org, d) for d in org.invoices.values()]
+
     def create_invoice(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
         """Defaults to an AUTHORISED sales invoice (the HTTP API defaults to DRAFT)."""
         element = {"Type": "ACCREC", "Status": "AUTHORISED", **fields,

@@ -311,6 +311,7 @@ class ZohoSandbox(SandboxApp):
         self._in_flight = 0
         self._sub_in_flight = 0
         self._gate: threading.Event | None = None
+        self._partial_writes = 0  # writes left that refuse every other record (fail_partially)
 
     # ----------------------------------------------------------------- hooks for tests
 
@@ -377,6 +378,13 @@ class ZohoSandbox(SandboxApp):
             gate, self._gate = self._gate, None
         if gate:
             gate.set()
+
+    def fail_partially(self, writes: int = 1) -> int:
+        """The next ``writes`` record writes apply only the even-indexed records and refuse the others
+        with INTERNAL_ERROR: a 207 multi-status answer, as Zoho gives when part of a batch fails."""
+        with self._lock:
+            self._partial_writes = max(0, self._partial_writes + writes)
+            return self._partial_writes
 
     def person_create(self, module: str, **fields) -> dict:
         """A person adds a record in the CRM UI: validated like the API, notifies channels."""
@@ -752,7 +760,12 @@ class ZohoSandbox(SandboxApp):
         touched: dict[str, list[str]] = {"insert": [], "update": []}
         changed_fields: dict[str, list[str]] = {}
         with self._lock:
+            partial = self._partial_writes > 0 and len(items) > 1
+            self._partial_writes -= partial
             for index, item in enumerate(items):
+                if partial and index % 2:
+                    results.append(_item_error("INTERNAL_ERROR", "internal error", "data", f"$.data[{index}]"))
+                    continue
                 try:
                     result = self._write_one(module, item, index, op, dup_fields)
                 except _Rejected as exc:
