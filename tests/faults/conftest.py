@@ -1,0 +1,136 @@
+"""Fixtures of the fault suite: one deployment for the package (processes are restarted by the tests that
+kill them, and brought back before the next test), and a fresh Xero tenant + connection per test, so each
+test's invariant covers exactly its own records."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+
+from connector.clock import SYSTEM_CLOCK
+from connector.secret import Secret
+from connector.settings import Settings
+from connector.store.credentials import TokenSet
+from connector.store.vault import Vault
+from tests.conftest import fresh_pg_database
+from tests.faults.harness import RedisServer, Stack, free_port, start_sandbox, wait_for
+from tests.faults.invariants import violations
+
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="package")
+def stack(pg_admin, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("faults")
+    redis = RedisServer(workdir)
+    redis.start()
+    sandbox, control = start_sandbox(workdir)
+    info = control.call("GET", "info")
+    with fresh_pg_database(pg_admin) as database_url:
+        receiver_port = free_port()
+        env = {
+            "DATABASE_URL": database_url, "REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url,
+            "CONNECTOR_DATA_DIR": str(workdir / "data"), "CONNECTOR_VAULT_KEYS": Vault.generate_keyring("k1"),
+            "CONNECTOR_PUBLIC_URL": f"http://127.0.0.1:{receiver_port}",
+            "XERO_CLIENT_ID": info["xero"]["client_id"], "XERO_CLIENT_SECRET": info["xero"]["client_secret"],
+            "XERO_WEBHOOK_KEY": info["xero"]["webhook_key"], "XERO_API_URL": info["xero"]["url"],
+            "XERO_IDENTITY_URL": info["xero"]["url"], "XERO_LOGIN_URL": info["xero"]["url"],
+            "ZOHO_CLIENT_ID": info["zoho"]["client_id"], "ZOHO_CLIENT_SECRET": info["zoho"]["client_secret"],
+            "ZOHO_ACCOUNTS_URL": info["zoho"]["url"], "XERO_BATCH_WINDOW": "0.5",
+        }
+        stack = Stack(workdir=workdir, redis=redis, database_url=database_url,
+                      database_name=database_url.rsplit("/", 1)[1], sandbox=sandbox, control=control, env=env,
+                      receiver_port=receiver_port)
+        try:
+            migrated = stack.run("migrate")
+            assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+            stack.start_receiver()
+            stack.start_worker()
+            stack.start_beat()
+            yield stack
+        finally:
+            stack.stop_all()
+            from workers.deps import get_deps
+
+            try:
+                get_deps().store.engine.dispose()  # before the database is dropped
+            except Exception:
+                pass
+
+
+@pytest.fixture(scope="package")
+def deps(stack):
+    """The store, credentials and Redis of the deployment, as this test process sees them."""
+    from workers.deps import configure
+
+    deps = configure(Settings.from_env(stack.env))
+    yield deps
+    deps.store.engine.dispose()
+
+
+@dataclass
+class Org:
+    """One Xero tenant connected to the Zoho org: the records of one test."""
+
+    stack: Stack
+    deps: object
+    tenant_id: str
+    connection_id: int
+    xero_refresh_token: str
+    zoho_refresh_token: str
+
+    def seed(self, contacts: int, invoices_per_contact: int = 0) -> dict:
+        return self.stack.control.call("POST", "xero/seed", json_body={
+            "tenant_id": self.tenant_id, "contacts": contacts, "invoices": invoices_per_contact})
+
+    def violations(self, **options) -> list[str]:
+        return violations(self.stack.control, self.deps.store.audit, connection_id=self.connection_id,
+                          tenant_id=self.tenant_id, **options)
+
+    def assert_invariants(self, timeout: float = 120.0, **options) -> None:
+        """Wait until the promise holds; fail with what still breaks it (and the processes' logs)."""
+        last: list[list[str]] = [[]]
+
+        def holds() -> bool:
+            last[0] = self.violations(**options)
+            return not last[0]
+
+        try:
+            wait_for(holds, timeout=timeout, interval=1.0, what="the invariants")
+        except AssertionError:
+            problems = last[0]
+            raise AssertionError(f"{len(problems)} invariant violation(s):\n" + "\n".join(problems[:25])
+                                 + f"\n\n{self.stack.logs()}") from None
+
+
+@pytest.fixture
+def org(stack, deps) -> Org:
+    stack.ensure_running()
+    stack.control.clear_faults()
+    name = f"Fault Test {next(_names)} Ltd"
+    grant = stack.control.call("POST", "xero/tenants", json_body={"name": name})
+    zoho_refresh = stack.control.call("POST", "zoho/grants")["refresh_token"]
+    connection = deps.store.connections.create(name=name, xero_tenant_id=grant["tenant_id"])
+    now = SYSTEM_CLOCK.now()
+    deps.credentials.save(connection.id, "xero", TokenSet(
+        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+        expires_at=now + timedelta(seconds=grant["expires_in"]), scope=grant["scope"]))
+    deps.credentials.save(connection.id, "zoho", TokenSet(
+        access_token=Secret(""), refresh_token=Secret(zoho_refresh), expires_at=now))
+    yield Org(stack, deps, grant["tenant_id"], connection.id, grant["refresh_token"], zoho_refresh)
+    stack.control.clear_faults()
+
+
+def deliver_until_accepted(stack: Stack, *, timeout: float = 120.0, **options) -> list[int]:
+    """Deliver every pending Xero webhook as Xero does: a batch answered non-2xx is sent again later."""
+    statuses: list[int] = []
+
+    def all_delivered() -> bool:
+        statuses.extend(stack.control.deliver(stack.xero_hook, **options))
+        return stack.control.pending_webhooks() == 0
+
+    wait_for(all_delivered, timeout=timeout, interval=0.5, what="every webhook to be accepted")
+    return statuses

@@ -1,0 +1,373 @@
+"""The processes of a production deployment, started as production starts them, for tests that break them.
+
+- its own ``redis-server`` (with an append-only file, as a broker that keeps its queues must run), on a
+  free port, so a test can stop and restart it without touching anybody else's Redis;
+- ``connector sandbox`` in its own process, driven through its ``/_sandbox/`` control API;
+- ``connector migrate``, then the receiver under gunicorn and prefork ``celery worker``/``beat``, each
+  from its line in the Procfile (only the port, the concurrency and beat's schedule file differ);
+- a PostgreSQL database that can be made unreachable without stopping the shared server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; AssertionError naming ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = predicate()
+        except Exception as exc:  # a service coming back up may refuse the first polls
+            value, last_error = None, exc
+        else:
+            last_error = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 + (f" (last error: {last_error!r})" if last_error else ""))
+        time.sleep(interval)
+
+
+def procfile_command(process: str) -> list[str]:
+    """The command of one Procfile process type, split as a shell would, with the venv's executables."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, sep, command = line.partition(":")
+        if sep and name.strip() == process:
+            argv = shlex.split(command.strip())
+            if (BIN / argv[0]).exists():
+                argv[0] = str(BIN / argv[0])
+            return argv
+    raise AssertionError(f"the Procfile has no {process!r} process")
+
+
+def replace_option(argv: list[str], option: str, value: str) -> list[str]:
+    """``argv`` with the value after ``option`` replaced (appended when the option is absent)."""
+    argv = list(argv)
+    if option in argv:
+        argv[argv.index(option) + 1] = value
+    else:
+        argv += [option, value]
+    return argv
+
+
+class Process:
+    """One child process in its own session (so its whole group can be killed), output kept in a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        log = open(self.log_path, "a")
+        log.write(f"\n==== start {time.strftime('%H:%M:%S')} {' '.join(self.argv)}\n")
+        log.flush()
+        self.proc = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=ROOT, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def children(self) -> list[int]:
+        return children_of(self.pid) if self.alive() else []
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+        """Ask the process to stop; kill its whole group if it has not after ``timeout``."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_group()
+
+    def kill_group(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return found
+
+
+def process_connected_to(pids: list[int], port: int) -> int | None:
+    """Which of ``pids`` holds an open TCP connection to 127.0.0.1:``port`` (e.g. a call to a sandbox)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            cols = row.split()
+            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and cols[3] == "01":  # ESTABLISHED
+                inodes.add(cols[9])
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except (FileNotFoundError, PermissionError, ProcessLookupError):
+            continue
+        if any(link.startswith("socket:[") and link[8:-1] in inodes for link in links):
+            return pid
+    return None
+
+
+class RedisServer:
+    """A redis-server of our own, restartable on the same port, keeping its data in an append-only file."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.dir = workdir / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.process = Process("redis", ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port),
+                                         "--dir", str(self.dir), "--save", "", "--appendonly", "yes",
+                                         "--appendfsync", "always"], {}, workdir)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self):
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=1, socket_timeout=5)
+
+    def start(self) -> None:
+        self.process.start()
+        wait_for(lambda: self.client().ping(), timeout=20, what=f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        """SHUTDOWN as an operator's restart does (the append-only file keeps every queued message)."""
+        if self.process.alive():
+            try:
+                self.client().shutdown(nosave=False)
+            except Exception:  # redis-py reports the dropped connection of a successful SHUTDOWN
+                pass
+            wait_for(lambda: not self.process.alive(), timeout=20, what="redis-server to stop")
+        self.process.kill_group()
+
+    def up(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except Exception:
+            return False
+
+
+class PostgresOutage:
+    """Makes one database unreachable (new connections refused, open ones terminated) and reachable again,
+    leaving the shared server and every other database alone."""
+
+    def __init__(self, admin, database: str) -> None:
+        self.admin = admin
+        self.database = database
+
+    def begin(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
+        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                           (self.database,))
+
+    def end(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+
+    def for_seconds(self, seconds: float) -> threading.Timer:
+        """Begin now; end after ``seconds`` on a timer (the test goes on meanwhile)."""
+        self.begin()
+        timer = threading.Timer(seconds, self.end)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
+class SandboxControl:
+    """Client of the ``/_sandbox/`` control API of a ``connector sandbox`` process."""
+
+    def __init__(self, xero_url: str, zoho_url: str, token: str) -> None:
+        self.xero_url, self.zoho_url = xero_url, zoho_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, *, json_body: dict | None = None, params: dict | None = None,
+             timeout: float = 120.0):
+        answer = self.session.request(method, f"{self.xero_url}/_sandbox/{path}", json=json_body, params=params,
+                                      timeout=timeout)
+        assert answer.status_code == 200, f"sandbox control {method} {path}: {answer.status_code} {answer.text}"
+        return answer.json()
+
+    def fault(self, system: str, kind: str = "status", **spec) -> int:
+        return self.call("POST", "faults", json_body={"system": system, "kind": kind, **spec})["queued"]
+
+    def clear_faults(self) -> None:
+        self.call("DELETE", "faults")
+
+    def requests(self, system: str, since: int = 0) -> list[dict]:
+        return self.call("GET", "requests", params={"system": system, "since": since})["requests"]
+
+    def in_flight(self, system: str, *, path_prefix: str = "", method: str | None = None) -> list[dict]:
+        return [r for r in self.requests(system) if r["finished"] is None and r["path"].startswith(path_prefix)
+                and method in (None, r["method"])]
+
+    def xero_state(self, tenant_id: str) -> dict:
+        return self.call("GET", "xero/state", params={"tenant_id": tenant_id})
+
+    def zoho_records(self, *modules: str) -> dict[str, list[dict]]:
+        return self.call("GET", "zoho/state", params={"modules": ",".join(modules)})["records"]
+
+    def pending_webhooks(self) -> int:
+        return len(self.call("GET", "xero/pending")["events"])
+
+    def deliver(self, url: str, **options) -> list[int]:
+        return self.call("POST", "xero/deliver", json_body={"url": url, **options})["statuses"]
+
+
+@dataclass
+class Stack:
+    """A running deployment: its processes, its environment, and how to reach each part."""
+
+    workdir: Path
+    redis: RedisServer
+    database_url: str
+    database_name: str
+    sandbox: Process
+    control: SandboxControl
+    env: dict[str, str]
+    receiver_port: int
+    receiver: Process | None = None
+    worker: Process | None = None
+    beat: Process | None = None
+    worker_starts: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def receiver_url(self) -> str:
+        return f"http://127.0.0.1:{self.receiver_port}"
+
+    @property
+    def xero_hook(self) -> str:
+        return f"{self.receiver_url}/webhooks/xero"
+
+    @property
+    def zoho_hook(self) -> str:
+        return f"{self.receiver_url}/webhooks/zoho"
+
+    # -- processes as the Procfile starts them ----------------------------------------------------
+
+    def run(self, *argv: str, timeout: float = 120.0, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "connector"), *argv], env={**os.environ, **self.env}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=timeout, input=stdin)
+
+    def start_receiver(self) -> None:
+        argv = procfile_command("web")
+        argv = [a.replace("0.0.0.0:${PORT:-8000}", f"127.0.0.1:{self.receiver_port}") for a in argv]
+        self.receiver = Process("web", argv, self.env, self.workdir).start()
+        wait_for(lambda: requests.get(f"{self.receiver_url}/healthz", timeout=2).status_code < 500, timeout=60,
+                 what="gunicorn to answer /healthz")
+
+    def start_worker(self) -> None:
+        self.worker_starts += 1
+        argv = replace_option(procfile_command("worker"), "--concurrency", "2")
+        # Each start is a new node name, as a replaced container's would be (its hostname changes).
+        argv += ["--hostname", f"faults{self.worker_starts}@%h"]
+        self.worker = Process("worker", argv, self.env, self.workdir).start()
+        wait_for(lambda: "ready." in self.worker.tail(20000).rsplit("==== start", 1)[-1] or not self.worker.alive(),
+                 timeout=60, what="the celery worker to be ready")
+        assert self.worker.alive(), f"the worker did not start:\n{self.worker.tail()}"
+        wait_for(lambda: len(self.worker.children()) >= 2, timeout=30, what="the worker's pool processes")
+
+    def start_beat(self) -> None:
+        argv = procfile_command("beat") + ["--schedule", str(self.workdir / "celerybeat-schedule")]
+        self.beat = Process("beat", argv, self.env, self.workdir).start()
+
+    def ensure_running(self) -> None:
+        """Bring back whatever a previous test left stopped or dead."""
+        if self.extra.get("pg_outage"):
+            self.extra.pop("pg_outage").end()
+        if not self.redis.up():
+            self.redis.process.kill_group()
+            self.redis.start()
+        if self.receiver is None or not self.receiver.alive():
+            if self.receiver is not None:
+                self.receiver.kill_group()
+            self.start_receiver()
+        if self.worker is None or not self.worker.alive():
+            if self.worker is not None:
+                self.worker.kill_group()
+            self.start_worker()
+        if self.beat is not None and not self.beat.alive():
+            self.beat.kill_group()
+            self.start_beat()
+
+    def stop_all(self) -> None:
+        for process in (self.beat, self.worker, self.receiver):
+            if process is not None:
+                process.stop(timeout=15)
+        self.sandbox.stop(signal.SIGINT, timeout=10)
+        self.redis.stop()
+
+    def logs(self, chars: int = 3000) -> str:
+        return "\n".join(f"---- {p.name} ----\n{p.tail(chars)}" for p in (self.worker, self.receiver, self.beat)
+                         if p is not None)
+
+
+def start_sandbox(workdir: Path) -> tuple[Process, SandboxControl]:
+    info_file = workdir / "sandbox.json"
+    process = Process("sandbox", [str(BIN / "connector"), "sandbox", "--xero-port", "0", "--zoho-port", "0",
+                                  "--tenant-name", "", "--seed", "0", "--info-file", str(info_file)],
+                      {}, workdir).start()
+    wait_for(lambda: info_file.exists() or not process.alive(), timeout=60, what="connector sandbox to serve")
+    assert process.alive(), process.tail()
+    info = json.loads(info_file.read_text())
+    return process, SandboxControl(info["xero_url"], info["zoho_url"], info["control_token"])
