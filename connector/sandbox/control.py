@@ -148,14 +148,20 @@ class SandboxControl:
         return self.add_tenant(self._body(request).get("name") or "Sandbox Organisation Ltd")
 
     def _seed(self, request: Request) -> dict:
+        """{tenant_id, contacts, invoices (per active contact), seed}; or {tenant_id, invoices_for: [ids],
+        invoices} to add invoices to contacts that exist."""
         from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 
         body = self._body(request)
         tenant_id = body["tenant_id"]
-        contact_ids = seed_demo_org(self.xero, tenant_id, contacts=int(body.get("contacts", 25)),
-                                    seed=int(body.get("seed", 7)))
-        invoice_ids = seed_invoices(self.xero, tenant_id, contact_ids, per_contact=int(body.get("invoices", 0)),
-                                    seed=int(body.get("seed", 7))) if body.get("invoices") else []
+        rng_seed = int(body.get("seed", 7))
+        if "invoices_for" in body:
+            contact_ids = list(body["invoices_for"])
+        else:
+            contact_ids = seed_demo_org(self.xero, tenant_id, contacts=int(body.get("contacts", 25)), seed=rng_seed)
+        per_contact = int(body.get("invoices", 0))
+        invoice_ids = seed_invoices(self.xero, tenant_id, contact_ids, per_contact=per_contact,
+                                    seed=rng_seed) if per_contact else []
         return {"contact_ids": contact_ids, "invoice_ids": invoice_ids}
 
     def _update_contact(self, request: Request) -> dict:

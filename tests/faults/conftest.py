@@ -86,6 +86,10 @@ class Org:
         return self.stack.control.call("POST", "xero/seed", json_body={
             "tenant_id": self.tenant_id, "contacts": contacts, "invoices": invoices_per_contact})
 
+    def seed_invoices(self, contact_ids: list[str], per_contact: int = 1) -> list[str]:
+        return self.stack.control.call("POST", "xero/seed", json_body={
+            "tenant_id": self.tenant_id, "invoices_for": contact_ids, "invoices": per_contact})["invoice_ids"]
+
     def violations(self, **options) -> list[str]:
         return violations(self.stack.control, self.deps.store.audit, connection_id=self.connection_id,
                           tenant_id=self.tenant_id, **options)
