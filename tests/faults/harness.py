@@ -309,6 +309,13 @@ class Stack:
         return subprocess.run([str(BIN / "connector"), *argv], env={**os.environ, **self.env}, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout, input=stdin)
 
+    def run_python(self, code: str) -> str:
+        """Run ``code`` in a fresh interpreter with the deployment's environment; its stdout."""
+        done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **self.env}, cwd=ROOT,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
     def start_receiver(self) -> None:
         argv = procfile_command("web")
         argv = [a.replace("0.0.0.0:${PORT:-8000}", f"127.0.0.1:{self.receiver_port}") for a in argv]
