@@ -94,7 +94,7 @@ class Org:
         return violations(self.stack.control, self.deps.store.audit, connection_id=self.connection_id,
                           tenant_id=self.tenant_id, **options)
 
-    def assert_invariants(self, timeout: float = 120.0, **options) -> None:
+    def assert_invariants(self, timeout: float = 90.0, **options) -> None:
         """Wait until the promise holds; fail with what still breaks it (and the processes' logs)."""
         last: list[list[str]] = [[]]
 

@@ -1,0 +1,44 @@
+"""Xero and Zoho misbehave mid-burst as they do in production: Zoho 500s, timeouts after the write was
+applied, 429s and 207 partial failures; Xero 429 storms and 503s. Each burst still ends with every record
+in Zoho exactly once, with Xero's values and totals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.faults.conftest import deliver_until_accepted
+
+pytestmark = pytest.mark.faults
+
+
+def _zoho_error(code: str, message: str) -> str:
+    return json.dumps({"code": code, "details": {}, "message": message, "status": "error"})
+
+
+FAULTS = {
+    "zoho-500s": [dict(system="zoho", kind="status", count=4, status=500, path_prefix="/crm/v8/", method="POST",
+                       body=_zoho_error("INTERNAL_ERROR", "Internal Server Error"))],
+    # Zoho applied the write, the answer never came back: the retry must not add a second copy.
+    "zoho-timeout-after-write": [
+        dict(system="zoho", kind="lost", count=1, delay=2.0, path_prefix="/crm/v8/Accounts", method="POST"),
+        dict(system="zoho", kind="lost", count=2, delay=2.0, path_prefix="/crm/v8/Invoices", method="POST")],
+    "zoho-429s": [dict(system="zoho", kind="status", count=2, status=429, path_prefix="/crm/v8/", method="POST",
+                       body=_zoho_error("TOO_MANY_REQUESTS", "too many requests continuously"))],
+    "zoho-207-partial": [dict(system="zoho", kind="partial", count=3)],
+    "xero-429-storm": [dict(system="xero", kind="status", count=15, status=429, path_prefix="/api.xro/2.0/",
+                            headers={"Retry-After": "2", "X-Rate-Limit-Problem": "minute"})],
+    "xero-503s": [dict(system="xero", kind="status", count=4, status=503, path_prefix="/api.xro/2.0/",
+                       body="The Xero API is temporarily unavailable")],
+}
+
+
+@pytest.mark.parametrize("faults", list(FAULTS.values()), ids=list(FAULTS))
+def test_a_burst_through_vendor_faults_ends_with_every_record_in_zoho_once(org, faults):
+    stack = org.stack
+    for fault in faults:
+        stack.control.fault(**fault)
+    org.seed(contacts=12, invoices_per_contact=1)
+    assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
+    org.assert_invariants()
