@@ -309,6 +309,9 @@ class Stack:
         return subprocess.run([str(BIN / "connector"), *argv], env={**os.environ, **self.env}, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout, input=stdin)
 
+    def env_for_cli(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
     def run_python(self, code: str) -> str:
         """Run ``code`` in a fresh interpreter with the deployment's environment; its stdout."""
         done = subprocess.run([sys.executable, "-c", code], env={**os.environ, **self.env}, cwd=ROOT,
