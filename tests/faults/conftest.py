@@ -47,9 +47,11 @@ def stack(pg_admin, tmp_path_factory):
         try:
             migrated = stack.run("migrate")
             assert migrated.returncode == 0, migrated.stdout + migrated.stderr
-            stack.start_receiver()
-            stack.start_worker()
+            stack.start_receiver(wait=False)  # the three start side by side
+            stack.start_worker(wait=False)
             stack.start_beat()
+            stack.wait_for_receiver()
+            stack.wait_for_worker()
             yield stack
         finally:
             stack.stop_all()

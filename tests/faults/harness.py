@@ -319,19 +319,28 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    def start_receiver(self) -> None:
+    def start_receiver(self, wait: bool = True) -> None:
         argv = procfile_command("web")
         argv = [a.replace("0.0.0.0:${PORT:-8000}", f"127.0.0.1:{self.receiver_port}") for a in argv]
         self.receiver = Process("web", argv, self.env, self.workdir).start()
-        wait_for(lambda: requests.get(f"{self.receiver_url}/healthz", timeout=2).status_code < 500, timeout=60,
-                 what="gunicorn to answer /healthz")
+        if wait:
+            self.wait_for_receiver()
 
-    def start_worker(self) -> None:
+    def wait_for_receiver(self) -> None:
+        wait_for(lambda: requests.get(f"{self.receiver_url}/healthz", timeout=2).status_code < 500
+                 or not self.receiver.alive(), timeout=60, what="gunicorn to answer /healthz")
+        assert self.receiver.alive(), f"gunicorn did not start:\n{self.receiver.tail()}"
+
+    def start_worker(self, wait: bool = True) -> None:
         self.worker_starts += 1
         argv = replace_option(procfile_command("worker"), "--concurrency", "2")
         # Each start is a new node name, as a replaced container's would be (its hostname changes).
         argv += ["--hostname", f"faults{self.worker_starts}@%h"]
         self.worker = Process("worker", argv, self.env, self.workdir).start()
+        if wait:
+            self.wait_for_worker()
+
+    def wait_for_worker(self) -> None:
         wait_for(lambda: "ready." in self.worker.tail(20000).rsplit("==== start", 1)[-1] or not self.worker.alive(),
                  timeout=60, what="the celery worker to be ready")
         assert self.worker.alive(), f"the worker did not start:\n{self.worker.tail()}"
@@ -361,9 +370,10 @@ class Stack:
             self.start_beat()
 
     def stop_all(self) -> None:
+        # The tests are over: no need to wait for a warm shutdown to finish in-flight work.
         for process in (self.beat, self.worker, self.receiver):
             if process is not None:
-                process.stop(timeout=15)
+                process.stop(timeout=3)
         self.sandbox.stop(signal.SIGINT, timeout=10)
         self.redis.stop()
 
