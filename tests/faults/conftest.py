@@ -39,7 +39,7 @@ def stack(pg_admin, tmp_path_factory):
             "XERO_WEBHOOK_KEY": info["xero"]["webhook_key"], "XERO_API_URL": info["xero"]["url"],
             "XERO_IDENTITY_URL": info["xero"]["url"], "XERO_LOGIN_URL": info["xero"]["url"],
             "ZOHO_CLIENT_ID": info["zoho"]["client_id"], "ZOHO_CLIENT_SECRET": info["zoho"]["client_secret"],
-            "ZOHO_ACCOUNTS_URL": info["zoho"]["url"], "XERO_BATCH_WINDOW": "0.5",
+            "ZOHO_ACCOUNTS_URL": info["zoho"]["url"], "XERO_BATCH_WINDOW": "0.5", "LOG_FORMAT": "text",
         }
         stack = Stack(workdir=workdir, redis=redis, database_url=database_url,
                       database_name=database_url.rsplit("/", 1)[1], sandbox=sandbox, control=control, env=env,
