@@ -126,6 +126,18 @@ class Process:
             pass
         self.proc.wait(timeout=10)
 
+    def log_mark(self) -> int:
+        """Where the log ends now; ``log_since(mark)`` is what the process printed after."""
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark: int) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace")
+
     def tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
