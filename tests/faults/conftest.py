@@ -20,6 +20,9 @@ from tests.faults.harness import RedisServer, Stack, free_port, start_sandbox, w
 from tests.faults.invariants import violations
 
 _names = itertools.count(1)
+# How long work orphaned by a dead process may take to come back: its buffer lease (2 min) plus one beat
+# sweep (every minute), as the README's Guarantees promise, with slack for a busy machine.
+RECOVERY_SECONDS = 240.0
 
 
 @pytest.fixture(scope="package")

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.faults.conftest import deliver_until_accepted
+from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
 from tests.faults.harness import children_of, process_connected_to, wait_for
 
 pytestmark = pytest.mark.faults
@@ -44,7 +44,7 @@ def test_sigkill_of_a_worker_process_during_a_xero_fetch(org):
 
     wait_for(lambda: killed not in stack.worker.children() and len(stack.worker.children()) >= 2, timeout=60,
              what="the worker to replace its killed pool process")
-    org.assert_invariants()
+    org.assert_invariants(timeout=RECOVERY_SECONDS)
     assert stack.worker.alive()
 
 
@@ -59,7 +59,7 @@ def test_sigkill_of_a_worker_process_during_a_zoho_write_held_open(org):
 
     wait_for(lambda: killed not in stack.worker.children() and len(stack.worker.children()) >= 2, timeout=60,
              what="the worker to replace its killed pool process")
-    org.assert_invariants()
+    org.assert_invariants(timeout=RECOVERY_SECONDS)
     assert stack.worker.alive()
 
 

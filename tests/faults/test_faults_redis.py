@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.conftest import deliver_until_accepted
+from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
 from tests.faults.harness import wait_for
 
 pytestmark = pytest.mark.faults
@@ -38,4 +38,4 @@ def test_redis_restart_mid_burst_loses_nothing_and_the_worker_reconnects_by_itse
              timeout=60, what="the worker to reconnect")
     assert stack.worker.alive() and stack.worker.pid == worker_pid, \
         f"the worker did not survive the Redis restart:\n{stack.worker.tail(6000)}"
-    org.assert_invariants()
+    org.assert_invariants(timeout=RECOVERY_SECONDS)
