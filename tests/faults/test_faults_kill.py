@@ -34,6 +34,7 @@ def _kill_the_child_calling(stack, system: str, path_prefix: str, method: str) -
     return child
 
 
+@pytest.mark.timeout(RECOVERY_SECONDS + 180)
 def test_sigkill_of_a_worker_process_during_a_xero_fetch(org):
     stack = org.stack
     stack.control.fault("xero", "latency", count=2, delay=4.0, path_prefix="/api.xro/2.0/", method="GET")
@@ -48,6 +49,7 @@ def test_sigkill_of_a_worker_process_during_a_xero_fetch(org):
     assert stack.worker.alive()
 
 
+@pytest.mark.timeout(RECOVERY_SECONDS + 180)
 def test_sigkill_of_a_worker_process_during_a_zoho_write_held_open(org):
     stack = org.stack
     # The write is held open, and applied after the caller died (Zoho finishes what it received).
@@ -69,6 +71,7 @@ def _visibility_timeout(stack) -> float:
     return float(answer)
 
 
+@pytest.mark.timeout(600)  # the visibility timeout (at most 300 s) plus the burst
 def test_sigkill_of_the_worker_parent_mid_burst(org):
     stack = org.stack
     # Redis redelivers what a dead worker held only after the broker's visibility timeout: that bounds

@@ -11,6 +11,7 @@ from tests.faults.harness import wait_for
 pytestmark = pytest.mark.faults
 
 
+@pytest.mark.timeout(RECOVERY_SECONDS + 180)
 def test_redis_restart_mid_burst_loses_nothing_and_the_worker_reconnects_by_itself(org):
     stack = org.stack
     contacts = org.seed(contacts=30)["contact_ids"]
