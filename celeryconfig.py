@@ -58,11 +58,12 @@ worker_prefetch_multiplier = 1
 # again. That is how the work of a killed worker parent comes back, so it is minutes, not an hour.
 # Two consequences keep it safe: no countdown/ETA may come near it (an ETA message waits unacknowledged
 # in the worker and would be delivered twice; workers.base.MAX_BROKER_COUNTDOWN caps every countdown
-# at 120 s and longer waits are parked in the database), and no task may run that long (the time
-# limits below kill a stuck task first, so it is never redelivered while still running).
-VISIBILITY_TIMEOUT_SECONDS = 300
-task_time_limit = 240
-task_soft_time_limit = 210
+# below it and longer waits are parked in the database), and no task may run that long (the time
+# limits below kill a stuck task first, so it is never redelivered while still running). All three
+# derive from CELERY_VISIBILITY_TIMEOUT (default 300 s): Settings.task_time_limit and friends.
+VISIBILITY_TIMEOUT_SECONDS = _settings.visibility_timeout
+task_time_limit = _settings.task_time_limit
+task_soft_time_limit = _settings.task_soft_time_limit
 broker_transport_options = (
     # The in-process transport polls; a short interval keeps the embedded chain snappy.
     {"polling_interval": 0.02}
@@ -87,7 +88,7 @@ beat_schedule = {
     # the queues; a reconnect also resumes its connection's work at once.
     "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 60.0},
     # Buffers whose flush was lost (its task, or a worker holding a lease) are flushed again.
-    "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": 60.0},
+    "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": _settings.sweep_interval},
     # Delta polls catch what webhooks missed (and all payments); the full sweep what If-Modified-Since
     # cannot see (contact balances). The sweep is a crontab: a restart or deploy does not restart its clock.
     "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_poll_interval},

@@ -200,9 +200,34 @@ class Settings:
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
 
+    # Recovery timings: how long a dead worker's claim can hold work up. A claim on buffered ids or on a
+    # Zoho record lapses after lease_seconds (CONNECTOR_LEASE_SECONDS); beat sweeps orphaned buffers every
+    # sweep_interval (CONNECTOR_SWEEP_INTERVAL); a killed worker parent's unacknowledged messages come back
+    # after visibility_timeout (CELERY_VISIBILITY_TIMEOUT). The task time limits and the longest broker
+    # countdown derive from the visibility timeout, so none can come near it.
+    lease_seconds: float = 120.0
+    sweep_interval: float = 60.0
+    visibility_timeout: float = 300.0
+
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
+
+    @property
+    def task_time_limit(self) -> float:
+        """Kills a stuck task well before the broker would deliver it again (visibility timeout)."""
+        return self.visibility_timeout * 0.8
+
+    @property
+    def task_soft_time_limit(self) -> float:
+        return self.visibility_timeout * 0.7
+
+    @property
+    def max_broker_countdown(self) -> float:
+        """The longest wait a task may spend as a broker countdown; longer waits are parked in the database.
+        With the Redis transport a message waiting for its ETA is unacknowledged, so a countdown near the
+        visibility timeout would be delivered twice."""
+        return min(120.0, self.visibility_timeout * 0.4)
 
     @property
     def embedded(self) -> bool:
@@ -285,5 +310,8 @@ class Settings:
             xero_sweep_hour=parse_hour("XERO_SWEEP_HOUR", env["XERO_SWEEP_HOUR"]) if env.get("XERO_SWEEP_HOUR") else
             cls.xero_sweep_hour,
             zoho_org_ttl=duration("ZOHO_ORG_TTL", cls.zoho_org_ttl),
+            lease_seconds=duration("CONNECTOR_LEASE_SECONDS", cls.lease_seconds),
+            sweep_interval=duration("CONNECTOR_SWEEP_INTERVAL", cls.sweep_interval),
+            visibility_timeout=duration("CELERY_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             embedded_allowed=embedded_allowed,
         )

@@ -39,6 +39,7 @@ from connector.errors import (
 )
 from connector.pipeline.common import RECORD_TYPES
 from connector.ratelimit import problem_scope
+from connector.settings import Settings
 from connector.store import audit as stages
 from connector.store.connections import ConnectionInfo
 from connector.store.parked import (
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 # The longest a task waits on the broker. With the Redis transport a message whose countdown outlasts
 # the visibility timeout (celeryconfig) is delivered twice, so it stays well below; longer waits are
 # parked in the database and re-driven by the beat (connector.resume_parked_work).
-MAX_BROKER_COUNTDOWN = 120.0
+MAX_BROKER_COUNTDOWN = Settings.from_env().max_broker_countdown  # below the visibility timeout
 # Short retries on the broker: 1, 2, 4 … 64 s (about two minutes), then the work is parked.
 BROKER_RETRIES = 7
 # A transient failure of a whole batch is retried whole this often before it is split.

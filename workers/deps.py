@@ -16,6 +16,7 @@ from connector.errors import ConfigError
 from connector.http import make_session
 from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
+from connector.record_locks import RecordLocks
 from connector.redis_conn import connect_redis
 from connector.settings import Settings
 from connector.store import Store
@@ -70,12 +71,21 @@ class Deps:
     @cached_property
     def coalescer(self) -> LeasedBuffer:
         """The shared per-(connection, resource) buffers of webhook ids awaiting one coalesced fetch."""
-        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=XERO_FETCH_BUFFER)
+        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=XERO_FETCH_BUFFER,
+                            lease_seconds=self.settings.lease_seconds)
 
     @cached_property
     def zoho_buffer(self) -> LeasedBuffer:
         """The shared per-(connection, resource) buffers of fetched ids awaiting one batched Zoho upsert."""
-        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=ZOHO_PUSH_BUFFER)
+        return LeasedBuffer(self.redis, clock=self.clock, key_prefix=ZOHO_PUSH_BUFFER,
+                            lease_seconds=self.settings.lease_seconds)
+
+    @cached_property
+    def record_locks(self) -> RecordLocks:
+        """One writer at a time per Zoho record. A dead writer's lock lapses with the buffers' lease; a
+        waiter gives up (and retries later) well inside the task's soft time limit."""
+        return RecordLocks(self.redis, ttl=self.settings.lease_seconds,
+                           wait=min(60.0, self.settings.task_soft_time_limit / 3))
 
     @cached_property
     def http(self):

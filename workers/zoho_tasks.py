@@ -13,7 +13,6 @@ import logging
 from connector import logs, queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
-from connector.record_locks import RecordLocks
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
@@ -131,7 +130,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
     return to_zoho.ZohoPush(
         connection_id=connection.id, snapshots=deps.store.snapshots, zoho=deps.zoho_client(connection),
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
-        locks=RecordLocks(deps.redis), config=deps.sync_config,
+        locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
     )
 

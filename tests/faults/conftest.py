@@ -20,9 +20,13 @@ from tests.faults.harness import RedisServer, Stack, free_port, start_sandbox, w
 from tests.faults.invariants import violations
 
 _names = itertools.count(1)
-# How long work orphaned by a dead process may take to come back: its buffer lease (2 min) plus one beat
-# sweep (every minute), as the README's Guarantees promise, with slack for a busy machine.
-RECOVERY_SECONDS = 240.0
+# The deployment runs with short recovery timings (the same mechanisms, compressed), so a test that
+# kills a process waits seconds, not the production minutes: a dead worker's claim lapses after
+# LEASE_SECONDS, beat sweeps every SWEEP_SECONDS, and a dead parent's messages return after VISIBILITY_SECONDS.
+LEASE_SECONDS, SWEEP_SECONDS, VISIBILITY_SECONDS = 15, 5, 45
+# How long orphaned work may take to come back: a lease plus a sweep, or the visibility timeout, with
+# slack for a busy machine (and for the retries a fault adds on top).
+RECOVERY_SECONDS = 150.0
 
 
 @pytest.fixture(scope="package")
@@ -43,6 +47,8 @@ def stack(pg_admin, tmp_path_factory):
             "XERO_IDENTITY_URL": info["xero"]["url"], "XERO_LOGIN_URL": info["xero"]["url"],
             "ZOHO_CLIENT_ID": info["zoho"]["client_id"], "ZOHO_CLIENT_SECRET": info["zoho"]["client_secret"],
             "ZOHO_ACCOUNTS_URL": info["zoho"]["url"], "XERO_BATCH_WINDOW": "0.5", "LOG_FORMAT": "text",
+            "CONNECTOR_LEASE_SECONDS": str(LEASE_SECONDS), "CONNECTOR_SWEEP_INTERVAL": str(SWEEP_SECONDS),
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
         }
         stack = Stack(workdir=workdir, redis=redis, database_url=database_url,
                       database_name=database_url.rsplit("/", 1)[1], sandbox=sandbox, control=control, env=env,

@@ -20,34 +20,48 @@ from connector.errors import TransientError
 from connector.http import DEFAULT_TIMEOUT
 
 
-def celery_config_for_redis() -> dict:
+def celery_config_for_redis(**env_overrides: str) -> dict:
     """celeryconfig as a deployment with Redis loads it (a fresh process: it reads the environment once)."""
-    code = ("import json, celeryconfig as c; print(json.dumps({'options': c.broker_transport_options, "
+    code = ("import json, celeryconfig as c; from connector.settings import Settings; s = Settings.from_env(); "
+            "print(json.dumps({'options': c.broker_transport_options, "
             "'hard': c.task_time_limit, 'soft': c.task_soft_time_limit, 'acks_late': c.task_acks_late, "
+            "'countdown': s.max_broker_countdown, 'lease': s.lease_seconds, "
             "'beat': {k: v['schedule'] if isinstance(v['schedule'], float) else None "
             "for k, v in c.beat_schedule.items()}}))")
-    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+           **env_overrides}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
                           check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_every_wait_and_time_limit_fits_inside_the_visibility_timeout():
+# The defaults, and the short timings the fault suite runs with: every relation holds for both.
+@pytest.mark.parametrize("env_overrides", [
+    {},
+    {"CELERY_VISIBILITY_TIMEOUT": "45s", "CONNECTOR_LEASE_SECONDS": "15", "CONNECTOR_SWEEP_INTERVAL": "5"},
+], ids=["defaults", "short"])
+def test_every_wait_and_time_limit_fits_inside_the_visibility_timeout(env_overrides):
+    from connector.settings import Settings
     from workers.base import MAX_BROKER_COUNTDOWN
     from workers.xero_tasks import rate_limit_countdown
 
-    config = celery_config_for_redis()
+    config = celery_config_for_redis(**env_overrides)
     visibility = config["options"]["visibility_timeout"]
+    if env_overrides:
+        assert visibility == 45 and config["lease"] == 15 and config["beat"]["sweep-buffers"] == 5
+    else:
+        assert config["lease"] == DEFAULT_LEASE_SECONDS
     # A killed worker parent's unacknowledged messages come back within minutes...
     assert visibility <= 600
     # ...no task still running is redelivered (killed first)...
     assert config["soft"] < config["hard"] < visibility
     # ...and no countdown is long enough to be delivered twice (the Redis transport redelivers an ETA
     # message still waiting in a worker once the visibility timeout passes).
-    assert MAX_BROKER_COUNTDOWN < visibility
-    assert rate_limit_countdown(24 * 3600) < visibility  # even a day-long Retry-After
-    # A killed worker child's buffered ids are reclaimed within minutes (lease, then the minute-ly sweep).
-    assert DEFAULT_LEASE_SECONDS + config["beat"]["sweep-buffers"] <= 300
+    assert config["countdown"] < visibility
+    assert MAX_BROKER_COUNTDOWN == Settings.from_env().max_broker_countdown
+    assert rate_limit_countdown(24 * 3600) <= MAX_BROKER_COUNTDOWN + 0.25  # even a day-long Retry-After
+    # A killed worker child's buffered ids are reclaimed within minutes (lease, then the sweep).
+    assert config["lease"] + config["beat"]["sweep-buffers"] <= 300
 
 
 def test_the_daily_sweep_runs_every_day_though_beat_restarts_twice_a_day():
