@@ -99,6 +99,19 @@ def parse_hour(name: str, raw: str) -> int:
     return int(value)
 
 
+def parse_count(name: str, raw: str, default: int, *, minimum: int = 1) -> int:
+    """A whole number of at least ``minimum``; ``default`` when unset."""
+    if not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}: must be {minimum} or more, not {value}")
+    return value
+
+
 def parse_flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -199,6 +212,10 @@ class Settings:
     max_webhook_bytes: int = 1_000_000
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
+    # Our own Xero governor's per-tenant minute and in-flight bounds. Xero's are 60 and 5
+    # (xero-api.md §3.1); only a sandbox with relaxed limits (benchmarks) sets them higher.
+    xero_minute_limit: int = 60
+    xero_concurrent_limit: int = 5
 
     # Recovery timings: how long a dead worker's claim can hold work up. A claim on buffered ids or on a
     # Zoho record lapses after lease_seconds (CONNECTOR_LEASE_SECONDS); beat sweeps orphaned buffers every
@@ -314,4 +331,7 @@ class Settings:
             sweep_interval=duration("CONNECTOR_SWEEP_INTERVAL", cls.sweep_interval),
             visibility_timeout=duration("CELERY_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             embedded_allowed=embedded_allowed,
+            xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
+            xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
+                                              cls.xero_concurrent_limit),
         )

@@ -160,7 +160,8 @@ class Deps:
             tenant_id=connection.xero_tenant_id,
             api_url=self.settings.xero_api_url,
             governor=self.governor,
-            limits=Limits(day=connection.xero_daily_limit),
+            limits=Limits(minute=self.settings.xero_minute_limit, day=connection.xero_daily_limit,
+                          concurrent=self.settings.xero_concurrent_limit),
             priority=priority,
         )
 

@@ -1,0 +1,296 @@
+"""End-to-end throughput: Xero webhook events through the real receiver, workers, broker and database.
+
+The receiver runs under gunicorn and the workers as prefork `celery worker` processes, both with
+the Procfile's command lines; the broker is a real Redis, the store a throwaway PostgreSQL
+database, and the Xero and Zoho sandboxes run in their own process with their limits relaxed
+and no latency, so what is measured is the connector's own overhead. Every figure comes from
+outside the code under test: latency from the audit trail (webhook received -> Zoho write
+acknowledged, per sync id), database transactions from ``pg_stat_database``, RSS from /proc.
+
+Runs, in one invocation, on the same sandboxes:
+  pipeline  the connector as configured for production;
+  naive     one task per event, one fetch and one write per record (bench/support/naive.py);
+  history   the pipeline again, on a database already holding 200,000 id links and
+            1,000,000 audit rows (the cost per record must not grow with the data).
+
+    .venv/bin/python bench/pipeline.py [--events 20000] [--naive-events 4000] [--no-history]
+
+Environment: BENCH_EVENTS / BENCH_NAIVE_EVENTS override the counts; TEST_REDIS_PORT (or
+BENCH_REDIS_PORT) picks the Redis server (database 9 is flushed), BENCH_PG_ADMIN_URL the
+PostgreSQL server. The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support.system import (  # noqa: E402
+    RssSampler, Sandboxes, flush_redis, redis_url, start_receiver, start_worker, throwaway_database, wait_for,
+)
+from connector.store.vault import Vault  # noqa: E402
+from webhooks.signatures import xero_signature  # noqa: E402
+
+EVENTS_PER_POST = 20  # Xero batches several events into one POST (xero-api.md §4)
+DELIVERY_THREADS = 4
+TERMINAL = ("written", "skipped", "failed")
+HISTORY_LINKS = 200_000
+HISTORY_AUDIT_ROWS = 1_000_000
+
+
+def tenant_spec(name: str, events: int) -> str:
+    contacts = max(1, events // 10)
+    return f"{name}:{contacts}:{events - contacts}"
+
+
+def process_env(facts: dict, database_url: str, data_dir: Path, vault_keys: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url, "REDIS_URL": redis_url(), "CELERY_BROKER_URL": redis_url(),
+        "CONNECTOR_DATA_DIR": str(data_dir), "CONNECTOR_VAULT_KEYS": vault_keys,
+        "CONNECTOR_PUBLIC_URL": "http://127.0.0.1:8000",
+        "XERO_CLIENT_ID": facts["xero_client_id"], "XERO_CLIENT_SECRET": facts["xero_client_secret"],
+        "XERO_WEBHOOK_KEY": facts["xero_webhook_key"], "XERO_API_URL": facts["xero_url"],
+        "XERO_IDENTITY_URL": facts["xero_url"], "XERO_LOGIN_URL": facts["xero_url"],
+        "ZOHO_CLIENT_ID": facts["zoho_client_id"], "ZOHO_CLIENT_SECRET": facts["zoho_client_secret"],
+        "ZOHO_ACCOUNTS_URL": facts["zoho_url"],
+        # The sandboxes' limits are relaxed; our own governor must not stand in for them.
+        "XERO_MINUTE_LIMIT": "1000000", "XERO_CONCURRENT_LIMIT": "1000",
+    }
+
+
+def connect_tenant(env: dict[str, str], tenant: dict) -> int:
+    """Create the connection and store its tokens, as `connector connect` does after consent."""
+    from connector.clock import SYSTEM_CLOCK
+    from connector.secret import Secret
+    from connector.settings import Settings
+    from connector.store.credentials import TokenSet
+    from workers.deps import configure
+
+    deps = configure(Settings.from_env(env))
+    connection = deps.store.connections.create(name="Bench Ltd", xero_tenant_id=tenant["tenant_id"],
+                                               xero_daily_limit=10**9)
+    now = SYSTEM_CLOCK.now()
+    deps.credentials.save(connection.id, "xero", TokenSet(
+        access_token=Secret(tenant["xero_access_token"]), refresh_token=Secret(tenant["xero_refresh_token"]),
+        expires_at=now + timedelta(seconds=int(tenant["xero_expires_in"])), scope=tenant["xero_scope"]))
+    deps.credentials.save(connection.id, "zoho", TokenSet(
+        access_token=Secret(""), refresh_token=Secret(tenant["zoho_refresh_token"]), expires_at=now))
+    deps.store.close()
+    return connection.id
+
+
+def seed_history(database_url: str, connection_id: int, *, links: int, audit_rows: int) -> float:
+    """An organisation's history written straight into the tables with COPY; returns seconds taken."""
+    import psycopg
+
+    started = time.monotonic()
+    now = datetime.now(timezone.utc)
+    kinds = ("contact", "contact_person", "invoice", "invoice_lines")
+    modules = {"contact": "Accounts", "contact_person": "Contacts", "invoice": "Invoices", "invoice_lines": "Invoices"}
+    stages = ("received", "fetched", "mapped", "written")
+    with psycopg.connect(database_url) as conn:
+        with conn.cursor() as cur:
+            with cur.copy("COPY id_links (connection_id, kind, xero_id, zoho_module, zoho_id, content_hash, "
+                          "source_updated_at, updated_at) FROM STDIN") as copy:
+                for n in range(links):
+                    kind = kinds[n % 4]
+                    copy.write_row((connection_id, kind, f"hist-{n // 4:08d}", modules[kind], str(9 * 10**18 + n),
+                                    f"{n:064x}", now - timedelta(days=400), now - timedelta(days=400)))
+            with cur.copy("COPY audit_events (connection_id, sync_id, direction, record_type, record_id, stage, "
+                          "detail, task_id, created_at) FROM STDIN") as copy:
+                for n in range(audit_rows):
+                    copy.write_row((connection_id, f"{n // 4:032x}", "xero_to_zoho",
+                                    "invoice" if n % 8 < 6 else "contact", f"hist-{n // 20:08d}", stages[n % 4],
+                                    '{"seeded": true}', None, now - timedelta(days=30, seconds=n)))
+        conn.commit()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("ANALYZE")  # as autovacuum would soon after a bulk load
+    return time.monotonic() - started
+
+
+class DatabaseProbe:
+    """Reads pg_stat_database and the audit trail; counts its own transactions to leave them out."""
+
+    def __init__(self, database_url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(database_url, autocommit=True)
+        self.name = database_url.rsplit("/", 1)[1]
+        self.own_transactions = 0
+
+    def query(self, sql: str, params: tuple = ()):
+        self.own_transactions += 1
+        return self.conn.execute(sql, params).fetchall()
+
+    def transactions(self) -> int:
+        self.query("SELECT pg_stat_clear_snapshot()")
+        rows = self.query("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                          (self.name,))
+        return int(rows[0][0])
+
+    def finished(self, since: datetime) -> int:
+        """Records whose trip (the sync id of its received row) reached a terminal stage."""
+        return int(self.query(
+            "SELECT count(DISTINCT r.sync_id) FROM audit_events r JOIN audit_events t ON t.sync_id = r.sync_id "
+            "WHERE r.stage = 'received' AND r.created_at >= %s AND t.created_at >= %s AND t.stage = ANY(%s)",
+            (since, since, list(TERMINAL)))[0][0])
+
+    def latencies(self, since: datetime) -> dict:
+        rows = self.query(
+            "WITH r AS (SELECT sync_id, min(created_at) AS t0 FROM audit_events "
+            "           WHERE stage = 'received' AND created_at >= %s GROUP BY sync_id), "
+            "     w AS (SELECT sync_id, min(created_at) AS t1 FROM audit_events "
+            "           WHERE stage IN ('written', 'skipped') AND created_at >= %s GROUP BY sync_id) "
+            "SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t1 - t0)), "
+            "       percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM t1 - t0)), max(t1) "
+            "FROM r JOIN w USING (sync_id)", (since, since))
+        synced, p50, p99, last = rows[0]
+        failed = self.query("SELECT count(DISTINCT sync_id) FROM audit_events WHERE stage = 'failed' "
+                            "AND created_at >= %s", (since,))[0][0]
+        return {"synced": int(synced), "failed": int(failed), "p50": float(p50 or 0), "p99": float(p99 or 0),
+                "last": last}
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def deliver(url: str, events: list[dict], key: str) -> list[int]:
+    bodies = []
+    for start in range(0, len(events), EVENTS_PER_POST):
+        body = json.dumps({"events": events[start:start + EVENTS_PER_POST], "firstEventSequence": start + 1,
+                           "lastEventSequence": start + EVENTS_PER_POST, "entropy": "BENCH"}).encode()
+        bodies.append(body)
+    local = threading.local()
+
+    def post(body: bytes) -> int:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        return session.post(url, data=body, timeout=30, headers={
+            "Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero_signature(body, key)}
+        ).status_code
+
+    with ThreadPoolExecutor(DELIVERY_THREADS) as pool:
+        return list(pool.map(post, bodies))
+
+
+def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path, history: bool = False,
+        timeout: float, profile: str | None = None) -> dict:
+    events = tenant["events"]
+    data_dir = workdir / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    flush_redis()
+    with throwaway_database() as database_url:
+        env = process_env(facts, database_url, data_dir, Vault.generate_keyring("bench"))
+        connection_id = connect_tenant(env, tenant)
+        seeded = {}
+        if history:
+            seconds = seed_history(database_url, connection_id, links=HISTORY_LINKS, audit_rows=HISTORY_AUDIT_ROWS)
+            seeded = {"seeded_id_links": HISTORY_LINKS, "seeded_audit_rows": HISTORY_AUDIT_ROWS,
+                      "seed_seconds": round(seconds, 1)}
+        receiver, receiver_url = start_receiver(env, workdir)
+        worker = start_worker(env, workdir, app=worker_app, name=name)
+        probe = DatabaseProbe(database_url)
+        profiler = None
+        try:
+            time.sleep(2.0)  # idle backends report their statistics within a second
+            before = probe.transactions()
+            own_before = probe.own_transactions
+            if profile:
+                import subprocess
+
+                profiler = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "--idle", "-r", "50",
+                     "-f", "speedscope" if profile.endswith(".json") else "flamegraph", "-o", profile,
+                     "-p", str(worker.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started = datetime.now(timezone.utc)
+            with RssSampler(worker.process.pid) as rss:
+                statuses = deliver(f"{receiver_url}/webhooks/xero", events, facts["xero_webhook_key"])
+                delivered = (datetime.now(timezone.utc) - started).total_seconds()
+                wait_for(lambda: probe.finished(started) >= len(events) or not worker.alive(), timeout=timeout,
+                         interval=1.0, what=f"{len(events)} records to sync ({name})")
+            if profiler is not None:
+                profiler.send_signal(2)
+                profiler.wait(timeout=60)
+        finally:
+            worker.stop()
+            receiver.stop()
+        time.sleep(1.5)  # the stopped processes' last statistics
+        transactions = probe.transactions() - before - (probe.own_transactions - own_before)
+        figures = probe.latencies(started)
+        probe.close()
+    elapsed = (figures["last"] - started).total_seconds() if figures["last"] else float("nan")
+    return {
+        "events": len(events),
+        "records": figures["synced"],
+        "failed": figures["failed"],
+        "records_per_s": round(figures["synced"] / elapsed, 1),
+        "p50_latency_ms": round(figures["p50"] * 1000),
+        "p99_latency_ms": round(figures["p99"] * 1000),
+        "db_transactions_per_record": round(transactions / max(figures["synced"], 1), 2),
+        "peak_worker_rss_mb": round(rss.peak_mb, 1),
+        "seconds": round(elapsed, 1),
+        "delivery_seconds": round(delivered, 1),
+        "non_2xx": sum(1 for s in statuses if not 200 <= s < 300),
+        **seeded,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 20_000)))
+    parser.add_argument("--naive-events", type=int, default=int(os.environ.get("BENCH_NAIVE_EVENTS", 4_000)))
+    parser.add_argument("--lines", type=int, default=5, help="lines per invoice")
+    parser.add_argument("--no-history", action="store_true", help="skip the run on a seeded database")
+    parser.add_argument("--only", choices=["pipeline", "naive", "history"], action="append", default=None)
+    parser.add_argument("--profile", default=None, metavar="PREFIX",
+                        help="record the worker with py-spy into PREFIX-<run>.svg (or .json: speedscope)")
+    parser.add_argument("--timeout", type=float, default=1800.0)
+    args = parser.parse_args(argv)
+
+    runs = args.only or ["pipeline", "naive"] + ([] if args.no_history else ["history"])
+    tenants = {"pipeline": args.events, "history": args.events, "naive": args.naive_events}
+    workdir = Path(tempfile.mkdtemp(prefix="mlc-bench-"))
+    started = time.monotonic()
+    sandboxes = Sandboxes([tenant_spec(r, tenants[r]) for r in runs], lines=args.lines, workdir=workdir)
+    print(f"sandboxes seeded in {time.monotonic() - started:.1f} s; logs in {workdir}", flush=True)
+    results = {}
+    try:
+        for name in runs:
+            profile = None
+            if args.profile:
+                suffix = ".json" if args.profile.endswith(".json") else ".svg"
+                profile = f"{args.profile.removesuffix('.json').removesuffix('.svg')}-{name}{suffix}"
+            results[name] = run(name, sandboxes.facts, sandboxes.facts["tenants"][name],
+                                worker_app="bench.support.naive" if name == "naive" else "workers.app",
+                                workdir=workdir, history=name == "history", timeout=args.timeout, profile=profile)
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+    finally:
+        sandboxes.stop()
+    figures = dict(results.get("pipeline") or results[runs[0]])
+    if "naive" in results and "pipeline" in results:
+        figures["naive"] = results["naive"]
+        figures["speedup_vs_naive"] = round(results["pipeline"]["records_per_s"] /
+                                            max(results["naive"]["records_per_s"], 0.001), 2)
+    if "history" in results and "pipeline" in results:
+        figures["history"] = results["history"]
+        figures["history_vs_empty"] = round(results["history"]["records_per_s"] /
+                                            max(results["pipeline"]["records_per_s"], 0.001), 3)
+    figures["machine"] = {"cpus": os.cpu_count(), "worker": "Procfile (prefork)", "receiver": "Procfile (gunicorn)"}
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
