@@ -47,6 +47,7 @@ task_routes = {
     "connector.backfill_step": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.resume_backfills": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.prune_audit_trail": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
 # A task is acknowledged only after it finished, and requeued if its worker dies mid-way.
@@ -99,4 +100,6 @@ beat_schedule = {
     # Backfills waiting for their daily budget, or whose worker died mid-page, go on from their checkpoint.
     "resume-backfills": {"task": "connector.resume_backfills", "schedule": 60.0},
     "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": _settings.zoho_org_ttl},
+    # The audit trail keeps CONNECTOR_AUDIT_DAYS of history; hourly batches keep each delete short.
+    "prune-audit-trail": {"task": "connector.prune_audit_trail", "schedule": 3600.0},
 }

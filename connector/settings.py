@@ -214,6 +214,8 @@ class Settings:
     zoho_org_ttl: float = 3600.0
     # Our own Xero governor's per-tenant minute and in-flight bounds. Xero's are 60 and 5
     # (xero-api.md §3.1); only a sandbox with relaxed limits (benchmarks) sets them higher.
+    # Days the audit trail keeps a row (CONNECTOR_AUDIT_DAYS); 0 keeps every row forever.
+    audit_days: int = 90
     xero_minute_limit: int = 60
     xero_concurrent_limit: int = 5
 
@@ -331,7 +333,9 @@ class Settings:
             sweep_interval=duration("CONNECTOR_SWEEP_INTERVAL", cls.sweep_interval),
             visibility_timeout=duration("CELERY_VISIBILITY_TIMEOUT", cls.visibility_timeout),
             embedded_allowed=embedded_allowed,
+            audit_days=parse_count("CONNECTOR_AUDIT_DAYS", get("CONNECTOR_AUDIT_DAYS"), cls.audit_days, minimum=0),
             xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
             xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
                                               cls.xero_concurrent_limit),
         )
+

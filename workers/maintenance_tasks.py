@@ -172,3 +172,18 @@ def replay_in_process(request: ReplayRequest) -> ReplayOutcome:
     else:
         batch = push.related(request.resource, request.ids, sync_ids)
     return ReplayOutcome.of(request.resource, request.ids, batch)
+
+
+@app.task(name="connector.prune_audit_trail", base=ConnectorTask, bind=True)
+def prune_audit_trail(self) -> int:
+    """Beat: drop audit rows older than CONNECTOR_AUDIT_DAYS (0 keeps them all), in batches."""
+    from datetime import timedelta
+
+    deps = get_deps()
+    days = deps.settings.audit_days
+    if days <= 0:
+        return 0
+    deleted = deps.store.audit.prune(deps.store.clock.now() - timedelta(days=days))
+    if deleted:
+        log.info("audit.pruned", extra={"deleted": deleted, "older_than_days": days})
+    return deleted

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import logs
@@ -173,6 +173,22 @@ class AuditLog:
         for row in rows:
             _log_stage(row["connection_id"], row["record_type"], row["record_id"], row["stage"], row["direction"],
                        row["sync_id"], row["task_id"], row["detail"])
+
+    def prune(self, older_than: datetime, *, batch_size: int = 5000) -> int:
+        """Delete rows created before ``older_than``, oldest first, one short transaction per
+        ``batch_size`` rows (a long DELETE would hold its locks and bloat one transaction);
+        returns how many went."""
+        deleted = 0
+        while True:
+            oldest = (select(AuditEvent.id).where(AuditEvent.created_at < older_than)
+                      .order_by(AuditEvent.created_at).limit(batch_size))
+            with session_scope(self._sessions) as session:
+                ids = list(session.scalars(oldest))
+                if ids:
+                    session.execute(delete(AuditEvent).where(AuditEvent.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch_size:
+                return deleted
 
     def trail(self, connection_id: int | None, record_type: str, record_id: str) -> list[AuditEntry]:
         """Every event of one record, oldest first."""

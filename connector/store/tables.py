@@ -135,7 +135,10 @@ class AuditEvent(Base):
     """One stage of one record's journey. Append-only."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_record", "connection_id", "record_type", "record_id"),)
+    __table_args__ = (
+        Index("ix_audit_events_record", "connection_id", "record_type", "record_id"),
+        Index("ix_audit_events_created_at", "created_at"),  # retention deletes the oldest rows first
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # No foreign key: the trail must be writable even for a tenant we do not (or no longer) know.
