@@ -53,13 +53,17 @@ class _Received:
 def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Received]:
     """Events by (connection, resource), duplicates in one delivery collapsed; unknown tenants audited."""
     grouped: dict[tuple[int, str], _Received] = {}
+    tenants: dict[str, object] = {}  # one lookup per tenant of the body, not one per event
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
         record_id = str(event.get("resourceId", ""))
         if resource is None or not record_id:
             log.warning("pipeline.xero.event_ignored", extra={"category": event.get("eventCategory")})
             continue
-        connection = connections.by_tenant(str(event.get("tenantId", "")))
+        tenant_id = str(event.get("tenantId", ""))
+        if tenant_id not in tenants:
+            tenants[tenant_id] = connections.by_tenant(tenant_id)
+        connection = tenants[tenant_id]
         if connection is None:
             audit.record(
                 record_type=RECORD_TYPES[resource],
