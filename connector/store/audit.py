@@ -122,6 +122,24 @@ class AuditLog:
         detail: dict | None = None,
         task_id: str | None = None,
     ) -> None:
+        row = self.row(record_type=record_type, record_id=record_id, stage=stage, connection_id=connection_id,
+                       sync_id=sync_id, direction=direction, detail=detail, task_id=task_id)
+        with session_scope(self._sessions) as session:
+            session.add(AuditEvent(**row))
+
+    def row(
+        self,
+        *,
+        record_type: str,
+        record_id: str,
+        stage: str,
+        connection_id: int | None = None,
+        sync_id: str | None = None,
+        direction: str = XERO_TO_ZOHO,
+        detail: dict | None = None,
+        task_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One audit row as it will be stored, checked and redacted, stamped with the time now."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
         if direction not in DIRECTIONS:
@@ -132,47 +150,33 @@ class AuditLog:
         # A stage recorded without its trip's id belongs to the trip the running task works on, if one.
         sync_id = sync_id or context.get("sync_id") or uuid.uuid4().hex
         detail = redact(detail) if detail is not None else None
-        with session_scope(self._sessions) as session:
-            session.add(
-                AuditEvent(
-                    connection_id=connection_id,
-                    sync_id=sync_id,
-                    direction=direction,
-                    record_type=record_type,
-                    record_id=str(record_id),
-                    stage=stage,
-                    detail=detail,
-                    task_id=task_id,
-                    created_at=self._clock.now(),
-                )
-            )
         _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
+        return {
+            "connection_id": connection_id,
+            "sync_id": sync_id,
+            "direction": direction,
+            "record_type": record_type,
+            "record_id": str(record_id),
+            "stage": stage,
+            "detail": detail,
+            "task_id": task_id,
+            "created_at": self._clock.now(),
+        }
 
     def record_many(self, entries: list[dict]) -> None:
         """Several ``record`` calls (keyword dicts) in one statement: a backfill page's stages."""
-        if not entries:
+        self.write_rows([self.row(**entry) for entry in entries])
+
+    def write_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Rows made by ``row`` (their times are when they happened), in one transaction and one
+        multi-row INSERT, in the order given."""
+        if not rows:
             return
-        now = self._clock.now()
-        context = logs.current()
-        rows = []
-        for entry in entries:
-            stage, direction = entry["stage"], entry.get("direction", XERO_TO_ZOHO)
-            if stage not in STAGES:
-                raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
-            if direction not in DIRECTIONS:
-                raise ValueError(f"direction must be one of {DIRECTIONS}, not {direction!r}")
-            detail = entry.get("detail")
-            rows.append({
-                "connection_id": entry.get("connection_id"),
-                "sync_id": entry.get("sync_id") or context.get("sync_id") or uuid.uuid4().hex,
-                "direction": direction, "record_type": entry["record_type"], "record_id": str(entry["record_id"]),
-                "stage": stage, "detail": redact(detail) if detail is not None else None,
-                "task_id": entry.get("task_id") or context.get("task_id"), "created_at": now})
         with session_scope(self._sessions) as session:
             session.execute(insert(AuditEvent), rows)
-        for row in rows:
-            _log_stage(row["connection_id"], row["record_type"], row["record_id"], row["stage"], row["direction"],
-                       row["sync_id"], row["task_id"], row["detail"])
+
+    def batch(self) -> "AuditBatch":
+        return AuditBatch(self)
 
     def prune(self, older_than: datetime, *, batch_size: int = 5000) -> int:
         """Delete rows created before ``older_than``, oldest first, one short transaction per
@@ -280,3 +284,30 @@ class AuditLog:
         return select(AuditEvent).where(
             same_connection, AuditEvent.record_type == record_type, AuditEvent.record_id == str(record_id)
         )
+
+
+class AuditBatch:
+    """The audit rows of one unit of work (a batch of records), written together by ``flush``.
+
+    ``record`` takes the same arguments as ``AuditLog.record`` and stamps each row with the time
+    it happened; ``flush`` writes everything held in one transaction instead of one per row.
+    Reads go straight to the log.
+    """
+
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+        self._rows: list[dict[str, Any]] = []
+
+    def record(self, **fields: Any) -> None:
+        self._rows.append(self._log.row(**fields))
+
+    def flush(self) -> int:
+        rows, self._rows = self._rows, []
+        self._log.write_rows(rows)
+        return len(rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getattr__(self, name: str):
+        return getattr(self._log, name)

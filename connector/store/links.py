@@ -61,6 +61,16 @@ class LinkStore:
             ).one_or_none()
             return Link.of(row) if row else None
 
+    def get_many(self, connection_id: int, kind: str, xero_ids: list[str]) -> dict[str, Link]:
+        """The links of these ids (absent ones left out), in one query."""
+        wanted = list(dict.fromkeys(xero_ids))
+        if not wanted:
+            return {}
+        with session_scope(self._sessions) as session:
+            rows = session.scalars(select(IdLink).where(
+                IdLink.connection_id == connection_id, IdLink.kind == kind, IdLink.xero_id.in_(wanted)))
+            return {row.xero_id: Link.of(row) for row in rows}
+
     def save(
         self,
         connection_id: int,

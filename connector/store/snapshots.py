@@ -58,34 +58,39 @@ class SnapshotStore:
             return session.execute(statement).first() is not None
 
     def put_many_if_newer(self, connection_id: int, resource: str,
-                          records: list[tuple[str, datetime, dict]]) -> None:
-        """``put_if_newer`` for (xero id, source_updated_at, payload) triples, in one transaction."""
-        if not records:
-            return
+                          records: list[tuple[str, datetime, dict]]) -> set[str]:
+        """``put_if_newer`` for a batch of (xero id, source_updated_at, payload) in one statement and
+        one transaction; returns the ids stored. Of one id given twice only the newest is offered."""
+        newest: dict[str, tuple[datetime, dict]] = {}
+        for xero_id, updated, payload in records:
+            if xero_id not in newest or newest[xero_id][0] <= updated:
+                newest[xero_id] = (updated, payload)
+        if not newest:
+            return set()
         now = self._clock.now()
+        rows = [{"connection_id": connection_id, "resource": resource, "xero_id": xero_id,
+                 "source_updated_at": updated, "payload": payload, "fetched_at": now}
+                for xero_id, (updated, payload) in newest.items()]
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, XeroSnapshot)
+            statement = dialect_insert(session, XeroSnapshot).values(rows)
             statement = statement.on_conflict_do_update(
                 index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
-                set_={name: getattr(statement.excluded, name) for name in ("source_updated_at", "payload", "fetched_at")},
-                where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at)
-            # One statement, many rows (executemany): a page of 1,000 costs one compile, not 1,000.
-            session.execute(statement, [
-                {"connection_id": connection_id, "resource": resource, "xero_id": xero_id,
-                 "source_updated_at": source_updated_at, "payload": payload, "fetched_at": now}
-                for xero_id, source_updated_at, payload in records])
+                set_={"source_updated_at": statement.excluded.source_updated_at,
+                      "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
+                where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
+            ).returning(XeroSnapshot.xero_id)
+            return set(session.scalars(statement))
 
     def get_many(self, connection_id: int, resource: str, xero_ids: list[str]) -> dict[str, Snapshot]:
         """The stored snapshots of these ids (absent ones left out), in one query per 500 ids."""
+        wanted = list(dict.fromkeys(xero_ids))
         found: dict[str, Snapshot] = {}
         with session_scope(self._sessions) as session:
-            for start in range(0, len(xero_ids), 500):
+            for start in range(0, len(wanted), 500):
                 rows = session.scalars(select(XeroSnapshot).where(
                     XeroSnapshot.connection_id == connection_id, XeroSnapshot.resource == resource,
-                    XeroSnapshot.xero_id.in_(xero_ids[start:start + 500])))
-                for row in rows:
-                    found[row.xero_id] = Snapshot(row.connection_id, row.resource, row.xero_id,
-                                                  row.source_updated_at, row.payload, row.fetched_at)
+                    XeroSnapshot.xero_id.in_(wanted[start:start + 500])))
+                found.update({row.xero_id: _snapshot(row) for row in rows})
         return found
 
     def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
@@ -97,13 +102,15 @@ class SnapshotStore:
                     XeroSnapshot.xero_id == xero_id,
                 )
             ).one_or_none()
-            if row is None:
-                return None
-            return Snapshot(
-                connection_id=row.connection_id,
-                resource=row.resource,
-                xero_id=row.xero_id,
-                source_updated_at=row.source_updated_at,
-                payload=row.payload,
-                fetched_at=row.fetched_at,
-            )
+            return None if row is None else _snapshot(row)
+
+
+def _snapshot(row: XeroSnapshot) -> Snapshot:
+    return Snapshot(
+        connection_id=row.connection_id,
+        resource=row.resource,
+        xero_id=row.xero_id,
+        source_updated_at=row.source_updated_at,
+        payload=row.payload,
+        fetched_at=row.fetched_at,
+    )

@@ -22,17 +22,15 @@ class WriteLedger:
         if not hashes:
             return
         now = self._clock.now()
+        rows = [{"connection_id": connection_id, "system": system, "record_key": key, "content_hash": content_hash,
+                 "written_at": now} for key, content_hash in hashes.items()]
         with session_scope(self._sessions) as session:
-            for key, content_hash in hashes.items():
-                statement = dialect_insert(session, WriteLedgerEntry).values(
-                    connection_id=connection_id, system=system, record_key=key,
-                    content_hash=content_hash, written_at=now,
-                )
-                session.execute(statement.on_conflict_do_update(
-                    index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
-                                    WriteLedgerEntry.record_key],
-                    set_={"content_hash": content_hash, "written_at": now},
-                ))
+            statement = dialect_insert(session, WriteLedgerEntry).values(rows)  # one statement for the batch
+            session.execute(statement.on_conflict_do_update(
+                index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
+                                WriteLedgerEntry.record_key],
+                set_={"content_hash": statement.excluded.content_hash, "written_at": statement.excluded.written_at},
+            ))
 
     def hashes(self, connection_id: int, system: str, keys: list[str]) -> dict[str, str]:
         if not keys:
