@@ -162,6 +162,18 @@ class DatabaseProbe:
         return {"synced": int(synced), "failed": int(failed), "p50": float(p50 or 0), "p99": float(p99 or 0),
                 "last": last}
 
+    def index_reads(self) -> dict[str, int]:
+        """Index entries read per index during the run (pg_stat_user_indexes), largest first."""
+        self.query("SELECT pg_stat_clear_snapshot()")
+        rows = self.query("SELECT indexrelname, idx_tup_read FROM pg_stat_user_indexes WHERE idx_tup_read > 0 "
+                          "ORDER BY idx_tup_read DESC LIMIT 8")
+        return {name: int(reads) for name, reads in rows}
+
+    def seq_scans(self) -> dict[str, int]:
+        rows = self.query("SELECT relname, seq_tup_read FROM pg_stat_user_tables WHERE seq_tup_read > 0 "
+                          "ORDER BY seq_tup_read DESC LIMIT 8")
+        return {name: int(reads) for name, reads in rows}
+
     def close(self) -> None:
         self.conn.close()
 
@@ -206,6 +218,7 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
         try:
             time.sleep(2.0)  # idle backends report their statistics within a second
             before = probe.transactions()
+            index_before, seq_before = probe.index_reads(), probe.seq_scans()
             own_before = probe.own_transactions
             if profile:
                 import subprocess
@@ -228,6 +241,8 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
             receiver.stop()
         time.sleep(1.5)  # the stopped processes' last statistics
         transactions = probe.transactions() - before - (probe.own_transactions - own_before)
+        index_reads = {k: v - index_before.get(k, 0) for k, v in probe.index_reads().items()}
+        seq_reads = {k: v - seq_before.get(k, 0) for k, v in probe.seq_scans().items()}
         figures = probe.latencies(started)
         probe.close()
     elapsed = (figures["last"] - started).total_seconds() if figures["last"] else float("nan")
@@ -244,6 +259,9 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
         "delivery_seconds": round(delivered, 1),
         "non_2xx": sum(1 for s in statuses if not 200 <= s < 300),
         **seeded,
+        # Where the database's reads went (the bench's own completion checks included).
+        "index_entries_read": {k: v for k, v in index_reads.items() if v > 0},
+        "seq_tuples_read": {k: v for k, v in seq_reads.items() if v > 0},
     }
 
 

@@ -1,0 +1,125 @@
+"""Every query the sync path makes is served by an index, checked with EXPLAIN on PostgreSQL holding
+an organisation's worth of history (so the planner has a real choice to make)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from sqlalchemy import event
+
+from connector.store import Store
+from connector.store.audit import RECEIVED, WRITTEN
+
+LARGE_TABLES = ("id_links", "audit_events", "xero_snapshots", "write_ledger")
+NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def history_store(pg_database_url):
+    store = Store.open(pg_database_url)
+    connection_id = store.connections.create(name="History Ltd", xero_tenant_id="tenant-h").id
+    other_id = store.connections.create(name="Other Ltd", xero_tenant_id="tenant-o").id
+    with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY id_links (connection_id, kind, xero_id, zoho_module, zoho_id, content_hash, "
+                      "source_updated_at, updated_at) FROM STDIN") as copy:
+            for n in range(40_000):
+                kind = ("contact", "contact_person", "invoice", "invoice_lines")[n % 4]
+                copy.write_row(((connection_id, other_id)[n % 5 == 0], kind, f"x-{n // 4}", "Invoices",
+                                str(10**18 + n), "h", NOW, NOW))
+        with cur.copy("COPY audit_events (connection_id, sync_id, direction, record_type, record_id, stage, "
+                      "created_at) FROM STDIN") as copy:
+            for n in range(60_000):
+                copy.write_row((connection_id, f"s-{n // 4}", "xero_to_zoho", "invoice", f"x-{n // 6}",
+                                (RECEIVED, WRITTEN)[n % 2], NOW - timedelta(seconds=n)))
+        with cur.copy("COPY xero_snapshots (connection_id, resource, xero_id, source_updated_at, payload, "
+                      "fetched_at) FROM STDIN") as copy:
+            for n in range(40_000):
+                copy.write_row((connection_id, "invoices", f"x-{n}", NOW, '{"InvoiceID": "x"}', NOW))
+        with cur.copy("COPY write_ledger (connection_id, system, record_key, content_hash, written_at) "
+                      "FROM STDIN") as copy:
+            for n in range(10_000):
+                copy.write_row((connection_id, "zoho", str(10**18 + n), "h", NOW))
+        conn.commit()
+        conn.autocommit = True
+        cur.execute("ANALYZE")
+    yield store, connection_id
+    store.close()
+
+
+def plans_of_statements(store: Store, work) -> list[tuple[str, list[str]]]:
+    """Run ``work`` against the store; EXPLAIN each statement it sent, with its own parameters."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("EXPLAIN", "BEGIN", "COMMIT", "ROLLBACK", "SELECT 1")):
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    plans = []
+    with store.engine.connect() as conn:
+        for statement, parameters in sent:
+            if isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
+                parameters = parameters[0]  # executemany: one row's plan stands for all
+            raw = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+            plan = raw if isinstance(raw, list) else json.loads(raw)
+            plans.append((statement, list(_nodes(plan[0]["Plan"]))))
+        conn.rollback()
+    return plans
+
+
+def _nodes(node: dict):
+    yield f"{node['Node Type']} {node.get('Relation Name', '')} {node.get('Index Name', '')}".strip()
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) -> None:
+    store, connection_id = history_store
+    ids = [f"x-{n}" for n in range(0, 500, 5)]
+
+    def sync_path():
+        store.connections.by_tenant("tenant-h")
+        store.connections.get(connection_id)
+        store.snapshots.get(connection_id, "invoices", "x-1")
+        store.snapshots.get_many(connection_id, "invoices", ids)
+        store.snapshots.put_if_newer(connection_id, "invoices", "x-1", source_updated_at=NOW, payload={})
+        store.snapshots.put_many_if_newer(connection_id, "invoices", [(i, NOW, {}) for i in ids])
+        store.links.get(connection_id, "invoice", "x-2")
+        store.links.get_many(connection_id, "contact", ids)
+        store.links.save(connection_id, "invoice", "x-2", zoho_module="Invoices", zoho_id="1", content_hash="h2",
+                         source_updated_at=NOW)
+        store.links.by_zoho(connection_id, "Invoices", str(10**18 + 10))
+        store.write_ledger.record_many(connection_id, "zoho", {str(10**18 + n): "h" for n in range(50)})
+        store.write_ledger.hashes(connection_id, "zoho", [str(10**18 + n) for n in range(50)])
+        batch = store.audit.batch()
+        for i in ids:
+            batch.record(connection_id=connection_id, record_type="invoice", record_id=i, stage=RECEIVED)
+        batch.flush()
+        store.audit.record(connection_id=connection_id, record_type="invoice", record_id="x-3", stage=WRITTEN)
+        store.audit.latest_stage(connection_id, "invoice", "x-3")
+        store.audit.trail(connection_id, "invoice", "x-3")
+
+    plans = plans_of_statements(store, sync_path)
+
+    assert len(plans) >= 15
+    for statement, nodes in plans:
+        scans = [n for n in nodes if n.startswith("Seq Scan") and n.split()[2] in LARGE_TABLES]
+        assert not scans, f"{statement}\n-> {nodes}"
+    by_zoho = next(nodes for statement, nodes in plans if "id_links.zoho_id =" in statement)
+    assert any("ix_id_links_zoho" in n for n in by_zoho), by_zoho
+    link_get = next(nodes for statement, nodes in plans if "id_links.xero_id =" in statement)
+    assert any("uq_id_links_connection_kind_xero" in n for n in link_get), link_get
+
+
+def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
+    store, _ = history_store
+    plans = plans_of_statements(store, lambda: store.audit.prune(NOW - timedelta(hours=10), batch_size=1000))
+    select_oldest = next(nodes for statement, nodes in plans if statement.lstrip().startswith("SELECT"))
+    assert any("ix_audit_events_created_at" in n for n in select_oldest), select_oldest
