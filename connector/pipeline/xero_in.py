@@ -89,8 +89,9 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     delivery adds the ids again and schedules the flush itself.
     """
     to_flush: list[tuple[int, str]] = []
+    trail = audit.batch()  # one transaction per (connection, resource) of the body, not one per event
     try:
-        for received in _sort_events(events, connections=connections, audit=audit):
+        for received in _sort_events(events, connections=connections, audit=trail):
             # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
             proposed = {record_id: str(event.get("sync_id") or new_sync_id())
                         for record_id, event in received.events.items()}
@@ -99,7 +100,7 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
             if flush_needed:
                 to_flush.append((received.connection_id, received.resource))
             for record_id, event in received.events.items():
-                audit.record(
+                trail.record(
                     connection_id=received.connection_id,
                     record_type=RECORD_TYPES[received.resource],
                     record_id=record_id,
@@ -108,6 +109,8 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
                     detail={"event_type": event.get("eventType"), "event_date": event.get("eventDateUtc"),
                             "joined_pending_fetch": in_effect[record_id] != proposed[record_id]},
                 )
+            trail.flush()
+        trail.flush()
     except Exception:
         for connection_id, resource in to_flush:
             coalescer.cancel_flush(connection_id, resource)
@@ -126,24 +129,24 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
     }[batch.resource]
     record_type = RECORD_TYPES[batch.resource]
     id_field = ID_FIELDS[batch.resource]
+    records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
+                record) for record in getter(batch.ids)]
+    # One statement and one transaction for the batch's snapshots, one for its audit rows.
+    stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)
+    trail = audit.batch()
     fetched: list[str] = []
-    for record in getter(batch.ids):
-        xero_id = str(record[id_field])
-        updated = parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc)
-        newer = snapshots.put_if_newer(
-            batch.connection_id, batch.resource, xero_id, source_updated_at=updated, payload=record
-        )
-        audit.record(
+    for xero_id, updated, _ in records:
+        trail.record(
             connection_id=batch.connection_id,
             record_type=record_type,
             record_id=xero_id,
             sync_id=batch.sync_ids.get(xero_id),
             stage=stages.FETCHED,
-            detail={"updated_utc": updated.isoformat(), "newest": newer},
+            detail={"updated_utc": updated.isoformat(), "newest": xero_id in stored},
         )
         fetched.append(xero_id)
     for missing in set(batch.ids) - set(fetched):
-        audit.record(
+        trail.record(
             connection_id=batch.connection_id,
             record_type=record_type,
             record_id=missing,
@@ -152,6 +155,7 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
             detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)",
                     "error": "NotFound"},
         )
+    trail.flush()
     return fetched
 
 
