@@ -115,12 +115,13 @@ class ConnectorTask(Task):
 
     def audit_all(self, stage: str, *, connection_id: int | None, record_type: str, record_ids: list[str],
                   detail: dict, sync_ids: dict | None = None) -> None:
-        audit = get_deps().store.audit
+        trail = get_deps().store.audit.batch()  # one transaction for the whole batch of records
         for record_id in record_ids:
-            audit.record(
+            trail.record(
                 connection_id=connection_id, record_type=record_type, record_id=record_id,
                 sync_id=(sync_ids or {}).get(record_id), stage=stage, detail=detail, task_id=self.request.id,
             )
+        trail.flush()
 
     def active_connection(self, connection_id: int, *, record_type: str, record_ids: list[str],
                           sync_ids: dict | None = None, redrive: Redrive | None = None) -> ConnectionInfo | None:
