@@ -112,9 +112,14 @@ class Service:
         self.log.close()
 
 
-def start_receiver(env: dict[str, str], workdir: Path) -> tuple[Service, str]:
+def start_receiver(env: dict[str, str], workdir: Path, *, app: str | None = None,
+                   name: str = "web") -> tuple[Service, str]:
+    """gunicorn as the Procfile runs it (``app`` replaces the WSGI app, same settings)."""
     port = free_port()
-    service = Service(procfile_command("web", port=port), env, workdir / "web.log")
+    argv = procfile_command("web", port=port)
+    if app is not None:
+        argv[-1] = app
+    service = Service(argv, env, workdir / f"{name}.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
