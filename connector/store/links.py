@@ -10,11 +10,11 @@ Write intents mark a Zoho write started for a record that has no link yet; ``sav
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
@@ -45,6 +45,62 @@ class Link:
             source_updated_at=row.source_updated_at,
             updated_at=row.updated_at,
         )
+
+
+@dataclass(frozen=True)
+class LinkWrite:
+    """One link to save (``LinkStore.save_many``)."""
+
+    kind: str
+    xero_id: str
+    zoho_module: str
+    zoho_id: str
+    content_hash: str
+    source_updated_at: datetime | None = None
+
+
+def _version(link: LinkWrite) -> datetime:
+    return link.source_updated_at or datetime.min.replace(tzinfo=timezone.utc)
+
+
+class LinkReads:
+    """The links one batch of records reads, fetched together: ``prefetch`` reads a kind's links of
+    many ids in one query and ``get`` answers from them (a miss reads that one link). Saves go
+    straight to the store and forget what was read of that link. Made fresh per unit of work: a
+    read is only as current as the moment it was made."""
+
+    def __init__(self, links: LinkStore) -> None:
+        self._links = links
+        self._read: dict[tuple[int, str, str], Link | None] = {}
+
+    def prefetch(self, connection_id: int, kind: str, xero_ids) -> None:
+        wanted = [i for i in dict.fromkeys(xero_ids) if i]  # always a fresh read
+        if not wanted:
+            return
+        found = self._links.get_many(connection_id, kind, wanted)
+        for xero_id in wanted:
+            self._read[(connection_id, kind, xero_id)] = found.get(xero_id)
+
+    def forget(self) -> None:
+        self._read.clear()
+
+    def get(self, connection_id: int, kind: str, xero_id: str) -> Link | None:
+        key = (connection_id, kind, xero_id)
+        if key not in self._read:
+            self._read[key] = self._links.get(connection_id, kind, xero_id)
+        return self._read[key]
+
+    def save(self, connection_id: int, kind: str, xero_id: str, **values):
+        self._read.pop((connection_id, kind, xero_id), None)
+        return self._links.save(connection_id, kind, xero_id, **values)
+
+    def save_many(self, connection_id: int, links: list[LinkWrite]) -> set[tuple[str, str]]:
+        for link in links:
+            self._read.pop((connection_id, link.kind, link.xero_id), None)
+        return self._links.save_many(connection_id, links)
+
+    def __getattr__(self, name: str):
+        return getattr(self._links, name)
 
 
 class LinkStore:
@@ -114,13 +170,16 @@ class LinkStore:
 
     def begin_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
         """Note that a Zoho write of these records (which have no link yet) is about to start."""
+        wanted = list(dict.fromkeys(xero_ids))
+        if not wanted:
+            return
         now = self._clock.now()
-        with session_scope(self._sessions) as session:
-            for xero_id in dict.fromkeys(xero_ids):
-                statement = dialect_insert(session, WriteIntent).values(
-                    connection_id=connection_id, kind=kind, xero_id=xero_id, started_at=now)
-                session.execute(statement.on_conflict_do_nothing(
-                    index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id]))
+        with session_scope(self._sessions) as session:  # one statement for the batch
+            statement = dialect_insert(session, WriteIntent).values([
+                {"connection_id": connection_id, "kind": kind, "xero_id": xero_id, "started_at": now}
+                for xero_id in wanted])
+            session.execute(statement.on_conflict_do_nothing(
+                index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id]))
 
     def end_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
         """Zoho refused these records outright: nothing was created, so no later attempt need look."""
@@ -140,6 +199,39 @@ class LinkStore:
             return set(session.scalars(select(WriteIntent.xero_id).where(
                 WriteIntent.connection_id == connection_id, WriteIntent.kind == kind,
                 WriteIntent.xero_id.in_(wanted))))
+
+    def save_many(self, connection_id: int, links: list["LinkWrite"]) -> set[tuple[str, str]]:
+        """``save`` for a batch of links in one statement and one transaction; returns the (kind, xero id)
+        of those saved. A link already written from a newer version of its Xero record keeps it."""
+        newest: dict[tuple[str, str], LinkWrite] = {}
+        for link in links:  # one row per key: a statement may not update the same row twice
+            known = newest.get((link.kind, link.xero_id))
+            if known is None or _version(known) <= _version(link):
+                newest[(link.kind, link.xero_id)] = link
+        if not newest:
+            return set()
+        now = self._clock.now()
+        rows = [{"connection_id": connection_id, "kind": link.kind, "xero_id": link.xero_id,
+                 "zoho_module": link.zoho_module, "zoho_id": link.zoho_id, "content_hash": link.content_hash,
+                 "source_updated_at": link.source_updated_at, "updated_at": now} for link in newest.values()]
+        with session_scope(self._sessions) as session:
+            statement = dialect_insert(session, IdLink).values(rows)
+            statement = statement.on_conflict_do_update(
+                index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
+                set_={name: statement.excluded[name]
+                      for name in ("zoho_module", "zoho_id", "content_hash", "source_updated_at", "updated_at")},
+                where=or_(
+                    IdLink.source_updated_at.is_(None),
+                    statement.excluded.source_updated_at.is_(None),
+                    IdLink.source_updated_at <= statement.excluded.source_updated_at,
+                ),
+            ).returning(IdLink.kind, IdLink.xero_id)
+            saved = {(kind, xero_id) for kind, xero_id in session.execute(statement)}
+            # As ``save``: a link written (or found newer) ends the record's write intent.
+            session.execute(delete(WriteIntent).where(
+                WriteIntent.connection_id == connection_id,
+                tuple_(WriteIntent.kind, WriteIntent.xero_id).in_(list(newest))))
+            return saved
 
     def by_zoho(self, connection_id: int, zoho_module: str, zoho_id: str) -> Link | None:
         with session_scope(self._sessions) as session:

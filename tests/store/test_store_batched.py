@@ -79,3 +79,70 @@ def test_write_ledger_records_a_batch_in_one_statement_last_write_winning(store:
     ledger.record_many(connection_id, "zoho", {"z2": "h2-new", "z3": "h3"})
 
     assert ledger.hashes(connection_id, "zoho", ["z1", "z2", "z3", "z4"]) == {"z1": "h1", "z2": "h2-new", "z3": "h3"}
+
+
+def test_links_save_many_keeps_links_written_from_newer_versions(store: Store, connection_id: int) -> None:
+    from connector.store.links import LinkWrite
+
+    links = store.links
+    links.save(connection_id, "invoice", "i-old", zoho_module="Invoices", zoho_id="z1", content_hash="h1",
+               source_updated_at=T0)
+    links.save(connection_id, "invoice", "i-new", zoho_module="Invoices", zoho_id="z2", content_hash="h2",
+               source_updated_at=T0 + timedelta(hours=1))
+
+    saved = links.save_many(connection_id, [
+        LinkWrite("invoice", "i-old", "Invoices", "z1", "h1-newer", T0 + timedelta(minutes=5)),  # newer: saved
+        LinkWrite("invoice", "i-new", "Invoices", "z2", "h2-older", T0),                         # older: kept out
+        LinkWrite("invoice_lines", "i-old", "Invoices", "z1", "lines", T0),                      # new: saved
+        LinkWrite("item", "CONSULT", "Products", "p1", "ph"),                                    # no version
+        LinkWrite("contact", "c-1", "Accounts", "a1", "first", T0),                              # twice in one
+        LinkWrite("contact", "c-1", "Accounts", "a1", "second", T0 + timedelta(seconds=1)),      # batch: newest
+    ])
+
+    assert saved == {("invoice", "i-old"), ("invoice_lines", "i-old"), ("item", "CONSULT"), ("contact", "c-1")}
+    assert links.get(connection_id, "invoice", "i-old").content_hash == "h1-newer"
+    assert links.get(connection_id, "invoice", "i-new").content_hash == "h2"
+    assert links.get(connection_id, "contact", "c-1").content_hash == "second"
+    assert links.get(connection_id, "item", "CONSULT").source_updated_at is None
+    assert links.save_many(connection_id, []) == set()
+
+
+def test_link_reads_answer_a_batch_from_one_query_and_forget_what_is_saved(store: Store, connection_id: int) -> None:
+    from sqlalchemy import event
+
+    from connector.store.links import LinkReads
+
+    for n in range(5):
+        store.links.save(connection_id, "invoice", f"i-{n}", zoho_module="Invoices", zoho_id=f"z{n}",
+                         content_hash=f"h{n}")
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(store.engine, "before_cursor_execute", listener)
+    try:
+        reads = LinkReads(store.links)
+        reads.prefetch(connection_id, "invoice", [f"i-{n}" for n in range(7)])
+        selects = len([s for s in statements if s.lstrip().startswith("SELECT")])
+        found = [reads.get(connection_id, "invoice", f"i-{n}") for n in range(7)]
+        assert len([s for s in statements if s.lstrip().startswith("SELECT")]) == selects == 1
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listener)
+    assert [link.zoho_id if link else None for link in found] == ["z0", "z1", "z2", "z3", "z4", None, None]
+
+    reads.save(connection_id, "invoice", "i-5", zoho_module="Invoices", zoho_id="z5", content_hash="h5")
+    assert reads.get(connection_id, "invoice", "i-5").zoho_id == "z5"  # a save is never hidden by an old read
+    store.links.save(connection_id, "invoice", "i-0", zoho_module="Invoices", zoho_id="z0", content_hash="changed")
+    reads.prefetch(connection_id, "invoice", ["i-0"])
+    assert reads.get(connection_id, "invoice", "i-0").content_hash == "changed"  # prefetch always reads afresh
+
+
+def test_snapshot_reads_answer_from_one_query_and_prefetch_reads_afresh(store: Store, connection_id: int) -> None:
+    from connector.store.snapshots import SnapshotReads
+
+    store.snapshots.put_many_if_newer(connection_id, "invoices", [(f"i-{n}", T0, {"n": n}) for n in range(3)])
+    reads = SnapshotReads(store.snapshots)
+    reads.prefetch(connection_id, "invoices", ["i-0", "i-1", "i-9"])
+    assert reads.get(connection_id, "invoices", "i-1").payload == {"n": 1}
+    assert reads.get(connection_id, "invoices", "i-9") is None
+    store.snapshots.put_if_newer(connection_id, "invoices", "i-9", source_updated_at=T0, payload={"n": 9})
+    reads.prefetch(connection_id, "invoices", ["i-9"])
+    assert reads.get(connection_id, "invoices", "i-9").payload == {"n": 9}
