@@ -97,8 +97,14 @@ def measure(app: str | None, name: str, env: dict, args, tenant_id: str, channel
     figures = {}
     flush_redis()
     service, url = start_receiver(env, workdir, app=app, name=name)
+    profiler = None
     try:
         time.sleep(1.0)
+        if args.profile:
+            profiler = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "-r", "100", "-f",
+                 "speedscope", "-o", f"{args.profile.removesuffix('.json')}-{name}.json", "-p",
+                 str(service.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         at_rate = load(url, "rate", args, tenant_id, channel_id, token, workdir)
         at_rate["events_enqueued"] = events_enqueued()
         flush_redis()
@@ -106,6 +112,9 @@ def measure(app: str | None, name: str, env: dict, args, tenant_id: str, channel
         flat_out["events_enqueued"] = events_enqueued()
         flush_redis()
     finally:
+        if profiler is not None:
+            profiler.send_signal(2)
+            profiler.wait(timeout=60)
         service.stop()
     figures.update({k: at_rate[k] for k in ("requests", "rps", "p50_ms", "p99_ms", "non_2xx", "events_sent",
                                              "events_enqueued")})
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RECEIVER_RATE", 500)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_RECEIVER_SECONDS", 20)))
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--profile", default=None, metavar="PREFIX",
+                        help="record each gunicorn with py-spy into PREFIX-<app>.json (speedscope)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="mlc-bench-receiver-"))
