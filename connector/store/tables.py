@@ -117,7 +117,9 @@ class IdLink(Base):
     __tablename__ = "id_links"
     __table_args__ = (
         UniqueConstraint("connection_id", "kind", "xero_id", name="uq_id_links_connection_kind_xero"),
-        Index("ix_id_links_zoho", "connection_id", "zoho_module", "zoho_id"),
+        # Led by the Zoho id: led by connection_id it also matched lookups by Xero id, and with stale
+        # statistics the planner read every link of the connection through it.
+        Index("ix_id_links_zoho", "zoho_id", "zoho_module", "connection_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

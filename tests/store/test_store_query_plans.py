@@ -123,3 +123,27 @@ def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
     plans = plans_of_statements(store, lambda: store.audit.prune(NOW - timedelta(hours=10), batch_size=1000))
     select_oldest = next(nodes for statement, nodes in plans if statement.lstrip().startswith("SELECT"))
     assert any("ix_audit_events_created_at" in n for n in select_oldest), select_oldest
+
+
+def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(pg_database_url) -> None:
+    """Links written since the last ANALYZE (a first import, a burst) must not make a lookup by Xero id
+    scan every link of the connection: only the (connection, kind, xero id) key may serve it."""
+    store = Store.open(pg_database_url)
+    try:
+        connection_id = store.connections.create(name="Fresh Ltd", xero_tenant_id="tenant-f").id
+        with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
+            with cur.copy("COPY id_links (connection_id, kind, xero_id, zoho_module, zoho_id, content_hash, "
+                          "updated_at) FROM STDIN") as copy:
+                for n in range(3_000):  # no ANALYZE afterwards: the planner still sees an empty table
+                    copy.write_row((connection_id, ("contact", "invoice")[n % 2], f"x-{n}", "Invoices",
+                                    str(10**18 + n), "h", NOW))
+            conn.commit()
+
+        plans = plans_of_statements(store, lambda: (
+            store.links.get(connection_id, "invoice", "x-1"),
+            store.links.get_many(connection_id, "invoice", [f"x-{n}" for n in range(1, 200, 2)])))
+
+        for statement, nodes in plans:
+            assert any("uq_id_links_connection_kind_xero" in n for n in nodes), f"{statement}\n-> {nodes}"
+    finally:
+        store.close()

@@ -1,0 +1,31 @@
+"""Indexes for scale: the audit trail by age (retention deletes the oldest rows in batches), and the
+Zoho-side link index led by the Zoho id.
+
+Led by connection_id, the Zoho-side index also matched a lookup by Xero id on its first column, and
+with statistics older than the rows (a first import, a burst) the planner took it: every lookup then
+read all of the connection's links. Led by zoho_id it serves only what it is for.
+
+Revision ID: 0011
+Revises: 0005
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0011"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_audit_events_created_at", "audit_events", ["created_at"])
+    op.drop_index("ix_id_links_zoho", table_name="id_links")
+    op.create_index("ix_id_links_zoho", "id_links", ["zoho_id", "zoho_module", "connection_id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_id_links_zoho", table_name="id_links")
+    op.create_index("ix_id_links_zoho", "id_links", ["connection_id", "zoho_module", "zoho_id"])
+    op.drop_index("ix_audit_events_created_at", table_name="audit_events")
