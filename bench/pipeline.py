@@ -140,12 +140,27 @@ class DatabaseProbe:
                           (self.name,))
         return int(rows[0][0])
 
-    def finished(self, since: datetime) -> int:
-        """Records whose trip (the sync id of its received row) reached a terminal stage."""
-        return int(self.query(
-            "SELECT count(DISTINCT r.sync_id) FROM audit_events r JOIN audit_events t ON t.sync_id = r.sync_id "
-            "WHERE r.stage = 'received' AND r.created_at >= %s AND t.created_at >= %s AND t.stage = ANY(%s)",
-            (since, since, list(TERMINAL)))[0][0])
+    def start(self) -> None:
+        """Only audit rows from now on count towards ``finished``."""
+        self.cursor = self.first = int(self.query("SELECT coalesce(max(id), 0) FROM audit_events")[0][0])
+        self.received: set[str] = set()
+        self.terminal: set[str] = set()
+
+    def finished(self) -> int:
+        """Records whose trip (the sync id of its received row) reached a terminal stage.
+
+        Reads only the rows added since the last look, by primary key (cheap however large the
+        table), going a little way back each time for rows whose transaction committed late.
+        """
+        rows = self.query("SELECT id, sync_id, stage FROM audit_events WHERE id > %s ORDER BY id",
+                          (max(self.cursor - 5000, self.first),))
+        for row_id, sync_id, stage in rows:
+            if stage == "received":
+                self.received.add(sync_id)
+            elif stage in TERMINAL:
+                self.terminal.add(sync_id)
+            self.cursor = max(self.cursor, row_id)
+        return len(self.received & self.terminal)
 
     def latencies(self, since: datetime) -> dict:
         rows = self.query(
@@ -227,11 +242,12 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "--idle", "-r", "50",
                      "-f", "speedscope" if profile.endswith(".json") else "flamegraph", "-o", profile,
                      "-p", str(worker.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            probe.start()
             started = datetime.now(timezone.utc)
             with RssSampler(worker.process.pid) as rss:
                 statuses = deliver(f"{receiver_url}/webhooks/xero", events, facts["xero_webhook_key"])
                 delivered = (datetime.now(timezone.utc) - started).total_seconds()
-                wait_for(lambda: probe.finished(started) >= len(events) or not worker.alive(), timeout=timeout,
+                wait_for(lambda: probe.finished() >= len(events) or not worker.alive(), timeout=timeout,
                          interval=1.0, what=f"{len(events)} records to sync ({name})")
             if profiler is not None:
                 profiler.send_signal(2)
