@@ -148,18 +148,23 @@ class StoredTokenManager:
         self._lock_timeout = lock_timeout if lock_timeout is not None else worst_case_call_seconds(timeout) + 15.0
         self._lock_wait = lock_wait  # how long a caller waits for someone else's refresh before retrying later
         self._timeout = timeout  # (connect, read) seconds
+        self._last: StoredTokens | None = None  # the stored tokens as last read
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(connection_id={self.connection_id})"
 
     def access_token(self) -> str:
-        stored = self._load()
+        # One read per manager (a task's clients) while the token is good: a 401 forces a refresh,
+        # which reads the store again, so a token another process replaced is never used twice.
+        stored = self._last if self._last is not None else self._load()
         if self._expiring(stored.tokens):
             return self._refresh(seen=stored, force=False)
         return stored.tokens.access_token.reveal()
 
     def refresh(self, force: bool = False) -> str:
-        return self._refresh(seen=self._load(), force=force)
+        # Against the tokens we used: when another process has stored newer ones since, they are taken
+        # instead of refreshing again.
+        return self._refresh(seen=self._last if self._last is not None else self._load(), force=force)
 
     def _refresh(self, *, seen: StoredTokens, force: bool) -> str:
         lock = self._redis.lock(
@@ -177,6 +182,7 @@ class StoredTokenManager:
             fresh = self._request_refresh(current.tokens)
             try:  # persist (rotated refresh token included) before anyone uses the new access token
                 self._credentials.save(self.connection_id, self.system, fresh, expected_version=current.version)
+                self._last = None  # the next use reads what was just saved
             except StaleCredentials:  # our lock lapsed and another process saved first: theirs wins
                 log.warning("%s tokens for connection %s changed during refresh", self.system, self.connection_id)
                 return self._load().tokens.access_token.reveal()
@@ -191,7 +197,9 @@ class StoredTokenManager:
     def _load(self) -> StoredTokens:
         stored = self._credentials.load(self.connection_id, self.system)
         if stored is None:
+            self._last = None
             raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it first")
+        self._last = stored
         return stored
 
     def _expiring(self, tokens: TokenSet) -> bool:

@@ -44,7 +44,8 @@ class ZohoTokenManager(StoredTokenManager):
 
     def api_domain(self) -> str:
         """The data centre's API host from the token response (§2: never a hard-coded .com)."""
-        domain = (self._load().tokens.extra or {}).get("api_domain")
+        stored = self._last if self._last is not None else self._load()
+        domain = (stored.tokens.extra or {}).get("api_domain")
         if not domain:
             raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect it")
         return str(domain).rstrip("/")

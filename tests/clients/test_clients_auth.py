@@ -242,3 +242,39 @@ def test_zoho_exchange_code_keeps_refresh_token_and_api_domain(zoho_tokens, http
     assert form(http.calls[0])["grant_type"] == "authorization_code"
     assert tokens.refresh_token.reveal() == "zoho-refresh-5"
     assert tokens.extra == {"api_domain": ZOHO_API_DOMAIN}
+
+
+class CountingCredentials:
+    """The real CredentialStore, counting reads."""
+
+    def __init__(self, credentials) -> None:
+        self._credentials = credentials
+        self.loads = 0
+
+    def load(self, *args, **kwargs):
+        self.loads += 1
+        return self._credentials.load(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._credentials, name)
+
+
+def test_a_managers_calls_read_the_stored_token_once_and_a_401_reads_it_again(xero_tokens, credentials,
+                                                                              connection_id, http, session, clock):
+    counting = CountingCredentials(credentials)
+    xero_tokens._credentials = counting
+    client = XeroClient(session=session, tokens=xero_tokens, tenant_id="t", api_url=XERO_API_URL)
+    for n in range(3):
+        http.get(XERO_API_URL + f"/api.xro/2.0/Contacts/c-{n}", json={"Contacts": [{"ContactID": f"c-{n}"}]})
+    for n in range(3):
+        client.get_contact(f"c-{n}")
+    assert counting.loads == 1  # one read serves a task's calls while the token is good
+
+    # Another process refreshed and Xero no longer takes the old token: the 401 makes us read again.
+    credentials.save(connection_id, "xero", token_set(clock, access="xero-access-9", refresh="xero-refresh-9"),
+                     expected_version=1)
+    http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", status=401, json={"Title": "Unauthorized"})
+    http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", json={"Contacts": [{"ContactID": "c-9"}]})
+    client.get_contact("c-9")
+    assert http.calls[-1].request.headers["Authorization"] == "Bearer xero-access-9"
+    assert counting.loads > 1
