@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+import functools
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,8 @@ from connector.mapping.invoices import expected_totals, invoice_items, map_invoi
 from connector.mapping.overrides import apply_field_overrides
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
+from connector.store.links import LinkReads, LinkWrite
+from connector.store.snapshots import SnapshotReads
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,18 @@ def owned_projection(record: Mapping[str, Any], owned: Iterable[str]) -> dict[st
     return {name: record.get(name) or None for name in owned}
 
 
+def _one_audit_write(method):
+    """The audit rows a push makes are written together when it returns (or raises)."""
+
+    @functools.wraps(method)
+    def run(self: "ZohoPush", *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._trail.flush()
+    return run
+
+
 @dataclass
 class ZohoPush:
     connection_id: int
@@ -83,8 +98,18 @@ class ZohoPush:
     # True on the task's last attempt: it is dead-lettered, audited "failed" with Zoho's code.
     final_attempt: bool = False
 
+    def __post_init__(self) -> None:
+        # A batch's database work, batched: links and snapshots read a kind at a time (afresh under each
+        # round's locks), links saved a loop at a time, audit rows written once per push.
+        if not isinstance(self.links, LinkReads):
+            self.links = LinkReads(self.links)
+        if not isinstance(self.snapshots, SnapshotReads):
+            self.snapshots = SnapshotReads(self.snapshots)
+        self._trail = self.audit.batch()
+
     # -- contacts -------------------------------------------------------------------------------
 
+    @_one_audit_write
     def contacts(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         sync_ids = dict(sync_ids or {})
         outcome = BatchOutcome()
@@ -101,6 +126,7 @@ class ZohoPush:
         mapped = self._mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
                               lambda m: {"zoho_contacts": len(m["contacts"])})
         stale: list[str] = []
+        self.links.prefetch(self.connection_id, "contact", list(mapped))
 
         pending, changed = [], set()
         for cid, (result, snapshot) in mapped.items():
@@ -111,43 +137,48 @@ class ZohoPush:
                 outcome.zoho_ids[cid] = link.zoho_id
             else:
                 pending.append((cid, account, account_hash, snapshot))
+        links, ledger = [], {}
         for (cid, account, account_hash, snapshot), result in zip(
             pending, self._upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
         ):
             if result.ok:
-                if not self.links.save(self.connection_id, "contact", cid, zoho_module="Accounts", zoho_id=result.id,
-                                       content_hash=account_hash, source_updated_at=snapshot.source_updated_at):
-                    stale.append(cid)
+                links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash, snapshot.source_updated_at))
                 outcome.zoho_ids[cid] = result.id
                 changed.add(cid)
-                self._ledger("Accounts", {result.id: account})
+                ledger[result.id] = account
             else:
                 outcome.merge_failure(cid, _rejection(result, "Accounts"))
+        stale += self._save_links(links)
+        self._ledger("Accounts", ledger)
 
-        people = []
+        candidates = []
         for cid, (result, snapshot) in mapped.items():
             if cid not in outcome.zoho_ids:
                 continue
             for person in zoho_contact_records(result, snapshot.payload, self.config, outcome.zoho_ids[cid])[1]:
-                key = person[zf.CONTACT_PERSON_KEY]
-                person_hash = content_hash(person)
-                link = self.links.get(self.connection_id, "contact_person", key)
-                if link is None or not (_newer(link, snapshot) or (link.content_hash == person_hash and not force)):
-                    people.append((cid, key, person, person_hash, snapshot))
+                candidates.append((cid, person[zf.CONTACT_PERSON_KEY], person, content_hash(person), snapshot))
+        self.links.prefetch(self.connection_id, "contact_person", [c[1] for c in candidates])
+        people = []
+        for cid, key, person, person_hash, snapshot in candidates:
+            link = self.links.get(self.connection_id, "contact_person", key)
+            if link is None or not (_newer(link, snapshot) or (link.content_hash == person_hash and not force)):
+                people.append((cid, key, person, person_hash, snapshot))
+        links, ledger, person_of = [], {}, {}
         for (cid, key, person, person_hash, snapshot), result in zip(
             people, self._upsert("Contacts", [p[2] for p in people], zf.CONTACT_PERSON_KEY)
         ):
             if result.ok:
-                if not self.links.save(self.connection_id, "contact_person", key, zoho_module="Contacts",
-                                       zoho_id=result.id, content_hash=person_hash,
-                                       source_updated_at=snapshot.source_updated_at):
-                    stale.append(cid)
+                links.append(LinkWrite("contact_person", key, "Contacts", result.id, person_hash,
+                                       snapshot.source_updated_at))
+                person_of[key] = cid
                 changed.add(cid)
-                self._ledger("Contacts", {result.id: person})
+                ledger[result.id] = person
             else:
                 detail = _rejection(result, "Contacts")
                 detail["person"] = key
                 outcome.merge_failure(cid, detail)
+        stale += [person_of[key] for key in self._save_links(links)]
+        self._ledger("Contacts", ledger)
 
         for cid in mapped:
             if cid in outcome.failed:
@@ -158,6 +189,7 @@ class ZohoPush:
 
     # -- invoices -------------------------------------------------------------------------------
 
+    @_one_audit_write
     def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         sync_ids = dict(sync_ids or {})
         outcome = BatchOutcome()
@@ -181,6 +213,7 @@ class ZohoPush:
         Afterwards Zoho's lines and totals are read back and compared with Xero's.
         """
         snapshots = {}
+        self.snapshots.prefetch(self.connection_id, "invoices", xero_ids)
         for iid in xero_ids:
             snapshot = self.snapshots.get(self.connection_id, "invoices", iid)
             if snapshot is None:
@@ -202,6 +235,8 @@ class ZohoPush:
         placeholder_id = product_ids.get(self.config.placeholder_item_code)
 
         prepared: dict[str, _PreparedInvoice] = {}
+        self.links.prefetch(self.connection_id, "contact_person",
+                            [f"{_contact_id(s.payload)}:primary" for s in snapshots.values() if _contact_id(s.payload)])
         for iid, snapshot in snapshots.items():
             contact_id = _contact_id(snapshot.payload)
             if contact_id not in account_ids:
@@ -230,6 +265,8 @@ class ZohoPush:
         # Which invoices need a write, and what Zoho holds of them now.
         targets: dict[str, str | None] = {}  # xero id -> Zoho id (None: not in Zoho, to be created)
         send_lines: set[str] = set()
+        self.links.prefetch(self.connection_id, "invoice", list(prepared))
+        self.links.prefetch(self.connection_id, "invoice_lines", list(prepared))
         for iid, invoice in prepared.items():
             link = self.links.get(self.connection_id, "invoice", iid)
             if link is not None and (_newer(link, invoice.snapshot) or (link.content_hash == invoice.full_hash
@@ -328,20 +365,24 @@ class ZohoPush:
             back.update({str(r["id"]): r for r in self.zoho.get_records(
                 "Invoices", [targets[i] for i, _ in repairs], fields)})
 
-        stale = []
+        mismatches = {}
         for iid, zoho_id in targets.items():
             invoice = prepared[iid]
             zoho_totals = _zoho_totals(back.get(zoho_id) or {})
-            mismatch = {name: {"zoho": zoho_totals.get(name), "xero": invoice.totals[xero_name]}
-                        for name, xero_name in _TOTALS.items() if zoho_totals.get(name) != invoice.totals[xero_name]}
-            saved = self.links.save(self.connection_id, "invoice", iid, zoho_module="Invoices", zoho_id=zoho_id,
-                                    content_hash=invoice.full_hash if not mismatch else f"unverified:{invoice.full_hash}",
-                                    source_updated_at=invoice.snapshot.source_updated_at)
-            if saved and not mismatch:
-                self.links.save(self.connection_id, "invoice_lines", iid, zoho_module="Invoices", zoho_id=zoho_id,
-                                content_hash=invoice.lines_hash, source_updated_at=invoice.snapshot.source_updated_at)
-            elif not saved:
-                stale.append(iid)
+            mismatches[iid] = {name: {"zoho": zoho_totals.get(name), "xero": invoice.totals[xero_name]}
+                               for name, xero_name in _TOTALS.items()
+                               if zoho_totals.get(name) != invoice.totals[xero_name]}
+        stale = self._save_links([
+            LinkWrite("invoice", iid, "Invoices", zoho_id,
+                      prepared[iid].full_hash if not mismatches[iid] else f"unverified:{prepared[iid].full_hash}",
+                      prepared[iid].snapshot.source_updated_at) for iid, zoho_id in targets.items()])
+        # The lines' link only once the invoice's own link is saved and its totals verified.
+        self._save_links([
+            LinkWrite("invoice_lines", iid, "Invoices", zoho_id, prepared[iid].lines_hash,
+                      prepared[iid].snapshot.source_updated_at)
+            for iid, zoho_id in targets.items() if iid not in stale and not mismatches[iid]])
+        for iid, zoho_id in targets.items():
+            mismatch = mismatches[iid]
             outcome.zoho_ids[iid] = zoho_id
             if mismatch:
                 outcome.merge_failure(iid, {"reason": "Zoho's totals differ from Xero's after the write",
@@ -365,12 +406,14 @@ class ZohoPush:
 
     # -- payments and credit notes --------------------------------------------------------------
 
+    @_one_audit_write
     def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
         record_type = {"payments": "payment", "creditnotes": "creditnote"}[resource]
         sync_ids = dict(sync_ids or {})
         outcome = BatchOutcome()
         touches: dict[str, tuple[list[str], str | None]] = {}
+        self.snapshots.prefetch(self.connection_id, resource, list(dict.fromkeys(xero_ids)))
         for xid in dict.fromkeys(xero_ids):
             snapshot = self.snapshots.get(self.connection_id, resource, xid)
             if snapshot is None:
@@ -411,6 +454,7 @@ class ZohoPush:
 
     def _mapped(self, resource, record_type, xero_ids, sync_ids, outcome, mapper, summary) -> dict:
         mapped = {}
+        self.snapshots.prefetch(self.connection_id, resource, list(dict.fromkeys(xero_ids)))
         for xid in dict.fromkeys(xero_ids):
             snapshot = self.snapshots.get(self.connection_id, resource, xid)
             if snapshot is None:
@@ -430,6 +474,7 @@ class ZohoPush:
         wanted = [c for c in dict.fromkeys(contact_of.values()) if c]
         found = {}
         missing = []
+        self.links.prefetch(self.connection_id, "contact", wanted)
         for cid in wanted:
             link = self.links.get(self.connection_id, "contact", cid)
             if link is not None:
@@ -437,6 +482,7 @@ class ZohoPush:
             else:
                 missing.append(cid)
         if missing:
+            self.snapshots.prefetch(self.connection_id, "contacts", missing)
             unfetched = [c for c in missing if self.snapshots.get(self.connection_id, "contacts", c) is None]
             if unfetched and self.refresh is not None:
                 self.refresh("contacts", unfetched)
@@ -462,6 +508,7 @@ class ZohoPush:
             except DataError:
                 continue  # map_invoice reports the same problem for that invoice
         ids, pending = {}, []
+        self.links.prefetch(self.connection_id, "item", list(products))
         for code, product in products.items():
             identity = {k: v for k, v in product.items() if k != "Unit_Price"}
             product_hash = content_hash(identity)
@@ -470,15 +517,16 @@ class ZohoPush:
                 ids[code] = link.zoho_id
             else:
                 pending.append((code, identity if link is not None else product, product_hash))
+        links = []
         for (code, _, product_hash), result in zip(
             pending, self._upsert("Products", [p[1] for p in pending], zf.PRODUCT_ITEM_CODE)
         ):
             if result.ok:
-                self.links.save(self.connection_id, "item", code, zoho_module="Products", zoho_id=result.id,
-                                content_hash=product_hash)
+                links.append(LinkWrite("item", code, "Products", result.id, product_hash))
                 ids[code] = result.id
             else:
                 log.warning("zoho.product_rejected", extra={"item_code": code, "code": result.code})
+        self._save_links(links)
         return ids
 
     def _upsert(self, module: str, records: list[dict], key_field: str) -> list:
@@ -489,9 +537,14 @@ class ZohoPush:
             records = [{k: v for k, v in r.items() if k in known or k == "id"} for r in records]
         return self.zoho.upsert(module, records, duplicate_check_fields=[key_field], trigger=self.config.trigger)
 
+    def _save_links(self, links: list[LinkWrite]) -> list[str]:
+        """Save a loop's links in one statement; returns the xero ids whose link was newer (not saved)."""
+        saved = self.links.save_many(self.connection_id, links)
+        return list(dict.fromkeys(link.xero_id for link in links if (link.kind, link.xero_id) not in saved))
+
     def _ledger(self, module: str, written: Mapping[str, dict]) -> None:
         owned = self.config.owned_by_crm(module)
-        if owned:
+        if owned and written:
             self.ledger.record_many(self.connection_id, "zoho", {
                 zoho_id: content_hash(owned_projection(record, owned)) for zoho_id, record in written.items()})
 
@@ -517,8 +570,8 @@ class ZohoPush:
                         {**detail, "dead_lettered": True} if xid in outcome.retry else detail)
 
     def _audit(self, record_type: str, xid: str, sync_ids: Mapping, stage: str, detail: dict) -> None:
-        self.audit.record(connection_id=self.connection_id, record_type=record_type, record_id=xid,
-                          sync_id=sync_ids.get(xid), stage=stage, detail=detail, task_id=self.task_id)
+        self._trail.record(connection_id=self.connection_id, record_type=record_type, record_id=xid,
+                           sync_id=sync_ids.get(xid), stage=stage, detail=detail, task_id=self.task_id)
 
 
 def zoho_contact_records(
