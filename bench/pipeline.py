@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -282,6 +283,8 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A terminated benchmark still stops the processes it started (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 20_000)))
     parser.add_argument("--naive-events", type=int, default=int(os.environ.get("BENCH_NAIVE_EVENTS", 4_000)))

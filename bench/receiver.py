@@ -18,6 +18,7 @@ import argparse
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,8 @@ def measure(app: str | None, name: str, env: dict, args, tenant_id: str, channel
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A terminated benchmark still stops the processes it started (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RECEIVER_RATE", 500)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_RECEIVER_SECONDS", 20)))
