@@ -53,10 +53,11 @@ def ingest_xero_events(self, events: list[dict]) -> int:
     deps = get_deps()
     window = deps.settings.xero_batch_window
     tenants = {str(event.get("tenantId")) for event in events}
+    connections = xero_in.TenantConnections(deps.store.connections)  # one lookup per tenant of the body
     if len(tenants) == 1:  # one organisation's delivery: its connection goes on every line of this task
-        connection = deps.store.connections.by_tenant(tenants.pop())
+        connection = connections.by_tenant(tenants.pop())
         logs.bind(connection_id=connection.id if connection else None)
-    to_flush = xero_in.buffer_xero_events(events, connections=deps.store.connections, audit=deps.store.audit,
+    to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=deps.store.audit,
                                           coalescer=deps.coalescer, window=window)
     for connection_id, resource in to_flush:
         queue_flush(deps.coalescer, flush_xero_buffer, connection_id, resource, countdown=window)

@@ -43,6 +43,23 @@ class FetchBatch:
     sync_ids: dict[str, str] = field(default_factory=dict)  # xero id → sync id of this trip
 
 
+class TenantConnections:
+    """Connections by Xero tenant for one webhook body: each tenant is looked up once, not per event."""
+
+    def __init__(self, connections) -> None:
+        self._connections = connections
+        self._found: dict[str, object] = {}
+
+    @classmethod
+    def of(cls, connections) -> "TenantConnections":
+        return connections if isinstance(connections, cls) else cls(connections)
+
+    def by_tenant(self, tenant_id: str):
+        if tenant_id not in self._found:
+            self._found[tenant_id] = self._connections.by_tenant(tenant_id)
+        return self._found[tenant_id]
+
+
 @dataclass
 class _Received:
     connection_id: int
@@ -53,17 +70,14 @@ class _Received:
 def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Received]:
     """Events by (connection, resource), duplicates in one delivery collapsed; unknown tenants audited."""
     grouped: dict[tuple[int, str], _Received] = {}
-    tenants: dict[str, object] = {}  # one lookup per tenant of the body, not one per event
+    connections = TenantConnections.of(connections)
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
         record_id = str(event.get("resourceId", ""))
         if resource is None or not record_id:
             log.warning("pipeline.xero.event_ignored", extra={"category": event.get("eventCategory")})
             continue
-        tenant_id = str(event.get("tenantId", ""))
-        if tenant_id not in tenants:
-            tenants[tenant_id] = connections.by_tenant(tenant_id)
-        connection = tenants[tenant_id]
+        connection = connections.by_tenant(str(event.get("tenantId", "")))
         if connection is None:
             audit.record(
                 record_type=RECORD_TYPES[resource],
