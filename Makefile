@@ -26,7 +26,9 @@ test: $(STAMP)
 	./scripts/ensure-services
 	$(BIN)/python -m pytest
 
+# The pipeline and receiver benchmarks run on the real Redis and PostgreSQL, like the integration tests.
 bench: $(STAMP)
+	./scripts/ensure-services
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
