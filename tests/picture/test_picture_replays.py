@@ -14,6 +14,7 @@ import pytest
 
 from connector.errors import TransientError
 from connector.mapping import zoho_fields as zf
+from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.to_zoho import ZohoPush
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.sandbox.zoho import ZohoSandbox
@@ -158,3 +159,19 @@ def test_zoho_totals_that_differ_from_xero_are_audited_as_failed_with_both_figur
     # The next push writes and checks it again rather than trusting the unverified write.
     again = picture.push().invoices([invoice_id])
     assert invoice_id in again.failed
+
+
+def test_an_adjustment_left_in_zoho_is_cleared_by_the_next_write(picture):
+    invoice_id = _invoice(picture)
+    picture.push().invoices([invoice_id])
+    [record] = _zoho_invoices_for(picture, invoice_id)
+    picture.zoho.person_edit("Invoices", record["id"], Adjustment=5)  # Zoho now shows 5.00 more than Xero
+
+    payment = picture.xero.add_payment(picture.tenant_id, invoice_id, Decimal("10.00"))
+    picture.deps.store.snapshots.put_if_newer(picture.connection_id, "payments", payment["PaymentID"],
+                                              source_updated_at=parse_xero_date(payment["UpdatedDateUTC"]),
+                                              payload=payment)
+    outcome = picture.push().related("payments", [payment["PaymentID"]])
+
+    assert not outcome.failed, outcome.failed
+    assert_zoho_matches_xero(picture, invoice_id)

@@ -6,7 +6,7 @@ with statistics older than the rows (a first import, a burst) the planner took i
 read all of the connection's links. Led by zoho_id it serves only what it is for.
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
