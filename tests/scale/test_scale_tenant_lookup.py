@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from connector.coalesce import FetchCoalescer
+from connector.coalesce import LeasedBuffer
 from connector.pipeline import xero_in
 from connector.store import Store
 from connector.store import audit as stages
@@ -32,7 +32,7 @@ def test_one_connection_lookup_per_tenant_of_a_body(tmp_path) -> None:
     connections = CountingConnections(store.connections)
 
     to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=store.audit,
-                                          coalescer=FetchCoalescer(fakeredis.FakeRedis()), window=1.0)
+                                          coalescer=LeasedBuffer(fakeredis.FakeRedis()), window=1.0)
 
     assert sorted(connections.lookups) == ["tenant-1", "tenant-2", "tenant-unknown"]
     assert sorted(to_flush) == [(first.id, "invoices"), (second.id, "contacts")]
