@@ -13,7 +13,7 @@ Runs, in one invocation, on the same sandboxes:
   history   the pipeline again, on a database already holding 200,000 id links and
             1,000,000 audit rows (the cost per record must not grow with the data).
 
-    .venv/bin/python bench/pipeline.py [--events 20000] [--naive-events 4000] [--no-history]
+    .venv/bin/python bench/pipeline.py [--events 20000] [--naive-events 2000] [--no-history]
 
 Environment: BENCH_EVENTS / BENCH_NAIVE_EVENTS override the counts; TEST_REDIS_PORT (or
 BENCH_REDIS_PORT) picks the Redis server (database 9 is flushed), BENCH_PG_ADMIN_URL the
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 20_000)))
-    parser.add_argument("--naive-events", type=int, default=int(os.environ.get("BENCH_NAIVE_EVENTS", 4_000)))
+    parser.add_argument("--naive-events", type=int, default=int(os.environ.get("BENCH_NAIVE_EVENTS", 2_000)))
     parser.add_argument("--lines", type=int, default=5, help="lines per invoice")
     parser.add_argument("--no-history", action="store_true", help="skip the run on a seeded database")
     parser.add_argument("--only", choices=["pipeline", "naive", "history"], action="append", default=None)
