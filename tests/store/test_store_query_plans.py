@@ -147,3 +147,18 @@ def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(pg_da
             assert any("uq_id_links_connection_kind_xero" in n for n in nodes), f"{statement}\n-> {nodes}"
     finally:
         store.close()
+
+
+def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url) -> None:
+    store = Store.open(pg_database_url)
+    try:
+        with psycopg.connect(pg_database_url) as conn:
+            options = dict(conn.execute(
+                "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
+                (["id_links", "xero_snapshots", "write_ledger", "write_intents", "audit_events"],)).fetchall())
+        assert len(options) == 5
+        for table, reloptions in options.items():
+            assert "autovacuum_analyze_threshold=1000" in (reloptions or []), table
+            assert "autovacuum_analyze_scale_factor=0.02" in (reloptions or []), table
+    finally:
+        store.close()
