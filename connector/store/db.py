@@ -17,9 +17,10 @@ from uuid import UUID
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url, text
+from sqlalchemy import ARRAY, Engine, String, create_engine, event, func, literal, make_url, select, text, true
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from connector.secret import Secret
@@ -166,3 +167,22 @@ def dialect_insert(session: Session, model):
     if name == "sqlite":
         return sqlite.insert(model)
     raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {name}")
+
+
+def one_probe_per_key(session: Session, statement, column, keys: list[str]):
+    """``statement`` narrowed to rows whose ``column`` is one of ``keys``, read by one index probe per key.
+
+    On PostgreSQL a plain IN list is only as good as the table's statistics: while they still describe
+    a much smaller table (a first import, a burst), the planner probes the index by the other columns
+    alone and filters the list over every row they match. A LATERAL probe per key (``column`` must be
+    unique within ``statement``) keeps every column in the index condition whatever the statistics say. SQLite's
+    planner probes per key for an IN list on its own.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return statement.where(column.in_(keys))
+    wanted = func.unnest(sa_cast(literal(keys, ARRAY(String)), ARRAY(String))).table_valued("key").render_derived(
+        name="wanted")
+    # LIMIT 1 (the key is unique) also keeps the planner from flattening the probe into a plain join.
+    probe = statement.where(column == wanted.c.key).limit(1).lateral("probe")
+    entity = statement.column_descriptions[0]["entity"]
+    return select(aliased(entity, probe)).select_from(wanted).join(probe, true())

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, one_probe_per_key, session_scope
 from connector.store.tables import IdLink, WriteIntent
 
 
@@ -123,8 +123,8 @@ class LinkStore:
         if not wanted:
             return {}
         with session_scope(self._sessions) as session:
-            rows = session.scalars(select(IdLink).where(
-                IdLink.connection_id == connection_id, IdLink.kind == kind, IdLink.xero_id.in_(wanted)))
+            statement = select(IdLink).where(IdLink.connection_id == connection_id, IdLink.kind == kind)
+            rows = session.scalars(one_probe_per_key(session, statement, IdLink.xero_id, wanted))
             return {row.xero_id: Link.of(row) for row in rows}
 
     def save(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, one_probe_per_key, session_scope
 from connector.store.tables import XeroSnapshot
 
 
@@ -86,10 +86,11 @@ class SnapshotStore:
         wanted = list(dict.fromkeys(xero_ids))
         found: dict[str, Snapshot] = {}
         with session_scope(self._sessions) as session:
+            statement = select(XeroSnapshot).where(XeroSnapshot.connection_id == connection_id,
+                                                   XeroSnapshot.resource == resource)
             for start in range(0, len(wanted), 500):
-                rows = session.scalars(select(XeroSnapshot).where(
-                    XeroSnapshot.connection_id == connection_id, XeroSnapshot.resource == resource,
-                    XeroSnapshot.xero_id.in_(wanted[start:start + 500])))
+                rows = session.scalars(one_probe_per_key(session, statement, XeroSnapshot.xero_id,
+                                                         wanted[start:start + 500]))
                 found.update({row.xero_id: _snapshot(row) for row in rows})
         return found
 

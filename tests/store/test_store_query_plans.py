@@ -145,8 +145,39 @@ def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(pg_da
 
         for statement, nodes in plans:
             assert any("uq_id_links_connection_kind_xero" in n for n in nodes), f"{statement}\n-> {nodes}"
+        # ...and with the Xero id in the index condition, not filtered over every link of the kind.
+        conds = index_conditions(store, lambda: store.links.get_many(connection_id, "invoice",
+                                                                     [f"x-{n}" for n in range(1, 200, 2)]))
+        assert conds and all("xero_id" in c for c in conds), conds
     finally:
         store.close()
+
+
+def index_conditions(store: Store, work) -> list[str]:
+    """The index conditions of the plans of the statements ``work`` sends."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    conditions = []
+    with store.engine.connect() as conn:
+        for statement, parameters in sent:
+            raw = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+            plan = raw if isinstance(raw, list) else json.loads(raw)
+            stack = [plan[0]["Plan"]]
+            while stack:
+                node = stack.pop()
+                if "Index Cond" in node:
+                    conditions.append(node["Index Cond"])
+                stack.extend(node.get("Plans", []))
+    return conditions
 
 
 def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url) -> None:
