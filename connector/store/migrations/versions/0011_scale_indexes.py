@@ -10,7 +10,7 @@ not only after 10 % growth: with statistics that still describe an empty or much
 the planner turns a batch lookup's IN list into a filter over all of a connection's rows.
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
