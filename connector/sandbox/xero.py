@@ -158,6 +158,21 @@ def _is_guid(text: str) -> bool:
         return False
 
 
+def _page_and_size(args) -> tuple[int, int] | Response:
+    """The requested page (from 1) and page size (1 to MAX_PAGE_SIZE), or Xero's 400 for a bad number."""
+    try:
+        page = max(int(args.get("page", 1)), 1)
+        size = min(max(int(args.get("pageSize", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
+    except ValueError:
+        return Response("Supplied parameter 'page' cannot be parsed.", status=400,
+                        content_type="text/plain; charset=utf-8")
+    return page, size
+
+
+def _pagination(page: int, size: int, count: int) -> dict:
+    return {"page": page, "pageSize": size, "pageCount": math.ceil(count / size), "itemCount": count}
+
+
 def _truthy(text: str | None) -> bool:
     return (text or "").strip().lower() == "true"  # PY sends True/False (§5.2)
 
@@ -1156,18 +1171,16 @@ class XeroSandbox(SandboxApp):
             # thousands of records is listed page by page in milliseconds.
             records = sorted(records, key=lambda r: int(r.updated.timestamp() * 1000),
                              reverse=(by_update.group(2) or "").upper() == "DESC")
-            try:
-                page = max(int(args.get("page", 1)), 1)
-                size = min(max(int(args.get("pageSize", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
-            except ValueError:
-                return Response("Supplied parameter 'page' cannot be parsed.", status=400,
-                                content_type="text/plain; charset=utf-8")
+            paging = _page_and_size(args)
+            if isinstance(paging, Response):
+                return paging
+            page, size = paging
             count = len(records)
             rendered = [render(org, r) for r in records[(page - 1) * size: page * size]]
             if _truthy(args.get("summaryOnly")):
                 drop = {"Balances"} if resource == "contacts" else {"LineItems"}
                 rendered = [{k: v for k, v in r.items() if k not in drop} for r in rendered]
-            pagination = {"page": page, "pageSize": size, "pageCount": math.ceil(count / size), "itemCount": count}
+            pagination = _pagination(page, size, count)
             return json_ok(self._envelope(plural, rendered, pagination))
         rendered = [render(org, r) for r in records]
         if args.get("searchTerm"):
@@ -1192,14 +1205,12 @@ class XeroSandbox(SandboxApp):
             rendered = [{k: v for k, v in r.items() if k not in drop} for r in rendered]
         pagination = None
         if "page" in args or "pageSize" in args:
-            try:
-                page = max(int(args.get("page", 1)), 1)
-                size = min(max(int(args.get("pageSize", DEFAULT_PAGE_SIZE)), 1), MAX_PAGE_SIZE)
-            except ValueError:
-                return Response("Supplied parameter 'page' cannot be parsed.", status=400,
-                                content_type="text/plain; charset=utf-8")
+            paging = _page_and_size(args)
+            if isinstance(paging, Response):
+                return paging
+            page, size = paging
             count = len(rendered)
-            pagination = {"page": page, "pageSize": size, "pageCount": math.ceil(count / size), "itemCount": count}
+            pagination = _pagination(page, size, count)
             rendered = rendered[(page - 1) * size: page * size]
         return json_ok(self._envelope(plural, rendered, pagination))
 
