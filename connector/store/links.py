@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
+from connector.store.batch_reads import BatchReads
 from connector.store.db import dialect_insert, one_probe_per_key, session_scope
 from connector.store.tables import IdLink, WriteIntent
 
@@ -63,44 +64,17 @@ def _version(link: LinkWrite) -> datetime:
     return link.source_updated_at or datetime.min.replace(tzinfo=timezone.utc)
 
 
-class LinkReads:
-    """The links one batch of records reads, fetched together: ``prefetch`` reads a kind's links of
-    many ids in one query and ``get`` answers from them (a miss reads that one link). Saves go
-    straight to the store and forget what was read of that link. Made fresh per unit of work: a
-    read is only as current as the moment it was made."""
-
-    def __init__(self, links: LinkStore) -> None:
-        self._links = links
-        self._read: dict[tuple[int, str, str], Link | None] = {}
-
-    def prefetch(self, connection_id: int, kind: str, xero_ids) -> None:
-        wanted = [i for i in dict.fromkeys(xero_ids) if i]  # always a fresh read
-        if not wanted:
-            return
-        found = self._links.get_many(connection_id, kind, wanted)
-        for xero_id in wanted:
-            self._read[(connection_id, kind, xero_id)] = found.get(xero_id)
-
-    def forget(self) -> None:
-        self._read.clear()
-
-    def get(self, connection_id: int, kind: str, xero_id: str) -> Link | None:
-        key = (connection_id, kind, xero_id)
-        if key not in self._read:
-            self._read[key] = self._links.get(connection_id, kind, xero_id)
-        return self._read[key]
+class LinkReads(BatchReads):
+    """The links one batch of records reads, fetched together; saves go straight to the store."""
 
     def save(self, connection_id: int, kind: str, xero_id: str, **values):
-        self._read.pop((connection_id, kind, xero_id), None)
-        return self._links.save(connection_id, kind, xero_id, **values)
+        self.forget(connection_id, kind, [xero_id])
+        return self._store.save(connection_id, kind, xero_id, **values)
 
     def save_many(self, connection_id: int, links: list[LinkWrite]) -> set[tuple[str, str]]:
         for link in links:
-            self._read.pop((connection_id, link.kind, link.xero_id), None)
-        return self._links.save_many(connection_id, links)
-
-    def __getattr__(self, name: str):
-        return getattr(self._links, name)
+            self.forget(connection_id, link.kind, [link.xero_id])
+        return self._store.save_many(connection_id, links)
 
 
 class LinkStore:

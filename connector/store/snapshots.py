@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
+from connector.store.batch_reads import BatchReads
 from connector.store.db import dialect_insert, one_probe_per_key, session_scope
 from connector.store.tables import XeroSnapshot
 
@@ -117,39 +118,13 @@ def _snapshot(row: XeroSnapshot) -> Snapshot:
     )
 
 
-class SnapshotReads:
-    """The snapshots one batch of records reads, fetched together (``prefetch``: one query per
-    resource), then answered from memory; a miss reads that one snapshot. Writes go to the store."""
-
-    def __init__(self, snapshots: SnapshotStore) -> None:
-        self._snapshots = snapshots
-        self._read: dict[tuple[int, str, str], Snapshot | None] = {}
-
-    def prefetch(self, connection_id: int, resource: str, xero_ids) -> None:
-        wanted = [i for i in dict.fromkeys(xero_ids) if i]  # always a fresh read
-        if not wanted:
-            return
-        found = self._snapshots.get_many(connection_id, resource, wanted)
-        for xero_id in wanted:
-            self._read[(connection_id, resource, xero_id)] = found.get(xero_id)
-
-    def forget(self) -> None:
-        self._read.clear()
-
-    def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
-        key = (connection_id, resource, xero_id)
-        if key not in self._read:
-            self._read[key] = self._snapshots.get(connection_id, resource, xero_id)
-        return self._read[key]
+class SnapshotReads(BatchReads):
+    """The snapshots one batch of records reads, fetched together; writes go to the store."""
 
     def put_if_newer(self, connection_id: int, resource: str, xero_id: str, **values) -> bool:
-        self._read.pop((connection_id, resource, xero_id), None)
-        return self._snapshots.put_if_newer(connection_id, resource, xero_id, **values)
+        self.forget(connection_id, resource, [xero_id])
+        return self._store.put_if_newer(connection_id, resource, xero_id, **values)
 
     def put_many_if_newer(self, connection_id: int, resource: str, records) -> set[str]:
-        for xero_id, _, _ in records:
-            self._read.pop((connection_id, resource, xero_id), None)
-        return self._snapshots.put_many_if_newer(connection_id, resource, records)
-
-    def __getattr__(self, name: str):
-        return getattr(self._snapshots, name)
+        self.forget(connection_id, resource, [xero_id for xero_id, _, _ in records])
+        return self._store.put_many_if_newer(connection_id, resource, records)
