@@ -1,10 +1,14 @@
 """The webhook receiver under load: the real one under gunicorn (as the Procfile runs it) against a
-bare Flask app under the same gunicorn settings that only checks the HMAC and enqueues one task.
+bare Flask app under the same gunicorn settings that only checks the HMAC (or the Zoho channel token)
+and enqueues one task.
 
-A separate process (bench/support/load.py) sends signed Xero bodies of 1-50 events and Zoho
-notifications over keep-alive connections, first at a fixed rate (p50/p99 at that rate), then as
-fast as they are answered (the maximum sustained rate). Every event of every 2xx answer must be in
-the broker afterwards: the queued task messages are opened and their events counted.
+Load comes from processes of their own (bench/support/load.py): signed Xero bodies of 1-50 events and
+Zoho notifications over keep-alive connections, first on a fixed schedule (open loop: latency from
+each request's due time, so a stall counts against every request due during it), then as fast as
+they are answered (the maximum sustained rate). Both servers run side by side and the phases
+alternate (receiver, bare, receiver, bare) so the machine's other load falls on both alike. Every
+event of every 2xx answer must be in the broker afterwards: the queued task messages are opened and
+their events counted. CPU per request is the gunicorn workers' own (user + system, from /proc).
 
     .venv/bin/python bench/receiver.py [--rate 500] [--seconds 20] [--connections 16]
 
@@ -29,7 +33,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support.system import flush_redis, redis_url, start_receiver, throwaway_database  # noqa: E402
+from bench.support.system import (  # noqa: E402
+    _children,
+    flush_redis,
+    redis_url,
+    start_receiver,
+    throwaway_database,
+)
 from connector.store.vault import Vault  # noqa: E402
 
 WEBHOOK_KEY = "bench-receiver-webhook-key"
@@ -88,40 +98,40 @@ def load(url: str, mode: str, args, tenant_id: str, channel_id: str, token: str,
     out = workdir / f"load-{uuid.uuid4().hex[:6]}.json"
     subprocess.run([sys.executable, str(Path(__file__).with_name("support") / "load.py"), "--url", url,
                     "--mode", mode, "--rate", str(args.rate), "--seconds", str(args.seconds),
-                    "--connections", str(args.connections), "--key", WEBHOOK_KEY, "--tenant", tenant_id,
-                    "--channel", channel_id, "--token", token, "--out", str(out)], check=True)
+                    "--connections", str(args.connections), "--processes", str(args.load_processes),
+                    "--key", WEBHOOK_KEY, "--tenant", tenant_id, "--channel", channel_id, "--token", token,
+                    "--out", str(out)], check=True)
     return json.loads(out.read_text())
 
 
-def measure(app: str | None, name: str, env: dict, args, tenant_id: str, channel_id: str, token: str,
-            workdir: Path) -> dict:
-    figures = {}
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
+FIGURES = ("requests", "rps", "p50_ms", "p99_ms", "max_ms", "non_2xx", "events_sent", "events_enqueued",
+           "cpu_ms_per_request")
+
+
+def phase(service, url: str, mode: str, args, tenant_id: str, channel_id: str, token: str, workdir: Path) -> dict:
+    """One load run against one server; its figures, the broker checked and emptied afterwards."""
     flush_redis()
-    service, url = start_receiver(env, workdir, app=app, name=name)
-    profiler = None
-    try:
-        time.sleep(1.0)
-        if args.profile:
-            profiler = subprocess.Popen(
-                [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "-r", "100", "-f",
-                 "speedscope", "-o", f"{args.profile.removesuffix('.json')}-{name}.json", "-p",
-                 str(service.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        at_rate = load(url, "rate", args, tenant_id, channel_id, token, workdir)
-        at_rate["events_enqueued"] = events_enqueued()
-        flush_redis()
-        flat_out = load(url, "max", args, tenant_id, channel_id, token, workdir)
-        flat_out["events_enqueued"] = events_enqueued()
-        flush_redis()
-    finally:
-        if profiler is not None:
-            profiler.send_signal(2)
-            profiler.wait(timeout=60)
-        service.stop()
-    figures.update({k: at_rate[k] for k in ("requests", "rps", "p50_ms", "p99_ms", "non_2xx", "events_sent",
-                                             "events_enqueued")})
-    figures["max_sustained"] = {k: flat_out[k] for k in ("requests", "rps", "p50_ms", "p99_ms", "non_2xx",
-                                                          "events_sent", "events_enqueued")}
-    return figures
+    workers = _children(service.process.pid)
+    cpu_before = cpu_seconds(workers)
+    figures = load(url, mode, args, tenant_id, channel_id, token, workdir)
+    figures["cpu_ms_per_request"] = round(1000 * (cpu_seconds(workers) - cpu_before) / max(figures["requests"], 1), 3)
+    figures["events_enqueued"] = events_enqueued()
+    flush_redis()
+    return {k: figures[k] for k in FIGURES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,23 +141,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=float(os.environ.get("BENCH_RECEIVER_RATE", 500)))
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_RECEIVER_SECONDS", 20)))
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--profile", default=None, metavar="PREFIX",
                         help="record each gunicorn with py-spy into PREFIX-<app>.json (speedscope)")
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="mlc-bench-receiver-"))
     tenant_id, channel_id, token = str(uuid.uuid4()), "1000000123456", uuid.uuid4().hex
+    apps = {"receiver": None, "bare": "bench.support.bare_receiver:app"}
+    services, profilers = {}, []
     with throwaway_database() as database_url:
         env = receiver_env(database_url, workdir, token)
         prepare_database(env, tenant_id, channel_id, token)
-        receiver = measure(None, "receiver", env, args, tenant_id, channel_id, token, workdir)
-        print(f"receiver: {json.dumps(receiver)}", flush=True)
-        bare = measure("bench.support.bare_receiver:app", "bare", env, args, tenant_id, channel_id, token, workdir)
-        print(f"bare: {json.dumps(bare)}", flush=True)
-    figures = {**receiver, "target_rps": args.rate, "bare": bare,
-               "max_rps_vs_bare": round(receiver["max_sustained"]["rps"] / max(bare["max_sustained"]["rps"], 0.1), 3),
-               "machine": {"cpus": os.cpu_count(), "receiver": "Procfile (gunicorn)"}}
-    print(json.dumps(figures))
+        try:
+            for name, app in apps.items():
+                services[name] = start_receiver(env, workdir, app=app, name=name)
+            time.sleep(1.0)
+            if args.profile:
+                profilers = [subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "-r", "100", "-f",
+                     "speedscope", "-o", f"{args.profile.removesuffix('.json')}-{name}.json", "-p",
+                     str(service.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    for name, (service, _) in services.items()]
+            figures: dict[str, dict] = {name: {} for name in apps}
+            for mode in ("rate", "max"):
+                for name, (service, url) in services.items():
+                    figures[name][mode] = phase(service, url, mode, args, tenant_id, channel_id, token, workdir)
+                    print(f"{name} {mode}: {json.dumps(figures[name][mode])}", flush=True)
+        finally:
+            for profiler in profilers:
+                profiler.send_signal(2)
+                profiler.wait(timeout=60)
+            for service, _ in services.values():
+                service.stop()
+
+    def shaped(name: str) -> dict:
+        return {**figures[name]["rate"], "max_sustained": figures[name]["max"]}
+
+    result = {**shaped("receiver"), "target_rps": args.rate, "bare": shaped("bare"),
+              "max_rps_vs_bare": round(figures["receiver"]["max"]["rps"] / max(figures["bare"]["max"]["rps"], 0.1), 3),
+              "load_average": [round(x, 2) for x in os.getloadavg()],
+              "machine": {"cpus": os.cpu_count(), "receiver": "Procfile (gunicorn)"}}
+    print(json.dumps(result))
     return 0
 
 
