@@ -28,19 +28,21 @@ def connection_status(deps) -> dict:
 def build_receiver() -> Flask:
     from connector import logs
     from webhooks import create_app
-    from webhooks.enqueue import celery_enqueuer
+    from webhooks.channels import RememberedChannels
+    from webhooks.enqueue import celery_enqueuer, stop_task_sent_events
     from workers.app import app as celery_app
     from workers.deps import get_deps
 
     logs.setup("web")
     deps = get_deps()
+    stop_task_sent_events(celery_app)
     if not deps.settings.admin_token:
         logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth and /status "
                        "answer 401 to everyone")
     return create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
-        zoho_channels=deps.store.channels,
+        zoho_channels=RememberedChannels(deps.store.channels),
         max_body_bytes=deps.settings.max_webhook_bytes,
         # Read on each call, not cached: /healthz must say what is true now.
         liveness={"redis": lambda: deps.redis.ping(), "database": lambda: deps.store.ping()},

@@ -13,10 +13,8 @@ import time
 
 import pytest
 import redis
+from webhooks_testkit import production_receiver
 
-from connector.secret import Secret
-from connector.settings import Settings
-from connector.store.vault import Vault
 from tests.conftest import redis_url, require_redis
 
 
@@ -44,16 +42,6 @@ def own_redis():
     if server.poll() is None:
         server.kill()
         server.wait()
-
-
-def production_receiver(database_url: str, redis_address: str):
-    from webhooks.wsgi import build_receiver
-    from workers.deps import configure
-
-    configure(Settings(database_url=database_url, redis_url=redis_address, broker_url=redis_address,
-                       vault_keys=Secret(Vault.generate_keyring("k1")), xero_webhook_key=Secret("k"),
-                       public_url="https://connector.example.com", embedded_allowed=False))
-    return build_receiver().test_client()
 
 
 def test_healthz_is_503_while_redis_is_down(own_redis, pg_database_url):

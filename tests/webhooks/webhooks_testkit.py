@@ -8,10 +8,24 @@ import json
 
 import redis
 
+from connector.secret import Secret
+from connector.settings import Settings
+from connector.store.vault import Vault
 from tests.conftest import redis_url
 
 BROKER_URL = redis_url(11)
 WEBHOOK_KEY = "test-signing-key-ZmFrZQ=="
+
+
+def production_receiver(database_url: str, redis_address: str, *, webhook_key: str = "k"):
+    """A test client of the receiver gunicorn serves (webhooks.wsgi.build_receiver) on real services."""
+    from webhooks.wsgi import build_receiver
+    from workers.deps import configure
+
+    configure(Settings(database_url=database_url, redis_url=redis_address, broker_url=redis_address,
+                       vault_keys=Secret(Vault.generate_keyring("k1")), xero_webhook_key=Secret(webhook_key),
+                       public_url="https://connector.example.com", embedded_allowed=False))
+    return build_receiver().test_client()
 
 
 class ChannelBook:
