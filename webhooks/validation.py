@@ -22,6 +22,12 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
+def may_hold_nul(body: bytes) -> bool:
+    """False when no string parsed from the JSON ``body`` can contain a NUL: JSON forbids a raw control
+    character inside a string (RFC 8259 §7), so a NUL can only come from the escape ``\\u0000``."""
+    return b"\\u0000" in body or b"\x00" in body
+
+
 def value_problem(value: Any, where: str, *, is_id: bool = False) -> str | None:
     """What is wrong with ``value`` (named ``where`` in the message), or None."""
     if contains_nul(value):

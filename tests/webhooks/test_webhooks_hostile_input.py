@@ -11,6 +11,7 @@ from test_webhooks_zoho import CALLBACK, TOKEN
 from webhooks_testkit import WEBHOOK_KEY, ChannelBook
 
 from webhooks import create_app
+from webhooks.validation import contains_nul, may_hold_nul
 
 LONG_ID = "a" * 129
 
@@ -73,3 +74,12 @@ def test_a_zoho_channel_id_with_a_nul_or_overlong_is_400(client, queued, channel
                          content_type="application/json")
     assert answer.status_code == 400 and "channel_id" in answer.get_json()["error"]
     assert queued == []
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+@pytest.mark.parametrize("value", [{"k\u0000": "v"}, {"k": ["a", {"b": "c\u0000"}]}, "\u0000", ["x", "\u0000y"]])
+def test_a_json_body_whose_strings_hold_a_nul_is_always_flagged_for_the_full_check(value, ensure_ascii):
+    body = json.dumps({"events": value}, ensure_ascii=ensure_ascii).encode()
+    assert contains_nul(json.loads(body))
+    assert may_hold_nul(body)
+    assert not may_hold_nul(json.dumps({"events": "no nul here \\ u0000"}).encode())

@@ -149,16 +149,36 @@ def test_logs_use_stable_keys_and_never_carry_the_body_signature_or_key(client, 
     with caplog.at_level(logging.INFO, logger="webhooks"):
         post_signed(client, body)
         post_signed(client, body, key="wrong-key")
-    assert [r.getMessage() for r in caplog.records] == [
-        "webhook.xero.accepted", "webhook.xero.event", "webhook.xero.bad_signature"]
-    assert caplog.records[0].event_count == 1
-    # The record's id and its trip's sync id are logged (that is how one record is followed); the body is not.
-    event_line = caplog.records[1]
-    assert (event_line.xero_id, event_line.record_type) == (CONTACT_EVENT["resourceId"], "contact")
-    assert len(event_line.sync_id) == 32
+    assert [r.getMessage() for r in caplog.records] == ["webhook.xero.accepted", "webhook.xero.bad_signature"]
+    accepted = caplog.records[0]
+    assert accepted.event_count == 1
+    # A delivery of one record names it and its trip's sync id as fields (that is how one record is
+    # followed); the body is not logged.
+    assert (accepted.xero_id, accepted.record_type, accepted.tenant_id) == (
+        CONTACT_EVENT["resourceId"], "contact", CONTACT_EVENT["tenantId"])
+    assert len(accepted.sync_id) == 32
     logged = caplog.text + " ".join(str(vars(r)) for r in caplog.records)
     for secret in (WEBHOOK_KEY, xero_signature(body, WEBHOOK_KEY), body.decode()):
         assert secret not in logged
+
+
+def test_a_delivery_of_many_events_is_one_line_naming_each_record_with_the_sync_id_it_was_queued_with(
+        client, caplog, broker_redis):
+    other_tenant = {**CREDIT_NOTE_EVENT, "tenantId": "0f1d3c57-5d0a-4a4e-9d8e-6c1a3f0b2e11"}
+    with caplog.at_level(logging.INFO, logger="webhooks"):
+        assert_empty_xero_answer(post_signed(client, batch_body(CONTACT_EVENT, other_tenant)), 200)
+    [accepted] = [r for r in caplog.records if r.getMessage() == "webhook.xero.accepted"]
+    [message] = queued_messages(broker_redis, XERO_QUEUE)
+    queued_sync_ids = {event["resourceId"]: event["sync_id"] for event in message["args"][0]}
+    assert (accepted.event_count, accepted.tenant_count) == (2, 2)
+    assert accepted.events == [
+        {"xero_id": CONTACT_EVENT["resourceId"], "record_type": "contact", "event_type": "UPDATE",
+         "sync_id": queued_sync_ids[CONTACT_EVENT["resourceId"]], "tenant_id": CONTACT_EVENT["tenantId"]},
+        {"xero_id": CREDIT_NOTE_EVENT["resourceId"], "record_type": "creditnote", "event_type": "CREATE",
+         "sync_id": queued_sync_ids[CREDIT_NOTE_EVENT["resourceId"]], "tenant_id": other_tenant["tenantId"]},
+    ]
+    # Many records: no single record's ids at the top of the line.
+    assert not hasattr(accepted, "xero_id") and not hasattr(accepted, "sync_id")
 
 
 def test_a_body_of_exactly_the_limit_is_accepted_and_one_byte_more_is_413(client, broker_redis):
