@@ -7,12 +7,12 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_id
+from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_ids
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
 from webhooks.signatures import verify_xero_signature
-from webhooks.validation import may_hold_nul, value_problem
+from webhooks.validation import MAX_ID_LENGTH, may_hold_nul, value_problem
 
 logger = logging.getLogger("webhooks.xero")
 
@@ -68,8 +68,8 @@ def receive_xero_webhook() -> Response:
         return _empty(200)
 
     # The correlation id of each record's trip starts here and travels with the event (logs carry it).
-    for event in events:
-        event["sync_id"] = new_sync_id()
+    for event, sync_id in zip(events, new_sync_ids(len(events))):
+        event["sync_id"] = sync_id
     try:
         state.enqueue(INGEST_XERO_EVENTS, [events], XERO_QUEUE)
     except EnqueueFailed as exc:
@@ -82,26 +82,25 @@ def receive_xero_webhook() -> Response:
 
 
 def accepted_fields(events: list[dict]) -> dict:
-    """The one log line of an accepted delivery: each event's record, type and sync id (how one record's
-    trip is followed from here), and for a delivery of one record its ids as top-level fields too.
+    """The one log line of an accepted delivery: each event's record id, record type and sync id (how one
+    record's trip is followed from here) as lists in the same order, and for a delivery of one record
+    those as top-level fields.
 
-    One line per delivery rather than per event: a line costs about as much CPU as the rest of the
-    answer, and a delivery carries up to hundreds of events (xero-api.md §4.2).
+    One line per delivery rather than per event, and flat lists rather than an object per event: a line
+    per event cost about as much CPU as the rest of the answer, and a delivery can carry many events.
     """
     tenants = sorted({event["tenantId"] for event in events})
-    listed = []
-    for event in events:
-        resource = XERO_CATEGORIES.get(event["eventCategory"].upper())
-        entry = {"xero_id": event["resourceId"], "record_type": RECORD_TYPES.get(resource, event["eventCategory"]),
-                 "event_type": event["eventType"], "sync_id": event["sync_id"]}
-        if len(tenants) > 1:
-            entry["tenant_id"] = event["tenantId"]
-        listed.append(entry)
-    fields: dict = {"event_count": len(events), "tenant_count": len(tenants), "events": listed}
+    record_types = [RECORD_TYPES.get(XERO_CATEGORIES.get(event["eventCategory"].upper()), event["eventCategory"])
+                    for event in events]
+    fields: dict = {"event_count": len(events), "tenant_count": len(tenants),
+                    "xero_ids": [event["resourceId"] for event in events], "record_types": record_types,
+                    "sync_ids": [event["sync_id"] for event in events]}
     if len(tenants) == 1:
         fields["tenant_id"] = tenants[0]
-    if len(listed) == 1:
-        fields.update(listed[0])
+    else:
+        fields["tenant_ids"] = [event["tenantId"] for event in events]
+    if len(events) == 1:
+        fields.update(xero_id=events[0]["resourceId"], record_type=record_types[0], sync_id=events[0]["sync_id"])
     return fields
 
 
@@ -119,8 +118,8 @@ def parse_xero_events(body: bytes) -> list[dict]:
     if not isinstance(raw_events, list):
         raise InvalidEnvelope("'events' must be a list")
 
-    # Without the escape no string in the body holds a NUL, and only ids can then be wrong.
-    checked = FORWARDED_EVENT_FIELDS + ("data",) if may_hold_nul(body) else ID_FIELDS
+    # Without the escape no string in the body holds a NUL; then only an overlong id can be wrong.
+    nul_possible = may_hold_nul(body)
     events = []
     for index, event in enumerate(raw_events):
         if not isinstance(event, dict):
@@ -131,9 +130,9 @@ def parse_xero_events(body: bytes) -> list[dict]:
         trimmed = {name: event.get(name) for name in FORWARDED_EVENT_FIELDS}
         if "data" in event:  # CREDITNOTE events carry {Type, Status} (xero-api.md §4.2)
             trimmed["data"] = event["data"]
-        for name in checked:
-            if name in trimmed:
-                problem = value_problem(trimmed[name], f"events[{index}].{name}", is_id=name in ID_FIELDS)
+        if nul_possible or any(len(trimmed[name]) > MAX_ID_LENGTH for name in ID_FIELDS):
+            for name, value in trimmed.items():
+                problem = value_problem(value, f"events[{index}].{name}", is_id=name in ID_FIELDS)
                 if problem:
                     raise InvalidEnvelope(problem)
         events.append(trimmed)

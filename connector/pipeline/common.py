@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 
 # Webhook eventCategory → our resource name (the Xero endpoint, lower-case).
 XERO_CATEGORIES = {"CONTACT": "contacts", "INVOICE": "invoices", "CREDITNOTE": "creditnotes"}
@@ -10,5 +10,12 @@ RECORD_TYPES = {"contacts": "contact", "invoices": "invoice", "creditnotes": "cr
 ID_FIELDS = {"contacts": "ContactID", "invoices": "InvoiceID", "creditnotes": "CreditNoteID", "payments": "PaymentID"}
 
 
+def new_sync_ids(count: int) -> list[str]:
+    """``count`` fresh sync ids (32 random hex digits each) from one read of the system's randomness:
+    a webhook of 50 events costs one system call, not 50."""
+    digits = os.urandom(16 * count).hex()
+    return [digits[start:start + 32] for start in range(0, 32 * count, 32)]
+
+
 def new_sync_id() -> str:
-    return uuid.uuid4().hex
+    return new_sync_ids(1)[0]

@@ -16,11 +16,10 @@ def assert_every_line_of_the_sync_carries_its_sync_id(deployment, web, worker, c
     # The receiver started the trip: its line for the delivery names the record and the sync id the whole
     # chain uses (a delivery of one record carries them as top-level fields too).
     [accepted] = [line for line in web.json_lines()
-                  if line.get("message") == "webhook.xero.accepted"
-                  and contact_id in {event["xero_id"] for event in line.get("events", [])}]
-    [event] = [event for event in accepted["events"] if event["xero_id"] == contact_id]
-    assert event["sync_id"] == sync_id
-    assert event["record_type"] == "contact"
+                  if line.get("message") == "webhook.xero.accepted" and contact_id in line.get("xero_ids", [])]
+    position = accepted["xero_ids"].index(contact_id)
+    assert accepted["sync_ids"][position] == sync_id
+    assert accepted["record_types"][position] == "contact"
 
     worker_lines = worker.json_lines()
     # The tasks of this sync: every task whose lines name this record or this sync.

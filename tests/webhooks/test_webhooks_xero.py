@@ -89,6 +89,16 @@ def test_an_event_batch_is_queued_once_as_one_task_with_only_the_pipeline_fields
     assert message["kwargs"] == {}
 
 
+def test_every_event_of_a_large_delivery_gets_its_own_sync_id(celery_app, broker_redis):
+    app = create_app(webhook_key=WEBHOOK_KEY, enqueue=celery_enqueuer(celery_app), zoho_channels=ChannelBook({}))
+    events = [{**CONTACT_EVENT, "resourceId": f"contact-{n}"} for n in range(50)]
+    assert_empty_xero_answer(post_signed(app.test_client(), batch_body(*events)), 200)
+    [message] = queued_messages(broker_redis, XERO_QUEUE)
+    sync_ids = [event["sync_id"] for event in message["args"][0]]
+    assert len(set(sync_ids)) == 50
+    assert all(len(s) == 32 and int(s, 16) >= 0 for s in sync_ids)
+
+
 def test_a_tampered_batch_is_refused_and_not_queued(client, broker_redis):
     body = batch_body(CONTACT_EVENT)
     signature = xero_signature(body, WEBHOOK_KEY)
@@ -171,12 +181,10 @@ def test_a_delivery_of_many_events_is_one_line_naming_each_record_with_the_sync_
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     queued_sync_ids = {event["resourceId"]: event["sync_id"] for event in message["args"][0]}
     assert (accepted.event_count, accepted.tenant_count) == (2, 2)
-    assert accepted.events == [
-        {"xero_id": CONTACT_EVENT["resourceId"], "record_type": "contact", "event_type": "UPDATE",
-         "sync_id": queued_sync_ids[CONTACT_EVENT["resourceId"]], "tenant_id": CONTACT_EVENT["tenantId"]},
-        {"xero_id": CREDIT_NOTE_EVENT["resourceId"], "record_type": "creditnote", "event_type": "CREATE",
-         "sync_id": queued_sync_ids[CREDIT_NOTE_EVENT["resourceId"]], "tenant_id": other_tenant["tenantId"]},
-    ]
+    assert accepted.xero_ids == [CONTACT_EVENT["resourceId"], CREDIT_NOTE_EVENT["resourceId"]]
+    assert accepted.record_types == ["contact", "creditnote"]
+    assert accepted.sync_ids == [queued_sync_ids[xero_id] for xero_id in accepted.xero_ids]
+    assert accepted.tenant_ids == [CONTACT_EVENT["tenantId"], other_tenant["tenantId"]]
     # Many records: no single record's ids at the top of the line.
     assert not hasattr(accepted, "xero_id") and not hasattr(accepted, "sync_id")
 
