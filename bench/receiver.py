@@ -6,11 +6,12 @@ Load comes from processes of their own (bench/support/load.py): signed Xero bodi
 Zoho notifications over keep-alive connections, first on a fixed schedule (open loop: latency from
 each request's due time, so a stall counts against every request due during it), then as fast as
 they are answered (the maximum sustained rate). Both servers run side by side and the phases
-alternate (receiver, bare, receiver, bare) so the machine's other load falls on both alike. Every
-event of every 2xx answer must be in the broker afterwards: the queued task messages are opened and
-their events counted. CPU per request is the gunicorn workers' own (user + system, from /proc).
+alternate in short rounds (receiver, bare, receiver, bare, ...) so the machine's other load falls on
+both alike; each server's rounds are pooled. Every event of every 2xx answer must be in the broker
+afterwards: the queued task messages are opened and their events counted. CPU per request is the
+gunicorn workers' own (user + system, from /proc).
 
-    .venv/bin/python bench/receiver.py [--rate 500] [--seconds 20] [--connections 16]
+    .venv/bin/python bench/receiver.py [--rate 500] [--seconds 20] [--rounds 4] [--connections 16]
 
 Environment: TEST_REDIS_PORT (or BENCH_REDIS_PORT) picks the Redis server (database 9 is flushed);
 BENCH_PG_ADMIN_URL the PostgreSQL server. The last line printed is one JSON object.
@@ -94,10 +95,10 @@ def events_enqueued() -> int:
     return total
 
 
-def load(url: str, mode: str, args, tenant_id: str, channel_id: str, token: str, workdir: Path) -> dict:
+def load(url: str, mode: str, seconds: float, args, tenant_id: str, channel_id: str, token: str, workdir: Path) -> dict:
     out = workdir / f"load-{uuid.uuid4().hex[:6]}.json"
     subprocess.run([sys.executable, str(Path(__file__).with_name("support") / "load.py"), "--url", url,
-                    "--mode", mode, "--rate", str(args.rate), "--seconds", str(args.seconds),
+                    "--mode", mode, "--rate", str(args.rate), "--seconds", str(seconds),
                     "--connections", str(args.connections), "--processes", str(args.load_processes),
                     "--key", WEBHOOK_KEY, "--tenant", tenant_id, "--channel", channel_id, "--token", token,
                     "--out", str(out)], check=True)
@@ -118,20 +119,33 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-FIGURES = ("requests", "rps", "p50_ms", "p99_ms", "max_ms", "non_2xx", "events_sent", "events_enqueued",
-           "cpu_ms_per_request")
-
-
-def phase(service, url: str, mode: str, args, tenant_id: str, channel_id: str, token: str, workdir: Path) -> dict:
-    """One load run against one server; its figures, the broker checked and emptied afterwards."""
+def phase(service, url: str, mode: str, seconds: float, args, tenant_id: str, channel_id: str, token: str,
+          workdir: Path) -> dict:
+    """One load run against one server: its raw figures, the broker checked and emptied afterwards."""
     flush_redis()
     workers = _children(service.process.pid)
     cpu_before = cpu_seconds(workers)
-    figures = load(url, mode, args, tenant_id, channel_id, token, workdir)
-    figures["cpu_ms_per_request"] = round(1000 * (cpu_seconds(workers) - cpu_before) / max(figures["requests"], 1), 3)
+    figures = load(url, mode, seconds, args, tenant_id, channel_id, token, workdir)
+    figures["cpu_s"] = cpu_seconds(workers) - cpu_before
     figures["events_enqueued"] = events_enqueued()
     flush_redis()
-    return {k: figures[k] for k in FIGURES}
+    return figures
+
+
+def summarise(runs: list[dict]) -> dict:
+    """The rounds of one server in one mode, pooled: rates over their summed time, percentiles over
+    every request."""
+    latencies = sorted(latency for run in runs for latency in run["latencies_ms"])
+    requests = len(latencies)
+
+    def pct(p: float) -> float:
+        return round(latencies[min(requests - 1, int(p * requests))], 2) if latencies else 0.0
+
+    return {"requests": requests, "rps": round(requests / sum(run["elapsed_s"] for run in runs), 1),
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": latencies[-1] if latencies else 0.0,
+            "non_2xx": sum(run["non_2xx"] for run in runs), "events_sent": sum(run["events_sent"] for run in runs),
+            "events_enqueued": sum(run["events_enqueued"] for run in runs),
+            "cpu_ms_per_request": round(1000 * sum(run["cpu_s"] for run in runs) / max(requests, 1), 3)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=float(os.environ.get("BENCH_RECEIVER_SECONDS", 20)))
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="each mode's time is split into this many slices, alternating between the servers")
     parser.add_argument("--profile", default=None, metavar="PREFIX",
                         help="record each gunicorn with py-spy into PREFIX-<app>.json (speedscope)")
     args = parser.parse_args(argv)
@@ -165,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
                     for name, (service, _) in services.items()]
             figures: dict[str, dict] = {name: {} for name in apps}
             for mode in ("rate", "max"):
-                for name, (service, url) in services.items():
-                    figures[name][mode] = phase(service, url, mode, args, tenant_id, channel_id, token, workdir)
+                runs: dict[str, list[dict]] = {name: [] for name in apps}
+                for _ in range(args.rounds):
+                    for name, (service, url) in services.items():
+                        runs[name].append(phase(service, url, mode, args.seconds / args.rounds, args, tenant_id,
+                                                channel_id, token, workdir))
+                for name in apps:
+                    figures[name][mode] = summarise(runs[name])
                     print(f"{name} {mode}: {json.dumps(figures[name][mode])}", flush=True)
         finally:
             for profiler in profilers:
@@ -180,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {**shaped("receiver"), "target_rps": args.rate, "bare": shaped("bare"),
               "max_rps_vs_bare": round(figures["receiver"]["max"]["rps"] / max(figures["bare"]["max"]["rps"], 0.1), 3),
+              "cpu_per_request_vs_bare": round(figures["receiver"]["max"]["cpu_ms_per_request"]
+                                               / max(figures["bare"]["max"]["cpu_ms_per_request"], 0.001), 3),
               "load_average": [round(x, 2) for x in os.getloadavg()],
               "machine": {"cpus": os.cpu_count(), "receiver": "Procfile (gunicorn)"}}
     print(json.dumps(result))

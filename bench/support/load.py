@@ -11,7 +11,8 @@ closed loop: each connection sends its next request once the last one is answere
 
 The connections are spread over ``--processes`` processes, so one interpreter's lock does not
 become the bottleneck that is measured. Writes one JSON object to FILE: requests, rps (answered per
-second), sent_rps, p50_ms, p99_ms, max_ms, non_2xx, statuses, events_sent (in 2xx answers).
+second), elapsed_s, p50_ms, p99_ms, max_ms, non_2xx, statuses, events_sent (in 2xx answers) and
+every latency (latencies_ms, sorted).
 """
 
 from __future__ import annotations
@@ -151,11 +152,12 @@ def run(args) -> dict:
     def pct(p: float) -> float:
         return round(1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))], 2) if latencies else 0.0
 
-    return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1),
+    return {"requests": len(latencies), "rps": round(len(latencies) / elapsed, 1), "elapsed_s": elapsed,
             "p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(1000 * latencies[-1], 2) if latencies else 0.0,
             "non_2xx": sum(c for s, c in statuses.items() if not 200 <= s < 300),
             "statuses": {str(k): v for k, v in statuses.items()},
-            "events_sent": sum(share["events_sent"] for share in shares)}
+            "events_sent": sum(share["events_sent"] for share in shares),
+            "latencies_ms": [round(1000 * latency, 3) for latency in latencies]}
 
 
 def main() -> int:
