@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import math
 import random
@@ -64,6 +65,7 @@ LOCKED_BY_PAYMENT = "This document cannot be edited as it has a payment or credi
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 RATE_1 = Decimal("1.000000")
+_CREATION_ORDER = itertools.count()  # lists filtered by id keep the order in which records were created
 
 
 class XeroValidationError(ValueError):
@@ -343,6 +345,7 @@ class _Contact:
     persons: list
     updated: datetime
     groups: list = field(default_factory=list)
+    created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
 
 
 @dataclass
@@ -369,6 +372,7 @@ class _Document:
     amount_credited: Decimal = ZERO
     fully_paid_on: date | None = None
     sent_to_contact: bool = False
+    created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
 
     @property
     def is_credit_note(self) -> bool:
@@ -413,6 +417,10 @@ class _Org:
     contacts_by_number: dict = field(default_factory=dict)  # ContactNumber -> ids
     invoices: dict = field(default_factory=dict)
     credit_notes: dict = field(default_factory=dict)
+    # A contact's invoices and credit notes (ids), and documents by lower-case number: rendering a
+    # contact's balances, listing by ContactIDs and checking a number's uniqueness scan nothing.
+    documents_by_contact: dict = field(default_factory=dict)
+    documents_by_number: dict = field(default_factory=dict)  # ("invoices"|"credit_notes", number) -> ids
     payments: dict = field(default_factory=dict)
     allocations: list = field(default_factory=list)
     next_invoice_number: int = 1
@@ -1129,16 +1137,18 @@ class XeroSandbox(SandboxApp):
         if rest:
             item = by_id.get(rest)
             if item is None and key_field:  # /Contacts/{ContactNumber}, /Invoices/{InvoiceNumber}
-                item = next((x for x in by_id.values() if render(org, x).get(key_field) == rest), None)
+                if resource == "contacts":
+                    holders = [org.contacts[i] for i in org.contacts_by_number.get(rest, ())]
+                else:
+                    holders = _numbered(org, "invoices" if resource == "invoices" else "credit_notes", rest)
+                item = min(holders, key=lambda x: x.created_order, default=None)
             if item is None or "/" in rest:
                 return not_found()
             return json_ok(self._envelope(plural, [render(org, item)]))
         args = request.args
-        records = list(by_id.values())
-        id_filters = {"contacts": [("IDs", "id")],
-                      "invoices": [("IDs", "id"), ("ContactIDs", "contact_id")],
-                      "creditnotes": [], "payments": []}[resource]
-        for param, attr in id_filters:
+        matches: set[str] | None = None  # ids the IDs/ContactIDs filters leave; None: no such filter
+        id_filters = {"contacts": ["IDs"], "invoices": ["IDs", "ContactIDs"], "creditnotes": [], "payments": []}[resource]
+        for param in id_filters:
             if param in args:
                 wanted = [v.strip() for v in args[param].split(",") if v.strip()]
                 if len(wanted) > MAX_IDS_BEFORE_GATEWAY_404:
@@ -1147,7 +1157,15 @@ class XeroSandbox(SandboxApp):
                     return Response(f"Supplied parameter '{param}' cannot be parsed - must be of type UUID.",
                                     status=400, content_type="text/plain; charset=utf-8")
                 wanted_set = {v.lower() for v in wanted}
-                records = [r for r in records if getattr(r, attr).lower() in wanted_set]
+                if param == "IDs":
+                    found = {v for v in wanted_set if v in by_id}
+                else:
+                    found = {d for c in wanted_set for d in org.documents_by_contact.get(c, ()) if d in by_id}
+                matches = found if matches is None else matches & found
+        if matches is None:
+            records = list(by_id.values())
+        else:
+            records = sorted((by_id[i] for i in matches), key=lambda r: r.created_order)
         if resource == "contacts" and not _truthy(args.get("includeArchived")) and "IDs" not in args:
             records = [r for r in records if r.status != "ARCHIVED"]
         if resource == "invoices":
@@ -1371,8 +1389,8 @@ class XeroSandbox(SandboxApp):
         ]
         out["UpdatedDateUTC"] = ms_date(contact.updated)
         out["ContactGroups"] = list(contact.groups)
-        documents = [d for d in (*org.invoices.values(), *org.credit_notes.values())
-                     if d.contact_id == contact.id and d.status != "DELETED"]
+        documents = [d for d in (org.invoices.get(i) or org.credit_notes[i]
+                                 for i in org.documents_by_contact.get(contact.id, ())) if d.status != "DELETED"]
         # IsCustomer/IsSupplier and Balances are derived, and do not bump UpdatedDateUTC (RR).
         out["IsSupplier"] = any(d.type.startswith("ACCPAY") for d in documents)
         out["IsCustomer"] = any(d.type.startswith("ACCREC") for d in documents)
@@ -1434,8 +1452,10 @@ class XeroSandbox(SandboxApp):
                 errors.append(LOCKED_BY_PAYMENT)
             status = target
         number = element.get(number_key)
+        numbers = org.documents_by_number
+        store_name = "credit_notes" if credit_note else "invoices"
         if number and doc_type in ("ACCREC", "ACCRECCREDIT") and any(
-            d.number.lower() == str(number).lower() and d.id != doc_id and d.status != "DELETED" for d in store.values()
+            store[i].status != "DELETED" for i in numbers.get((store_name, str(number).lower()), ()) if i != doc_id
         ):
             errors.append(f"{'Credit Note' if credit_note else 'Invoice'} # must be unique.")
         line_amount_types = str(element.get("LineAmountTypes", existing.line_amount_types if existing else "Exclusive"))
@@ -1467,12 +1487,16 @@ class XeroSandbox(SandboxApp):
             doc = _Document(str(uuid.uuid4()), doc_type, str(number or ""), contact.id, status, line_amount_types,
                             doc_date or now.date(), now, currency=str(element.get("CurrencyCode") or org.currency))
             store[doc.id] = doc
+            org.documents_by_contact.setdefault(contact.id, set()).add(doc.id)  # a document keeps its contact
+            numbers.setdefault((store_name, doc.number.lower()), set()).add(doc.id)
             event_type = "CREATE"
         else:
             doc, event_type = existing, "UPDATE"
             doc.status, doc.line_amount_types, doc.updated = status, line_amount_types, now
             if number:
+                numbers[(store_name, doc.number.lower())].discard(doc.id)
                 doc.number = str(number)
+                numbers.setdefault((store_name, doc.number.lower()), set()).add(doc.id)
             if doc_date:
                 doc.date = doc_date
         if due_date:
@@ -1565,8 +1589,8 @@ class XeroSandbox(SandboxApp):
 
     def _save_payment(self, org: _Org, element: dict) -> tuple[_Payment | None, list[str]]:
         ref = element.get("Invoice") or {}
-        invoice = org.invoices.get(ref.get("InvoiceID", "")) or next(
-            (i for i in org.invoices.values() if ref.get("InvoiceNumber") and i.number == ref["InvoiceNumber"]), None)
+        invoice = org.invoices.get(ref.get("InvoiceID", "")) or min(
+            _numbered(org, "invoices", ref.get("InvoiceNumber")), key=lambda i: i.created_order, default=None)
         account = element.get("Account") or {}
         errors = []
         if invoice is None:
@@ -1751,6 +1775,15 @@ def _compute_lines(raw_lines: list, line_amount_types: str, doc_type: str, previ
             line["DiscountAmount"] = discount_amount
         lines.append(line)
     return lines, errors
+
+
+def _numbered(org: _Org, store_name: str, number) -> list[_Document]:
+    """The documents (``store_name``: invoices or credit_notes) whose number is exactly ``number``."""
+    if not number:
+        return []
+    store = getattr(org, store_name)
+    ids = org.documents_by_number.get((store_name, str(number).lower()), ())
+    return [store[i] for i in ids if store[i].number == number]
 
 
 def _total_up(doc: _Document) -> None:

@@ -301,6 +301,9 @@ class ZohoSandbox(SandboxApp):
         self._lock = threading.RLock()
         self._ids = itertools.count(4876876000000400001)  # 19-digit numeric ids, like Zoho's
         self._records: dict[str, dict[str, dict]] = {name: {} for name in self.modules}
+        # (module, field) -> case-folded text value -> ids of the records holding it; built on first use
+        # for the fields upserts match on and unique checks test, so neither scans every record.
+        self._by_value: dict[tuple[str, str], dict[str, set[str]]] = {}
         self._grants: dict[str, _Grant] = {}
         self._codes: dict[str, tuple[str, float, bool]] = {}  # code -> (scope, expires_at, offline)
         self._access: dict[str, tuple[_Grant, float]] = {}  # token -> (grant, expires_at)
@@ -410,7 +413,7 @@ class ZohoSandbox(SandboxApp):
 
     def person_delete(self, module: str, record_id: str) -> None:
         with self._lock:
-            del self._records[module][record_id]
+            self._unindex(module, self._records[module].pop(record_id))
             self._notify(module, "delete", [record_id], {})
 
     def deliver_notifications(self, timeout: float = 5.0) -> list[int]:
@@ -692,10 +695,11 @@ class ZohoSandbox(SandboxApp):
             return _error(400, "INVALID_DATA", "invalid data",
                           {"param_name": "sort_by" if sort_order in ("asc", "desc") else "sort_order"})
         with self._lock:
-            rows = list(self._records[module].values())
+            records = self._records[module]
             if args.get("ids"):
-                ids = set(args["ids"].split(","))
-                rows = [r for r in rows if r["id"] in ids]
+                rows = [records[i] for i in set(args["ids"].split(",")) if i in records]
+            else:
+                rows = list(records.values())
             since = request.headers.get("If-Modified-Since")
             if since:
                 try:
@@ -836,10 +840,44 @@ class ZohoSandbox(SandboxApp):
             if value in (None, ""):
                 continue
             # several records can share a system field (plain inserts allow it); the oldest wins (UNVERIFIED)
-            for rec in self._records[module].values():
-                if _same(rec.get(name), value):
-                    return name, rec
+            holders = self._holders(module, name, value)
+            if holders:
+                return name, holders[0]
         return None, None
+
+    def _holders(self, module: str, name: str, value) -> list[dict]:
+        """The records of ``module`` whose ``name`` equals ``value`` as ``_same`` compares, oldest first."""
+        records = self._records[module]
+        if not isinstance(value, str):  # numbers and the like are rare here: compare them one by one
+            return [rec for rec in records.values() if _same(rec.get(name), value)]
+        index = self._by_value.get((module, name))
+        if index is None:
+            index = self._by_value[(module, name)] = {}
+            for rec in records.values():
+                self._index_value(index, rec, name)
+        ids = index.get(value.casefold(), ())
+        return [records[i] for i in sorted(ids, key=int)]  # ids grow with time: the smallest is the oldest
+
+    @staticmethod
+    def _index_value(index: dict[str, set[str]], rec: dict, name: str) -> None:
+        value = rec.get(name)
+        if isinstance(value, str):
+            index.setdefault(value.casefold(), set()).add(rec["id"])
+
+    def _index(self, module: str, rec: dict) -> None:
+        for (indexed_module, name), index in self._by_value.items():
+            if indexed_module == module:
+                self._index_value(index, rec, name)
+
+    def _unindex(self, module: str, rec: dict) -> None:
+        for (indexed_module, name), index in self._by_value.items():
+            value = rec.get(name)
+            if indexed_module == module and isinstance(value, str):
+                ids = index.get(value.casefold())
+                if ids is not None:
+                    ids.discard(rec["id"])
+                    if not ids:
+                        del index[value.casefold()]
 
     def _validate(self, module: str, item: dict, path: str, *, existing: dict | None) -> dict:
         """Checks one record against the field metadata and returns the values to store."""
@@ -865,8 +903,8 @@ class ZohoSandbox(SandboxApp):
             value = clean.get(spec.api_name)
             if not spec.unique or value in (None, ""):
                 continue
-            for rec in self._records[module].values():
-                if rec is not existing and _same(rec.get(spec.api_name), value):
+            for rec in self._holders(module, spec.api_name, value):
+                if rec is not existing:
                     raise _Rejected(_item_error("DUPLICATE_DATA", "duplicate data", spec.api_name,
                                                 f"{path}.{spec.api_name}"))
         return clean
@@ -967,14 +1005,17 @@ class ZohoSandbox(SandboxApp):
                "Created_Time": now, "Modified_Time": now, "Created_By": dict(user), "Modified_By": dict(user)}
         self._derive(module, rec)
         self._records[module][rec["id"]] = rec
+        self._index(module, rec)
         return rec
 
     def _update(self, module: str, rec: dict, clean: dict, user: dict) -> list[str]:
         changed = [k for k, v in clean.items() if rec.get(k) != v]
+        self._unindex(module, rec)
         rec.update(clean)
         rec["Modified_Time"] = self.clock.now().replace(microsecond=0)
         rec["Modified_By"] = dict(user)
         self._derive(module, rec)
+        self._index(module, rec)
         return changed
 
     @staticmethod
@@ -1015,10 +1056,12 @@ class ZohoSandbox(SandboxApp):
         results, deleted = [], []
         with self._lock:
             for record_id in wanted:
-                if self._records[module].pop(record_id, None) is None:
+                rec = self._records[module].pop(record_id, None)
+                if rec is None:
                     results.append({"code": "INVALID_DATA", "details": {"id": record_id},
                                     "message": "the id given seems to be invalid", "status": "error"})
                 else:
+                    self._unindex(module, rec)
                     deleted.append(record_id)
                     results.append({"code": "SUCCESS", "details": {"id": record_id},
                                     "message": "record deleted", "status": "success"})

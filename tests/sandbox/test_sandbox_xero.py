@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import threading
+import uuid
 from decimal import Decimal
 from urllib.parse import parse_qs, urlparse
 
@@ -235,6 +236,34 @@ def test_paging_and_ids_including_the_gateway_404(sandbox, api, tenant):
     assert get(api, "/Contacts", params={"IDs": ",".join(ids[:2] + padding[:50])}).status_code == 200
     too_many = get(api, "/Contacts", params={"IDs": ",".join(ids[:2] + padding[:51])})
     assert (too_many.status_code, too_many.text) == (404, "The resource you're looking for cannot be found")
+
+
+def test_ids_filters_keep_creation_order_and_combine(sandbox, api, tenant):
+    buyer, other = (sandbox.create_contact(tenant, Name=n)["ContactID"] for n in ("Buyer", "Other"))
+    line = [{"Description": "x", "UnitAmount": 10}]
+    first, second, third = (sandbox.create_invoice(tenant, c, line)["InvoiceID"] for c in (buyer, other, buyer))
+    by_ids = get(api, "/Invoices", params={"IDs": f"{third},{first},{second}", "page": 1}).json()["Invoices"]
+    assert [i["InvoiceID"] for i in by_ids] == [first, second, third]
+    by_contact = get(api, "/Invoices", params={"ContactIDs": buyer.upper(), "page": 1}).json()["Invoices"]
+    assert [i["InvoiceID"] for i in by_contact] == [first, third]
+    both = get(api, "/Invoices", params={"ContactIDs": buyer, "IDs": f"{second},{third}", "page": 1}).json()
+    assert [i["InvoiceID"] for i in both["Invoices"]] == [third]
+    assert get(api, "/Contacts", params={"IDs": str(uuid.uuid4())}).json()["Contacts"] == []
+
+
+def test_numbers_stay_unique_and_addressable_after_renumbering(sandbox, api, tenant):
+    buyer = sandbox.create_contact(tenant, Name="Buyer", ContactNumber="C-7")["ContactID"]
+    line = [{"Description": "x", "UnitAmount": 10}]
+    invoice = sandbox.create_invoice(tenant, buyer, line, InvoiceNumber="A-1")["InvoiceID"]
+    with pytest.raises(XeroValidationError, match="must be unique"):
+        sandbox.create_invoice(tenant, buyer, line, InvoiceNumber="a-1")
+    sandbox.update_invoice(tenant, invoice, InvoiceNumber="B-2")
+    assert sandbox.create_invoice(tenant, buyer, line, InvoiceNumber="A-1")["InvoiceNumber"] == "A-1"
+    assert get(api, "/Invoices/B-2").json()["Invoices"][0]["InvoiceID"] == invoice
+    assert get(api, "/Invoices/b-2").status_code == 404
+    assert get(api, "/Contacts/C-7").json()["Contacts"][0]["ContactID"] == buyer
+    balances = get(api, f"/Contacts/{buyer}").json()["Contacts"][0]["Balances"]
+    assert balances["AccountsReceivable"]["Outstanding"] == 23.0  # two invoices of 11.50 (15% tax)
 
 
 def test_if_modified_since_is_strictly_after_to_the_second(sandbox, api, tenant, clock):

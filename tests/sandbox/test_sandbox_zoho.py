@@ -216,6 +216,27 @@ def test_upsert_by_system_field_and_rejects_non_unique_check_field(api, zoho):
     assert bad.json()["data"][0]["details"]["api_name"] == "Last_Name"
 
 
+def test_upsert_matching_and_unique_checks_follow_changed_and_deleted_values(api, zoho):
+    first, second = add(api, "Accounts", {"Account_Name": "Twin", "Xero_Contact_ID": "x-1"},
+                        {"Account_Name": "twin", "Xero_Contact_ID": "x-2"})
+    # several records share the system field: the oldest is the one matched
+    matched = api.post("/Accounts/upsert", json={"data": [{"Account_Name": "TWIN", "Phone": "1"}]}).json()["data"][0]
+    assert (matched["action"], matched["details"]["id"]) == ("update", first)
+
+    assert api.put(f"/Accounts/{first}", json={"data": [{"Xero_Contact_ID": "x-9"}]}).status_code == 200
+    taken = api.post("/Accounts", json={"data": [{"Account_Name": "New", "Xero_Contact_ID": "X-9"}]}).json()
+    assert taken["data"][0]["code"] == "DUPLICATE_DATA"
+    freed = api.post("/Accounts/upsert", json={"data": [{"Account_Name": "Again", "Xero_Contact_ID": "x-1"}],
+                                               "duplicate_check_fields": ["Xero_Contact_ID"]}).json()["data"][0]
+    assert freed["action"] == "insert"
+
+    assert api.delete("/Accounts", params={"ids": second}).status_code == 200
+    reused = api.post("/Accounts", json={"data": [{"Account_Name": "Later", "Xero_Contact_ID": "x-2"}]})
+    assert reused.status_code == 201, reused.text
+    listed = api.get("/Accounts", params={"fields": "Xero_Contact_ID", "ids": f"{second},{first}"}).json()
+    assert [r["id"] for r in listed["data"]] == [first]
+
+
 def test_mixed_batch_answers_207_with_errors_in_input_order(api):
     add(api, "Accounts", {"Account_Name": "Taken", "Xero_Contact_ID": "dup"})
     answer = api.post("/Accounts", json={"data": [
