@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, one_probe_per_key, session_scope
 from connector.store.tables import WriteLedgerEntry
 
 
@@ -36,10 +36,8 @@ class WriteLedger:
         if not keys:
             return {}
         with session_scope(self._sessions) as session:
-            rows = session.execute(
-                select(WriteLedgerEntry.record_key, WriteLedgerEntry.content_hash).where(
-                    WriteLedgerEntry.connection_id == connection_id, WriteLedgerEntry.system == system,
-                    WriteLedgerEntry.record_key.in_(keys),
-                )
-            ).all()
-            return {key: content_hash for key, content_hash in rows}
+            statement = select(WriteLedgerEntry).where(WriteLedgerEntry.connection_id == connection_id,
+                                                       WriteLedgerEntry.system == system)
+            rows = session.scalars(one_probe_per_key(session, statement, WriteLedgerEntry.record_key,
+                                                     list(dict.fromkeys(keys))))
+            return {row.record_key: row.content_hash for row in rows}

@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from connector.store import Store
 from connector.store.audit import RECEIVED, WRITTEN
+from connector.store.links import LinkWrite
 
 LARGE_TABLES = ("id_links", "audit_events", "xero_snapshots", "write_ledger")
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)
@@ -118,6 +119,94 @@ def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) ->
     assert any("uq_id_links_connection_kind_xero" in n for n in link_get), link_get
 
 
+# The batched hot path (what the workers send per batch of records) and the index each statement must use:
+# a read by that index, or for an upsert the arbiter of its ON CONFLICT. Keyed by a fragment of the SQL.
+BATCH_PATH_INDEXES = {
+    "FROM connections WHERE connections.xero_tenant_id": "uq_connections_xero_tenant_id",  # one row per organisation
+    "FROM xero_snapshots": "uq_xero_snapshots_connection_resource_xero",
+    "INSERT INTO xero_snapshots": "uq_xero_snapshots_connection_resource_xero",
+    "FROM id_links": "uq_id_links_connection_kind_xero",
+    "INSERT INTO id_links": "uq_id_links_connection_kind_xero",
+    "INSERT INTO write_intents": "uq_write_intents_connection_kind_xero",
+    "FROM write_intents": "uq_write_intents_connection_kind_xero",
+    "INSERT INTO write_ledger": "uq_write_ledger_connection_system_record",
+    "FROM write_ledger": "uq_write_ledger_connection_system_record",
+}
+
+
+def test_every_batched_hot_path_statement_uses_its_key(history_store) -> None:
+    store, connection_id = history_store
+    ids = [f"x-{n}" for n in range(0, 500, 5)]
+    new_ids = [f"new-{n}" for n in range(50)]
+
+    def batch_path():
+        store.connections.by_tenant("tenant-h")
+        store.snapshots.get_many(connection_id, "invoices", ids)
+        store.snapshots.put_many_if_newer(connection_id, "invoices", [(i, NOW, {}) for i in ids + new_ids])
+        store.links.get_many(connection_id, "invoice", ids + new_ids)
+        store.links.begin_writes(connection_id, "invoice", new_ids)
+        store.links.writes_begun(connection_id, "invoice", new_ids)
+        store.links.end_writes(connection_id, "invoice", new_ids[:5])
+        store.links.save_many(connection_id, [
+            LinkWrite("invoice", i, "Invoices", str(n), "h", NOW) for n, i in enumerate(ids + new_ids)])
+        store.write_ledger.record_many(connection_id, "zoho", {str(10**18 + n): "h2" for n in range(50)})
+        store.write_ledger.hashes(connection_id, "zoho", [str(10**18 + n) for n in range(50)])
+        store.audit.write_rows([store.audit.row(connection_id=connection_id, record_type="invoice", record_id=i,
+                                                stage=WRITTEN) for i in ids])
+
+    sent = statements_of(store, batch_path)
+    covered = set()
+    for statement, parameters in sent:
+        expected = [index for fragment, index in BATCH_PATH_INDEXES.items() if fragment in " ".join(statement.split())]
+        if not expected:
+            assert statement.lstrip().startswith("INSERT INTO audit_events"), statement  # appends only
+            continue
+        # A table of a few rows is best scanned (connections: one per organisation; write intents: only the
+        # writes in flight); forbidding that shows that an index serves the statement once the table grows.
+        small = expected[0] in ("uq_connections_xero_tenant_id", "uq_write_intents_connection_kind_xero")
+        plan = explain(store, statement, parameters, seq_scans=not small)
+        used = {node.get("Index Name") for node in _plan_nodes(plan)} | set(plan.get("Conflict Arbiter Indexes", []))
+        assert expected[0] in used, f"{statement}\n-> {plan}"
+        assert not any(node["Node Type"] == "Seq Scan" and node.get("Relation Name") in LARGE_TABLES
+                       for node in _plan_nodes(plan)), f"{statement}\n-> {plan}"
+        covered.add(expected[0])
+    assert covered == set(BATCH_PATH_INDEXES.values())
+
+
+def statements_of(store: Store, work) -> list[tuple[str, object]]:
+    """The statements (with their parameters) ``work`` sends, transaction control left out."""
+    sent: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("EXPLAIN", "BEGIN", "COMMIT", "ROLLBACK", "SELECT 1")):
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    return sent
+
+
+def explain(store: Store, statement: str, parameters, *, seq_scans: bool = True) -> dict:
+    """The plan (top node) of one statement with its own parameters; nothing it would change is kept."""
+    if isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
+        parameters = parameters[0]  # executemany: one row's plan stands for all
+    with store.engine.connect() as conn:
+        if not seq_scans:
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        raw = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
+        conn.rollback()
+    return (raw if isinstance(raw, list) else json.loads(raw))[0]["Plan"]
+
+
+def _plan_nodes(node: dict):
+    yield node
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
 def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
     store, _ = history_store
     plans = plans_of_statements(store, lambda: store.audit.prune(NOW - timedelta(hours=10), batch_size=1000))
@@ -149,6 +238,34 @@ def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(pg_da
         conds = index_conditions(store, lambda: store.links.get_many(connection_id, "invoice",
                                                                      [f"x-{n}" for n in range(1, 200, 2)]))
         assert conds and all("xero_id" in c for c in conds), conds
+    finally:
+        store.close()
+
+
+def test_ledger_and_write_intent_lookups_probe_their_keys_before_the_tables_are_analysed(pg_database_url) -> None:
+    """As for links: rows written since the last ANALYZE must not turn a batch lookup into a filter over
+    every ledger entry or write intent of the connection."""
+    store = Store.open(pg_database_url)
+    try:
+        connection_id = store.connections.create(name="Fresh Ltd", xero_tenant_id="tenant-f").id
+        with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
+            with cur.copy("COPY write_ledger (connection_id, system, record_key, content_hash, written_at) "
+                          "FROM STDIN") as copy:
+                for n in range(3_000):  # no ANALYZE afterwards
+                    copy.write_row((connection_id, "zoho", str(10**18 + n), "h", NOW))
+            with cur.copy("COPY write_intents (connection_id, kind, xero_id, started_at) FROM STDIN") as copy:
+                for n in range(3_000):
+                    copy.write_row((connection_id, "invoice", f"x-{n}", NOW))
+            conn.commit()
+        keys = [str(10**18 + n) for n in range(0, 3_000, 30)]
+        assert store.write_ledger.hashes(connection_id, "zoho", keys) == {k: "h" for k in keys}
+        assert store.links.writes_begun(connection_id, "invoice", ["x-1", "x-2", "y-1"]) == {"x-1", "x-2"}
+
+        conds = index_conditions(store, lambda: (
+            store.write_ledger.hashes(connection_id, "zoho", keys),
+            store.links.writes_begun(connection_id, "invoice", [f"x-{n}" for n in range(0, 3_000, 30)])))
+        assert len(conds) == 2, conds
+        assert "record_key" in conds[0] and "xero_id" in conds[1], conds
     finally:
         store.close()
 
