@@ -605,3 +605,22 @@ def test_invoice_lists_carry_line_items_only_when_paged(sandbox, api, tenant):
     assert len(paged["Invoices"][0]["LineItems"]) == 1
     by_contact = get(api, "/Invoices", params={"where": f'Contact.ContactID==Guid("{contact["ContactID"]}")'})
     assert [i["InvoiceID"] for i in by_contact.json()["Invoices"]] == [invoice["InvoiceID"]]
+
+
+def test_fast_json_writes_exactly_what_the_exact_encoder_writes(sandbox, tenant):
+    from connector.sandbox.xero import _to_json_exact, to_json
+
+    buyer = sandbox.create_contact(tenant, Name="Buyer", ContactNumber="/Date(1)/")["ContactID"]
+    invoice = sandbox.create_invoice(tenant, buyer, [
+        {"Description": "Widgets", "Quantity": 3, "UnitAmount": "19.99", "DiscountRate": 10},
+        {"Description": 'say "/Date(5)/" and \\"/Date(6)/', "UnitAmount": "0.10"}], Reference="\x000\x00")
+    tricky = [
+        sandbox.contact(tenant, buyer), invoice,
+        {"a": Decimal("40.00"), "b": ["\x000\x00", Decimal("1E+2"), Decimal("-0.5")], "/Date(1)/": "/Date(1)/"},
+        {"x": "\x001\x00", "y": Decimal("2.50")}, {"x": Decimal("2.50"), "y": "\x000\x00"},
+        {"name": "Café /Date(3)/", "when": "/Date(3+0000)/", "n": None, "t": True, "f": 1.5, "i": 7},
+        [], {}, "/Date(9)/", Decimal("3.0000"),
+    ]
+    for value in tricky:
+        assert to_json(value) == _to_json_exact(value), value
+    assert '"UnitAmount":19.99' in to_json(invoice) and '"\\/Date(' in to_json(invoice)
