@@ -209,19 +209,24 @@ def _decimal(value) -> Decimal | None:
 
 def _plain(value):
     """Internal values to JSON: Decimal as a number (Zoho sends 110.0), datetimes in Zoho's format."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, datetime):
-        return _stamp(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value
+    return _plain_scalar(value) if isinstance(value, (Decimal, datetime)) else value
+
+
+def _plain_scalar(value):
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return _stamp(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _json(payload, status: int = 200) -> Response:
-    return Response(json.dumps(_plain(payload)), status=status, content_type=JSON_TYPE)
+    # The C encoder walks the payload and calls back only for the values JSON has no type for.
+    return Response(json.dumps(payload, default=_plain_scalar), status=status, content_type=JSON_TYPE)
 
 
 def _error(status: int, code: str, message: str, details: dict | None = None) -> Response:
