@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     xero = XeroSandbox(seed=args.seed, minute_limit=UNLIMITED, day_limit=UNLIMITED, concurrent_limit=UNLIMITED,
                        app_minute_limit=UNLIMITED)
     zoho = ZohoSandbox(concurrency_limit=UNLIMITED, sub_concurrency_limit=UNLIMITED)
-    with serve(xero) as xero_server, serve(zoho) as zoho_server:
+    with serve(xero, quiet=True) as xero_server, serve(zoho, quiet=True) as zoho_server:
         tenants = {}
         for spec in args.tenant:
             name, contacts, invoices = spec.rsplit(":", 2)

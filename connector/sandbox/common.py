@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from connector.clock import SYSTEM_CLOCK, Clock
@@ -198,11 +198,20 @@ class SandboxApp:
         ]
 
 
-class ServedApp:
-    """A simulator running on a background thread at ``url``."""
+class _QuietRequestHandler(WSGIRequestHandler):
+    """No access-log line per request (errors are still logged): a benchmark's tens of thousands of
+    calls would otherwise each be formatted and written."""
 
-    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = make_server(host, port, app, threaded=True)
+    def log_request(self, code="-", size="-") -> None:
+        pass
+
+
+class ServedApp:
+    """A simulator running on a background thread at ``url``; ``quiet``: no access log."""
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = False) -> None:
+        self.server = make_server(host, port, app, threaded=True,
+                                  request_handler=_QuietRequestHandler if quiet else None)
         self.url = f"http://{host}:{self.server.server_port}"
         if isinstance(app, SandboxApp):
             app.base_url = self.url
@@ -221,5 +230,5 @@ class ServedApp:
         self.shutdown()
 
 
-def serve(app: Callable, host: str = "127.0.0.1", port: int = 0) -> ServedApp:
-    return ServedApp(app, host, port)
+def serve(app: Callable, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = False) -> ServedApp:
+    return ServedApp(app, host, port, quiet=quiet)
