@@ -52,33 +52,14 @@ def history_store(pg_database_url):
 
 def plans_of_statements(store: Store, work) -> list[tuple[str, list[str]]]:
     """Run ``work`` against the store; EXPLAIN each statement it sent, with its own parameters."""
-    sent: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("EXPLAIN", "BEGIN", "COMMIT", "ROLLBACK", "SELECT 1")):
-            sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        work()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    plans = []
-    with store.engine.connect() as conn:
-        for statement, parameters in sent:
-            if isinstance(parameters, (list, tuple)) and parameters and isinstance(parameters[0], dict):
-                parameters = parameters[0]  # executemany: one row's plan stands for all
-            raw = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
-            plan = raw if isinstance(raw, list) else json.loads(raw)
-            plans.append((statement, list(_nodes(plan[0]["Plan"]))))
-        conn.rollback()
-    return plans
+    return [(statement, list(_nodes(explain(store, statement, parameters))))
+            for statement, parameters in statements_of(store, work)]
 
 
-def _nodes(node: dict):
-    yield f"{node['Node Type']} {node.get('Relation Name', '')} {node.get('Index Name', '')}".strip()
-    for child in node.get("Plans", []):
-        yield from _nodes(child)
+def _nodes(plan: dict):
+    """Each node of a plan as "Node Type relation index"."""
+    for node in _plan_nodes(plan):
+        yield f"{node['Node Type']} {node.get('Relation Name', '')} {node.get('Index Name', '')}".strip()
 
 
 def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) -> None:
@@ -271,30 +252,10 @@ def test_ledger_and_write_intent_lookups_probe_their_keys_before_the_tables_are_
 
 
 def index_conditions(store: Store, work) -> list[str]:
-    """The index conditions of the plans of the statements ``work`` sends."""
-    sent: list[tuple[str, object]] = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            sent.append((statement, parameters))
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        work()
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    conditions = []
-    with store.engine.connect() as conn:
-        for statement, parameters in sent:
-            raw = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement, parameters).scalar()
-            plan = raw if isinstance(raw, list) else json.loads(raw)
-            stack = [plan[0]["Plan"]]
-            while stack:
-                node = stack.pop()
-                if "Index Cond" in node:
-                    conditions.append(node["Index Cond"])
-                stack.extend(node.get("Plans", []))
-    return conditions
+    """The index conditions of the plans of the SELECT statements ``work`` sends."""
+    return [node["Index Cond"]
+            for statement, parameters in statements_of(store, work) if statement.lstrip().upper().startswith("SELECT")
+            for node in _plan_nodes(explain(store, statement, parameters)) if "Index Cond" in node]
 
 
 def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url) -> None:
