@@ -39,7 +39,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support.system import (  # noqa: E402
-    RssSampler, Sandboxes, flush_redis, redis_url, start_receiver, start_worker, throwaway_database, wait_for,
+    CpuMeter, RssSampler, Sandboxes, flush_redis, redis_url, start_receiver, start_worker, throwaway_database,
+    wait_for,
 )
 from connector.store.vault import Vault  # noqa: E402
 from webhooks.signatures import xero_signature  # noqa: E402
@@ -251,7 +252,9 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
                      "-p", str(worker.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             probe.start()
             started = datetime.now(timezone.utc)
-            with RssSampler(worker.process.pid) as rss:
+            cpu = CpuMeter({"worker": worker.process.pid, "receiver": receiver.process.pid,
+                            "sandboxes": facts["pid"]}, database_url)
+            with RssSampler(worker.process.pid) as rss, cpu:
                 statuses = deliver(f"{receiver_url}/webhooks/xero", events, facts["xero_webhook_key"])
                 delivered = (datetime.now(timezone.utc) - started).total_seconds()
                 wait_for(lambda: probe.finished() >= len(events) or not worker.alive(), timeout=timeout,
@@ -278,6 +281,9 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
         "p99_latency_ms": round(figures["p99"] * 1000),
         "db_transactions_per_record": round(transactions / max(figures["synced"], 1), 2),
         "peak_worker_rss_mb": round(rss.peak_mb, 1),
+        # CPU per record by process group (the database's backends included): steadier than the rate
+        # on a shared machine, so the history run's cost per record compares with the empty run's.
+        "cpu_ms_per_record": {k: round(1000 * v / max(figures["synced"], 1), 2) for k, v in cpu.seconds().items()},
         "seconds": round(elapsed, 1),
         "delivery_seconds": round(delivered, 1),
         "non_2xx": sum(1 for s in statuses if not 200 <= s < 300),

@@ -201,6 +201,67 @@ class RssSampler:
         self._thread.join(timeout=5)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used while running, per group: the process trees of ``roots`` (name -> pid) and, as
+    "database", the PostgreSQL backends serving ``database_url`` (this meter's own left out). Sampled
+    often, so processes that exit in between still count up to their last sample. Unlike a rate, CPU
+    per record hardly moves with what else the machine is running."""
+
+    def __init__(self, roots: dict[str, int], database_url: str, interval: float = 0.3) -> None:
+        import psycopg
+
+        self.roots, self.interval = roots, interval
+        # Through the admin database: the measured database's transaction count must not include ours.
+        self.conn = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        self.name = database_url.rsplit("/", 1)[1]
+        self._first: dict[tuple[str, int], float] = {}
+        self._last: dict[tuple[str, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        pids = [(name, pid) for name, root in self.roots.items() for pid in [root, *_children(root)]]
+        backends = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND "
+                                     "backend_type = 'client backend' AND pid <> pg_backend_pid()", (self.name,))
+        pids += [("database", pid) for (pid,) in backends.fetchall()]
+        for key in pids:
+            used = cpu_seconds(key[1])
+            if used is not None:
+                self._first.setdefault(key, used)
+                self._last[key] = used
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> "CpuMeter":
+        self._sample()  # what each process had used before the measured part: not counted
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sample()
+        self.conn.close()
+
+    def seconds(self) -> dict[str, float]:
+        used: dict[str, float] = {}
+        for key, last in self._last.items():
+            used[key[0]] = used.get(key[0], 0.0) + last - self._first[key]
+        return used
+
+
 @contextmanager
 def throwaway_database(prefix: str = "mlc_bench") -> Iterator[str]:
     """A fresh PostgreSQL database, dropped afterwards; yields its URL."""
