@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support.system import (  # noqa: E402
     _children,
+    cpu_seconds as process_cpu_seconds,
     flush_redis,
     redis_url,
     start_receiver,
@@ -107,16 +108,7 @@ def load(url: str, mode: str, seconds: float, args, tenant_id: str, channel_id: 
 
 def cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
+    return sum(process_cpu_seconds(pid) or 0.0 for pid in pids)
 
 
 def phase(service, url: str, mode: str, seconds: float, args, tenant_id: str, channel_id: str, token: str,
