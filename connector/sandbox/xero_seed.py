@@ -113,10 +113,7 @@ def seed_invoices(
         if sandbox.contact(tenant_id, contact_id)["ContactStatus"] != "ACTIVE":
             continue
         for _ in range(per_contact):
-            lines = []
-            for description, account, price in rng.sample(_PRODUCTS, rng.randint(1, 3)):
-                lines.append({"Description": description, "AccountCode": account, "UnitAmount": price,
-                              "Quantity": Decimal(rng.randint(1, 10)), "TaxType": rng.choice(["OUTPUT", "OUTPUT", "NONE"])})
+            lines = _invoice_lines(rng, rng.randint(1, 3))
             issued = today - timedelta(days=rng.randint(0, 60))
             invoice = sandbox.create_invoice(tenant_id, contact_id, lines, Date=issued.isoformat(),
                                              DueDate=(issued + timedelta(days=20)).isoformat(),
@@ -128,3 +125,32 @@ def seed_invoices(
             elif roll < 0.5:
                 sandbox.add_payment(tenant_id, invoice["InvoiceID"], (invoice["AmountDue"] / 2).quantize(Decimal("0.01")))
     return invoice_ids
+
+
+def _invoice_lines(rng: random.Random, count: int) -> list[dict]:
+    return [{"Description": description, "AccountCode": account, "UnitAmount": price,
+             "Quantity": Decimal(rng.randint(1, 10)), "TaxType": rng.choice(["OUTPUT", "OUTPUT", "NONE"])}
+            for description, account, price in rng.sample(_PRODUCTS, count)]
+
+
+def seed_large_org(sandbox: XeroSandbox, tenant_id: str, *, contacts: int, invoices: int,
+                   seed: int = 7) -> tuple[list[str], list[str]]:
+    """A large organisation for imports: the demo org's contacts, then ``invoices`` sales invoices with
+    1-5 lines spread over the active ones (a few still DRAFT). Returns (contact ids, invoice ids).
+
+    No payments or credit notes: every listed invoice renders its payments and allocations, so an
+    org with tens of thousands of both would be slow to list in the sandbox without telling us more."""
+    contact_ids = seed_demo_org(sandbox, tenant_id, contacts=contacts, seed=seed)
+    active = [c for c in contact_ids if sandbox.contact(tenant_id, c)["ContactStatus"] == "ACTIVE"]
+    rng = random.Random(seed)
+    today = sandbox.clock.now().date()
+    invoice_ids = []
+    for n in range(invoices):
+        issued = today - timedelta(days=rng.randint(0, 365))
+        invoice = sandbox.create_invoice(tenant_id, active[n % len(active)],
+                                         _invoice_lines(rng, rng.randint(1, len(_PRODUCTS))),
+                                         Status="DRAFT" if rng.random() < 0.05 else "AUTHORISED",
+                                         Date=issued.isoformat(), DueDate=(issued + timedelta(days=30)).isoformat(),
+                                         Reference=f"PO-{n + 1:06d}")
+        invoice_ids.append(invoice["InvoiceID"])
+    return contact_ids, invoice_ids
