@@ -18,7 +18,7 @@ import requests
 from connector.clock import Clock, ManualClock
 from connector.sandbox.common import serve
 from connector.sandbox.xero import XeroSandbox, XeroValidationError
-from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
+from connector.sandbox.xero_seed import seed_demo_org, seed_invoices, seed_large_org
 
 API = "/api.xro/2.0"
 MS_DATE = re.compile(r"^/Date\(\d+\+0000\)/$")
@@ -594,6 +594,17 @@ def test_seed_is_deterministic_and_realistic(clock):
     assert any(p["FirstName"] and not p["EmailAddress"] for p in persons)
     assert any(p["EmailAddress"] and not p["FirstName"] for p in persons)
     assert invoice_count > 0
+
+
+def test_large_org_seed_spreads_invoices_of_one_to_five_lines_over_active_contacts(sandbox, tenant):
+    contact_ids, invoice_ids = seed_large_org(sandbox, tenant, contacts=60, invoices=400)
+    assert len(set(contact_ids)) == 60 and len(set(invoice_ids)) == 400
+    invoices = sandbox.invoices(tenant)
+    archived = {c["ContactID"] for c in sandbox.contacts(tenant) if c["ContactStatus"] == "ARCHIVED"}
+    assert archived and not archived & {i["Contact"]["ContactID"] for i in invoices}
+    assert {len(i["LineItems"]) for i in invoices} == {1, 2, 3, 4, 5}
+    assert {i["Status"] for i in invoices} == {"AUTHORISED", "DRAFT"}
+    assert len({i["Reference"] for i in invoices}) == 400
 
 
 def test_invoice_lists_carry_line_items_only_when_paged(sandbox, api, tenant):
