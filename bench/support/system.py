@@ -130,7 +130,11 @@ def start_receiver(env: dict[str, str], workdir: Path, *, app: str | None = None
         except requests.RequestException:
             return False
 
-    wait_for(up, timeout=60, interval=0.2, what="gunicorn to answer /healthz")
+    try:
+        wait_for(up, timeout=60, interval=0.2, what="gunicorn to answer /healthz")
+    except BaseException:
+        service.stop()
+        raise
     return service, url
 
 
@@ -145,7 +149,11 @@ def start_worker(env: dict[str, str], workdir: Path, *, app: str = "workers.app"
             raise RuntimeError(f"the worker exited:\n{service.output()[-3000:]}")
         return " ready." in service.output()
 
-    wait_for(ready, timeout=90, interval=0.2, what="the celery worker to be ready")
+    try:
+        wait_for(ready, timeout=90, interval=0.2, what="the celery worker to be ready")
+    except BaseException:
+        service.stop()
+        raise
     return service
 
 
