@@ -1,9 +1,12 @@
 """The Xero and Zoho sandboxes in their own process, seeded for a benchmark, with limits relaxed.
 
     python bench/support/sandboxes.py --out FILE --tenant NAME:CONTACTS:INVOICES [--tenant ...]
+                                      [--org NAME:CONTACTS:INVOICES ...]
 
 Each tenant gets its contacts and invoices (``--lines`` lines each, over a few item codes), an
-OAuth grant, and the webhook events Xero would send for them. Once serving, everything a
+OAuth grant, and the webhook events Xero would send for them. An org (``--org``) is a large
+organisation to import instead: realistic contacts and invoices of 1-5 lines
+(connector/sandbox/xero_seed.py), an OAuth grant, and no events. Once serving, everything a
 benchmark needs (URLs, client credentials, tokens, events) is written to FILE as JSON; the
 process then serves until it is terminated. Xero's and Zoho's limits are raised far out of reach
 and no latency is simulated, so only the connector's own overhead is measured.
@@ -24,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from connector.sandbox.common import serve  # noqa: E402
 from connector.sandbox.xero import XeroSandbox  # noqa: E402
+from connector.sandbox.xero_seed import seed_large_org  # noqa: E402
 from connector.sandbox.zoho import ZohoSandbox  # noqa: E402
 
 UNLIMITED = 10**9
@@ -50,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--tenant", action="append", default=[], metavar="NAME:CONTACTS:INVOICES")
+    parser.add_argument("--org", action="append", default=[], metavar="NAME:CONTACTS:INVOICES")
     parser.add_argument("--lines", type=int, default=5)
     parser.add_argument("--seed", type=int, default=10)
     args = parser.parse_args(argv)
@@ -60,11 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     zoho = ZohoSandbox(concurrency_limit=UNLIMITED, sub_concurrency_limit=UNLIMITED)
     with serve(xero, quiet=True) as xero_server, serve(zoho, quiet=True) as zoho_server:
         tenants = {}
-        for spec in args.tenant:
+        for spec in [*args.tenant, *(f"org={spec}" for spec in args.org)]:
             name, contacts, invoices = spec.rsplit(":", 2)
             seen = len(xero.pending_events())
-            tenant_id, _, _ = seed_tenant(xero, name, contacts=int(contacts), invoices=int(invoices),
-                                          lines=args.lines, rng=rng)
+            if name.startswith("org="):
+                name = name.removeprefix("org=")
+                tenant_id = xero.add_tenant(name, day_limit=UNLIMITED)
+                seed_large_org(xero, tenant_id, contacts=int(contacts), invoices=int(invoices), seed=args.seed)
+                seen = None  # an import, not a burst of webhooks
+            else:
+                tenant_id, _, _ = seed_tenant(xero, name, contacts=int(contacts), invoices=int(invoices),
+                                              lines=args.lines, rng=rng)
             grant = xero.issue_grant([tenant_id])
             tenants[name] = {
                 "tenant_id": tenant_id,
@@ -73,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 "xero_expires_in": grant["expires_in"],
                 "xero_scope": grant.get("scope", ""),
                 "zoho_refresh_token": zoho.issue_refresh_token(),
-                "events": xero.pending_events()[seen:],
+                "events": [] if seen is None else xero.pending_events()[seen:],
             }
         facts = {
             "pid": os.getpid(),

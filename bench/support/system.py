@@ -63,19 +63,25 @@ def procfile_command(process: str, *, port: int | None = None) -> list[str]:
 class Sandboxes:
     """bench/support/sandboxes.py in its own process; ``facts`` is what it wrote when ready."""
 
-    def __init__(self, tenants: list[str], *, lines: int, workdir: Path) -> None:
+    def __init__(self, tenants: list[str], *, lines: int, workdir: Path, orgs: list[str] = ()) -> None:
         out = workdir / f"sandboxes-{uuid.uuid4().hex[:8]}.json"
         self.log = open(workdir / "sandboxes.log", "w")
         args = [sys.executable, str(ROOT / "bench/support/sandboxes.py"), "--out", str(out), "--lines", str(lines)]
         for tenant in tenants:
             args += ["--tenant", tenant]
+        for org in orgs:
+            args += ["--org", org]
         self.process = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: out.exists() or self.process.poll() is not None, timeout=600, interval=0.2,
-                 what="the sandboxes to seed")
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the sandboxes exited; see {self.log.name}")
-        self.facts = json.loads(out.read_text())
-        out.unlink()
+        try:  # a failure or a termination while seeding still stops the process
+            wait_for(lambda: out.exists() or self.process.poll() is not None, timeout=600, interval=0.2,
+                     what="the sandboxes to seed")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the sandboxes exited; see {self.log.name}")
+            self.facts = json.loads(out.read_text())
+            out.unlink()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.process.terminate()
