@@ -14,7 +14,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import requests
 
@@ -63,7 +63,7 @@ def procfile_command(process: str, *, port: int | None = None) -> list[str]:
 class Sandboxes:
     """bench/support/sandboxes.py in its own process; ``facts`` is what it wrote when ready."""
 
-    def __init__(self, tenants: list[str], *, lines: int, workdir: Path, orgs: list[str] = ()) -> None:
+    def __init__(self, tenants: list[str], *, lines: int, workdir: Path, orgs: Iterable[str] = ()) -> None:
         out = workdir / f"sandboxes-{uuid.uuid4().hex[:8]}.json"
         self.log = open(workdir / "sandboxes.log", "w")
         args = [sys.executable, str(ROOT / "bench/support/sandboxes.py"), "--out", str(out), "--lines", str(lines)]
