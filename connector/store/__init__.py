@@ -16,7 +16,7 @@ from connector.store.channels import ChannelStore
 from connector.store.connections import ConnectionStore
 from connector.store.credentials import CredentialStore
 from connector.store.cursors import PollCursorStore
-from connector.store.db import make_engine, make_session_factory, migrate
+from connector.store.db import make_engine, make_session_factory, migrate, one_transaction
 from connector.store.links import LinkStore
 from connector.store.parked import ParkedWorkStore
 from connector.store.snapshots import SnapshotStore
@@ -47,6 +47,10 @@ class Store:
 
     def credentials(self, vault: Vault) -> CredentialStore:
         return CredentialStore(self.sessions, vault, clock=self.clock)
+
+    def transaction(self):
+        """A block whose store calls share one transaction (``db.one_transaction``)."""
+        return one_transaction(self.sessions)
 
     def ping(self) -> None:
         """One round trip to the database; raises when it cannot be reached."""

@@ -173,7 +173,10 @@ class AuditLog:
         if not rows:
             return
         with session_scope(self._sessions) as session:
-            session.execute(insert(AuditEvent), rows)
+            # Core, not the ORM's bulk insert: one cached statement executed with the rows. Asking for
+            # the ids back makes SQLAlchemy send them as multi-row INSERTs (insertmanyvalues, in order)
+            # instead of one INSERT per row.
+            session.connection().execute(insert(AuditEvent.__table__).returning(AuditEvent.id), rows).all()
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)

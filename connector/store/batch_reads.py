@@ -24,6 +24,11 @@ class BatchReads:
         for xero_id in wanted:
             self._read[(connection_id, kind, xero_id)] = found.get(xero_id)
 
+    def prefetch_missing(self, connection_id: int, kind: str, xero_ids) -> None:
+        """``prefetch`` of those ids not read yet (or forgotten since, by a write through this cache)."""
+        self.prefetch(connection_id, kind, [i for i in dict.fromkeys(xero_ids)
+                                            if i and (connection_id, kind, i) not in self._read])
+
     def forget(self, connection_id: int, kind: str, xero_ids) -> None:
         """Forget what was read of these records (they are about to be written)."""
         for xero_id in xero_ids:

@@ -7,7 +7,9 @@ PostgreSQL URLs are pointed at the psycopg 3 driver.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import select as select_module
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,10 +19,10 @@ from uuid import UUID
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ARRAY, Engine, String, create_engine, event, func, literal, make_url, select, text, true
+from sqlalchemy import ARRAY, Engine, String, create_engine, event, exc, func, literal, make_url, select, text, true
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from connector.secret import Secret
@@ -80,8 +82,29 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(normalise_url(url))
     if parsed.get_backend_name() == "sqlite":
         return _make_sqlite_engine(parsed)
-    return create_engine(parsed, json_serializer=json_dumps, pool_pre_ping=True,
-                         connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS})
+    # Sessions in UTC: psycopg then hands timestamps back in datetime.timezone.utc, which the store's
+    # UtcDateTime passes through as they are, instead of converting each from the server's zone.
+    options = " ".join(filter(None, [parsed.query.get("options"), "-c TimeZone=UTC"]))
+    engine = create_engine(parsed.difference_update_query(["options"]), json_serializer=json_dumps,
+                           connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, "options": options})
+    event.listen(engine, "checkout", _drop_dead_connection)
+    return engine
+
+
+def _drop_dead_connection(dbapi_connection, _record, _proxy) -> None:
+    """Pessimistic disconnect handling without a round trip. ``pool_pre_ping`` sends a query on every
+    checkout, and PostgreSQL counts any query, even an empty one, as a transaction of its own: it
+    doubled the transactions of every unit of work. A connection idle in the pool has nothing to read;
+    one the server ended (a restart, ``pg_terminate_backend``) has its FATAL notice and EOF waiting on
+    the socket, so a zero-timeout poll finds it. The pool then connects afresh."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise exc.DisconnectionError("the pooled PostgreSQL connection is closed")
+    try:
+        readable, _, _ = select_module.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError) as error:
+        raise exc.DisconnectionError("the pooled PostgreSQL connection has no socket") from error
+    if readable:
+        raise exc.DisconnectionError("the server ended the pooled PostgreSQL connection")
 
 
 def probe_database(url: str) -> None:
@@ -133,9 +156,19 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+# The session of the enclosing ``one_transaction`` block (per thread and task), with its factory.
+_shared_session: contextvars.ContextVar[tuple[sessionmaker, Session] | None] = contextvars.ContextVar(
+    "shared_session", default=None)
+
+
 @contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit when the block ends, roll back when it raises."""
+    """One unit of work: commit when the block ends, roll back when it raises. Inside
+    ``one_transaction`` on the same factory it is part of that block's transaction instead."""
+    shared = _shared_session.get()
+    if shared is not None and shared[0] is factory:
+        yield shared[1]
+        return
     session = factory()
     try:
         yield session
@@ -145,6 +178,24 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def one_transaction(factory: sessionmaker[Session]) -> Iterator[None]:
+    """Every store call on ``factory`` inside the block shares one session and one transaction, committed
+    when the block ends (all or nothing). For a batch's reads, or for writes that belong together; never
+    around a call to another system (locks would be held across it, and a write meant to be durable
+    before that call would not be). Nested blocks join the outermost one."""
+    shared = _shared_session.get()
+    if shared is not None and shared[0] is factory:
+        yield
+        return
+    with session_scope(factory) as session:
+        token = _shared_session.set((factory, session))
+        try:
+            yield
+        finally:
+            _shared_session.reset(token)
 
 
 def migrate(engine: Engine) -> None:
@@ -176,7 +227,8 @@ def one_probe_per_key(session: Session, statement, column, keys: list[str]):
     a much smaller table (a first import, a burst), the planner probes the index by the other columns
     alone and filters the list over every row they match. A LATERAL probe per key (``column`` must be
     unique within ``statement``) keeps every column in the index condition whatever the statistics say. SQLite's
-    planner probes per key for an IN list on its own.
+    planner probes per key for an IN list on its own. ``statement`` selects a table's columns (Core rows,
+    not ORM objects: a batch read needs no identity map, and one would keep stale copies in a shared session).
     """
     if session.get_bind().dialect.name != "postgresql":
         return statement.where(column.in_(keys))
@@ -184,5 +236,4 @@ def one_probe_per_key(session: Session, statement, column, keys: list[str]):
         name="wanted")
     # LIMIT 1 (the key is unique) also keeps the planner from flattening the probe into a plain join.
     probe = statement.where(column == wanted.c.key).limit(1).lateral("probe")
-    entity = statement.column_descriptions[0]["entity"]
-    return select(aliased(entity, probe)).select_from(wanted).join(probe, true())
+    return select(*probe.c).select_from(wanted).join(probe, true())

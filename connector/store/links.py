@@ -35,7 +35,8 @@ class Link:
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: IdLink) -> "Link":
+    def of(cls, row) -> "Link":
+        """From an ORM object or a Core row of the table."""
         return cls(
             connection_id=row.connection_id,
             kind=row.kind,
@@ -97,8 +98,8 @@ class LinkStore:
         if not wanted:
             return {}
         with session_scope(self._sessions) as session:
-            statement = select(IdLink).where(IdLink.connection_id == connection_id, IdLink.kind == kind)
-            rows = session.scalars(one_probe_per_key(session, statement, IdLink.xero_id, wanted))
+            statement = select(IdLink.__table__).where(IdLink.connection_id == connection_id, IdLink.kind == kind)
+            rows = session.execute(one_probe_per_key(session, statement, IdLink.xero_id, wanted))
             return {row.xero_id: Link.of(row) for row in rows}
 
     def save(
@@ -148,12 +149,12 @@ class LinkStore:
         if not wanted:
             return
         now = self._clock.now()
-        with session_scope(self._sessions) as session:  # one statement for the batch
-            statement = dialect_insert(session, WriteIntent).values([
+        with session_scope(self._sessions) as session:  # one statement shape for the batch (cached)
+            statement = dialect_insert(session, WriteIntent.__table__).on_conflict_do_nothing(
+                index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id])
+            session.connection().execute(statement, [
                 {"connection_id": connection_id, "kind": kind, "xero_id": xero_id, "started_at": now}
                 for xero_id in wanted])
-            session.execute(statement.on_conflict_do_nothing(
-                index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id]))
 
     def end_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
         """Zoho refused these records outright: nothing was created, so no later attempt need look."""
@@ -189,7 +190,9 @@ class LinkStore:
                  "zoho_module": link.zoho_module, "zoho_id": link.zoho_id, "content_hash": link.content_hash,
                  "source_updated_at": link.source_updated_at, "updated_at": now} for link in newest.values()]
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, IdLink).values(rows)
+            # One statement shape, executed with a list of rows: compiled once and cached, sent as
+            # multi-row VALUES pages (SQLAlchemy's insertmanyvalues) rather than compiled per batch.
+            statement = dialect_insert(session, IdLink.__table__)
             statement = statement.on_conflict_do_update(
                 index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
                 set_={name: statement.excluded[name]
@@ -200,7 +203,7 @@ class LinkStore:
                     IdLink.source_updated_at <= statement.excluded.source_updated_at,
                 ),
             ).returning(IdLink.kind, IdLink.xero_id)
-            saved = {(kind, xero_id) for kind, xero_id in session.execute(statement)}
+            saved = {(kind, xero_id) for kind, xero_id in session.connection().execute(statement, rows)}
             # As ``save``: a link written (or found newer) ends the record's write intent.
             session.execute(delete(WriteIntent).where(
                 WriteIntent.connection_id == connection_id,

@@ -73,24 +73,25 @@ class SnapshotStore:
                  "source_updated_at": updated, "payload": payload, "fetched_at": now}
                 for xero_id, (updated, payload) in newest.items()]
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, XeroSnapshot).values(rows)
+            # One statement shape executed with the rows: compiled once (cached), sent in multi-row pages.
+            statement = dialect_insert(session, XeroSnapshot.__table__)
             statement = statement.on_conflict_do_update(
                 index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
                 set_={"source_updated_at": statement.excluded.source_updated_at,
                       "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
                 where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
             ).returning(XeroSnapshot.xero_id)
-            return set(session.scalars(statement))
+            return set(session.connection().execute(statement, rows).scalars())
 
     def get_many(self, connection_id: int, resource: str, xero_ids: list[str]) -> dict[str, Snapshot]:
         """The stored snapshots of these ids (absent ones left out), in one query per 500 ids."""
         wanted = list(dict.fromkeys(xero_ids))
         found: dict[str, Snapshot] = {}
         with session_scope(self._sessions) as session:
-            statement = select(XeroSnapshot).where(XeroSnapshot.connection_id == connection_id,
-                                                   XeroSnapshot.resource == resource)
+            statement = select(XeroSnapshot.__table__).where(XeroSnapshot.connection_id == connection_id,
+                                                             XeroSnapshot.resource == resource)
             for start in range(0, len(wanted), 500):
-                rows = session.scalars(one_probe_per_key(session, statement, XeroSnapshot.xero_id,
+                rows = session.execute(one_probe_per_key(session, statement, XeroSnapshot.xero_id,
                                                          wanted[start:start + 500]))
                 found.update({row.xero_id: _snapshot(row) for row in rows})
         return found
@@ -107,7 +108,8 @@ class SnapshotStore:
             return None if row is None else _snapshot(row)
 
 
-def _snapshot(row: XeroSnapshot) -> Snapshot:
+def _snapshot(row) -> Snapshot:
+    """From an ORM object or a Core row of the table."""
     return Snapshot(
         connection_id=row.connection_id,
         resource=row.resource,

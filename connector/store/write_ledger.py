@@ -24,13 +24,13 @@ class WriteLedger:
         now = self._clock.now()
         rows = [{"connection_id": connection_id, "system": system, "record_key": key, "content_hash": content_hash,
                  "written_at": now} for key, content_hash in hashes.items()]
-        with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, WriteLedgerEntry).values(rows)  # one statement for the batch
-            session.execute(statement.on_conflict_do_update(
+        with session_scope(self._sessions) as session:  # one statement shape for the batch (cached)
+            statement = dialect_insert(session, WriteLedgerEntry.__table__)
+            session.connection().execute(statement.on_conflict_do_update(
                 index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
                                 WriteLedgerEntry.record_key],
                 set_={"content_hash": statement.excluded.content_hash, "written_at": statement.excluded.written_at},
-            ))
+            ), rows)
 
     def hashes(self, connection_id: int, system: str, keys: list[str]) -> dict[str, str]:
         if not keys:

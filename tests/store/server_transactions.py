@@ -1,0 +1,30 @@
+"""Transactions PostgreSQL counted for one database (``pg_stat_database``) while a piece of work ran."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from connector.store import Store
+
+
+def _settled_count(admin, store: Store) -> int:
+    """The database's transaction count once every backend of ``store`` has ended (a backend reports
+    its statistics when it exits, so the count is then complete)."""
+    name = store.engine.url.database
+    store.engine.dispose()
+    deadline = time.monotonic() + 30
+    while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the backends of {name} did not end")
+        time.sleep(0.05)
+    admin.execute("SELECT pg_stat_clear_snapshot()")
+    row = admin.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
+                        (name,)).fetchone()
+    return int(row[0])
+
+
+def server_transactions(admin, store: Store, work: Callable[[], object]) -> int:
+    before = _settled_count(admin, store)
+    work()
+    return _settled_count(admin, store) - before

@@ -1,0 +1,84 @@
+"""How many transactions the store's units of work cost on PostgreSQL, counted by the server itself
+(``pg_stat_database``), and what ``Store.transaction`` groups (SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.store import Store
+from connector.store.audit import RECEIVED
+from connector.store.links import LinkWrite
+from tests.store.server_transactions import server_transactions
+
+
+def test_a_unit_of_work_is_one_transaction_on_postgresql_the_pool_check_included(pg_admin, pg_database_url) -> None:
+    store = Store.open(pg_database_url)
+    try:
+        connection_id = store.connections.create(name="Demo Co", xero_tenant_id="tenant-1").id
+
+        def reads(count: int) -> int:
+            return server_transactions(pg_admin, store, lambda: [store.connections.get(connection_id)
+                                                                 for _ in range(count)])
+
+        # The difference leaves out what opening the pooled connection costs once.
+        assert reads(50) - reads(25) == 25
+    finally:
+        store.close()
+
+
+def test_store_transaction_makes_many_store_calls_one_transaction(pg_admin, pg_database_url) -> None:
+    store = Store.open(pg_database_url)
+    try:
+        connection_id = store.connections.create(name="Demo Co", xero_tenant_id="tenant-1").id
+
+        def batch() -> None:
+            with store.transaction():
+                store.links.get_many(connection_id, "invoice", ["i-1", "i-2"])
+                store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "h1")])
+                store.audit.record(connection_id=connection_id, record_type="invoice", record_id="i-1",
+                                   stage=RECEIVED)
+                store.write_ledger.record_many(connection_id, "zoho", {"z-1": "h1"})
+
+        # Two batches cost one transaction more than one batch (the pooled connection is opened in both).
+        assert server_transactions(pg_admin, store, lambda: (batch(), batch())) - server_transactions(
+            pg_admin, store, batch) == 1
+        assert store.links.get(connection_id, "invoice", "i-1").zoho_id == "z-1"
+    finally:
+        store.close()
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_on_checkout(pg_admin, pg_database_url) -> None:
+    store = Store.open(pg_database_url)
+    try:
+        store.connections.all()  # one connection now waits in the pool
+        name = store.engine.url.database
+        pg_admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        assert store.connections.create(name="Demo Co", xero_tenant_id="tenant-1").id  # no error: a fresh one
+    finally:
+        store.close()
+
+
+def test_store_transaction_writes_all_or_nothing(store: Store, connection_id: int) -> None:
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "h1")])
+            store.audit.record(connection_id=connection_id, record_type="invoice", record_id="i-1", stage=RECEIVED)
+            raise RuntimeError("the batch failed half-way")
+    assert store.links.get(connection_id, "invoice", "i-1") is None and store.audit.count() == 0
+
+    with store.transaction():
+        with store.transaction():  # a nested block joins the outer one
+            store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "h1")])
+        assert store.links.get(connection_id, "invoice", "i-1").zoho_id == "z-1"  # read inside sees the write
+        store.audit.record(connection_id=connection_id, record_type="invoice", record_id="i-1", stage=RECEIVED)
+    assert store.links.get(connection_id, "invoice", "i-1").zoho_id == "z-1" and store.audit.count() == 1
+
+
+def test_batch_reads_inside_one_transaction_see_a_save_made_in_it(store: Store, connection_id: int) -> None:
+    """Reads return rows, not objects a shared session would keep: a link read, saved anew and read again
+    within one transaction reads back as saved."""
+    store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "old")])
+    with store.transaction():
+        assert store.links.get_many(connection_id, "invoice", ["i-1"])["i-1"].content_hash == "old"
+        store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "new")])
+        assert store.links.get_many(connection_id, "invoice", ["i-1"])["i-1"].content_hash == "new"
