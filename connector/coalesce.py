@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 
 from connector.clock import SYSTEM_CLOCK, Clock
 
-# Ids one flush claims: a handful of IDs= calls (≤50 ids each), so one task stays short.
-DEFAULT_FLUSH_CHUNKS = 5
+# Ids one flush claims: a handful of IDs= calls (≤50 ids each), so one task stays short; four
+# calls are two Zoho upserts' worth (≤100 records each).
+DEFAULT_FLUSH_CHUNKS = 4
 IDS_PER_FETCH = 50
 # A claimed batch not acknowledged (or extended) in this long is presumed lost with its worker and
 # reclaimed. A flush extends its lease after every chunk, and one chunk is at most one IDs= call

@@ -19,6 +19,7 @@ from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
 from connector.store import audit as stages
 from connector.store.parked import FETCH, NEEDS_REAUTH
+from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import MAX_BROKER_COUNTDOWN, ConnectorTask, Redrive
 from workers.deps import get_deps
@@ -54,11 +55,13 @@ def ingest_xero_events(self, events: list[dict]) -> int:
     window = deps.settings.xero_batch_window
     tenants = {str(event.get("tenantId")) for event in events}
     connections = xero_in.TenantConnections(deps.store.connections)  # one lookup per tenant of the body
-    if len(tenants) == 1:  # one organisation's delivery: its connection goes on every line of this task
-        connection = connections.by_tenant(tenants.pop())
-        logs.bind(connection_id=connection.id if connection else None)
-    to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=deps.store.audit,
-                                          coalescer=deps.coalescer, window=window)
+    # The tenant lookup and the received rows: one transaction, committed before any flush is queued.
+    with deps.store.transaction():
+        if len(tenants) == 1:  # one organisation's delivery: its connection goes on every line of this task
+            connection = connections.by_tenant(tenants.pop())
+            logs.bind(connection_id=connection.id if connection else None)
+        to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=deps.store.audit,
+                                              coalescer=deps.coalescer, window=window)
     for connection_id, resource in to_flush:
         queue_flush(deps.coalescer, flush_xero_buffer, connection_id, resource, countdown=window)
     return len(to_flush)
@@ -76,7 +79,9 @@ def queue_flush(buffer, flush, connection_id: int, resource: str, *, countdown: 
 
 @app.task(name="connector.flush_xero_buffer", base=ConnectorTask, bind=True)
 def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
-    """Fetch what gathered in one (connection, resource) buffer: ≤50 ids per IDs= call."""
+    """Fetch what gathered in one (connection, resource) buffer: ≤50 ids per IDs= call, handed to Zoho
+    a whole upsert (100 records) at a time, so those pushes go straight out without the Zoho buffer's
+    wait. A backlog is shared out: once this flush has its ids, another is queued for the rest."""
     deps = get_deps()
     coalescer = deps.coalescer
     coalescer.start_flush(connection_id, resource)
@@ -84,10 +89,15 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
     if connection is None or connection.state != "active":
         park_until_reconnected(self, connection_id, resource)
         return 0
+    def let_another_flush_take_the_rest() -> None:
+        if coalescer.reschedule(connection_id, resource, countdown=0):
+            queue_flush(coalescer, flush_xero_buffer, connection_id, resource, countdown=0)
+
     outcome = xero_in.flush_xero_buffer(
         connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
         snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
-        on_fetched=hand_over_to_zoho(connection_id, resource),
+        on_fetched=hand_over_to_zoho(connection_id, resource), transaction=deps.store.transaction,
+        on_claimed=let_another_flush_take_the_rest, hand_over_size=MAX_RECORDS_PER_WRITE,
     )
     logs.bind(**logs.one_trip(list(outcome.sync_ids), outcome.sync_ids))  # this task's remaining lines
     log.info("xero.buffer.flushed", extra={"fetched": len(outcome.fetched), "parked": len(outcome.parked),
@@ -155,7 +165,7 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
     try:
         fetched = xero_in.fetch_xero_records(
             batch, xero=deps.xero_client(connection, priority=priority), snapshots=deps.store.snapshots,
-            audit=deps.store.audit,
+            audit=deps.store.audit, transaction=deps.store.transaction,
         )
     except Exception as exc:
         def split(part: list[str], countdown: float) -> None:

@@ -124,7 +124,8 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
             return []
         batch = xero_in.FetchBatch(connection.id, resource, list(ids), {})
         return xero_in.fetch_xero_records(batch, xero=deps.xero_client(connection, priority=priority),
-                                          snapshots=deps.store.snapshots, audit=deps.store.audit)
+                                          snapshots=deps.store.snapshots, audit=deps.store.audit,
+                                          transaction=deps.store.transaction)
 
     org = deps.zoho_org(connection)
     return to_zoho.ZohoPush(
@@ -132,6 +133,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
+        transaction=deps.store.transaction,
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 import functools
-from contextlib import closing
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -97,10 +97,13 @@ class ZohoPush:
     # False: a record refused with a retryable code is audited "retrying" (the task tries it again alone);
     # True on the task's last attempt: it is dead-lettered, audited "failed" with Zoho's code.
     final_attempt: bool = False
+    # Makes a block whose store calls share one transaction (Store.transaction). A round's reads are one
+    # transaction and the writes after each Zoho call another; never one around a call to Zoho.
+    transaction: Callable[[], AbstractContextManager] = nullcontext
 
     def __post_init__(self) -> None:
-        # A batch's database work, batched: links and snapshots read a kind at a time (afresh under each
-        # round's locks), links saved a loop at a time, audit rows written once per push.
+        # A batch's database work, batched: links and snapshots read together (afresh under each round's
+        # locks), links saved a loop at a time, audit rows written once per push.
         if not isinstance(self.links, LinkReads):
             self.links = LinkReads(self.links)
         if not isinstance(self.snapshots, SnapshotReads):
@@ -123,10 +126,11 @@ class ZohoPush:
 
     def _contacts_round(self, xero_ids: list[str], sync_ids: dict, outcome: BatchOutcome, *, force: bool) -> list[str]:
         """Writes one locked round; returns the ids whose link save found a newer version (see _rewrite_stale)."""
-        mapped = self._mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
-                              lambda m: {"zoho_contacts": len(m["contacts"])})
+        with self.transaction():
+            mapped = self._mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
+                                  lambda m: {"zoho_contacts": len(m["contacts"])})
+            self.links.prefetch(self.connection_id, "contact", list(mapped))
         stale: list[str] = []
-        self.links.prefetch(self.connection_id, "contact", list(mapped))
 
         pending, changed = [], set()
         for cid, (result, snapshot) in mapped.items():
@@ -148,8 +152,9 @@ class ZohoPush:
                 ledger[result.id] = account
             else:
                 outcome.merge_failure(cid, _rejection(result, "Accounts"))
-        stale += self._save_links(links)
-        self._ledger("Accounts", ledger)
+        with self.transaction():
+            stale += self._save_links(links)
+            self._ledger("Accounts", ledger)
 
         candidates = []
         for cid, (result, snapshot) in mapped.items():
@@ -177,8 +182,9 @@ class ZohoPush:
                 detail = _rejection(result, "Contacts")
                 detail["person"] = key
                 outcome.merge_failure(cid, detail)
-        stale += [person_of[key] for key in self._save_links(links)]
-        self._ledger("Contacts", ledger)
+        with self.transaction():
+            stale += [person_of[key] for key in self._save_links(links)]
+            self._ledger("Contacts", ledger)
 
         for cid in mapped:
             if cid in outcome.failed:
@@ -213,7 +219,8 @@ class ZohoPush:
         Afterwards Zoho's lines and totals are read back and compared with Xero's.
         """
         snapshots = {}
-        self.snapshots.prefetch(self.connection_id, "invoices", xero_ids)
+        with self.transaction():
+            begun = self._read_for_invoices(xero_ids)
         for iid in xero_ids:
             snapshot = self.snapshots.get(self.connection_id, "invoices", iid)
             if snapshot is None:
@@ -235,8 +242,9 @@ class ZohoPush:
         placeholder_id = product_ids.get(self.config.placeholder_item_code)
 
         prepared: dict[str, _PreparedInvoice] = {}
-        self.links.prefetch(self.connection_id, "contact_person",
-                            [f"{_contact_id(s.payload)}:primary" for s in snapshots.values() if _contact_id(s.payload)])
+        # Read with the round; only those a contact push just wrote are read again.
+        self.links.prefetch_missing(self.connection_id, "contact_person",
+                                    [_primary_person(s.payload) for s in snapshots.values()])
         for iid, snapshot in snapshots.items():
             contact_id = _contact_id(snapshot.payload)
             if contact_id not in account_ids:
@@ -252,7 +260,7 @@ class ZohoPush:
                 self._fail("invoice", iid, sync_ids, outcome, {"reason": str(exc), "field": exc.field})
                 continue
             record["Account_Name"] = {"id": account_ids[contact_id]}
-            primary = self.links.get(self.connection_id, "contact_person", f"{contact_id}:primary")
+            primary = self.links.get(self.connection_id, "contact_person", _primary_person(snapshot.payload))
             if primary is not None:
                 record["Contact_Name"] = {"id": primary.zoho_id}
             record = as_written("Invoices", apply_field_overrides(record, snapshot.payload, "Invoices",
@@ -265,8 +273,6 @@ class ZohoPush:
         # Which invoices need a write, and what Zoho holds of them now.
         targets: dict[str, str | None] = {}  # xero id -> Zoho id (None: not in Zoho, to be created)
         send_lines: set[str] = set()
-        self.links.prefetch(self.connection_id, "invoice", list(prepared))
-        self.links.prefetch(self.connection_id, "invoice_lines", list(prepared))
         for iid, invoice in prepared.items():
             link = self.links.get(self.connection_id, "invoice", iid)
             if link is not None and (_newer(link, invoice.snapshot) or (link.content_hash == invoice.full_hash
@@ -278,7 +284,8 @@ class ZohoPush:
             if link is None or lines_link is None or lines_link.content_hash != invoice.lines_hash or force:
                 send_lines.add(iid)
             targets[iid] = link.zoho_id if link is not None else None
-        found_by_probe = self._find_earlier_writes([i for i, z in targets.items() if z is None], prepared)
+        found_by_probe = self._find_earlier_writes([i for i, z in targets.items() if z is None and i in begun],
+                                                   prepared)
         targets.update(found_by_probe)
         current = self._current_lines([z for i, z in targets.items() if z and i in send_lines])
 
@@ -310,9 +317,8 @@ class ZohoPush:
                 if targets.pop(iid) is None:
                     refused_new.append(iid)
                 self._fail("invoice", iid, sync_ids, outcome, _rejection(result, "Invoices"), audit=False)
-        self.links.end_writes(self.connection_id, "invoice", refused_new)
 
-        stale = self._verify_and_link(targets, prepared, outcome, sync_ids)
+        stale = self._verify_and_link(targets, prepared, outcome, refused_new)
         for iid in prepared:
             if iid in outcome.failed:
                 self._audit("invoice", iid, sync_ids, stages.FAILED, outcome.failed[iid])
@@ -321,15 +327,32 @@ class ZohoPush:
                 self._audit("invoice", iid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(iid)})
         return stale
 
-    def _find_earlier_writes(self, unlinked: list[str], prepared: Mapping[str, "_PreparedInvoice"]) -> dict[str, str]:
-        """Zoho ids of unlinked invoices that an earlier, unconfirmed attempt may have created.
+    def _read_for_invoices(self, xero_ids: list[str]) -> set[str]:
+        """A round's reads: the invoices' snapshots, then every link the round looks at (their contacts,
+        contact people, items, their own and their lines'); returns the ids with a write intent."""
+        self.snapshots.prefetch(self.connection_id, "invoices", xero_ids)
+        payloads = [s.payload for i in xero_ids if (s := self.snapshots.get(self.connection_id, "invoices", i))]
+        codes = [self.config.placeholder_item_code]
+        for payload in payloads:
+            try:
+                codes += [p[zf.PRODUCT_ITEM_CODE] for p in invoice_items(payload)]
+            except DataError:
+                continue  # map_invoice reports it
+        self.links.prefetch(self.connection_id, "contact", [_contact_id(p) for p in payloads])
+        self.links.prefetch(self.connection_id, "contact_person", [_primary_person(p) for p in payloads])
+        self.links.prefetch(self.connection_id, "item", codes)
+        self.links.prefetch(self.connection_id, "invoice", xero_ids)
+        self.links.prefetch(self.connection_id, "invoice_lines", xero_ids)
+        return self.links.writes_begun(self.connection_id, "invoice", xero_ids)
+
+    def _find_earlier_writes(self, probes: list[str], prepared: Mapping[str, "_PreparedInvoice"]) -> dict[str, str]:
+        """Zoho ids of unlinked invoices with a write intent, which an earlier, unconfirmed attempt may have
+        created.
 
         A header-only upsert keyed on the unique Xero id updates the record if it exists and tells us
         its id; where it does not exist Zoho refuses it (Invoiced_Items is mandatory on a new invoice)
         or creates it without lines, which the line write then fills. Nothing is ever appended.
         """
-        begun = self.links.writes_begun(self.connection_id, "invoice", unlinked)
-        probes = [iid for iid in unlinked if iid in begun]
         found = {}
         for iid, result in zip(probes, self._upsert("Invoices", [dict(prepared[i].record) for i in probes],
                                                      zf.INVOICE_XERO_ID)):
@@ -344,13 +367,15 @@ class ZohoPush:
         return {str(r["id"]): list(r.get("Invoiced_Items") or []) for r in records}
 
     def _verify_and_link(self, targets: Mapping[str, str], prepared: Mapping[str, "_PreparedInvoice"],
-                         outcome: BatchOutcome, sync_ids: Mapping[str, str]) -> list[str]:
+                         outcome: BatchOutcome, refused_new: list[str]) -> list[str]:
         """Read the written invoices back: lines exactly as Xero's (repaired once if not), totals to the cent.
 
         A totals mismatch is a failure with both figures; its link gets a hash that matches nothing, so
         the next push writes and checks it again. Returns the ids whose link save met a newer version.
+        The links and the end of the write intents of invoices Zoho refused outright are one transaction.
         """
         if not targets:
+            self.links.end_writes(self.connection_id, "invoice", refused_new)
             return []
         fields = ["Invoiced_Items", "Sub_Total", "Tax", "Grand_Total"]
         back = {str(r["id"]): r for r in self.zoho.get_records("Invoices", list(targets.values()), fields)}
@@ -372,15 +397,17 @@ class ZohoPush:
             mismatches[iid] = {name: {"zoho": zoho_totals.get(name), "xero": invoice.totals[xero_name]}
                                for name, xero_name in _TOTALS.items()
                                if zoho_totals.get(name) != invoice.totals[xero_name]}
-        stale = self._save_links([
-            LinkWrite("invoice", iid, "Invoices", zoho_id,
-                      prepared[iid].full_hash if not mismatches[iid] else f"unverified:{prepared[iid].full_hash}",
-                      prepared[iid].snapshot.source_updated_at) for iid, zoho_id in targets.items()])
-        # The lines' link only once the invoice's own link is saved and its totals verified.
-        self._save_links([
-            LinkWrite("invoice_lines", iid, "Invoices", zoho_id, prepared[iid].lines_hash,
-                      prepared[iid].snapshot.source_updated_at)
-            for iid, zoho_id in targets.items() if iid not in stale and not mismatches[iid]])
+        with self.transaction():
+            self.links.end_writes(self.connection_id, "invoice", refused_new)
+            stale = self._save_links([
+                LinkWrite("invoice", iid, "Invoices", zoho_id,
+                          prepared[iid].full_hash if not mismatches[iid] else f"unverified:{prepared[iid].full_hash}",
+                          prepared[iid].snapshot.source_updated_at) for iid, zoho_id in targets.items()])
+            # The lines' link only once the invoice's own link is saved and its totals verified.
+            self._save_links([
+                LinkWrite("invoice_lines", iid, "Invoices", zoho_id, prepared[iid].lines_hash,
+                          prepared[iid].snapshot.source_updated_at)
+                for iid, zoho_id in targets.items() if iid not in stale and not mismatches[iid]])
         for iid, zoho_id in targets.items():
             mismatch = mismatches[iid]
             outcome.zoho_ids[iid] = zoho_id
@@ -474,7 +501,7 @@ class ZohoPush:
         wanted = [c for c in dict.fromkeys(contact_of.values()) if c]
         found = {}
         missing = []
-        self.links.prefetch(self.connection_id, "contact", wanted)
+        self.links.prefetch_missing(self.connection_id, "contact", wanted)  # the round read them
         for cid in wanted:
             link = self.links.get(self.connection_id, "contact", cid)
             if link is not None:
@@ -508,7 +535,7 @@ class ZohoPush:
             except DataError:
                 continue  # map_invoice reports the same problem for that invoice
         ids, pending = {}, []
-        self.links.prefetch(self.connection_id, "item", list(products))
+        self.links.prefetch_missing(self.connection_id, "item", list(products))  # the round read them
         for code, product in products.items():
             identity = {k: v for k, v in product.items() if k != "Unit_Price"}
             product_hash = content_hash(identity)
@@ -596,6 +623,12 @@ def as_written(module: str, record: dict, config: SyncConfig) -> dict:
 def _rejection(result, module: str) -> dict:
     return {"reason": f"Zoho refused the {module} record: {result.message}", "error_code": result.code,
             "details": result.details}
+
+
+def _primary_person(invoice: Mapping[str, Any]) -> str | None:
+    """The id-link key of the primary contact person of an invoice's contact."""
+    contact_id = _contact_id(invoice)
+    return f"{contact_id}:primary" if contact_id else None
 
 
 def _contact_id(invoice: Mapping[str, Any]) -> str | None:

@@ -10,6 +10,7 @@ hours as countdown tasks.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Iterable
@@ -33,6 +34,8 @@ PRIORITY_BACKFILL = 2
 
 # Called with (fetched ids, id → sync id) once a chunk is stored: the hand-over to Zoho.
 OnFetched = Callable[[list[str], dict[str, str]], None]
+# Makes a block whose store writes share one transaction (Store.transaction); none by default.
+Transaction = Callable[[], AbstractContextManager]
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,11 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     return to_flush
 
 
-def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str]:
-    """GET the records of a batch and keep the newest state of each; returns the ids fetched."""
+def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction: Transaction = nullcontext) -> list[str]:
+    """GET the records of a batch and keep the newest state of each; returns the ids fetched.
+
+    The snapshots and their audit rows are written in one ``transaction()`` (after the GET).
+    """
     getter = {
         "contacts": xero.get_contacts,
         "invoices": xero.get_invoices,
@@ -141,12 +147,16 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit) -> list[str
         # Payments have no IDs= filter (OAS-ACC getPayments): one GET each.
         "payments": lambda ids: _each_payment(xero, ids),
     }[batch.resource]
-    record_type = RECORD_TYPES[batch.resource]
     id_field = ID_FIELDS[batch.resource]
     records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
                 record) for record in getter(batch.ids)]
-    # One statement and one transaction for the batch's snapshots, one for its audit rows.
-    stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)
+    with transaction():
+        return _store_fetched(batch, records, snapshots=snapshots, audit=audit)
+
+
+def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]], *, snapshots, audit) -> list[str]:
+    record_type = RECORD_TYPES[batch.resource]
+    stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)  # one statement
     trail = audit.batch()
     fetched: list[str] = []
     for xero_id, updated, _ in records:
@@ -217,42 +227,62 @@ class FlushOutcome:
 
 
 def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: LeasedBuffer, xero, snapshots, audit,
-                      parked, clock: Clock, on_fetched: OnFetched,
+                      parked, clock: Clock, on_fetched: OnFetched, transaction: Transaction = nullcontext,
+                      on_claimed: Callable[[], None] | None = None, hand_over_size: int = IDS_PER_FETCH,
                       max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH) -> FlushOutcome:
     """Claim up to ``max_ids`` buffered ids and fetch them, ≤50 per call, oldest first.
 
-    A chunk leaves the buffer only once ``on_fetched`` queued its push to Zoho (enqueue, then
-    acknowledge), and the lease is extended after every chunk. A short rate limit gives the rest
-    back to the buffer, a spent daily budget parks them durably, and a worker that dies leaves them
-    to its lease's expiry. Any other error returns them still leased (``outcome.claim``): the caller
-    hands them on, then acknowledges the claim (or releases it when it cannot).
+    ``on_claimed`` runs once ids are claimed (the task lets another flush take what is left, so a
+    backlog is fetched by several workers at once). Fetched ids go to ``on_fetched`` in hand-overs of
+    ``hand_over_size`` claimed ids (a Zoho upsert's worth), and leave the buffer only once it queued
+    their push (enqueue, then acknowledge); the lease is extended after every chunk. A short rate
+    limit hands on what was fetched and gives the rest back to the buffer, a spent daily budget parks
+    the rest durably, and a worker that dies leaves them to its lease's expiry. Any other error returns
+    them still leased (``outcome.claim``): the caller hands them on, then acknowledges the claim (or
+    releases it when it cannot).
     """
     claim = coalescer.claim(connection_id, resource, max_ids=max_ids)
     outcome = FlushOutcome()
     if claim is None:
         return outcome
+    if on_claimed is not None:
+        on_claimed()
     outcome.sync_ids = dict(claim.sync_ids)
     with logs.bound(**logs.one_trip(claim.ids, claim.sync_ids)):
         return _fetch_claim(claim, outcome, connection_id, resource, coalescer=coalescer, xero=xero,
-                            snapshots=snapshots, audit=audit, parked=parked, clock=clock, on_fetched=on_fetched)
+                            snapshots=snapshots, audit=audit, parked=parked, clock=clock, on_fetched=on_fetched,
+                            transaction=transaction, hand_over_size=hand_over_size)
 
 
 def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str, *, coalescer, xero, snapshots,
-                 audit, parked, clock: Clock, on_fetched: OnFetched) -> FlushOutcome:
+                 audit, parked, clock: Clock, on_fetched: OnFetched, transaction: Transaction,
+                 hand_over_size: int) -> FlushOutcome:
     remaining = list(claim.ids)
+    held: list[str] = []  # claimed ids fetched (or found missing) whose push is not queued yet: still leased
+    held_fetched: list[str] = []
+
+    def hand_over() -> None:
+        nonlocal held, held_fetched
+        if held_fetched:
+            on_fetched(held_fetched, {i: claim.sync_ids[i] for i in held_fetched if i in claim.sync_ids})
+        coalescer.acknowledge(claim, held)
+        held, held_fetched = [], []
+
     try:
         while remaining:
             chunk = remaining[:IDS_PER_FETCH]
             batch = FetchBatch(connection_id, resource, chunk, {i: claim.sync_ids[i] for i in chunk
                                                                 if i in claim.sync_ids})
-            fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit)
-            if fetched:
-                on_fetched(fetched, {i: batch.sync_ids[i] for i in fetched if i in batch.sync_ids})
-            coalescer.acknowledge(claim, chunk)
+            fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit, transaction=transaction)
             remaining = remaining[IDS_PER_FETCH:]
+            held += chunk
+            held_fetched += fetched
             outcome.fetched += fetched
+            if len(held) >= hand_over_size or not remaining:
+                hand_over()
             coalescer.extend(claim)
     except RateLimited as exc:
+        hand_over()  # what was fetched goes on to Zoho; only the unfetched rest waits
         if is_daily_budget(exc):
             park_for_daily_budget(connection_id, resource, remaining, claim.sync_ids, retry_after=exc.retry_after,
                                   priority=PRIORITY_WEBHOOK, parked=parked, audit=audit, clock=clock)
@@ -263,7 +293,8 @@ def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str
             outcome.retry_after = exc.retry_after
         return outcome
     except Exception as exc:
-        outcome.error, outcome.unfinished, outcome.claim = exc, remaining, claim
+        # Fetched but not handed over yet: fetched again with the rest (snapshots keep the newest).
+        outcome.error, outcome.unfinished, outcome.claim = exc, held + remaining, claim
         return outcome
     coalescer.acknowledge(claim)
     return outcome

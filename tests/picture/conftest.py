@@ -30,7 +30,8 @@ class Picture:
     def fetch(self, resource: str, ids: list[str]) -> list[str]:
         batch = xero_in.FetchBatch(self.connection_id, resource, list(ids), {})
         return xero_in.fetch_xero_records(batch, xero=self.deps.xero_client(self.connection),
-                                          snapshots=self.deps.store.snapshots, audit=self.deps.store.audit)
+                                          snapshots=self.deps.store.snapshots, audit=self.deps.store.audit,
+                                          transaction=self.deps.store.transaction)  # as the tasks do
 
     def sync(self, resource: str, ids: list[str]):
         self.fetch(resource, ids)
