@@ -284,6 +284,7 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
         # CPU per record by process group (the database's backends included): steadier than the rate
         # on a shared machine, so the history run's cost per record compares with the empty run's.
         "cpu_ms_per_record": {k: round(1000 * v / max(figures["synced"], 1), 2) for k, v in cpu.seconds().items()},
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # how much else the machine was running
         "seconds": round(elapsed, 1),
         "delivery_seconds": round(delivered, 1),
         "non_2xx": sum(1 for s in statuses if not 200 <= s < 300),
