@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.secret import Secret
-from connector.store.db import session_scope
+from connector.store.db import execute_rows, rows_insert, session_scope
 from connector.store.tables import AuditEvent
 
 RECEIVED = "received"
@@ -173,10 +173,9 @@ class AuditLog:
         if not rows:
             return
         with session_scope(self._sessions) as session:
-            # Core, not the ORM's bulk insert: one cached statement executed with the rows. Asking for
-            # the ids back makes SQLAlchemy send them as multi-row INSERTs (insertmanyvalues, in order)
-            # instead of one INSERT per row.
-            session.connection().execute(insert(AuditEvent.__table__).returning(AuditEvent.id), rows).all()
+            columns = list(rows[0])
+            execute_rows(session, rows_insert(session, AuditEvent.__table__, columns), AuditEvent.__table__,
+                         columns, rows)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)

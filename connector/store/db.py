@@ -19,9 +19,10 @@ from uuid import UUID
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ARRAY, Engine, String, create_engine, event, exc, func, literal, make_url, select, text, true
+from sqlalchemy import ARRAY, Engine, String, TypeDecorator, create_engine, event, exc, func, literal, make_url, select, text, true
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import sqltypes
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -218,6 +219,45 @@ def dialect_insert(session: Session, model):
     if name == "sqlite":
         return sqlite.insert(model)
     raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {name}")
+
+
+def rows_insert(session: Session, table, columns: list[str]):
+    """An INSERT of many rows (run it with ``execute_rows``) that ``on_conflict_do_*`` can extend.
+
+    On PostgreSQL the rows travel as one JSON document and come out of ``jsonb_to_recordset``: one short
+    statement and one text parameter whatever the number of rows, so psycopg parses it once and the
+    server prepares it once, where a multi-row VALUES list is a new, long text to parse and plan for
+    every batch size (and arrays of JSON would be quoted value by value). Rows keep their order.
+    Elsewhere it is a plain INSERT executed with the list of rows.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return dialect_insert(session, table)
+    dialect = session.get_bind().dialect
+    fields = ", ".join(f"{name} {_pg_type(table.c[name].type, dialect)}" for name in columns)
+    rows = text(f"SELECT {', '.join(columns)} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS batch({fields})"
+                ).columns(*[table.c[name] for name in columns])
+    return postgresql.insert(table).from_select(columns, rows)
+
+
+def execute_rows(session: Session, statement, table, columns: list[str], rows: list[dict[str, Any]]):
+    """Run a ``rows_insert`` statement (extended or not) for ``rows``; returns the result."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return connection.execute(statement, rows)
+    # Each value as SQLAlchemy would bind it (a naive timestamp is refused), JSON documents as they are.
+    processors = {name: process for name in columns
+                  if not isinstance(table.c[name].type.dialect_impl(connection.dialect), sqltypes.JSON)
+                  and (process := table.c[name].type.bind_processor(connection.dialect))}
+    batch = [{name: processors[name](row.get(name)) if name in processors else row.get(name) for name in columns}
+             for row in rows]
+    return connection.execute(statement, {"rows": json_dumps(batch)})
+
+
+def _pg_type(column_type, dialect) -> str:
+    impl = column_type.dialect_impl(dialect)
+    if isinstance(impl, TypeDecorator):
+        impl = impl.impl_instance
+    return impl.compile(dialect=dialect)
 
 
 def one_probe_per_key(session: Session, statement, column, keys: list[str]):

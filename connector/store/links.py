@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import dialect_insert, one_probe_per_key, session_scope
+from connector.store.db import dialect_insert, execute_rows, one_probe_per_key, rows_insert, session_scope
 from connector.store.tables import IdLink, WriteIntent
 
 
@@ -63,6 +63,10 @@ class LinkWrite:
 
 def _version(link: LinkWrite) -> datetime:
     return link.source_updated_at or datetime.min.replace(tzinfo=timezone.utc)
+
+
+_LINK_COLUMNS = ["connection_id", "kind", "xero_id", "zoho_module", "zoho_id", "content_hash", "source_updated_at",
+                 "updated_at"]
 
 
 class LinkReads(BatchReads):
@@ -149,10 +153,11 @@ class LinkStore:
         if not wanted:
             return
         now = self._clock.now()
-        with session_scope(self._sessions) as session:  # one statement shape for the batch (cached)
-            statement = dialect_insert(session, WriteIntent.__table__).on_conflict_do_nothing(
+        columns = ["connection_id", "kind", "xero_id", "started_at"]
+        with session_scope(self._sessions) as session:  # one statement for the batch
+            statement = rows_insert(session, WriteIntent.__table__, columns).on_conflict_do_nothing(
                 index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id])
-            session.connection().execute(statement, [
+            execute_rows(session, statement, WriteIntent.__table__, columns, [
                 {"connection_id": connection_id, "kind": kind, "xero_id": xero_id, "started_at": now}
                 for xero_id in wanted])
 
@@ -190,9 +195,7 @@ class LinkStore:
                  "zoho_module": link.zoho_module, "zoho_id": link.zoho_id, "content_hash": link.content_hash,
                  "source_updated_at": link.source_updated_at, "updated_at": now} for link in newest.values()]
         with session_scope(self._sessions) as session:
-            # One statement shape, executed with a list of rows: compiled once and cached, sent as
-            # multi-row VALUES pages (SQLAlchemy's insertmanyvalues) rather than compiled per batch.
-            statement = dialect_insert(session, IdLink.__table__)
+            statement = rows_insert(session, IdLink.__table__, _LINK_COLUMNS)  # one statement for the batch
             statement = statement.on_conflict_do_update(
                 index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
                 set_={name: statement.excluded[name]
@@ -203,7 +206,8 @@ class LinkStore:
                     IdLink.source_updated_at <= statement.excluded.source_updated_at,
                 ),
             ).returning(IdLink.kind, IdLink.xero_id)
-            saved = {(kind, xero_id) for kind, xero_id in session.connection().execute(statement, rows)}
+            saved = {(kind, xero_id) for kind, xero_id in execute_rows(session, statement, IdLink.__table__,
+                                                                        _LINK_COLUMNS, rows)}
             # As ``save``: a link written (or found newer) ends the record's write intent.
             session.execute(delete(WriteIntent).where(
                 WriteIntent.connection_id == connection_id,

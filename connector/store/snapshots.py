@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import dialect_insert, one_probe_per_key, session_scope
+from connector.store.db import dialect_insert, execute_rows, one_probe_per_key, rows_insert, session_scope
 from connector.store.tables import XeroSnapshot
 
 
@@ -73,15 +73,15 @@ class SnapshotStore:
                  "source_updated_at": updated, "payload": payload, "fetched_at": now}
                 for xero_id, (updated, payload) in newest.items()]
         with session_scope(self._sessions) as session:
-            # One statement shape executed with the rows: compiled once (cached), sent in multi-row pages.
-            statement = dialect_insert(session, XeroSnapshot.__table__)
+            columns = ["connection_id", "resource", "xero_id", "source_updated_at", "payload", "fetched_at"]
+            statement = rows_insert(session, XeroSnapshot.__table__, columns)  # one statement for the batch
             statement = statement.on_conflict_do_update(
                 index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
                 set_={"source_updated_at": statement.excluded.source_updated_at,
                       "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
                 where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
             ).returning(XeroSnapshot.xero_id)
-            return set(session.connection().execute(statement, rows).scalars())
+            return set(execute_rows(session, statement, XeroSnapshot.__table__, columns, rows).scalars())
 
     def get_many(self, connection_id: int, resource: str, xero_ids: list[str]) -> dict[str, Snapshot]:
         """The stored snapshots of these ids (absent ones left out), in one query per 500 ids."""

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, one_probe_per_key, session_scope
+from connector.store.db import execute_rows, one_probe_per_key, rows_insert, session_scope
 from connector.store.tables import WriteLedgerEntry
 
 
@@ -24,13 +24,15 @@ class WriteLedger:
         now = self._clock.now()
         rows = [{"connection_id": connection_id, "system": system, "record_key": key, "content_hash": content_hash,
                  "written_at": now} for key, content_hash in hashes.items()]
-        with session_scope(self._sessions) as session:  # one statement shape for the batch (cached)
-            statement = dialect_insert(session, WriteLedgerEntry.__table__)
-            session.connection().execute(statement.on_conflict_do_update(
+        columns = ["connection_id", "system", "record_key", "content_hash", "written_at"]
+        with session_scope(self._sessions) as session:  # one statement for the batch
+            statement = rows_insert(session, WriteLedgerEntry.__table__, columns)
+            statement = statement.on_conflict_do_update(
                 index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
                                 WriteLedgerEntry.record_key],
                 set_={"content_hash": statement.excluded.content_hash, "written_at": statement.excluded.written_at},
-            ), rows)
+            )
+            execute_rows(session, statement, WriteLedgerEntry.__table__, columns, rows)
 
     def hashes(self, connection_id: int, system: str, keys: list[str]) -> dict[str, str]:
         if not keys:
