@@ -68,7 +68,12 @@ def without_nul(value: Any) -> Any:
 
 
 def json_dumps(value: Any) -> str:
-    return json.dumps(without_nul(value), default=_json_default, separators=(",", ":"))
+    text = json.dumps(value, default=_json_default, separators=(",", ":"))
+    # json.dumps writes NUL as the escape \u0000: only a document that shows one is walked and written
+    # again (an escaped backslash before "u0000" also matches; that costs the walk, nothing else).
+    if "\\u0000" in text:
+        text = json.dumps(without_nul(value), default=_json_default, separators=(",", ":"))
+    return text
 
 
 def normalise_url(url: str) -> str:
