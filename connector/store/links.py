@@ -176,9 +176,10 @@ class LinkStore:
         if not wanted:
             return set()
         with session_scope(self._sessions) as session:
-            statement = select(WriteIntent).where(WriteIntent.connection_id == connection_id, WriteIntent.kind == kind)
-            return {row.xero_id for row in session.scalars(one_probe_per_key(session, statement, WriteIntent.xero_id,
-                                                                             wanted))}
+            statement = select(WriteIntent.__table__).where(WriteIntent.connection_id == connection_id,
+                                                            WriteIntent.kind == kind)
+            return {row.xero_id for row in session.execute(one_probe_per_key(session, statement, WriteIntent.xero_id,
+                                                                              wanted))}
 
     def save_many(self, connection_id: int, links: list["LinkWrite"]) -> set[tuple[str, str]]:
         """``save`` for a batch of links in one statement and one transaction; returns the (kind, xero id)

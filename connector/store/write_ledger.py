@@ -38,8 +38,8 @@ class WriteLedger:
         if not keys:
             return {}
         with session_scope(self._sessions) as session:
-            statement = select(WriteLedgerEntry).where(WriteLedgerEntry.connection_id == connection_id,
-                                                       WriteLedgerEntry.system == system)
-            rows = session.scalars(one_probe_per_key(session, statement, WriteLedgerEntry.record_key,
+            statement = select(WriteLedgerEntry.__table__).where(WriteLedgerEntry.connection_id == connection_id,
+                                                                 WriteLedgerEntry.system == system)
+            rows = session.execute(one_probe_per_key(session, statement, WriteLedgerEntry.record_key,
                                                      list(dict.fromkeys(keys))))
             return {row.record_key: row.content_hash for row in rows}
