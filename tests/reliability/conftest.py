@@ -12,17 +12,8 @@ from dataclasses import dataclass
 import pytest
 from celery.signals import before_task_publish
 
-from connector.sandbox.common import serve
-from connector.sandbox.xero import XeroSandbox
-from connector.sandbox.zoho import ZohoSandbox
-from connector.secret import Secret
-from connector.store import Store
-from connector.store.vault import Vault
-from tests.conftest import redis_url, require_redis
-from tests.picture.conftest import Picture
+from tests.picture.conftest import pictures
 from workers.app import app
-from workers.demo import Sandboxes, connect_sandbox_tenant, embedded_settings
-from workers.deps import configure
 
 REDIS_DB = 9
 
@@ -78,28 +69,9 @@ def run_until_quiet(published: PublishedLog, *names: str, limit: int = 200) -> i
 
 @pytest.fixture
 def make_world(tmp_path, pg_database_url):
-    started = []
-
-    def make(*, zoho: ZohoSandbox | None = None, xero: XeroSandbox | None = None, clock=None) -> Picture:
-        require_redis(REDIS_DB)
-        xero, zoho = xero or XeroSandbox(), zoho or ZohoSandbox()
-        xero_server, zoho_server = serve(xero), serve(zoho)
-        sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
-        settings = embedded_settings(tmp_path, sandboxes).with_overrides(
-            redis_url=redis_url(REDIS_DB), database_url=pg_database_url,
-            vault_keys=Secret(Vault.generate_keyring("k1")))
-        deps = configure(settings) if clock is None else configure(settings, clock=clock)  # buffers' leases
-        if clock is not None:  # parked work's resume_after follows the same hand-moved time
-            deps.store = Store.open(pg_database_url, clock=clock)
-        started.append((xero_server, zoho_server, deps))
-        connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Reliable Ltd")
-        return Picture(xero, zoho, deps, connection_id, tenant_id)
-
-    yield make
-    for xero_server, zoho_server, deps in started:
-        deps.store.close()
-        xero_server.shutdown()
-        zoho_server.shutdown()
+    """``make_world(xero=..., zoho=..., clock=...)``: the picture on PostgreSQL, sandboxes of the test's choosing."""
+    with pictures(tmp_path, redis_db=REDIS_DB, tenant_name="Reliable Ltd", database_url=pg_database_url) as make:
+        yield make
 
 
 @pytest.fixture
