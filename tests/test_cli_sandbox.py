@@ -1,17 +1,12 @@
 """`connector sandbox`: both simulators on the ports asked for, usable by any HTTP client."""
 
 import re
-import socket
 import subprocess
 import sys
 
 import requests
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.processes import free_port
 
 
 def test_sandbox_command_serves_both_apis_to_a_plain_http_client():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from connector.store.vault import Vault
 from tests.conftest import redis_url, require_redis
+from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 REDIS_DB = 13
@@ -22,9 +22,7 @@ PRODUCTION_NEEDS = ["REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNEC
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]  # nothing listens once the probe is closed
+    return free_port()  # nothing listens once the probe is closed
 
 
 def bare_env(**extra: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ the receiver's /oauth routes (as the operator), and the status endpoint."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -15,14 +14,10 @@ from connector.secret import Secret
 from tests.conftest import redis_url
 from tests.connections.conftest import ADMIN_TOKEN, browse
 from webhooks import create_app
+from tests.processes import free_port
 
 OPERATOR = ("operator", ADMIN_TOKEN)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def cli_env(world) -> dict:

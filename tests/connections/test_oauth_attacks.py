@@ -16,7 +16,7 @@ import requests
 from connector.sandbox.common import serve
 from connector.secret import Secret
 from tests.connections.conftest import ADMIN_TOKEN, browse
-from tests.connections.test_connect_cli_and_routes import free_port
+from tests.processes import free_port
 from webhooks import create_app
 
 OPERATOR = ("operator", ADMIN_TOKEN)

@@ -9,7 +9,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -45,12 +44,6 @@ def procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
             name, _, command = line.partition(":")
             commands[name.strip()] = command.strip()
     return commands
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

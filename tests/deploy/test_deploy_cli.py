@@ -55,7 +55,8 @@ def test_a_bad_mapping_file_stops_the_worker_at_start_with_the_line_at_fault(dep
 
 @pytest.mark.integration
 def test_a_bad_log_setting_stops_every_process_with_one_line_naming_it(deployment):
-    from tests.deploy.conftest import free_port, procfile
+    from tests.deploy.conftest import procfile
+    from tests.processes import free_port
 
     deployment.env["LOG_FORMAT"] = "yaml"
     # gunicorn's logger, Celery's setup_logging (worker and beat share it) and the CLI's.

@@ -8,7 +8,8 @@ import pytest
 import requests
 
 from connector.store import audit as stages
-from tests.deploy.conftest import FLOWER_AUTH, free_port, procfile, wait_for_http
+from tests.deploy.conftest import FLOWER_AUTH, procfile, wait_for_http
+from tests.processes import free_port
 from tests.deploy.sync_log_checks import assert_every_line_of_the_sync_carries_its_sync_id
 from workers.embedded import wait_until
 

@@ -9,7 +9,8 @@ import signal
 import pytest
 
 from connector.store import audit as stages
-from tests.deploy.conftest import free_port, wait_for_http
+from tests.deploy.conftest import wait_for_http
+from tests.processes import free_port
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from connector.settings import Settings
 from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
 from tests.conftest import fresh_pg_database
-from tests.faults.harness import RedisServer, Stack, free_port, start_sandbox, wait_for
+from tests.faults.harness import Stack, start_sandbox
+from tests.processes import RedisServer, free_port, wait_for
 from tests.faults.invariants import violations
 
 _names = itertools.count(1)

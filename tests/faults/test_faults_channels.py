@@ -11,7 +11,8 @@ import requests
 
 from connector.mapping import zoho_fields as zf
 from tests.faults.conftest import deliver_until_accepted
-from tests.faults.harness import BIN, ROOT, wait_for
+from tests.faults.harness import BIN
+from tests.processes import ROOT, wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
-from tests.faults.harness import children_of, process_connected_to, wait_for
+from tests.faults.harness import process_connected_to
+from tests.processes import children_of, wait_for
 
 pytestmark = pytest.mark.faults
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
-from tests.faults.harness import wait_for
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.faults
 

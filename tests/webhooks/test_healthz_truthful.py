@@ -7,7 +7,6 @@ looks to a client; the shared server keeps running).
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 
@@ -16,12 +15,8 @@ import redis
 from webhooks_testkit import production_receiver
 
 from tests.conftest import redis_url, require_redis
+from tests.processes import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
