@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
+
+from celery.signals import before_task_publish, task_postrun
 
 from connector import queues
 from workers.app import app
@@ -31,11 +34,43 @@ class EmbeddedWorker:
         )
         self._ready = threading.Event()
         self.thread = threading.Thread(target=self.controller.start, name="embedded-celery-worker", daemon=True)
+        # Task messages published in this process and not yet run, by task id: a retry is published under
+        # its task's id before the try that asked for it finishes, so each id is counted, not just noted.
+        self._outstanding: Counter[str] = Counter()
+        self._outstanding_lock = threading.Lock()
 
     def _on_ready(self, consumer) -> None:
         self._ready.set()
 
+    def _on_publish(self, headers=None, **_) -> None:
+        with self._outstanding_lock:
+            self._outstanding[headers["id"]] += 1
+
+    def _on_run(self, task_id=None, **_) -> None:
+        with self._outstanding_lock:
+            if self._outstanding[task_id] > 1:
+                self._outstanding[task_id] -= 1
+            else:
+                self._outstanding.pop(task_id, None)
+
+    def idle(self) -> bool:
+        """All the work handed to it is done: every message published since it started has run (with its
+        retries and countdowns, and whatever it published in turn), none is reserved or running, and its
+        queues hold nothing published before."""
+        from celery.worker import state
+
+        with self._outstanding_lock:
+            if self._outstanding:
+                return False
+        if state.active_requests or state.reserved_requests:
+            return False
+        with app.connection_for_read() as connection:
+            channel = connection.default_channel
+            return not any(channel.queue_declare(queue=name, passive=True).message_count for name in self.queue_names)
+
     def start(self, timeout: float = 20.0) -> "EmbeddedWorker":
+        before_task_publish.connect(self._on_publish, weak=False)
+        task_postrun.connect(self._on_run, weak=False)
         self.thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("the embedded Celery worker did not start")
@@ -44,6 +79,8 @@ class EmbeddedWorker:
     def stop(self) -> None:
         self.controller.stop(in_sighandler=False)
         self.thread.join(timeout=10)
+        before_task_publish.disconnect(self._on_publish)
+        task_postrun.disconnect(self._on_run)
 
     def __enter__(self) -> "EmbeddedWorker":
         return self.start()
