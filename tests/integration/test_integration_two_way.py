@@ -75,7 +75,8 @@ def test_person_edit_reaches_xero_exactly_once_and_nothing_echoes(system):
     [notification] = zoho.pending_notifications()
     assert zoho.deliver_notifications() == [200]
 
-    assert wait_until(lambda: len(xero_writes(xero)) == 1, timeout=30)
+    # The sandbox logs a request when it arrives: wait for the write's answer too, not just its arrival.
+    assert wait_until(lambda: [w.finished is not None for w in xero_writes(xero)] == [True], timeout=30)
     xero_contact = xero.contact(tenant_id, contacts[0])
     assert "Kahurangi" in [xero_contact.get("LastName"), *[p.get("LastName") for p in xero_contact["ContactPersons"]]]
     [write] = xero_writes(xero)
