@@ -51,6 +51,7 @@ def test_unknown_and_wrong_keys_raise_config_errors_without_key_material() -> No
 @pytest.mark.parametrize(
     "ring",
     ["", "nokid", "k1:not-a-fernet-key-but-long-enough", "bad id!:" + Fernet.generate_key().decode()],
+    ids=["empty", "no key id", "not a Fernet key", "bad key id"],  # the same on every xdist worker: no key in it
 )
 def test_malformed_rings_are_config_errors_that_do_not_echo_the_ring(ring: str) -> None:
     with pytest.raises(ConfigError) as error:
