@@ -7,6 +7,7 @@ what to start (``make test`` starts both when they are installed locally).
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
@@ -58,6 +59,39 @@ def fresh_pg_database(admin) -> Iterator[str]:
         yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PostgresOutage:
+    """Makes one database unreachable (new connections refused, open ones terminated) and reachable again,
+    leaving the shared server and every other database alone (so other tests, and other xdist workers, go on).
+    Also a context manager: unreachable inside the ``with``."""
+
+    def __init__(self, admin, database: str) -> None:
+        self.admin = admin
+        self.database = database
+
+    def begin(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
+        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                           (self.database,))
+
+    def end(self) -> None:
+        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
+
+    def for_seconds(self, seconds: float) -> threading.Timer:
+        """Begin now; end after ``seconds`` on a timer (the test goes on meanwhile)."""
+        self.begin()
+        timer = threading.Timer(seconds, self.end)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def __enter__(self) -> "PostgresOutage":
+        self.begin()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
 
 
 @pytest.fixture

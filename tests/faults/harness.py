@@ -5,7 +5,8 @@
 - ``connector sandbox`` in its own process, driven through its ``/_sandbox/`` control API;
 - ``connector migrate``, then the receiver under gunicorn and prefork ``celery worker``/``beat``, each
   from its line in the Procfile (only the port, the concurrency and beat's schedule file differ);
-- a PostgreSQL database that can be made unreachable without stopping the shared server.
+- a PostgreSQL database that can be made unreachable without stopping the shared server (tests/conftest.py
+  PostgresOutage).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,31 +70,6 @@ def process_connected_to(pids: list[int], port: int) -> int | None:
         if any(link.startswith("socket:[") and link[8:-1] in inodes for link in links):
             return pid
     return None
-
-
-class PostgresOutage:
-    """Makes one database unreachable (new connections refused, open ones terminated) and reachable again,
-    leaving the shared server and every other database alone."""
-
-    def __init__(self, admin, database: str) -> None:
-        self.admin = admin
-        self.database = database
-
-    def begin(self) -> None:
-        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS false')
-        self.admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                           (self.database,))
-
-    def end(self) -> None:
-        self.admin.execute(f'ALTER DATABASE "{self.database}" ALLOW_CONNECTIONS true')
-
-    def for_seconds(self, seconds: float) -> threading.Timer:
-        """Begin now; end after ``seconds`` on a timer (the test goes on meanwhile)."""
-        self.begin()
-        timer = threading.Timer(seconds, self.end)
-        timer.daemon = True
-        timer.start()
-        return timer
 
 
 class SandboxControl:

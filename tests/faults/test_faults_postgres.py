@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.faults.conftest import deliver_until_accepted
-from tests.faults.harness import PostgresOutage
+from tests.conftest import PostgresOutage
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.faults

@@ -4,29 +4,17 @@ worker process until the database is back, then synced; none is dropped without 
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import pytest
 
 from connector.queues import INGEST_XERO_EVENTS
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
+from tests.conftest import PostgresOutage
 from tests.integration.test_integration_pipeline import settled
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def database_unreachable(pg_admin, database_url: str):
-    """Refuse new connections to the test's own database and end the open ones (the shared server stays up)."""
-    name = database_url.rsplit("/", 1)[1]
-    pg_admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-    pg_admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-    try:
-        yield
-    finally:
-        pg_admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def retried_ingest_waiting(redis) -> bool:
@@ -50,7 +38,7 @@ def test_events_that_arrive_while_the_database_is_down_are_synced_once_it_is_bac
                    for n in range(5)]
     redis = deps.redis
 
-    with database_unreachable(pg_admin, pg_database_url):
+    with PostgresOutage(pg_admin, pg_database_url.rsplit("/", 1)[1]):
         assert set(xero.deliver_webhooks(system["hook_url"])) == {200}  # the receiver needs no database
         # The worker took the ingest, met the outage and queued it again for a retry with backoff.
         assert wait_until(lambda: retried_ingest_waiting(redis), timeout=30), "the ingest task was not retried"

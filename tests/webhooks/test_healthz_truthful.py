@@ -14,9 +14,8 @@ import pytest
 import redis
 from webhooks_testkit import production_receiver
 
-from tests.conftest import redis_url, require_redis
+from tests.conftest import PostgresOutage, redis_url, require_redis
 from tests.processes import free_port
-
 
 
 @pytest.fixture
@@ -53,12 +52,7 @@ def test_healthz_is_503_while_the_database_refuses_connections(pg_admin, pg_data
     require_redis(4)
     client = production_receiver(pg_database_url, redis_url(4))
     assert client.get("/healthz").status_code == 200
-    name = pg_database_url.rsplit("/", 1)[1]
-    pg_admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-    pg_admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-    try:
+    with PostgresOutage(pg_admin, pg_database_url.rsplit("/", 1)[1]):
         down = client.get("/healthz")
         assert down.status_code == 503 and down.get_json() == {"status": "unavailable", "failing": ["database"]}
-    finally:
-        pg_admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
     assert client.get("/healthz").status_code == 200
