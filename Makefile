@@ -21,10 +21,14 @@ demo: $(STAMP)
 
 # Integration tests run against real Redis and PostgreSQL; scripts/ensure-services starts
 # them when they are installed but down, and fails loudly when they cannot be reached.
+# The suite runs on TEST_WORKERS processes (pytest-xdist): most of its time is spent waiting on real
+# processes and services. Each worker starts a redis-server of its own, and the fault suite's tests stay
+# together on one worker, which starts its deployment once (tests/conftest.py).
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/ruff check .
 	./scripts/ensure-services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The pipeline and receiver benchmarks run on the real Redis and PostgreSQL, like the integration tests.
 bench: $(STAMP)

@@ -14,6 +14,29 @@ from typing import Iterator
 
 import pytest
 
+
+
+def _worker_redis_server():
+    """Under pytest-xdist each worker process gets a redis-server of its own on a free port: the tests use
+    fixed database numbers and share broker queues within one, so two workers on one Redis would flush and
+    consume each other's data. Started when this module is first imported in the worker (before any test
+    module reads the address), announced to the rest of the process (and its children) via the environment."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("TEST_WORKER_REDIS_PID"):
+        return None
+    import tempfile
+    from pathlib import Path
+
+    from tests.processes import RedisServer
+
+    server = RedisServer(Path(tempfile.mkdtemp(prefix=f"mlc-test-{os.environ['PYTEST_XDIST_WORKER']}-")),
+                         durable=False)
+    server.start()
+    os.environ.update(TEST_REDIS_HOST="127.0.0.1", TEST_REDIS_PORT=str(server.port),
+                      TEST_WORKER_REDIS_PID=str(server.process.pid))
+    return server
+
+
+_WORKER_REDIS = _worker_redis_server()
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 # Integration tests share one Redis database (broker queues live there); developers running two
@@ -169,3 +192,29 @@ def _root_logger_restored():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """How pytest-xdist (make test) hands tests to its workers: the fault suite's tests all go to one worker,
+    first (they share one deployment, started once: tests/faults/conftest.py ``stack``); every other test is
+    handed out on its own to whichever worker is free. (xdist's own --dist loadgroup cannot mark them: it
+    rewrites a node id field that pytest 9 no longer has.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    if config.getvalue("dist") != "load":  # another --dist asked for explicitly: xdist's own
+        return None
+
+    class FaultSuiteTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/faults" if nodeid.startswith("tests/faults/") else nodeid
+
+    return FaultSuiteTogether(config, log)
+
+
+def pytest_unconfigure(config):
+    if _WORKER_REDIS is not None:
+        import shutil
+
+        _WORKER_REDIS.process.stop(timeout=5)
+        shutil.rmtree(_WORKER_REDIS.dir.parent, ignore_errors=True)
