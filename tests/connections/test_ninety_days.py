@@ -33,6 +33,7 @@ def sim_world(pg_database_url):
     yield from make_world(pg_database_url, ManualClock())
 
 
+@pytest.mark.start_early
 @pytest.mark.timeout(900)
 def test_ninety_days_of_beats_keep_every_token_and_channel_alive(sim_world):
     world = sim_world
