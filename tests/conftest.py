@@ -23,11 +23,15 @@ def _worker_redis_server():
     module reads the address), announced to the rest of the process (and its children) via the environment."""
     if not os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("TEST_WORKER_REDIS_PID"):
         return None
+    import shutil
     import tempfile
     from pathlib import Path
 
     from tests.processes import RedisServer
 
+    if shutil.which("redis-server") is None:
+        raise RuntimeError("the suite on several processes (make test) starts a redis-server per process, and "
+                           "there is none on PATH: install Redis, or run `python -m pytest` on one process")
     server = RedisServer(Path(tempfile.mkdtemp(prefix=f"mlc-test-{os.environ['PYTEST_XDIST_WORKER']}-")),
                          durable=False)
     server.start()
