@@ -222,7 +222,10 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("start_early") is None)
 
 
-def pytest_unconfigure(config):
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
+def pytest_sessionfinish(session):
+    """Stop this worker's redis-server here, not at unconfigure: xdist ends a worker's process soon after
+    its session finishes, and would leave the server running."""
     if _WORKER_REDIS is not None:
         import shutil
 
