@@ -15,7 +15,6 @@ from typing import Iterator
 import pytest
 
 
-
 def _worker_redis_server():
     """Under pytest-xdist each worker process gets a redis-server of its own on a free port: the tests use
     fixed database numbers and share broker queues within one, so two workers on one Redis would flush and
