@@ -7,43 +7,26 @@ looks to a client; the shared server keeps running).
 
 from __future__ import annotations
 
-import subprocess
-import time
 
 import pytest
-import redis
 from webhooks_testkit import production_receiver
 
 from tests.conftest import PostgresOutage, redis_url, require_redis
-from tests.processes import free_port
+from tests.processes import RedisServer
 
 
 @pytest.fixture
-def own_redis():
-    port = free_port()
-    server = subprocess.Popen(["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "",
-                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.exceptions.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-    yield server, f"redis://127.0.0.1:{port}/0"
-    if server.poll() is None:
-        server.kill()
-        server.wait()
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path, durable=False)
+    server.start()
+    yield server
+    server.process.kill_group()
 
 
 def test_healthz_is_503_while_redis_is_down(own_redis, pg_database_url):
-    server, address = own_redis
-    client = production_receiver(pg_database_url, address)
+    client = production_receiver(pg_database_url, own_redis.url)
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    server.kill()
-    server.wait()
+    own_redis.process.kill_group()
     down = client.get("/healthz")
     assert down.status_code == 503 and down.get_json() == {"status": "unavailable", "failing": ["redis"]}
 
