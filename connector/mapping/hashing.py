@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,6 +29,54 @@ def content_hash(payload: Mapping[str, Any]) -> str:
 def canonical_json(value: Any) -> str:
     """The canonical JSON text described in the module docstring. Raises TypeError/ValueError for
     values JSON cannot carry faithfully (non-str keys, NaN, infinity, unknown types)."""
+    try:
+        return _encoded_by_c(value)
+    except _NotPlain:
+        return _written_in_python(value)
+
+
+class _NotPlain(Exception):
+    """A value the C encoder path does not take: left to the Python writer (which may refuse it)."""
+
+
+# A number's placeholder: NUL cannot occur in a plain value's strings (those go the Python way).
+_PLACEHOLDER = re.compile(r'"\\u0000(\d+)\\u0000"')
+
+
+def _encoded_by_c(value: Any) -> str:
+    """The same text as ``_written_in_python``, written by json's C encoder (sorted keys, ensure_ascii
+    off). Numbers other than int are placeholders, swapped for their canonical text afterwards: the C
+    encoder would write floats as repr and cannot write Decimals. This runs for every mapped record."""
+    numbers: list[str] = []
+    text = json.dumps(_plain(value, numbers), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    if numbers:
+        text = _PLACEHOLDER.sub(lambda match: numbers[int(match.group(1))], text)
+    return text
+
+
+def _plain(value: Any, numbers: list[str]) -> Any:
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise _NotPlain
+        return value
+    if kind is dict:
+        if not all(type(key) is str and "\x00" not in key for key in value):
+            raise _NotPlain
+        return {key: _plain(item, numbers) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(item, numbers) for item in value]
+    if value is None or kind is bool or kind is int:
+        return value  # the C encoder writes these as the Python writer does
+    if kind is Decimal or kind is float:
+        numbers.append(_number(value))
+        return f"\x00{len(numbers) - 1}\x00"
+    if kind is datetime or kind is date:
+        return value.isoformat()
+    raise _NotPlain  # subclasses, other mappings, unencodable values
+
+
+def _written_in_python(value: Any) -> str:
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts)
@@ -70,11 +119,8 @@ def _number(value: int | float | Decimal) -> str:
         raise ValueError(f"content_hash: {value!r} is not a finite number")
     if number.is_zero():
         return "0"  # also folds -0 into 0
-    # Drop trailing fractional zeros by hand: Decimal.normalize() would also round to the context
-    # precision (28 digits) and make distinct long values collide.
-    sign, digits, exponent = number.as_tuple()
-    kept = list(digits)
-    while exponent < 0 and kept[-1] == 0:
-        kept.pop()
-        exponent += 1
-    return format(Decimal((sign, tuple(kept), exponent)), "f")  # "f": plain digits, never an exponent
+    # Plain digits ("f" never writes an exponent nor rounds), then the fractional part's trailing zeros
+    # dropped as text: Decimal.normalize() would round to the context precision (28 digits) and make
+    # distinct long values collide.
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.mapping import canonical_json, content_hash
+from connector.mapping.hashing import _written_in_python
 
 
 def test_canonical_json_text() -> None:
@@ -86,3 +88,30 @@ def test_hash_is_stable_under_key_reordering_and_respelling(payload: dict[str, A
 def test_trailing_zeros_never_matter(amount: Decimal, extra_zeros: int) -> None:
     respelled = amount.quantize(Decimal(1).scaleb(-(2 + extra_zeros)))
     assert content_hash({"Amount": amount}) == content_hash({"Amount": respelled})
+
+
+any_scalars = st.one_of(
+    json_scalars, st.floats(allow_nan=False, allow_infinity=False),
+    st.datetimes(timezones=st.sampled_from([None, timezone.utc])), st.dates(),
+    st.sampled_from(["\x00", "a\x000\x00", "\x000\x00", "é ✓ \u2028", '"\\u0000"']),
+)
+any_payloads = st.recursive(
+    st.dictionaries(st.text(), any_scalars),
+    lambda children: st.dictionaries(st.one_of(st.text(), st.sampled_from(["\x000\x00", "\x00"])), st.one_of(
+        any_scalars, children, st.lists(children, max_size=3), st.tuples(children, any_scalars))),
+    max_leaves=25,
+)
+
+
+@given(any_payloads)
+def test_the_c_encoder_path_writes_exactly_what_the_reference_writer_does(payload: dict[str, Any]) -> None:
+    # Stored content hashes were made by the reference writer: a different text would re-send every record.
+    assert canonical_json(payload) == _written_in_python(payload)
+
+
+def test_a_known_text_is_unchanged() -> None:
+    payload = {"b": [Decimal("1.50"), 2.0, 1e-7, -0.0, 10**30], "a": {"z": None, "y": True, "x": "é\x00"},
+               "d": datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc), "c": date(2026, 1, 2)}
+    assert canonical_json(payload) == ('{"a":{"x":"é\\u0000","y":true,"z":null},"b":[1.5,2,0.0000001,0,'
+                                       '1000000000000000000000000000000],"c":"2026-01-02",'
+                                       '"d":"2026-11-30T12:00:00+00:00"}')
