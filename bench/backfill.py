@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.pipeline import DatabaseProbe, connect_tenant, process_env  # noqa: E402
 from bench.support.system import (  # noqa: E402
-    BIN, ROOT, RssSampler, Sandboxes, flush_redis, start_worker, throwaway_database, wait_for,
+    BIN, ROOT, RssSampler, Sandboxes, flush_redis, run_each, start_worker, throwaway_database, wait_for,
 )
 from connector.store.vault import Vault  # noqa: E402
 
@@ -148,15 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sandboxes = Sandboxes([], lines=0, workdir=workdir, orgs=[org_spec(r, sizes[r]) for r in runs])
     print(f"sandboxes seeded in {time.monotonic() - started:.1f} s; logs in {workdir}", flush=True)
-    results = {}
-    try:
-        for name in runs:
-            results[name] = run(name, sandboxes.facts, sandboxes.facts["tenants"][name], records=sizes[name],
-                                worker_app="bench.support.naive_backfill" if name == "naive" else "workers.app",
-                                workdir=workdir, timeout=args.timeout)
-            print(f"{name}: {json.dumps(results[name])}", flush=True)
-    finally:
-        sandboxes.stop()
+    results = run_each(runs, sandboxes, lambda name: run(
+        name, sandboxes.facts, sandboxes.facts["tenants"][name], records=sizes[name],
+        worker_app="bench.support.naive_backfill" if name == "naive" else "workers.app",
+        workdir=workdir, timeout=args.timeout))
     figures = dict(results.get("backfill") or results[runs[0]])
     if "naive" in results and "backfill" in results:
         figures["naive"] = results["naive"]

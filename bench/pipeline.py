@@ -39,7 +39,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support.system import (  # noqa: E402
-    CpuMeter, RssSampler, Sandboxes, flush_redis, redis_url, start_receiver, start_worker, throwaway_database,
+    CpuMeter, RssSampler, Sandboxes, flush_redis, redis_url, run_each, start_receiver, start_worker, throwaway_database,
     wait_for,
 )
 from connector.store.vault import Vault  # noqa: E402
@@ -315,19 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     sandboxes = Sandboxes([tenant_spec(r, tenants[r]) for r in runs], lines=args.lines, workdir=workdir)
     print(f"sandboxes seeded in {time.monotonic() - started:.1f} s; logs in {workdir}", flush=True)
-    results = {}
-    try:
-        for name in runs:
-            profile = None
-            if args.profile:
-                suffix = ".json" if args.profile.endswith(".json") else ".svg"
-                profile = f"{args.profile.removesuffix('.json').removesuffix('.svg')}-{name}{suffix}"
-            results[name] = run(name, sandboxes.facts, sandboxes.facts["tenants"][name],
-                                worker_app="bench.support.naive" if name == "naive" else "workers.app",
-                                workdir=workdir, history=name == "history", timeout=args.timeout, profile=profile)
-            print(f"{name}: {json.dumps(results[name])}", flush=True)
-    finally:
-        sandboxes.stop()
+
+    def run_one(name: str) -> dict:
+        profile = None
+        if args.profile:
+            suffix = ".json" if args.profile.endswith(".json") else ".svg"
+            profile = f"{args.profile.removesuffix('.json').removesuffix('.svg')}-{name}{suffix}"
+        return run(name, sandboxes.facts, sandboxes.facts["tenants"][name],
+                   worker_app="bench.support.naive" if name == "naive" else "workers.app",
+                   workdir=workdir, history=name == "history", timeout=args.timeout, profile=profile)
+
+    results = run_each(runs, sandboxes, run_one)
     figures = dict(results.get("pipeline") or results[runs[0]])
     if "naive" in results and "pipeline" in results:
         figures["naive"] = results["naive"]

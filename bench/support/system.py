@@ -92,6 +92,19 @@ class Sandboxes:
         self.log.close()
 
 
+def run_each(names: list[str], sandboxes: "Sandboxes", run_one) -> dict[str, dict]:
+    """``run_one(name)`` for each run in turn, printing each run's figures as it ends; the sandboxes are
+    stopped afterwards, whatever happened."""
+    results = {}
+    try:
+        for name in names:
+            results[name] = run_one(name)
+            print(f"{name}: {json.dumps(results[name])}", flush=True)
+    finally:
+        sandboxes.stop()
+    return results
+
+
 class Service:
     """One Procfile process (web or worker) with its output in a log file."""
 
