@@ -110,22 +110,10 @@ class AuditLog:
         self._sessions = session_factory
         self._clock = clock
 
-    def record(
-        self,
-        *,
-        record_type: str,
-        record_id: str,
-        stage: str,
-        connection_id: int | None = None,
-        sync_id: str | None = None,
-        direction: str = XERO_TO_ZOHO,
-        detail: dict | None = None,
-        task_id: str | None = None,
-    ) -> None:
-        row = self.row(record_type=record_type, record_id=record_id, stage=stage, connection_id=connection_id,
-                       sync_id=sync_id, direction=direction, detail=detail, task_id=task_id)
+    def record(self, **fields: Any) -> None:
+        """One audit row (the keywords of ``row``), written in a transaction of its own."""
         with session_scope(self._sessions) as session:
-            session.add(AuditEvent(**row))
+            session.add(AuditEvent(**self.row(**fields)))
 
     def row(
         self,
