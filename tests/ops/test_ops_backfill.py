@@ -96,3 +96,57 @@ def test_backfill_command_on_the_embedded_default_imports_everything_and_a_secon
     assert embedded.zoho_writes() == writes  # Zoho already holds all of it
     assert main(["backfill", cid, "--resources", "widgets"]) == 2
     assert "--resources takes contacts, invoices, credit-notes, payments; got 'widgets'" in capsys.readouterr().err
+
+
+def _stepper(embedded, clock=None):
+    deps, cid = embedded.deps, embedded.connection_id
+    connection = deps.store.connections.get(cid)
+    budget = BackfillBudget(deps.redis, clock=clock or deps.store.clock)
+
+    def step(expect):
+        return backfill_step(cid, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                             checkpoints=deps.store.backfills, budget=budget, snapshots=deps.store.snapshots,
+                             audit=deps.store.audit, clock=clock or deps.store.clock,
+                             on_page=lambda resource, ids, sync_ids: None, expect=expect)
+    return step
+
+
+def test_a_step_left_from_a_killed_chain_lists_nothing_once_the_backfill_is_resumed(embedded):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    step = _stepper(embedded)
+    [started] = deps.store.backfills.start(cid, ["contacts"], since=None, calls_per_day=None)
+    first = step(("contacts", started.version))
+    assert first.state == "page" and len(list_calls(embedded)) == 1
+    left_over = first.expect  # the continuation still queued when its worker was killed
+
+    # `connector backfill N` again: a new chain, while the left-over step still waits in the queue.
+    [resumed] = deps.store.backfills.start(cid, ["contacts"], since=None, calls_per_day=None)
+    assert resumed.page == 2 and resumed.version != left_over[1]
+    assert step(left_over).state == "superseded"
+    assert len(list_calls(embedded)) == 1  # the left-over step listed nothing
+    outcome = step(("contacts", resumed.version))
+    assert outcome.state == "page" and len(list_calls(embedded)) == 2
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    checkpoint = deps.store.backfills.get(cid, "contacts")
+    assert len(list_calls(embedded)) == checkpoint.pages == 3  # every listing stored its page: none listed twice
+    assert deps.store.backfills.get(cid, "contacts").state == "done"
+
+
+def test_beat_claims_a_stale_backfill_so_the_step_left_from_its_lost_chain_lists_nothing(embedded):
+    from workers.backfill_tasks import STALE_AFTER, claim_due
+
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1500)  # two pages
+    clock = ManualClock(deps.store.clock.now())
+    step = _stepper(embedded, clock)
+    started, _ = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=None)
+    left_over = step(("contacts", started.version)).expect
+    assert claim_due(deps.store.backfills, clock.now()) == []  # fresh: its chain is alive
+
+    later = deps.store.clock.now() + STALE_AFTER + timedelta(minutes=1)
+    [(connection_id, expect)] = claim_due(deps.store.backfills, later)
+    assert connection_id == cid and expect[0] == "contacts" and expect != left_over
+    assert step(left_over).state == "superseded" and len(list_calls(embedded)) == 1
+    assert step(expect).state == "page" and len(list_calls(embedded)) == 2
