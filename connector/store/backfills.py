@@ -48,7 +48,10 @@ class BackfillCheckpointStore:
 
     def start(self, connection_id: int, resources: list[str], *, since: datetime | None,
               calls_per_day: int | None) -> list[Checkpoint]:
-        """Resume the unfinished checkpoint of each resource, or start a fresh one (none yet, or done)."""
+        """Resume the unfinished checkpoint of each resource, or start a fresh one (none yet, or done).
+
+        Either way the version moves on: the caller starts a new chain of steps, and a step still
+        queued from an older chain (a worker killed mid-way) must find itself superseded."""
         now = self._clock.now()
         with session_scope(self._sessions) as session:
             for resource in resources:
@@ -60,7 +63,8 @@ class BackfillCheckpointStore:
                     session.add(row)
                 if row.state in (None, DONE):
                     row.since, row.anchor, row.page, row.records, row.pages = since, since, 1, 0, 0
-                    row.remaining, row.started_at, row.version = None, now, (row.version or 0) + 1
+                    row.remaining, row.started_at = None, now
+                row.version = (row.version or 0) + 1
                 row.state, row.resume_after, row.calls_per_day, row.updated_at = RUNNING, None, calls_per_day, now
         return [self.get(connection_id, r) for r in resources]
 
@@ -92,6 +96,11 @@ class BackfillCheckpointStore:
 
     def wait_until(self, checkpoint: Checkpoint, resume_after: datetime) -> bool:
         return self._compare_and_set(checkpoint, state=WAITING, resume_after=resume_after)
+
+    def claim(self, checkpoint: Checkpoint) -> int | None:
+        """Take the checkpoint over for a new chain of steps: its new version, or None when another
+        step or sender moved it first (then that one carries on and the caller sends nothing)."""
+        return checkpoint.version + 1 if self._compare_and_set(checkpoint) else None
 
     def _compare_and_set(self, checkpoint: Checkpoint, **values) -> bool:
         with session_scope(self._sessions) as session:
