@@ -107,6 +107,14 @@ class StepOutcome:
     records: int = 0
     handed_on: int = 0
     retry_after: float | None = None
+    # What the next step of this chain expects (resource, version): None when nothing is left.
+    expect: tuple[str, int] | None = None
+
+
+def first_pending(checkpoints, connection_id: int):
+    """The checkpoint a step works on: the first unfinished resource in dependency order, or None."""
+    pending = [c for c in checkpoints.for_connection(connection_id) if c.state != "done"]
+    return min(pending, key=lambda c: RESOURCES.index(c.resource)) if pending else None
 
 
 def next_position(anchor: datetime | None, page: int, oldest: datetime | None, newest: datetime | None,
@@ -128,17 +136,20 @@ def _is_known(previous, updated: datetime, record: dict) -> bool:
 
 
 def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudget, snapshots, audit, clock: Clock,
-                  on_page) -> StepOutcome:
+                  on_page, expect: tuple[str, int] | None = None) -> StepOutcome:
     """List and store the next page of the first unfinished resource of this connection's backfill.
 
     ``on_page(resource, ids, sync_ids)`` hands the new records on (to Zoho). A short rate limit raises
     RateLimited (the caller retries soon); a spent budget (ours or Xero's day) makes the checkpoint wait.
+    ``expect`` is the (resource, version) the step's chain left the checkpoint at: whoever starts a
+    chain moves the version on, so a step left over from an older chain lists nothing (None: no check).
     """
-    pending = [c for c in checkpoints.for_connection(connection_id) if c.state != "done"]
-    if not pending:
+    checkpoint = first_pending(checkpoints, connection_id)
+    if checkpoint is None:
         return StepOutcome("done")
-    checkpoint = min(pending, key=lambda c: RESOURCES.index(c.resource))
     resource = checkpoint.resource
+    if expect is not None and (resource, checkpoint.version) != tuple(expect):
+        return StepOutcome("superseded", resource)
     if checkpoint.resume_after is not None and checkpoint.resume_after > clock.now():
         return StepOutcome("waiting", resource, retry_after=(checkpoint.resume_after - clock.now()).total_seconds())
     wait = budget.wait(connection_id, checkpoint.calls_per_day)
@@ -199,7 +210,20 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
     if not checkpoints.advance(checkpoint, anchor=anchor, page=page_number, records=len(page.items) - relisted,
                                remaining=0 if done else remaining, done=done):
         return StepOutcome("superseded", resource)
-    return StepOutcome("page", resource, records=len(page.items) - relisted, handed_on=len(handed))
+    return StepOutcome("page", resource, records=len(page.items) - relisted, handed_on=len(handed),
+                       expect=_continuation(checkpoints, connection_id, checkpoint, done))
+
+
+def _continuation(checkpoints, connection_id: int, checkpoint, done: bool) -> tuple[str, int] | None:
+    """What the next step expects after this one advanced ``checkpoint``; None: send no next step."""
+    if not done:
+        return checkpoint.resource, checkpoint.version + 1  # advance moved the version on by one
+    following = first_pending(checkpoints, connection_id)
+    if following is None:
+        return None
+    # The next resource has not moved since it was started: claim it, or beat could take it as stale.
+    version = checkpoints.claim(following)
+    return (following.resource, version) if version is not None else None
 
 
 # -- progress and ETA -----------------------------------------------------------------------------

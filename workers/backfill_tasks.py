@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 
 from connector import queues
-from connector.backfill import BackfillBudget, backfill_step
+from connector.backfill import BackfillBudget, backfill_step, first_pending
 from connector.errors import RateLimited
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.store.backfills import RUNNING, WAITING
@@ -44,42 +44,60 @@ def push_pages(connection_id: int):
 
 
 @app.task(name=BACKFILL_STEP, base=ConnectorTask, bind=True)
-def backfill_step_task(self, connection_id: int) -> str:
+def backfill_step_task(self, connection_id: int, resource: str | None = None, version: int | None = None) -> str:
+    """One page. ``resource``/``version``: the checkpoint this step's chain expects (see backfill_step);
+    None for a message queued before steps carried it."""
     deps = get_deps()
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
         return "inactive"  # the checkpoint holds the place; beat resumes once the connection is back
+    expect = (resource, version) if resource is not None and version is not None else None
     if deps.redis.llen(queues.ZOHO_QUEUE) > MAX_ZOHO_BACKLOG:
-        backfill_step_task.apply_async(args=[connection_id], countdown=BACKLOG_RECHECK_SECONDS,
-                                       queue=queues.MAINTENANCE_QUEUE)
+        send_step(connection_id, expect, countdown=BACKLOG_RECHECK_SECONDS)
         return "backlog"
     try:
         outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
                                 checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
-                                audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id))
+                                audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),
+                                expect=expect)
     except RateLimited as exc:  # a minute or concurrency limit: back in moments
         raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=None) from None
     except Exception as exc:
         self.retry_or_fail(exc, connection_id=connection_id, record_type="backfill", record_ids=[])
-    if outcome.state == "page":
-        backfill_step_task.apply_async(args=[connection_id], queue=queues.MAINTENANCE_QUEUE)
+    if outcome.state == "page" and outcome.expect is not None:
+        send_step(connection_id, outcome.expect)
     elif outcome.state == "waiting":
         log.info("backfill.waiting connection=%s resource=%s for %.0fs (daily budget)", connection_id,
                  outcome.resource, outcome.retry_after or 0)
     return outcome.state
 
 
+def send_step(connection_id: int, expect: tuple[str, int] | None, **options) -> None:
+    """Queue the next step of a chain, carrying the checkpoint (resource, version) it expects."""
+    backfill_step_task.apply_async(args=[connection_id, *(expect or ())], queue=queues.MAINTENANCE_QUEUE, **options)
+
+
+def claim_due(checkpoints, now) -> list[tuple[int, tuple[str, int]]]:
+    """The backfills to go on with (budget wait over, or chain lost with a worker), each claimed:
+    (connection id, the expectation its new step carries). A claim another sender won is left to it."""
+    due = []
+    for connection_id in sorted({c.connection_id for c in checkpoints.unfinished()}):
+        checkpoint = first_pending(checkpoints, connection_id)  # the one a step works on; later ones wait
+        if checkpoint is None:
+            continue
+        if checkpoint.state == WAITING and (checkpoint.resume_after is None or checkpoint.resume_after <= now) \
+                or checkpoint.state == RUNNING and checkpoint.updated_at < now - STALE_AFTER:
+            version = checkpoints.claim(checkpoint)
+            if version is not None:
+                due.append((connection_id, (checkpoint.resource, version)))
+    return due
+
+
 @app.task(name="connector.resume_backfills", base=ConnectorTask, bind=True)
 def resume_backfills(self) -> int:
     """Beat: go on with backfills whose budget wait is over, or whose chain was lost with a worker."""
     deps = get_deps()
-    now = deps.store.clock.now()
-    due = set()
-    for checkpoint in deps.store.backfills.unfinished():
-        if checkpoint.state == WAITING and (checkpoint.resume_after is None or checkpoint.resume_after <= now):
-            due.add(checkpoint.connection_id)
-        elif checkpoint.state == RUNNING and checkpoint.updated_at < now - STALE_AFTER:
-            due.add(checkpoint.connection_id)
-    for connection_id in sorted(due):
-        backfill_step_task.apply_async(args=[connection_id], queue=queues.MAINTENANCE_QUEUE)
+    due = claim_due(deps.store.backfills, deps.store.clock.now())
+    for connection_id, expect in due:
+        send_step(connection_id, expect)
     return len(due)
