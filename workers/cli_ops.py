@@ -154,12 +154,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"backfill: connection #{connection_id} is {connection.state}; reconnect it first", file=sys.stderr)
         return 1
     deps.store.backfills.start(connection_id, resources, since=since, calls_per_day=args.budget)
+    expect = _chain_start(deps.store.backfills, connection_id, resources)
     if deps.settings.embedded:
-        return _backfill_here(deps, connection_id)
+        return _backfill_here(deps, connection_id, expect)
     from workers.app import app
     from workers.backfill_tasks import BACKFILL_STEP
 
-    app.send_task(BACKFILL_STEP, args=[connection_id])
+    if expect is not None:  # None: another sender took the backfill over meanwhile, and carries it on
+        app.send_task(BACKFILL_STEP, args=[connection_id, *expect])
     print(f"backfill of connection #{connection_id} queued ({', '.join(resources)}); it resumes from its checkpoint "
           f"after any crash. Watch it with `connector status`.")
     if args.detach:
@@ -178,7 +180,21 @@ def _bar_update(bar, state) -> None:
     bar.refresh()
 
 
-def _backfill_here(deps, connection_id: int) -> int:
+def _chain_start(checkpoints, connection_id: int, resources: list[str]) -> tuple[str, int] | None:
+    """The (resource, version) the first step of the chain just started expects. start() moved the
+    versions of ``resources`` on; an unfinished resource of an earlier run that comes first is claimed."""
+    from connector.backfill import first_pending
+
+    first = first_pending(checkpoints, connection_id)
+    if first is None:
+        return None
+    if first.resource in resources:
+        return first.resource, first.version
+    version = checkpoints.claim(first)
+    return (first.resource, version) if version is not None else None
+
+
+def _backfill_here(deps, connection_id: int, expect: tuple[str, int] | None) -> int:
     """Embedded default: the steps run in this process, each page pushed before the next is listed."""
     import time
 
@@ -209,14 +225,21 @@ def _backfill_here(deps, connection_id: int) -> int:
             try:
                 outcome = backfill_step(connection_id, xero=xero, checkpoints=deps.store.backfills, budget=budget(),
                                         snapshots=deps.store.snapshots, audit=deps.store.audit,
-                                        clock=deps.store.clock, on_page=push)
+                                        clock=deps.store.clock, on_page=push, expect=expect)
             except RateLimited as exc:
                 time.sleep(min(exc.retry_after, 60.0))
                 continue
             state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget(),
                              clock=deps.store.clock)
             _bar_update(bar, state)
-            if outcome.state in ("done", "waiting"):
+            if outcome.state == "page" and outcome.expect is not None:
+                expect = outcome.expect
+                continue
+            if outcome.state == "superseded" or (outcome.state == "page" and state.state != "done"):
+                print(f"backfill of connection #{connection_id}: another run took it over and carries it on; "
+                      f"watch it with `connector status`.")
+                return 0
+            if outcome.state in ("page", "done", "waiting"):
                 break
     return _report(state)
 
