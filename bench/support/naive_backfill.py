@@ -26,7 +26,9 @@ app.tasks.unregister(BACKFILL_STEP)
 
 
 @app.task(name=BACKFILL_STEP, base=ConnectorTask, bind=True)
-def naive_backfill(self, connection_id: int) -> int:
+def naive_backfill(self, connection_id: int, resource: str | None = None, version: int | None = None) -> int:
+    # resource and version: the chain's expectation that `connector backfill` sends with the first step
+    # (workers/backfill_tasks.py); an import that lists everything in one task has no chain to check.
     deps = get_deps()
     connection = deps.store.connections.get(connection_id)
     xero = deps.xero_client(connection, priority=PRIORITY_BACKFILL)
