@@ -8,6 +8,7 @@ import pytest
 from connector.store import Store
 from connector.store.audit import RECEIVED
 from connector.store.links import LinkWrite
+from tests.processes import wait_for
 from tests.store.server_transactions import server_transactions
 
 
@@ -53,6 +54,10 @@ def test_a_pooled_connection_the_server_ended_is_replaced_on_checkout(pg_admin, 
         store.connections.all()  # one connection now waits in the pool
         name = store.engine.url.database
         pg_admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        # pg_terminate_backend only signals: the backend sends its FATAL notice and closes the socket as
+        # it exits, and leaves pg_stat_activity after that.
+        wait_for(lambda: pg_admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                          (name,)).fetchone()[0] == 0, timeout=10, what="the backend to exit")
         assert store.connections.create(name="Demo Co", xero_tenant_id="tenant-1").id  # no error: a fresh one
     finally:
         store.close()
