@@ -36,29 +36,18 @@ def _kill_the_child_calling(stack, system: str, path_prefix: str, method: str) -
 
 
 @pytest.mark.timeout(RECOVERY_SECONDS + 180)
-def test_sigkill_of_a_worker_process_during_a_xero_fetch(org):
-    stack = org.stack
-    stack.control.fault("xero", "latency", count=2, delay=4.0, path_prefix="/api.xro/2.0/", method="GET")
-    org.seed(contacts=30, invoices_per_contact=1)
-    assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
-
-    killed = _kill_the_child_calling(stack, "xero", "/api.xro/2.0/", "GET")
-
-    wait_for(lambda: killed not in stack.worker.children() and len(stack.worker.children()) >= 2, timeout=60,
-             what="the worker to replace its killed pool process")
-    org.assert_invariants(timeout=RECOVERY_SECONDS)
-    assert stack.worker.alive()
-
-
-@pytest.mark.timeout(RECOVERY_SECONDS + 180)
-def test_sigkill_of_a_worker_process_during_a_zoho_write_held_open(org):
-    stack = org.stack
+@pytest.mark.parametrize("system, path_prefix, method", [
+    ("xero", "/api.xro/2.0/", "GET"),
     # The write is held open, and applied after the caller died (Zoho finishes what it received).
-    stack.control.fault("zoho", "latency", count=2, delay=4.0, path_prefix="/crm/v8/", method="POST")
+    ("zoho", "/crm/v8/", "POST"),
+], ids=["during-a-xero-fetch", "during-a-zoho-write-held-open"])
+def test_sigkill_of_a_worker_process(org, system, path_prefix, method):
+    stack = org.stack
+    stack.control.fault(system, "latency", count=2, delay=4.0, path_prefix=path_prefix, method=method)
     org.seed(contacts=30, invoices_per_contact=1)
     assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
 
-    killed = _kill_the_child_calling(stack, "zoho", "/crm/v8/", "POST")
+    killed = _kill_the_child_calling(stack, system, path_prefix, method)
 
     wait_for(lambda: killed not in stack.worker.children() and len(stack.worker.children()) >= 2, timeout=60,
              what="the worker to replace its killed pool process")
