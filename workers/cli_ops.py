@@ -157,11 +157,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     expect = _chain_start(deps.store.backfills, connection_id, resources)
     if deps.settings.embedded:
         return _backfill_here(deps, connection_id, expect)
-    from workers.app import app
-    from workers.backfill_tasks import BACKFILL_STEP
+    from workers.backfill_tasks import send_step
 
     if expect is not None:  # None: another sender took the backfill over meanwhile, and carries it on
-        app.send_task(BACKFILL_STEP, args=[connection_id, *expect])
+        send_step(connection_id, expect)
     print(f"backfill of connection #{connection_id} queued ({', '.join(resources)}); it resumes from its checkpoint "
           f"after any crash. Watch it with `connector status`.")
     if args.detach:
