@@ -180,6 +180,15 @@ class LeasedBuffer:
                                  self._key(connection_id, resource, "flag")], args=args)
         return int(result[0]) == 1, {record_id: _text(s) for record_id, s in zip(ids, result[1:])}
 
+    def holds_any(self) -> bool:
+        """Whether any connection's buffer of this kind still holds ids, waiting or leased (work not yet
+        done that no queued task may stand for until the next flush or sweep)."""
+        for key in self._redis.scan_iter(match=f"{self._prefix}:*"):
+            name = key if isinstance(key, str) else key.decode()
+            if name.endswith((":pending", ":leases")) and self._redis.zcard(name):
+                return True
+        return False
+
     def start_flush(self, connection_id: int, resource: str) -> None:
         """Clear the flag as a flush begins: ids arriving from now on schedule the next flush."""
         self._redis.delete(self._key(connection_id, resource, "flag"))

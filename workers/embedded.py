@@ -55,8 +55,8 @@ class EmbeddedWorker:
 
     def idle(self) -> bool:
         """All the work handed to it is done: every message published since it started has run (with its
-        retries and countdowns, and whatever it published in turn), none is reserved or running, and its
-        queues hold nothing published before."""
+        retries and countdowns, and whatever it published in turn), none is reserved or running, its
+        queues hold nothing published before, and no buffer holds ids."""
         from celery.worker import state
 
         with self._outstanding_lock:
@@ -66,7 +66,13 @@ class EmbeddedWorker:
             return False
         with app.connection_for_read() as connection:
             channel = connection.default_channel
-            return not any(channel.queue_declare(queue=name, passive=True).message_count for name in self.queue_names)
+            if any(channel.queue_declare(queue=name, passive=True).message_count for name in self.queue_names):
+                return False
+        # Ids waiting in a buffer are work too, though no message may stand for them yet.
+        from workers.deps import get_deps
+
+        deps = get_deps()
+        return not (deps.coalescer.holds_any() or deps.zoho_buffer.holds_any())
 
     def start(self, timeout: float = 20.0) -> "EmbeddedWorker":
         before_task_publish.connect(self._on_publish, weak=False)
