@@ -89,8 +89,11 @@ def events_enqueued() -> int:
             args = json.loads(body)[0]
             if name.startswith("zoho"):
                 total += 1
-            elif isinstance(args[0], str):  # the bare app queues the raw body
-                total += len(json.loads(args[0])["events"])
+            elif isinstance(args[0], str):  # the body as received (the receiver adds a sync id per event)
+                events = len(json.loads(args[0])["events"])
+                if len(args) > 1 and len(args[1]) != events:
+                    raise AssertionError(f"a queued body of {events} events came with {len(args[1])} sync ids")
+                total += events
             else:
                 total += len(args[0])
     return total

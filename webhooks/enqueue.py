@@ -31,12 +31,13 @@ def stop_task_sent_events(celery_app: Any) -> None:
 
 
 def args_summary(args: list) -> str:
-    """What a worker's "task received" line shows of ``args``: lists and dicts by their size only.
+    """What a worker's "task received" line shows of ``args``: bodies, lists and dicts by their size only.
 
-    Celery would otherwise build a truncated repr of every event in the webhook on each publish,
-    the costliest part of publishing a large body; the receiver logs each event on its own line.
+    Celery would otherwise build a truncated repr of the webhook's body or events on each publish, the
+    costliest part of publishing a large body; the receiver's accepted line names each record instead.
     """
-    return repr([f"<{type(arg).__name__} of {len(arg)}>" if isinstance(arg, (list, dict)) else arg for arg in args])
+    return repr([f"<{type(arg).__name__} of {len(arg)}>" if isinstance(arg, (str, list, dict)) else arg
+                 for arg in args])
 
 
 def celery_enqueuer(celery_app: Any) -> Enqueue:

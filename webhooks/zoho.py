@@ -14,7 +14,7 @@ from connector.pipeline.common import new_sync_id
 from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
 from webhooks.app import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
-from webhooks.validation import value_problem
+from connector.validation import value_problem
 
 logger = logging.getLogger("webhooks.zoho")
 

@@ -19,6 +19,7 @@ from celery import signals
 
 from connector import logs
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
+from connector.xero.webhook_body import delivered_events
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:
         fields.update(record_type=notification.get("module"), sync_id=notification.get("sync_id"),
                       zoho_id=str(zoho_ids[0]) if len(zoho_ids) == 1 else None)
     events = bound.get("events")
+    if isinstance(events, str) and isinstance(sync_ids, list) and len(sync_ids) == 1:
+        try:
+            events = delivered_events(events, sync_ids)  # a webhook body of one event
+        except ValueError:
+            return fields
     if isinstance(events, list) and len(events) == 1 and isinstance(events[0], dict):
         event = events[0]
         fields.update(xero_id=event.get("resourceId"), sync_id=event.get("sync_id"),

@@ -19,6 +19,7 @@ from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
 from connector.store import audit as stages
 from connector.store.parked import FETCH, NEEDS_REAUTH
+from connector.xero.webhook_body import delivered_events
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import MAX_BROKER_COUNTDOWN, ConnectorTask, Redrive
@@ -50,7 +51,10 @@ def rate_limit_countdown(retry_after: float) -> float:
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)
-def ingest_xero_events(self, events: list[dict]) -> int:
+def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | None = None) -> int:
+    """One webhook delivery: the body as the receiver queued it with one sync id per event (or, from
+    a receiver older than that, the events themselves)."""
+    events = delivered_events(events, sync_ids)
     deps = get_deps()
     window = deps.settings.xero_batch_window
     tenants = {str(event.get("tenantId")) for event in events}

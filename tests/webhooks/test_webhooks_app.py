@@ -4,7 +4,7 @@ import pytest
 import requests
 from celery import Celery
 from werkzeug.serving import make_server
-from webhooks_testkit import WEBHOOK_KEY, ChannelBook, queued_messages
+from webhooks_testkit import WEBHOOK_KEY, ChannelBook, queued_events, queued_messages
 
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from webhooks import create_app
@@ -112,7 +112,7 @@ def test_over_real_http_a_signed_batch_is_queued_and_answered_with_an_empty_200(
     assert "Set-Cookie" not in response.headers
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     assert message["task"] == INGEST_XERO_EVENTS
-    [[queued]] = message["args"]
+    [queued] = queued_events(message)
     assert queued.pop("sync_id")
     assert queued == event
 

@@ -11,7 +11,8 @@ from test_webhooks_zoho import CALLBACK, TOKEN
 from webhooks_testkit import WEBHOOK_KEY, ChannelBook
 
 from webhooks import create_app
-from webhooks.validation import contains_nul, may_hold_nul
+from connector.validation import contains_nul, may_hold_nul
+from connector.xero.webhook_body import delivered_events
 
 LONG_ID = "a" * 129
 
@@ -45,6 +46,22 @@ def test_a_signed_xero_batch_with_a_nul_or_an_overlong_id_is_400_and_nothing_is_
     assert answer.status_code == 400
     assert answer.get_json() == {"error": error}
     assert queued == []
+
+
+def test_a_signed_body_that_is_not_utf8_is_400_and_nothing_is_queued(client, queued):
+    body = json.dumps({"events": [CONTACT_EVENT]}).encode("utf-16")  # JSON, but not as Xero sends it
+    answer = post_signed(client, body)
+    assert answer.status_code == 400
+    assert answer.get_json() == {"error": "body is not UTF-8"}
+    assert queued == []
+
+
+def test_a_nul_in_a_field_the_pipeline_never_takes_is_accepted_and_never_reaches_it(client, queued):
+    body = batch_body({**CONTACT_EVENT, "somethingNew": "x\u0000y"})
+    assert post_signed(client, body).status_code == 200
+    [(_task, args)] = queued
+    [event] = delivered_events(*args)
+    assert not contains_nul(event) and "somethingNew" not in event
 
 
 def test_ids_of_exactly_128_characters_are_accepted(client, queued):
@@ -81,5 +98,6 @@ def test_a_zoho_channel_id_with_a_nul_or_overlong_is_400(client, queued, channel
 def test_a_json_body_whose_strings_hold_a_nul_is_always_flagged_for_the_full_check(value, ensure_ascii):
     body = json.dumps({"events": value}, ensure_ascii=ensure_ascii).encode()
     assert contains_nul(json.loads(body))
-    assert may_hold_nul(body)
+    assert may_hold_nul(body) and may_hold_nul(body.decode())
     assert not may_hold_nul(json.dumps({"events": "no nul here \\ u0000"}).encode())
+    assert not may_hold_nul(json.dumps({"events": "no nul here \\ u0000"}))

@@ -1,6 +1,6 @@
 """What the receiver puts on the broker for one webhook: the task message and nothing else, on a real
 Redis broker. No "task-sent" monitoring event (a second round trip per answer), and the task's
-argument summary names the size of the event list instead of repeating every event."""
+argument summary names the sizes of the body and the sync id list instead of repeating them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import time
 
 from celery import Celery
-from webhooks_testkit import BROKER_URL, WEBHOOK_KEY, ChannelBook, production_receiver, queued_messages
+from webhooks_testkit import BROKER_URL, WEBHOOK_KEY, ChannelBook, production_receiver, queued_events, queued_messages
 
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from tests.conftest import require_redis
@@ -55,16 +55,16 @@ def test_a_publishing_only_receiver_sends_the_task_and_no_task_sent_event(broker
     assert deliver(publishing_only, broker_redis) == []
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     assert message["task"] == INGEST_XERO_EVENTS
-    assert [event["resourceId"] for event in message["args"][0]] == [EVENT["resourceId"], "second-id"]
+    assert [event["resourceId"] for event in queued_events(message)] == [EVENT["resourceId"], "second-id"]
     with_events.close()
     publishing_only.close()
 
 
-def test_the_task_message_summarises_the_event_list_instead_of_repeating_it(celery_app, broker_redis):
+def test_the_task_message_summarises_the_body_and_sync_ids_instead_of_repeating_them(celery_app, broker_redis):
     deliver(celery_app, broker_redis)
     [raw] = broker_redis.lrange(XERO_QUEUE, 0, -1)
     headers = json.loads(raw)["headers"]
-    assert headers["argsrepr"] == "['<list of 2>']"
+    assert headers["argsrepr"] == f"['<str of {len(BODY)}>', '<list of 2>']"
     assert EVENT["resourceId"] not in headers["argsrepr"]
 
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 from celery import Celery
-from webhooks_testkit import WEBHOOK_KEY, ChannelBook, queued_messages
+from webhooks_testkit import WEBHOOK_KEY, ChannelBook, queued_events, queued_messages
 
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from webhooks import create_app
@@ -81,12 +81,16 @@ def test_an_event_batch_is_queued_once_as_one_task_with_only_the_pipeline_fields
 
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     assert message["task"] == INGEST_XERO_EVENTS
-    [events] = message["args"]
-    # Each event starts its own trip: a fresh sync id that every log line of that trip carries.
-    sync_ids = [event.pop("sync_id") for event in events]
-    assert events == [CONTACT_EVENT, CREDIT_NOTE_EVENT]
+    # The body as received, and one sync id per event: each event starts its own trip, with a fresh
+    # sync id that every log line of that trip carries.
+    [queued_body, sync_ids] = message["args"]
+    assert queued_body == body.decode()
     assert len(set(sync_ids)) == 2 and all(len(s) == 32 for s in sync_ids)
     assert message["kwargs"] == {}
+    # What the worker takes of it: the pipeline's fields of each event, with that event's sync id.
+    events = queued_events(message)
+    assert [event.pop("sync_id") for event in events] == sync_ids
+    assert events == [CONTACT_EVENT, CREDIT_NOTE_EVENT]
 
 
 def test_every_event_of_a_large_delivery_gets_its_own_sync_id(celery_app, broker_redis):
@@ -94,7 +98,7 @@ def test_every_event_of_a_large_delivery_gets_its_own_sync_id(celery_app, broker
     events = [{**CONTACT_EVENT, "resourceId": f"contact-{n}"} for n in range(50)]
     assert_empty_xero_answer(post_signed(app.test_client(), batch_body(*events)), 200)
     [message] = queued_messages(broker_redis, XERO_QUEUE)
-    sync_ids = [event["sync_id"] for event in message["args"][0]]
+    sync_ids = [event["sync_id"] for event in queued_events(message)]
     assert len(set(sync_ids)) == 50
     assert all(len(s) == 32 and int(s, 16) >= 0 for s in sync_ids)
 
@@ -123,7 +127,7 @@ def test_broker_down_answers_503_within_xeros_window_so_xero_redelivers():
     ("body", "error"),
     [
         (b'{"events": [', "body is not valid JSON"),
-        (b"\xff\xfe not utf-8", "body is not valid JSON"),
+        (b"\xff\xfe not utf-8", "body is not UTF-8"),
         (b"[]", "body must be a JSON object with an 'events' list"),
         (b'{"entropy": "x"}', "body has no 'events' field"),
         (b'{"events": {"resourceId": "x"}}', "'events' must be a list"),
@@ -179,7 +183,7 @@ def test_a_delivery_of_many_events_is_one_line_naming_each_record_with_the_sync_
         assert_empty_xero_answer(post_signed(client, batch_body(CONTACT_EVENT, other_tenant)), 200)
     [accepted] = [r for r in caplog.records if r.getMessage() == "webhook.xero.accepted"]
     [message] = queued_messages(broker_redis, XERO_QUEUE)
-    queued_sync_ids = {event["resourceId"]: event["sync_id"] for event in message["args"][0]}
+    queued_sync_ids = {event["resourceId"]: event["sync_id"] for event in queued_events(message)}
     assert (accepted.event_count, accepted.tenant_count) == (2, 2)
     assert accepted.xero_ids == [CONTACT_EVENT["resourceId"], CREDIT_NOTE_EVENT["resourceId"]]
     assert accepted.record_types == ["contact", "creditnote"]

@@ -11,6 +11,7 @@ import redis
 from connector.secret import Secret
 from connector.settings import Settings
 from connector.store.vault import Vault
+from connector.xero.webhook_body import delivered_events
 from tests.conftest import redis_url
 
 BROKER_URL = redis_url(11)
@@ -50,3 +51,8 @@ def queued_messages(client: redis.Redis, queue: str) -> list[dict]:
         args, kwargs, _embed = json.loads(base64.b64decode(envelope["body"]))
         messages.append({"task": envelope["headers"]["task"], "args": args, "kwargs": kwargs})
     return messages
+
+
+def queued_events(message: dict) -> list[dict]:
+    """The events a worker takes from a queued Xero delivery (each with its sync id)."""
+    return delivered_events(*message["args"])

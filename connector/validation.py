@@ -22,9 +22,11 @@ def contains_nul(value: Any) -> bool:
     return False
 
 
-def may_hold_nul(body: bytes) -> bool:
+def may_hold_nul(body: bytes | str) -> bool:
     """False when no string parsed from the JSON ``body`` can contain a NUL: JSON forbids a raw control
     character inside a string (RFC 8259 §7), so a NUL can only come from the escape ``\\u0000``."""
+    if isinstance(body, str):
+        return "\\u0000" in body or "\x00" in body
     return b"\\u0000" in body or b"\x00" in body
 
 

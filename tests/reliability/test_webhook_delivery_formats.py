@@ -1,0 +1,46 @@
+"""A worker takes a Xero delivery as the receiver queues it (the body as received, one sync id per
+event) and as an older receiver queued it (the events, each with its sync id): both are received
+alike, each record with the sync id the receiver gave it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.pipeline.common import new_sync_ids
+from connector.store import audit as stages
+from tests.reliability.test_buffers_hand_over import FLUSH_XERO, contact_events, seed_contacts
+from workers.xero_tasks import ingest_xero_events
+
+
+def as_body(events: list[dict], sync_ids: list[str]) -> list:
+    body = json.dumps({"events": [{**event, "somethingNew": "never forwarded"} for event in events],
+                       "firstEventSequence": 1, "lastEventSequence": len(events), "entropy": "E"})
+    return [body, sync_ids]
+
+
+def as_events(events: list[dict], sync_ids: list[str]) -> list:
+    return [[{**event, "sync_id": sync_id} for event, sync_id in zip(events, sync_ids)]]
+
+
+@pytest.mark.parametrize("queued_as", [as_body, as_events])
+def test_a_delivery_is_received_with_the_sync_ids_the_receiver_gave_it(world, published, queued_as):
+    ids = seed_contacts(world, 3)
+    sync_ids = new_sync_ids(3)
+
+    assert ingest_xero_events.apply(args=queued_as(contact_events(world, ids), sync_ids)).successful()
+
+    for xero_id, sync_id in zip(ids, sync_ids):
+        [received] = world.deps.store.audit.trail(world.connection_id, "contact", xero_id)
+        assert (received.stage, received.sync_id) == (stages.RECEIVED, sync_id)
+        assert received.detail["event_type"] == "UPDATE"
+    assert len(published.take(FLUSH_XERO)) == 1
+
+
+def test_a_body_whose_sync_ids_do_not_match_its_events_fails_and_receives_nothing(world, published):
+    ids = seed_contacts(world, 2)
+    result = ingest_xero_events.apply(args=as_body(contact_events(world, ids), new_sync_ids(1)))
+    assert result.failed() and "2 events came with 1 sync ids" in str(result.result)
+    assert world.deps.store.audit.trail(world.connection_id, "contact", ids[0]) == []
+    assert published.take(FLUSH_XERO) == []
