@@ -29,13 +29,14 @@ def build_receiver() -> Flask:
     from connector import logs
     from webhooks import create_app
     from webhooks.channels import RememberedChannels
-    from webhooks.enqueue import celery_enqueuer, stop_task_sent_events
+    from webhooks.enqueue import celery_enqueuer, reuse_redis_clients, stop_task_sent_events
     from workers.app import app as celery_app
     from workers.deps import get_deps
 
     logs.setup("web")
     deps = get_deps()
     stop_task_sent_events(celery_app)
+    reuse_redis_clients(celery_app)
     if not deps.settings.admin_token:
         logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth and /status "
                        "answer 401 to everyone")

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import time
 
+import kombu.transport.redis
+import pytest
 from celery import Celery
 from webhooks_testkit import BROKER_URL, WEBHOOK_KEY, ChannelBook, production_receiver, queued_events, queued_messages
 
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from tests.conftest import require_redis
 from webhooks import create_app
-from webhooks.enqueue import celery_enqueuer, stop_task_sent_events
+from webhooks.enqueue import PublishingRedisChannel, celery_enqueuer, reuse_redis_clients, stop_task_sent_events
 from webhooks.signatures import xero_signature
 
 EVENT = {"resourceUrl": "https://api.xero.com/api.xro/2.0/Contacts/717f2bfc-c6d4-41fd-b238-3f2f0c0cf777",
@@ -68,14 +70,71 @@ def test_the_task_message_summarises_the_body_and_sync_ids_instead_of_repeating_
     assert EVENT["resourceId"] not in headers["argsrepr"]
 
 
-def test_the_production_receiver_publishes_without_task_sent_events(pg_database_url):
+def test_the_production_receiver_publishes_without_task_sent_events_and_reuses_redis_clients(pg_database_url):
     from workers.app import app as celery_app
 
     require_redis(4)
-    configured = celery_app.conf.task_send_sent_event
-    celery_app.conf.task_send_sent_event = True  # as celeryconfig has it for the workers (Flower)
+    redis_address = f"{BROKER_URL.rsplit('/', 1)[0]}/4"
+    conf = celery_app.conf
+    configured = conf.task_send_sent_event, conf.broker_transport, conf.broker_url
+    # As celeryconfig has them in production: sent events on for the workers (Flower), Redis the broker.
+    conf.task_send_sent_event, conf.broker_url = True, redis_address
     try:
-        production_receiver(pg_database_url, f"{BROKER_URL.rsplit('/', 1)[0]}/4")
-        assert celery_app.conf.task_send_sent_event is False
+        production_receiver(pg_database_url, redis_address)
+        assert conf.task_send_sent_event is False
+        assert conf.broker_transport == "webhooks.enqueue:PublishingRedisTransport"
     finally:
-        celery_app.conf.task_send_sent_event = configured
+        conf.task_send_sent_event, conf.broker_transport, conf.broker_url = configured
+
+
+def clients_made_by_publishing(celery_app, broker_redis, monkeypatch, deliveries: int) -> int:
+    """How many Redis clients the broker channels built while ``deliveries`` webhooks were published."""
+    made = []
+    channel_class = kombu.transport.redis.Channel
+    original = channel_class._create_client
+    monkeypatch.setattr(channel_class, "_create_client", lambda self, *a, **k: made.append(1) or original(self, *a, **k))
+    for _ in range(deliveries):
+        deliver(celery_app, broker_redis)
+    monkeypatch.undo()
+    return len(made)
+
+
+def test_a_receiver_on_redis_keeps_one_client_for_its_puts_and_declares_no_binding(broker_redis, monkeypatch):
+    stock = Celery("stock", broker=BROKER_URL)
+    stop_task_sent_events(stock)
+    assert clients_made_by_publishing(stock, broker_redis, monkeypatch, 5) >= 5  # what is avoided
+    stock.close()
+    broker_redis.flushdb()
+
+    publishing = Celery("publishing", broker=BROKER_URL)
+    stop_task_sent_events(publishing)
+    reuse_redis_clients(publishing)
+    assert clients_made_by_publishing(publishing, broker_redis, monkeypatch, 1) > 0  # the channel's own
+    assert clients_made_by_publishing(publishing, broker_redis, monkeypatch, 5) == 0
+    # Every task is in its queue's list, on a Redis that never saw the queue declared.
+    assert [m["task"] for m in queued_messages(broker_redis, XERO_QUEUE)] == [INGEST_XERO_EVENTS] * 6
+    assert broker_redis.keys("_kombu.binding.*") == []
+    publishing.close()
+
+
+def test_the_kept_client_follows_the_pool_kombu_rebuilds_after_a_lost_connection(broker_redis):
+    publishing = Celery("publishing", broker=BROKER_URL)
+    reuse_redis_clients(publishing)
+    with publishing.connection_for_write() as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, PublishingRedisChannel)
+        with channel.conn_or_acquire() as first, channel.conn_or_acquire() as again:
+            assert first is again
+        channel._disconnect_pools()  # what kombu does when the connection is lost
+        with channel.conn_or_acquire() as after:
+            assert after is not first and after.connection_pool is channel.pool
+            assert after.ping()
+    publishing.close()
+
+
+@pytest.mark.parametrize("broker_url", ["memory://", "amqp://guest@127.0.0.1:5672//"])
+def test_other_brokers_keep_their_own_transport(broker_url):
+    other = Celery("other", broker=broker_url)
+    reuse_redis_clients(other)
+    assert other.conf.broker_transport is None
+    other.close()
