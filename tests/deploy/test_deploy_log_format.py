@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import datetime, timezone
 
 import pytest
 
@@ -36,6 +37,28 @@ def emit():
         logger.handlers = []
         logger.propagate = True
     logs.clear()
+
+
+def test_a_json_line_is_one_object_with_its_exception_and_any_value_written(emit):
+    stream = io.StringIO()
+    handler = logs.make_handler("web", log_format="json", stream=stream)
+    logger = logging.getLogger("tests.logs.exceptions")
+    logger.propagate = False
+    logger.handlers = [handler]
+    when = datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)
+    try:
+        raise ValueError("bad row")
+    except ValueError:
+        logger.exception("sync.failed", extra={"at": when, "contact_name": "Zoë Ltd", "ids": ["a", "b"]})
+    logger.handlers = []
+    logger.propagate = True
+    [line] = stream.getvalue().splitlines()  # the traceback stays inside the one line
+    record = json.loads(line)
+    assert (record["level"], record["logger"], record["message"]) == ("ERROR", "tests.logs.exceptions", "sync.failed")
+    assert record["exc_info"].startswith("Traceback") and record["exc_info"].endswith("ValueError: bad row")
+    assert (record["at"], record["ids"], record["service"]) == (str(when), ["a", "b"], "web")
+    assert "Zoë Ltd" in line  # written as it is, not as an escape
+    assert datetime.strptime(record["time"], "%Y-%m-%d %H:%M:%S,%f")
 
 
 def test_json_lines_carry_every_extra_field_and_the_bound_context(emit):
