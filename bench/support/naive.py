@@ -13,8 +13,9 @@ from celery import Celery
 
 from connector import queues
 from connector.pipeline import xero_in
-from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_id
+from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.store import audit as stages
+from connector.xero.webhook_body import delivered_events
 from workers.base import ConnectorTask
 from workers.deps import get_deps
 
@@ -25,14 +26,16 @@ app.conf.task_routes = {**app.conf.task_routes, NAIVE_SYNC: {"queue": queues.XER
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)
-def ingest_xero_events(self, events: list[dict]) -> int:
+def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | None = None) -> int:
+    """The delivery as the receiver queues it, read like the real task reads it."""
     deps = get_deps()
+    events = delivered_events(events, sync_ids)
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
         connection = deps.store.connections.by_tenant(str(event.get("tenantId", "")))
         if resource is None or connection is None:
             continue
-        sync_id = new_sync_id()
+        sync_id = event["sync_id"]  # the receiver's: latency runs from its received row
         deps.store.audit.record(connection_id=connection.id, record_type=RECORD_TYPES[resource],
                                 record_id=event["resourceId"], sync_id=sync_id, stage=stages.RECEIVED,
                                 detail={"event_type": event.get("eventType")})

@@ -44,3 +44,20 @@ def test_a_body_whose_sync_ids_do_not_match_its_events_fails_and_receives_nothin
     assert result.failed() and "2 events came with 1 sync ids" in str(result.result)
     assert world.deps.store.audit.trail(world.connection_id, "contact", ids[0]) == []
     assert published.take(FLUSH_XERO) == []
+
+
+def test_the_naive_benchmark_app_takes_the_delivery_the_receiver_queues(world, published):
+    """bench/pipeline.py's naive worker answers the receiver's task name, so it must read the same message."""
+    from bench.support.naive import NAIVE_SYNC
+    from bench.support.naive import ingest_xero_events as naive_ingest
+
+    ids = seed_contacts(world, 2)
+    sync_ids = new_sync_ids(2)
+
+    assert naive_ingest.apply(args=as_body(contact_events(world, ids), sync_ids)).successful()
+
+    for xero_id, sync_id in zip(ids, sync_ids):
+        [received] = world.deps.store.audit.trail(world.connection_id, "contact", xero_id)
+        assert (received.stage, received.sync_id) == (stages.RECEIVED, sync_id)
+    queued = published.take(NAIVE_SYNC)  # one task per event, carrying the receiver's sync id
+    assert sorted((m.args[2], m.args[3]) for m in queued) == sorted(zip(ids, sync_ids))
