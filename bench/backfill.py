@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.pipeline import DatabaseProbe, connect_tenant, process_env  # noqa: E402
 from bench.support.system import (  # noqa: E402
     BIN, ROOT, RssSampler, Sandboxes, flush_redis, run_each, start_worker, throwaway_database, wait_for,
+    wait_for_progress,
 )
 from connector.store.vault import Vault  # noqa: E402
 
@@ -59,7 +60,7 @@ def listed(probe: DatabaseProbe) -> tuple[int, bool]:
 
 
 def run(name: str, facts: dict, tenant: dict, *, records: int, worker_app: str, workdir: Path,
-        timeout: float) -> dict:
+        timeout: float, stall_after: float) -> dict:
     data_dir = workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
     flush_redis()
@@ -81,9 +82,7 @@ def run(name: str, facts: dict, tenant: dict, *, records: int, worker_app: str, 
                 subprocess.run([str(BIN / "connector"), "backfill", str(connection_id), "--detach"], cwd=ROOT,
                                env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
 
-                def progress() -> bool:
-                    if not worker.alive():
-                        raise RuntimeError(f"the worker exited:\n{worker.output()[-3000:]}")
+                def progress() -> tuple[bool, int]:
                     count, done = listed(probe)
                     imported = probe.finished()
                     for threshold in thresholds:
@@ -91,9 +90,10 @@ def run(name: str, facts: dict, tenant: dict, *, records: int, worker_app: str, 
                             by_listed.setdefault(threshold, rss.peak_mb)
                         if imported >= threshold:
                             by_imported.setdefault(threshold, rss.peak_mb)
-                    return done and imported >= count
+                    return done and imported >= count, count + imported
 
-                wait_for(progress, timeout=timeout, interval=0.5, what=f"the {name} import of {records} records")
+                wait_for_progress(progress, worker=worker, timeout=timeout, stall_after=stall_after, interval=0.5,
+                                  what=f"the {name} import of {records} records")
                 seconds = time.monotonic() - started
         finally:
             worker.stop()
@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=int(os.environ.get("BENCH_NAIVE_BACKFILL_RECORDS", 20_000)))
     parser.add_argument("--only", choices=["backfill", "naive"], action="append", default=None)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--stall-after", type=float, default=120.0,
+                        help="fail when no record is listed or imported for this many seconds")
     args = parser.parse_args(argv)
 
     runs = args.only or ["backfill", "naive"]
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     results = run_each(runs, sandboxes, lambda name: run(
         name, sandboxes.facts, sandboxes.facts["tenants"][name], records=sizes[name],
         worker_app="bench.support.naive_backfill" if name == "naive" else "workers.app",
-        workdir=workdir, timeout=args.timeout))
+        workdir=workdir, timeout=args.timeout, stall_after=args.stall_after))
     figures = dict(results.get("backfill") or results[runs[0]])
     if "naive" in results and "backfill" in results:
         figures["naive"] = results["naive"]

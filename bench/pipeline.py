@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.support.system import (  # noqa: E402
     CpuMeter, RssSampler, Sandboxes, flush_redis, redis_url, run_each, start_receiver, start_worker, throwaway_database,
-    wait_for,
+    wait_for_progress,
 )
 from connector.store.vault import Vault  # noqa: E402
 from webhooks.signatures import xero_signature  # noqa: E402
@@ -221,7 +221,7 @@ def deliver(url: str, events: list[dict], key: str) -> list[int]:
 
 
 def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path, history: bool = False,
-        timeout: float, profile: str | None = None) -> dict:
+        timeout: float, stall_after: float, profile: str | None = None) -> dict:
     events = tenant["events"]
     data_dir = workdir / name
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +257,12 @@ def run(name: str, facts: dict, tenant: dict, *, worker_app: str, workdir: Path,
             with RssSampler(worker.process.pid) as rss, cpu:
                 statuses = deliver(f"{receiver_url}/webhooks/xero", events, facts["xero_webhook_key"])
                 delivered = (datetime.now(timezone.utc) - started).total_seconds()
-                wait_for(lambda: probe.finished() >= len(events) or not worker.alive(), timeout=timeout,
-                         interval=1.0, what=f"{len(events)} records to sync ({name})")
+                def step() -> tuple[bool, int]:
+                    finished = probe.finished()
+                    return finished >= len(events), finished
+
+                wait_for_progress(step, worker=worker, timeout=timeout, stall_after=stall_after,
+                                  what=f"{len(events)} records to sync ({name})")
             if profiler is not None:
                 profiler.send_signal(2)
                 profiler.wait(timeout=60)
@@ -307,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, metavar="PREFIX",
                         help="record the worker with py-spy into PREFIX-<run>.svg (or .json: speedscope)")
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument("--stall-after", type=float, default=120.0,
+                        help="fail when no record finishes for this many seconds")
     args = parser.parse_args(argv)
 
     runs = args.only or ["pipeline", "naive"] + ([] if args.no_history else ["history"])
@@ -323,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
             profile = f"{args.profile.removesuffix('.json').removesuffix('.svg')}-{name}{suffix}"
         return run(name, sandboxes.facts, sandboxes.facts["tenants"][name],
                    worker_app="bench.support.naive" if name == "naive" else "workers.app",
-                   workdir=workdir, history=name == "history", timeout=args.timeout, profile=profile)
+                   workdir=workdir, history=name == "history", timeout=args.timeout,
+                   stall_after=args.stall_after, profile=profile)
 
     results = run_each(runs, sandboxes, run_one)
     figures = dict(results.get("pipeline") or results[runs[0]])

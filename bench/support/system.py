@@ -14,7 +14,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import requests
 
@@ -25,6 +25,8 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", os.environ.get("TEST_PG_ADMI
 REDIS_HOST = os.environ.get("BENCH_REDIS_HOST", os.environ.get("TEST_REDIS_HOST", "127.0.0.1"))
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", os.environ.get("TEST_REDIS_PORT", "6379")))
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
+# Celery's trace logger, for a task that failed with an exception it did not expect (celery/app/trace.py).
+TASK_RAISED = "raised unexpected:"
 
 
 def redis_url() -> str:
@@ -46,6 +48,34 @@ def wait_for(check, *, timeout: float, interval: float = 0.1, what: str = "condi
             return
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def wait_for_progress(step: Callable[[], tuple[bool, int]], *, worker: "Service", timeout: float,
+                      stall_after: float, what: str, interval: float = 1.0) -> None:
+    """Wait until ``step()`` says done (it returns done and how much is done so far).
+
+    Fails at once when the worker exits or logs a task that raised, and when nothing has moved for
+    ``stall_after`` seconds, with the worker's lines that say why: a broken run then costs minutes, not the
+    whole timeout.
+    """
+    deadline = time.monotonic() + timeout
+    moved_at, last = time.monotonic(), None
+    while True:
+        done, amount = step()
+        if done:
+            return
+        raised = [line for line in worker.new_output().splitlines() if TASK_RAISED in line]
+        if raised or not worker.alive():
+            state = "a task raised" if raised else "the worker exited"
+            raise RuntimeError(f"{state} while waiting for {what} ({amount} so far; log {worker.log_path}):\n"
+                               + "\n".join(raised[:5] or [worker.output()[-3000:]]))
+        now = time.monotonic()
+        if amount != last:
+            moved_at, last = now, amount
+        if now - moved_at > stall_after or now > deadline:
+            waited = f"nothing moved for {stall_after:.0f} s" if now <= deadline else f"timed out after {timeout:.0f} s"
+            raise TimeoutError(f"{waited} waiting for {what} ({amount} so far; log {worker.log_path})")
+        time.sleep(interval)
 
 
 def procfile_command(process: str, *, port: int | None = None) -> list[str]:
@@ -111,11 +141,21 @@ class Service:
     def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
         self.log = open(log_path, "w")
+        self.read_up_to = 0
         self.process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def new_output(self) -> str:
+        """What the process wrote since the last call (a long run's log is not read again each time)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.read_up_to)
+            chunk = log.read()
+        complete = chunk.rfind(b"\n") + 1  # a line still being written is read whole next time
+        self.read_up_to += complete
+        return chunk[:complete].decode(errors="replace")
 
     def alive(self) -> bool:
         return self.process.poll() is None
