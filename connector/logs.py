@@ -13,9 +13,12 @@ Pure stdlib; no Flask or Celery here (workers/log_context.py wires Celery).
 from __future__ import annotations
 
 import contextvars
+import io
 import json
 import logging
+import math
 import sys
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
 
@@ -32,6 +35,10 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("conne
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime",
                                                                                       "taskName"}
 _HANDLER_MARK = "_connector_handler"
+# The C half of json's encoder (None without the _json accelerator) and its string encoder for
+# ensure_ascii=False, as JSONEncoder.iterencode picks them.
+_C_MAKE_ENCODER = json.encoder.c_make_encoder
+_ENCODE_STR = json.encoder.encode_basestring
 
 
 def bind(**fields: Any) -> contextvars.Token:
@@ -73,6 +80,26 @@ def one_trip(ids, sync_ids: dict | None = None) -> dict[str, Any]:
     return fields
 
 
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, msg, extra=fields)`` for a line logged per record: the same record (the
+    caller's file, line and function included) and line, without Logger.log's walk up the stack to
+    find the caller, which is this function's caller."""
+    if not logger.isEnabledFor(level):
+        return
+    cls = type(logger)
+    if cls.findCaller is not _FIND_CALLER or cls._log is not _LOG or not logging._srcfile:
+        logger.log(level, msg, extra=fields, stacklevel=2)  # a logger class of its own: its own way
+        return
+    caller = sys._getframe(1)
+    code = caller.f_code
+    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, msg, (), None,
+                                    code.co_name, fields, None))
+
+
+_FIND_CALLER = logging.Logger.findCaller
+_LOG = logging.Logger._log
+
+
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     """What a record carries beyond the standard attributes: its ``extra=`` and the bound context."""
     return {key: value for key, value in record.__dict__.items() if key not in _RECORD_ATTRS}
@@ -86,11 +113,13 @@ class ContextFilter(logging.Filter):
         self.process = process
 
     def filter(self, record: logging.LogRecord) -> bool:
+        # Straight into the record's __dict__ (what setattr on a LogRecord does): a worker runs this per line.
+        attrs = record.__dict__
         for key, value in _context.get().items():
-            if key not in record.__dict__:
-                setattr(record, key, value)
-        if "service" not in record.__dict__:
-            record.service = self.process
+            if key not in attrs:
+                attrs[key] = value
+        if "service" not in attrs:
+            attrs["service"] = self.process
         return True
 
 
@@ -126,19 +155,65 @@ class JsonLineFormatter(logging.Formatter):
     audit stage. A value JSON cannot hold is written as its ``str``.
     """
 
-    _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+    _encoder = json.JSONEncoder(ensure_ascii=False, default=str)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # (second, its "%Y-%m-%d %H:%M:%S" text): one strftime per second, not per line.
+        self._second_text: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt is not None or self.converter is not time.localtime:
+            return super().formatTime(record, datefmt)
+        second = math.floor(record.created)  # what localtime(created) reads, so the same text
+        cached = self._second_text
+        if cached[0] != second:
+            cached = (second, time.strftime(self.default_time_format, time.localtime(second)))
+            self._second_text = cached  # one tuple: another thread sees the old pair or the new one
+        return self.default_msec_format % (cached[1], record.msecs)
 
     def format(self, record: logging.LogRecord) -> str:
         line = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
                 "message": record.getMessage()}
-        line.update(extra_fields(record))
+        for key, value in record.__dict__.items():  # extra_fields, without the dict it would build
+            if key not in _RECORD_ATTRS:
+                line[key] = value
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             line["exc_info"] = record.exc_text
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
-        return self._encode(line)
+        return self._encode_line(line)
+
+    def _encode_line(self, line: dict[str, Any]) -> str:
+        encoder = self._encoder
+        if _C_MAKE_ENCODER is None:  # no C accelerator (another interpreter): the Python encoder
+            return encoder.encode(line)
+        # What encoder.encode(line) does for a dict, minus its two Python frames and the float
+        # closure the C encoder never uses: the same C encoder, arguments and fresh ``markers``.
+        return "".join(_C_MAKE_ENCODER({}, encoder.default, _ENCODE_STR, encoder.indent, encoder.key_separator,
+                                       encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
+                                       encoder.allow_nan)(line, 0))
+
+
+class LineStreamHandler(logging.StreamHandler):
+    """A StreamHandler without the second flush after a line that a line-buffered file (stderr is one)
+    flushed while writing it: each line still reaches the file descriptor before ``emit`` returns."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = self.format(record)
+            stream = self.stream
+            stream.write(msg + self.terminator)
+            # io.TextIOWrapper flushes itself when a line-buffered write holds a "\n" or "\r".
+            if not (type(stream) is io.TextIOWrapper and stream.line_buffering
+                    and ("\n" in self.terminator or "\r" in self.terminator)):
+                self.flush()
+        except RecursionError:  # as in StreamHandler.emit
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def json_formatter() -> logging.Formatter:
@@ -167,7 +242,7 @@ def make_handler(process: str, *, log_format: str = "auto", stream: TextIO | Non
     # The process's real stderr: Celery replaces sys.stderr with a proxy that logs (writing there would loop),
     # and a test's capture object is closed once the test ends.
     stream = stream or sys.__stderr__ or sys.stderr
-    handler = logging.StreamHandler(stream)
+    handler = LineStreamHandler(stream)
     handler.setFormatter(json_formatter() if resolve_format(log_format, stream) == "json" else TextFormatter())
     handler.addFilter(ContextFilter(process))
     setattr(handler, _HANDLER_MARK, True)

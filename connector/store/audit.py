@@ -62,12 +62,16 @@ def _looks_secret(key: str) -> bool:
     return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
 
 
+_STAGE_MESSAGES = {stage: f"sync.{stage}" for stage in STAGES}
+
+
 def _log_stage(connection_id, record_type, record_id, stage, direction, sync_id, task_id, detail) -> None:
     # Every step of a record's trip is also a log line, so one sync_id finds the whole trip in the logs.
-    log.log(logging.WARNING if stage in _WARN_STAGES else logging.INFO, f"sync.{stage}", extra={
-        "connection_id": connection_id, "record_type": record_type, "xero_id" if direction == XERO_TO_ZOHO
-        else "zoho_id": record_id, "sync_id": sync_id, "task_id": task_id, "stage": stage,
-        "direction": direction, "detail": detail})
+    logs.log_fields(log, logging.WARNING if stage in _WARN_STAGES else logging.INFO,
+                    _STAGE_MESSAGES.get(stage) or f"sync.{stage}", {
+                        "connection_id": connection_id, "record_type": record_type,
+                        "xero_id" if direction == XERO_TO_ZOHO else "zoho_id": record_id, "sync_id": sync_id,
+                        "task_id": task_id, "stage": stage, "direction": direction, "detail": detail})
 
 
 def error_class(detail: dict | None) -> str:
