@@ -11,6 +11,7 @@ connector/logs.py, and each task's lines carry the sync it works on.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import sys
@@ -51,7 +52,7 @@ def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:
     """The sync a task works on, read from its arguments by name: a single record gives its
     xero_id, a single trip its sync_id; batches of many records leave those to their per-record lines."""
     try:
-        bound = inspect.signature(task.run).bind_partial(*(args or ()), **(kwargs or {})).arguments
+        bound = _signature(task.run).bind_partial(*(args or ()), **(kwargs or {})).arguments
     except (TypeError, ValueError):
         return {}
     fields: dict = {"connection_id": bound.get("connection_id")}
@@ -78,6 +79,20 @@ def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:
         fields.update(xero_id=event.get("resourceId"), sync_id=event.get("sync_id"),
                       record_type=RECORD_TYPES.get(XERO_CATEGORIES.get(str(event.get("eventCategory")).upper(), "")))
     return fields
+
+
+def _signature(run) -> inspect.Signature:
+    try:
+        hash(run)
+    except TypeError:  # a callable that cannot be a cache key
+        return inspect.signature(run)
+    return _task_signature(run)
+
+
+@functools.lru_cache(maxsize=256)
+def _task_signature(run) -> inspect.Signature:
+    # inspect.signature costs about 20 us, on every task a worker runs; a task's signature never changes.
+    return inspect.signature(run)
 
 
 @signals.task_prerun.connect

@@ -108,3 +108,21 @@ def test_a_task_binds_the_sync_its_arguments_name():
     event = {"resourceId": "c-1", "eventCategory": "CONTACT", "tenantId": "t", "sync_id": "s-9"}
     assert sync_fields(ingest_xero_events, [[event]], {}) == {
         "connection_id": None, "xero_id": "c-1", "sync_id": "s-9", "record_type": "contact"}
+
+
+def test_a_task_whose_run_cannot_be_a_cache_key_still_binds_its_sync():
+    from workers.log_context import sync_fields
+
+    class Run:
+        __hash__ = None  # type: ignore[assignment]  (an __eq__ of its own, say)
+
+        def __call__(self, connection_id, resource, ids, sync_ids):
+            pass
+
+    class Task:
+        run = Run()
+
+    for _ in range(2):
+        assert sync_fields(Task(), [7, "invoices", ["i-1"], {"i-1": "s-1"}], {}) == {
+            "connection_id": 7, "record_type": "invoice", "xero_id": "i-1", "sync_id": "s-1"}
+    assert sync_fields(Task(), [7, "invoices", ["i-1"], {}, "one too many"], {}) == {}
