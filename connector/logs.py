@@ -87,17 +87,26 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, A
     if not logger.isEnabledFor(level):
         return
     cls = type(logger)
-    if cls.findCaller is not _FIND_CALLER or cls._log is not _LOG or not logging._srcfile:
+    if (cls.findCaller is not _FIND_CALLER or cls._log is not _LOG or cls.makeRecord is not _MAKE_RECORD
+            or not logging._srcfile):
         logger.log(level, msg, extra=fields, stacklevel=2)  # a logger class of its own: its own way
         return
     caller = sys._getframe(1)
     code = caller.f_code
-    logger.handle(logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, msg, (), None,
-                                    code.co_name, fields, None))
+    record = logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, msg, (), None, code.co_name)
+    attrs = record.__dict__
+    if "message" in fields or "asctime" in fields or not attrs.keys().isdisjoint(fields):
+        # makeRecord's own check, for its KeyError ("Attempt to overwrite ...")
+        record = logger.makeRecord(logger.name, level, code.co_filename, caller.f_lineno, msg, (), None,
+                                   code.co_name, fields)
+    else:
+        attrs.update(fields)  # makeRecord's extra= loop, checked at once above
+    logger.handle(record)
 
 
 _FIND_CALLER = logging.Logger.findCaller
 _LOG = logging.Logger._log
+_MAKE_RECORD = logging.Logger.makeRecord
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -146,3 +146,13 @@ def test_a_stream_that_cannot_be_written_is_a_logging_error_not_a_crash():
     stream.close()
     handler.handle(a_record())
     assert len(failures) == 1
+
+
+@pytest.mark.parametrize("field", ["message", "asctime", "name", "lineno"])
+def test_a_field_that_would_overwrite_the_record_is_refused_as_logger_log_refuses_it(records, field):
+    logger, caught = records
+    with pytest.raises(KeyError) as slow:
+        logger.log(logging.INFO, "sync.mapped", extra={field: "x"})
+    with pytest.raises(KeyError) as fast:
+        logs.log_fields(logger, logging.INFO, "sync.mapped", {"sync_id": "s-1", field: "x"})
+    assert str(fast.value) == str(slow.value) and caught == []
