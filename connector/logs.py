@@ -82,8 +82,8 @@ def one_trip(ids, sync_ids: dict | None = None) -> dict[str, Any]:
 
 def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
     """``logger.log(level, msg, extra=fields)`` for a line logged per record: the same record (the
-    caller's file, line and function included) and line, without Logger.log's walk up the stack to
-    find the caller, which is this function's caller."""
+    caller's file, line and function included), so the same line, without Logger.log's walk up the
+    stack (findCaller) to find that caller."""
     if not logger.isEnabledFor(level):
         return
     cls = type(logger)
