@@ -285,6 +285,9 @@ def insert_rows(session: Session, table, columns: list[str], rows: list[dict[str
     per database and shape, so ``on_conflict`` must be a function of the statement alone (a module-level
     function, not a closure over this call's values); on PostgreSQL one that adds a parameter is refused.
     """
+    if on_conflict is not None and "<locals>" in on_conflict.__qualname__:
+        # Made afresh per call, it would be a new shape every time: built again, and kept for ever.
+        raise ValueError(f"on_conflict must be a module-level function, not {on_conflict.__qualname__}")
     connection = session.connection()
     dialect = connection.dialect
     shape = (table, tuple(columns), on_conflict)

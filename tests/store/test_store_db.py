@@ -121,6 +121,19 @@ def test_insert_rows_reuses_the_statement_built_for_a_shape_and_runs_it_with_eac
     assert len([shape for shape in _built_for[dialect] if shape[2] is _do_nothing_on_conflict]) == 1
 
 
+def _set_a_constant_on_conflict(statement):
+    return statement.on_conflict_do_update(index_elements=["connection_id", "system", "record_key"],
+                                           set_={"content_hash": "x"})
+
+
+def test_insert_rows_refuses_an_on_conflict_made_per_call(store: Store) -> None:
+    # Each would be a shape of its own: built again on every call and kept in the cache for ever.
+    with pytest.raises(ValueError, match="module-level function"):
+        with session_scope(store.sessions) as session:
+            insert_rows(session, WriteLedgerEntry.__table__, ["record_key"], [{"record_key": "a"}],
+                        on_conflict=lambda statement: statement.on_conflict_do_nothing())
+
+
 def test_insert_rows_refuses_an_on_conflict_that_binds_a_value_of_its_own(pg_database_url) -> None:
     # Built once per shape, such a value would be the first call's for every later call.
     store = Store.open(pg_database_url)
@@ -130,9 +143,7 @@ def test_insert_rows_refuses_an_on_conflict_that_binds_a_value_of_its_own(pg_dat
     try:
         with pytest.raises(ValueError, match="no parameters of its own"):
             with session_scope(store.sessions) as session:
-                insert_rows(session, WriteLedgerEntry.__table__, list(row), [row],
-                            on_conflict=lambda statement: statement.on_conflict_do_update(
-                                index_elements=["connection_id", "system", "record_key"], set_={"content_hash": "x"}))
+                insert_rows(session, WriteLedgerEntry.__table__, list(row), [row], on_conflict=_set_a_constant_on_conflict)
     finally:
         store.close()
 
