@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.secret import Secret
-from connector.store.db import execute_rows, rows_insert, session_scope
+from connector.store.db import insert_rows, session_scope
 from connector.store.tables import AuditEvent
 
 RECEIVED = "received"
@@ -166,8 +166,7 @@ class AuditLog:
             return
         with session_scope(self._sessions) as session:
             columns = list(rows[0])
-            execute_rows(session, rows_insert(session, AuditEvent.__table__, columns), AuditEvent.__table__,
-                         columns, rows)
+            insert_rows(session, AuditEvent.__table__, columns, rows)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)

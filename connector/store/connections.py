@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import session_scope
+from connector.store.db import core_connection, session_scope
 from connector.store.tables import CONNECTION_STATES, Connection
 
 
@@ -34,7 +34,8 @@ class ConnectionInfo:
         return self.state == "active"
 
     @classmethod
-    def of(cls, row: Connection) -> "ConnectionInfo":
+    def of(cls, row) -> "ConnectionInfo":
+        """From an ORM object or a Core row of the table."""
         return cls(
             id=row.id,
             name=row.name,
@@ -49,6 +50,12 @@ class ConnectionInfo:
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
+
+
+# Core reads of the row (built once): every task looks its connection up, and ORM objects cost more to make.
+_connections = Connection.__table__
+_BY_ID = select(_connections).where(_connections.c.id == bindparam("id"))
+_BY_TENANT = select(_connections).where(_connections.c.xero_tenant_id == bindparam("tenant_id"))
 
 
 class ConnectionStore:
@@ -86,12 +93,12 @@ class ConnectionStore:
 
     def get(self, connection_id: int) -> ConnectionInfo | None:
         with session_scope(self._sessions) as session:
-            row = session.get(Connection, connection_id)
+            row = core_connection(session).execute(_BY_ID, {"id": connection_id}).one_or_none()
             return ConnectionInfo.of(row) if row else None
 
     def by_tenant(self, tenant_id: str) -> ConnectionInfo | None:
         with session_scope(self._sessions) as session:
-            row = session.scalars(select(Connection).where(Connection.xero_tenant_id == tenant_id)).one_or_none()
+            row = core_connection(session).execute(_BY_TENANT, {"tenant_id": tenant_id}).one_or_none()
             return ConnectionInfo.of(row) if row else None
 
     def all(self) -> list[ConnectionInfo]:

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import ConnectorError
 from connector.secret import Secret
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import core_connection, dialect_insert, session_scope
 from connector.store.tables import SYSTEMS, Credential, SharedCredential
 from connector.store.vault import Vault
 
@@ -72,6 +72,15 @@ class StaleCredentials(ConnectorError):
     """The stored token set changed since it was read; reload and decide again."""
 
 
+# Core reads built once: every API call looks its token set up.
+_credentials = Credential.__table__
+_LOAD = select(_credentials.c.ciphertext, _credentials.c.version).where(
+    _credentials.c.connection_id == bindparam("connection_id"), _credentials.c.system == bindparam("system"))
+_shared = SharedCredential.__table__
+_OWNER_OF = select(_shared.c.owner_connection_id).where(
+    _shared.c.connection_id == bindparam("connection_id"), _shared.c.system == bindparam("system"))
+
+
 class CredentialStore:
     def __init__(self, session_factory: sessionmaker[Session], vault: Vault, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._sessions = session_factory
@@ -81,9 +90,8 @@ class CredentialStore:
     def load(self, connection_id: int, system: str) -> StoredTokens | None:
         _check_system(system)
         with session_scope(self._sessions) as session:
-            row = session.scalars(
-                select(Credential).where(Credential.connection_id == connection_id, Credential.system == system)
-            ).one_or_none()
+            row = core_connection(session).execute(_LOAD, {"connection_id": connection_id, "system": system}
+                                                   ).one_or_none()
             if row is None:
                 return None
             return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
@@ -150,8 +158,8 @@ class CredentialStore:
         """The connection whose stored token set ``connection_id`` uses for ``system``."""
         _check_system(system)
         with session_scope(self._sessions) as session:
-            owner = session.scalar(select(SharedCredential.owner_connection_id).where(
-                SharedCredential.connection_id == connection_id, SharedCredential.system == system))
+            owner = core_connection(session).execute(_OWNER_OF, {"connection_id": connection_id, "system": system}
+                                                     ).scalar()
         return connection_id if owner is None else owner
 
     def share_map(self, system: str) -> dict[int, int]:

@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextvars
 import json
 import select as select_module
+import weakref
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Hashable, Iterator
 from uuid import UUID
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ARRAY, Engine, String, TypeDecorator, create_engine, event, exc, func, literal, make_url, select, text, true
+from sqlalchemy import (ARRAY, Engine, String, TypeDecorator, bindparam, create_engine, event, exc, func, make_url, select,
+                        text, true)
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import sqltypes
@@ -226,8 +228,8 @@ def dialect_insert(session: Session, model):
     raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {name}")
 
 
-def rows_insert(session: Session, table, columns: list[str]):
-    """An INSERT of many rows (run it with ``execute_rows``) that ``on_conflict_do_*`` can extend.
+def _rows_insert(dialect, table, columns: tuple[str, ...]):
+    """An INSERT of many rows that ``on_conflict_do_*`` can extend.
 
     On PostgreSQL the rows travel as one JSON document and come out of ``jsonb_to_recordset``: one short
     statement and one text parameter whatever the number of rows, so psycopg parses it once and the
@@ -235,27 +237,70 @@ def rows_insert(session: Session, table, columns: list[str]):
     every batch size (and arrays of JSON would be quoted value by value). Rows keep their order.
     Elsewhere it is a plain INSERT executed with the list of rows.
     """
-    if session.get_bind().dialect.name != "postgresql":
-        return dialect_insert(session, table)
-    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        return sqlite.insert(table)
+    if dialect.name != "postgresql":
+        raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {dialect.name}")
     fields = ", ".join(f"{name} {_pg_type(table.c[name].type, dialect)}" for name in columns)
     rows = text(f"SELECT {', '.join(columns)} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS batch({fields})"
                 ).columns(*[table.c[name] for name in columns])
-    return postgresql.insert(table).from_select(columns, rows)
+    return postgresql.insert(table).from_select(list(columns), rows)
 
 
-def execute_rows(session: Session, statement, table, columns: list[str], rows: list[dict[str, Any]]):
-    """Run a ``rows_insert`` statement (extended or not) for ``rows``; returns the result."""
-    connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        return connection.execute(statement, rows)
+# Statements built (and on PostgreSQL compiled) once per database engine's dialect and shape. The dialect
+# INSERT ... ON CONFLICT constructs have no cache key, so SQLAlchemy compiles them afresh on every execution.
+_built_for: weakref.WeakKeyDictionary[Any, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
+
+
+def _built_once(dialect, shape: Hashable, build: Callable[[], Any]) -> Any:
+    built = _built_for.get(dialect)
+    if built is None:
+        built = _built_for.setdefault(dialect, {})
+    found = built.get(shape)
+    if found is None:
+        found = built[shape] = build()
+    return found
+
+
+def _compiled_rows_insert(dialect, table, columns: tuple[str, ...], on_conflict) -> tuple[str, dict]:
+    """The SQL of the PostgreSQL rows INSERT and the bind processor of each column JSON does not carry as is."""
+    statement = _rows_insert(dialect, table, columns)
+    if on_conflict is not None:
+        statement = on_conflict(statement)
+    compiled = statement.compile(dialect=dialect)
+    if set(compiled.binds) != {"rows"}:
+        raise ValueError(f"on_conflict must add no parameters of its own (it added {sorted(set(compiled.binds) - {'rows'})})")
     # Each value as SQLAlchemy would bind it (a naive timestamp is refused), JSON documents as they are.
     processors = {name: process for name in columns
-                  if not isinstance(table.c[name].type.dialect_impl(connection.dialect), sqltypes.JSON)
-                  and (process := table.c[name].type.bind_processor(connection.dialect))}
+                  if not isinstance(table.c[name].type.dialect_impl(dialect), sqltypes.JSON)
+                  and (process := table.c[name].type.bind_processor(dialect))}
+    return compiled.string, processors
+
+
+def insert_rows(session: Session, table, columns: list[str], rows: list[dict[str, Any]],
+                on_conflict: Callable[[Any], Any] | None = None):
+    """INSERT ``rows`` (dicts of ``columns``) into ``table`` in one statement; returns the result.
+
+    ``on_conflict`` extends the INSERT (``on_conflict_do_*``, ``returning``). The statement is built once
+    per database and shape, so ``on_conflict`` must be a function of the statement alone (a module-level
+    function, not a closure over this call's values); on PostgreSQL one that adds a parameter is refused.
+    """
+    if on_conflict is not None and "<locals>" in on_conflict.__qualname__:
+        # Made afresh per call, it would be a new shape every time: built again, and kept for ever.
+        raise ValueError(f"on_conflict must be a module-level function, not {on_conflict.__qualname__}")
+    connection = session.connection()
+    dialect = connection.dialect
+    shape = (table, tuple(columns), on_conflict)
+    if dialect.name != "postgresql":
+        def build():
+            statement = _rows_insert(dialect, table, tuple(columns))
+            return statement if on_conflict is None else on_conflict(statement)
+        return connection.execute(_built_once(dialect, shape, build), rows)
+    sql, processors = _built_once(dialect, shape, lambda: _compiled_rows_insert(dialect, table, tuple(columns),
+                                                                               on_conflict))
     batch = [{name: processors[name](row.get(name)) if name in processors else row.get(name) for name in columns}
              for row in rows]
-    return connection.execute(statement, {"rows": json_dumps(batch)})
+    return connection.exec_driver_sql(sql, {"rows": json_dumps(batch)})
 
 
 def _pg_type(column_type, dialect) -> str:
@@ -265,20 +310,44 @@ def _pg_type(column_type, dialect) -> str:
     return impl.compile(dialect=dialect)
 
 
-def one_probe_per_key(session: Session, statement, column, keys: list[str]):
-    """``statement`` narrowed to rows whose ``column`` is one of ``keys``, read by one index probe per key.
+def core_connection(session: Session):
+    """The session's connection, for Core statements: rows come back as they are, without the ORM's
+    result processing. ORM changes still pending in the session are flushed first, so a read sees the
+    unit of work's own writes as an ORM query would."""
+    session.flush()
+    return session.connection()
 
-    On PostgreSQL a plain IN list is only as good as the table's statistics: while they still describe
-    a much smaller table (a first import, a burst), the planner probes the index by the other columns
-    alone and filters the list over every row they match. A LATERAL probe per key (``column`` must be
-    unique within ``statement``) keeps every column in the index condition whatever the statistics say. SQLite's
-    planner probes per key for an IN list on its own. ``statement`` selects a table's columns (Core rows,
-    not ORM objects: a batch read needs no identity map, and one would keep stale copies in a shared session).
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        return statement.where(column.in_(keys))
-    wanted = func.unnest(sa_cast(literal(keys, ARRAY(String)), ARRAY(String))).table_valued("key").render_derived(
-        name="wanted")
+
+def _probe_statement(dialect_name: str, table, key_column: str, equal: tuple[str, ...]):
+    statement = select(table).where(*[table.c[name] == bindparam(name) for name in equal])
+    column = table.c[key_column]
+    if dialect_name != "postgresql":
+        return statement.where(column.in_(bindparam("probe_keys", expanding=True)))
+    wanted = func.unnest(sa_cast(bindparam("probe_keys", type_=ARRAY(String)), ARRAY(String))).table_valued(
+        "key").render_derived(name="wanted")
     # LIMIT 1 (the key is unique) also keeps the planner from flattening the probe into a plain join.
     probe = statement.where(column == wanted.c.key).limit(1).lateral("probe")
     return select(*probe.c).select_from(wanted).join(probe, true())
+
+
+# Built once per shape: building the LATERAL form (its column collections above all) costs more than running it.
+_probe_statements: dict[tuple, Any] = {}
+
+
+def probe_rows(session: Session, table, key_column: str, keys: list[str], **equal: Any):
+    """The rows of ``table`` whose columns equal ``equal`` and whose ``key_column`` is one of ``keys``,
+    read by one index probe per key, as Core rows (a batch read needs no identity map, and one would
+    keep stale copies in a shared session).
+
+    On PostgreSQL a plain IN list is only as good as the table's statistics: while they still describe
+    a much smaller table (a first import, a burst), the planner probes the index by the other columns
+    alone and filters the list over every row they match. A LATERAL probe per key (``key_column`` must be
+    unique among the rows matching ``equal``) keeps every column in the index condition whatever the
+    statistics say. SQLite's planner probes per key for an IN list on its own.
+    """
+    connection = core_connection(session)
+    shape = (connection.dialect.name, table, key_column, tuple(equal))
+    statement = _probe_statements.get(shape)
+    if statement is None:
+        statement = _probe_statements[shape] = _probe_statement(*shape)
+    return connection.execute(statement, {**equal, "probe_keys": keys})

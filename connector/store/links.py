@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import bindparam, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import dialect_insert, execute_rows, one_probe_per_key, rows_insert, session_scope
+from connector.store.db import core_connection, dialect_insert, insert_rows, probe_rows, session_scope
 from connector.store.tables import IdLink, WriteIntent
 
 
@@ -69,6 +69,30 @@ _LINK_COLUMNS = ["connection_id", "kind", "xero_id", "zoho_module", "zoho_id", "
                  "updated_at"]
 
 
+def _keep_intent(statement):
+    return statement.on_conflict_do_nothing(
+        index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id])
+
+
+def _update_if_not_older(statement):
+    """``save``'s upsert for a batch of links, returning the (kind, xero id) of those saved."""
+    return statement.on_conflict_do_update(
+        index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
+        set_={name: statement.excluded[name]
+              for name in ("zoho_module", "zoho_id", "content_hash", "source_updated_at", "updated_at")},
+        where=or_(
+            IdLink.source_updated_at.is_(None),
+            statement.excluded.source_updated_at.is_(None),
+            IdLink.source_updated_at <= statement.excluded.source_updated_at,
+        ),
+    ).returning(IdLink.kind, IdLink.xero_id)
+
+
+_intents = WriteIntent.__table__
+_END_INTENTS = delete(_intents).where(_intents.c.connection_id == bindparam("connection_id"),
+                                      tuple_(_intents.c.kind, _intents.c.xero_id).in_(bindparam("keys", expanding=True)))
+
+
 class LinkReads(BatchReads):
     """The links one batch of records reads, fetched together; saves go straight to the store."""
 
@@ -102,8 +126,7 @@ class LinkStore:
         if not wanted:
             return {}
         with session_scope(self._sessions) as session:
-            statement = select(IdLink.__table__).where(IdLink.connection_id == connection_id, IdLink.kind == kind)
-            rows = session.execute(one_probe_per_key(session, statement, IdLink.xero_id, wanted))
+            rows = probe_rows(session, IdLink.__table__, "xero_id", wanted, connection_id=connection_id, kind=kind)
             return {row.xero_id: Link.of(row) for row in rows}
 
     def save(
@@ -155,11 +178,9 @@ class LinkStore:
         now = self._clock.now()
         columns = ["connection_id", "kind", "xero_id", "started_at"]
         with session_scope(self._sessions) as session:  # one statement for the batch
-            statement = rows_insert(session, WriteIntent.__table__, columns).on_conflict_do_nothing(
-                index_elements=[WriteIntent.connection_id, WriteIntent.kind, WriteIntent.xero_id])
-            execute_rows(session, statement, WriteIntent.__table__, columns, [
+            insert_rows(session, WriteIntent.__table__, columns, [
                 {"connection_id": connection_id, "kind": kind, "xero_id": xero_id, "started_at": now}
-                for xero_id in wanted])
+                for xero_id in wanted], on_conflict=_keep_intent)
 
     def end_writes(self, connection_id: int, kind: str, xero_ids: Iterable[str]) -> None:
         """Zoho refused these records outright: nothing was created, so no later attempt need look."""
@@ -176,10 +197,8 @@ class LinkStore:
         if not wanted:
             return set()
         with session_scope(self._sessions) as session:
-            statement = select(WriteIntent.__table__).where(WriteIntent.connection_id == connection_id,
-                                                            WriteIntent.kind == kind)
-            return {row.xero_id for row in session.execute(one_probe_per_key(session, statement, WriteIntent.xero_id,
-                                                                              wanted))}
+            return {row.xero_id for row in probe_rows(session, WriteIntent.__table__, "xero_id", wanted,
+                                                      connection_id=connection_id, kind=kind)}
 
     def save_many(self, connection_id: int, links: list["LinkWrite"]) -> set[tuple[str, str]]:
         """``save`` for a batch of links in one statement and one transaction; returns the (kind, xero id)
@@ -195,24 +214,12 @@ class LinkStore:
         rows = [{"connection_id": connection_id, "kind": link.kind, "xero_id": link.xero_id,
                  "zoho_module": link.zoho_module, "zoho_id": link.zoho_id, "content_hash": link.content_hash,
                  "source_updated_at": link.source_updated_at, "updated_at": now} for link in newest.values()]
-        with session_scope(self._sessions) as session:
-            statement = rows_insert(session, IdLink.__table__, _LINK_COLUMNS)  # one statement for the batch
-            statement = statement.on_conflict_do_update(
-                index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
-                set_={name: statement.excluded[name]
-                      for name in ("zoho_module", "zoho_id", "content_hash", "source_updated_at", "updated_at")},
-                where=or_(
-                    IdLink.source_updated_at.is_(None),
-                    statement.excluded.source_updated_at.is_(None),
-                    IdLink.source_updated_at <= statement.excluded.source_updated_at,
-                ),
-            ).returning(IdLink.kind, IdLink.xero_id)
-            saved = {(kind, xero_id) for kind, xero_id in execute_rows(session, statement, IdLink.__table__,
-                                                                        _LINK_COLUMNS, rows)}
-            # As ``save``: a link written (or found newer) ends the record's write intent.
-            session.execute(delete(WriteIntent).where(
-                WriteIntent.connection_id == connection_id,
-                tuple_(WriteIntent.kind, WriteIntent.xero_id).in_(list(newest))))
+        with session_scope(self._sessions) as session:  # one statement for the batch
+            saved = {(kind, xero_id) for kind, xero_id in insert_rows(session, IdLink.__table__, _LINK_COLUMNS, rows,
+                                                                       on_conflict=_update_if_not_older)}
+            # As ``save``: a link written (or found newer) ends the record's write intent. A Core DELETE: nothing
+            # reads write intents as ORM objects, so there is no identity map to keep in step.
+            core_connection(session).execute(_END_INTENTS, {"connection_id": connection_id, "keys": list(newest)})
             return saved
 
     def by_zoho(self, connection_id: int, zoho_module: str, zoho_id: str) -> Link | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import dialect_insert, execute_rows, one_probe_per_key, rows_insert, session_scope
+from connector.store.db import dialect_insert, insert_rows, probe_rows, session_scope
 from connector.store.tables import XeroSnapshot
 
 
@@ -29,6 +29,19 @@ class Snapshot:
     source_updated_at: datetime
     payload: dict[str, Any]
     fetched_at: datetime
+
+
+_SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "source_updated_at", "payload", "fetched_at"]
+
+
+def _replace_if_not_newer(statement):
+    """``put_if_newer``'s upsert for a batch, returning the ids stored."""
+    return statement.on_conflict_do_update(
+        index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
+        set_={"source_updated_at": statement.excluded.source_updated_at,
+              "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
+        where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
+    ).returning(XeroSnapshot.xero_id)
 
 
 class SnapshotStore:
@@ -72,27 +85,18 @@ class SnapshotStore:
         rows = [{"connection_id": connection_id, "resource": resource, "xero_id": xero_id,
                  "source_updated_at": updated, "payload": payload, "fetched_at": now}
                 for xero_id, (updated, payload) in newest.items()]
-        with session_scope(self._sessions) as session:
-            columns = ["connection_id", "resource", "xero_id", "source_updated_at", "payload", "fetched_at"]
-            statement = rows_insert(session, XeroSnapshot.__table__, columns)  # one statement for the batch
-            statement = statement.on_conflict_do_update(
-                index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
-                set_={"source_updated_at": statement.excluded.source_updated_at,
-                      "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
-                where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
-            ).returning(XeroSnapshot.xero_id)
-            return set(execute_rows(session, statement, XeroSnapshot.__table__, columns, rows).scalars())
+        with session_scope(self._sessions) as session:  # one statement for the batch
+            return set(insert_rows(session, XeroSnapshot.__table__, _SNAPSHOT_COLUMNS, rows,
+                                   on_conflict=_replace_if_not_newer).scalars())
 
     def get_many(self, connection_id: int, resource: str, xero_ids: list[str]) -> dict[str, Snapshot]:
         """The stored snapshots of these ids (absent ones left out), in one query per 500 ids."""
         wanted = list(dict.fromkeys(xero_ids))
         found: dict[str, Snapshot] = {}
         with session_scope(self._sessions) as session:
-            statement = select(XeroSnapshot.__table__).where(XeroSnapshot.connection_id == connection_id,
-                                                             XeroSnapshot.resource == resource)
             for start in range(0, len(wanted), 500):
-                rows = session.execute(one_probe_per_key(session, statement, XeroSnapshot.xero_id,
-                                                         wanted[start:start + 500]))
+                rows = probe_rows(session, XeroSnapshot.__table__, "xero_id", wanted[start:start + 500],
+                                  connection_id=connection_id, resource=resource)
                 found.update({row.xero_id: _snapshot(row) for row in rows})
         return found
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import execute_rows, one_probe_per_key, rows_insert, session_scope
+from connector.store.db import insert_rows, probe_rows, session_scope
 from connector.store.tables import WriteLedgerEntry
+
+
+def _last_write_wins(statement):
+    return statement.on_conflict_do_update(
+        index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system, WriteLedgerEntry.record_key],
+        set_={"content_hash": statement.excluded.content_hash, "written_at": statement.excluded.written_at},
+    )
 
 
 class WriteLedger:
@@ -26,20 +32,12 @@ class WriteLedger:
                  "written_at": now} for key, content_hash in hashes.items()]
         columns = ["connection_id", "system", "record_key", "content_hash", "written_at"]
         with session_scope(self._sessions) as session:  # one statement for the batch
-            statement = rows_insert(session, WriteLedgerEntry.__table__, columns)
-            statement = statement.on_conflict_do_update(
-                index_elements=[WriteLedgerEntry.connection_id, WriteLedgerEntry.system,
-                                WriteLedgerEntry.record_key],
-                set_={"content_hash": statement.excluded.content_hash, "written_at": statement.excluded.written_at},
-            )
-            execute_rows(session, statement, WriteLedgerEntry.__table__, columns, rows)
+            insert_rows(session, WriteLedgerEntry.__table__, columns, rows, on_conflict=_last_write_wins)
 
     def hashes(self, connection_id: int, system: str, keys: list[str]) -> dict[str, str]:
         if not keys:
             return {}
         with session_scope(self._sessions) as session:
-            statement = select(WriteLedgerEntry.__table__).where(WriteLedgerEntry.connection_id == connection_id,
-                                                                 WriteLedgerEntry.system == system)
-            rows = session.execute(one_probe_per_key(session, statement, WriteLedgerEntry.record_key,
-                                                     list(dict.fromkeys(keys))))
+            rows = probe_rows(session, WriteLedgerEntry.__table__, "record_key", list(dict.fromkeys(keys)),
+                              connection_id=connection_id, system=system)
             return {row.record_key: row.content_hash for row in rows}

@@ -10,8 +10,9 @@ from alembic.config import Config
 from sqlalchemy import inspect, select, text
 
 from connector.store import Store
-from connector.store.db import MIGRATIONS_DIR, make_engine, migrate, normalise_url, session_scope
-from connector.store.tables import Base, Connection
+from connector.store.db import (MIGRATIONS_DIR, _built_for, insert_rows, make_engine, migrate, normalise_url, probe_rows,
+                                session_scope)
+from connector.store.tables import Base, Connection, WriteLedgerEntry
 
 
 def _head_revision() -> str:
@@ -94,3 +95,69 @@ def test_store_repr_hides_the_database_password() -> None:
         assert "hunter2-pw" not in repr(store) and "postgresql+psycopg" in repr(store)
     finally:
         store.close()
+
+
+def _connection_id(store: Store) -> int:
+    return store.connections.create(name="n", xero_tenant_id="t").id
+
+
+def _do_nothing_on_conflict(statement):
+    return statement.on_conflict_do_nothing(index_elements=["connection_id", "system", "record_key"])
+
+
+def test_insert_rows_reuses_the_statement_built_for_a_shape_and_runs_it_with_each_call_s_rows(store: Store) -> None:
+    connection_id = _connection_id(store)
+    table = WriteLedgerEntry.__table__
+    columns = ["connection_id", "system", "record_key", "content_hash", "written_at"]
+    now = datetime(2026, 3, 1, tzinfo=timezone.utc)
+    for key, content_hash in (("a", "1"), ("b", "2"), ("a", "3")):
+        with session_scope(store.sessions) as session:
+            insert_rows(session, table, columns, [{"connection_id": connection_id, "system": "zoho", "record_key": key,
+                                                   "content_hash": content_hash, "written_at": now}],
+                        on_conflict=_do_nothing_on_conflict)
+    assert store.write_ledger.hashes(connection_id, "zoho", ["a", "b"]) == {"a": "1", "b": "2"}
+    with session_scope(store.sessions) as session:
+        dialect = session.connection().dialect
+    assert len([shape for shape in _built_for[dialect] if shape[2] is _do_nothing_on_conflict]) == 1
+
+
+def _set_a_constant_on_conflict(statement):
+    return statement.on_conflict_do_update(index_elements=["connection_id", "system", "record_key"],
+                                           set_={"content_hash": "x"})
+
+
+def test_insert_rows_refuses_an_on_conflict_made_per_call(store: Store) -> None:
+    # Each would be a shape of its own: built again on every call and kept in the cache for ever.
+    with pytest.raises(ValueError, match="module-level function"):
+        with session_scope(store.sessions) as session:
+            insert_rows(session, WriteLedgerEntry.__table__, ["record_key"], [{"record_key": "a"}],
+                        on_conflict=lambda statement: statement.on_conflict_do_nothing())
+
+
+def test_insert_rows_refuses_an_on_conflict_that_binds_a_value_of_its_own(pg_database_url) -> None:
+    # Built once per shape, such a value would be the first call's for every later call.
+    store = Store.open(pg_database_url)
+    connection_id = _connection_id(store)
+    row = {"connection_id": connection_id, "system": "zoho", "record_key": "a", "content_hash": "1",
+           "written_at": datetime(2026, 3, 1, tzinfo=timezone.utc)}
+    try:
+        with pytest.raises(ValueError, match="no parameters of its own"):
+            with session_scope(store.sessions) as session:
+                insert_rows(session, WriteLedgerEntry.__table__, list(row), [row], on_conflict=_set_a_constant_on_conflict)
+    finally:
+        store.close()
+
+
+def test_probe_rows_reads_the_keys_asked_for_within_the_equal_columns(store: Store) -> None:
+    connection_id = _connection_id(store)
+    other_id = store.connections.create(name="o", xero_tenant_id="t2").id
+    store.write_ledger.record_many(connection_id, "zoho", {"a": "1", "b": "2", "c": "3"})
+    store.write_ledger.record_many(other_id, "zoho", {"a": "9"})
+    store.write_ledger.record_many(connection_id, "xero", {"a": "8"})
+    with session_scope(store.sessions) as session:
+        first = {row.record_key: row.content_hash for row in probe_rows(
+            session, WriteLedgerEntry.__table__, "record_key", ["a", "c", "z"], connection_id=connection_id,
+            system="zoho")}
+        again = {row.record_key: row.content_hash for row in probe_rows(
+            session, WriteLedgerEntry.__table__, "record_key", ["b"], connection_id=other_id, system="zoho")}
+    assert (first, again) == ({"a": "1", "c": "3"}, {})

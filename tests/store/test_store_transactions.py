@@ -8,6 +8,7 @@ import pytest
 from connector.store import Store
 from connector.store.audit import RECEIVED
 from connector.store.links import LinkWrite
+from connector.store.vault import Vault
 from tests.processes import wait_for
 from tests.store.server_transactions import server_transactions
 
@@ -87,3 +88,15 @@ def test_batch_reads_inside_one_transaction_see_a_save_made_in_it(store: Store, 
         assert store.links.get_many(connection_id, "invoice", ["i-1"])["i-1"].content_hash == "old"
         store.links.save_many(connection_id, [LinkWrite("invoice", "i-1", "Invoices", "z-1", "new")])
         assert store.links.get_many(connection_id, "invoice", ["i-1"])["i-1"].content_hash == "new"
+
+
+def test_reads_inside_one_transaction_see_its_pending_orm_changes(store: Store, connection_id: int) -> None:
+    # The reads run Core statements on the session's connection; what the ORM has not flushed yet must show.
+    other_id = store.connections.create(name="Other", xero_tenant_id="tenant-2").id
+    credentials = store.credentials(Vault(Vault.generate_keyring("k1")))
+    with store.transaction():
+        store.connections.set_state(connection_id, "disabled", "paused")
+        credentials.share(other_id, "xero", connection_id)
+        assert (store.connections.get(connection_id).state, store.connections.by_tenant("tenant-1").state_reason) == (
+            "disabled", "paused")
+        assert credentials.owner_of(other_id, "xero") == connection_id
