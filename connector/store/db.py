@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from uuid import UUID
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import ARRAY, Engine, String, TypeDecorator, create_engine, event, exc, func, literal, make_url, select, text, true
@@ -26,6 +27,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from connector.json_encoding import escaped_as_stdlib, made_of
 from connector.secret import Secret
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -67,12 +69,35 @@ def without_nul(value: Any) -> Any:
     return value
 
 
+_STDLIB_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+# Types orjson writes as json.dumps does once _json_default's conversions are applied (see _orjson_default).
+_ORJSON_LEAF_TYPES = frozenset({str, int, bool, type(None), Decimal, datetime, date, UUID, Secret})
+# datetimes and subclasses reach _orjson_default (orjson would otherwise write its own formats).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _orjson_default(value: Any) -> Any:
+    # made_of has already let only these exact types through; anything else raises and takes the stdlib path.
+    if type(value) in (Decimal, datetime, date, UUID, Secret):
+        return _json_default(value)
+    raise TypeError(f"{type(value).__name__} is left to json.dumps")
+
+
 def json_dumps(value: Any) -> str:
-    text = json.dumps(value, default=_json_default, separators=(",", ":"))
+    """``value`` as compact JSON, exactly as ``json.dumps(value, default=_json_default, separators=(",", ":"))``
+    writes it (NUL aside, see ``without_nul``). orjson writes it when it can write the same text (about four
+    times faster); a float, enum, subclass, big integer or lone surrogate leaves it to json.dumps."""
+    if made_of(value, _ORJSON_LEAF_TYPES):
+        try:
+            text = escaped_as_stdlib(orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS))
+        except orjson.JSONEncodeError:
+            text = _STDLIB_ENCODER.encode(value)
+    else:
+        text = _STDLIB_ENCODER.encode(value)
     # json.dumps writes NUL as the escape \u0000: only a document that shows one is walked and written
     # again (an escaped backslash before "u0000" also matches; that costs the walk, nothing else).
     if "\\u0000" in text:
-        text = json.dumps(without_nul(value), default=_json_default, separators=(",", ":"))
+        text = _STDLIB_ENCODER.encode(without_nul(value))
     return text
 
 
