@@ -28,7 +28,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import NeedsReauth, TransientError
-from connector.json_encoding import escaped_as_stdlib, made_of
+from connector.json_encoding import escaped_as_stdlib, orjson_writable
 from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
 
@@ -82,16 +82,16 @@ def loads_json(data: bytes | str) -> Any:
     return json.loads(data, parse_float=Decimal)
 
 
-# Types orjson writes as _dumps_json_stdlib does, given _orjson_number_or_date (datetimes are refused there).
-_ORJSON_LEAF_TYPES = frozenset({str, int, bool, type(None), Decimal, date})
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+# Documents orjson writes as _dumps_json_stdlib does, with _orjson_number writing finite Decimals
+# (orjson writes dates as "YYYY-MM-DD" too; datetimes are refused there, so here).
+_orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date}))
+# Subclasses reach _orjson_number, which refuses them (orjson would write them as their base type).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-def _orjson_number_or_date(value: Any) -> Any:
+def _orjson_number(value: Any) -> Any:
     if type(value) is Decimal and value.is_finite():
         return orjson.Fragment(str(value))
-    if type(value) is date:
-        return value.isoformat()
     # NaN or infinite Decimal: _dumps_json_stdlib raises the error the callers expect.
     raise TypeError(f"{type(value).__name__} {value} is left to _dumps_json_stdlib")
 
@@ -101,9 +101,9 @@ def dumps_json(value: Any) -> str:
 
     orjson writes the body when it can write the same text (about ten times faster than the recursive
     writer); a float, enum, subclass, non-str key, big integer or lone surrogate leaves it to the latter."""
-    if made_of(value, _ORJSON_LEAF_TYPES):
+    if _orjson_writable(value):
         try:
-            return escaped_as_stdlib(orjson.dumps(value, default=_orjson_number_or_date, option=_ORJSON_OPTIONS))
+            return escaped_as_stdlib(orjson.dumps(value, default=_orjson_number, option=_ORJSON_OPTIONS))
         except orjson.JSONEncodeError:
             pass
     return _dumps_json_stdlib(value)

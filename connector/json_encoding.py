@@ -4,44 +4,62 @@ orjson is several times faster, but it differs from ``json.dumps`` in ways that 
 document is stored, hashed or sent: it writes NaN and infinities as ``null`` (json.dumps writes ``NaN``
 or refuses them), formats some floats differently (``1e-05`` against ``0.00001``), writes enums and
 dataclasses that json.dumps refuses, and writes UTF-8 where json.dumps escapes (``ensure_ascii``).
-So orjson is only handed documents made of types it writes the same way (``made_of``), and its
+So orjson is only handed documents made of types it writes the same way (``orjson_writable``), and its
 output is escaped as json.dumps escapes (``escaped_as_stdlib``); anything else takes the old path.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Callable
 
 _CONTAINERS = (dict, list, tuple)
 
 
-def made_of(value: Any, leaf_types: frozenset[type]) -> bool:
-    """True if ``value`` is dicts, lists and tuples (exactly those types) of ``leaf_types`` (exact types too:
-    a subclass, a float or an enum makes it False). Dict keys are not looked at: orjson refuses any key
+def orjson_writable(leaf_types: frozenset[type], *, naive_or_utc_datetimes: bool = False) -> Callable[[Any], bool]:
+    """A test that a document is dicts, lists and tuples (exactly those types) of ``leaf_types`` (exact
+    types too: a subclass, a float or an enum fails it), and, if ``naive_or_utc_datetimes``, of datetimes
+    without tzinfo or in ``timezone.utc``, which orjson writes as ``isoformat()`` does (about eight times
+    faster); other offsets it rounds to the minute. Dict keys are not looked at: orjson refuses any key
     that is not exactly a str, which sends the document down the old path too. A document that nests
-    itself is False, so the old path raises what it raised."""
-    try:
-        return _made_of(value, leaf_types)
-    except RecursionError:
-        return False
+    itself fails, so the old path raises what it raised."""
 
+    def leaf(value: Any) -> bool:
+        value_type = type(value)
+        if value_type in leaf_types:
+            return True
+        if value_type is datetime:
+            return naive_or_utc_datetimes and (value.tzinfo is None or value.tzinfo is timezone.utc)
+        return value_type in _CONTAINERS and made_of(value)
 
-def _made_of(value: Any, leaf_types: frozenset[type]) -> bool:
-    value_type = type(value)
-    if value_type is dict:
-        children = value.values()
-    elif value_type is list or value_type is tuple:
-        children = value
-    else:
-        return value_type in leaf_types
-    for child in children:
-        child_type = type(child)
-        if child_type in leaf_types:
-            continue
-        if child_type not in _CONTAINERS or not _made_of(child, leaf_types):
+    def made_of(value: Any) -> bool:
+        value_type = type(value)
+        if value_type is dict:
+            children = value.values()
+        elif value_type is list or value_type is tuple:
+            children = value
+        else:
+            return leaf(value)
+        for child in children:
+            # The common cases inline: a call per string or number would double the cost.
+            child_type = type(child)
+            if child_type in leaf_types:
+                continue
+            if child_type is dict or child_type is list:
+                if not made_of(child):
+                    return False
+            elif not leaf(child):
+                return False
+        return True
+
+    def writable(value: Any) -> bool:
+        try:
+            return made_of(value)
+        except RecursionError:
             return False
-    return True
+
+    return writable
 
 
 # json.dumps (ensure_ascii) escapes every character outside space..tilde; orjson already escapes the

@@ -27,7 +27,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from connector.json_encoding import escaped_as_stdlib, made_of
+from connector.json_encoding import escaped_as_stdlib, orjson_writable
 from connector.secret import Secret
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -70,16 +70,19 @@ def without_nul(value: Any) -> Any:
 
 
 _STDLIB_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
-# Types orjson writes as json.dumps does once _json_default's conversions are applied (see _orjson_default).
-_ORJSON_LEAF_TYPES = frozenset({str, int, bool, type(None), Decimal, datetime, date, UUID, Secret})
-# datetimes and subclasses reach _orjson_default (orjson would otherwise write its own formats).
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
+# Documents orjson writes as json.dumps does, with _orjson_default converting Decimal and Secret as
+# _json_default does (orjson writes dates, UUIDs and naive or UTC datetimes as _json_default does).
+_orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date, UUID, Secret}),
+                                   naive_or_utc_datetimes=True)
+# Subclasses reach _orjson_default, which refuses them (orjson would write them as their base type).
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _orjson_default(value: Any) -> Any:
-    # made_of has already let only these exact types through; anything else raises and takes the stdlib path.
-    if type(value) in (Decimal, datetime, date, UUID, Secret):
-        return _json_default(value)
+    if type(value) is Decimal:
+        return str(value)
+    if type(value) is Secret:
+        return "***"
     raise TypeError(f"{type(value).__name__} is left to json.dumps")
 
 
@@ -87,7 +90,7 @@ def json_dumps(value: Any) -> str:
     """``value`` as compact JSON, exactly as ``json.dumps(value, default=_json_default, separators=(",", ":"))``
     writes it (NUL aside, see ``without_nul``). orjson writes it when it can write the same text (about four
     times faster); a float, enum, subclass, big integer or lone surrogate leaves it to json.dumps."""
-    if made_of(value, _ORJSON_LEAF_TYPES):
+    if _orjson_writable(value):
         try:
             text = escaped_as_stdlib(orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS))
         except orjson.JSONEncodeError:

@@ -8,7 +8,8 @@ import enum
 import json
 from collections import namedtuple
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 from uuid import UUID
 
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.secret import Secret
-from connector.store.db import _json_default, json_dumps, without_nul
+from connector.store.db import _json_default, _orjson_writable, json_dumps, without_nul
 
 
 def stdlib_json_dumps(value):
@@ -47,6 +48,10 @@ class Name(str):
     pass
 
 
+class Moment(datetime):
+    pass
+
+
 @dataclass
 class Point:
     x: int
@@ -66,6 +71,14 @@ Pair = namedtuple("Pair", "a b")
     {"nul": "a\x00b", "\x00key": ["\x00"]}, {"escaped backslash": "\\u0000"},
     {"when": datetime(2026, 11, 30, 21, 0, tzinfo=timezone.utc), "naive": datetime(2026, 1, 2, 3, 4, 5, 6),
      "day": date(2026, 11, 30), "id": UUID("12345678-1234-5678-1234-567812345678"), "token": Secret("hunter2")},
+    {"micro": datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=timezone.utc), "year_1": datetime(1, 1, 1),
+     "old_day": date(999, 12, 31), "upper_uuid": UUID("ABCDEF01-1234-5678-1234-567812345678")},
+    # orjson rounds offsets to the minute and writes subclasses and times its own way: json.dumps writes these.
+    {"seconds_offset": datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=5, minutes=30, seconds=15)))},
+    {"local_mean_time": datetime(1800, 1, 1, tzinfo=ZoneInfo("Europe/Amsterdam"))},
+    {"zone": datetime(2026, 6, 1, 12, tzinfo=ZoneInfo("Pacific/Auckland"))},
+    {"offset": datetime(2026, 6, 1, 12, tzinfo=timezone(timedelta(hours=-3)))},
+    {"subclass": Moment(2026, 1, 1, tzinfo=timezone.utc)}, {"time": time(12, 30)},
     {"tuple": (1, "a", None, True, False)}, [], {}, "plain", 7, None, True, Decimal("3.14"),
     {"unserialisable": object()}, {"set": {1}}, {"bytes": b"x"},
 ])
@@ -88,7 +101,9 @@ def test_json_dumps_deep_nesting_beyond_orjson_limit_is_written_by_json_dumps():
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
 leaves = (any_text | st.integers() | st.floats() | st.booleans() | st.none()
-          | st.decimals(allow_nan=True, allow_infinity=True) | st.dates() | st.datetimes()
+          | st.decimals(allow_nan=True, allow_infinity=True) | st.dates()
+          | st.datetimes(timezones=st.none() | st.just(timezone.utc) | st.timezones()
+                         | st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23)).map(timezone))
           | st.uuids() | st.builds(Secret, st.text(max_size=4)))
 documents = st.recursive(
     leaves,
@@ -103,3 +118,13 @@ documents = st.recursive(
 @given(documents)
 def test_json_dumps_matches_json_dumps_on_any_document(value):
     assert outcome(json_dumps, value) == outcome(stdlib_json_dumps, value)
+
+
+def test_rows_as_the_store_writes_them_go_through_orjson():
+    # Not a behaviour: the reason json_dumps is fast. Rows with UTC timestamps, Decimals, nested
+    # payloads and NULLs must not fall back to json.dumps.
+    now = datetime(2026, 11, 30, 21, 31, 0, 692017, tzinfo=timezone.utc)
+    rows = [{"connection_id": 1, "xero_id": "a", "source_updated_at": now, "fetched_at": now, "task_id": None,
+             "payload": {"Total": Decimal("40.10"), "LineItems": [{"Quantity": Decimal("2.0000"), "Tracking": []}],
+                         "Date": date(2026, 11, 30), "HasErrors": False}}]
+    assert _orjson_writable(rows)
