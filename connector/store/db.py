@@ -104,6 +104,26 @@ def json_dumps(value: Any) -> str:
     return text
 
 
+# orjson reads integers beyond 64 bits as floats, where json.loads keeps them exact: a document with a
+# run of 19 digits anywhere (inside a string too; that only costs the slower read) goes to json.loads.
+# Found by turning every digit into 0 and looking for 19 of them: several times faster than a regex.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+
+
+def json_loads(document: bytes | str) -> Any:
+    """``json.loads(document)``, as psycopg calls it for json and jsonb columns (with bytes). orjson reads
+    it (about three times faster) when it reads the same values:
+    it refuses what it cannot read as json.loads does (NaN, lone surrogates, 1e400, a BOM, deep nesting),
+    and json.loads then reads it, or raises its own error."""
+    if type(document) is bytes and _NINETEEN_DIGITS not in document.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(document)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(document)
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` become ``postgresql+psycopg://``."""
     parsed = make_url(url)
@@ -120,6 +140,7 @@ def make_engine(url: str) -> Engine:
     # UtcDateTime passes through as they are, instead of converting each from the server's zone.
     options = " ".join(filter(None, [parsed.query.get("options"), "-c TimeZone=UTC"]))
     engine = create_engine(parsed.difference_update_query(["options"]), json_serializer=json_dumps,
+                           json_deserializer=json_loads,
                            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, "options": options})
     event.listen(engine, "checkout", _drop_dead_connection)
     return engine
