@@ -88,7 +88,7 @@ def _orjson_default(value: Any) -> Any:
 
 def json_dumps(value: Any) -> str:
     """``value`` as compact JSON, exactly as ``json.dumps(value, default=_json_default, separators=(",", ":"))``
-    writes it (NUL aside, see ``without_nul``). orjson writes it when it can write the same text (about four
+    writes it (NUL aside, see ``without_nul``). orjson writes it when it can write the same text (two to four
     times faster); a float, enum, subclass, big integer or lone surrogate leaves it to json.dumps."""
     if _orjson_writable(value):
         try:
@@ -113,7 +113,7 @@ _NINETEEN_DIGITS = b"0" * 19
 
 def json_loads(document: bytes | str) -> Any:
     """``json.loads(document)``, as psycopg calls it for json and jsonb columns (with bytes). orjson reads
-    it (about three times faster) when it reads the same values:
+    it (up to three times faster) when it reads the same values:
     it refuses what it cannot read as json.loads does (NaN, lone surrogates, 1e400, a BOM, deep nesting),
     and json.loads then reads it, or raises its own error."""
     if type(document) is bytes and _NINETEEN_DIGITS not in document.translate(_DIGITS_TO_ZERO):
