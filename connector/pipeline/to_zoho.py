@@ -32,7 +32,7 @@ from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
 from connector.mapping.formulas import neutralise_record
-from connector.mapping.hashing import content_hash
+from connector.mapping.hashing import content_hash, content_hashes_with
 from connector.mapping.invoices import expected_totals, invoice_items, map_invoice
 from connector.mapping.overrides import apply_field_overrides
 from connector.mapping_config import SyncConfig
@@ -267,8 +267,8 @@ class ZohoPush:
                                                                   self.config.field_overrides), self.config)
             lines = record.pop("Invoiced_Items")
             self._audit("invoice", iid, sync_ids, stages.MAPPED, {"lines": len(lines)})
-            prepared[iid] = _PreparedInvoice(record, lines, content_hash({**record, "Invoiced_Items": lines}),
-                                             content_hash({"Invoiced_Items": lines}), snapshot, totals)
+            full_hash, lines_hash = content_hashes_with(record, "Invoiced_Items", lines)
+            prepared[iid] = _PreparedInvoice(record, lines, full_hash, lines_hash, snapshot, totals)
 
         # Which invoices need a write, and what Zoho holds of them now.
         targets: dict[str, str | None] = {}  # xero id -> Zoho id (None: not in Zoho, to be created)
