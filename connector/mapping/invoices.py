@@ -36,9 +36,8 @@ Delivered, Cancelled; UNVERIFIED), so the default map below uses only those; cal
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, DecimalException, localcontext
-from typing import Any, Final
+from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, DecimalException, InvalidOperation, localcontext
+from typing import Any, Final, NamedTuple
 
 from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
@@ -66,8 +65,7 @@ _LINE_AMOUNT_TYPES = {"exclusive": "Exclusive", "inclusive": "Inclusive", "notax
 _WORKING_PRECISION = 60  # wide enough that products of 4-dp quantities and prices are exact
 
 
-@dataclass(frozen=True)
-class _LineMoney:
+class _LineMoney(NamedTuple):  # a tuple: a frozen dataclass cost more to make than its line's sums
     quantity: Decimal
     list_price: Decimal
     discount: Decimal
@@ -286,25 +284,62 @@ def _line_money(line: Mapping[str, Any], amount_types: str, index: int, places: 
         raise DataError(f"{field}: amounts out of range", field=field) from None
 
 
+_ONE, _ZERO, _ZERO_CENTS = Decimal(1), Decimal(0), Decimal("0.00")
+# List_Price steps by places; Decimal(1).scaleb(-places) is exact in any context for these.
+_STEPS = {places: Decimal(1).scaleb(-places) for places in range(13)}
+
+
+def _line_decimal(value: Any, index: int, name: str) -> Decimal:
+    """``to_decimal(value, field=f"LineItems[{index}].{name}")``: the common types converted here, the
+    rest (and every error) by to_decimal, so the field's name is only written when it is needed."""
+    kind = type(value)
+    if kind is str:
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+    elif kind is Decimal:
+        number = value
+    elif kind is int:
+        number = Decimal(str(value))
+    else:
+        number = None
+    if number is not None and number.is_finite():
+        return number
+    return to_decimal(value, field=f"LineItems[{index}].{name}")
+
+
+def _line_cents(value: Any, index: int, name: str) -> Decimal:
+    """``to_money(value, field=f"LineItems[{index}].{name}")``, as _line_decimal."""
+    try:
+        return _line_decimal(value, index, name).quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return to_money(value, field=f"LineItems[{index}].{name}")  # raises its DataError
+
+
 def _line_money_unchecked(line: Mapping[str, Any], amount_types: str, index: int, places: int) -> _LineMoney:
-    field = f"LineItems[{index}]"
-    step = Decimal(1).scaleb(-places)
+    step = _STEPS.get(places) if type(places) is int else None
+    if step is None:
+        step = Decimal(1).scaleb(-places)
+    get = line.get
     with localcontext() as ctx:
         ctx.prec = _WORKING_PRECISION
-        quantity = to_decimal(line["Quantity"], field=f"{field}.Quantity") if _present(
-            line.get("Quantity")) else Decimal(1)  # a description-only line: one of nothing
-        unit = to_decimal(line["UnitAmount"], field=f"{field}.UnitAmount") if _present(
-            line.get("UnitAmount")) else None
-        rate = to_decimal(line["DiscountRate"], field=f"{field}.DiscountRate") if _present(
-            line.get("DiscountRate")) else Decimal(0)
-        discount_amount = to_money(line["DiscountAmount"], field=f"{field}.DiscountAmount") if _present(
-            line.get("DiscountAmount")) else Decimal(0)
-        tax = to_money(line["TaxAmount"], field=f"{field}.TaxAmount") if _present(
-            line.get("TaxAmount")) else Decimal("0.00")
+        value = get("Quantity")
+        # a description-only line: one of nothing
+        quantity = _line_decimal(value, index, "Quantity") if value is not None and value != "" else _ONE
+        value = get("UnitAmount")
+        unit = _line_decimal(value, index, "UnitAmount") if value is not None and value != "" else None
+        value = get("DiscountRate")
+        rate = _line_decimal(value, index, "DiscountRate") if value is not None and value != "" else _ZERO
+        value = get("DiscountAmount")
+        discount_amount = _line_cents(value, index, "DiscountAmount") if value is not None and value != "" else _ZERO
+        value = get("TaxAmount")
+        tax = _line_cents(value, index, "TaxAmount") if value is not None and value != "" else _ZERO_CENTS
 
         gross = quantity * (unit or 0)  # before discount; includes tax on Inclusive lines
-        if _present(line.get("LineAmount")):
-            line_amount = to_money(line["LineAmount"], field=f"{field}.LineAmount")
+        value = get("LineAmount")
+        if value is not None and value != "":
+            line_amount = _line_cents(value, index, "LineAmount")
         elif rate:
             line_amount = _round2(gross * (100 - rate) / 100)
         else:
@@ -320,10 +355,11 @@ def _line_money_unchecked(line: Mapping[str, Any], amount_types: str, index: int
 
         if quantity == 0:
             if net != 0:
+                field = f"LineItems[{index}]"
                 raise DataError(f"{field}.Quantity is 0 but the line amount is {line_amount}",
                                 field=f"{field}.Quantity")
-            list_price = (unit or Decimal(0)).quantize(step, rounding=ROUND_UP)
-            return _LineMoney(quantity, list_price, Decimal("0.00"), tax, net)
+            list_price = (unit or _ZERO).quantize(step, rounding=ROUND_UP)
+            return _LineMoney(quantity, list_price, _ZERO_CENTS, tax, net)
 
         list_price = (exclusive_gross / quantity).quantize(step, rounding=ROUND_UP)
         discount = _round2(quantity * list_price) - net
