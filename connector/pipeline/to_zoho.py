@@ -671,6 +671,8 @@ def _newer(link, snapshot) -> bool:
 
 
 def _number(value) -> Decimal | None:
+    if type(value) is Decimal and value.is_finite():
+        return value  # what Decimal(str(value)) makes: an equal Decimal (NaNs still get a copy each)
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -689,10 +691,11 @@ def _zoho_totals(record: Mapping[str, Any]) -> dict[str, Decimal | None]:
 
 def _line_content(line: Mapping[str, Any]) -> tuple:
     """What a line says, comparable between what we send (Decimals) and what Zoho returns (numbers)."""
-    product = line.get("Product_Name")
+    get = line.get
+    product = get("Product_Name")
     product_id = str(product.get("id")) if isinstance(product, Mapping) else product
-    return (product_id, *(_number(line.get(key)) for key in ("Quantity", "List_Price", "Discount", "Tax")),
-            line.get("Description") or None)
+    return (product_id, _number(get("Quantity")), _number(get("List_Price")), _number(get("Discount")),
+            _number(get("Tax")), get("Description") or None)
 
 
 def line_changes(current: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[dict] | None:
