@@ -12,18 +12,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
-__all__ = ["canonical_json", "content_hash"]
+__all__ = ["canonical_json", "content_hash", "content_hashes_with"]
 
 
 def content_hash(payload: Mapping[str, Any]) -> str:
     """Hex sha256 of ``canonical_json(payload)``."""
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    return _sha256(canonical_json(payload))
+
+
+def content_hashes_with(header: Mapping[str, Any], key: str, part: Any) -> tuple[str, str]:
+    """``(content_hash({**header, key: part}), content_hash({key: part}))``, encoding ``part`` once.
+
+    The pipeline hashes an invoice whole and its lines alone; the lines are most of the text."""
+    try:
+        part_text = canonical_json(part)
+    except (TypeError, ValueError):
+        # Unencodable: raise exactly what hashing the whole record raises (its first bad value).
+        return content_hash({**header, key: part}), content_hash({key: part})
+    try:
+        whole = _encoded_by_c({**header, key: _Encoded(part_text)})
+    except _NotPlain:
+        whole = _written_in_python({**header, key: part})
+    return _sha256(whole), _sha256(f"{{{json.dumps(key, ensure_ascii=False)}:{part_text}}}")
 
 
 def canonical_json(value: Any) -> str:
@@ -35,45 +51,87 @@ def canonical_json(value: Any) -> str:
         return _written_in_python(value)
 
 
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class _NotPlain(Exception):
     """A value the C encoder path does not take: left to the Python writer (which may refuse it)."""
 
 
-# A number's placeholder: NUL cannot occur in a plain value's strings (those go the Python way).
-_PLACEHOLDER = re.compile(r'"\\u0000(\d+)\\u0000"')
+class _Encoded:
+    """Canonical text already written (``content_hashes_with``), placed as it is."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+# Where the encoder's default hook put a number: the JSON string of one NUL. The hook runs in output
+# order (keys sorted), so the n-th slot is the n-th number; a string of the value's own that writes
+# the same text (a NUL, or a quote before or after one) makes one slot too many: the Python way then.
+_SLOT = "\x00"
+_SLOT_TEXT = '"\\u0000"'
+# Values the C encoder writes exactly as the Python writer does (int: its digits; bool: true/false),
+# or hands to the default hook (Decimal, datetime, date). Exact types: subclasses may encode otherwise.
+_SCALARS = frozenset({str, int, bool, type(None), Decimal, datetime, date, _Encoded})
+_CONTAINERS = frozenset({dict, list, tuple})
+_ALLOWED = _SCALARS | _CONTAINERS
+_STR = frozenset({str})
 
 
 def _encoded_by_c(value: Any) -> str:
     """The same text as ``_written_in_python``, written by json's C encoder (sorted keys, ensure_ascii
-    off). Numbers other than int are placeholders, swapped for their canonical text afterwards: the C
-    encoder would write floats as repr and cannot write Decimals. This runs for every mapped record."""
-    numbers: list[str] = []
-    text = json.dumps(_plain(value, numbers), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    if numbers:
-        text = _PLACEHOLDER.sub(lambda match: numbers[int(match.group(1))], text)
-    return text
-
-
-def _plain(value: Any, numbers: list[str]) -> Any:
+    off). Numbers other than int go through the default hook as slots, swapped for their canonical text
+    afterwards: the C encoder would write floats as repr and cannot write Decimals. This runs for every
+    mapped record."""
     kind = type(value)
-    if kind is str:
-        if "\x00" in value:
+    if kind in _CONTAINERS:
+        _check_plain(value)
+    elif kind not in _SCALARS:
+        raise _NotPlain
+    numbers: list[str] = []
+
+    def slot(item: Any) -> str:
+        kind = type(item)
+        if kind is Decimal:
+            numbers.append(_number(item))
+            return _SLOT
+        if kind is _Encoded:
+            numbers.append(item.text)
+            return _SLOT
+        return item.isoformat()  # datetime or date: _check_plain let nothing else through
+
+    # No circular check: _check_plain has walked the value already (a cycle never ends that walk).
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=slot,
+                      check_circular=False)
+    if not numbers:
+        return text  # strings (NULs too) are written by the same C function both ways
+    pieces = text.split(_SLOT_TEXT)
+    if len(pieces) != len(numbers) + 1:
+        raise _NotPlain
+    numbers.append("")
+    return "".join(chain.from_iterable(zip(pieces, numbers)))
+
+
+def _check_plain(value: dict | list | tuple) -> None:
+    """Raise _NotPlain unless every value inside is of an exact type in _ALLOWED and every key a str.
+
+    Floats are left to the Python writer (rare in mapped records); so are non-str keys, which the C
+    encoder would write as strings where the Python writer refuses them."""
+    if type(value) is dict:
+        if not _STR.issuperset(map(type, value)):
             raise _NotPlain
-        return value
-    if kind is dict:
-        if not all(type(key) is str and "\x00" not in key for key in value):
-            raise _NotPlain
-        return {key: _plain(item, numbers) for key, item in value.items()}
-    if kind is list or kind is tuple:
-        return [_plain(item, numbers) for item in value]
-    if value is None or kind is bool or kind is int:
-        return value  # the C encoder writes these as the Python writer does
-    if kind is Decimal or kind is float:
-        numbers.append(_number(value))
-        return f"\x00{len(numbers) - 1}\x00"
-    if kind is datetime or kind is date:
-        return value.isoformat()
-    raise _NotPlain  # subclasses, other mappings, unencodable values
+        value = value.values()
+    kinds = set(map(type, value))
+    if kinds <= _SCALARS:
+        return
+    if not kinds <= _ALLOWED:
+        raise _NotPlain
+    for item in value:
+        if type(item) in _CONTAINERS:
+            _check_plain(item)
 
 
 def _written_in_python(value: Any) -> str:
@@ -121,6 +179,9 @@ def _number(value: int | float | Decimal) -> str:
         return "0"  # also folds -0 into 0
     # Plain digits ("f" never writes an exponent nor rounds), then the fractional part's trailing zeros
     # dropped as text: Decimal.normalize() would round to the context precision (28 digits) and make
-    # distinct long values collide.
-    text = format(number, "f")
+    # distinct long values collide. str() writes the same digits for less unless it uses an exponent
+    # (E, or e under the context's capitals=0); a subclass keeps its own __format__.
+    text = str(number) if type(number) is Decimal else "e"
+    if "E" in text or "e" in text:
+        text = format(number, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text

@@ -36,9 +36,18 @@ Delivered, Cancelled; UNVERIFIED), so the default map below uses only those; cal
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, ROUND_UP, Decimal, DecimalException, localcontext
-from typing import Any, Final
+from contextlib import AbstractContextManager
+from decimal import (
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+    DecimalException,
+    InvalidOperation,
+    getcontext,
+    localcontext,
+)
+from typing import Any, Final, NamedTuple
 
 from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
@@ -66,8 +75,7 @@ _LINE_AMOUNT_TYPES = {"exclusive": "Exclusive", "inclusive": "Inclusive", "notax
 _WORKING_PRECISION = 60  # wide enough that products of 4-dp quantities and prices are exact
 
 
-@dataclass(frozen=True)
-class _LineMoney:
+class _LineMoney(NamedTuple):  # a tuple: a frozen dataclass cost more to make than its line's sums
     quantity: Decimal
     list_price: Decimal
     discount: Decimal
@@ -142,29 +150,33 @@ def map_invoice(
     amount_types = _line_amount_types(invoice)
     items: list[dict[str, Any]] = []
     net_sum = tax_sum = Decimal("0.00")
-    for index, line in enumerate(lines):
-        money = _line_money(line, amount_types, index, list_price_places)
-        net_sum += money.net
-        tax_sum += money.tax
-        code = _item_code(line, index)
-        if code is None:
-            product_id = placeholder_product_id
-        elif code in product_ids:
-            product_id = product_ids[code]
-        else:
-            raise DataError(f"LineItems[{index}].ItemCode {code!r} has no Zoho product id yet",
-                            field=f"LineItems[{index}].ItemCode")
-        item: dict[str, Any] = {
-            "Product_Name": {"id": product_id},
-            "Quantity": money.quantity,
-            "List_Price": money.list_price,
-            "Discount": money.discount,
-            "Tax": money.tax,
-        }
-        description = clean_text(line.get("Description"), field=f"LineItems[{index}].Description")
-        if description is not None:
-            item["Description"] = zf.truncate_text(description, zf.INVOICE_LINE_DESCRIPTION_MAX)
-        items.append(item)
+    # One working context for all lines; the sums are the caller's context's, as they always were.
+    caller = getcontext()
+    step = _list_price_step(list_price_places)
+    with _working_context():
+        for index, line in enumerate(lines):
+            money = _line_money_in_context(line, amount_types, index, step)
+            net_sum = caller.add(net_sum, money.net)
+            tax_sum = caller.add(tax_sum, money.tax)
+            code = _item_code(line, index)
+            if code is None:
+                product_id = placeholder_product_id
+            elif code in product_ids:
+                product_id = product_ids[code]
+            else:
+                raise DataError(f"LineItems[{index}].ItemCode {code!r} has no Zoho product id yet",
+                                field=f"LineItems[{index}].ItemCode")
+            item: dict[str, Any] = {
+                "Product_Name": {"id": product_id},
+                "Quantity": money.quantity,
+                "List_Price": money.list_price,
+                "Discount": money.discount,
+                "Tax": money.tax,
+            }
+            description = clean_text(line.get("Description"), field=f"LineItems[{index}].Description")
+            if description is not None:
+                item["Description"] = zf.truncate_text(description, zf.INVOICE_LINE_DESCRIPTION_MAX)
+            items.append(item)
     record["Invoiced_Items"] = items
 
     if _present(invoice.get("Total")):
@@ -187,19 +199,21 @@ def invoice_items(invoice: Mapping[str, Any], *, list_price_places: int = 4) -> 
     amount_types = _line_amount_types(invoice)
     limits = zf.PRODUCTS_MAX_LENGTH
     products: dict[str, dict[str, Any]] = {}
-    for index, line in enumerate(_lines(invoice)):
-        code = _item_code(line, index)
-        if code is None or code in products:
-            continue
-        item = line.get("Item") if isinstance(line.get("Item"), Mapping) else {}
-        name = clean_text(item.get("Name"), field=f"LineItems[{index}].Item.Name") or code
-        money = _line_money(line, amount_types, index, list_price_places)
-        products[code] = {
-            "Product_Name": zf.truncate_text(name, limits["Product_Name"]),
-            "Product_Code": zf.truncate_text(code, limits["Product_Code"]),
-            zf.PRODUCT_ITEM_CODE: code,
-            "Unit_Price": money.list_price,
-        }
+    step = _list_price_step(list_price_places)
+    with _working_context():  # nothing else in the loop computes with Decimals
+        for index, line in enumerate(_lines(invoice)):
+            code = _item_code(line, index)
+            if code is None or code in products:
+                continue
+            item = line.get("Item") if isinstance(line.get("Item"), Mapping) else {}
+            name = clean_text(item.get("Name"), field=f"LineItems[{index}].Item.Name") or code
+            money = _line_money_in_context(line, amount_types, index, step)
+            products[code] = {
+                "Product_Name": zf.truncate_text(name, limits["Product_Name"]),
+                "Product_Code": zf.truncate_text(code, limits["Product_Code"]),
+                zf.PRODUCT_ITEM_CODE: code,
+                "Unit_Price": money.list_price,
+            }
     return list(products.values())
 
 
@@ -278,58 +292,109 @@ def _round2(value: Decimal) -> Decimal:
 
 def _line_money(line: Mapping[str, Any], amount_types: str, index: int, places: int) -> _LineMoney:
     """Zoho line money for one Xero line; see the module docstring for the arithmetic."""
+    step = _list_price_step(places)
+    with _working_context():
+        return _line_money_in_context(line, amount_types, index, step)
+
+
+def _line_money_in_context(line: Mapping[str, Any], amount_types: str, index: int, step: Decimal) -> _LineMoney:
+    """``_line_money`` for a caller that has entered ``_working_context()`` (once for all its lines: a
+    context per line cost as much as a quarter of the arithmetic) and made ``step`` in its own context."""
     try:
-        return _line_money_unchecked(line, amount_types, index, places)
+        return _line_money_unchecked(line, amount_types, index, step)
     except DecimalException:
         # Only absurd magnitudes (e.g. 1E+999999) get here: rounding them exceeds any precision.
         field = f"LineItems[{index}]"
         raise DataError(f"{field}: amounts out of range", field=field) from None
 
 
-def _line_money_unchecked(line: Mapping[str, Any], amount_types: str, index: int, places: int) -> _LineMoney:
-    field = f"LineItems[{index}]"
-    step = Decimal(1).scaleb(-places)
-    with localcontext() as ctx:
-        ctx.prec = _WORKING_PRECISION
-        quantity = to_decimal(line["Quantity"], field=f"{field}.Quantity") if _present(
-            line.get("Quantity")) else Decimal(1)  # a description-only line: one of nothing
-        unit = to_decimal(line["UnitAmount"], field=f"{field}.UnitAmount") if _present(
-            line.get("UnitAmount")) else None
-        rate = to_decimal(line["DiscountRate"], field=f"{field}.DiscountRate") if _present(
-            line.get("DiscountRate")) else Decimal(0)
-        discount_amount = to_money(line["DiscountAmount"], field=f"{field}.DiscountAmount") if _present(
-            line.get("DiscountAmount")) else Decimal(0)
-        tax = to_money(line["TaxAmount"], field=f"{field}.TaxAmount") if _present(
-            line.get("TaxAmount")) else Decimal("0.00")
+def _working_context() -> AbstractContextManager[Context]:
+    """The caller's decimal context with the working precision."""
+    return localcontext(prec=_WORKING_PRECISION)
 
-        gross = quantity * (unit or 0)  # before discount; includes tax on Inclusive lines
-        if _present(line.get("LineAmount")):
-            line_amount = to_money(line["LineAmount"], field=f"{field}.LineAmount")
-        elif rate:
-            line_amount = _round2(gross * (100 - rate) / 100)
-        else:
-            line_amount = _round2(gross - discount_amount)
-        net = line_amount - tax if amount_types == "Inclusive" else line_amount
 
-        if unit is None:
-            exclusive_gross = net  # no unit price to recover a discount from
-        elif amount_types == "Inclusive" and line_amount:
-            exclusive_gross = gross * net / line_amount  # take tax out in proportion
-        else:
-            exclusive_gross = gross
+_ONE, _ZERO, _ZERO_CENTS = Decimal(1), Decimal(0), Decimal("0.00")
+# List_Price steps by places; Decimal(1).scaleb(-places) is exact in any context for these.
+_STEPS = {places: Decimal(1).scaleb(-places) for places in range(13)}
 
-        if quantity == 0:
-            if net != 0:
-                raise DataError(f"{field}.Quantity is 0 but the line amount is {line_amount}",
-                                field=f"{field}.Quantity")
-            list_price = (unit or Decimal(0)).quantize(step, rounding=ROUND_UP)
-            return _LineMoney(quantity, list_price, Decimal("0.00"), tax, net)
 
-        list_price = (exclusive_gross / quantity).quantize(step, rounding=ROUND_UP)
+def _list_price_step(places: int) -> Decimal:
+    step = _STEPS.get(places) if type(places) is int else None
+    return Decimal(1).scaleb(-places) if step is None else step
+
+
+def _line_decimal(value: Any, index: int, name: str) -> Decimal:
+    """``to_decimal(value, field=f"LineItems[{index}].{name}")``: the common types converted here, the
+    rest (and every error) by to_decimal, so the field's name is only written when it is needed."""
+    kind = type(value)
+    if kind is str:
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+    elif kind is Decimal:
+        number = value
+    elif kind is int:
+        number = Decimal(str(value))
+    else:
+        number = None
+    if number is not None and number.is_finite():
+        return number
+    return to_decimal(value, field=f"LineItems[{index}].{name}")
+
+
+def _line_cents(value: Any, index: int, name: str) -> Decimal:
+    """``to_money(value, field=f"LineItems[{index}].{name}")``, as _line_decimal."""
+    try:
+        return _line_decimal(value, index, name).quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:
+        return to_money(value, field=f"LineItems[{index}].{name}")  # raises its DataError
+
+
+def _line_money_unchecked(line: Mapping[str, Any], amount_types: str, index: int, step: Decimal) -> _LineMoney:
+    get = line.get
+    value = get("Quantity")
+    # a description-only line: one of nothing
+    quantity = _line_decimal(value, index, "Quantity") if value is not None and value != "" else _ONE
+    value = get("UnitAmount")
+    unit = _line_decimal(value, index, "UnitAmount") if value is not None and value != "" else None
+    value = get("DiscountRate")
+    rate = _line_decimal(value, index, "DiscountRate") if value is not None and value != "" else _ZERO
+    value = get("DiscountAmount")
+    discount_amount = _line_cents(value, index, "DiscountAmount") if value is not None and value != "" else _ZERO
+    value = get("TaxAmount")
+    tax = _line_cents(value, index, "TaxAmount") if value is not None and value != "" else _ZERO_CENTS
+
+    gross = quantity * (unit or 0)  # before discount; includes tax on Inclusive lines
+    value = get("LineAmount")
+    if value is not None and value != "":
+        line_amount = _line_cents(value, index, "LineAmount")
+    elif rate:
+        line_amount = _round2(gross * (100 - rate) / 100)
+    else:
+        line_amount = _round2(gross - discount_amount)
+    net = line_amount - tax if amount_types == "Inclusive" else line_amount
+
+    if unit is None:
+        exclusive_gross = net  # no unit price to recover a discount from
+    elif amount_types == "Inclusive" and line_amount:
+        exclusive_gross = gross * net / line_amount  # take tax out in proportion
+    else:
+        exclusive_gross = gross
+
+    if quantity == 0:
+        if net != 0:
+            field = f"LineItems[{index}]"
+            raise DataError(f"{field}.Quantity is 0 but the line amount is {line_amount}",
+                            field=f"{field}.Quantity")
+        list_price = (unit or _ZERO).quantize(step, rounding=ROUND_UP)
+        return _LineMoney(quantity, list_price, _ZERO_CENTS, tax, net)
+
+    list_price = (exclusive_gross / quantity).quantize(step, rounding=ROUND_UP)
+    discount = _round2(quantity * list_price) - net
+    if discount < 0 <= net and quantity > 0:
+        # Xero's LineAmount rounded above Quantity * UnitAmount: price from the net instead,
+        # which guarantees round2(Quantity * List_Price) >= net.
+        list_price = (net / quantity).quantize(step, rounding=ROUND_UP)
         discount = _round2(quantity * list_price) - net
-        if discount < 0 <= net and quantity > 0:
-            # Xero's LineAmount rounded above Quantity * UnitAmount: price from the net instead,
-            # which guarantees round2(Quantity * List_Price) >= net.
-            list_price = (net / quantity).quantize(step, rounding=ROUND_UP)
-            discount = _round2(quantity * list_price) - net
     return _LineMoney(quantity, list_price, discount, tax, net)

@@ -163,6 +163,8 @@ def clean_text(value: object, *, field: str | None = None) -> str | None:
 
     Xero sends "" for every unused address and phone part; blank means "not set".
     """
+    if type(value) is str:
+        return value.strip() or None  # most values: what str(value).strip() below makes of them
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):

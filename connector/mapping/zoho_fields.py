@@ -101,7 +101,10 @@ INVOICE_LINE_DESCRIPTION_MAX: Final = 2000
 
 def utf16_length(text: str) -> int:
     """Length in UTF-16 code units: characters outside the BMP (emoji, rare CJK) count twice."""
-    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+    if text.isascii():
+        return len(text)
+    # Counted in C: two bytes a unit; surrogatepass counts a lone surrogate (JSON may carry one) as one.
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def truncate_text(text: str, limit: int) -> str:

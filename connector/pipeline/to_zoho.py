@@ -32,7 +32,7 @@ from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
 from connector.mapping.formulas import neutralise_record
-from connector.mapping.hashing import content_hash
+from connector.mapping.hashing import content_hash, content_hashes_with
 from connector.mapping.invoices import expected_totals, invoice_items, map_invoice
 from connector.mapping.overrides import apply_field_overrides
 from connector.mapping_config import SyncConfig
@@ -267,8 +267,8 @@ class ZohoPush:
                                                                   self.config.field_overrides), self.config)
             lines = record.pop("Invoiced_Items")
             self._audit("invoice", iid, sync_ids, stages.MAPPED, {"lines": len(lines)})
-            prepared[iid] = _PreparedInvoice(record, lines, content_hash({**record, "Invoiced_Items": lines}),
-                                             content_hash({"Invoiced_Items": lines}), snapshot, totals)
+            full_hash, lines_hash = content_hashes_with(record, "Invoiced_Items", lines)
+            prepared[iid] = _PreparedInvoice(record, lines, full_hash, lines_hash, snapshot, totals)
 
         # Which invoices need a write, and what Zoho holds of them now.
         targets: dict[str, str | None] = {}  # xero id -> Zoho id (None: not in Zoho, to be created)
@@ -671,6 +671,8 @@ def _newer(link, snapshot) -> bool:
 
 
 def _number(value) -> Decimal | None:
+    if type(value) is Decimal and value.is_finite():
+        return value  # what Decimal(str(value)) makes: an equal Decimal (NaNs still get a copy each)
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -689,10 +691,11 @@ def _zoho_totals(record: Mapping[str, Any]) -> dict[str, Decimal | None]:
 
 def _line_content(line: Mapping[str, Any]) -> tuple:
     """What a line says, comparable between what we send (Decimals) and what Zoho returns (numbers)."""
-    product = line.get("Product_Name")
+    get = line.get
+    product = get("Product_Name")
     product_id = str(product.get("id")) if isinstance(product, Mapping) else product
-    return (product_id, *(_number(line.get(key)) for key in ("Quantity", "List_Price", "Discount", "Tax")),
-            line.get("Description") or None)
+    return (product_id, _number(get("Quantity")), _number(get("List_Price")), _number(get("Discount")),
+            _number(get("Tax")), get("Description") or None)
 
 
 def line_changes(current: list[Mapping[str, Any]], wanted: list[Mapping[str, Any]]) -> list[dict] | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import pytest
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.mapping import canonical_json, content_hash
-from connector.mapping.hashing import _written_in_python
+from connector.mapping.hashing import _encoded_by_c, _number, _written_in_python, content_hashes_with
 
 
 def test_canonical_json_text() -> None:
@@ -115,3 +115,90 @@ def test_a_known_text_is_unchanged() -> None:
     assert canonical_json(payload) == ('{"a":{"x":"é\\u0000","y":true,"z":null},"b":[1.5,2,0.0000001,0,'
                                        '1000000000000000000000000000000],"c":"2026-01-02",'
                                        '"d":"2026-11-30T12:00:00+00:00"}')
+
+
+class _Text(str):
+    pass
+
+
+class _Count(int):
+    pass
+
+
+class _Amount(Decimal):
+    pass
+
+
+class _Record(dict):
+    pass
+
+
+odd_scalars = st.one_of(
+    st.builds(_Text, st.text(max_size=3)), st.builds(_Count, st.integers()),
+    st.builds(_Amount, st.decimals(allow_nan=False, allow_infinity=False, places=2)),
+    # slot-like text: a NUL as a whole string, or next to a quote, at the start or end
+    st.sampled_from(['"\x00', '\x00"', '"\x00"', "\\u0000", '\\"\x00', "x\x00"]),
+)
+odd_payloads = st.recursive(
+    st.dictionaries(st.text(max_size=3), st.one_of(any_scalars, odd_scalars)),
+    lambda children: st.one_of(
+        st.dictionaries(st.text(max_size=3), st.one_of(any_scalars, odd_scalars, children,
+                                                       st.lists(children, max_size=3))),
+        st.builds(_Record, children),
+        st.dictionaries(st.one_of(st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False)),
+                        any_scalars, min_size=1, max_size=2),
+    ),
+    max_leaves=25,
+)
+
+
+def _outcome(function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+@given(odd_payloads)
+def test_odd_types_and_keys_come_out_as_the_reference_writes_them(payload: dict[str, Any]) -> None:
+    # Subclasses, non-str keys, floats and NUL strings leave the C path; the text (or error) is the reference's.
+    assert _outcome(canonical_json, payload) == _outcome(_written_in_python, payload)
+
+
+def _number_as_first_written(value: Any) -> str:
+    number = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not number.is_finite():
+        raise ValueError(f"content_hash: {value!r} is not a finite number")
+    if number.is_zero():
+        return "0"
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+@given(st.one_of(st.decimals(allow_nan=False, allow_infinity=False), st.floats(allow_nan=False, allow_infinity=False),
+                 st.integers(), st.builds(_Amount, st.decimals(allow_nan=False, allow_infinity=False))),
+       st.booleans())
+def test_number_text_is_the_one_first_written(value: Any, capitals: bool) -> None:
+    with localcontext() as ctx:
+        ctx.capitals = int(capitals)  # str(Decimal) writes its exponent as e when capitals is 0
+        assert _number(value) == _number_as_first_written(value)
+
+
+@given(st.dictionaries(st.text(max_size=3), any_scalars, max_size=5), st.one_of(st.text(max_size=3), st.integers()),
+       st.one_of(any_payloads, st.lists(any_payloads, max_size=3), odd_payloads))
+def test_hashes_with_a_part_are_the_two_hashes(header: dict[str, Any], key: Any, part: Any) -> None:
+    assert _outcome(content_hashes_with, header, key, part) == _outcome(
+        lambda: (content_hash({**header, key: part}), content_hash({key: part})))
+
+
+def test_a_mapped_invoice_takes_the_c_path() -> None:
+    # The fast path is the point: a mapped record (str, int, Decimal, dicts, lists) must not fall back.
+    lines = [{"Product_Name": {"id": "4876876000000000002"}, "Quantity": Decimal("2.0000"),
+              "List_Price": Decimal("313.0000"), "Discount": Decimal("0.00"), "Tax": Decimal("93.90"),
+              "Description": "Line ✓"}] * 3
+    record = {"Subject": "INV-1", "Exchange_Rate": Decimal("1.000000"), "Account_Name": {"id": "1"},
+              "Invoice_Date": "2026-11-30", "Due": date(2026, 12, 1), "Paid": None, "Sent": False, "Count": 3}
+    whole = _encoded_by_c({**record, "Invoiced_Items": lines})
+    assert whole == _written_in_python({**record, "Invoiced_Items": lines})
+    assert content_hashes_with(record, "Invoiced_Items", lines) == (
+        content_hash({**record, "Invoiced_Items": lines}), content_hash({"Invoiced_Items": lines}))

@@ -6,8 +6,11 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.errors import DataError
+from connector.mapping.zoho_fields import utf16_length
 from connector.mapping.xero_values import (
     clean_text,
     parse_xero_date,
@@ -149,3 +152,25 @@ def test_xero_deep_link_shapes() -> None:
         xero_deep_link("/Contacts/View/abc", base="https://go.xero.com/", short_code="!NLglS")
         == "https://go.xero.com/organisationlogin/default.aspx?shortcode=!NLglS&redirecturl=/Contacts/View/abc"
     )
+
+
+@given(st.text(alphabet=st.characters(codec=None, categories=None, exclude_categories=())))
+def test_utf16_length_counts_as_first_written(text: str) -> None:
+    # Lone surrogates (Cs) included: JSON can carry them.
+    assert utf16_length(text) == len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+@given(st.one_of(st.text(), st.integers(), st.none(), st.booleans(), st.floats(allow_nan=False)))
+def test_clean_text_is_as_first_written(value: object) -> None:
+    def first_written(value: object) -> object:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return DataError
+        return str(value).strip() or None
+
+    try:
+        got: object = clean_text(value, field="x")
+    except DataError:
+        got = DataError
+    assert got == first_written(value)
