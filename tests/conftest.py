@@ -13,6 +13,12 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Property tests run beside real processes on two cores: how long an example or its generation takes says
+# nothing about the code, so neither a deadline nor the slow-generation check may fail the suite.
+settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("suite")
 
 
 def _worker_redis_server():

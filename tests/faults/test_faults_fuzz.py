@@ -21,7 +21,7 @@ pytestmark = pytest.mark.faults
 WEBHOOK_KEY = "fuzz-webhook-signing-key"
 CHANNEL_ID = "1000000000000042"
 CHANNEL_TOKEN = "fuzz-channel-token"
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @pytest.fixture
