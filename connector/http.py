@@ -28,7 +28,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import NeedsReauth, TransientError
-from connector.json_encoding import escaped_as_stdlib, orjson_writable
+from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
 from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
 
@@ -85,8 +85,6 @@ def loads_json(data: bytes | str) -> Any:
 # Documents orjson writes as _dumps_json_stdlib does, with _orjson_number writing finite Decimals
 # (orjson writes dates as "YYYY-MM-DD" too; datetimes are refused there, so here).
 _orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date}))
-# Subclasses reach _orjson_number, which refuses them (orjson would write them as their base type).
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _orjson_number(value: Any) -> Any:
@@ -103,7 +101,7 @@ def dumps_json(value: Any) -> str:
     writer); a float, enum, subclass, non-str key, big integer or lone surrogate leaves it to the latter."""
     if _orjson_writable(value):
         try:
-            return escaped_as_stdlib(orjson.dumps(value, default=_orjson_number, option=_ORJSON_OPTIONS))
+            return escaped_as_stdlib(orjson.dumps(value, default=_orjson_number, option=ORJSON_OPTIONS))
         except orjson.JSONEncodeError:
             pass
     return _dumps_json_stdlib(value)

@@ -14,7 +14,12 @@ import re
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+import orjson
+
 _CONTAINERS = (dict, list, tuple)
+# Subclasses and dataclasses reach the caller's ``default``, which refuses them: orjson would write them
+# as their base type or as a dict, where json.dumps refuses them.
+ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def orjson_writable(leaf_types: frozenset[type], *, naive_or_utc_datetimes: bool = False) -> Callable[[Any], bool]:

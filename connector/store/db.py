@@ -29,7 +29,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from connector.json_encoding import escaped_as_stdlib, orjson_writable
+from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
 from connector.secret import Secret
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -76,8 +76,6 @@ _STDLIB_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
 # _json_default does (orjson writes dates, UUIDs and naive or UTC datetimes as _json_default does).
 _orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date, UUID, Secret}),
                                    naive_or_utc_datetimes=True)
-# Subclasses reach _orjson_default, which refuses them (orjson would write them as their base type).
-_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _orjson_default(value: Any) -> Any:
@@ -94,7 +92,7 @@ def json_dumps(value: Any) -> str:
     times faster); a float, enum, subclass, big integer or lone surrogate leaves it to json.dumps."""
     if _orjson_writable(value):
         try:
-            text = escaped_as_stdlib(orjson.dumps(value, default=_orjson_default, option=_ORJSON_OPTIONS))
+            text = escaped_as_stdlib(orjson.dumps(value, default=_orjson_default, option=ORJSON_OPTIONS))
         except orjson.JSONEncodeError:
             text = _STDLIB_ENCODER.encode(value)
     else:
