@@ -10,7 +10,9 @@ before Invoices. Every upsert is keyed on a Xero id held in a unique custom fiel
   a later try (``RETRYABLE_CODES``) are audited "retrying" and handed back in ``BatchOutcome.retry``; the
   task retries them alone and, after its last attempt, dead-letters them (audited "failed").
 - An invoice whose contact is not in Zoho yet: the contact is pushed first in the same run (fetched
-  from Xero when we have no snapshot of it), so invoices never wait on webhook order.
+  from Xero when we have no snapshot of it), so invoices never wait on webhook order. A contact's
+  Account link is saved with its people's links, so an invoice written while another task pushes its
+  contact already carries both lookups (Account_Name, Contact_Name) and is not written again later.
 - Invoice lines: Zoho keeps lines an update does not mention, so when the lines change we delete the
   old line ids (read back in one call per batch) and send the new lines; when only the header changes
   (a payment) the lines are not sent at all.
@@ -141,20 +143,19 @@ class ZohoPush:
                 outcome.zoho_ids[cid] = link.zoho_id
             else:
                 pending.append((cid, account, account_hash, snapshot))
-        links, ledger = [], {}
+        account_links, ledger = [], {}
         for (cid, account, account_hash, snapshot), result in zip(
             pending, self._upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
         ):
             if result.ok:
-                links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash, snapshot.source_updated_at))
+                account_links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash,
+                                               snapshot.source_updated_at))
                 outcome.zoho_ids[cid] = result.id
                 changed.add(cid)
                 ledger[result.id] = account
             else:
                 outcome.merge_failure(cid, _rejection(result, "Accounts"))
-        with self.transaction():
-            stale += self._save_links(links)
-            self._ledger("Accounts", ledger)
+        self._ledger("Accounts", ledger)  # at once: Zoho's notification of this write may come any moment
 
         candidates = []
         for cid, (result, snapshot) in mapped.items():
@@ -182,8 +183,13 @@ class ZohoPush:
                 detail = _rejection(result, "Contacts")
                 detail["person"] = key
                 outcome.merge_failure(cid, detail)
+        # A contact's link is saved with its people's, in one statement: a push that finds the contact linked
+        # (an invoice's, for its Account_Name) finds its people linked too (for its Contact_Name), never a
+        # contact half written. Should this push stop before here, the next one upserts the Account again,
+        # keyed on its Xero id: the same record, and no link to be found meanwhile.
         with self.transaction():
-            stale += [person_of[key] for key in self._save_links(links)]
+            not_saved = self._save_links(account_links + links)
+            stale += [person_of.get(xero_id, xero_id) for xero_id in not_saved]  # a person's key: its contact
             self._ledger("Contacts", ledger)
 
         for cid in mapped:
@@ -338,6 +344,9 @@ class ZohoPush:
                 codes += [p[zf.PRODUCT_ITEM_CODE] for p in invoice_items(payload)]
             except DataError:
                 continue  # map_invoice reports it
+        # Contacts before their people: a contact's links are saved together, so one read after the other
+        # (each statement sees what was committed before it, on PostgreSQL too) finds the people of every
+        # contact it found. A contact not found yet is pushed first (_ensure_contacts), under its lock.
         self.links.prefetch(self.connection_id, "contact", [_contact_id(p) for p in payloads])
         self.links.prefetch(self.connection_id, "contact_person", [_primary_person(p) for p in payloads])
         self.links.prefetch(self.connection_id, "item", codes)
