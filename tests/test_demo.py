@@ -17,3 +17,38 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert "duplicate delivery wrote 0 more" in out
     assert "Müller" in out  # non-ASCII names survive the round trip
     assert (tmp_path / "demo" / "connector.db").exists()
+
+
+# The demo with a Zoho sandbox that refuses one invoice as invalid data, as Zoho would refuse a record.
+_REFUSING_DEMO = """
+import sys
+from pathlib import Path
+
+from connector.sandbox import zoho
+from workers import demo
+
+
+class RefusingZoho(zoho.ZohoSandbox):
+    def _validate(self, module, item, path, *, existing):
+        if module == "Invoices" and item.get("Subject") == "INV-0003":
+            raise zoho._Rejected(zoho._item_error("INVALID_DATA", "invalid data", "Subject", path + ".Subject"))
+        return super()._validate(module, item, path, existing=existing)
+
+
+demo.ZohoSandbox = RefusingZoho
+sys.exit(demo.run_demo(contacts=6, data_dir=Path(sys.argv[1]), timeout=5.0))
+"""
+
+
+def test_a_failed_demo_names_the_check_and_the_records_on_its_failed_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run([sys.executable, "-c", _REFUSING_DEMO, str(tmp_path / "demo")],
+                            env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    last = result.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("FAILED: "), last
+    checks = dict(check.split(": ", 1) for check in last.removeprefix("FAILED: ").split("; "))
+    # Delivered again, the refused invoice is sent again: the one write the duplicate delivery made.
+    assert checks["duplicate delivery"] == "wrote 1 more (1 Invoices upsert) for INV-0003 (failed)", last
+    assert checks["invoices not written or skipped"] == "INV-0003 (failed)", last
+    assert checks["invoices missing or off in Zoho (lines, total, paid, due)"] == "INV-0003", last

@@ -15,6 +15,7 @@ import sys
 import time
 import unicodedata
 from decimal import Decimal
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -140,22 +141,27 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
             out.write(f"delivered {len(events)} Xero webhook events in {len(statuses)} signed POSTs: HTTP {sorted(set(statuses))}\n")
 
             audit = deps.store.audit
+            # Each check that fails adds one "check: the records concerned" to the FAILED line.
+            failures: list[str] = [] if itr.ok else ["intent to receive: the receiver failed Xero's check"]
+            records = [("contact", c, xero.contact(tenant_id, c)["Name"]) for c in contact_ids] + [
+                ("invoice", i, xero.invoice(tenant_id, i)["InvoiceNumber"]) for i in invoice_ids]
 
-            def settled(passes: int) -> bool:
-                return all(
-                    sum(e.stage in TERMINAL for e in audit.trail(connection_id, "contact", cid)) >= passes
-                    for cid in contact_ids
-                )
+            def unsettled(passes: int) -> list[str]:
+                """The contacts and invoices without ``passes`` outcomes yet (written, skipped, failed, parked)."""
+                return [name for kind, xero_id, name in records
+                        if sum(e.stage in TERMINAL for e in audit.trail(connection_id, kind, xero_id)) < passes]
 
-            def invoices_settled(passes: int) -> bool:
-                return all(sum(e.stage in TERMINAL for e in audit.trail(connection_id, "invoice", i)) >= passes
-                           for i in invoice_ids)
+            def wait_settled(passes: int, delivery: str) -> None:
+                if not wait_until(lambda: not unsettled(passes), timeout=timeout):
+                    failures.append(f"{delivery}: not settled within {timeout:.0f}s: {listed(unsettled(passes))}")
+                # Every task the delivery caused has run (follow-on pushes included), so no write of the first
+                # delivery can be counted as the second's, however slowly the machine runs.
+                elif not wait_until(worker.idle, timeout=timeout):
+                    failures.append(f"{delivery}: the worker was still busy after {timeout:.0f}s")
 
-            first_ok = wait_until(lambda: settled(1) and invoices_settled(1), timeout=timeout)
-            # Every task the deliveries caused has run (follow-on pushes included), so no write of the first
-            # delivery can be counted as the second's, however slowly the machine runs.
-            first_ok = first_ok and wait_until(worker.idle, timeout=timeout)
+            wait_settled(1, "first delivery")
             writes_after_first = len(zoho.writes())
+            writes_first = {(kind, x): zoho_writes(audit, connection_id, kind, x) for kind, x, _ in records}
 
             # Xero may deliver an event twice: the second delivery must change nothing in Zoho.
             body = xero.webhook_body(events)
@@ -163,22 +169,33 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
                 hook_url, data=body, timeout=5,
                 headers={"Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero.sign(body)},
             ).raise_for_status()
-            second_ok = wait_until(lambda: settled(2) and invoices_settled(2), timeout=timeout)
-            second_ok = second_ok and wait_until(worker.idle, timeout=timeout)
+            wait_settled(2, "duplicate delivery")
             duplicate_writes = len(zoho.writes()) - writes_after_first
-            invoices_ok = wait_until(lambda: all(
-                audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
-                for i in invoice_ids), timeout=timeout)
+            if duplicate_writes:
+                calls = Counter(f"{w['module']} {w['op']}" for w in zoho.writes()[writes_after_first:])
+                again = [f"{name} ({audit.latest_stage(connection_id, kind, x)})" for kind, x, name in records
+                         if zoho_writes(audit, connection_id, kind, x) > writes_first[(kind, x)]]
+                failures.append(f"duplicate delivery: wrote {duplicate_writes} more "
+                                f"({', '.join(f'{n} {call}' for call, n in calls.items())}) for {listed(again)}")
+            if not wait_until(lambda: all(
+                    audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
+                    for i in invoice_ids), timeout=timeout):
+                failures.append("invoices not written or skipped: " + listed([
+                    f"{name} ({audit.latest_stage(connection_id, kind, x)})" for kind, x, name in records
+                    if kind == "invoice"
+                    and audit.latest_stage(connection_id, kind, x) not in (stages.WRITTEN, stages.SKIPPED)]))
             payment_ok, payment = payment_by_poll(deps, xero, zoho, connection_id, tenant_id, invoice_ids, timeout)
             two_way = two_way_edit(deps, xero, zoho, connection_id, tenant_id, contact_ids,
                                    f"{receiver_server.url}/webhooks/zoho", timeout)
 
-        rows, synced = collect_rows(deps, xero, zoho, connection_id, tenant_id, contact_ids)
+        rows, unsynced = collect_rows(deps, xero, zoho, connection_id, tenant_id, contact_ids)
+        synced = len(contact_ids) - len(unsynced)
 
     print_table(rows, out)
     elapsed = time.monotonic() - started
-    invoice_rows, invoice_lines, invoices_synced = invoice_summary(deps, xero, zoho, connection_id, tenant_id,
-                                                                   invoice_ids)
+    invoice_rows, invoice_lines, invoices_unsynced = invoice_summary(deps, xero, zoho, connection_id, tenant_id,
+                                                                     invoice_ids)
+    invoices_synced = len(invoice_ids) - len(invoices_unsynced)
     out.write("\n")
     print_table(invoice_rows[:11], out)
     out.write(f"\n{invoices_synced}/{len(invoice_ids)} Xero invoices synced with {invoice_lines} lines; "
@@ -186,21 +203,40 @@ def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: Text
     out.write(f"payment: {payment}\n")
     two_way_ok, two_way = two_way
     out.write(f"two-way: {two_way}\n")
-    ok = itr.ok and first_ok and second_ok and synced == len(contact_ids) and duplicate_writes == 0
-    ok = ok and invoices_ok and invoices_synced == len(invoice_ids) and payment_ok and two_way_ok
+    if unsynced:
+        failures.append(f"contacts not synced to Zoho: {listed(unsynced)}")
+    if invoices_unsynced:
+        failures.append(f"invoices missing or off in Zoho (lines, total, paid, due): {listed(invoices_unsynced)}")
+    if not payment_ok:
+        failures.append(f"payment by poll: {payment}")
+    if not two_way_ok:
+        failures.append(f"two-way edit: {two_way}")
     out.write(
         f"\n{synced}/{len(contact_ids)} Xero contacts synced to Zoho; "
         f"{writes_after_first} Zoho write calls; duplicate delivery wrote {duplicate_writes} more; "
         f"{elapsed:.1f}s\n"
     )
-    out.write(("OK" if ok else "FAILED") + "\n")
-    return 0 if ok else 1
+    out.write(f"FAILED: {'; '.join(failures)}\n" if failures else "OK\n")
+    return 1 if failures else 0
+
+
+def zoho_writes(audit, connection_id: int, kind: str, xero_id: str) -> int:
+    """How many pushes of the record ended written or failed (refused by Zoho, say): a duplicate delivery
+    should add neither."""
+    return sum(e.stage in (stages.WRITTEN, stages.FAILED) for e in audit.trail(connection_id, kind, xero_id))
+
+
+def listed(names: list[str], limit: int = 10) -> str:
+    """The first ``limit`` names, and how many more: one readable line whatever the count."""
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f" and {more} more" if more > 0 else "") if names else "no record named"
 
 
 def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str]):
-    """One row per Xero contact, checked against what the Zoho sandbox actually holds."""
+    """One row per Xero contact, checked against what the Zoho sandbox actually holds; (rows, names of the
+    contacts that did not sync)."""
     rows = [["Xero contact", "Zoho Account", "Zoho Contacts", "audit"]]
-    synced = 0
+    unsynced = []
     audit, links = deps.store.audit, deps.store.links
     for cid in contact_ids:
         contact = xero.contact(tenant_id, cid)
@@ -221,7 +257,8 @@ def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
             and first_terminal == stages.WRITTEN
             and audit.latest_stage(connection_id, "contact", cid) in (stages.WRITTEN, stages.SKIPPED)
         )
-        synced += ok
+        if not ok:
+            unsynced.append(contact["Name"])
         names = ", ".join(
             " ".join(filter(None, [p.get("First_Name"), p.get("Last_Name")])) for p in people
         ) or "-"
@@ -231,16 +268,18 @@ def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
             f"{len(people)}: {names}"[:60],
             f"{first_terminal} → {audit.latest_stage(connection_id, 'contact', cid)}",
         ])
-    return rows, synced
+    return rows, unsynced
 
 
 # --- issue 5: invoices with lines, payments, and a two-way contact edit ---------------------------
 
 
 def invoice_summary(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, invoice_ids: list[str]):
-    """(table rows, lines in Zoho, invoices whose Zoho totals and amounts equal Xero's to the cent)."""
+    """(table rows, lines in Zoho, numbers of the invoices missing in Zoho or whose lines, totals or amounts
+    differ from Xero's to the cent)."""
     rows = [["Xero invoice", "customer", "lines", "Xero total", "Zoho total", "paid", "due", "Zoho status"]]
-    lines = synced = 0
+    lines = 0
+    unsynced = []
     for invoice_id in invoice_ids:
         link = deps.store.links.get(connection_id, "invoice", invoice_id)
         record = zoho.record("Invoices", link.zoho_id) if link else None
@@ -248,16 +287,19 @@ def invoice_summary(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, 
         if record is None:
             rows.append([source["InvoiceNumber"], source["Contact"]["Name"][:28], "-", str(source["Total"]),
                          "missing", "", "", ""])
+            unsynced.append(source["InvoiceNumber"])
             continue
         lines += len(record["Invoiced_Items"])
-        synced += all(Decimal(str(record[z])).quantize(CENT) == Decimal(str(source[x])).quantize(CENT) for z, x in (
-            ("Grand_Total", "Total"), (zoho_fields.INVOICE_AMOUNT_PAID, "AmountPaid"),
-            (zoho_fields.INVOICE_AMOUNT_DUE, "AmountDue"))) and len(record["Invoiced_Items"]) == len(source["LineItems"])
+        if not (all(Decimal(str(record[z])).quantize(CENT) == Decimal(str(source[x])).quantize(CENT) for z, x in (
+                ("Grand_Total", "Total"), (zoho_fields.INVOICE_AMOUNT_PAID, "AmountPaid"),
+                (zoho_fields.INVOICE_AMOUNT_DUE, "AmountDue")))
+                and len(record["Invoiced_Items"]) == len(source["LineItems"])):
+            unsynced.append(source["InvoiceNumber"])
         rows.append([source["InvoiceNumber"], source["Contact"]["Name"][:28], str(len(record["Invoiced_Items"])),
                      *(money(v) for v in (source["Total"], record["Grand_Total"],
                                           record[zoho_fields.INVOICE_AMOUNT_PAID], record[zoho_fields.INVOICE_AMOUNT_DUE])),
                      str(record.get("Status", ""))])
-    return rows, lines, synced
+    return rows, lines, unsynced
 
 
 def money(value) -> str:
@@ -283,7 +325,8 @@ def payment_by_poll(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, 
 
     ok = wait_until(paid_in_zoho, timeout=timeout)
     return ok, (f"{amount} paid on {invoice['InvoiceNumber']} in Xero (no webhook) reached Zoho by the "
-                f"If-Modified-Since poll: paid {expected_paid}" if ok else "FAILED: the payment did not reach Zoho")
+                f"If-Modified-Since poll: paid {expected_paid}" if ok
+                else f"FAILED: the payment of {amount} on {invoice['InvoiceNumber']} did not reach Zoho")
 
 
 def two_way_edit(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str],
@@ -295,7 +338,9 @@ def two_way_edit(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
         "channel_id": "1000000068003", "events": ["Contacts.edit"], "notify_url": notify_url, "token": token}])
     deps.store.channels.save(connection_id, "1000000068003", token=token, events=["Contacts.edit"],
                              expires_at=datetime.fromisoformat(answer["details"]["events"][0]["channel_expiry"]))
-    person = next(r for r in zoho.records("Contacts") if r.get("First_Name") and r.get("Last_Name"))
+    person = next((r for r in zoho.records("Contacts") if r.get("First_Name") and r.get("Last_Name")), None)
+    if person is None:
+        return False, "FAILED: no Zoho contact with a first and last name to edit (the contacts did not sync)"
     contact_id = person[zoho_fields.CONTACT_PERSON_KEY].split(":", 1)[0]
     zoho_writes = len(zoho.writes())
     zoho.person_edit("Contacts", person["id"], Last_Name="Te Whare")
@@ -306,7 +351,7 @@ def two_way_edit(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
         return "Te Whare" in [contact.get("LastName"), *[p.get("LastName") for p in contact["ContactPersons"]]]
 
     if not wait_until(in_xero, timeout=timeout):
-        return False, "FAILED: the Zoho edit did not reach Xero"
+        return False, f"FAILED: the Zoho edit of {person['Full_Name']} did not reach Xero"
     trail_before = len(deps.store.audit.trail(connection_id, "contact", contact_id))
     xero.deliver_webhooks(notify_url.replace("/webhooks/zoho", "/webhooks/xero"))  # Xero's event for our write
     wait_until(lambda: [e.stage for e in deps.store.audit.trail(connection_id, "contact", contact_id)][
