@@ -2,10 +2,10 @@
 
 Xero sends every organisation's events to the app's one webhook from the moment it is registered,
 which may be before that organisation is connected here. Such ids are not failures: each is held in
-Redis per tenant (a hash of ``resource:id`` → sync id, plus a set of the tenants holding any) and,
-once the tenant's connection exists, ``adopt`` parks them under it for a fetch that is due at once
-(ParkedWorkStore), where ``connector.resume_parked_work`` hands them to the normal fetch: connecting
-queues that task, and beat runs it every minute for a connection made any other way.
+Redis per tenant (a hash of ``resource:id`` → sync id, plus a set of the tenants holding any). Once
+the tenant's connection exists and has its Zoho org, ``adopt`` parks them under it for a fetch due
+at once (ParkedWorkStore), where ``connector.resume_parked_work`` hands them to the normal fetch:
+each connect queues that task, and beat runs it every minute for a connection made any other way.
 
 Bounded: at most ``limit`` ids per tenant, kept ``ttl`` seconds after the last one. Past the bound
 nothing is lost: a new connection's first poll has no cursor yet and lists the whole organisation.
@@ -100,7 +100,7 @@ class HeldXeroEvents:
 
     def adopt(self, store, connection_ids: Iterable[int] | None = None) -> int:
         """Park the held ids of these connections' tenants (None: of every holding tenant that now has a
-        connection) under their connection, audited as received; returns how many.
+        connection) under their connection, audited as received, once it has a Zoho org; returns how many.
 
         Parked before they leave Redis: a crash in between only parks them again (the same rows)."""
         if connection_ids is None:
@@ -108,7 +108,8 @@ class HeldXeroEvents:
         else:
             found = (store.connections.get(i) for i in connection_ids)
         adopted = 0
-        for connection in [c for c in found if c is not None]:
+        # Not before the connection has its Zoho org too: fetched now, they could not be pushed anywhere.
+        for connection in [c for c in found if c is not None and c.zoho_org_id]:
             adopted += self._adopt(store, connection)
         return adopted
 

@@ -120,7 +120,10 @@ def test_held_events_are_bounded_per_organisation_with_one_log_line_per_delivery
 
     # Picked up by the connection when it is made: parked for a fetch now, and gone from the hold.
     connection = pg_store.connections.create(name="Now Connected", xero_tenant_id=tenant)
-    assert held.adopt(pg_store, [connection.id]) == 3
+    assert held.adopt(pg_store, [connection.id]) == 0 and held.count(tenant) == 3  # no Zoho org to push to yet
+    pg_store.connections.set_zoho(connection.id, org_id="org-1", api_domain="https://www.zohoapis.com",
+                                  accounts_url="https://accounts.zoho.com")
+    assert held.adopt(pg_store, None) == 3  # beat's pick-up: every holding tenant that has its connection
     assert held.count(tenant) == 0
     assert pg_store.parked.count(connection.id) == 3
     assert held.adopt(pg_store, [connection.id]) == 0  # a second pick-up (a redelivered task) finds nothing
