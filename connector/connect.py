@@ -211,7 +211,8 @@ class Connector:
             raise StateRejected("this connect flow was started in another browser (or not in a browser); "
                                 "start it again where you mean to finish it")
         if params.get("error"):
-            raise ConsentDeclined(f"the {system} consent was declined ({params['error']}); start the connect flow again to connect")
+            raise ConsentDeclined(f"the consent was declined at {system.title()} ({params['error']}); "
+                                  "start the connect flow again to connect")
         if not params.get("code"):
             raise ConnectFailed("the callback carries no authorization code")
         if system == "xero":
