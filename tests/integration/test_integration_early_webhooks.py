@@ -69,6 +69,10 @@ def test_webhooks_before_the_organisation_is_connected_are_held_and_synced_once_
     # Nothing failed, so there is nothing to replay.
     assert audit.failures() == []
 
+    # The new organisation goes to the Zoho org connection 1 already sends to (as `connector connect zoho` left it).
+    zoho_url = deps.settings.zoho_accounts_url
+    deps.store.connections.set_zoho(system["connection_id"], org_id=system["zoho"].org_id, api_domain=zoho_url,
+                                    accounts_url=zoho_url)
     out = connect_xero(system_env(system), "--tenant", early_tenant, "--zoho-from", str(system["connection_id"]))
     [later] = [c for c in deps.store.connections.all() if c.xero_tenant_id == early_tenant]
     assert f"connected #{later.id} Early Bird Ltd" in out
