@@ -64,6 +64,10 @@ class StateRejected(ConnectFailed):
     """The callback's ``state`` is unknown, expired, used, or was issued to another browser."""
 
 
+class ConsentDeclined(ConnectFailed):
+    """The person (or the vendor) declined the consent: the callback carries an error, not a code."""
+
+
 # -- state ---------------------------------------------------------------------------------------
 
 
@@ -207,7 +211,8 @@ class Connector:
             raise StateRejected("this connect flow was started in another browser (or not in a browser); "
                                 "start it again where you mean to finish it")
         if params.get("error"):
-            raise ConnectFailed(f"{system} refused the consent: {params['error']}")
+            raise ConsentDeclined(f"the consent was declined at {system.title()} ({params['error']}); "
+                                  "start the connect flow again to connect")
         if not params.get("code"):
             raise ConnectFailed("the callback carries no authorization code")
         if system == "xero":

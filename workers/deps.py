@@ -13,6 +13,7 @@ from functools import cached_property
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
+from connector.held_events import HeldXeroEvents
 from connector.http import make_session
 from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
@@ -79,6 +80,11 @@ class Deps:
         """The shared per-(connection, resource) buffers of fetched ids awaiting one batched Zoho upsert."""
         return LeasedBuffer(self.redis, clock=self.clock, key_prefix=ZOHO_PUSH_BUFFER,
                             lease_seconds=self.settings.lease_seconds)
+
+    @cached_property
+    def held_xero_events(self) -> HeldXeroEvents:
+        """Webhook ids of Xero organisations not connected yet, until they are (connector/held_events.py)."""
+        return HeldXeroEvents(self.redis)
 
     @cached_property
     def record_locks(self) -> RecordLocks:

@@ -58,9 +58,12 @@ def renew_zoho_channels(self) -> int:
 
 @app.task(name="connector.resume_parked_work", base=ConnectorTask, bind=True)
 def resume_parked_work(self, connection_ids: list[int] | None = None) -> int:
-    """After a reconnect, and on beat every minute: re-queue parked work whose wait is over (a reconnect,
-    a limit's reset, an outage's backoff), each record to the stage it waits for."""
-    return connect.resume_parked_work(store=get_deps().store, enqueue=enqueue_parked, connection_ids=connection_ids)
+    """After a connect, and on beat every minute: re-queue parked work whose wait is over (a reconnect,
+    a limit's reset, an outage's backoff), each record to the stage it waits for; first, the webhook ids
+    held for these connections' organisations before they were connected join that parked work."""
+    deps = get_deps()
+    deps.held_xero_events.adopt(deps.store, connection_ids)
+    return connect.resume_parked_work(store=deps.store, enqueue=enqueue_parked, connection_ids=connection_ids)
 
 
 def enqueue_parked(batch: connect.ParkedBatch) -> None:

@@ -65,7 +65,7 @@ def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | Non
             connection = connections.by_tenant(tenants.pop())
             logs.bind(connection_id=connection.id if connection else None)
         to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=deps.store.audit,
-                                              coalescer=deps.coalescer, window=window)
+                                              coalescer=deps.coalescer, window=window, held=deps.held_xero_events)
     for connection_id, resource in to_flush:
         queue_flush(deps.coalescer, flush_xero_buffer, connection_id, resource, countdown=window)
     return len(to_flush)

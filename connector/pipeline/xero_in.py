@@ -70,9 +70,11 @@ class _Received:
     events: dict[str, dict] = field(default_factory=dict)  # xero id → its first event in this delivery
 
 
-def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Received]:
-    """Events by (connection, resource), duplicates in one delivery collapsed; unknown tenants audited."""
+def _sort_events(events: Iterable[dict], *, connections) -> tuple[list[_Received], dict[str, dict]]:
+    """Events by (connection, resource), duplicates in one delivery collapsed; and those of tenants with
+    no connection yet, as tenant → {(resource, xero id): sync id}, to be held (connector.held_events)."""
     grouped: dict[tuple[int, str], _Received] = {}
+    unconnected: dict[str, dict[tuple[str, str], str]] = {}
     connections = TenantConnections.of(connections)
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
@@ -80,24 +82,31 @@ def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Receive
         if resource is None or not record_id:
             log.warning("pipeline.xero.event_ignored", extra={"category": event.get("eventCategory")})
             continue
-        connection = connections.by_tenant(str(event.get("tenantId", "")))
+        tenant_id = str(event.get("tenantId", ""))
+        connection = connections.by_tenant(tenant_id)
         if connection is None:
-            audit.record(
-                record_type=RECORD_TYPES[resource],
-                record_id=record_id,
-                stage=stages.FAILED,
-                detail={"reason": "no connection for this Xero tenant", "error": "UnknownTenant",
-                        "tenant_id": event.get("tenantId"), "event_type": event.get("eventType")},
-            )
+            unconnected.setdefault(tenant_id, {}).setdefault(
+                (resource, record_id), str(event.get("sync_id") or new_sync_id()))
             continue
         received = grouped.setdefault((connection.id, resource), _Received(connection.id, resource))
         received.events.setdefault(record_id, event)
-    return list(grouped.values())
+    return list(grouped.values()), unconnected
+
+
+def _hold(unconnected: dict[str, dict], held) -> None:
+    """Hold the ids of tenants with no connection yet; one log line for the delivery."""
+    counts = [held.hold(tenant_id, ids) for tenant_id, ids in unconnected.items()]
+    dropped = sum(d for _, d in counts)
+    # Past the bound nothing is lost: the connection's first poll lists the whole organisation.
+    log.log(logging.WARNING if dropped else logging.INFO, "pipeline.xero.held", extra={
+        "tenant_ids": sorted(unconnected), "held": sum(h for h, _ in counts), "dropped": dropped,
+        "next": "connect these Xero organisations; their held records are fetched then"})
 
 
 def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: LeasedBuffer,
-                       window: float) -> list[tuple[int, str]]:
-    """Add webhook ids to their fetch buffers and audit each as received.
+                       window: float, held) -> list[tuple[int, str]]:
+    """Add webhook ids to their fetch buffers and audit each as received; ids of a tenant with no
+    connection yet are ``held`` (connector.held_events.HeldXeroEvents) until it is connected.
 
     Returns the (connection id, resource) buffers whose flush the caller must schedule, with a
     countdown of ``window``: only the first events of a window get one, later ones ride along.
@@ -108,7 +117,10 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     to_flush: list[tuple[int, str]] = []
     trail = audit.batch()  # one transaction per (connection, resource) of the body, not one per event
     try:
-        for received in _sort_events(events, connections=connections, audit=trail):
+        received_events, unconnected = _sort_events(events, connections=connections)
+        if unconnected:
+            _hold(unconnected, held)
+        for received in received_events:
             # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
             proposed = {record_id: str(event.get("sync_id") or new_sync_id())
                         for record_id, event in received.events.items()}

@@ -42,7 +42,8 @@ def test_a_burst_with_duplicates_and_late_updates_is_fetched_in_few_calls_newest
     to_flush = []
     for delivery in (invoice_ids[:70], invoice_ids, invoice_ids[:10]):
         to_flush += xero_in.buffer_xero_events(webhook_events(tenant_id, delivery), connections=store.connections,
-                                               audit=store.audit, coalescer=world.deps.coalescer, window=1.0)
+                                               audit=store.audit, coalescer=world.deps.coalescer, window=1.0,
+                                               held=world.deps.held_xero_events)
     assert to_flush == [(connection_id, "invoices")]  # 190 events, one flush scheduled
 
     fetched: list = []
@@ -70,7 +71,7 @@ def test_a_spent_daily_budget_parks_the_work_and_a_resume_after_the_reset_finish
     world.xero.spend_day_calls(tenant_id, 4999)  # one call left of Xero's 5,000 today
     store, coalescer = world.deps.store, world.deps.coalescer
     xero_in.buffer_xero_events(webhook_events(tenant_id, invoice_ids), connections=store.connections,
-                               audit=store.audit, coalescer=coalescer, window=1.0)
+                               audit=store.audit, coalescer=coalescer, window=1.0, held=world.deps.held_xero_events)
 
     outcome = flush(world, connection_id, [])
 
@@ -119,7 +120,7 @@ def test_a_short_rate_limit_gives_the_ids_back_to_the_buffer(world_factory):
     invoice_ids = seed_invoices(world, tenant_id, 60)
     store, coalescer = world.deps.store, world.deps.coalescer
     xero_in.buffer_xero_events(webhook_events(tenant_id, invoice_ids), connections=store.connections,
-                               audit=store.audit, coalescer=coalescer, window=1.0)
+                               audit=store.audit, coalescer=coalescer, window=1.0, held=world.deps.held_xero_events)
     world.xero.faults.fail_next(1, status=429, path_prefix=API,
                                 headers={"Retry-After": "7", "X-Rate-Limit-Problem": "minute"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fakeredis
 
 from connector.coalesce import LeasedBuffer
+from connector.held_events import HeldXeroEvents
 from connector.pipeline import xero_in
 from connector.store import Store
 from connector.store import audit as stages
@@ -31,11 +32,14 @@ def test_one_connection_lookup_per_tenant_of_a_body(tmp_path) -> None:
                                                           ("tenant-unknown", "INVOICE"))]
     connections = CountingConnections(store.connections)
 
+    redis = fakeredis.FakeRedis()
+    held = HeldXeroEvents(redis)
     to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=store.audit,
-                                          coalescer=LeasedBuffer(fakeredis.FakeRedis()), window=1.0)
+                                          coalescer=LeasedBuffer(redis), window=1.0, held=held)
 
     assert sorted(connections.lookups) == ["tenant-1", "tenant-2", "tenant-unknown"]
     assert sorted(to_flush) == [(first.id, "invoices"), (second.id, "contacts")]
-    # Every event is still accounted for: 60 received, 30 failed for the unknown tenant.
-    assert store.audit.count(stages.RECEIVED) == 60 and store.audit.count(stages.FAILED) == 30
+    # Every event is still accounted for: 60 received, 30 held until the unknown tenant is connected.
+    assert store.audit.count(stages.RECEIVED) == 60 and store.audit.count(stages.FAILED) == 0
+    assert held.count("tenant-unknown") == 30
     store.close()
