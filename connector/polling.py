@@ -71,11 +71,12 @@ def _is_news(previous, updated: datetime, record: dict) -> bool:
 
 
 def poll_resource(connection_id: int, resource: str, *, xero, cursors, snapshots, audit, on_changed: OnChanged,
-                  full_sweep: bool = False, page_size: int = MAX_PAGE_SIZE, max_pages: int | None = None
-                  ) -> PollOutcome:
+                  full_sweep: bool = False, page_size: int = MAX_PAGE_SIZE, max_pages: int | None = None,
+                  before_page: Callable[[], None] | None = None) -> PollOutcome:
     """List what changed since the cursor (everything, for a full sweep); store it and hand on the news.
 
-    A RateLimited from the client propagates: the cursor already holds every finished page.
+    A RateLimited from the client propagates: the cursor already holds every finished page. So does
+    whatever ``before_page`` raises (the task renews its poll lease there, and stops when it lost it).
     """
     cursor = cursors.get(connection_id, resource).modified_since
     since = None if full_sweep or cursor is None else cursor - CURSOR_OVERLAP
@@ -83,6 +84,8 @@ def poll_resource(connection_id: int, resource: str, *, xero, cursors, snapshots
     outcome = PollOutcome(resource=resource, cursor=cursor)
     page_number = 1
     while max_pages is None or outcome.pages < max_pages:
+        if before_page is not None:
+            before_page()
         page = _lister(xero, resource)(modified_since=since, page=page_number, page_size=page_size, order=ORDER)
         outcome.pages += 1
         changed: dict[str, str] = {}

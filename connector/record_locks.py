@@ -11,6 +11,9 @@ it writes, reads the newest snapshot under it, writes, saves the link, and lets 
   lease, never for good. The version check on the id link (store/links.py) still refuses an older
   version if a lease ran out under a very slow write.
 - Release is token-checked: a writer whose lease expired cannot free its successor's lock.
+
+``Lease`` is the same mechanism for one key held through a long job (one poll per connection): the
+holder renews it as it goes, and learns it lost it (``LeaseLost``) instead of running on beside the next.
 """
 
 from __future__ import annotations
@@ -38,6 +41,46 @@ for i, key in ipairs(KEYS) do
 end
 return released
 """
+_RENEW = """
+local renewed = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2]); renewed = renewed + 1 end
+end
+return renewed
+"""
+
+
+class LeaseLost(Exception):
+    """The lease ran out and someone else may hold it now: stop, and leave the work to them."""
+
+
+class Lease:
+    """One holder at a time of ``key``, for ``ttl`` seconds after each take or renew.
+
+    A holder that dies frees the key within ``ttl``; one that lives on past its ``ttl`` finds out at its
+    next ``renew`` and cannot free the key of whoever took it meanwhile.
+    """
+
+    def __init__(self, redis, key: str, *, ttl: float) -> None:
+        self.key = key
+        self._ttl_ms = int(ttl * 1000)
+        self._token = secrets.token_hex(8)
+        self._take_script = redis.register_script(_TAKE_FREE)
+        self._renew_script = redis.register_script(_RENEW)
+        self._release_script = redis.register_script(_RELEASE)
+
+    def take(self) -> bool:
+        """Take the key if it is free; False when someone holds it."""
+        return bool(self._take_script(keys=[self.key], args=[self._token, self._ttl_ms]))
+
+    def renew(self) -> None:
+        """Hold on for another ``ttl``; raises LeaseLost when the key is no longer ours."""
+        if not self._renew_script(keys=[self.key], args=[self._token, self._ttl_ms]):
+            raise LeaseLost(f"the lease on {self.key} ran out")
+
+    def release(self) -> None:
+        """Let go, if the key is still ours."""
+        self._release_script(keys=[self.key], args=[self._token])
 
 
 class RecordLocks:

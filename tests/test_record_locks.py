@@ -1,4 +1,4 @@
-"""Per-record write leases on real Redis: free records go first, busy ones wait, nobody frees another's lease."""
+"""Per-record write leases and the one-key lease on real Redis: free records go first, busy ones wait, nobody frees another's lease."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import closing
 import pytest
 
 from connector.errors import TransientError
-from connector.record_locks import RecordLocks
+from connector.record_locks import Lease, LeaseLost, RecordLocks
 from tests.conftest import require_redis
 
 REDIS_DB = 13
@@ -53,3 +53,35 @@ def test_an_expired_lease_cannot_free_its_successors_lock(redis):
     assert redis.exists(RecordLocks.key(1, "contact", "x"))  # the successor still holds it
     second.close()
     assert not redis.exists(RecordLocks.key(1, "contact", "x"))
+
+
+def test_a_lease_is_held_by_one_holder_until_it_lets_go(redis):
+    first, second = Lease(redis, "mlc:test-lease", ttl=60), Lease(redis, "mlc:test-lease", ttl=60)
+    assert first.take()
+    assert not second.take()
+    first.renew()
+    first.release()
+    assert second.take()
+
+
+def test_a_lapsed_lease_is_lost_to_its_holder_and_stays_with_its_successor(redis):
+    late = Lease(redis, "mlc:test-lease", ttl=60)
+    assert late.take()
+    redis.delete("mlc:test-lease")  # the lease ran out
+    successor = Lease(redis, "mlc:test-lease", ttl=60)
+    assert successor.take()
+    with pytest.raises(LeaseLost):
+        late.renew()  # the late holder learns it must stop...
+    late.release()  # ...and cannot free its successor's lease
+    assert redis.exists("mlc:test-lease")
+    successor.renew()
+    successor.release()
+    assert not redis.exists("mlc:test-lease")
+
+
+def test_renewing_a_lease_gives_it_its_whole_time_again(redis):
+    lease = Lease(redis, "mlc:test-lease", ttl=60)
+    assert lease.take()
+    redis.pexpire("mlc:test-lease", 500)  # most of its time has passed
+    lease.renew()
+    assert redis.pttl("mlc:test-lease") > 500

@@ -17,6 +17,7 @@ from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
 from connector.pipeline import xero_in
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
+from connector.record_locks import Lease, LeaseLost
 from connector.store import audit as stages
 from connector.store.parked import FETCH, NEEDS_REAUTH
 from connector.xero.webhook_body import delivered_events
@@ -28,10 +29,7 @@ from workers.deps import get_deps
 log = logging.getLogger(__name__)
 
 WEBHOOK_RESOURCES = tuple(XERO_CATEGORIES.values())
-# One poll per connection at a time; the lock frees itself if its worker dies (a poll task is
-# killed at the hard time limit, celeryconfig.task_time_limit, well inside this).
-POLL_LOCK_SECONDS = 900
-# A full sweep that finds a poll running waits for it (re-queued this often, up to the lock's life).
+# A full sweep that finds a poll running waits for it (re-queued this often, see poll_is_running).
 SWEEP_DEFER_SECONDS = 60.0
 
 
@@ -193,24 +191,26 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
         return 0
-    lock_key = f"xero:poll-lock:{connection_id}"
-    if not deps.redis.set(lock_key, self.request.id or "poll", nx=True, ex=POLL_LOCK_SECONDS):
-        if full_sweep:  # a delta poll's cursor does not cover a sweep: wait for the running poll
-            if self.request.retries * SWEEP_DEFER_SECONDS > 2 * POLL_LOCK_SECONDS:
-                log.error("xero.sweep.gave_up connection=%s: a poll held the lock for too long", connection_id)
-                return 0
-            raise self.retry(countdown=SWEEP_DEFER_SECONDS + random.uniform(0, 5), max_retries=None)
-        return 0  # another poll of this connection is running; its cursor covers this one
+    lease = poll_lease(connection_id)
+    if not lease.take():
+        return poll_is_running(self, connection_id, full_sweep)
     xero = deps.xero_client(connection, priority=xero_in.PRIORITY_BACKFILL)
     changed = 0
     try:
         for resource in resources or POLLED_RESOURCES:
             outcome = poll_resource(connection_id, resource, xero=xero, cursors=deps.store.poll_cursors,
                                     snapshots=deps.store.snapshots, audit=deps.store.audit,
-                                    on_changed=hand_over_to_zoho(connection_id, resource), full_sweep=full_sweep)
+                                    on_changed=hand_over_to_zoho(connection_id, resource), full_sweep=full_sweep,
+                                    before_page=lease.renew)
             changed += len(outcome.changed)
+    except LeaseLost:  # this poll stalled past its lease; another may hold it now: leave the rest to that one
+        log.warning("xero.poll.lease_lost connection=%s: the poll stopped, the next one goes on from its cursor",
+                    connection_id)
+        if full_sweep:  # the sweep starts again once the other poll is done
+            return poll_is_running(self, connection_id, full_sweep)
+        return changed
     except Exception as exc:
-        deps.redis.delete(lock_key)
+        lease.release()
         if xero_in.is_daily_budget(exc):
             # Polls are the first to yield the budget; the cursors hold the place for after the reset.
             log.warning("xero.poll.daily_budget_spent", extra={"connection_id": connection_id})
@@ -221,8 +221,29 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
         if isinstance(exc, RateLimited):
             raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=32) from None
         self.retry_or_fail(exc, connection_id=connection_id, record_type="poll", record_ids=[])
-    deps.redis.delete(lock_key)
+    lease.release()
     return changed
+
+
+def poll_lease(connection_id: int) -> Lease:
+    """One poll per connection at a time. The poll renews its lease before every page, and no page
+    outlasts the task's hard time limit (the worker kills the task there), so a live poll keeps its
+    lease; a killed one frees the connection within that time."""
+    deps = get_deps()
+    return Lease(deps.redis, f"xero:poll-lock:{connection_id}", ttl=deps.settings.task_time_limit)
+
+
+def poll_is_running(task: ConnectorTask, connection_id: int, full_sweep: bool) -> int:
+    """Another poll of this connection holds (or may hold) the lease. Its cursor covers a delta poll,
+    which stops here; a sweep waits for it, for at most twice the longest a poll can hold the lease (a
+    whole run, then the lease lapsing if its worker was killed)."""
+    if not full_sweep:
+        return 0
+    longest_hold = 2 * get_deps().settings.task_time_limit
+    if task.request.retries * SWEEP_DEFER_SECONDS > 2 * longest_hold:
+        log.error("xero.sweep.gave_up connection=%s: a poll held the lock for too long", connection_id)
+        return 0
+    raise task.retry(countdown=SWEEP_DEFER_SECONDS + random.uniform(0, 5), max_retries=None)
 
 
 @app.task(name="connector.poll_xero_connections", base=ConnectorTask, bind=True)
