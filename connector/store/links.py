@@ -223,20 +223,6 @@ class LinkStore:
             core_connection(session).execute(_END_INTENTS, {"connection_id": connection_id, "keys": list(newest)})
             return saved
 
-    def by_zoho(self, connection_id: int, zoho_module: str, zoho_id: str) -> Link | None:
-        with session_scope(self._sessions) as session:
-            row = session.scalars(
-                select(IdLink)
-                .where(
-                    IdLink.connection_id == connection_id,
-                    IdLink.zoho_module == zoho_module,
-                    IdLink.zoho_id == zoho_id,
-                )
-                .order_by(IdLink.id)
-                .limit(1)
-            ).first()
-            return Link.of(row) if row else None
-
     def by_zoho_ids(self, connection_ids: Iterable[int], zoho_module: str, zoho_ids: Iterable[str]) -> list[Link]:
         """The links of these connections to these Zoho records (oldest first), in one query: which of
         the connections sharing a Zoho org holds each record."""
