@@ -129,8 +129,8 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     found = xero.get_contacts([contact_id])
     if not found:
         for zid, _key, _record in changes:
-            note(zid, stages.SKIPPED, {"reason": f"Xero has no contact {contact_id} any more (deleted or archived "
-                                                 "in Xero); the Zoho edit stays in Zoho only", "xero_contact": contact_id})
+            note(zid, stages.SKIPPED, {"reason": f"Xero no longer has contact {contact_id} (deleted in Xero); "
+                                                 "the Zoho edit was not written to Xero", "xero_contact": contact_id})
         return
     current = found[0]
     read_at = parse_xero_date(current.get("UpdatedDateUTC"))

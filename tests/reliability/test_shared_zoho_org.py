@@ -140,5 +140,5 @@ def test_a_linked_record_whose_xero_contact_is_gone_is_skipped_saying_so(shared,
 
     trail = world.deps.store.audit.trail(world.connection_id, "Contacts", person)
     assert trail[-1].stage == stages.SKIPPED, [(e.stage, e.detail) for e in trail]
-    assert f"Xero has no contact {gone}" in trail[-1].detail["reason"]
+    assert f"Xero no longer has contact {gone}" in trail[-1].detail["reason"]
     assert not world.xero.calls(path_prefix="/api.xro/2.0/Contacts", method="POST")
