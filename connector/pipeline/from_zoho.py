@@ -95,7 +95,7 @@ def pull_zoho_changes(
             contact_id = key if module == "Accounts" else key.split(":", 1)[0]
             by_contact.setdefault(contact_id, []).append((zid, key, record))
 
-    for zid in set(keys) - {str(r["id"]) for r in records}:
+    for zid in sorted(set(keys) - {str(r["id"]) for r in records}):
         note(zid, stages.SKIPPED, {"reason": "the record is no longer in Zoho"})
 
     for contact_id, changes in by_contact.items():

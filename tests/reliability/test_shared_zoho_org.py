@@ -142,3 +142,20 @@ def test_a_linked_record_whose_xero_contact_is_gone_is_skipped_saying_so(shared,
     assert trail[-1].stage == stages.SKIPPED, [(e.stage, e.detail) for e in trail]
     assert f"Xero no longer has contact {gone}" in trail[-1].detail["reason"]
     assert not world.xero.calls(path_prefix="/api.xro/2.0/Contacts", method="POST")
+
+
+def test_a_linked_record_deleted_in_zoho_before_its_edit_is_taken_in_is_skipped_saying_so(shared, published):
+    world, _tenant_b = shared
+    tenant_a = Picture(world.xero, world.zoho, world.deps, world.connection_id, world.tenant_id)
+    [contact_id] = make_contacts(tenant_a, "Gone", 1)
+    tenant_a.sync("contacts", [contact_id])
+    person = zoho_person(tenant_a, contact_id)
+    world.zoho.person_edit("Contacts", person, Last_Name="Edited")
+    world.zoho.person_delete("Contacts", person)
+
+    deliver(world, published)  # the edit's notification arrives after the delete
+
+    trail = world.deps.store.audit.trail(world.connection_id, "Contacts", person)
+    assert trail[-1].stage == stages.SKIPPED, [(e.stage, e.detail) for e in trail]
+    assert trail[-1].detail["reason"] == "the record is no longer in Zoho"
+    assert "Edited" not in last_names(tenant_a, contact_id)
