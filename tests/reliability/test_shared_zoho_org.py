@@ -27,7 +27,7 @@ INGEST = "connector.ingest_zoho_notification"
 
 
 @pytest.fixture
-def shared(world, published):
+def shared(world):
     """Tenant A connected with the Zoho org (its channel pointed at a real receiver), tenant B sent to the
     same org the way ``--zoho-from`` does it."""
     deps = world.deps
