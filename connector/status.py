@@ -15,7 +15,6 @@ from connector.backfill import BackfillBudget, progress
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
 from connector.store import audit as stages
-from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
 
 WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
 
@@ -88,7 +87,7 @@ def collect_status(deps) -> dict[str, Any]:
             },
             # Zoho counts API credits per org and reports them only in its console (no API reads them).
             "zoho_credits_used": None,
-            "parked": {reason: store.parked.count(c.id, reason=reason) for reason in (NEEDS_REAUTH, DAILY_BUDGET)},
+            "parked": store.parked.counts_by_reason(c.id),
             "failures_24h": store.audit.failure_counts(c.id, now - timedelta(hours=24)),
             "last_success": {record_type: _iso(when) for record_type, when in sorted(successes.items())},
             "poll_cursors": cursors,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.status import collect_status
 from connector.store import audit as stages
-from connector.store.parked import NEEDS_REAUTH
+from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, NOTIFY, OUTAGE, RATE_LIMITED
 from workers.cli import main
 
 
@@ -37,7 +37,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert c["xero_calls"]["day_left"] == 5000 - xero_calls
     assert c["xero_calls"]["day_left_for_backfill"] == 4500 - xero_calls
     assert c["tokens"]["xero"]["expires_at"] and c["tokens"]["zoho"]["expires_at"]
-    assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0}
+    assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0, "rate_limited": 0, "outage": 0}
     assert c["failures_24h"] == {"DUPLICATE_DATA": 1}
     assert set(c["last_success"]) == {"contact"}
     assert c["poll_cursors"]["payments"]["modified_since"] == cursor.isoformat()
@@ -67,3 +67,17 @@ def test_check_says_what_to_do_when_the_xero_grant_is_gone(embedded, capsys):
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "xero: PROBLEM" in out and "connector connect xero" in out and "zoho: ok" in out
+
+
+def test_status_counts_parked_work_of_every_reason(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    later = deps.store.clock.now() + timedelta(hours=2)
+    deps.store.parked.park(cid, "invoices", ["inv-1"], reason=NEEDS_REAUTH)
+    deps.store.parked.park(cid, "invoices", ["inv-2", "inv-3"], reason=DAILY_BUDGET, resume_after=later)
+    deps.store.parked.park(cid, "contacts", ["c-1", "c-2", "c-3"], reason=RATE_LIMITED, resume_after=later)
+    deps.store.parked.park(cid, "zoho:Accounts", ["z-1"], reason=OUTAGE, resume_after=later, stage=NOTIFY)
+
+    [c] = collect_status(deps)["connections"]
+    assert c["parked"] == {"needs_reauth": 1, "daily_budget": 2, "rate_limited": 3, "outage": 1}
+    assert main(["status"]) == 0
+    assert "parked: needs_reauth=1, daily_budget=2, rate_limited=3, outage=1;" in capsys.readouterr().out
