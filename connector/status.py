@@ -23,17 +23,26 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def queue_depths(settings) -> dict[str, int] | None:
-    """Messages waiting per worker queue (the Redis broker's list lengths); None without a shared broker."""
-    if not settings.broker_url.startswith(("redis://", "rediss://")):
+def queue_depths(settings, names: tuple[str, ...] = WORKER_QUEUES) -> dict[str, int] | None:
+    """Messages waiting per worker queue on the configured broker (Redis or RabbitMQ, through kombu,
+    which also counts the Redis transport's priority lists); None for the in-process broker, which no
+    other process shares."""
+    if settings.broker_url.startswith("memory://"):
         return None
-    from connector.redis_conn import connect_redis
+    from kombu import Connection
 
-    broker = connect_redis(settings.broker_url)
-    try:
-        return {name: int(broker.llen(name)) for name in WORKER_QUEUES}
-    finally:
-        broker.close()
+    depths = {}
+    with Connection(settings.broker_url, connect_timeout=10) as connection:
+        for name in names:
+            channel = connection.channel()
+            try:
+                # Passive: only reads the count; never creates a queue or clashes with Celery's arguments.
+                depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except connection.channel_errors:
+                depths[name] = 0  # not declared yet: nothing was ever sent to it
+            finally:
+                channel.close()
+    return depths
 
 
 def collect_status(deps) -> dict[str, Any]:
