@@ -85,7 +85,8 @@ def collect_status(deps) -> dict[str, Any]:
             "zoho_channels": [{"channel_id": ch.channel_id, "expires_at": _iso(ch.expires_at)} for ch in channels],
             "xero_calls": {
                 "day_limit": day_limit,
-                "day_used": usage["day_used"],
+                "day_used": usage["day_used"],  # every call Xero counts, a dry run's too
+                "day_used_by_dry_runs": usage["day_used_by_dry_runs"],
                 "day_left": max(day_limit - usage["day_used"], 0),
                 # What replays and backfills may still use: the governor keeps the rest for live work.
                 "day_left_for_backfill": max(allowed_share(day_limit, PRIORITY_DAY_HEADROOM[2]) - usage["day_used"],

@@ -137,7 +137,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
         with tqdm(desc="listing (dry run)", unit=" records", disable=args.json) as bar:
             report = dry_run(connection_id, resources, since=since,
-                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL), links=deps.store.links,
+                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
+                             links=deps.store.links,
                              snapshots=deps.store.snapshots, config=deps.sync_config,
                              on_page=lambda resource, count: bar.update(count))
         if args.json:
@@ -293,7 +294,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for c in status["connections"]:
         calls = c["xero_calls"]
         print(f"#{c['id']} {c['name']}  state={c['state']}{' (' + c['state_reason'] + ')' if c['state_reason'] else ''}")
-        print(f"    Xero today: {calls['day_used']} used, {calls['day_left']} left of {calls['day_limit']} "
+        print(f"    Xero today: {calls['day_used'] - calls['day_used_by_dry_runs']} used by syncing, "
+              f"{calls['day_used_by_dry_runs']} by dry runs, {calls['day_left']} left of {calls['day_limit']} "
               f"({calls['day_left_for_backfill']} for backfill); this minute {calls['minute_used']}, "
               f"in flight {calls['in_flight']}")
         print(f"    tokens: xero until {c['tokens']['xero']['expires_at']}, zoho until {c['tokens']['zoho']['expires_at']}"

@@ -49,7 +49,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert printed["connections"][0]["parked"] == c["parked"]
     assert main(["status"]) == 0
     text = capsys.readouterr().out
-    assert f"Xero today: {xero_calls} used, {5000 - xero_calls} left of 5000" in text
+    assert f"Xero today: {xero_calls} used by syncing, 0 by dry runs, {5000 - xero_calls} left of 5000" in text
 
 
 def test_check_reports_each_side_ok_with_scopes_edition_and_fields(embedded, capsys):
@@ -81,3 +81,18 @@ def test_status_counts_parked_work_of_every_reason(embedded, capsys):
     assert c["parked"] == {"needs_reauth": 1, "daily_budget": 2, "rate_limited": 3, "outage": 1}
     assert main(["status"]) == 0
     assert "parked: needs_reauth=1, daily_budget=2, rate_limited=3, outage=1;" in capsys.readouterr().out
+
+
+def test_status_counts_a_dry_runs_xero_calls_apart_from_live_ones(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1200)
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--json"]) == 0  # two pages
+    assert main(["replay", str(cid), "contacts", *contacts[:2]]) == 0
+    capsys.readouterr()
+    xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
+
+    [c] = collect_status(deps)["connections"]
+    assert c["xero_calls"]["day_used"] == xero_calls and c["xero_calls"]["day_used_by_dry_runs"] == 2
+    assert main(["status"]) == 0
+    assert f"Xero today: {xero_calls - 2} used by syncing, 2 by dry runs, {5000 - xero_calls} left of 5000" \
+        in capsys.readouterr().out
