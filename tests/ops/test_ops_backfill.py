@@ -156,3 +156,28 @@ def test_beat_claims_a_stale_backfill_so_the_step_left_from_its_lost_chain_lists
     assert connection_id == cid and expect[0] == "contacts" and expect != left_over
     assert step(left_over).state == "superseded" and len(list_calls(embedded)) == 1
     assert step(expect).state == "page" and len(list_calls(embedded)) == 2
+
+
+def test_resuming_a_waiting_backfill_never_lists_its_finished_resource_again(embedded):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    clock = ManualClock(deps.store.clock.now())
+    step = _stepper(embedded, clock)
+    contacts, _ = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    outcome = step(("contacts", contacts.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "waiting" and outcome.resource == "invoices"  # three calls: the day's budget
+    assert deps.store.backfills.get(cid, "contacts").state == "done" and len(list_calls(embedded)) == 3
+
+    # The same command again, while the backfill waits for its budget.
+    contacts, invoices = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    assert contacts.state == "done" and contacts.pages == 3 and contacts.records == 2500
+    clock.advance(timedelta(days=1))
+    outcome = step(("invoices", invoices.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "page" and outcome.resource == "invoices" and outcome.expect is None
+    assert len(list_calls(embedded)) == 3  # no contacts page listed again
+    assert progress(cid, checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=clock),
+                    clock=clock).state == "done"
