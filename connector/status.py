@@ -74,6 +74,7 @@ def collect_status(deps) -> dict[str, Any]:
                              clock=store.clock)
             backfill = {"state": state.state, "records": state.records, "remaining": state.remaining,
                         "calls": state.calls, "budget_left": state.budget_left, "eta": _iso(state.eta),
+                        "eta_at_least": state.eta_at_least, "resume_after": _iso(state.resume_after),
                         "resources": state.resources}
         connections.append({
             "id": c.id,

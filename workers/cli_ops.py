@@ -307,7 +307,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:
             b = c["backfill"]
-            print(f"    backfill: {b['state']}, {b['records']} records, {b['calls']} calls, ETA {b['eta'] or '?'}")
+            waiting = f" for its budget until {b['resume_after']}" if b["resume_after"] else ""
+            print(f"    backfill: {b['state']}{waiting}, {b['records']} records, {b['calls']} calls, "
+                  f"ETA {'>= ' if b['eta_at_least'] else ''}{b['eta'] or '?'}")
     return 0
 
 

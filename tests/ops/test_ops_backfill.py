@@ -181,3 +181,27 @@ def test_resuming_a_waiting_backfill_never_lists_its_finished_resource_again(emb
     assert len(list_calls(embedded)) == 3  # no contacts page listed again
     assert progress(cid, checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=clock),
                     clock=clock).state == "done"
+
+
+def test_a_backfill_waiting_for_its_budget_has_an_eta_from_the_budget_even_before_every_resource_is_counted(
+        embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    clock = deps.store.clock
+    step = _stepper(embedded)
+    contacts, _ = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    outcome = step(("contacts", contacts.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "waiting"  # invoices: not listed yet, so their count is unknown
+    resume_after = deps.store.backfills.get(cid, "invoices").resume_after
+
+    state = progress(cid, checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=clock),
+                     clock=clock)
+    assert state.state == "waiting" and state.resume_after == resume_after
+    # At least the budget's wait and one page of invoices; more if there are more, so a lower bound.
+    assert state.eta is not None and state.eta >= resume_after and state.eta_at_least
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"waiting for its budget until {resume_after.isoformat(timespec='seconds')}" in out
+    assert f"ETA >= {state.eta.isoformat(timespec='seconds')}" in out
