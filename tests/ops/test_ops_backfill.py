@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from connector.backfill import BackfillBudget, backfill_step, progress
-from connector.clock import ManualClock
+from connector.clock import SYSTEM_CLOCK, ManualClock
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.sandbox.xero_seed import seed_demo_org
 from workers.cli import main
@@ -205,3 +205,20 @@ def test_a_backfill_waiting_for_its_budget_has_an_eta_from_the_budget_even_befor
     out = capsys.readouterr().out
     assert f"waiting for its budget until {resume_after.isoformat(timespec='seconds')}" in out
     assert f"ETA >= {state.eta.isoformat(timespec='seconds')}" in out
+
+
+def test_backfill_command_with_a_budget_waits_for_it_and_goes_on_the_next_day(make_embedded, capsys):
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it: a day passes at once
+    embedded = make_embedded(clock=clock)
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    started = clock.now()
+
+    assert main(["backfill", str(embedded.connection_id), "--resources", "contacts", "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    [checkpoint] = embedded.deps.store.backfills.for_connection(embedded.connection_id)
+    calls = len(list_calls(embedded))
+    assert checkpoint.state == "done" and checkpoint.pages == calls >= 3
+    assert f"backfill #{embedded.connection_id}: its budget of 2 Xero calls per 24 h is spent; waiting until " in out
+    assert f"backfill done: 2500 records listed in {calls} calls" in out
+    assert clock.now() >= started + timedelta(days=1)  # waited for the budget instead of exiting
+    assert sorted(a["Xero_Contact_ID"] for a in embedded.zoho.records("Accounts")) == sorted(contacts)
