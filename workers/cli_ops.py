@@ -170,9 +170,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 # A terminal that reports no size (a pseudo-terminal without one: `script`, `docker exec -t`) is given
-# this many columns and rows: tqdm takes 0 rows as "no room" and draws nothing.
+# this many columns and rows: tqdm reads no size as no room and draws nothing.
 DEFAULT_TERMINAL = (80, 24)
-# While waiting for a budget the bar's countdown is redrawn this often.
+# Once the total is known: short, the records and then the postfix (ETA first), so 80 columns show what matters.
+BAR_FORMAT = "{l_bar}{bar:10}| {n_fmt}/{total_fmt}{postfix}"
+# While waiting for a budget the bar is redrawn this often (its elapsed time shows the wait is alive).
 WAIT_TICK_SECONDS = 30.0
 # A wait shorter than this (the rolling window freeing one call after another) goes without a message.
 ANNOUNCED_WAIT_SECONDS = 60.0
@@ -188,10 +190,8 @@ def _progress_bar(desc: str, **options):
         columns, rows = os.get_terminal_size(sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):  # not a terminal, or no file descriptor (captured)
         columns = rows = 0
-    # Short: the records, then the postfix (ETA first), so 80 columns show what matters.
     return tqdm(desc=desc, unit=" records", file=sys.stderr, ncols=columns or DEFAULT_TERMINAL[0],
-                nrows=rows or DEFAULT_TERMINAL[1], bar_format="{l_bar}{bar:10}| {n_fmt}/{total_fmt}{postfix}",
-                **options)
+                nrows=rows or DEFAULT_TERMINAL[1], **options)
 
 
 class _AboveBar:
@@ -236,7 +236,7 @@ def _eta(state) -> str:
 def _bar_update(bar, state) -> None:
     total = state.records + (state.remaining or 0) if state.remaining is not None else None
     if total is not None and bar.total != total:
-        bar.total = total
+        bar.total, bar.bar_format = total, BAR_FORMAT
     bar.n = state.records
     waiting = f", waiting until {_stamp(state.resume_after)}" if state.state == "waiting" else ""
     # The ETA first: a narrow terminal cuts the end of the line.
