@@ -59,3 +59,23 @@ def test_status_shows_the_rabbitmq_queues_not_in_process(embedded, capsys, monke
     assert "in-process" not in first_line
     counts = dict(part.split("=") for part in first_line.split("queues: ")[1].split(", "))
     assert set(counts) == {"xero", "zoho", "maintenance"} and all(n.isdigit() for n in counts.values())
+
+
+def test_a_backfill_step_holds_back_while_the_zoho_queue_on_rabbitmq_is_backed_up(embedded, monkeypatch):
+    from connector import queues
+    from connector.sandbox.xero_seed import seed_demo_org
+    from workers.backfill_tasks import MAX_ZOHO_BACKLOG, backfill_step_task
+
+    deps, cid = embedded.deps, embedded.connection_id
+    monkeypatch.setattr(deps, "settings", dataclasses.replace(deps.settings, broker_url=RABBITMQ_URL))
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=5)
+    [checkpoint] = deps.store.backfills.start(cid, ["contacts"], since=None, calls_per_day=None)
+    zoho = Queue(queues.ZOHO_QUEUE)
+    publish(RABBITMQ_URL, zoho, MAX_ZOHO_BACKLOG + 1)  # pushes waiting for the workers
+    try:
+        assert backfill_step_task.apply(args=[cid, "contacts", checkpoint.version]).result == "backlog"
+        assert embedded.xero.calls(path_prefix="/api.xro/2.0/Contacts") == []  # no page listed meanwhile
+    finally:
+        with Connection(RABBITMQ_URL) as connection:
+            zoho(connection.channel()).purge()
+    assert backfill_step_task.apply(args=[cid, "contacts", checkpoint.version]).result == "page"
