@@ -281,8 +281,8 @@ def _waiting_message(connection_id: int, state, calls_per_day: int | None) -> st
 
 def _backfill_here(deps, connection_id: int, expect: tuple[str, int] | None) -> int:
     """Embedded default: the steps run in this process, each page pushed before the next is listed.
-    A spent budget is waited for here (sleeping until it frees, the bar counting down), as the
-    workers would: the command ends when the backfill is done, or on Ctrl-C (resumable)."""
+    A spent budget is waited for here (sleeping until it frees; the message and the bar say until when),
+    as the workers would: the command ends when the backfill is done, or on Ctrl-C (resumable)."""
     from connector.backfill import BackfillBudget, backfill_step, first_pending, progress
     from connector.errors import RateLimited
     from connector.pipeline.xero_in import PRIORITY_BACKFILL
