@@ -151,6 +151,7 @@ class XeroClient:
         governor: "XeroRateGovernor | None" = None,
         limits: Limits = Limits(),
         priority: int = 0,
+        dry_run: bool = False,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -160,6 +161,7 @@ class XeroClient:
         self._governor = governor
         self._limits = limits
         self._priority = priority
+        self._dry_run = dry_run  # its calls are counted apart by the governor (a backfill's --dry-run)
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self._api_url!r})"
@@ -372,7 +374,8 @@ class XeroClient:
     def _acquire(self):
         if self._governor is None:
             return None
-        outcome = self._governor.try_acquire(self.tenant_id, self._limits, priority=self._priority)
+        outcome = self._governor.try_acquire(self.tenant_id, self._limits, priority=self._priority,
+                                             dry_run=self._dry_run)
         if isinstance(outcome, Denial):
             raise RateLimited(
                 f"Xero rate governor: {outcome.reason} limit for tenant {self.tenant_id}",
