@@ -131,3 +131,21 @@ def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, pub
 
     assert store.parked.count(world.connection_id, reason=DAILY_BUDGET) == 1
     assert stages.FAILED not in [e.stage for e in store.audit.trail(world.connection_id, "invoice", invoice)]
+
+
+def test_a_zoho_notification_that_fails_or_waits_is_audited_in_the_zoho_to_xero_direction(world):
+    """The failure and parked rows of a notification carry its direction, as its other stages do."""
+    store = world.deps.store
+    world.zoho.faults.fail_next(1, status=400, path_prefix="/crm/v8/Contacts",
+                                body='{"code":"INVALID_DATA","details":{},"message":"bad id","status":"error"}')
+    refused = {"module": "Contacts", "ids": ["z-1"], "operation": "update", "channel_id": "7", "server_time": None}
+
+    assert ingest_zoho_notification.apply(args=[world.connection_id, refused]).failed()
+
+    [failed] = [e for e in store.audit.trail(world.connection_id, "Contacts", "z-1") if e.stage == stages.FAILED]
+    assert failed.direction == stages.ZOHO_TO_XERO
+    store.connections.mark_needs_reauth(world.connection_id, "Zoho grant revoked")
+    waiting = {**refused, "ids": ["z-2"]}
+    ingest_zoho_notification.apply(args=[world.connection_id, waiting])
+    [parked] = store.audit.trail(world.connection_id, "Contacts", "z-2")
+    assert parked.stage == stages.PARKED and parked.direction == stages.ZOHO_TO_XERO
