@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, delete, exists, func, literal_column, or_, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.secret import Secret
 from connector.store.db import insert_rows, session_scope
-from connector.store.tables import AuditEvent
+from connector.store.tables import AuditEvent, Connection
 
 RECEIVED = "received"
 FETCHED = "fetched"
@@ -204,40 +204,34 @@ class AuditLog:
             return session.scalar(statement)
 
     def failures(self, connection_id: int | None = None, limit: int = 100, *, since: datetime | None = None,
-                 record_type: str | None = None, unattached: bool = False) -> list[AuditEntry]:
-        """The latest event of each record whose latest stage is FAILED, newest first.
+                 record_type: str | None = None, error: str | None = None) -> list[AuditEntry]:
+        """The records still failing, newest first: the latest failure of each (see ``_still_failing``).
 
-        ``since``: only failures at or after it; ``unattached``: only records that reached no connection
-        (webhooks of a Xero tenant that was not connected yet), whatever ``connection_id`` says.
+        With ``connection_id``, that connection's, including the webhooks of its tenant that failed before
+        it was connected; without, everyone's. ``since``: failed at or after it; ``error``: of this error
+        class (``error_class``, any case). Every filter applies before ``limit``.
         """
-        latest = select(func.max(AuditEvent.id).label("id")).group_by(
-            AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id
-        )
-        if unattached:
-            latest = latest.where(AuditEvent.connection_id.is_(None))
-        elif connection_id is not None:
-            latest = latest.where(AuditEvent.connection_id == connection_id)
-        if record_type is not None:
-            latest = latest.where(AuditEvent.record_type == record_type)
-        statement = select(AuditEvent).where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == FAILED)
-        if since is not None:
-            statement = statement.where(AuditEvent.created_at >= since)
-        statement = statement.order_by(AuditEvent.id.desc()).limit(limit)
+        statement = (select(AuditEvent).where(*_still_failing(connection_id, since, record_type, error))
+                     .order_by(AuditEvent.id.desc()).limit(limit))
         with session_scope(self._sessions) as session:
             return [AuditEntry.of(row) for row in session.scalars(statement)]
 
     def attempts(self, entries: list[AuditEntry]) -> dict[tuple[int | None, str, str], int]:
-        """How many times each record's sync failed or was retried, all trips counted."""
+        """How many times each record's sync failed or was retried, all trips counted: one statement
+        per (connection, record type) among ``entries``, each served by the record index."""
+        groups: dict[tuple[int | None, str], set[str]] = {}
+        for e in entries:
+            groups.setdefault((e.connection_id, e.record_type), set()).add(e.record_id)
         counts: dict[tuple[int | None, str, str], int] = {}
-        ids = sorted({e.record_id for e in entries})
-        for start in range(0, len(ids), 500):
+        for (connection_id, record_type), ids in groups.items():
             statement = (
-                select(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id, func.count())
-                .where(AuditEvent.record_id.in_(ids[start:start + 500]), AuditEvent.stage.in_((FAILED, RETRYING)))
-                .group_by(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id)
+                self._of_record(connection_id, record_type, None)
+                .with_only_columns(AuditEvent.record_id, func.count())
+                .where(AuditEvent.record_id.in_(sorted(ids)), AuditEvent.stage.in_((FAILED, RETRYING)))
+                .group_by(AuditEvent.record_id)
             )
             with session_scope(self._sessions) as session:
-                for connection_id, record_type, record_id, count in session.execute(statement):
+                for record_id, count in session.execute(statement):
                     counts[(connection_id, record_type, record_id)] = int(count)
         return counts
 
@@ -252,15 +246,13 @@ class AuditLog:
             return {record_type: when for record_type, when in session.execute(statement)}
 
     def failure_counts(self, connection_id: int, since: datetime) -> dict[str, int]:
-        """Failures of one connection since ``since``, counted by error class (see ``error_class``)."""
-        statement = select(AuditEvent.detail).where(
-            AuditEvent.connection_id == connection_id, AuditEvent.stage == FAILED, AuditEvent.created_at >= since)
-        counts: dict[str, int] = {}
+        """The records of one connection still failing that failed since ``since``, counted by error
+        class: what ``failures(connection_id, since=since)`` lists."""
+        error = _error_class_of_row()
+        statement = (select(error, func.count()).where(*_still_failing(connection_id, since, None, None))
+                     .group_by(error))
         with session_scope(self._sessions) as session:
-            for detail in session.scalars(statement):
-                name = error_class(detail)
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+            return {name: int(count) for name, count in session.execute(statement)}
 
     def count(self, stage: str | None = None) -> int:
         statement = select(func.count()).select_from(AuditEvent)
@@ -270,13 +262,58 @@ class AuditLog:
             return session.scalar(statement) or 0
 
     @staticmethod
-    def _of_record(connection_id: int | None, record_type: str, record_id: str):
+    def _of_record(connection_id: int | None, record_type: str, record_id: str | None):
+        """The rows of one record (of every record of the type when ``record_id`` is None)."""
         same_connection = (
             AuditEvent.connection_id.is_(None) if connection_id is None else AuditEvent.connection_id == connection_id
         )
-        return select(AuditEvent).where(
-            same_connection, AuditEvent.record_type == record_type, AuditEvent.record_id == str(record_id)
-        )
+        statement = select(AuditEvent).where(same_connection, AuditEvent.record_type == record_type)
+        return statement if record_id is None else statement.where(AuditEvent.record_id == str(record_id))
+
+
+def _error_class_of_row():
+    """``error_class`` of a row's detail, in SQL."""
+    def text(key: str):
+        return func.nullif(AuditEvent.detail[key].as_string(), "")
+    return func.coalesce(text("error_code"), text("error"), "Unclassified")
+
+
+# Written inline rather than bound, so the planner matches the partial index of failed rows on it.
+_IS_FAILED = AuditEvent.stage == literal_column(f"'{FAILED}'")
+
+
+def _still_failing(connection_id: int | None, since: datetime | None, record_type: str | None,
+                   error: str | None) -> list:
+    """The conditions on an audit row that is a failure still standing, as one statement's WHERE.
+
+    A failure stands until a later sync of the same record succeeds (written or skipped: Zoho holds
+    it) under the same connection; a later failure takes its place. A webhook of a tenant that was not
+    connected yet failed without a connection: its tenant's connection, once there, resolves it.
+    """
+    later = aliased(AuditEvent)
+    tenant = AuditEvent.detail["tenant_id"].as_string()
+    tenant_connection = (select(Connection.id).where(Connection.xero_tenant_id == tenant).correlate(AuditEvent)
+                         .scalar_subquery())
+    same_record_later = (later.record_type == AuditEvent.record_type, later.record_id == AuditEvent.record_id,
+                         later.id > AuditEvent.id)
+    conditions = [
+        _IS_FAILED,
+        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED)),
+                        later.connection_id == func.coalesce(AuditEvent.connection_id, tenant_connection)),
+        ~exists().where(*same_record_later, later.stage == FAILED, AuditEvent.connection_id.is_(None),
+                        later.connection_id.is_(None)),
+    ]
+    if connection_id is not None:
+        own_tenant = select(Connection.xero_tenant_id).where(Connection.id == connection_id).scalar_subquery()
+        conditions.append(or_(AuditEvent.connection_id == connection_id,
+                              and_(AuditEvent.connection_id.is_(None), tenant == own_tenant)))
+    if since is not None:
+        conditions.append(AuditEvent.created_at >= since)
+    if record_type is not None:
+        conditions.append(AuditEvent.record_type == record_type)
+    if error is not None:
+        conditions.append(func.lower(_error_class_of_row()) == error.lower())
+    return conditions
 
 
 class AuditBatch:

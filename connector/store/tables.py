@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -140,6 +141,9 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_record", "connection_id", "record_type", "record_id"),
         Index("ix_audit_events_created_at", "created_at"),  # retention deletes the oldest rows first
+        # Failures listed and counted per connection and age: only failed rows, few among millions.
+        Index("ix_audit_events_failed", "connection_id", "created_at", postgresql_where=text("stage = 'failed'"),
+              sqlite_where=text("stage = 'failed'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from connector.store import Store
-from connector.store.audit import RECEIVED, WRITTEN
+from connector.store.audit import FAILED, RECEIVED, WRITTEN
 from connector.store.links import LinkWrite
 
 LARGE_TABLES = ("id_links", "audit_events", "xero_snapshots", "write_ledger")
@@ -34,7 +34,7 @@ def history_store(pg_database_url):
                       "created_at) FROM STDIN") as copy:
             for n in range(60_000):
                 copy.write_row((connection_id, f"s-{n // 4}", "xero_to_zoho", "invoice", f"x-{n // 6}",
-                                (RECEIVED, WRITTEN)[n % 2], NOW - timedelta(seconds=n)))
+                                FAILED if n % 600 == 5 else (RECEIVED, WRITTEN)[n % 2], NOW - timedelta(seconds=n)))
         with cur.copy("COPY xero_snapshots (connection_id, resource, xero_id, source_updated_at, payload, "
                       "fetched_at) FROM STDIN") as copy:
             for n in range(40_000):
@@ -186,6 +186,27 @@ def _plan_nodes(node: dict):
     yield node
     for child in node.get("Plans", []):
         yield from _plan_nodes(child)
+
+
+def test_failures_and_their_counts_read_the_audit_trail_only_through_indexes(history_store) -> None:
+    """What `connector failures`, `replay --failed` and `status` ask of a trail of millions of rows."""
+    store, connection_id = history_store
+    store.audit.record(connection_id=None, record_type="contact", record_id="early", stage=FAILED,
+                       detail={"error": "UnknownTenant", "tenant_id": "tenant-h"})
+
+    def listings():
+        entries = store.audit.failures(connection_id, 200)
+        store.audit.failures(None, 200, since=NOW - timedelta(hours=1), error="NotFound")
+        store.audit.failure_counts(connection_id, NOW - timedelta(hours=24))
+        store.audit.attempts(entries)
+
+    plans = plans_of_statements(store, listings)
+
+    assert len(plans) == 5
+    for statement, nodes in plans:
+        assert not [n for n in nodes if n.startswith("Seq Scan audit_events")], f"{statement}\n-> {nodes}"
+    for statement, nodes in plans[:3]:
+        assert any("ix_audit_events_failed" in n for n in nodes), f"{statement}\n-> {nodes}"
 
 
 def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
