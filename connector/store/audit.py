@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, literal_column, or_, select
+from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector import logs
@@ -92,6 +92,8 @@ class AuditEntry:
     detail: dict[str, Any] | None
     task_id: str | None
     created_at: datetime
+    times: int = 1  # reached this stage so many times in a row (a run of retries), the last at last_at
+    last_at: datetime | None = None
 
     @classmethod
     def of(cls, row: AuditEvent) -> "AuditEntry":
@@ -106,6 +108,8 @@ class AuditEntry:
             detail=row.detail,
             task_id=row.task_id,
             created_at=row.created_at,
+            times=row.times,
+            last_at=row.last_at,
         )
 
 
@@ -116,8 +120,7 @@ class AuditLog:
 
     def record(self, **fields: Any) -> None:
         """One audit row (the keywords of ``row``), written in a transaction of its own."""
-        with session_scope(self._sessions) as session:
-            session.add(AuditEvent(**self.row(**fields)))
+        self.write_rows([self.row(**fields)])
 
     def row(
         self,
@@ -153,6 +156,8 @@ class AuditLog:
             "detail": detail,
             "task_id": task_id,
             "created_at": self._clock.now(),
+            "times": 1,
+            "last_at": None,
         }
 
     def record_many(self, entries: list[dict]) -> None:
@@ -160,13 +165,21 @@ class AuditLog:
         self.write_rows([self.row(**entry) for entry in entries])
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Rows made by ``row`` (their times are when they happened), in one transaction and one
-        multi-row INSERT, in the order given."""
+        """Rows made by ``row`` (their times are when they happened), in one transaction, in the order given.
+
+        A retry of a record whose latest row is already "retrying" adds to that row's count instead of
+        adding a row (one UPDATE for the batch); the rest are one multi-row INSERT.
+        """
+        rows, continuing = _fold_repeats(rows)
         if not rows:
             return
         with session_scope(self._sessions) as session:
-            columns = list(rows[0])
-            insert_rows(session, AuditEvent.__table__, columns, rows)
+            if continuing:
+                bumped = _bump_retrying(session, [rows[i] for i in continuing])
+                kept = set(range(len(rows))) - {i for i in continuing if _record_key(rows[i]) in bumped}
+                rows = [row for i, row in enumerate(rows) if i in kept]
+            if rows:
+                insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)
@@ -226,7 +239,7 @@ class AuditLog:
         for (connection_id, record_type), ids in groups.items():
             statement = (
                 self._of_record(connection_id, record_type, None)
-                .with_only_columns(AuditEvent.record_id, func.count())
+                .with_only_columns(AuditEvent.record_id, func.sum(AuditEvent.times))
                 .where(AuditEvent.record_id.in_(sorted(ids)), AuditEvent.stage.in_((FAILED, RETRYING)))
                 .group_by(AuditEvent.record_id)
             )
@@ -269,6 +282,60 @@ class AuditLog:
         )
         statement = select(AuditEvent).where(same_connection, AuditEvent.record_type == record_type)
         return statement if record_id is None else statement.where(AuditEvent.record_id == str(record_id))
+
+
+def _record_key(row: dict[str, Any]) -> tuple[int | None, str, str]:
+    return row["connection_id"], row["record_type"], row["record_id"]
+
+
+def _fold_repeats(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows with each run of "retrying" rows of one record folded into the run's first row (its
+    ``times`` and ``last_at`` moved on); and the positions of the "retrying" rows that are the first of
+    their record here, which may continue a run already stored (only a connection's records are folded)."""
+    folded: list[dict[str, Any]] = []
+    latest: dict[tuple[int | None, str, str], dict[str, Any]] = {}
+    continuing: list[int] = []
+    for row in rows:
+        key = _record_key(row)
+        before = latest.get(key)
+        if row["stage"] == RETRYING and row["connection_id"] is not None:
+            if before is not None and before["stage"] == RETRYING:
+                before["times"] += row["times"]
+                before["last_at"] = row["created_at"]
+                continue
+            if before is None:
+                continuing.append(len(folded))
+        row = dict(row)
+        latest[key] = row
+        folded.append(row)
+    return folded, continuing
+
+
+def _bump_retrying(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int | None, str, str]]:
+    """Add ``rows`` (retrying, of a connection) to the stored rows they continue: those records whose
+    latest row is "retrying". One UPDATE per distinct count (nearly always one); returns the records
+    whose row took them."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["times"], []).append(row)
+    bumped: set[tuple[int | None, str, str]] = set()
+    for times, group in groups.items():
+        ids_by_type: dict[tuple[int, str], list[str]] = {}
+        for row in group:
+            ids_by_type.setdefault((row["connection_id"], row["record_type"]), []).append(row["record_id"])
+        latest = (select(func.max(AuditEvent.id))
+                  .where(or_(*(and_(AuditEvent.connection_id == connection_id, AuditEvent.record_type == record_type,
+                                    AuditEvent.record_id.in_(ids))
+                               for (connection_id, record_type), ids in ids_by_type.items())))
+                  .group_by(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id))
+        last_at = max(row["last_at"] or row["created_at"] for row in group)
+        statement = (update(AuditEvent)
+                     .where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == RETRYING)
+                     .values(times=AuditEvent.times + times, last_at=last_at)
+                     .returning(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id)
+                     .execution_options(synchronize_session=False))
+        bumped.update(tuple(key) for key in session.execute(statement))
+    return bumped
 
 
 def _error_class_of_row():

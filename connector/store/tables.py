@@ -157,6 +157,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None]
     task_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How many times in a row the record reached this stage (a run of retries is one row), the last when.
+    times: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None]
 
 
 class XeroSnapshot(Base):

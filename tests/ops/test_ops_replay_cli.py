@@ -125,3 +125,14 @@ def test_webhooks_before_the_tenant_was_connected_are_its_failures_until_its_bac
     assert main(["replay", str(later), "--failed"]) == 0
     assert capsys.readouterr().out.strip() == "nothing to replay: no failures match"
     assert {f["tenant_id"] for f in _failures_json(capsys, "--limit", "1000")} == {"tenant-nobody-connected"}
+
+
+def test_audit_shows_a_run_of_retries_as_one_line_with_its_count(embedded, capsys):
+    audit, cid = embedded.deps.store.audit, embedded.connection_id
+    for attempt in (1, 2, 3):
+        audit.record(connection_id=cid, record_type="contact", record_id="c-1", stage=stages.RETRYING,
+                     detail={"reason": "Xero 429", "attempt": attempt})
+
+    assert main(["audit", str(cid), "contact", "c-1"]) == 0
+    [line] = capsys.readouterr().out.splitlines()
+    assert "retrying  x3 (last " in line and "'attempt': 1" in line

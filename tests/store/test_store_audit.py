@@ -1,13 +1,25 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
 from connector.secret import Secret
 from connector.store import Store
-from connector.store.audit import FAILED, FETCHED, MAPPED, RECEIVED, RETRYING, SKIPPED, WRITTEN, redact
+from connector.clock import ManualClock
+from connector.store.audit import (
+    FAILED,
+    FETCHED,
+    MAPPED,
+    PARKED,
+    RECEIVED,
+    RETRYING,
+    SKIPPED,
+    WRITTEN,
+    AuditLog,
+    redact,
+)
 
 
 def test_trail_is_oldest_first_and_scoped_to_one_record(store: Store, connection_id: int) -> None:
@@ -139,3 +151,42 @@ def test_failures_are_filtered_before_the_newest_are_taken(store: Store, connect
     assert [f.record_id for f in audit.failures(connection_id, limit=1, error="notfound")] == ["missing"]
     assert [f.record_id for f in audit.failures(connection_id, limit=2, error="UnknownTenant")] == ["mine-2", "mine-1"]
     assert [f.record_id for f in audit.failures(limit=2, record_type="invoice")] == []
+
+
+def test_consecutive_retrying_rows_of_a_record_are_one_row_counting_them(store: Store, connection_id: int) -> None:
+    """A 429 storm writes one row per record and state, not one per retry; the count keeps the attempts."""
+    start = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    clock = ManualClock(start)
+    audit = AuditLog(store.sessions, clock=clock)
+
+    def note(record_id: str, stage: str, **detail) -> None:
+        clock.advance(timedelta(seconds=10))
+        audit.record(connection_id=connection_id, record_type="contact", record_id=record_id, stage=stage,
+                     detail=detail or None)
+
+    note("c-1", RECEIVED)
+    for attempt in (1, 2, 3):
+        note("c-1", RETRYING, reason="Xero 429", attempt=attempt)
+    clock.advance(timedelta(seconds=10))
+    batch = audit.batch()  # a task's rows for its batch of records, written together
+    for record_id in ("c-1", "c-2", "c-1", "c-2"):
+        batch.record(connection_id=connection_id, record_type="contact", record_id=record_id, stage=RETRYING,
+                     detail={"reason": "Xero 503"})
+    batch.flush()
+    note("c-1", PARKED)
+    note("c-1", RETRYING, reason="Xero 429", attempt=1)
+    note("c-1", WRITTEN)
+    audit.record(connection_id=None, record_type="contact", record_id="c-1", stage=RETRYING)
+
+    trail = audit.trail(connection_id, "contact", "c-1")
+    assert [(e.stage, e.times) for e in trail] == [(RECEIVED, 1), (RETRYING, 5), (PARKED, 1), (RETRYING, 1),
+                                                  (WRITTEN, 1)]
+    assert trail[1].detail == {"reason": "Xero 429", "attempt": 1}
+    assert trail[1].created_at == start + timedelta(seconds=20) and trail[1].last_at == start + timedelta(seconds=50)
+    assert trail[3].last_at is None
+    assert [(e.stage, e.times) for e in audit.trail(connection_id, "contact", "c-2")] == [(RETRYING, 2)]
+
+    for stage in (RETRYING, RETRYING, FAILED):
+        note("c-3", stage)
+    failures = audit.failures(connection_id)
+    assert audit.attempts(failures) == {(connection_id, "contact", "c-3"): 3}

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from connector.store import Store
-from connector.store.audit import FAILED, RECEIVED, WRITTEN
+from connector.store.audit import FAILED, RECEIVED, RETRYING, WRITTEN
 from connector.store.links import LinkWrite
 
 LARGE_TABLES = ("id_links", "audit_events", "xero_snapshots", "write_ledger")
@@ -84,6 +84,10 @@ def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) ->
         for i in ids:
             batch.record(connection_id=connection_id, record_type="invoice", record_id=i, stage=RECEIVED)
         batch.flush()
+        for _ in range(2):  # the second run of retries continues the first's rows
+            for i in ids:
+                batch.record(connection_id=connection_id, record_type="invoice", record_id=i, stage=RETRYING)
+            batch.flush()
         store.audit.record(connection_id=connection_id, record_type="invoice", record_id="x-3", stage=WRITTEN)
         store.audit.latest_stage(connection_id, "invoice", "x-3")
         store.audit.trail(connection_id, "invoice", "x-3")
