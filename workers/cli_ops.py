@@ -349,7 +349,7 @@ def register(sub) -> None:
     p.add_argument("record", nargs="?",
                    help="contact(s), invoice(s), credit-note(s) or payment(s); with --failed, only this type")
     p.add_argument("ids", nargs="*", help="Xero ids of the records to replay")
-    p.add_argument("--failed", action="store_true", help="replay every record whose latest sync failed")
+    p.add_argument("--failed", action="store_true", help="replay every record still failing (see `failures`)")
     p.add_argument("--since", default=None, help="with --failed: failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--error", default=None, help="with --failed: only this error class (as `failures` shows it)")
     p.add_argument("--source", choices=["xero", "snapshot"], default="xero",
@@ -357,7 +357,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("failures", help="list records whose latest sync failed: why, and how many attempts")
+    p = sub.add_parser("failures", help="list records still failing (no later sync succeeded): why, and how many attempts")
     p.add_argument("connection", nargs="?", default=None, help="only this connection (default: all)")
     p.add_argument("--since", default=None, help="failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--record", default=None, help="only this record type (contact, invoice, credit-note, payment)")
