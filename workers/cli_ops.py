@@ -93,11 +93,15 @@ def cmd_failures(args: argparse.Namespace) -> int:
     deps = get_deps()
     try:
         connection_id = None if args.connection is None else connection_id_of(args.connection, deps.store)
+        if args.limit < 1:
+            raise InvalidArgument(f"--limit must be at least 1; got {args.limit}")
+        # One more than asked for tells whether the limit left some out.
         failures = list_failures(deps.store, connection_id=connection_id, since=_parse_since(args.since, deps),
-                                 record=args.record, error=args.error, limit=args.limit)
+                                 record=args.record, error=args.error, limit=args.limit + 1)
     except InvalidArgument as exc:
         print(f"failures: {exc}", file=sys.stderr)
         return 2
+    more, failures = len(failures) > args.limit, failures[:args.limit]
     if args.json:
         print(json.dumps([f.as_dict() for f in failures], indent=2))
         return 0
@@ -108,7 +112,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"{f.failed_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {f.connection_id or '-':>4} {f.record_type:<10} "
               f"{f.record_id:<38} {f.error:<22} {f.attempts:>5}  {f.reason}")
-    print(f"{len(failures)} failed; replay them with `connector replay CONNECTION --failed` (same filters)")
+    shown = f"the newest {len(failures)} failed (more with a higher --limit)" if more else f"{len(failures)} failed"
+    print(f"{shown}; replay them with `connector replay CONNECTION --failed` (same filters)")
     return 0
 
 

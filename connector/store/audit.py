@@ -1,4 +1,5 @@
-"""The audit trail: every stage of every record's trip, append-only, with secrets blanked out."""
+"""The audit trail: every stage of every record's trip, append-only (a run of retries is one row with a
+count), with secrets blanked out."""
 
 from __future__ import annotations
 

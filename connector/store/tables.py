@@ -135,7 +135,7 @@ class IdLink(Base):
 
 
 class AuditEvent(Base):
-    """One stage of one record's journey. Append-only."""
+    """One stage of one record's journey. Append-only, but for the count of a run of retries (``times``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (

@@ -118,6 +118,10 @@ def test_webhooks_before_the_tenant_was_connected_are_its_failures_until_its_bac
     assert {(f["connection"], f["error"]) for f in listed} == {(None, "UnknownTenant")}
     assert _status_failures(capsys, later) == {"UnknownTenant": 25}
     assert len(_failures_json(capsys, "--limit", "1000")) == 275
+    assert main(["failures", "--limit", "274"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("the newest 274 failed (more with a higher --limit)")
+    assert main(["failures", "--limit", "275"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("275 failed; replay them")
 
     assert main(["backfill", str(later), "--resources", "contacts"]) == 0
     assert _failures_json(capsys, str(later)) == []
@@ -136,3 +140,8 @@ def test_audit_shows_a_run_of_retries_as_one_line_with_its_count(embedded, capsy
     assert main(["audit", str(cid), "contact", "c-1"]) == 0
     [line] = capsys.readouterr().out.splitlines()
     assert "retrying  x3 (last " in line and "'attempt': 1" in line
+
+
+def test_failures_refuses_a_limit_below_one_with_one_clear_line(embedded, capsys):
+    assert main(["failures", "--limit", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "failures: --limit must be at least 1; got 0"
