@@ -290,24 +290,25 @@ def _record_key(row: dict[str, Any]) -> tuple[int | None, str, str]:
 
 
 def _fold_repeats(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
-    """The rows with each run of "retrying" rows of one record folded into the run's first row (its
-    ``times`` and ``last_at`` moved on); and the positions of the "retrying" rows that are the first of
-    their record here, which may continue a run already stored (only a connection's records are folded)."""
+    """The rows with each run of "retrying" rows of one record folded into the run's first row (a copy,
+    its ``times`` and ``last_at`` moved on); and the positions of the "retrying" rows that are the first
+    of their record here, which may continue a run already stored (only a connection's records are folded)."""
+    if not any(row["stage"] == RETRYING for row in rows):
+        return rows, []  # the usual batch: nothing to fold, nothing copied
     folded: list[dict[str, Any]] = []
-    latest: dict[tuple[int | None, str, str], dict[str, Any]] = {}
+    latest: dict[tuple[int | None, str, str], int] = {}  # record → position of its latest row in folded
     continuing: list[int] = []
     for row in rows:
         key = _record_key(row)
         before = latest.get(key)
         if row["stage"] == RETRYING and row["connection_id"] is not None:
-            if before is not None and before["stage"] == RETRYING:
-                before["times"] += row["times"]
-                before["last_at"] = row["created_at"]
+            if before is not None and folded[before]["stage"] == RETRYING:
+                first = folded[before]
+                folded[before] = {**first, "times": first["times"] + row["times"], "last_at": row["created_at"]}
                 continue
             if before is None:
                 continuing.append(len(folded))
-        row = dict(row)
-        latest[key] = row
+        latest[key] = len(folded)
         folded.append(row)
     return folded, continuing
 
