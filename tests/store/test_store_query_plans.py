@@ -296,3 +296,29 @@ def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url
             assert "autovacuum_analyze_scale_factor=0.02" in (reloptions or []), table
     finally:
         store.close()
+
+
+def test_failures_on_sqlite_read_the_failed_rows_index_not_the_whole_trail(tmp_path) -> None:
+    """SQLite keeps no statistics: the embedded default must still list and count failures by their index."""
+    store = Store.open(f"sqlite:///{tmp_path / 'connector.db'}")
+    try:
+        connection_id = store.connections.create(name="History Ltd", xero_tenant_id="tenant-h").id
+        store.audit.record_many([dict(connection_id=connection_id, record_type="invoice", record_id=f"x-{n}",
+                                      stage=WRITTEN) for n in range(500)])
+        store.audit.record(connection_id=connection_id, record_type="invoice", record_id="x-1", stage=FAILED)
+
+        def listings():
+            entries = store.audit.failures(connection_id, 200)
+            store.audit.failures(None, 200)
+            store.audit.failure_counts(connection_id, NOW - timedelta(days=3650))
+            store.audit.attempts(entries)
+
+        statements = statements_of(store, listings)
+        assert len(statements) == 4
+        with store.engine.connect() as conn:
+            for statement, parameters in statements:
+                plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+                assert not [step for step in plan if step.startswith("SCAN audit_events") and "INDEX" not in step], (
+                    statement, plan)
+    finally:
+        store.close()
