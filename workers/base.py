@@ -91,6 +91,8 @@ class ConnectorTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = None  # retry_or_fail decides when to stop retrying (and parks instead)
+    # Which way the records a task carries travel: its audit rows say so (a task option overrides it).
+    direction = stages.XERO_TO_ZOHO
 
     def __call__(self, *args, **kwargs):
         try:
@@ -120,6 +122,7 @@ class ConnectorTask(Task):
             trail.record(
                 connection_id=connection_id, record_type=record_type, record_id=record_id,
                 sync_id=(sync_ids or {}).get(record_id), stage=stage, detail=detail, task_id=self.request.id,
+                direction=self.direction,
             )
         trail.flush()
 

@@ -208,8 +208,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     deps = get_deps()
     for entry in deps.store.audit.trail(args.connection, args.type, args.id):
-        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9} sync_id={entry.sync_id} "
-              f"task_id={entry.task_id or '-'} {entry.detail}")
+        repeated = (f" x{entry.times} (last {entry.last_at.isoformat(timespec='milliseconds')})"
+                    if entry.times > 1 and entry.last_at else "")
+        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9}{repeated} "
+              f"sync_id={entry.sync_id} task_id={entry.task_id or '-'} {entry.detail}")
     return 0
 
 

@@ -95,11 +95,15 @@ def cmd_failures(args: argparse.Namespace) -> int:
     deps = get_deps()
     try:
         connection_id = None if args.connection is None else connection_id_of(args.connection, deps.store)
+        if args.limit < 1:
+            raise InvalidArgument(f"--limit must be at least 1; got {args.limit}")
+        # One more than asked for tells whether the limit left some out.
         failures = list_failures(deps.store, connection_id=connection_id, since=_parse_since(args.since, deps),
-                                 record=args.record, error=args.error, limit=args.limit)
+                                 record=args.record, error=args.error, limit=args.limit + 1)
     except InvalidArgument as exc:
         print(f"failures: {exc}", file=sys.stderr)
         return 2
+    more, failures = len(failures) > args.limit, failures[:args.limit]
     if args.json:
         print(json.dumps([f.as_dict() for f in failures], indent=2))
         return 0
@@ -110,7 +114,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"{f.failed_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {f.connection_id or '-':>4} {f.record_type:<10} "
               f"{f.record_id:<38} {f.error:<22} {f.attempts:>5}  {f.reason}")
-    print(f"{len(failures)} failed; replay them with `connector replay CONNECTION --failed` (same filters)")
+    shown = f"the newest {len(failures)} failed (more with a higher --limit)" if more else f"{len(failures)} failed"
+    print(f"{shown}; replay them with `connector replay CONNECTION --failed` (same filters)")
     return 0
 
 
@@ -453,7 +458,7 @@ def register(sub) -> None:
     p.add_argument("record", nargs="?",
                    help="contact(s), invoice(s), credit-note(s) or payment(s); with --failed, only this type")
     p.add_argument("ids", nargs="*", help="Xero ids of the records to replay")
-    p.add_argument("--failed", action="store_true", help="replay every record whose latest sync failed")
+    p.add_argument("--failed", action="store_true", help="replay every record still failing (see `failures`)")
     p.add_argument("--since", default=None, help="with --failed: failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--error", default=None, help="with --failed: only this error class (as `failures` shows it)")
     p.add_argument("--source", choices=["xero", "snapshot"], default="xero",
@@ -461,7 +466,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("failures", help="list records whose latest sync failed: why, and how many attempts")
+    p = sub.add_parser("failures", help="list records still failing (no later sync succeeded): why, and how many attempts")
     p.add_argument("connection", nargs="?", default=None, help="only this connection (default: all)")
     p.add_argument("--since", default=None, help="failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--record", default=None, help="only this record type (contact, invoice, credit-note, payment)")

@@ -71,9 +71,11 @@ def embedded_settings(data_dir: Path, sandboxes: Sandboxes) -> Settings:
     )
 
 
-def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str) -> tuple[int, str]:
-    """Link a sandbox Xero tenant to the sandbox Zoho org, as `connector connect` would after consent."""
-    tenant_id = sandboxes.xero.add_tenant(tenant_name)
+def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str,
+                           tenant_id: str | None = None) -> tuple[int, str]:
+    """Link a sandbox Xero tenant (a new one unless ``tenant_id`` is given) to the sandbox Zoho org, as
+    `connector connect` would after consent."""
+    tenant_id = tenant_id or sandboxes.xero.add_tenant(tenant_name)
     connection = deps.store.connections.create(name=tenant_name, xero_tenant_id=tenant_id, xero_tenant_name=tenant_name)
     grant = sandboxes.xero.issue_grant([tenant_id])
     now = SYSTEM_CLOCK.now()

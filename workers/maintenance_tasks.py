@@ -114,8 +114,8 @@ def replay(self, connection=None, record=None, ids=None, source="xero", **unexpe
 @app.task(name="connector.replay_failed", base=ConnectorTask, bind=True, throws=(InvalidArgument,))
 def replay_failed(self, connection=None, since=None, record=None, error=None, source="xero", limit=1000,
                   **unexpected) -> int:
-    """Replay every record whose latest sync failed, narrowed by connection, time, record type and
-    error class (as `connector failures` lists them)."""
+    """Replay every record still failing (no later sync of it succeeded), narrowed by connection, time,
+    record type and error class (as `connector failures` lists them)."""
     deps = get_deps()
     try:
         if unexpected:

@@ -13,6 +13,7 @@ import logging
 from connector import logs, queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
+from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
@@ -137,7 +138,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
     )
 
 
-@app.task(name=queues.INGEST_ZOHO_NOTIFICATION, base=ConnectorTask, bind=True)
+@app.task(name=queues.INGEST_ZOHO_NOTIFICATION, base=ConnectorTask, bind=True, direction=stages.ZOHO_TO_XERO)
 def ingest_zoho_notification(self, connection_id: int, notification: dict) -> int:
     """A Zoho change: a person's edit of a linked Account/Contact goes to Xero; our own echo does not.
     ``notification["routed"]``: already sent to the connection that links its records."""
