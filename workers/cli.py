@@ -48,8 +48,10 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from connector import logs
     from workers.deps import get_deps
 
+    logs.show_migrations()
     get_deps().store  # opening the store runs the migrations
     print("database is at the latest schema")
     return 0
