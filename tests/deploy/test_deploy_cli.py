@@ -95,3 +95,16 @@ def test_commands_print_no_alembic_lines_and_migrate_shows_only_its_upgrades(tmp
     again = _connector("connections", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert "alembic" not in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("spelling", ["credit-note", "creditnote", "credit-notes", "CreditNote"])
+def test_audit_takes_the_record_type_as_failures_and_replay_do(spelling):
+    args = build_parser().parse_args(["audit", "1", spelling, "cn-1"])
+    assert args.type == "creditnote"  # the record type the audit trail stores
+
+
+def test_audit_refuses_an_unknown_record_type_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["audit", "1", "quote", "q-1"])
+    assert exit_.value.code == 2
+    assert "credit-note" in capsys.readouterr().err
