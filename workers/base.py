@@ -32,6 +32,7 @@ from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.connect import mark_needs_reauth
 from connector.errors import (
+    ConnectorError,
     NeedsReauth,
     RateLimited,
     is_infrastructure_failure,
@@ -91,6 +92,9 @@ class ConnectorTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     max_retries = None  # retry_or_fail decides when to stop retrying (and parks instead)
+    # Errors raised on purpose are outcomes, audited (and logged once) with their reason: Celery logs
+    # them without a traceback. Anything else is a bug and keeps its traceback.
+    throws = (ConnectorError,)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -178,7 +182,7 @@ class ConnectorTask(Task):
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
-                mark_needs_reauth(get_deps().store, connection_id, str(exc))  # logs once, with what to do
+                mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do
             self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
             raise exc

@@ -1,0 +1,89 @@
+"""What an operator reads when Zoho refuses a record: one WARNING line with Zoho's code, message and
+field, the same reason in the audit trail and `connector failures`, and no traceback (those are for bugs).
+Driven through push_to_zoho on a real Celery worker (in-process broker) against the Zoho sandbox."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from connector.errors import ApiError
+from connector.logs import TextFormatter
+from connector.replay import list_failures
+from connector.sandbox.xero_seed import seed_demo_org
+from connector.sandbox.zoho import ZohoSandbox, _error
+from connector.store import audit as stages
+from workers.app import app as celery_app
+from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
+from workers.zoho_tasks import push_to_zoho
+
+
+class EmailRefusingZoho(ZohoSandbox):
+    """Answers an Accounts upsert holding a chosen record with Zoho's request-level error for a field
+    (status-codes page: 400 INVALID_DATA, details.api_name)."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.refuse: set[str] = set()
+
+    def _write_request(self, module, body, op, record_id=None):
+        items = body.get("data") if isinstance(body, dict) else None
+        if module == "Accounts" and any(isinstance(i, dict) and i.get("Xero_Contact_ID") in self.refuse
+                                        for i in items or []):
+            return _error(400, "INVALID_DATA", "invalid data", {"api_name": "Email"})
+        return super()._write_request(module, body, op, record_id)
+
+
+@pytest.fixture
+def memory_broker():
+    saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
+    celery_app.conf.update(broker_url="memory://localhost/", broker_transport_options={"polling_interval": 0.02})
+    yield
+    celery_app.conf.update(broker_url=saved[0], broker_transport_options=saved[1])
+
+
+def test_a_request_level_refusal_names_zoho_code_message_and_field(make_picture):
+    zoho = EmailRefusingZoho()
+    picture = make_picture(zoho=zoho)
+    [contact] = seed_demo_org(picture.xero, picture.tenant_id, contacts=1)
+    picture.fetch("contacts", [contact])
+    zoho.refuse = {contact}
+    with pytest.raises(ApiError) as refused:
+        picture.push().contacts([contact])
+    message = str(refused.value)
+    assert "400" in message and "INVALID_DATA" in message and "invalid data" in message and "Email" in message
+
+
+def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(make_picture, memory_broker,
+                                                                               caplog):
+    zoho = EmailRefusingZoho()
+    picture = make_picture(zoho=zoho)
+    audit = picture.deps.store.audit
+    contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=4)
+    picture.fetch("contacts", contacts)
+    refused = contacts[1]
+    zoho.refuse = {refused}
+
+    caplog.set_level(logging.INFO)
+    with EmbeddedWorker():
+        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", contacts], kwargs={"buffered": False})
+        assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", refused) == stages.FAILED,
+                          timeout=30)
+        assert wait_until_quiet(lambda: (len(zoho.requests), audit.count(), len(caplog.records)), quiet_for=2.0,
+                                timeout=30)
+
+    # The batch was split until the refused record was alone; the others were written.
+    assert {a["Xero_Contact_ID"] for a in zoho.records("Accounts")} == set(contacts) - {refused}
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.levelno for r in warnings] == [logging.WARNING], [r.getMessage() for r in warnings]
+    line = TextFormatter().format(warnings[0])  # the line as an operator reads it
+    assert "INVALID_DATA" in line and "invalid data" in line and "Email" in line, line
+    assert not [r for r in caplog.records if r.exc_info], "an expected refusal logged a traceback"
+
+    [failure] = list_failures(picture.deps.store, connection_id=picture.connection_id)
+    last = audit.trail(picture.connection_id, "contact", refused)[-1]
+    assert failure.record_id == refused
+    assert "INVALID_DATA" in failure.reason and "Email" in failure.reason
+    assert failure.attempts == last.detail["attempts"] == 3  # 4 records, then 2, then the refused one alone
+
