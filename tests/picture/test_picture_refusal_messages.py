@@ -87,3 +87,28 @@ def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(m
     assert "INVALID_DATA" in failure.reason and "Email" in failure.reason
     assert failure.attempts == last.detail["attempts"] == 3  # 4 records, then 2, then the refused one alone
 
+
+def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memory_broker, caplog):
+    picture = make_picture()
+    deps = picture.deps
+    [contact] = seed_demo_org(picture.xero, picture.tenant_id, contacts=1)
+    picture.fetch("contacts", [contact])
+    picture.zoho.revoke(deps.credentials.load(picture.connection_id, "zoho").tokens.refresh_token.reveal())
+    picture.zoho.expire_access_tokens()
+
+    caplog.set_level(logging.INFO)
+    with EmbeddedWorker():
+        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [contact]], kwargs={"buffered": False})
+        assert wait_until(lambda: deps.store.connections.get(picture.connection_id).state == "needs_reauth",
+                          timeout=30)
+        assert wait_until_quiet(lambda: len(caplog.records), quiet_for=1.0, timeout=30)
+
+    said = [TextFormatter().format(r) for r in caplog.records if r.levelno >= logging.WARNING]
+    todo = [line for line in said if "needs a person" in line]
+    assert len(todo) == 1, said
+    assert f"connector connect zoho --connection {picture.connection_id}" in todo[0]
+    assert "connect xero" not in todo[0]
+    assert "invalid_code" in todo[0]
+    assert not [r for r in caplog.records if r.exc_info], "an expected outcome logged a traceback"
+    reason = deps.store.connections.get(picture.connection_id).state_reason
+    assert "connector connect zoho" in reason
