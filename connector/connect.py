@@ -374,7 +374,7 @@ def refresh_expiring_tokens(
                 refreshed += 1
             except NeedsReauth as exc:
                 for connection in users:
-                    mark_needs_reauth(store, connection.id, str(exc), system)
+                    mark_needs_reauth(store, connection.id, str(exc), system, [c.id for c in users])
                 lost.extend(c.id for c in users)
             except TransientError as exc:  # a lost answer is retried next run, inside Xero's 30-minute grace
                 log.warning("%s token refresh for connection %s deferred: %s", system, owner_id, exc)
@@ -397,13 +397,15 @@ def record_upkeep_failure(store: Store, connection_id: int, job: str, exc: BaseE
         log.warning("could not audit the %s failure of connection %s", job, connection_id)
 
 
-def mark_needs_reauth(store: Store, connection_id: int, reason: str, system: str | None = None) -> bool:
+def mark_needs_reauth(store: Store, connection_id: int, reason: str, system: str | None = None,
+                      sharing: Iterable[int] = ()) -> bool:
     """Mark the connection and log the error once, with what to do for the ``system`` whose grant is
-    gone (both when unknown); True if it was active until now."""
+    gone (both when unknown; ``sharing``: every connection that one consent serves); True if it was
+    active until now."""
     changed = store.connections.mark_needs_reauth(connection_id, reason)
     if changed:
         systems = [system] if system in SYSTEMS else list(SYSTEMS)
-        todo = " or ".join(f"`{reconnect_command(s, [connection_id])}`" for s in systems)
+        todo = " or ".join(f"`{reconnect_command(s, sorted(sharing) or [connection_id])}`" for s in systems)
         where = " or ".join(f"/oauth/{s}/start" for s in systems)
         log.error("connection %s needs a person: %s. Its work is parked, not lost. Run %s or open %s on the "
                   "receiver; parked work resumes by itself afterwards.", connection_id, reason, todo, where)

@@ -27,7 +27,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 
 from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.errors import NeedsReauth, TransientError, reconnect_command
+from connector.errors import NeedsReauth, TransientError
 from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
 from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
@@ -224,8 +224,8 @@ class StoredTokenManager:
         stored = self._credentials.load(self.connection_id, self.system)
         if stored is None:
             self._last = None
-            raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it with "
-                              f"`{reconnect_command(self.system, [self.connection_id])}`", system=self.system)
+            raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it first",
+                              system=self.system)
         self._last = stored
         return stored
 

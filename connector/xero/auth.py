@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError, reconnect_command
+from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
@@ -60,8 +60,8 @@ class XeroTokenManager(StoredTokenManager):
             return body
         where = f"Xero token request for connection {self.connection_id}"
         if error == "invalid_grant":
-            raise NeedsReauth(f"{where}: invalid_grant (refresh token expired, revoked or already rotated); reconnect "
-                              f"with `{reconnect_command('xero')}`", system="xero")
+            raise NeedsReauth(f"{where}: invalid_grant (refresh token expired, revoked or already rotated); reconnect",
+                              system="xero")
         if error in {"invalid_client", "unauthorized_client"}:
             raise NeedsReauth(f"{where}: {error}; check XERO_CLIENT_ID and XERO_CLIENT_SECRET", system="xero")
         detail = redact(str(error or body_excerpt(response)), *hidden)

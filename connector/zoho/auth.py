@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError, reconnect_command
+from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
@@ -47,8 +47,8 @@ class ZohoTokenManager(StoredTokenManager):
         stored = self._last if self._last is not None else self._load()
         domain = (stored.tokens.extra or {}).get("api_domain")
         if not domain:
-            raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect with "
-                              f"`{reconnect_command('zoho', [self.connection_id])}`", system="zoho")
+            raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect it",
+                              system="zoho")
         return str(domain).rstrip("/")
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
@@ -85,8 +85,7 @@ class ZohoTokenManager(StoredTokenManager):
         if response.status_code == 200 and not error and body.get("access_token"):
             return body
         if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code (§1.2)
-            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect with "
-                              f"`{reconnect_command('zoho', [self.connection_id])}`", system="zoho")
+            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect", system="zoho")
         if error == "invalid_client":
             raise NeedsReauth(
                 f"{where}: invalid_client; check ZOHO_CLIENT_ID/SECRET and that the accounts server "

@@ -17,7 +17,6 @@ from connector.errors import (
     RecordRejected,
     TransientError,
     Unauthorized,
-    reconnect_command,
 )
 from connector.http import (
     DEFAULT_TIMEOUT,
@@ -97,7 +96,7 @@ def format_zoho_datetime(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat()
 
 
-def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = (), connections: Sequence[int] = ()) -> None:
+def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) -> None:
     """Request-level errors (top-level API_Exception bodies, §6.4) to typed errors."""
     status = response.status_code
     if status < 400:
@@ -111,7 +110,7 @@ def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = (), 
         if code == "INVALID_TOKEN":
             raise Unauthorized(message)
         # OAUTH_SCOPE_MISMATCH, AUTHENTICATION_FAILURE: a new consent is needed
-        raise NeedsReauth(f"{message}; reconnect with `{reconnect_command('zoho', connections)}`", system="zoho")
+        raise NeedsReauth(message, system="zoho")
     if status == 429:
         raise RateLimited(message, retry_after=RATE_LIMIT_RETRY_AFTER, problem=code or None)
     if status >= 500:
@@ -322,19 +321,15 @@ class ZohoClient:
             if response.status_code != 401 or _json_code(response) != "INVALID_TOKEN":
                 break
             if attempt == 2:
-                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect with "
-                                  f"`{reconnect_command('zoho', self._connections())}`", system="zoho")
+                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect",
+                                  system="zoho")
             log.info("Zoho answered INVALID_TOKEN; refreshing the token once")
             token = self._tokens.refresh(force=True)
         body = _json(response)
         if response.status_code == 400 and item_key and isinstance(body, dict) and isinstance(body.get(item_key), list):
             return body
-        raise_for_zoho(response, secrets=(token,), connections=self._connections())
+        raise_for_zoho(response, secrets=(token,))
         return body if isinstance(body, dict) else {}
-
-    def _connections(self) -> list[int]:
-        connection_id = getattr(self._tokens, "connection_id", None)
-        return [connection_id] if connection_id is not None else []
 
     def _send(
         self,

@@ -67,3 +67,22 @@ def test_check_says_what_to_do_when_the_xero_grant_is_gone(embedded, capsys):
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "xero: PROBLEM" in out and "connector connect xero" in out and "zoho: ok" in out
+
+
+def test_check_shows_the_cause_in_text_and_one_reconnect_for_connections_sharing_a_zoho_org(embedded, capsys):
+    from workers.demo import Sandboxes, connect_sandbox_tenant
+
+    deps, first = embedded.deps, embedded.connection_id
+    sandboxes = Sandboxes(embedded.xero, embedded.zoho, deps.settings.xero_api_url, deps.settings.zoho_accounts_url)
+    second, _ = connect_sandbox_tenant(deps, sandboxes, "Second Ops Ltd")
+    deps.credentials.share(second, "zoho", first)  # as `connector connect xero --zoho-from 1` leaves it
+    embedded.zoho.revoke(deps.credentials.load(first, "zoho").tokens.refresh_token.reveal())
+    embedded.zoho.expire_access_tokens()
+
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("zoho: PROBLEM") == 2 and out.count("xero: ok") == 2, out
+    assert "invalid_code" in out, out  # the cause, not only with --json
+    reconnect = f"connector connect zoho --connection {first} --connection {second}"
+    assert out.count(reconnect) == 1, out  # one consent serves both connections
+    assert f"connector connect zoho --connection {second}`" not in out, out

