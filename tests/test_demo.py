@@ -17,3 +17,18 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert "duplicate delivery wrote 0 more" in out
     assert "Müller" in out  # non-ASCII names survive the round trip
     assert (tmp_path / "demo" / "connector.db").exists()
+
+
+def test_demo_output_is_its_report_alone_and_its_log_lines_go_to_a_file(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--contacts", "3", "--data-dir", str(tmp_path / "demo")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+    assert not [line for line in result.stdout.splitlines() if line.lstrip().startswith("{")], result.stdout
+    log = (tmp_path / "demo" / "demo.log").read_text()
+    assert "webhook.xero.bad_signature" in log  # the intent-to-receive check's deliberate bad signature
+    assert "No hostname was supplied" not in log  # the in-process broker is named, so kombu has nothing to say
+    assert str(tmp_path / "demo" / "demo.log") in result.stdout  # the report says where the log lines went
