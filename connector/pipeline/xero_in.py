@@ -10,6 +10,9 @@ hours as countdown tasks.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,6 +66,41 @@ class TenantConnections:
         return self._found[tenant_id]
 
 
+class UnknownTenantReport:
+    """Log lines for webhook events of tenants with no connection (yet): an INFO line per delivery and
+    a WARNING summary at most every ``interval`` seconds per process (at once for the first), not a
+    line per event. Each event is still audited (``_sort_events``)."""
+
+    def __init__(self, *, interval: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_summary: float | None = None
+        self._events: Counter[str] = Counter()  # per tenant, since the last summary
+        self._deliveries = 0
+
+    def delivery(self, events_by_tenant: Counter[str]) -> None:
+        tenants = ", ".join(f"{tenant}: {count}" for tenant, count in sorted(events_by_tenant.items()))
+        log.info("xero.unknown_tenant: %d events of tenants not connected in this delivery (%s)",
+                 sum(events_by_tenant.values()), tenants, extra={"tenants": dict(events_by_tenant)})
+        with self._lock:
+            self._events.update(events_by_tenant)
+            self._deliveries += 1
+            now = self._clock()
+            if self._last_summary is not None and now - self._last_summary < self._interval:
+                return
+            events, deliveries = self._events, self._deliveries
+            self._events, self._deliveries, self._last_summary = Counter(), 0, now
+        log.warning("xero.unknown_tenant: %d events in %d %s for Xero tenants not connected (%s); connect "
+                    "them with `connector connect xero`", sum(events.values()), deliveries,
+                    "delivery" if deliveries == 1 else "deliveries",
+                    ", ".join(f"{tenant}: {count}" for tenant, count in sorted(events.items())),
+                    extra={"tenants": dict(events)})
+
+
+UNKNOWN_TENANTS = UnknownTenantReport()
+
+
 @dataclass
 class _Received:
     connection_id: int
@@ -70,10 +108,12 @@ class _Received:
     events: dict[str, dict] = field(default_factory=dict)  # xero id → its first event in this delivery
 
 
-def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Received]:
+def _sort_events(events: Iterable[dict], *, connections, audit,
+                 unknown_tenants: UnknownTenantReport = UNKNOWN_TENANTS) -> list[_Received]:
     """Events by (connection, resource), duplicates in one delivery collapsed; unknown tenants audited."""
     grouped: dict[tuple[int, str], _Received] = {}
     connections = TenantConnections.of(connections)
+    unknown: Counter[str] = Counter()
     for event in events:
         resource = XERO_CATEGORIES.get(str(event.get("eventCategory", "")).upper())
         record_id = str(event.get("resourceId", ""))
@@ -88,15 +128,19 @@ def _sort_events(events: Iterable[dict], *, connections, audit) -> list[_Receive
                 stage=stages.FAILED,
                 detail={"reason": "no connection for this Xero tenant", "error": "UnknownTenant",
                         "tenant_id": event.get("tenantId"), "event_type": event.get("eventType")},
+                logged=False,  # unknown_tenants logs the delivery's events together
             )
+            unknown[str(event.get("tenantId", ""))] += 1
             continue
         received = grouped.setdefault((connection.id, resource), _Received(connection.id, resource))
         received.events.setdefault(record_id, event)
+    if unknown:
+        unknown_tenants.delivery(unknown)
     return list(grouped.values())
 
 
 def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: LeasedBuffer,
-                       window: float) -> list[tuple[int, str]]:
+                       window: float, unknown_tenants: UnknownTenantReport = UNKNOWN_TENANTS) -> list[tuple[int, str]]:
     """Add webhook ids to their fetch buffers and audit each as received.
 
     Returns the (connection id, resource) buffers whose flush the caller must schedule, with a
@@ -108,7 +152,7 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     to_flush: list[tuple[int, str]] = []
     trail = audit.batch()  # one transaction per (connection, resource) of the body, not one per event
     try:
-        for received in _sort_events(events, connections=connections, audit=trail):
+        for received in _sort_events(events, connections=connections, audit=trail, unknown_tenants=unknown_tenants):
             # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
             proposed = {record_id: str(event.get("sync_id") or new_sync_id())
                         for record_id, event in received.events.items()}
