@@ -33,6 +33,7 @@ from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 from connector.connect import mark_needs_reauth
 from connector.errors import (
     ConnectorError,
+    InvalidArgument,
     NeedsReauth,
     RateLimited,
     is_infrastructure_failure,
@@ -87,14 +88,30 @@ def halves(ids: list[str]) -> tuple[list[str], list[str]]:
     return ids[:middle], ids[middle:]
 
 
+class _ReportedCheck(type):
+    def __instancecheck__(cls, instance) -> bool:
+        return getattr(instance, "reported", False) is True
+
+
+class Reported(metaclass=_ReportedCheck):
+    """Matches an error already audited and logged (see ``reported``), whatever its class."""
+
+
+def reported(exc: Exception) -> Exception:
+    """Mark an error of ours as audited and logged; a bug (not a ConnectorError) stays unmarked."""
+    if isinstance(exc, ConnectorError):
+        exc.reported = True
+    return exc
+
+
 class ConnectorTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
     max_retries = None  # retry_or_fail decides when to stop retrying (and parks instead)
-    # Errors raised on purpose are outcomes, audited (and logged once) with their reason: Celery logs
-    # them without a traceback. Anything else is a bug and keeps its traceback.
-    throws = (ConnectorError,)
+    # An operator's bad request, and errors retry_or_fail has audited and logged with their reason, are
+    # outcomes: Celery logs them without a traceback. Anything else keeps its traceback.
+    throws = (InvalidArgument, Reported)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -185,7 +202,7 @@ class ConnectorTask(Task):
                 mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do
             self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
-            raise exc
+            raise reported(exc)
         if is_infrastructure_failure(exc):
             raise exc  # __call__ retries it for as long as our own services are down
         transient = is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)
@@ -217,7 +234,7 @@ class ConnectorTask(Task):
         if getattr(exc, "code", None) is not None:
             detail.update(error_code=exc.code, details=getattr(exc, "details", {}))
         self.audit_all(stages.FAILED, detail=detail, **audit)
-        raise exc
+        raise reported(exc)
 
 
 def zoho_resource(module: str) -> str:

@@ -112,3 +112,14 @@ def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memo
     assert not [r for r in caplog.records if r.exc_info], "an expected outcome logged a traceback"
     reason = deps.store.connections.get(picture.connection_id).state_reason
     assert "invalid_code" in reason
+
+
+def test_only_our_reported_errors_lose_their_traceback_and_the_mark_survives_the_result_pickle():
+    import pickle
+
+    from workers.base import ConnectorTask, Reported, reported
+
+    refusal = pickle.loads(pickle.dumps(reported(ApiError("Zoho POST /x: 400 INVALID_DATA", status=400))))
+    assert isinstance(refusal, ApiError) and refusal.status == 400 and isinstance(refusal, ConnectorTask.throws)
+    assert not isinstance(ApiError("not audited yet", status=400), Reported)
+    assert not isinstance(reported(KeyError("a bug")), ConnectorTask.throws)
