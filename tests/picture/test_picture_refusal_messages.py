@@ -39,7 +39,9 @@ class EmailRefusingZoho(ZohoSandbox):
 def memory_broker():
     saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
     celery_app.conf.update(broker_url="memory://localhost/", broker_transport_options={"polling_interval": 0.02})
+    celery_app.control.purge()  # the in-process broker outlives a test: no other test's messages here
     yield
+    celery_app.control.purge()
     celery_app.conf.update(broker_url=saved[0], broker_transport_options=saved[1])
 
 
