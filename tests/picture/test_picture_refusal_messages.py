@@ -12,7 +12,7 @@ from connector.errors import ApiError
 from connector.logs import TextFormatter
 from connector.replay import list_failures
 from connector.sandbox.xero_seed import seed_demo_org
-from connector.sandbox.zoho import ZohoSandbox, _error
+from connector.sandbox.zoho import ZohoSandbox, _error, _item_error, _Rejected
 from connector.store import audit as stages
 from workers.app import app as celery_app
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
@@ -33,6 +33,19 @@ class EmailRefusingZoho(ZohoSandbox):
                                         for i in items or []):
             return _error(400, "INVALID_DATA", "invalid data", {"api_name": "Email"})
         return super()._write_request(module, body, op, record_id)
+
+
+class PerRecordRefusingZoho(ZohoSandbox):
+    """Refuses chosen Accounts inside its per-record results (207, or 400 when all fail): {"data": [...]}."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.refuse: set[str] = set()
+
+    def _write_one(self, module, item, index, op, dup_fields):
+        if module == "Accounts" and isinstance(item, dict) and item.get("Xero_Contact_ID") in self.refuse:
+            raise _Rejected(_item_error("INVALID_DATA", "invalid data", "Email", f"$.data[{index}].Email"))
+        return super()._write_one(module, item, index, op, dup_fields)
 
 
 @pytest.fixture
@@ -125,3 +138,17 @@ def test_only_our_reported_errors_lose_their_traceback_and_the_mark_survives_the
     assert isinstance(refusal, ApiError) and refusal.status == 400 and isinstance(refusal, ConnectorTask.throws)
     assert not isinstance(ApiError("not audited yet", status=400), Reported)
     assert not isinstance(reported(KeyError("a bug")), ConnectorTask.throws)
+
+
+def test_a_per_record_refusal_names_zoho_code_message_and_field_in_the_audit(make_picture):
+    zoho = PerRecordRefusingZoho()
+    picture = make_picture(zoho=zoho)
+    refused, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
+    picture.fetch("contacts", [refused, fine])
+    zoho.refuse = {refused}
+    outcome = picture.push().contacts([refused, fine])
+    assert outcome.written == [fine]
+    last = picture.deps.store.audit.trail(picture.connection_id, "contact", refused)[-1]
+    assert last.stage == stages.FAILED and last.detail["error_code"] == "INVALID_DATA"
+    reason = last.detail["reason"]
+    assert "INVALID_DATA" in reason and "invalid data" in reason and "Email" in reason, reason
