@@ -7,7 +7,7 @@ limit (RateLimited), stop and ask a person (NeedsReauth), or give up on this rec
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 
 class ConnectorError(Exception):
@@ -60,7 +60,7 @@ class NeedsReauth(ConnectorError):
         self.system = system
 
 
-def reconnect_command(system: str, connection_ids: Iterable[int] = ()) -> str:
+def reconnect_command(system: str, connection_ids: Sequence[int] = ()) -> str:
     """The command that gives ``system`` a new consent: one Xero consent links every tenant ticked;
     one Zoho consent serves every connection that shares the org (hence all of them at once)."""
     if system == "zoho":

@@ -12,7 +12,8 @@ safe. Errors map to one policy (``ConnectorTask.retry_or_fail``):
   Nothing transient ever ends as "failed".
 - Our own database, Redis or broker unreachable → retried with backoff for as long as it takes,
   whatever task it hits (``__call__``): there may be nowhere to park or audit meanwhile.
-- Anything else (DataError, RecordRejected, NotFound, ApiError, a bug) → audited as failed.
+- Anything else (DataError, RecordRejected, NotFound, ApiError, a bug) → audited as failed, one
+  WARNING line per record (the audit's); Celery logs our own errors then without a traceback (``throws``).
 
 A batch that fails is split in halves (each half its own task, with the same retry count) so one
 bad record never takes the others down with it: at once for a permanent error, after
@@ -202,7 +203,7 @@ class ConnectorTask(Task):
                 mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do
             self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
-            raise reported(exc)
+            raise reported(exc) if connection_id is not None else exc
         if is_infrastructure_failure(exc):
             raise exc  # __call__ retries it for as long as our own services are down
         transient = is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)
@@ -234,6 +235,8 @@ class ConnectorTask(Task):
         if getattr(exc, "code", None) is not None:
             detail.update(error_code=exc.code, details=getattr(exc, "details", {}))
         self.audit_all(stages.FAILED, detail=detail, **audit)
+        if not record_ids:  # no record's audit line says it (a poll, a backfill step): this line does
+            log.warning("%s: %s failed (%s): %s", self.name, record_type, type(exc).__name__, exc)
         raise reported(exc)
 
 
