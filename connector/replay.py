@@ -141,7 +141,10 @@ def list_failures(store, *, connection_id: int | None = None, since: datetime | 
         Failure(
             connection_id=e.connection_id, record_type=e.record_type, record_id=e.record_id,
             error=error_class(e.detail), reason=str((e.detail or {}).get("reason", "")),
-            attempts=attempts.get((e.connection_id, e.record_type, e.record_id), 1), failed_at=e.created_at,
+            # A batch split until the record was alone fails once, on its last of several tries.
+            attempts=max(attempts.get((e.connection_id, e.record_type, e.record_id), 1),
+                         int((e.detail or {}).get("attempts") or 1)),
+            failed_at=e.created_at,
             sync_id=e.sync_id, task_id=e.task_id, direction=e.direction,
             tenant_id=(e.detail or {}).get("tenant_id"),
         )

@@ -22,6 +22,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
+from connector.queues import EMBEDDED_BROKER_URL
 from connector.secret import Secret
 
 # Zoho's accounts server per data centre (Zoho multi-DC docs). CA is zohocloud.ca, not zoho.ca.
@@ -178,7 +179,7 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str | None = None
-    broker_url: str = "memory://"
+    broker_url: str = EMBEDDED_BROKER_URL
     # Where Xero, Zoho and browsers reach the receiver: OAuth redirect URIs and Zoho's notify URL
     # are built from it, never from a request's Host header. Empty: not configured.
     public_url: str = EMBEDDED_PUBLIC_URL
@@ -309,7 +310,7 @@ class Settings:
             database_url=(parse_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else
                           f"sqlite:///{(data_dir / 'connector.db').as_posix()}" if embedded_allowed else ""),
             redis_url=redis_url,
-            broker_url=get("CELERY_BROKER_URL") or redis_url or "memory://",
+            broker_url=get("CELERY_BROKER_URL") or redis_url or EMBEDDED_BROKER_URL,
             public_url=public_url,
             xero_client_id=get("XERO_CLIENT_ID"),
             xero_client_secret=Secret(get("XERO_CLIENT_SECRET")),

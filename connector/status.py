@@ -12,6 +12,7 @@ from typing import Any
 
 from connector import queues
 from connector.backfill import BackfillBudget, progress
+from connector.errors import reconnect_command
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
 from connector.store import audit as stages
@@ -118,6 +119,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     from connector.zoho_setup import NEEDED_FIELDS, check_org
 
     results = []
+    zoho_owners = deps.credentials.share_map("zoho")  # connections using another's Zoho consent
     for c in connections if connections is not None else deps.store.connections.all():
         result: dict[str, Any] = {"connection": c.id, "name": c.name}
         try:
@@ -131,7 +133,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                     "the Xero grant no longer covers this organisation; run `connector connect xero` and tick it")}
         except Exception as exc:  # any failure is reported with what to do, never raised
             result["xero"] = {"ok": False, "error": str(exc),
-                              "todo": "reconnect with `connector connect xero`, or check XERO_* settings"}
+                              "todo": f"reconnect with `{reconnect_command('xero')}`, or check XERO_* settings"}
         try:
             org = check_org(deps.zoho_client_for(c.id))
             result["zoho"] = {
@@ -145,8 +147,10 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
         except Exception as exc:
+            # One consent serves every connection sharing the org: one command names them all.
+            owner = zoho_owners.get(c.id, c.id)
+            sharing = sorted({owner, *(i for i, o in zoho_owners.items() if o == owner)})
             result["zoho"] = {"ok": False, "error": str(exc),
-                              "todo": "reconnect with `connector connect zoho --connection "
-                                      f"{c.id}`, or check ZOHO_* settings"}
+                              "todo": f"reconnect with `{reconnect_command('zoho', sharing)}`, or check ZOHO_* settings"}
         results.append(result)
     return results

@@ -48,8 +48,10 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from connector import logs
     from workers.deps import get_deps
 
+    logs.show_migrations()
     get_deps().store  # opening the store runs the migrations
     print("database is at the latest schema")
     return 0
@@ -215,6 +217,18 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _record_type(text: str) -> str:
+    """The record type the audit trail stores, for any spelling `failures` and `replay` take."""
+    from connector.errors import InvalidArgument
+    from connector.pipeline.common import RECORD_TYPES
+    from connector.replay import resource_of
+
+    try:
+        return RECORD_TYPES[resource_of(text)]
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_setup_zoho(args: argparse.Namespace) -> int:
     """Check (--check) or create the custom fields the connector needs in each connected Zoho org."""
     from connector.zoho_setup import setup_zoho_orgs
@@ -296,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="show the audit trail of one record")
     p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
-    p.add_argument("type", choices=["contact", "invoice", "creditnote"], help="record type")
+    p.add_argument("type", type=_record_type, help="record type: contact, invoice, credit-note or payment")
     p.add_argument("id", help="the Xero id of the record")
     p.set_defaults(func=cmd_audit)
 

@@ -436,14 +436,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
+        todo: list[str] = []  # once each: one consent may serve several connections
         for r in results:
             x, z = r["xero"], r["zoho"]
             print(f"#{r['connection']} {r['name']}")
-            print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}"
-                  f"{'; ' + x['todo'] if not x['ok'] else ''}")
-            print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
-                  + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items()) or "?")
-                  + (f"; {z['todo']}" if not z["ok"] else ""))
+            if "error" in x:
+                print(f"    xero: PROBLEM: {x['error']}")
+            else:
+                print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}")
+            if "error" in z:
+                print(f"    zoho: PROBLEM: {z['error']}")
+            else:
+                print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
+                      + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items())
+                         or "?"))
+            todo += [side["todo"] for side in (x, z) if not side["ok"] and side["todo"] not in todo]
+        if todo:
+            print("to do:")
+            for line in todo:
+                print(f"  - {line}")
     if not results:
         print("no connections yet; run `connector connect xero`")
     return 0 if all(r["xero"]["ok"] and r["zoho"]["ok"] for r in results) else 1

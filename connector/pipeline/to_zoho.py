@@ -630,7 +630,7 @@ def as_written(module: str, record: dict, config: SyncConfig) -> dict:
 
 
 def _rejection(result, module: str) -> dict:
-    return {"reason": f"Zoho refused the {module} record: {result.message}", "error_code": result.code,
+    return {"reason": f"Zoho refused the {module} record: {result.error_text}", "error_code": result.code,
             "details": result.details}
 
 

@@ -94,7 +94,8 @@ def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None,
         if "AuthenticationUnsuccessful" in str(detail):
             tenant = f"tenant {tenant_id}" if tenant_id else "the tenant"
             raise NeedsReauth(
-                f"{where}: 403 AuthenticationUnsuccessful: {tenant} is no longer connected to this app; reconnect it"
+                f"{where}: 403 AuthenticationUnsuccessful: {tenant} is no longer connected to this app; reconnect it",
+                system="xero",
             )
         raise ApiError(message, status=status)
     if status == 404:
@@ -328,7 +329,8 @@ class XeroClient:
             if response.status_code != 401:
                 break
             if attempt == 2:
-                raise NeedsReauth(f"Xero {method} {_path(response)}: 401 again after refreshing the token; reconnect")
+                raise NeedsReauth(f"Xero {method} {_path(response)}: 401 again after refreshing the token; reconnect",
+                                  system="xero")
             log.info("Xero answered 401 for tenant %s; refreshing the token once", self.tenant_id)
             token = self._tokens.refresh(force=True)
         raise_for_xero(response, tenant_id=self.tenant_id, secrets=(token,))

@@ -96,3 +96,22 @@ def test_status_counts_a_dry_runs_xero_calls_apart_from_live_ones(embedded, caps
     assert main(["status"]) == 0
     assert f"Xero today: {xero_calls - 2} used by syncing, 2 by dry runs, {5000 - xero_calls} left of 5000" \
         in capsys.readouterr().out
+
+
+def test_check_shows_the_cause_in_text_and_one_reconnect_for_connections_sharing_a_zoho_org(embedded, capsys):
+    from workers.demo import Sandboxes, connect_sandbox_tenant
+
+    deps, first = embedded.deps, embedded.connection_id
+    sandboxes = Sandboxes(embedded.xero, embedded.zoho, deps.settings.xero_api_url, deps.settings.zoho_accounts_url)
+    second, _ = connect_sandbox_tenant(deps, sandboxes, "Second Ops Ltd")
+    deps.credentials.share(second, "zoho", first)  # as `connector connect xero --zoho-from 1` leaves it
+    embedded.zoho.revoke(deps.credentials.load(first, "zoho").tokens.refresh_token.reveal())
+    embedded.zoho.expire_access_tokens()
+
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("zoho: PROBLEM") == 2 and out.count("xero: ok") == 2, out
+    assert "invalid_code" in out, out  # the cause, not only with --json
+    reconnect = f"connector connect zoho --connection {first} --connection {second}"
+    assert out.count(reconnect) == 1, out  # one consent serves both connections
+    assert f"connector connect zoho --connection {second}`" not in out, out
