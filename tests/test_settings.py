@@ -58,7 +58,7 @@ def test_bad_values_name_their_variable_and_never_echo_a_password(variable, valu
 def test_without_the_embedded_mode_nothing_is_filled_in_and_each_process_names_what_it_misses():
     settings = Settings.from_env({})
     assert settings.database_url == "" and settings.public_url == "" and settings.redis_url is None
-    assert settings.missing_for("beat") == ["REDIS_URL"]
+    assert settings.missing_for("beat") == ["REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL"]
     with pytest.raises(ConfigError, match="REDIS_URL, DATABASE_URL, CONNECTOR_VAULT_KEYS .*connector keygen"):
         settings.require("worker")
 
