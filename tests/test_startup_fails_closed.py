@@ -190,6 +190,12 @@ def test_without_configuration_each_process_refuses_in_one_line_naming_what_it_n
     assert not list(tmp_path.rglob("*.db")), "no SQLite stand-in was created"
 
 
+@pytest.mark.parametrize("server", ["worker", "beat"])
+def test_connector_worker_and_beat_refuse_as_celery_does(server, cli, tmp_path):
+    line = refusal(cli([server], bare_env(), tmp_path))
+    assert all(name in line for name in NEEDS[server]), line
+
+
 @pytest.mark.parametrize("process, variable", [(p, v) for p in COMMANDS for v in NEEDS[p]])
 def test_a_command_without_one_variable_refuses_naming_it(process, variable, cli, database_url, tmp_path):
     require_redis(REDIS_DB)

@@ -19,7 +19,7 @@ class CheckedBeat(Beat):
 
 class ConnectorCelery(Celery):
     @cached_property
-    def Beat(self):  # noqa: N802 - Celery's name
+    def Beat(self):
         return self.subclass_with_self(CheckedBeat)
 
 
