@@ -20,6 +20,10 @@ from hypothesis import HealthCheck, settings
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
 
+# A developer's .env in the checkout (README: `cp .env.example .env`) must reach neither the suite nor the
+# processes it starts: each test says what its configuration is. Tests of the env file set their own.
+os.environ["CONNECTOR_ENV_FILE"] = ""
+
 
 def _worker_redis_server():
     """Under pytest-xdist each worker process gets a redis-server of its own on a free port: the tests use

@@ -342,15 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     from connector.errors import ConfigError
 
     try:
-        if args.command not in ("worker", "beat", "demo", "flower"):  # those set up their own logging
-            from connector import logs
+        from connector.settings import load_env_file
 
-            logs.setup("run" if args.command == "run" else "cli")
+        load_env_file()
+        # Checked before logging is set up: a refusal is its one line, with nothing logged before it.
         if args.command not in NO_START_CHECK:
             from workers.deps import get_deps
             from workers.startup import check_can_start
 
             check_can_start(START_CHECK_PROCESS.get(args.command, "cli"), get_deps().settings)
+        if args.command not in ("worker", "beat", "demo", "flower"):  # those set up their own logging
+            from connector import logs
+
+            logs.setup("run" if args.command == "run" else "cli")
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
