@@ -138,6 +138,9 @@ def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, pub
 def test_a_zoho_notification_that_fails_or_waits_is_audited_in_the_zoho_to_xero_direction(world):
     """The failure and parked rows of a notification carry its direction, as its other stages do."""
     store = world.deps.store
+    for zoho_id in ("z-1", "z-2"):  # people of this connection's Xero contacts: a notification is routed by its link
+        store.links.save(world.connection_id, "contact_person", f"x-{zoho_id}:primary", zoho_module="Contacts",
+                         zoho_id=zoho_id, content_hash="h")
     world.zoho.faults.fail_next(1, status=400, path_prefix="/crm/v8/Contacts",
                                 body='{"code":"INVALID_DATA","details":{},"message":"bad id","status":"error"}')
     refused = {"module": "Contacts", "ids": ["z-1"], "operation": "update", "channel_id": "7", "server_time": None}
