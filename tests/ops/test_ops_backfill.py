@@ -9,6 +9,8 @@ from datetime import timedelta
 from connector.backfill import BackfillBudget, backfill_step, progress
 from connector.clock import SYSTEM_CLOCK, ManualClock
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.ratelimit import PRIORITY_MINUTE_HEADROOM, allowed_share
+from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero_seed import seed_demo_org
 from workers.cli import main
 
@@ -36,6 +38,30 @@ def test_dry_run_reports_creates_updates_and_skips_and_writes_nothing(embedded, 
     assert deps.store.audit.count() == audit_rows
     assert deps.store.snapshots.get(cid, "contacts", contacts[-1]) is None
     assert deps.store.backfills.for_connection(cid) == []
+
+
+def most_in_any_window(times: list[float], seconds: float) -> int:
+    return max((sum(start <= t < start + seconds for t in times) for start in times), default=0)
+
+
+def test_dry_run_of_an_org_with_more_pages_than_a_minute_allows_waits_for_the_window_and_completes(
+        make_embedded, capsys):
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it; the sandbox counts its minute on it
+    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock, minute_limit=4), xero_minute_limit=4)
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=7500)  # eight pages
+    capsys.readouterr()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "contacts     create    7500  update       0  skip       0" in captured.out
+    calls = list_calls(embedded)
+    assert len(calls) == 8 and all(call.status == 200 for call in calls)  # Xero never answered 429
+    # At most the backfill's share of the minute limit in any simulated minute (3 of 4).
+    assert most_in_any_window([call.started for call in calls], 60) <= allowed_share(
+        4, PRIORITY_MINUTE_HEADROOM[PRIORITY_BACKFILL])
+    assert "waiting for Xero's minute limit" in captured.err and "Traceback" not in captured.err
+    assert deps.governor.usage(embedded.tenant_id)["day_used_by_dry_runs"] == 8
 
 
 def test_backfill_of_a_20000_record_org_stays_within_the_budget_it_was_given(embedded):
