@@ -249,8 +249,13 @@ def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
     connection_id, clock = connection.id, deps.clock
     messages = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the JSON
 
-    listing = "listing (dry run)"
+    listing, listed = "listing (dry run)", 0
     with _progress_bar(listing, disable=args.json) as bar, _logs_above_bar():
+        def on_page(resource: str, count: int) -> None:
+            nonlocal listed
+            listed += count
+            bar.update(count)
+
         def wait(scope, seconds: float) -> None:
             until = clock.now() + timedelta(seconds=seconds)
             limit = LIMIT_NAMES.get(scope, LIMIT_NAMES[None])
@@ -262,10 +267,15 @@ def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
             _sleep_until(clock, until, bar)
             bar.set_description(listing)
 
-        report = dry_run(connection_id, resources, since=since,
-                         xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
-                         links=deps.store.links, snapshots=deps.store.snapshots, config=deps.sync_config,
-                         wait=wait, on_page=lambda resource, count: bar.update(count))
+        try:
+            report = dry_run(connection_id, resources, since=since,
+                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
+                             links=deps.store.links, snapshots=deps.store.snapshots, config=deps.sync_config,
+                             wait=wait, on_page=on_page)
+        except KeyboardInterrupt:
+            bar.write(f"dry run for connection #{connection_id} stopped after {listed} records; nothing was written. "
+                      f"Run it again to start over.", file=messages)
+            return 130
     cost = real_backfill_cost(report.xero_calls, day_limit=connection.xero_daily_limit,
                               day_used=deps.governor.usage(connection.xero_tenant_id)["day_used"],
                               calls_per_day=args.budget,
@@ -516,11 +526,11 @@ def register(sub) -> None:
                    help="comma-separated: contacts,invoices,credit-notes,payments (default: all, in that order)")
     p.add_argument("--since", default=None, help="only records changed since (ISO date/time, or 30d, 12h)")
     p.add_argument("--dry-run", action="store_true",
-                   help="list what would be created, updated and skipped in Zoho, and the calls it costs; "
-                        "write nothing")
+                   help="list what would be created, updated and skipped in Zoho, and the calls and days a "
+                        "backfill takes at the current budget; write nothing")
     p.add_argument("--budget", type=int, default=None,
                    help="at most this many Xero calls per 24 hours for the backfill (default: whatever live "
-                        "traffic leaves: the governor keeps 10%% of the day for it)")
+                        "traffic leaves: the governor keeps 10%% of the day for it); with --dry-run, the budget its estimate assumes")
     p.add_argument("--detach", action="store_true", help="queue it and return; do not show the progress bar")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the report as JSON")
     p.set_defaults(func=cmd_backfill)

@@ -64,6 +64,26 @@ def test_dry_run_of_an_org_with_more_pages_than_a_minute_allows_waits_for_the_wi
     assert deps.governor.usage(embedded.tenant_id)["day_used_by_dry_runs"] == 8
 
 
+class InterruptedWhileWaiting(ManualClock):
+    """Ctrl-C pressed while the command waits."""
+
+    def sleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+def test_dry_run_stopped_with_ctrl_c_while_it_waits_says_so_without_a_traceback(make_embedded, capsys):
+    clock = InterruptedWhileWaiting(SYSTEM_CLOCK.now())
+    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock), xero_minute_limit=4)
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=3500)  # four pages: the fourth waits
+    capsys.readouterr()
+
+    assert main(["backfill", str(embedded.connection_id), "--resources", "contacts", "--dry-run"]) == 130
+    captured = capsys.readouterr()
+    assert (f"dry run for connection #{embedded.connection_id} stopped after 3000 records; nothing was written. "
+            f"Run it again to start over.") in captured.out
+    assert "Traceback" not in captured.err and len(list_calls(embedded)) == 3
+
+
 def test_dry_run_that_reaches_the_daily_limit_waits_for_it_like_the_backfill_and_completes(make_embedded, capsys):
     from sqlalchemy import update
 
