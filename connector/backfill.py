@@ -32,7 +32,7 @@ from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
 from connector.pipeline.to_zoho import zoho_contact_records
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.polling import _as_stored, _lister
-from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share, problem_scope
+from connector.ratelimit import day_share, day_share_left, problem_scope
 from connector.replay import resource_of
 from connector.store import audit as stages
 
@@ -381,9 +381,9 @@ def real_backfill_cost(xero_calls: int, *, day_limit: int, day_used: int, calls_
     """The calls and days a real backfill of ``xero_calls`` pages takes: at most the governor's share of the
     organisation's day (``day_used`` of ``day_limit`` already spent), and at most ``calls_per_day`` of its
     own (``backfill_used`` spent). Live traffic shares that day too, so the days are the fewest."""
-    share = allowed_share(day_limit, PRIORITY_DAY_HEADROOM[PRIORITY_BACKFILL])
+    share = day_share(day_limit, PRIORITY_BACKFILL)
     per_day = share if calls_per_day is None else min(calls_per_day, share)
-    left = max(share - day_used, 0)
+    left = day_share_left(day_limit, day_used, PRIORITY_BACKFILL)
     if calls_per_day is not None:
         left = min(left, max(calls_per_day - backfill_used, 0))
     if xero_calls <= 0:
