@@ -380,7 +380,7 @@ def real_backfill_cost(xero_calls: int, *, day_limit: int, day_used: int, calls_
                        backfill_used: int) -> RealBackfillCost:
     """The calls and days a real backfill of ``xero_calls`` pages takes: at most the governor's share of the
     organisation's day (``day_used`` of ``day_limit`` already spent), and at most ``calls_per_day`` of its
-    own (``backfill_used`` spent). Live traffic shares that day too, so the days are the fewest."""
+    own (``backfill_used`` spent). Live traffic shares that day too: the days are the fewest it can take."""
     share = day_share(day_limit, PRIORITY_BACKFILL)
     per_day = share if calls_per_day is None else min(calls_per_day, share)
     left = day_share_left(day_limit, day_used, PRIORITY_BACKFILL)

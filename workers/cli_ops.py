@@ -231,7 +231,7 @@ def _bar_update(bar, state) -> None:
 
 # What holds a listing up, by the governor's or Xero's scope of the limit (None: a 429's penalty).
 LIMIT_NAMES = {"minute": "Xero's minute limit", "day": "Xero's daily call limit", "app": "Xero's app-wide minute limit",
-               "concurrent": "Xero's limit on calls in flight", None: "Xero's rate limit after a 429"}
+               "concurrent": "Xero's limit on calls in flight", None: "the pause Xero asked for (429)"}
 
 
 def _sleep_until(clock, until, bar) -> None:
@@ -260,7 +260,7 @@ def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
             until = clock.now() + timedelta(seconds=seconds)
             limit = LIMIT_NAMES.get(scope, LIMIT_NAMES[None])
             if scope == "day" or seconds > ANNOUNCED_WAIT_SECONDS:  # a minute's wait shows on the bar only
-                bar.write(f"backfill #{connection_id} (dry run): {limit} is reached; waiting until {_stamp(until)} "
+                bar.write(f"backfill #{connection_id} (dry run): {limit} holds the listing; waiting until {_stamp(until)} "
                           f"and going on then. Ctrl-C stops it (a dry run starts over).", file=messages)
             # In the bar's description: its start, which a narrow terminal does not cut.
             bar.set_description(f"waiting for {limit} until {until:%H:%M:%S} UTC")
@@ -530,7 +530,8 @@ def register(sub) -> None:
                         "backfill takes at the current budget; write nothing")
     p.add_argument("--budget", type=int, default=None,
                    help="at most this many Xero calls per 24 hours for the backfill (default: whatever live "
-                        "traffic leaves: the governor keeps 10%% of the day for it); with --dry-run, the budget its estimate assumes")
+                        "traffic leaves: the governor keeps 10%% of the day for it); with --dry-run, the budget "
+                        "its estimate assumes")
     p.add_argument("--detach", action="store_true", help="queue it and return; do not show the progress bar")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the report as JSON")
     p.set_defaults(func=cmd_backfill)

@@ -101,7 +101,7 @@ def test_dry_run_that_reaches_the_daily_limit_waits_for_it_like_the_backfill_and
     assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run"]) == 0
     captured = capsys.readouterr()
     assert "contacts     create    5500  update       0  skip       0" in captured.out
-    assert f"backfill #{cid} (dry run): Xero's daily call limit is reached; waiting until " in captured.out
+    assert f"backfill #{cid} (dry run): Xero's daily call limit holds the listing; waiting until " in captured.out
     assert "Traceback" not in captured.err
     calls = list_calls(embedded)  # after the day's wait the token has expired: one 401, then a refresh
     assert len([call for call in calls if call.status == 200]) == 6 and 429 not in {call.status for call in calls}
