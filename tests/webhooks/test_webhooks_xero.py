@@ -1,5 +1,6 @@
 import json
 import logging
+import re
 import time
 
 import pytest
@@ -100,7 +101,7 @@ def test_every_event_of_a_large_delivery_gets_its_own_sync_id(celery_app, broker
     [message] = queued_messages(broker_redis, XERO_QUEUE)
     sync_ids = [event["sync_id"] for event in queued_events(message)]
     assert len(set(sync_ids)) == 50
-    assert all(len(s) == 32 and int(s, 16) >= 0 for s in sync_ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", s) for s in sync_ids), sync_ids
 
 
 def test_a_tampered_batch_is_refused_and_not_queued(client, broker_redis):
