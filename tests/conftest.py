@@ -6,6 +6,7 @@ what to start (``make test`` starts both when they are installed locally).
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import uuid
@@ -18,7 +19,20 @@ from hypothesis import HealthCheck, settings
 # Property tests run beside real processes on two cores: how long an example or its generation takes says
 # nothing about the code, so neither a deadline nor the slow-generation check may fail the suite.
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("suite")
+SUITE_EXAMPLES = settings.get_profile("suite").max_examples
+# `make test-fast` (the edit-test loop) runs the "fast" profile: a tenth of the examples.
+settings.register_profile("fast", parent=settings.get_profile("suite"), max_examples=SUITE_EXAMPLES // 10)
+
+
+def pytest_configure(config):
+    # Here, not at import: test modules import this file again (as tests.conftest), after the profile is chosen.
+    settings.load_profile(config.getoption("--hypothesis-profile", None) or "suite")
+
+
+def property_examples(thorough: int) -> int:
+    """``max_examples`` for a property test that sets its own count: ``thorough`` under the suite's
+    profile, scaled as the loaded profile scales the default (read when the test module is imported)."""
+    return max(1, thorough * settings().max_examples // SUITE_EXAMPLES)
 
 
 def _worker_redis_server():
@@ -221,9 +235,43 @@ def pytest_xdist_make_scheduler(config, log):
     return FaultSuiteTogether(config, log)
 
 
+# What marks a test ``services`` (pyproject.toml), which `make test-fast` leaves out. Fixtures that reach the
+# real Redis or PostgreSQL, or run the whole system, used directly or through the fixtures a test uses:
+SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "make_picture",
+                              "world_factory", "make_embedded"})
+# parametrised fixtures whose named variant reaches a service (their other variants run in memory):
+SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
+# markers that mean real services by definition:
+SERVICE_MARKERS = frozenset({"integration", "faults"})
+# and modules that start processes (they import one of these, or a starter of tests/processes.py).
+PROCESS_MODULES = frozenset({"subprocess", "multiprocessing", "tests.processes"})
+
+
+def needs_services(item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (not SERVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or any(params.get(fixture) == variant for fixture, variant in SERVICE_VARIANTS)
+            or any(item.get_closest_marker(marker) for marker in SERVICE_MARKERS)
+            or starts_processes(getattr(item, "module", None)))
+
+
+def starts_processes(module) -> bool:
+    def origin(value) -> str:
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        return name if isinstance(name, str) else ""
+
+    return module is not None and any(
+        origin(value) in PROCESS_MODULES or origin(value).split(".")[0] in PROCESS_MODULES
+        for value in vars(module).values())
+
+
 def pytest_collection_modifyitems(items):
-    """Tests marked ``start_early`` run first (the order is otherwise kept): on several processes the suite
-    then never waits at its end for one long test that began late."""
+    """Tests that need a service are marked ``services``. Tests marked ``start_early`` run first (the order
+    is otherwise kept): on several processes the suite then never waits at its end for one long test that
+    began late."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker("services")
     items.sort(key=lambda item: item.get_closest_marker("start_early") is None)
 
 
