@@ -65,7 +65,23 @@ REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 # Integration tests share one Redis database (broker queues live there); developers running two
 # suites at once give each its own with TEST_INTEGRATION_REDIS_DB.
 INTEGRATION_REDIS_DB = int(os.environ.get("TEST_INTEGRATION_REDIS_DB", "12"))
+# The Redis database of each group of tests (Redis has 16): each group flushes its own, so one group's flush
+# never clears another's keys (on a worker's redis-server, the groups' tests follow each other).
+REDIS_DATABASES = {
+    "connections": 3, "connections-cli": 4, "scale": 5, "scale-spare": 6, "picture": 7, "ratelimit": 8,
+    "reliability": 9, "clients": 10, "webhooks": 11, "integration": INTEGRATION_REDIS_DB, "deploy": 13,
+    "record-locks": 14, "webhooks-production": 15,
+}
+if len(set(REDIS_DATABASES.values())) != len(REDIS_DATABASES):
+    raise RuntimeError(f"two groups of tests share a Redis database: {REDIS_DATABASES} (tests/conftest.py)")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def redis_db(group: str) -> int:
+    """The Redis database number of a group of tests."""
+    if group not in REDIS_DATABASES:
+        raise KeyError(f"no Redis database for {group!r}: give it a free one in REDIS_DATABASES (tests/conftest.py)")
+    return REDIS_DATABASES[group]
 
 
 def redis_url(db: int) -> str:
