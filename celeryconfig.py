@@ -78,6 +78,9 @@ worker_hijack_root_logger = False
 worker_send_task_events = True  # Flower shows tasks live
 task_send_sent_event = True
 
+# When each job last ran, kept in CONNECTOR_DATA_DIR (not the working directory); `--schedule` overrides it.
+beat_scheduler = "workers.beat_schedule:DataDirScheduler"
+beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
 beat_schedule = {
     # Xero access tokens live 30 minutes and Zoho's an hour; refreshing every 5 minutes with a
     # 10-minute margin means no call ever waits on a refresh.

@@ -238,20 +238,23 @@ class Progress:
     eta: datetime | None
     state: str
     resources: dict[str, dict] = field(default_factory=dict)
+    # True while a resource not yet listed has no count: each is taken as one page, so the ETA is the soonest.
+    eta_at_least: bool = False
+    resume_after: datetime | None = None  # while waiting: when the budget lets the next call go
 
 
 def estimate_eta(*, remaining_calls: int, budget_left: int | None, calls_per_day: int | None, now: datetime,
                  budget_frees_in: float = 0.0) -> datetime:
     """When the remaining pages are likely listed: at the governor's backfill pace while budget lasts,
-    then one day's budget a day."""
+    then one day's budget a day. ``budget_frees_in``: a wait (ours or Xero's day) before any call."""
     if remaining_calls <= 0:
         return now
+    pace = 60 / BACKFILL_CALLS_PER_MINUTE
     today = remaining_calls if budget_left is None else min(remaining_calls, budget_left)
-    seconds = today * 60 / BACKFILL_CALLS_PER_MINUTE
+    seconds = budget_frees_in + today * pace
     rest = remaining_calls - today
     if rest > 0 and calls_per_day:
-        seconds = max(seconds, budget_frees_in) + (math.ceil(rest / calls_per_day) - 1) * 86400 \
-            + min(rest, calls_per_day) * 60 / BACKFILL_CALLS_PER_MINUTE
+        seconds += (math.ceil(rest / calls_per_day) - 1) * 86400 + min(rest, calls_per_day) * pace
     return now + timedelta(seconds=seconds)
 
 
@@ -261,29 +264,26 @@ def progress(connection_id: int, *, checkpoints, budget: BackfillBudget, clock: 
     calls_per_day = next((c.calls_per_day for c in rows if c.state != "done"), None)
     used = budget.used(connection_id)
     budget_left = None if calls_per_day is None else max(calls_per_day - used, 0)
-    remaining_records = 0
-    unknown = False
-    for c in rows:
-        if c.state != "done":
-            if c.remaining is None:
-                unknown = True
-            else:
-                remaining_records += c.remaining
-    remaining_calls = sum(math.ceil((c.remaining or 0) / PAGE_SIZE) + (c.remaining is None)
-                          for c in rows if c.state != "done")
-    waiting = [c.resume_after for c in rows if c.state == "waiting" and c.resume_after]
-    frees_in = max(((w - now).total_seconds() for w in waiting), default=0.0)
-    state = "done" if rows and all(c.state == "done" for c in rows) else "waiting" if waiting else "running"
+    unfinished = [c for c in rows if c.state != "done"]
+    unknown = any(c.remaining is None for c in unfinished)
+    # A resource not listed yet counts as one page: the ETA is then the soonest it can be.
+    remaining_calls = sum(math.ceil((c.remaining or 0) / PAGE_SIZE) + (c.remaining is None) for c in unfinished)
+    waiting = [c.resume_after for c in unfinished if c.state == "waiting" and c.resume_after]
+    resume_after = max(waiting, default=None)
+    frees_in = max((resume_after - now).total_seconds(), 0.0) if resume_after else 0.0
+    state = "done" if rows and not unfinished else "waiting" if waiting else "running"
     return Progress(
-        records=sum(c.records for c in rows), remaining=None if unknown else remaining_records,
+        records=sum(c.records for c in rows),
+        remaining=None if unknown else sum(c.remaining for c in unfinished),
         calls=sum(c.pages for c in rows), budget_left=budget_left,
-        eta=None if unknown and state != "done" else estimate_eta(
-            remaining_calls=remaining_calls, budget_left=budget_left, calls_per_day=calls_per_day, now=now,
-            budget_frees_in=frees_in),
+        eta=estimate_eta(remaining_calls=remaining_calls, budget_left=budget_left, calls_per_day=calls_per_day,
+                         now=now, budget_frees_in=frees_in),
         state=state,
         resources={c.resource: {"state": c.state, "records": c.records, "pages": c.pages, "remaining": c.remaining,
                                 "resume_after": c.resume_after.isoformat() if c.resume_after else None}
                    for c in rows},
+        eta_at_least=unknown,
+        resume_after=resume_after if state == "waiting" else None,
     )
 
 

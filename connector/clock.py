@@ -19,6 +19,9 @@ class Clock:
     def monotonic(self) -> float:
         return time.monotonic()
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(seconds, 0.0))
+
 
 class ManualClock(Clock):
     """A clock that stands still until ``advance`` is called (thread-safe)."""
@@ -35,6 +38,10 @@ class ManualClock(Clock):
 
     def monotonic(self) -> float:
         return self.time()
+
+    def sleep(self, seconds: float) -> None:
+        """Nothing waits: the time moves on by ``seconds`` at once."""
+        self.advance(max(seconds, 0.0))
 
     def advance(self, seconds: float | timedelta) -> None:
         if isinstance(seconds, timedelta):

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import requests
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.errors import ConfigError, ConnectorError, NeedsReauth, TransientError
+from connector.errors import ConfigError, ConnectorError, NeedsReauth, TransientError, reconnect_command
 from connector.http import DEFAULT_TIMEOUT, transport_error, transport_retry
 from connector.secret import Secret
 from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Settings
@@ -379,7 +379,7 @@ def refresh_expiring_tokens(
                 refreshed += 1
             except NeedsReauth as exc:
                 for connection in users:
-                    mark_needs_reauth(store, connection.id, str(exc))
+                    mark_needs_reauth(store, connection.id, str(exc), system, [c.id for c in users])
                 lost.extend(c.id for c in users)
             except TransientError as exc:  # a lost answer is retried next run, inside Xero's 30-minute grace
                 log.warning("%s token refresh for connection %s deferred: %s", system, owner_id, exc)
@@ -402,15 +402,18 @@ def record_upkeep_failure(store: Store, connection_id: int, job: str, exc: BaseE
         log.warning("could not audit the %s failure of connection %s", job, connection_id)
 
 
-def mark_needs_reauth(store: Store, connection_id: int, reason: str) -> bool:
-    """Mark the connection and log the error once, with what to do; True if it was active until now."""
+def mark_needs_reauth(store: Store, connection_id: int, reason: str, system: str | None = None,
+                      sharing: Iterable[int] = ()) -> bool:
+    """Mark the connection and log the error once, with what to do for the ``system`` whose grant is
+    gone (both when unknown; ``sharing``: every connection that one consent serves); True if it was
+    active until now."""
     changed = store.connections.mark_needs_reauth(connection_id, reason)
     if changed:
-        log.error(
-            "connection %s needs a person: %s. Its work is parked, not lost. Run `connector connect xero` "
-            "(or `connector connect zoho --connection %s`) or open /oauth/<system>/start on the receiver; "
-            "parked work resumes by itself afterwards.", connection_id, reason, connection_id,
-        )
+        systems = [system] if system in SYSTEMS else list(SYSTEMS)
+        todo = " or ".join(f"`{reconnect_command(s, sorted(sharing) or [connection_id])}`" for s in systems)
+        where = " or ".join(f"/oauth/{s}/start" for s in systems)
+        log.error("connection %s needs a person: %s. Its work is parked, not lost. Run %s or open %s on the "
+                  "receiver; parked work resumes by itself afterwards.", connection_id, reason, todo, where)
     return changed
 
 

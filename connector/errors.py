@@ -7,9 +7,23 @@ limit (RateLimited), stop and ask a person (NeedsReauth), or give up on this rec
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class ConnectorError(Exception):
     """Base class for every error the connector raises on purpose."""
+
+    def __reduce__(self):
+        # Keyword-only attributes (status, code, retry_after...) survive pickling, so a task's failure
+        # reaches Celery's log as the error it is, not as a bare ConnectorError.
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type, args: tuple, state: dict) -> "ConnectorError":
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(ConnectorError):
@@ -38,7 +52,20 @@ class Unauthorized(ConnectorError):
 
 
 class NeedsReauth(ConnectorError):
-    """The grant is gone (invalid_grant, revoked consent): a person must reconnect."""
+    """The grant is gone (invalid_grant, revoked consent): a person must reconnect ``system`` ("xero",
+    "zoho"; None when unknown)."""
+
+    def __init__(self, message: str, *, system: str | None = None) -> None:
+        super().__init__(message)
+        self.system = system
+
+
+def reconnect_command(system: str, connection_ids: Sequence[int] = ()) -> str:
+    """The command that gives ``system`` a new consent: one Xero consent links every tenant ticked;
+    one Zoho consent serves every connection that shares the org (hence all of them at once)."""
+    if system == "zoho":
+        return " ".join(["connector connect zoho", *(f"--connection {i}" for i in connection_ids or ["ID"])])
+    return "connector connect xero"
 
 
 class NotFound(ConnectorError):

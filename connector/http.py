@@ -224,7 +224,8 @@ class StoredTokenManager:
         stored = self._credentials.load(self.connection_id, self.system)
         if stored is None:
             self._last = None
-            raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it first")
+            raise NeedsReauth(f"no {self.system} tokens stored for connection {self.connection_id}: connect it first",
+                              system=self.system)
         self._last = stored
         return stored
 

@@ -283,13 +283,17 @@ def setup(process: str, *, level: str | int | None = None, log_format: str | Non
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(resolve_level(level))
-    # One line per sandbox request and per loopback HTTP connection is noise, not operations.
-    noisy = ["werkzeug", "urllib3"]
-    if process != "cli":  # schema checks on each process's first database use; `connector migrate` shows them
-        noisy.append("alembic")
-    for name in noisy:
+    # One line per sandbox request and per loopback HTTP connection is noise, not operations; so are
+    # alembic's plugin lines on import and its schema checks on each process's first database use
+    # (`connector migrate` shows the upgrades it runs: show_migrations).
+    for name in ("werkzeug", "urllib3", "alembic"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler
+
+
+def show_migrations() -> None:
+    """Let alembic's "Running upgrade ..." lines through (for `connector migrate`)."""
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
 
 
 def _is_pytest(handler: logging.Handler) -> bool:

@@ -7,5 +7,8 @@ XERO_QUEUE = "xero"  # fetches from Xero: bounded by the Xero rate governor
 ZOHO_QUEUE = "zoho"  # writes to Zoho, and Zoho notifications in
 MAINTENANCE_QUEUE = "maintenance"  # token refresh, channel renewal, polls, replays
 
+# kombu's in-process broker (the embedded default), with a host named so kombu does not warn of its absence.
+EMBEDDED_BROKER_URL = "memory://localhost/"
+
 INGEST_XERO_EVENTS = "connector.ingest_xero_events"  # args: [events: list[dict]]
 INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"  # args: [connection_id, notification: dict]

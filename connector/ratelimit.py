@@ -67,9 +67,10 @@ class Denial:
     retry_after: float  # seconds, > 0: when the blocking limit frees up
 
 
-# KEYS: tenant minute, tenant day, tenant in-flight, tenant penalty, app minute, app penalty
+# KEYS: tenant minute, tenant day, tenant in-flight, tenant penalty, app minute, app penalty,
+#       tenant day of dry runs
 # ARGV: now_ms, token, minute_allowed, day_allowed, concurrent, app_allowed,
-#       inflight_ttl_ms, concurrent_retry_ms, key_grace_ms
+#       inflight_ttl_ms, concurrent_retry_ms, key_grace_ms, dry_run ("1": a dry run's call)
 # Returns {1} when granted, else {0, reason, wait_ms} for the constraint that frees up last.
 _ACQUIRE_LUA = """
 local now = tonumber(ARGV[1])
@@ -122,6 +123,11 @@ redis.call('PEXPIRE', KEYS[1], MINUTE + grace)
 redis.call('PEXPIRE', KEYS[2], DAY + grace)
 redis.call('PEXPIRE', KEYS[3], ms(expires - now + grace))
 redis.call('PEXPIRE', KEYS[5], MINUTE + grace)
+if ARGV[10] == '1' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', ms(now - DAY))
+  redis.call('ZADD', KEYS[7], ms(now), token)
+  redis.call('PEXPIRE', KEYS[7], DAY + grace)
+end
 return {1}
 """
 
@@ -226,8 +232,12 @@ class XeroRateGovernor:
     def _now_ms(self) -> int:
         return round(self._clock.time() * 1000)
 
-    def try_acquire(self, tenant_id: str, limits: Limits = Limits(), *, priority: int = 0) -> Permit | Denial:
-        """A Permit to call Xero now, or a Denial saying why and when to come back."""
+    def try_acquire(self, tenant_id: str, limits: Limits = Limits(), *, priority: int = 0,
+                    dry_run: bool = False) -> Permit | Denial:
+        """A Permit to call Xero now, or a Denial saying why and when to come back.
+
+        A dry run's call counts like any other (Xero counts it), and is also noted apart so the
+        operator can tell it from syncing (``usage``)."""
         level = min(max(priority, 0), 2)
         minute_headroom = PRIORITY_MINUTE_HEADROOM[level]
         now = self._now_ms()
@@ -240,6 +250,7 @@ class XeroRateGovernor:
                 self._key(tenant_id, "penalty"),
                 self._app_key("minute"),
                 self._app_key("penalty"),
+                self._key(tenant_id, "day:dry_run"),
             ],
             args=[
                 now,
@@ -252,6 +263,7 @@ class XeroRateGovernor:
                 self._inflight_ttl_ms,
                 int(CONCURRENT_RETRY_AFTER * 1000),
                 KEY_GRACE_MS,
+                "1" if dry_run else "0",
             ],
         )
         if int(result[0]) == 1:
@@ -303,10 +315,12 @@ class XeroRateGovernor:
         pipe.zcount(self._key(tenant_id, "day"), f"({now - DAY_MS}", "+inf")
         pipe.zcount(self._key(tenant_id, "inflight"), f"({now}", "+inf")
         pipe.zcount(self._app_key("minute"), f"({now - MINUTE_MS}", "+inf")
-        minute_used, day_used, in_flight, app_minute_used = pipe.execute()
+        pipe.zcount(self._key(tenant_id, "day:dry_run"), f"({now - DAY_MS}", "+inf")
+        minute_used, day_used, in_flight, app_minute_used, day_used_by_dry_runs = pipe.execute()
         return {
             "minute_used": minute_used,
             "day_used": day_used,
+            "day_used_by_dry_runs": day_used_by_dry_runs,
             "in_flight": in_flight,
             "app_minute_used": app_minute_used,
             "penalty_remaining": self.penalty_remaining(tenant_id),

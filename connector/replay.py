@@ -5,7 +5,8 @@ the way a webhook goes: fetch from Xero, then push to Zoho, where the content ha
 skip anything Zoho already holds. So replaying a record that already succeeded writes nothing to
 Zoho. ``source="snapshot"`` skips the fetch and pushes the stored snapshot (records without one are
 fetched). Webhooks of a tenant that was not connected yet were audited without a connection; once the
-tenant is connected they are listed with its failures and replayed under it.
+tenant is connected they are listed with its failures and replayed under it. A failure is listed until
+a later sync of the record succeeds.
 
 This module decides *what* to replay; workers/ runs it (as tasks, or in-process for the CLI).
 """
@@ -130,24 +131,20 @@ class Failure:
 
 def list_failures(store, *, connection_id: int | None = None, since: datetime | None = None,
                   record: str | None = None, error: str | None = None, limit: int = 1000) -> list[Failure]:
-    """Records whose latest trip failed, newest first; with a connection, also the webhooks of its
-    tenant that arrived before it was connected."""
+    """Records still failing (``AuditLog.failures``), newest first; with a connection, also the webhooks
+    of its tenant that arrived before it was connected."""
     record_type = RECORD_TYPES[resource_of(record)] if record else None
     audit = store.audit
-    entries = audit.failures(connection_id, limit, since=since, record_type=record_type)
-    if connection_id is not None:
-        tenant = store.connections.get(connection_id).xero_tenant_id
-        entries += [e for e in audit.failures(None, limit, since=since, record_type=record_type, unattached=True)
-                    if (e.detail or {}).get("tenant_id") == tenant]
-    if error:
-        entries = [e for e in entries if error_class(e.detail).lower() == error.lower()]
-    entries = sorted(entries, key=lambda e: e.id, reverse=True)[:limit]
+    entries = audit.failures(connection_id, limit, since=since, record_type=record_type, error=error)
     attempts = audit.attempts(entries)
     return [
         Failure(
             connection_id=e.connection_id, record_type=e.record_type, record_id=e.record_id,
             error=error_class(e.detail), reason=str((e.detail or {}).get("reason", "")),
-            attempts=attempts.get((e.connection_id, e.record_type, e.record_id), 1), failed_at=e.created_at,
+            # A batch split until the record was alone fails once, on its last of several tries.
+            attempts=max(attempts.get((e.connection_id, e.record_type, e.record_id), 1),
+                         int((e.detail or {}).get("attempts") or 1)),
+            failed_at=e.created_at,
             sync_id=e.sync_id, task_id=e.task_id, direction=e.direction,
             tenant_id=(e.detail or {}).get("tenant_id"),
         )
@@ -186,7 +183,7 @@ def start_replay(request: ReplayRequest, *, audit, task_id: str | None = None) -
     sync_ids = {xero_id: new_sync_id() for xero_id in request.ids}
     for xero_id, sync_id in sync_ids.items():
         if xero_id in request.unattached:
-            # Closes the failure recorded without a connection, so it is not listed (or replayed) again.
+            # The trail of the record audited without a connection says where its replay went.
             audit.record(connection_id=None, record_type=record_type, record_id=xero_id, sync_id=sync_id,
                          stage=stages.RECEIVED, task_id=task_id,
                          detail={"source": "replay", "replayed_under_connection": request.connection_id})

@@ -14,14 +14,16 @@ would answer Xero 200 for events that sit in a broker no worker reads.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, MutableMapping
 from urllib.parse import urlsplit
 
 from connector.errors import ConfigError
+from connector.queues import EMBEDDED_BROKER_URL
 from connector.secret import Secret
 
 # Zoho's accounts server per data centre (Zoho multi-DC docs). CA is zohocloud.ca, not zoho.ca.
@@ -46,12 +48,14 @@ MIN_ADMIN_TOKEN_LENGTH = 16
 _CLIENTS = ("XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET")
 # What each production process cannot run without. The receiver runs the connect flows (clients,
 # vault, public URL for redirect URIs) and verifies Xero's signatures; workers refresh tokens and
-# register Zoho channels at CONNECTOR_PUBLIC_URL; beat only publishes to the broker.
+# register Zoho channels at CONNECTOR_PUBLIC_URL.
 PROCESS_NEEDS: dict[str, tuple[str, ...]] = {
     "receiver": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", "XERO_WEBHOOK_KEY",
                  *_CLIENTS),
     "worker": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL", *_CLIENTS),
-    "beat": ("REDIS_URL",),
+    # Beat only publishes, but it is one of the deployment's processes: started without what the workers it
+    # feeds need, it would schedule work no worker can do, so it refuses like them.
+    "beat": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL"),
     # Flower only watches the broker (its own FLOWER_BASIC_AUTH check is in `connector flower`).
     "flower": ("REDIS_URL",),
     "cli": ("REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS"),
@@ -135,7 +139,8 @@ def parse_url(name: str, raw: str, schemes: tuple[str, ...], example: str) -> st
     return raw.strip().rstrip("/")
 
 
-def parse_database_url(raw: str) -> str:
+def parse_database_url(raw: str, *, embedded_allowed: bool) -> str:
+    """A PostgreSQL URL; SQLite only in the embedded mode (one process: several on one file is no store)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -146,7 +151,47 @@ def parse_database_url(raw: str) -> str:
     if backend not in ("postgresql", "postgres", "sqlite"):
         raise ConfigError("DATABASE_URL: not a PostgreSQL or SQLite URL "
                           "(e.g. postgresql://user:password@host:5432/connector)")
+    if backend == "sqlite" and not embedded_allowed:
+        raise ConfigError("DATABASE_URL: SQLite is for the embedded mode only (CONNECTOR_EMBEDDED=1, one process); "
+                          "production needs PostgreSQL (e.g. postgresql://user:password@host:5432/connector)")
     return raw.strip()
+
+
+def parse_vault_keys(raw: str) -> Secret:
+    """The key ring, checked now rather than at the first token a worker stores or reads."""
+    from connector.store.vault import Vault
+
+    try:
+        Vault(raw)
+    except ConfigError as exc:  # names keys by id or position only, never the key
+        raise ConfigError(f"CONNECTOR_VAULT_KEYS: {exc}") from None
+    return Secret(raw)
+
+
+def load_env_file(environ: MutableMapping[str, str] | None = None) -> None:
+    """Add the variables of the env file to the environment, each only where the environment does not set it
+    (a real variable always wins). The file is ``CONNECTOR_ENV_FILE``, by default ``.env`` in the working
+    directory (the one docker compose reads); empty: none. Every entry point calls this before it reads
+    anything, so a process started by hand or from the Procfile sees what compose's services see.
+    Parsed by python-dotenv (quotes, ``export``, comments and ``${VAR}`` as compose reads them)."""
+    environ = os.environ if environ is None else environ
+    name = environ.get("CONNECTOR_ENV_FILE", ".env")
+    if not name or ("CONNECTOR_ENV_FILE" not in environ and not Path(name).is_file()):
+        return  # none asked for, or no .env here: nothing to read
+    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
+
+    try:
+        text = Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"CONNECTOR_ENV_FILE: cannot read {name} ({getattr(exc, 'strerror', None) or exc})") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(f"{name} line {binding.original.line}: not NAME=value (quote a value that holds "
+                              "spaces or #)")
+    for key, value in dotenv_values(stream=io.StringIO(text)).items():
+        if value is not None and key not in environ:
+            environ[key] = value
 
 
 def log_settings(env: Mapping[str, str] | None = None) -> tuple[str | None, str]:
@@ -178,7 +223,7 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str | None = None
-    broker_url: str = "memory://"
+    broker_url: str = EMBEDDED_BROKER_URL
     # Where Xero, Zoho and browsers reach the receiver: OAuth redirect URIs and Zoho's notify URL
     # are built from it, never from a request's Host header. Empty: not configured.
     public_url: str = EMBEDDED_PUBLIC_URL
@@ -306,10 +351,11 @@ class Settings:
 
         return cls(
             data_dir=data_dir,
-            database_url=(parse_database_url(env["DATABASE_URL"]) if env.get("DATABASE_URL") else
+            database_url=(parse_database_url(env["DATABASE_URL"], embedded_allowed=embedded_allowed)
+                          if env.get("DATABASE_URL") else
                           f"sqlite:///{(data_dir / 'connector.db').as_posix()}" if embedded_allowed else ""),
             redis_url=redis_url,
-            broker_url=get("CELERY_BROKER_URL") or redis_url or "memory://",
+            broker_url=get("CELERY_BROKER_URL") or redis_url or EMBEDDED_BROKER_URL,
             public_url=public_url,
             xero_client_id=get("XERO_CLIENT_ID"),
             xero_client_secret=Secret(get("XERO_CLIENT_SECRET")),
@@ -322,7 +368,8 @@ class Settings:
             zoho_client_secret=Secret(get("ZOHO_CLIENT_SECRET")),
             zoho_dc=dc,
             zoho_accounts_url=(url("ZOHO_ACCOUNTS_URL", "") or ZOHO_ACCOUNTS_SERVERS[dc]),
-            vault_keys=Secret(get("CONNECTOR_VAULT_KEYS")),
+            vault_keys=(parse_vault_keys(env["CONNECTOR_VAULT_KEYS"]) if env.get("CONNECTOR_VAULT_KEYS") else
+                        Secret("")),
             admin_token=Secret(admin_token),
             xero_batch_window=duration("XERO_BATCH_WINDOW", cls.xero_batch_window, allow_zero=True),
             xero_poll_interval=duration("XERO_POLL_INTERVAL", cls.xero_poll_interval),

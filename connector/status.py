@@ -12,10 +12,10 @@ from typing import Any
 
 from connector import queues
 from connector.backfill import BackfillBudget, progress
+from connector.errors import reconnect_command
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
 from connector.store import audit as stages
-from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH
 
 WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
 
@@ -24,17 +24,26 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="seconds") if moment else None
 
 
-def queue_depths(settings) -> dict[str, int] | None:
-    """Messages waiting per worker queue (the Redis broker's list lengths); None without a shared broker."""
-    if not settings.broker_url.startswith(("redis://", "rediss://")):
+def queue_depths(settings, names: tuple[str, ...] = WORKER_QUEUES) -> dict[str, int] | None:
+    """Messages waiting per worker queue on the configured broker (Redis or RabbitMQ, through kombu,
+    which also counts the Redis transport's priority lists); None for the in-process broker, which no
+    other process shares."""
+    if settings.broker_url.startswith("memory://"):
         return None
-    from connector.redis_conn import connect_redis
+    from kombu import Connection
 
-    broker = connect_redis(settings.broker_url)
-    try:
-        return {name: int(broker.llen(name)) for name in WORKER_QUEUES}
-    finally:
-        broker.close()
+    depths = {}
+    with Connection(settings.broker_url, connect_timeout=10) as connection:
+        for name in names:
+            channel = connection.channel()
+            try:
+                # Passive: only reads the count; never creates a queue or clashes with Celery's arguments.
+                depths[name] = int(channel.queue_declare(queue=name, passive=True).message_count)
+            except connection.channel_errors:
+                depths[name] = 0  # not declared yet: nothing was ever sent to it
+            finally:
+                channel.close()
+    return depths
 
 
 def collect_status(deps) -> dict[str, Any]:
@@ -66,6 +75,7 @@ def collect_status(deps) -> dict[str, Any]:
                              clock=store.clock)
             backfill = {"state": state.state, "records": state.records, "remaining": state.remaining,
                         "calls": state.calls, "budget_left": state.budget_left, "eta": _iso(state.eta),
+                        "eta_at_least": state.eta_at_least, "resume_after": _iso(state.resume_after),
                         "resources": state.resources}
         connections.append({
             "id": c.id,
@@ -77,7 +87,8 @@ def collect_status(deps) -> dict[str, Any]:
             "zoho_channels": [{"channel_id": ch.channel_id, "expires_at": _iso(ch.expires_at)} for ch in channels],
             "xero_calls": {
                 "day_limit": day_limit,
-                "day_used": usage["day_used"],
+                "day_used": usage["day_used"],  # every call Xero counts, a dry run's too
+                "day_used_by_dry_runs": usage["day_used_by_dry_runs"],
                 "day_left": max(day_limit - usage["day_used"], 0),
                 # What replays and backfills may still use: the governor keeps the rest for live work.
                 "day_left_for_backfill": max(allowed_share(day_limit, PRIORITY_DAY_HEADROOM[2]) - usage["day_used"],
@@ -88,7 +99,7 @@ def collect_status(deps) -> dict[str, Any]:
             },
             # Zoho counts API credits per org and reports them only in its console (no API reads them).
             "zoho_credits_used": None,
-            "parked": {reason: store.parked.count(c.id, reason=reason) for reason in (NEEDS_REAUTH, DAILY_BUDGET)},
+            "parked": store.parked.counts_by_reason(c.id),
             "failures_24h": store.audit.failure_counts(c.id, now - timedelta(hours=24)),
             "last_success": {record_type: _iso(when) for record_type, when in sorted(successes.items())},
             "poll_cursors": cursors,
@@ -108,6 +119,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     from connector.zoho_setup import NEEDED_FIELDS, check_org
 
     results = []
+    zoho_owners = deps.credentials.share_map("zoho")  # connections using another's Zoho consent
     for c in connections if connections is not None else deps.store.connections.all():
         result: dict[str, Any] = {"connection": c.id, "name": c.name}
         try:
@@ -121,7 +133,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                     "the Xero grant no longer covers this organisation; run `connector connect xero` and tick it")}
         except Exception as exc:  # any failure is reported with what to do, never raised
             result["xero"] = {"ok": False, "error": str(exc),
-                              "todo": "reconnect with `connector connect xero`, or check XERO_* settings"}
+                              "todo": f"reconnect with `{reconnect_command('xero')}`, or check XERO_* settings"}
         try:
             org = check_org(deps.zoho_client_for(c.id))
             result["zoho"] = {
@@ -135,8 +147,10 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
         except Exception as exc:
+            # One consent serves every connection sharing the org: one command names them all.
+            owner = zoho_owners.get(c.id, c.id)
+            sharing = sorted({owner, *(i for i, o in zoho_owners.items() if o == owner)})
             result["zoho"] = {"ok": False, "error": str(exc),
-                              "todo": "reconnect with `connector connect zoho --connection "
-                                      f"{c.id}`, or check ZOHO_* settings"}
+                              "todo": f"reconnect with `{reconnect_command('zoho', sharing)}`, or check ZOHO_* settings"}
         results.append(result)
     return results

@@ -34,6 +34,10 @@ def property_examples(thorough: int) -> int:
     profile, scaled as the loaded profile scales the default (read when the test module is imported)."""
     return max(1, thorough * settings().max_examples // SUITE_EXAMPLES)
 
+# A developer's .env in the checkout (README: `cp .env.example .env`) must reach neither the suite nor the
+# processes it starts: each test says what its configuration is. Tests of the env file set their own.
+os.environ["CONNECTOR_ENV_FILE"] = ""
+
 
 def _worker_redis_server():
     """Under pytest-xdist each worker process gets a redis-server of its own on a free port: the tests use

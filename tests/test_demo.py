@@ -52,3 +52,18 @@ def test_a_failed_demo_names_the_check_and_the_records_on_its_failed_line(tmp_pa
     assert checks["duplicate delivery"] == "wrote 1 more (1 Invoices upsert) for INV-0003 (failed)", last
     assert checks["invoices not written or skipped"] == "INV-0003 (failed)", last
     assert checks["invoices missing or off in Zoho (lines, total, paid, due)"] == "INV-0003", last
+
+
+def test_demo_output_is_its_report_alone_and_its_log_lines_go_to_a_file(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "demo", "--contacts", "3", "--data-dir", str(tmp_path / "demo")],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+    assert not [line for line in result.stdout.splitlines() if line.lstrip().startswith("{")], result.stdout
+    log = (tmp_path / "demo" / "demo.log").read_text()
+    assert "webhook.xero.bad_signature" in log  # the intent-to-receive check's deliberate bad signature
+    assert "No hostname was supplied" not in log  # the in-process broker is named, so kombu has nothing to say
+    assert str(tmp_path / "demo" / "demo.log") in result.stdout  # the report says where the log lines went

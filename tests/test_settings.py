@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connector.errors import ConfigError
-from connector.settings import Settings, parse_duration
+from connector.settings import Settings, load_env_file, parse_duration
 
 
 @pytest.mark.parametrize("raw, seconds", [
@@ -47,6 +47,9 @@ def test_a_zero_interval_is_refused_but_a_zero_batch_window_is_allowed():
     ("ZOHO_DC", "mars"),
     ("CONNECTOR_EMBEDDED", "perhaps"),
     ("CONNECTOR_ADMIN_TOKEN", "short"),
+    ("CONNECTOR_VAULT_KEYS", "k1:hunter2"),
+    ("CONNECTOR_VAULT_KEYS", "hunter2"),
+    ("DATABASE_URL", "sqlite:////srv/hunter2/connector.db"),
 ])
 def test_bad_values_name_their_variable_and_never_echo_a_password(variable, value):
     with pytest.raises(ConfigError) as caught:
@@ -58,7 +61,7 @@ def test_bad_values_name_their_variable_and_never_echo_a_password(variable, valu
 def test_without_the_embedded_mode_nothing_is_filled_in_and_each_process_names_what_it_misses():
     settings = Settings.from_env({})
     assert settings.database_url == "" and settings.public_url == "" and settings.redis_url is None
-    assert settings.missing_for("beat") == ["REDIS_URL"]
+    assert settings.missing_for("beat") == ["REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS", "CONNECTOR_PUBLIC_URL"]
     with pytest.raises(ConfigError, match="REDIS_URL, DATABASE_URL, CONNECTOR_VAULT_KEYS .*connector keygen"):
         settings.require("worker")
 
@@ -68,3 +71,28 @@ def test_the_embedded_mode_fills_in_the_stand_ins():
     assert settings.database_url == "sqlite:///var/x/connector.db" and settings.embedded
     assert settings.public_url == "http://127.0.0.1:8000"
     settings.require("receiver")  # nothing missing
+    sqlite = "sqlite:////srv/connector.db"
+    assert Settings.from_env({"CONNECTOR_EMBEDDED": "1", "DATABASE_URL": sqlite}).database_url == sqlite
+
+
+def test_the_env_file_adds_what_the_environment_does_not_set(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("# a comment\nexport REDIS_URL=redis://from-file/0\n"
+                                   "XERO_SCOPES='offline_access accounting.contacts'  # quoted, with a comment\n"
+                                   "DATABASE_URL=postgresql://from-file/db\nCONNECTOR_VAULT_KEYS=\n")
+    environ = {"DATABASE_URL": "postgresql://real/db"}
+    load_env_file(environ)
+    assert environ == {"DATABASE_URL": "postgresql://real/db", "REDIS_URL": "redis://from-file/0",
+                       "XERO_SCOPES": "offline_access accounting.contacts", "CONNECTOR_VAULT_KEYS": ""}
+
+
+def test_the_env_file_is_optional_unless_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    environ: dict[str, str] = {}
+    load_env_file(environ)  # no .env here: nothing to read
+    assert environ == {}
+    with pytest.raises(ConfigError, match="CONNECTOR_ENV_FILE: cannot read prod.env"):
+        load_env_file({"CONNECTOR_ENV_FILE": "prod.env"})
+    (tmp_path / ".env").write_text("REDIS_URL=redis://from-file/0\n")
+    load_env_file(environ := {"CONNECTOR_ENV_FILE": ""})
+    assert environ == {"CONNECTOR_ENV_FILE": ""}

@@ -6,12 +6,15 @@ path only: OAuth callbacks carry the authorization code and state in their query
 
 from __future__ import annotations
 
-import sys
-
 from gunicorn import glogging
 
 from connector import logs
-from connector.errors import ConfigError
+from workers.startup import exit_unless_ready
+
+# gunicorn's master reads this file before it logs, binds or forks anything: the receiver's start-up
+# check runs here, so a bad configuration is one line, once, rather than gunicorn's lines and one refusal
+# (or traceback) per worker. webhooks.wsgi checks again for a gunicorn started without this file.
+exit_unless_ready("receiver")
 
 accesslog = "-"
 # %(U)s is the path without its query string; %(M)s the request time in milliseconds.
@@ -27,11 +30,7 @@ class ConnectorGunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        try:
-            handler = logs.make_handler("web", log_format=logs.configured_format())
-        except ConfigError as exc:
-            print(f"web not started: {exc}", file=sys.stderr, flush=True)
-            raise SystemExit(2) from None
+        handler = logs.make_handler("web", log_format=logs.configured_format())  # LOG_FORMAT checked above
         for logger in (self.error_log, self.access_log):
             for old in list(logger.handlers):
                 logger.removeHandler(old)

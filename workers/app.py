@@ -1,28 +1,41 @@
 """The Celery application. Configuration lives in celeryconfig.py; logging and per-task log context
 in workers/log_context.py (connected here, so worker, beat and Flower all get it)."""
 
-from celery import Celery, signals
+from functools import cached_property
 
-app = Celery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks", "workers.maintenance_tasks",
-                                         "workers.backfill_tasks"])
+from celery import Celery, signals
+from celery.apps.beat import Beat
+
+
+class CheckedBeat(Beat):
+    """`celery beat`, failing closed before it prints its banner (beat_init comes after it)."""
+
+    def run(self) -> None:
+        from workers.startup import exit_unless_ready
+
+        exit_unless_ready("beat")
+        super().run()
+
+
+class ConnectorCelery(Celery):
+    @cached_property
+    def Beat(self):
+        return self.subclass_with_self(CheckedBeat)
+
+
+app = ConnectorCelery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks",
+                                               "workers.maintenance_tasks", "workers.backfill_tasks"])
 app.config_from_object("celeryconfig")
 
 
 # `celery worker` and `celery beat` (and `connector worker|beat`) fail closed before they start: a
 # missing variable, or Redis or the database out of reach, is one line and a non-zero exit. The
-# embedded worker thread of the demo does not send these signals.
+# embedded worker thread of the demo and the embedded beat of `connector run` do neither check.
 @signals.celeryd_init.connect
 def _check_worker_can_start(**_) -> None:
     from workers.startup import exit_unless_ready
 
     exit_unless_ready("worker")
-
-
-@signals.beat_init.connect
-def _check_beat_can_start(**_) -> None:
-    from workers.startup import exit_unless_ready
-
-    exit_unless_ready("beat")
 
 
 import workers.log_context  # noqa: E402,F401  (connects the Celery signals)

@@ -10,6 +10,7 @@ from connector import queues
 from connector.backfill import BackfillBudget, backfill_step, first_pending
 from connector.errors import RateLimited
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.status import queue_depths
 from connector.store.backfills import RUNNING, WAITING
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
@@ -33,6 +34,12 @@ def budget() -> BackfillBudget:
     return BackfillBudget(deps.redis, clock=deps.store.clock)
 
 
+def zoho_backlog(settings) -> int:
+    """Pushes waiting in the zoho queue of the configured broker (Redis or RabbitMQ); 0 on the in-process one."""
+    depths = queue_depths(settings, names=(queues.ZOHO_QUEUE,))
+    return depths[queues.ZOHO_QUEUE] if depths else 0
+
+
 def push_pages(connection_id: int):
     def on_page(resource: str, ids: list[str], sync_ids: dict[str, str]) -> None:
         for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
@@ -52,7 +59,7 @@ def backfill_step_task(self, connection_id: int, resource: str | None = None, ve
     if connection is None or connection.state != "active":
         return "inactive"  # the checkpoint holds the place; beat resumes once the connection is back
     expect = (resource, version) if resource is not None and version is not None else None
-    if deps.redis.llen(queues.ZOHO_QUEUE) > MAX_ZOHO_BACKLOG:
+    if zoho_backlog(deps.settings) > MAX_ZOHO_BACKLOG:
         send_step(connection_id, expect, countdown=BACKLOG_RECHECK_SECONDS)
         return "backlog"
     try:

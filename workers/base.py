@@ -12,7 +12,8 @@ safe. Errors map to one policy (``ConnectorTask.retry_or_fail``):
   Nothing transient ever ends as "failed".
 - Our own database, Redis or broker unreachable → retried with backoff for as long as it takes,
   whatever task it hits (``__call__``): there may be nowhere to park or audit meanwhile.
-- Anything else (DataError, RecordRejected, NotFound, ApiError, a bug) → audited as failed.
+- Anything else (DataError, RecordRejected, NotFound, ApiError, a bug) → audited as failed, one
+  WARNING line per record (the audit's); Celery logs our own errors then without a traceback (``throws``).
 
 A batch that fails is split in halves (each half its own task, with the same retry count) so one
 bad record never takes the others down with it: at once for a permanent error, after
@@ -32,6 +33,8 @@ from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.connect import mark_needs_reauth
 from connector.errors import (
+    ConnectorError,
+    InvalidArgument,
     NeedsReauth,
     RateLimited,
     is_infrastructure_failure,
@@ -86,11 +89,32 @@ def halves(ids: list[str]) -> tuple[list[str], list[str]]:
     return ids[:middle], ids[middle:]
 
 
+class _ReportedCheck(type):
+    def __instancecheck__(cls, instance) -> bool:
+        return getattr(instance, "reported", False) is True
+
+
+class Reported(metaclass=_ReportedCheck):
+    """Matches an error already audited and logged (see ``reported``), whatever its class."""
+
+
+def reported(exc: Exception) -> Exception:
+    """Mark an error of ours as audited and logged; a bug (not a ConnectorError) stays unmarked."""
+    if isinstance(exc, ConnectorError):
+        exc.reported = True
+    return exc
+
+
 class ConnectorTask(Task):
     abstract = True
     acks_late = True
     reject_on_worker_lost = True
     max_retries = None  # retry_or_fail decides when to stop retrying (and parks instead)
+    # Which way the records a task carries travel: its audit rows say so (a task option overrides it).
+    direction = stages.XERO_TO_ZOHO
+    # An operator's bad request, and errors retry_or_fail has audited and logged with their reason, are
+    # outcomes: Celery logs them without a traceback. Anything else keeps its traceback.
+    throws = (InvalidArgument, Reported)
 
     def __call__(self, *args, **kwargs):
         try:
@@ -120,6 +144,7 @@ class ConnectorTask(Task):
             trail.record(
                 connection_id=connection_id, record_type=record_type, record_id=record_id,
                 sync_id=(sync_ids or {}).get(record_id), stage=stage, detail=detail, task_id=self.request.id,
+                direction=self.direction,
             )
         trail.flush()
 
@@ -178,10 +203,10 @@ class ConnectorTask(Task):
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
-                mark_needs_reauth(get_deps().store, connection_id, str(exc))  # logs once, with what to do
+                mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do
             self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
             self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
-            raise exc
+            raise reported(exc) if connection_id is not None else exc
         if is_infrastructure_failure(exc):
             raise exc  # __call__ retries it for as long as our own services are down
         transient = is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)
@@ -213,7 +238,9 @@ class ConnectorTask(Task):
         if getattr(exc, "code", None) is not None:
             detail.update(error_code=exc.code, details=getattr(exc, "details", {}))
         self.audit_all(stages.FAILED, detail=detail, **audit)
-        raise exc
+        if not record_ids:  # no record's audit line says it (a poll, a backfill step): this line does
+            log.warning("%s: %s failed (%s): %s", self.name, record_type, type(exc).__name__, exc)
+        raise reported(exc)
 
 
 def zoho_resource(module: str) -> str:

@@ -48,8 +48,10 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from connector import logs
     from workers.deps import get_deps
 
+    logs.show_migrations()
     get_deps().store  # opening the store runs the migrations
     print("database is at the latest schema")
     return 0
@@ -208,9 +210,23 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
     deps = get_deps()
     for entry in deps.store.audit.trail(args.connection, args.type, args.id):
-        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9} sync_id={entry.sync_id} "
-              f"task_id={entry.task_id or '-'} {entry.detail}")
+        repeated = (f" x{entry.times} (last {entry.last_at.isoformat(timespec='milliseconds')})"
+                    if entry.times > 1 and entry.last_at else "")
+        print(f"{entry.created_at.isoformat(timespec='milliseconds')} {entry.stage:<9}{repeated} "
+              f"sync_id={entry.sync_id} task_id={entry.task_id or '-'} {entry.detail}")
     return 0
+
+
+def _record_type(text: str) -> str:
+    """The record type the audit trail stores, for any spelling `failures` and `replay` take."""
+    from connector.errors import InvalidArgument
+    from connector.pipeline.common import RECORD_TYPES
+    from connector.replay import resource_of
+
+    try:
+        return RECORD_TYPES[resource_of(text)]
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_setup_zoho(args: argparse.Namespace) -> int:
@@ -294,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="show the audit trail of one record")
     p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
-    p.add_argument("type", choices=["contact", "invoice", "creditnote"], help="record type")
+    p.add_argument("type", type=_record_type, help="record type: contact, invoice, credit-note or payment")
     p.add_argument("id", help="the Xero id of the record")
     p.set_defaults(func=cmd_audit)
 
@@ -326,15 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     from connector.errors import ConfigError
 
     try:
-        if args.command not in ("worker", "beat", "demo", "flower"):  # those set up their own logging
-            from connector import logs
+        from connector.settings import load_env_file
 
-            logs.setup("run" if args.command == "run" else "cli")
+        load_env_file()
+        # Checked before logging is set up: a refusal is its one line, with nothing logged before it.
         if args.command not in NO_START_CHECK:
             from workers.deps import get_deps
             from workers.startup import check_can_start
 
             check_can_start(START_CHECK_PROCESS.get(args.command, "cli"), get_deps().settings)
+        if args.command not in ("worker", "beat", "demo", "flower"):  # those set up their own logging
+            from connector import logs
+
+            logs.setup("run" if args.command == "run" else "cli")
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)

@@ -8,7 +8,6 @@ without ``FLOWER_BASIC_AUTH`` (``user:password[,user2:password2]``). Flower read
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def basic_auth_problem(value: str | None) -> str | None:
@@ -24,12 +23,12 @@ def basic_auth_problem(value: str | None) -> str | None:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    from connector.errors import ConfigError
     from connector.settings import flower_basic_auth, platform_port
 
     problem = basic_auth_problem(flower_basic_auth())
     if problem:
-        print(f"flower not started: {problem}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"Flower cannot start: {problem}")
     paas_port = platform_port()
     port = args.port or paas_port or 5555
     # On a PaaS (PORT set) the router reaches the process from outside; elsewhere stay on loopback.

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import contextmanager
+from datetime import timedelta
 
 from connector.errors import InvalidArgument
 
@@ -93,11 +95,15 @@ def cmd_failures(args: argparse.Namespace) -> int:
     deps = get_deps()
     try:
         connection_id = None if args.connection is None else connection_id_of(args.connection, deps.store)
+        if args.limit < 1:
+            raise InvalidArgument(f"--limit must be at least 1; got {args.limit}")
+        # One more than asked for tells whether the limit left some out.
         failures = list_failures(deps.store, connection_id=connection_id, since=_parse_since(args.since, deps),
-                                 record=args.record, error=args.error, limit=args.limit)
+                                 record=args.record, error=args.error, limit=args.limit + 1)
     except InvalidArgument as exc:
         print(f"failures: {exc}", file=sys.stderr)
         return 2
+    more, failures = len(failures) > args.limit, failures[:args.limit]
     if args.json:
         print(json.dumps([f.as_dict() for f in failures], indent=2))
         return 0
@@ -108,7 +114,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
     for f in failures:
         print(f"{f.failed_at.strftime('%Y-%m-%d %H:%M:%S'):<20} {f.connection_id or '-':>4} {f.record_type:<10} "
               f"{f.record_id:<38} {f.error:<22} {f.attempts:>5}  {f.reason}")
-    print(f"{len(failures)} failed; replay them with `connector replay CONNECTION --failed` (same filters)")
+    shown = f"the newest {len(failures)} failed (more with a higher --limit)" if more else f"{len(failures)} failed"
+    print(f"{shown}; replay them with `connector replay CONNECTION --failed` (same filters)")
     return 0
 
 
@@ -133,11 +140,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 2
     connection = deps.store.connections.get(connection_id)
     if args.dry_run:
-        from tqdm import tqdm
-
-        with tqdm(desc="listing (dry run)", unit=" records", disable=args.json) as bar:
+        with _progress_bar("listing (dry run)", disable=args.json) as bar:
             report = dry_run(connection_id, resources, since=since,
-                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL), links=deps.store.links,
+                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
+                             links=deps.store.links,
                              snapshots=deps.store.snapshots, config=deps.sync_config,
                              on_page=lambda resource, count: bar.update(count))
         if args.json:
@@ -168,14 +174,79 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return _watch(deps, connection_id)
 
 
+# A terminal that reports no size (a pseudo-terminal without one: `script`, `docker exec -t`) is given
+# this many columns and rows: tqdm reads no size as no room and draws nothing.
+DEFAULT_TERMINAL = (80, 24)
+# Once the total is known: short, the records and then the postfix (ETA first), so 80 columns show what matters.
+BAR_FORMAT = "{l_bar}{bar:10}| {n_fmt}/{total_fmt}{postfix}"
+# While waiting for a budget the bar is redrawn this often (its elapsed time shows the wait is alive).
+WAIT_TICK_SECONDS = 30.0
+# A wait shorter than this (the rolling window freeing one call after another) goes without a message.
+ANNOUNCED_WAIT_SECONDS = 60.0
+
+
+def _progress_bar(desc: str, **options):
+    """A tqdm bar on stderr, sized from the terminal (or DEFAULT_TERMINAL when it reports none)."""
+    import os
+
+    from tqdm import tqdm
+
+    try:
+        columns, rows = os.get_terminal_size(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # not a terminal, or no file descriptor (captured)
+        columns = rows = 0
+    return tqdm(desc=desc, unit=" records", file=sys.stderr, ncols=columns or DEFAULT_TERMINAL[0],
+                nrows=rows or DEFAULT_TERMINAL[1], **options)
+
+
+class _AboveBar:
+    """A log handler's stream that writes each line above the progress bar, which is then redrawn."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text.rstrip("\n"), file=self._stream)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+@contextmanager
+def _logs_above_bar():
+    """While a bar is drawn, the log lines of the handlers writing to stderr or stdout go above it
+    (a log line written under the bar would push it up, one line per record)."""
+    import logging
+
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler)
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)]
+    streams = [h.setStream(_AboveBar(h.stream)) for h in handlers]
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+
+
+def _stamp(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "?"
+
+
+def _eta(state) -> str:
+    return f"ETA {'>= ' if state.eta_at_least and state.state != 'done' else ''}{_stamp(state.eta)}"
+
+
 def _bar_update(bar, state) -> None:
     total = state.records + (state.remaining or 0) if state.remaining is not None else None
     if total is not None and bar.total != total:
-        bar.total = total
+        bar.total, bar.bar_format = total, BAR_FORMAT
     bar.n = state.records
-    bar.set_postfix_str(
-        f"calls {state.calls}, budget left {'n/a' if state.budget_left is None else state.budget_left}, "
-        f"ETA {state.eta.strftime('%Y-%m-%d %H:%M UTC') if state.eta else '?'}")
+    waiting = f", waiting until {_stamp(state.resume_after)}" if state.state == "waiting" else ""
+    # The ETA first: a narrow terminal cuts the end of the line.
+    bar.set_postfix_str(f"{_eta(state)}{waiting}, calls {state.calls}, "
+                        f"budget left {'n/a' if state.budget_left is None else state.budget_left}")
     bar.refresh()
 
 
@@ -193,20 +264,39 @@ def _chain_start(checkpoints, connection_id: int, resources: list[str]) -> tuple
     return (first.resource, version) if version is not None else None
 
 
+def _claim_next(checkpoints, connection_id: int) -> tuple[str, int] | None:
+    """Take the backfill's next checkpoint over for this process's chain (after a wait); None when
+    nothing is left or another run took it first."""
+    from connector.backfill import first_pending
+
+    following = first_pending(checkpoints, connection_id)
+    version = checkpoints.claim(following) if following is not None else None
+    return (following.resource, version) if version is not None else None
+
+
+def _waiting_message(connection_id: int, state, calls_per_day: int | None) -> str:
+    until = _stamp(state.resume_after)
+    if state.budget_left == 0:
+        why = f"its budget of {calls_per_day} Xero calls per 24 h is spent"
+    else:
+        why = "Xero's daily call limit for this organisation is reached"
+    return (f"backfill #{connection_id}: {why}; waiting until {until} and going on then ({_eta(state)}). "
+            f"Ctrl-C stops it; the same command goes on from its checkpoint.")
+
+
 def _backfill_here(deps, connection_id: int, expect: tuple[str, int] | None) -> int:
-    """Embedded default: the steps run in this process, each page pushed before the next is listed."""
-    import time
-
-    from tqdm import tqdm
-
-    from connector.backfill import backfill_step, progress
+    """Embedded default: the steps run in this process, each page pushed before the next is listed.
+    A spent budget is waited for here (sleeping until it frees; the message and the bar say until when),
+    as the workers would: the command ends when the backfill is done, or on Ctrl-C (resumable)."""
+    from connector.backfill import BackfillBudget, backfill_step, first_pending, progress
     from connector.errors import RateLimited
     from connector.pipeline.xero_in import PRIORITY_BACKFILL
-    from workers.backfill_tasks import budget
     from workers.zoho_tasks import make_zoho_push
 
     connection = deps.store.connections.get(connection_id)
     xero = deps.xero_client(connection, priority=PRIORITY_BACKFILL)
+    clock, checkpoints = deps.clock, deps.store.backfills
+    budget = BackfillBudget(deps.redis, clock=clock)
 
     def push(resource: str, ids: list[str], sync_ids: dict) -> None:
         pusher = make_zoho_push(deps, connection, priority=PRIORITY_BACKFILL)
@@ -219,57 +309,73 @@ def _backfill_here(deps, connection_id: int, expect: tuple[str, int] | None) -> 
             else:
                 pusher.related(resource, chunk, sync_ids)
 
-    with tqdm(desc=f"backfill #{connection_id}", unit=" records") as bar:
-        while True:
-            try:
-                outcome = backfill_step(connection_id, xero=xero, checkpoints=deps.store.backfills, budget=budget(),
-                                        snapshots=deps.store.snapshots, audit=deps.store.audit,
-                                        clock=deps.store.clock, on_page=push, expect=expect)
-            except RateLimited as exc:
-                time.sleep(min(exc.retry_after, 60.0))
-                continue
-            state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget(),
-                             clock=deps.store.clock)
-            _bar_update(bar, state)
-            if outcome.state == "page" and outcome.expect is not None:
-                expect = outcome.expect
-                continue
-            if outcome.state == "superseded" or (outcome.state == "page" and state.state != "done"):
-                print(f"backfill of connection #{connection_id}: another run took it over and carries it on; "
-                      f"watch it with `connector status`.")
-                return 0
-            if outcome.state in ("page", "done", "waiting"):
+    state = None
+    with _progress_bar(f"backfill #{connection_id}") as bar, _logs_above_bar():
+        try:
+            while True:
+                try:
+                    outcome = backfill_step(connection_id, xero=xero, checkpoints=checkpoints, budget=budget,
+                                            snapshots=deps.store.snapshots, audit=deps.store.audit, clock=clock,
+                                            on_page=push, expect=expect)
+                except RateLimited as exc:  # a minute or concurrency limit: moments
+                    clock.sleep(min(exc.retry_after, 60.0))
+                    continue
+                state = progress(connection_id, checkpoints=checkpoints, budget=budget, clock=clock)
+                _bar_update(bar, state)
+                if outcome.state == "page" and outcome.expect is not None:
+                    expect = outcome.expect
+                    continue
+                if outcome.state == "waiting":
+                    until = clock.now() + timedelta(seconds=outcome.retry_after or 0)
+                    if (outcome.retry_after or 0) >= ANNOUNCED_WAIT_SECONDS:
+                        pending = first_pending(checkpoints, connection_id)
+                        bar.write(_waiting_message(connection_id, state, pending and pending.calls_per_day),
+                                  file=sys.stdout)
+                    while (left := (until - clock.now()).total_seconds()) > 0:
+                        clock.sleep(min(left, WAIT_TICK_SECONDS))
+                        bar.refresh()  # the elapsed time moves on: the wait is visibly alive
+                    expect = _claim_next(checkpoints, connection_id)
+                    if expect is not None:
+                        continue
+                    state = progress(connection_id, checkpoints=checkpoints, budget=budget, clock=clock)
+                if outcome.state == "superseded" or state.state != "done":
+                    bar.write(f"backfill of connection #{connection_id}: another run took it over and carries it "
+                              f"on; watch it with `connector status`.", file=sys.stdout)
+                    return 0
                 break
+        except KeyboardInterrupt:
+            done = f" after {state.records} records ({state.calls} calls)" if state else ""
+            bar.write(f"backfill #{connection_id} stopped{done}; run the same command again to go on from its "
+                      f"checkpoint (finished pages are not listed again).", file=sys.stdout)
+            return 130
     return _report(state)
 
 
 def _report(state) -> int:
-    if state.state == "done":
-        print(f"backfill done: {state.records} records listed in {state.calls} calls")
-    else:
-        print(f"backfill paused for its daily Xero budget after {state.records} records ({state.calls} calls); "
-              f"ETA {state.eta.isoformat(timespec='minutes') if state.eta else 'unknown'}. Run the same command "
-              f"again to go on (workers with beat resume it on their own).")
+    print(f"backfill done: {state.records} records listed in {state.calls} calls")
     return 0
 
 
 def _watch(deps, connection_id: int) -> int:
-    import time
+    """Distributed: the workers run the steps (and beat goes on after a budget wait); this shows them."""
+    from connector.backfill import BackfillBudget, progress
 
-    from tqdm import tqdm
-
-    from connector.backfill import progress
-    from workers.backfill_tasks import budget
-
+    clock = deps.clock
+    budget = BackfillBudget(deps.redis, clock=clock)
+    announced = None
     try:
-        with tqdm(desc=f"backfill #{connection_id}", unit=" records") as bar:
+        with _progress_bar(f"backfill #{connection_id}") as bar, _logs_above_bar():
             while True:
-                state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget(),
-                                 clock=deps.store.clock)
+                state = progress(connection_id, checkpoints=deps.store.backfills, budget=budget, clock=clock)
                 _bar_update(bar, state)
-                if state.state != "running":
+                if state.state == "done":
                     break
-                time.sleep(1.0)
+                if state.state == "waiting" and state.resume_after != announced:
+                    announced = state.resume_after
+                    bar.write(f"backfill #{connection_id}: waiting until {_stamp(state.resume_after)} for its "
+                              f"daily Xero budget; the workers go on then ({_eta(state)}). Ctrl-C stops watching "
+                              f"only.", file=sys.stdout)
+                clock.sleep(1.0)
     except KeyboardInterrupt:
         print("\nstopped watching; the backfill goes on in the workers")
         return 0
@@ -293,7 +399,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     for c in status["connections"]:
         calls = c["xero_calls"]
         print(f"#{c['id']} {c['name']}  state={c['state']}{' (' + c['state_reason'] + ')' if c['state_reason'] else ''}")
-        print(f"    Xero today: {calls['day_used']} used, {calls['day_left']} left of {calls['day_limit']} "
+        print(f"    Xero today: {calls['day_used'] - calls['day_used_by_dry_runs']} used by syncing, "
+              f"{calls['day_used_by_dry_runs']} by dry runs, {calls['day_left']} left of {calls['day_limit']} "
               f"({calls['day_left_for_backfill']} for backfill); this minute {calls['minute_used']}, "
               f"in flight {calls['in_flight']}")
         print(f"    tokens: xero until {c['tokens']['xero']['expires_at']}, zoho until {c['tokens']['zoho']['expires_at']}"
@@ -305,7 +412,9 @@ def cmd_status(args: argparse.Namespace) -> int:
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:
             b = c["backfill"]
-            print(f"    backfill: {b['state']}, {b['records']} records, {b['calls']} calls, ETA {b['eta'] or '?'}")
+            waiting = f" for its budget until {b['resume_after']}" if b["resume_after"] else ""
+            print(f"    backfill: {b['state']}{waiting}, {b['records']} records, {b['calls']} calls, "
+                  f"ETA {'>= ' if b['eta_at_least'] else ''}{b['eta'] or '?'}")
     return 0
 
 
@@ -327,14 +436,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
+        todo: list[str] = []  # once each: one consent may serve several connections
         for r in results:
             x, z = r["xero"], r["zoho"]
             print(f"#{r['connection']} {r['name']}")
-            print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}"
-                  f"{'; ' + x['todo'] if not x['ok'] else ''}")
-            print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
-                  + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items()) or "?")
-                  + (f"; {z['todo']}" if not z["ok"] else ""))
+            if "error" in x:
+                print(f"    xero: PROBLEM: {x['error']}")
+            else:
+                print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}")
+            if "error" in z:
+                print(f"    zoho: PROBLEM: {z['error']}")
+            else:
+                print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
+                      + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items())
+                         or "?"))
+            todo += [side["todo"] for side in (x, z) if not side["ok"] and side["todo"] not in todo]
+        if todo:
+            print("to do:")
+            for line in todo:
+                print(f"  - {line}")
     if not results:
         print("no connections yet; run `connector connect xero`")
     return 0 if all(r["xero"]["ok"] and r["zoho"]["ok"] for r in results) else 1
@@ -349,7 +469,7 @@ def register(sub) -> None:
     p.add_argument("record", nargs="?",
                    help="contact(s), invoice(s), credit-note(s) or payment(s); with --failed, only this type")
     p.add_argument("ids", nargs="*", help="Xero ids of the records to replay")
-    p.add_argument("--failed", action="store_true", help="replay every record whose latest sync failed")
+    p.add_argument("--failed", action="store_true", help="replay every record still failing (see `failures`)")
     p.add_argument("--since", default=None, help="with --failed: failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--error", default=None, help="with --failed: only this error class (as `failures` shows it)")
     p.add_argument("--source", choices=["xero", "snapshot"], default="xero",
@@ -357,7 +477,7 @@ def register(sub) -> None:
     p.add_argument("--limit", type=int, default=1000, help="with --failed: at most this many records")
     p.set_defaults(func=cmd_replay)
 
-    p = sub.add_parser("failures", help="list records whose latest sync failed: why, and how many attempts")
+    p = sub.add_parser("failures", help="list records still failing (no later sync succeeded): why, and how many attempts")
     p.add_argument("connection", nargs="?", default=None, help="only this connection (default: all)")
     p.add_argument("--since", default=None, help="failed since (24h, 7d, or an ISO date/time)")
     p.add_argument("--record", default=None, help="only this record type (contact, invoice, credit-note, payment)")

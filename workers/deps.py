@@ -159,7 +159,7 @@ class Deps:
         return Connector(settings=self.settings, store=self.store, credentials=self.credentials, redis=self.redis,
                          session=self.http, on_zoho_connected=self.ensure_zoho_channel, on_connected=resume)
 
-    def xero_client(self, connection: ConnectionInfo, *, priority: int = 0) -> XeroClient:
+    def xero_client(self, connection: ConnectionInfo, *, priority: int = 0, dry_run: bool = False) -> XeroClient:
         return XeroClient(
             session=self.http,
             tokens=self.xero_tokens(connection.id),
@@ -169,6 +169,7 @@ class Deps:
             limits=Limits(minute=self.settings.xero_minute_limit, day=connection.xero_daily_limit,
                           concurrent=self.settings.xero_concurrent_limit),
             priority=priority,
+            dry_run=dry_run,
         )
 
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:

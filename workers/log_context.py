@@ -44,8 +44,9 @@ def _setup_logging(loglevel=None, **_) -> None:
     try:
         logs.setup(service_name(), level=level)
     except ConfigError as exc:
-        print(f"{service_name()} not started: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        from workers.startup import refuse
+
+        refuse(str(exc))
 
 
 def sync_fields(task, args: tuple | list, kwargs: dict) -> dict:
@@ -115,5 +116,6 @@ def _check_mapping_file(**_) -> None:
     try:
         get_deps().sync_config
     except ConfigError as exc:
-        print(f"worker not started: mapping file: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        from workers.startup import refuse
+
+        refuse(f"mapping file: {exc}")

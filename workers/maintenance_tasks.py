@@ -91,7 +91,7 @@ def enqueue_fetch(connection_id: int, resource: str, ids: list[str], sync_ids: d
                   queue=queues.XERO_QUEUE)
 
 
-@app.task(name="connector.replay", base=ConnectorTask, bind=True, throws=(InvalidArgument,))
+@app.task(name="connector.replay", base=ConnectorTask, bind=True)
 def replay(self, connection=None, record=None, ids=None, source="xero", **unexpected) -> int:
     """Re-run the sync of some records of one connection (celery CLI: see README "Operating").
 
@@ -111,11 +111,11 @@ def replay(self, connection=None, record=None, ids=None, source="xero", **unexpe
     return len(request.ids)
 
 
-@app.task(name="connector.replay_failed", base=ConnectorTask, bind=True, throws=(InvalidArgument,))
+@app.task(name="connector.replay_failed", base=ConnectorTask, bind=True)
 def replay_failed(self, connection=None, since=None, record=None, error=None, source="xero", limit=1000,
                   **unexpected) -> int:
-    """Replay every record whose latest sync failed, narrowed by connection, time, record type and
-    error class (as `connector failures` lists them)."""
+    """Replay every record still failing (no later sync of it succeeded), narrowed by connection, time,
+    record type and error class (as `connector failures` lists them)."""
     deps = get_deps()
     try:
         if unexpected:

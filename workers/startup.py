@@ -3,6 +3,7 @@
 A production process (gunicorn receiver, celery worker, beat, the CLI commands that touch
 production state) refuses to start when its configuration is missing or wrong, or when Redis
 or the database cannot be reached, with one line naming the variable, never a traceback.
+Each entry point reads the env file (``.env``) first: connector.settings.load_env_file.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from connector.errors import ConfigError
-from connector.settings import PROCESS_NEEDS, Settings
+from connector.settings import PROCESS_NEEDS, Settings, load_env_file, log_settings
 
 EXIT_CONFIG = 2
 # gunicorn halts (instead of booting the worker again and again) when a worker exits with this.
@@ -18,21 +19,32 @@ EXIT_GUNICORN_APP_LOAD_ERROR = 4
 
 
 def settings_or_exit() -> Settings:
-    """The environment's settings, or one line and exit when a value is malformed."""
+    """The environment's settings (with the env file's), or one line and exit when a value is malformed."""
     try:
+        load_env_file()
         return Settings.from_env()
     except ConfigError as exc:
         refuse(str(exc))
 
 
 def check_can_start(process: str, settings: Settings) -> None:
-    """ConfigError (one line) unless ``process`` has its variables and reaches Redis and the database."""
+    """ConfigError (one line) unless ``process`` has its variables, a usable LOG_LEVEL and LOG_FORMAT, and
+    reaches Redis and the database."""
+    check_log_settings()
     settings.require(process)
     needs = PROCESS_NEEDS[process]
     if "REDIS_URL" in needs and settings.redis_url is not None:
         probe_redis(settings.redis_url)
     if "DATABASE_URL" in needs and settings.database_url:
         probe_database(settings.database_url)
+
+
+def check_log_settings() -> None:
+    from connector.logs import resolve_format, resolve_level
+
+    level, log_format = log_settings()
+    resolve_level(level)
+    resolve_format(log_format, sys.stderr)
 
 
 def probe_redis(url: str) -> None:
@@ -66,6 +78,7 @@ def probe_database(url: str) -> None:
 def exit_unless_ready(process: str, *, exit_code: int = EXIT_CONFIG) -> None:
     """For entry points that cannot return an exit code (gunicorn's app import, celery signals)."""
     try:
+        load_env_file()
         check_can_start(process, Settings.from_env())
     except ConfigError as exc:
         refuse(str(exc), exit_code=exit_code)

@@ -13,6 +13,7 @@ import logging
 from connector import logs, queues
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
+from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
@@ -137,13 +138,28 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
     )
 
 
-@app.task(name=queues.INGEST_ZOHO_NOTIFICATION, base=ConnectorTask, bind=True)
+@app.task(name=queues.INGEST_ZOHO_NOTIFICATION, base=ConnectorTask, bind=True, direction=stages.ZOHO_TO_XERO)
 def ingest_zoho_notification(self, connection_id: int, notification: dict) -> int:
-    """A Zoho change: a person's edit of a linked Account/Contact goes to Xero; our own echo does not."""
+    """A Zoho change: a person's edit of a linked Account/Contact goes to Xero; our own echo does not.
+    ``notification["routed"]``: already sent to the connection that links its records."""
     deps = get_deps()
     module = str(notification.get("module", ""))
     ids = [str(i) for i in notification.get("ids", [])]
     operation = str(notification.get("operation", ""))
+    if not notification.get("routed"):
+        # The org's one channel reaches the connection holding its tokens: every record goes to the
+        # connection (of those sharing the org) that links it; a routed part is not routed again.
+        routes = from_zoho.route_by_link(connection_id, module, ids, links=deps.store.links,
+                                         sharing=deps.credentials.sharing(connection_id, "zoho"))
+        for owner_id, part in routes.items():
+            if owner_id != connection_id:
+                ingest_zoho_notification.apply_async(args=[owner_id, {**notification, "ids": part, "routed": True}],
+                                                     queue=queues.ZOHO_QUEUE)
+                log.info("zoho.notification.routed", extra={"connection_id": owner_id, "id_count": len(part)})
+        ids = routes.get(connection_id, [])
+        if not ids:
+            return 0
+        notification = {**notification, "ids": ids, "routed": True}
     # Only edits travel to Xero, so only they are kept for later (a reconnect, a limit's reset).
     redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
                       attempts=int(notification.get("parked_attempts") or 0)) if operation == "update" else None

@@ -12,6 +12,9 @@ the ownership policy: CRM-owned fields take Zoho's value, Xero keeps the rest an
 usual; the audit entry says ``conflict: true``.
 The write is built on the Xero contact as read right before writing (Xero replaces ContactPersons
 wholesale), so a change made in Xero meanwhile survives; only the CRM-owned fields differ from it.
+One Zoho org may serve several Xero tenants through the one channel of its token owner: the ingest
+task first sends each record to the connection whose id link holds it (``route_by_link``), so the
+echo check, the Xero read and the write all run as that record's own connection.
 Every Xero write is checked first: mapping the updated contact back must reproduce the Zoho values,
 or the change cannot be represented in Xero and is refused (audited) rather than echoing forever.
 """
@@ -69,25 +72,52 @@ def pull_zoho_changes(
             note(zid, stages.SKIPPED, {"reason": reason})
         return outcome
 
-    key_field = zf.ACCOUNT_XERO_ID if module == "Accounts" else zf.CONTACT_PERSON_KEY
-    records = zoho.get_records(module, zoho_ids, [key_field, *owned])
+    # Our id link says which Xero record a Zoho record is (its Xero id field in Zoho is a person's to edit).
+    keys: dict[str, str] = {}
+    for link in links.by_zoho_ids([connection_id], module, zoho_ids):
+        keys.setdefault(link.zoho_id, link.xero_id)
+    for zid in zoho_ids:
+        if zid not in keys:
+            note(zid, stages.SKIPPED, {"reason": "no Xero record of this connection is linked to it; "
+                                                 "nothing to update in Xero"})
+    if not keys:
+        return outcome
+    records = zoho.get_records(module, list(keys), owned)
     last_written = ledger.hashes(connection_id, "zoho", [str(r["id"]) for r in records])
     by_contact: dict[str, list[tuple[str, str, dict]]] = {}
     for record in records:
-        zid, key = str(record["id"]), record.get(key_field)
-        if not key:
-            note(zid, stages.SKIPPED, {"reason": "not linked to a Xero contact"})
-        elif last_written.get(zid) == content_hash(owned_projection(record, owned)):
+        zid = str(record["id"])
+        key = keys[zid]
+        if last_written.get(zid) == content_hash(owned_projection(record, owned)):
             outcome.echoes += 1
             note(zid, stages.SKIPPED, {"reason": "echo of our own write", "echo": True})
         else:
             contact_id = key if module == "Accounts" else key.split(":", 1)[0]
             by_contact.setdefault(contact_id, []).append((zid, key, record))
 
+    for zid in sorted(set(keys) - {str(r["id"]) for r in records}):
+        note(zid, stages.SKIPPED, {"reason": "the record is no longer in Zoho"})
+
     for contact_id, changes in by_contact.items():
         _write_back(connection_id, module, contact_id, changes, owned, outcome, note, xero=xero,
                     snapshots=snapshots, links=links, ledger=ledger, config=config)
     return outcome
+
+
+def route_by_link(connection_id: int, module: str, zoho_ids: list[str], *, sharing: list[int],
+                  links) -> dict[int, list[str]]:
+    """{connection id: Zoho ids} for a notification that reached ``connection_id``'s channel. One Zoho
+    org may serve several Xero tenants (``sharing``) through one channel: each record goes to every
+    one of them holding an id link to it. A record none of them links stays with ``connection_id``,
+    whose pull skips it, saying so."""
+    owners: dict[str, dict[int, None]] = {}
+    for link in links.by_zoho_ids(sharing, module, zoho_ids):
+        owners.setdefault(link.zoho_id, {})[link.connection_id] = None
+    routes: dict[int, list[str]] = {}
+    for zid in dict.fromkeys(zoho_ids):
+        for owner in owners.get(zid) or [connection_id]:
+            routes.setdefault(owner, []).append(zid)
+    return routes
 
 
 def _write_back(connection_id, module, contact_id, changes, owned, outcome, note, *, xero, snapshots, links,
@@ -96,7 +126,13 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     # Xero replaces a contact's ContactPersons with what a write sends, so the write is built on a read
     # made just now, never on a snapshot that may predate a change made in Xero: only the fields the
     # CRM owns differ from what Xero holds.
-    current = xero.get_contacts([contact_id])[0]
+    found = xero.get_contacts([contact_id])
+    if not found:
+        for zid, _key, _record in changes:
+            note(zid, stages.SKIPPED, {"reason": f"Xero no longer has contact {contact_id} (deleted in Xero); "
+                                                 "the Zoho edit was not written to Xero", "xero_contact": contact_id})
+        return
+    current = found[0]
     read_at = parse_xero_date(current.get("UpdatedDateUTC"))
     if read_at is not None:
         snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=read_at, payload=current)

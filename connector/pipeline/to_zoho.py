@@ -327,7 +327,7 @@ class ZohoPush:
         stale = self._verify_and_link(targets, prepared, outcome, refused_new)
         for iid in prepared:
             if iid in outcome.failed:
-                self._audit("invoice", iid, sync_ids, stages.FAILED, outcome.failed[iid])
+                self._audit_failure("invoice", iid, sync_ids, outcome)
             else:
                 stage = stages.WRITTEN if iid in outcome.written else stages.SKIPPED
                 self._audit("invoice", iid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(iid)})
@@ -630,7 +630,7 @@ def as_written(module: str, record: dict, config: SyncConfig) -> dict:
 
 
 def _rejection(result, module: str) -> dict:
-    return {"reason": f"Zoho refused the {module} record: {result.message}", "error_code": result.code,
+    return {"reason": f"Zoho refused the {module} record: {result.error_text}", "error_code": result.code,
             "details": result.details}
 
 

@@ -10,6 +10,9 @@ hours as countdown tasks.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -63,6 +66,38 @@ class TenantConnections:
         return self._found[tenant_id]
 
 
+class UnknownTenantReport:
+    """The WARNING summary of webhook events of tenants with no connection (yet): at most one every
+    ``interval`` seconds per process (at once for the first), beside each delivery's one
+    ``pipeline.xero.held`` line, never a line per event."""
+
+    def __init__(self, *, interval: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_summary: float | None = None
+        self._events: Counter[str] = Counter()  # per tenant, since the last summary
+        self._deliveries = 0
+
+    def delivery(self, events_by_tenant: Counter[str]) -> None:
+        with self._lock:
+            self._events.update(events_by_tenant)
+            self._deliveries += 1
+            now = self._clock()
+            if self._last_summary is not None and now - self._last_summary < self._interval:
+                return
+            events, deliveries = self._events, self._deliveries
+            self._events, self._deliveries, self._last_summary = Counter(), 0, now
+        log.warning("xero.unknown_tenant: %d events in %d %s for Xero tenants not connected (%s), held until "
+                    "they are; connect them with `connector connect xero`", sum(events.values()), deliveries,
+                    "delivery" if deliveries == 1 else "deliveries",
+                    ", ".join(f"{tenant}: {count}" for tenant, count in sorted(events.items())),
+                    extra={"tenants": dict(events)})
+
+
+UNKNOWN_TENANTS = UnknownTenantReport()
+
+
 @dataclass
 class _Received:
     connection_id: int
@@ -93,18 +128,21 @@ def _sort_events(events: Iterable[dict], *, connections) -> tuple[list[_Received
     return list(grouped.values()), unconnected
 
 
-def _hold(unconnected: dict[str, dict], held) -> None:
-    """Hold the ids of tenants with no connection yet; one log line for the delivery."""
+def _hold(unconnected: dict[str, dict], held, unknown_tenants: UnknownTenantReport) -> None:
+    """Hold the ids of tenants with no connection yet; one log line for the delivery, and now and then a
+    summary of all deliveries."""
     counts = [held.hold(tenant_id, ids) for tenant_id, ids in unconnected.items()]
     dropped = sum(d for _, d in counts)
     # Past the bound nothing is lost: the connection's first poll lists the whole organisation.
     log.log(logging.WARNING if dropped else logging.INFO, "pipeline.xero.held", extra={
         "tenant_ids": sorted(unconnected), "held": sum(h for h, _ in counts), "dropped": dropped,
         "next": "connect these Xero organisations; their held records are fetched then"})
+    unknown_tenants.delivery(Counter({tenant_id: len(ids) for tenant_id, ids in unconnected.items()}))
 
 
 def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer: LeasedBuffer,
-                       window: float, held) -> list[tuple[int, str]]:
+                       window: float, held,
+                       unknown_tenants: UnknownTenantReport | None = None) -> list[tuple[int, str]]:
     """Add webhook ids to their fetch buffers and audit each as received; ids of a tenant with no
     connection yet are ``held`` (connector.held_events.HeldXeroEvents) until it is connected.
 
@@ -119,7 +157,7 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     try:
         received_events, unconnected = _sort_events(events, connections=connections)
         if unconnected:
-            _hold(unconnected, held)
+            _hold(unconnected, held, unknown_tenants or UNKNOWN_TENANTS)
         for received in received_events:
             # The receiver starts each trip's sync id; events from elsewhere (tests, replays) get one here.
             proposed = {record_id: str(event.get("sync_id") or new_sync_id())

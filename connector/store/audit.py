@@ -1,4 +1,5 @@
-"""The audit trail: every stage of every record's trip, append-only, with secrets blanked out."""
+"""The audit trail: every stage of every record's trip, append-only (a run of retries is one row with a
+count), with secrets blanked out."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.secret import Secret
 from connector.store.db import insert_rows, session_scope
-from connector.store.tables import AuditEvent
+from connector.store.tables import AuditEvent, Connection
 
 RECEIVED = "received"
 FETCHED = "fetched"
@@ -92,6 +93,8 @@ class AuditEntry:
     detail: dict[str, Any] | None
     task_id: str | None
     created_at: datetime
+    times: int = 1  # reached this stage so many times in a row (a run of retries), the last at last_at
+    last_at: datetime | None = None
 
     @classmethod
     def of(cls, row: AuditEvent) -> "AuditEntry":
@@ -106,6 +109,8 @@ class AuditEntry:
             detail=row.detail,
             task_id=row.task_id,
             created_at=row.created_at,
+            times=row.times,
+            last_at=row.last_at,
         )
 
 
@@ -116,8 +121,7 @@ class AuditLog:
 
     def record(self, **fields: Any) -> None:
         """One audit row (the keywords of ``row``), written in a transaction of its own."""
-        with session_scope(self._sessions) as session:
-            session.add(AuditEvent(**self.row(**fields)))
+        self.write_rows([self.row(**fields)])
 
     def row(
         self,
@@ -130,8 +134,10 @@ class AuditLog:
         direction: str = XERO_TO_ZOHO,
         detail: dict | None = None,
         task_id: str | None = None,
+        logged: bool = True,
     ) -> dict[str, Any]:
-        """One audit row as it will be stored, checked and redacted, stamped with the time now."""
+        """One audit row as it will be stored, checked and redacted, stamped with the time now; also a
+        log line unless ``logged`` is False (the caller logs such rows together)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
         if direction not in DIRECTIONS:
@@ -142,7 +148,8 @@ class AuditLog:
         # A stage recorded without its trip's id belongs to the trip the running task works on, if one.
         sync_id = sync_id or context.get("sync_id") or uuid.uuid4().hex
         detail = redact(detail) if detail is not None else None
-        _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
+        if logged:
+            _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
         return {
             "connection_id": connection_id,
             "sync_id": sync_id,
@@ -153,6 +160,8 @@ class AuditLog:
             "detail": detail,
             "task_id": task_id,
             "created_at": self._clock.now(),
+            "times": 1,
+            "last_at": None,
         }
 
     def record_many(self, entries: list[dict]) -> None:
@@ -160,13 +169,21 @@ class AuditLog:
         self.write_rows([self.row(**entry) for entry in entries])
 
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Rows made by ``row`` (their times are when they happened), in one transaction and one
-        multi-row INSERT, in the order given."""
+        """Rows made by ``row`` (their times are when they happened), in one transaction, in the order given.
+
+        A retry of a record whose latest row is already "retrying" adds to that row's count instead of
+        adding a row (one UPDATE for the batch); the rest are one multi-row INSERT.
+        """
+        rows, continuing = _fold_repeats(rows)
         if not rows:
             return
         with session_scope(self._sessions) as session:
-            columns = list(rows[0])
-            insert_rows(session, AuditEvent.__table__, columns, rows)
+            if continuing:
+                bumped = _bump_retrying(session, [rows[i] for i in continuing])
+                kept = set(range(len(rows))) - {i for i in continuing if _record_key(rows[i]) in bumped}
+                rows = [row for i, row in enumerate(rows) if i in kept]
+            if rows:
+                insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)
@@ -204,40 +221,36 @@ class AuditLog:
             return session.scalar(statement)
 
     def failures(self, connection_id: int | None = None, limit: int = 100, *, since: datetime | None = None,
-                 record_type: str | None = None, unattached: bool = False) -> list[AuditEntry]:
-        """The latest event of each record whose latest stage is FAILED, newest first.
+                 record_type: str | None = None, error: str | None = None) -> list[AuditEntry]:
+        """The records still failing, newest first: the latest failure of each (see ``_still_failing``).
 
-        ``since``: only failures at or after it; ``unattached``: only records that reached no connection
-        (webhooks of a Xero tenant that was not connected yet), whatever ``connection_id`` says.
+        With ``connection_id``, that connection's, including the webhooks of its tenant that failed before
+        it was connected; without, everyone's. ``since``: failed at or after it; ``error``: of this error
+        class (``error_class``, any case). Every filter applies before ``limit``.
         """
-        latest = select(func.max(AuditEvent.id).label("id")).group_by(
-            AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id
-        )
-        if unattached:
-            latest = latest.where(AuditEvent.connection_id.is_(None))
-        elif connection_id is not None:
-            latest = latest.where(AuditEvent.connection_id == connection_id)
-        if record_type is not None:
-            latest = latest.where(AuditEvent.record_type == record_type)
-        statement = select(AuditEvent).where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == FAILED)
-        if since is not None:
-            statement = statement.where(AuditEvent.created_at >= since)
-        statement = statement.order_by(AuditEvent.id.desc()).limit(limit)
+        # Newest first by id + 0, not id: ordered by the key itself, a planner (SQLite's always: it keeps no
+        # statistics) walks the whole trail backwards for failed rows instead of reading the few of them.
+        statement = (select(AuditEvent).where(*_still_failing(connection_id, since, record_type, error))
+                     .order_by((AuditEvent.id + 0).desc()).limit(limit))
         with session_scope(self._sessions) as session:
             return [AuditEntry.of(row) for row in session.scalars(statement)]
 
     def attempts(self, entries: list[AuditEntry]) -> dict[tuple[int | None, str, str], int]:
-        """How many times each record's sync failed or was retried, all trips counted."""
+        """How many times each record's sync failed or was retried, all trips counted: one statement
+        per (connection, record type) among ``entries``, each served by the record index."""
+        groups: dict[tuple[int | None, str], set[str]] = {}
+        for e in entries:
+            groups.setdefault((e.connection_id, e.record_type), set()).add(e.record_id)
         counts: dict[tuple[int | None, str, str], int] = {}
-        ids = sorted({e.record_id for e in entries})
-        for start in range(0, len(ids), 500):
+        for (connection_id, record_type), ids in groups.items():
             statement = (
-                select(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id, func.count())
-                .where(AuditEvent.record_id.in_(ids[start:start + 500]), AuditEvent.stage.in_((FAILED, RETRYING)))
-                .group_by(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id)
+                self._of_record(connection_id, record_type, None)
+                .with_only_columns(AuditEvent.record_id, func.sum(AuditEvent.times))
+                .where(AuditEvent.record_id.in_(sorted(ids)), AuditEvent.stage.in_((FAILED, RETRYING)))
+                .group_by(AuditEvent.record_id)
             )
             with session_scope(self._sessions) as session:
-                for connection_id, record_type, record_id, count in session.execute(statement):
+                for record_id, count in session.execute(statement):
                     counts[(connection_id, record_type, record_id)] = int(count)
         return counts
 
@@ -252,15 +265,13 @@ class AuditLog:
             return {record_type: when for record_type, when in session.execute(statement)}
 
     def failure_counts(self, connection_id: int, since: datetime) -> dict[str, int]:
-        """Failures of one connection since ``since``, counted by error class (see ``error_class``)."""
-        statement = select(AuditEvent.detail).where(
-            AuditEvent.connection_id == connection_id, AuditEvent.stage == FAILED, AuditEvent.created_at >= since)
-        counts: dict[str, int] = {}
+        """The records of one connection still failing that failed since ``since``, counted by error
+        class: what ``failures(connection_id, since=since)`` lists."""
+        error = _error_class_of_row()
+        statement = (select(error, func.count()).where(*_still_failing(connection_id, since, None, None))
+                     .group_by(error))
         with session_scope(self._sessions) as session:
-            for detail in session.scalars(statement):
-                name = error_class(detail)
-                counts[name] = counts.get(name, 0) + 1
-        return counts
+            return {name: int(count) for name, count in session.execute(statement)}
 
     def count(self, stage: str | None = None) -> int:
         statement = select(func.count()).select_from(AuditEvent)
@@ -270,13 +281,113 @@ class AuditLog:
             return session.scalar(statement) or 0
 
     @staticmethod
-    def _of_record(connection_id: int | None, record_type: str, record_id: str):
+    def _of_record(connection_id: int | None, record_type: str, record_id: str | None):
+        """The rows of one record (of every record of the type when ``record_id`` is None)."""
         same_connection = (
             AuditEvent.connection_id.is_(None) if connection_id is None else AuditEvent.connection_id == connection_id
         )
-        return select(AuditEvent).where(
-            same_connection, AuditEvent.record_type == record_type, AuditEvent.record_id == str(record_id)
-        )
+        statement = select(AuditEvent).where(same_connection, AuditEvent.record_type == record_type)
+        return statement if record_id is None else statement.where(AuditEvent.record_id == str(record_id))
+
+
+def _record_key(row: dict[str, Any]) -> tuple[int | None, str, str]:
+    return row["connection_id"], row["record_type"], row["record_id"]
+
+
+def _fold_repeats(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows with each run of "retrying" rows of one record folded into the run's first row (a copy,
+    its ``times`` and ``last_at`` moved on); and the positions of the "retrying" rows that are the first
+    of their record here, which may continue a run already stored (only a connection's records are folded)."""
+    if not any(row["stage"] == RETRYING for row in rows):
+        return rows, []  # the usual batch: nothing to fold, nothing copied
+    folded: list[dict[str, Any]] = []
+    latest: dict[tuple[int | None, str, str], int] = {}  # record → position of its latest row in folded
+    continuing: list[int] = []
+    for row in rows:
+        key = _record_key(row)
+        before = latest.get(key)
+        if row["stage"] == RETRYING and row["connection_id"] is not None:
+            if before is not None and folded[before]["stage"] == RETRYING:
+                first = folded[before]
+                folded[before] = {**first, "times": first["times"] + row["times"], "last_at": row["created_at"]}
+                continue
+            if before is None:
+                continuing.append(len(folded))
+        latest[key] = len(folded)
+        folded.append(row)
+    return folded, continuing
+
+
+def _bump_retrying(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int | None, str, str]]:
+    """Add ``rows`` (retrying, of a connection) to the stored rows they continue: those records whose
+    latest row is "retrying". One UPDATE per distinct count (nearly always one); returns the records
+    whose row took them."""
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["times"], []).append(row)
+    bumped: set[tuple[int | None, str, str]] = set()
+    for times, group in groups.items():
+        ids_by_type: dict[tuple[int, str], list[str]] = {}
+        for row in group:
+            ids_by_type.setdefault((row["connection_id"], row["record_type"]), []).append(row["record_id"])
+        latest = (select(func.max(AuditEvent.id))
+                  .where(or_(*(and_(AuditEvent.connection_id == connection_id, AuditEvent.record_type == record_type,
+                                    AuditEvent.record_id.in_(ids))
+                               for (connection_id, record_type), ids in ids_by_type.items())))
+                  .group_by(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id))
+        last_at = max(row["last_at"] or row["created_at"] for row in group)
+        statement = (update(AuditEvent)
+                     .where(AuditEvent.id.in_(latest.scalar_subquery()), AuditEvent.stage == RETRYING)
+                     .values(times=AuditEvent.times + times, last_at=last_at)
+                     .returning(AuditEvent.connection_id, AuditEvent.record_type, AuditEvent.record_id)
+                     .execution_options(synchronize_session=False))
+        bumped.update(tuple(key) for key in session.execute(statement))
+    return bumped
+
+
+def _error_class_of_row():
+    """``error_class`` of a row's detail, in SQL."""
+    def text(key: str):
+        return func.nullif(AuditEvent.detail[key].as_string(), "")
+    return func.coalesce(text("error_code"), text("error"), "Unclassified")
+
+
+# Written inline rather than bound, so the planner matches the partial index of failed rows on it.
+_IS_FAILED = AuditEvent.stage == literal_column(f"'{FAILED}'")
+
+
+def _still_failing(connection_id: int | None, since: datetime | None, record_type: str | None,
+                   error: str | None) -> list:
+    """The conditions on an audit row that is a failure still standing, as one statement's WHERE.
+
+    A failure stands until a later sync of the same record succeeds (written or skipped: Zoho holds
+    it) under the same connection; a later failure takes its place. A webhook of a tenant that was not
+    connected yet failed without a connection: its tenant's connection, once there, resolves it.
+    """
+    later = aliased(AuditEvent)
+    tenant = AuditEvent.detail["tenant_id"].as_string()
+    tenant_connection = (select(Connection.id).where(Connection.xero_tenant_id == tenant).correlate(AuditEvent)
+                         .scalar_subquery())
+    same_record_later = (later.record_type == AuditEvent.record_type, later.record_id == AuditEvent.record_id,
+                         later.id > AuditEvent.id)
+    conditions = [
+        _IS_FAILED,
+        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED)),
+                        later.connection_id == func.coalesce(AuditEvent.connection_id, tenant_connection)),
+        ~exists().where(*same_record_later, later.stage == FAILED, AuditEvent.connection_id.is_(None),
+                        later.connection_id.is_(None)),
+    ]
+    if connection_id is not None:
+        own_tenant = select(Connection.xero_tenant_id).where(Connection.id == connection_id).scalar_subquery()
+        conditions.append(or_(AuditEvent.connection_id == connection_id,
+                              and_(AuditEvent.connection_id.is_(None), tenant == own_tenant)))
+    if since is not None:
+        conditions.append(AuditEvent.created_at >= since)
+    if record_type is not None:
+        conditions.append(AuditEvent.record_type == record_type)
+    if error is not None:
+        conditions.append(func.lower(_error_class_of_row()) == error.lower())
+    return conditions
 
 
 class AuditBatch:

@@ -48,19 +48,26 @@ class BackfillCheckpointStore:
 
     def start(self, connection_id: int, resources: list[str], *, since: datetime | None,
               calls_per_day: int | None) -> list[Checkpoint]:
-        """Resume the unfinished checkpoint of each resource, or start a fresh one (none yet, or done).
+        """Resume the backfill of this connection, or start a fresh one once the last one finished.
 
-        Either way the version moves on: the caller starts a new chain of steps, and a step still
-        queued from an older chain (a worker killed mid-way) must find itself superseded."""
+        While any resource is unfinished the backfill is resumed: each unfinished checkpoint goes on
+        from where it stands and a finished one stays finished (its pages are never listed again); a
+        resource without a checkpoint is started. Once every resource is done, the same command starts
+        a new backfill of ``resources`` from the beginning. The version of each checkpoint that will
+        run moves on: the caller starts a new chain of steps, and a step still queued from an older
+        chain (a worker killed mid-way) must find itself superseded."""
         now = self._clock.now()
         with session_scope(self._sessions) as session:
+            rows = {row.resource: row for row in session.scalars(select(BackfillCheckpoint).where(
+                BackfillCheckpoint.connection_id == connection_id))}
+            resuming = any(row.state != DONE for row in rows.values())
             for resource in resources:
-                row = session.scalars(select(BackfillCheckpoint).where(
-                    BackfillCheckpoint.connection_id == connection_id,
-                    BackfillCheckpoint.resource == resource)).one_or_none()
+                row = rows.get(resource)
                 if row is None:
                     row = BackfillCheckpoint(connection_id=connection_id, resource=resource, version=0)
                     session.add(row)
+                elif row.state == DONE and resuming:
+                    continue
                 if row.state in (None, DONE):
                     row.since, row.anchor, row.page, row.records, row.pages = since, since, 1, 0, 0
                     row.remaining, row.started_at = None, now

@@ -170,6 +170,15 @@ class CredentialStore:
                                    .where(SharedCredential.system == system))
             return {connection_id: owner_id for connection_id, owner_id in rows}
 
+    def sharing(self, connection_id: int, system: str) -> list[int]:
+        """Every connection using the same token set as ``connection_id`` (itself included), in id order:
+        for Zoho, the Xero tenants connected to one Zoho org."""
+        owner_id = self.owner_of(connection_id, system)
+        with session_scope(self._sessions) as session:
+            users = session.scalars(select(SharedCredential.connection_id).where(
+                SharedCredential.owner_connection_id == owner_id, SharedCredential.system == system))
+            return sorted({owner_id, connection_id, *users})
+
     def load_for(self, connection_id: int, system: str) -> StoredTokens | None:
         """The token set ``connection_id`` uses, its own or its owner's."""
         return self.load(self.owner_of(connection_id, system), system)

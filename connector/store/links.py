@@ -89,6 +89,7 @@ def _update_if_not_older(statement):
 
 
 _intents = WriteIntent.__table__
+_links = IdLink.__table__
 _END_INTENTS = delete(_intents).where(_intents.c.connection_id == bindparam("connection_id"),
                                       tuple_(_intents.c.kind, _intents.c.xero_id).in_(bindparam("keys", expanding=True)))
 
@@ -222,19 +223,17 @@ class LinkStore:
             core_connection(session).execute(_END_INTENTS, {"connection_id": connection_id, "keys": list(newest)})
             return saved
 
-    def by_zoho(self, connection_id: int, zoho_module: str, zoho_id: str) -> Link | None:
+    def by_zoho_ids(self, connection_ids: Iterable[int], zoho_module: str, zoho_ids: Iterable[str]) -> list[Link]:
+        """The links of these connections to these Zoho records (oldest first), in one query: which of
+        the connections sharing a Zoho org holds each record."""
+        connections, wanted = list(dict.fromkeys(connection_ids)), list(dict.fromkeys(zoho_ids))
+        if not connections or not wanted:
+            return []
         with session_scope(self._sessions) as session:
-            row = session.scalars(
-                select(IdLink)
-                .where(
-                    IdLink.connection_id == connection_id,
-                    IdLink.zoho_module == zoho_module,
-                    IdLink.zoho_id == zoho_id,
-                )
-                .order_by(IdLink.id)
-                .limit(1)
-            ).first()
-            return Link.of(row) if row else None
+            rows = core_connection(session).execute(
+                select(_links).where(_links.c.zoho_id.in_(wanted), _links.c.zoho_module == zoho_module,
+                                     _links.c.connection_id.in_(connections)).order_by(_links.c.id))
+            return [Link.of(row) for row in rows]
 
     def count(self, connection_id: int | None = None) -> int:
         statement = select(func.count()).select_from(IdLink)

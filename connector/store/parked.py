@@ -26,6 +26,7 @@ NEEDS_REAUTH = "needs_reauth"
 DAILY_BUDGET = "daily_budget"
 RATE_LIMITED = "rate_limited"  # a limit with a reset longer than a broker countdown may wait (e.g. Zoho credits)
 OUTAGE = "outage"  # the API or a service kept failing past the short retries: waits longer and longer
+REASONS = (NEEDS_REAUTH, DAILY_BUDGET, RATE_LIMITED, OUTAGE)
 
 FETCH = "fetch"
 PUSH = "push"
@@ -115,6 +116,15 @@ class ParkedWorkStore:
             if reason is not None:
                 query = query.where(ParkedWork.reason == reason)
             return int(session.scalar(query) or 0)
+
+    def counts_by_reason(self, connection_id: int) -> dict[str, int]:
+        """Parked records of one connection per reason, every reason of REASONS listed (0 when none)."""
+        with session_scope(self._sessions) as session:
+            rows = session.execute(select(ParkedWork.reason, func.count()).where(
+                ParkedWork.connection_id == connection_id).group_by(ParkedWork.reason)).all()
+        counts = dict.fromkeys(REASONS, 0)
+        counts.update({reason: int(n) for reason, n in rows})
+        return counts
 
     def connections_with_due_work(self, *, reason: str | None = None) -> list[int]:
         now = self._clock.now()

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -134,12 +135,15 @@ class IdLink(Base):
 
 
 class AuditEvent(Base):
-    """One stage of one record's journey. Append-only."""
+    """One stage of one record's journey. Append-only, but for the count of a run of retries (``times``)."""
 
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_record", "connection_id", "record_type", "record_id"),
         Index("ix_audit_events_created_at", "created_at"),  # retention deletes the oldest rows first
+        # Failures listed and counted per connection and age: only failed rows, few among millions.
+        Index("ix_audit_events_failed", "connection_id", "created_at", postgresql_where=text("stage = 'failed'"),
+              sqlite_where=text("stage = 'failed'")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -153,6 +157,9 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any] | None]
     task_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # How many times in a row the record reached this stage (a run of retries is one row), the last when.
+    times: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    last_at: Mapped[datetime | None]
 
 
 class XeroSnapshot(Base):

@@ -60,9 +60,10 @@ class XeroTokenManager(StoredTokenManager):
             return body
         where = f"Xero token request for connection {self.connection_id}"
         if error == "invalid_grant":
-            raise NeedsReauth(f"{where}: invalid_grant (refresh token expired, revoked or already rotated); reconnect")
+            raise NeedsReauth(f"{where}: invalid_grant (refresh token expired, revoked or already rotated); reconnect",
+                              system="xero")
         if error in {"invalid_client", "unauthorized_client"}:
-            raise NeedsReauth(f"{where}: {error}; check XERO_CLIENT_ID and XERO_CLIENT_SECRET")
+            raise NeedsReauth(f"{where}: {error}; check XERO_CLIENT_ID and XERO_CLIENT_SECRET", system="xero")
         detail = redact(str(error or body_excerpt(response)), *hidden)
         if response.status_code == 429:
             raise RateLimited(f"{where}: 429 {detail}", retry_after=60.0)
@@ -72,7 +73,7 @@ class XeroTokenManager(StoredTokenManager):
 
     def _token_set(self, body: dict, *, extra: dict, scope: str = "") -> TokenSet:
         if not body.get("refresh_token"):
-            raise NeedsReauth("Xero sent no refresh token: the offline_access scope is missing")
+            raise NeedsReauth("Xero sent no refresh token: the offline_access scope is missing", system="xero")
         return TokenSet(
             access_token=Secret(body["access_token"]),
             refresh_token=Secret(body["refresh_token"]),  # rotated on every refresh: replace the stored one

@@ -94,7 +94,8 @@ def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None,
         if "AuthenticationUnsuccessful" in str(detail):
             tenant = f"tenant {tenant_id}" if tenant_id else "the tenant"
             raise NeedsReauth(
-                f"{where}: 403 AuthenticationUnsuccessful: {tenant} is no longer connected to this app; reconnect it"
+                f"{where}: 403 AuthenticationUnsuccessful: {tenant} is no longer connected to this app; reconnect it",
+                system="xero",
             )
         raise ApiError(message, status=status)
     if status == 404:
@@ -151,6 +152,7 @@ class XeroClient:
         governor: "XeroRateGovernor | None" = None,
         limits: Limits = Limits(),
         priority: int = 0,
+        dry_run: bool = False,
     ) -> None:
         self._session = session
         self._tokens = tokens
@@ -160,6 +162,7 @@ class XeroClient:
         self._governor = governor
         self._limits = limits
         self._priority = priority
+        self._dry_run = dry_run  # its calls are counted apart by the governor (a backfill's --dry-run)
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self._api_url!r})"
@@ -326,7 +329,8 @@ class XeroClient:
             if response.status_code != 401:
                 break
             if attempt == 2:
-                raise NeedsReauth(f"Xero {method} {_path(response)}: 401 again after refreshing the token; reconnect")
+                raise NeedsReauth(f"Xero {method} {_path(response)}: 401 again after refreshing the token; reconnect",
+                                  system="xero")
             log.info("Xero answered 401 for tenant %s; refreshing the token once", self.tenant_id)
             token = self._tokens.refresh(force=True)
         raise_for_xero(response, tenant_id=self.tenant_id, secrets=(token,))
@@ -372,7 +376,8 @@ class XeroClient:
     def _acquire(self):
         if self._governor is None:
             return None
-        outcome = self._governor.try_acquire(self.tenant_id, self._limits, priority=self._priority)
+        outcome = self._governor.try_acquire(self.tenant_id, self._limits, priority=self._priority,
+                                             dry_run=self._dry_run)
         if isinstance(outcome, Denial):
             raise RateLimited(
                 f"Xero rate governor: {outcome.reason} limit for tenant {self.tenant_id}",

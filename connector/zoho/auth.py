@@ -47,14 +47,15 @@ class ZohoTokenManager(StoredTokenManager):
         stored = self._last if self._last is not None else self._load()
         domain = (stored.tokens.extra or {}).get("api_domain")
         if not domain:
-            raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect it")
+            raise NeedsReauth(f"no Zoho api_domain stored for connection {self.connection_id}: reconnect it",
+                              system="zoho")
         return str(domain).rstrip("/")
 
     def exchange_code(self, code: str, redirect_uri: str) -> TokenSet:
         """Swap the grant code for tokens (not stored here); needs access_type=offline on authorize."""
         body = self._post_token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}, code)
         if not body.get("refresh_token"):
-            raise NeedsReauth("Zoho sent no refresh token: authorize with access_type=offline")
+            raise NeedsReauth("Zoho sent no refresh token: authorize with access_type=offline", system="zoho")
         return self._token_set(body, refresh_token=Secret(body["refresh_token"]), extra={})
 
     def _request_refresh(self, tokens: TokenSet) -> TokenSet:
@@ -84,11 +85,11 @@ class ZohoTokenManager(StoredTokenManager):
         if response.status_code == 200 and not error and body.get("access_token"):
             return body
         if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code (§1.2)
-            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect")
+            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect", system="zoho")
         if error == "invalid_client":
             raise NeedsReauth(
                 f"{where}: invalid_client; check ZOHO_CLIENT_ID/SECRET and that the accounts server "
-                f"({self._token_url.rsplit('/oauth', 1)[0]}) is the account's data centre (ZOHO_DC)"
+                f"({self._token_url.rsplit('/oauth', 1)[0]}) is the account's data centre (ZOHO_DC)", system="zoho"
             )
         if error == "Access Denied":
             raise RateLimited(f"{where}: throttled (too many token requests)", retry_after=THROTTLE_RETRY_AFTER)

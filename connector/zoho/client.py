@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 
 import requests
 
-from connector.errors import ApiError, NeedsReauth, RateLimited, RecordRejected, TransientError, Unauthorized
+from connector.errors import (
+    ApiError,
+    NeedsReauth,
+    RateLimited,
+    RecordRejected,
+    TransientError,
+    Unauthorized,
+)
 from connector.http import (
     DEFAULT_TIMEOUT,
     body_excerpt,
@@ -45,10 +52,41 @@ class RecordResult:
     message: str
     details: dict
 
+    @property
+    def error_text(self) -> str:
+        return describe_zoho_error(self.code, self.message, self.details)
+
     def raise_if_rejected(self) -> None:
         if not self.ok:
-            raise RecordRejected(f"Zoho rejected record {self.index}: {self.code} {self.message}",
+            raise RecordRejected(f"Zoho rejected record {self.index}: {self.error_text}",
                                  code=self.code, details=self.details)
+
+
+def describe_zoho_error(code: Any, message: Any, details: Any) -> str:
+    """Zoho's error as an operator reads it: its code, its message and the field or parameter at fault
+    (``details.api_name`` / ``param_name``; https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html)."""
+    text = " ".join(str(part) for part in (code, message) if part) or "no error code"
+    if isinstance(details, dict):
+        field = details.get("api_name") or details.get("param_name") or details.get("json_path")
+        if field:
+            return f"{text} (field {field})"
+    return text
+
+
+def _error_of(body: Any) -> str | None:
+    """A request-level error body ({"code": ...}), or the first error of a per-item list ({"data": [...]})."""
+    if not isinstance(body, dict):
+        return None
+    if body.get("code"):
+        return describe_zoho_error(body.get("code"), body.get("message"), body.get("details"))
+    for items in body.values():
+        if isinstance(items, list):
+            errors = [i for i in items if isinstance(i, dict) and i.get("status") == "error"]
+            if errors:
+                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+                first = errors[0]
+                return describe_zoho_error(first.get("code"), first.get("message"), first.get("details")) + more
+    return None
 
 
 def format_zoho_datetime(moment: datetime) -> str:
@@ -65,13 +103,14 @@ def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) 
         return
     body = _json(response)
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
-    text = f"{code}: {body.get('message', '')}" if code else body_excerpt(response)
+    text = _error_of(body) or body_excerpt(response) or "(no body)"
     path = urlsplit(response.request.url or "").path
     message = redact(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
     if status == 401:
         if code == "INVALID_TOKEN":
             raise Unauthorized(message)
-        raise NeedsReauth(message)  # OAUTH_SCOPE_MISMATCH, AUTHENTICATION_FAILURE: a new consent is needed
+        # OAUTH_SCOPE_MISMATCH, AUTHENTICATION_FAILURE: a new consent is needed
+        raise NeedsReauth(message, system="zoho")
     if status == 429:
         raise RateLimited(message, retry_after=RATE_LIMIT_RETRY_AFTER, problem=code or None)
     if status >= 500:
@@ -224,8 +263,10 @@ class ZohoClient:
                            item_key="fields").get("fields") or []
         for item in items:
             if item.get("status") != "success":
-                raise RecordRejected(f"Zoho POST /settings/fields: {item.get('code')} {item.get('message')}",
-                                     code=str(item.get("code", "")), details=item.get("details") or {})
+                raise RecordRejected(
+                    "Zoho POST /settings/fields: " + describe_zoho_error(item.get("code"), item.get("message"),
+                                                                          item.get("details")),
+                    code=str(item.get("code", "")), details=item.get("details") or {})
         return items
 
     # -- notification channels (§5) -------------------------------------------------------------
@@ -251,8 +292,10 @@ class ZohoClient:
         items = self._call(method, "/actions/watch", json_body={"watch": payload}, item_key="watch").get("watch") or []
         for item in items:
             if item.get("status") == "error":
-                raise RecordRejected(f"Zoho {method} /actions/watch: {item.get('code')} {item.get('message')}",
-                                     code=str(item.get("code", "")), details=item.get("details") or {})
+                raise RecordRejected(
+                    f"Zoho {method} /actions/watch: " + describe_zoho_error(item.get("code"), item.get("message"),
+                                                                             item.get("details")),
+                    code=str(item.get("code", "")), details=item.get("details") or {})
         return items
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -278,7 +321,8 @@ class ZohoClient:
             if response.status_code != 401 or _json_code(response) != "INVALID_TOKEN":
                 break
             if attempt == 2:
-                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect")
+                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect",
+                                  system="zoho")
             log.info("Zoho answered INVALID_TOKEN; refreshing the token once")
             token = self._tokens.refresh(force=True)
         body = _json(response)

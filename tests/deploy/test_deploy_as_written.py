@@ -46,12 +46,22 @@ def variables_read_by_the_code() -> set[str]:
     return found - NOT_OURS
 
 
-def readme_table_variables() -> set[str]:
+def readme_table_rows() -> list[list[str]]:
+    """The variables named in each row of the README's variable table."""
     text = (REPO / "README.md").read_text()
     section = text[text.index("## Running it for real"):]
     section = section[:section.index("\n## ", 5)]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
-    return {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1])}
+    return [re.findall(r"`([A-Z][A-Z0-9_]+)`", row.split("|")[1]) for row in rows]
+
+
+def readme_table_variables() -> set[str]:
+    return {name for row in readme_table_rows() for name in row}
+
+
+def test_the_readme_table_explains_each_variable_once():
+    names = [name for row in readme_table_rows() for name in row]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
 
 
 def env_example_variables() -> set[str]:

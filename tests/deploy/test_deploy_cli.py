@@ -4,13 +4,17 @@ worker that refuses a bad mapping file when it starts (not at the first push).""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
 from workers.cli import build_parser
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _parsers(parser: argparse.ArgumentParser, path: str = "connector"):
@@ -67,3 +71,40 @@ def test_a_bad_log_setting_stops_every_process_with_one_line_naming_it(deploymen
         assert result.returncode != 0, name
         assert "LOG_FORMAT='yaml'" in result.stderr, (name, result.stderr[-2000:])
         assert "Traceback" not in result.stderr, (name, result.stderr[-2000:])
+
+
+def _connector(*argv: str, env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workers.cli", *argv], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=cwd)
+
+
+def test_commands_print_no_alembic_lines_and_migrate_shows_only_its_upgrades(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTOR_", "LOG_", "DATABASE_", "REDIS_"))}
+    env.update(CONNECTOR_EMBEDDED="1", CONNECTOR_DATA_DIR=str(tmp_path / "data"), LOG_FORMAT="text",
+               PYTHONPATH=str(REPO))
+    keygen = _connector("keygen", env=env, cwd=tmp_path)
+    assert keygen.returncode == 0, keygen.stderr
+    assert keygen.stdout.startswith("k1:") and keygen.stdout.count("\n") == 1, keygen.stdout
+    assert "alembic" not in keygen.stderr, keygen.stderr
+
+    migrate = _connector("migrate", env=env, cwd=tmp_path)
+    assert migrate.returncode == 0, migrate.stderr
+    assert "setup plugin" not in migrate.stderr, migrate.stderr
+    assert "Running upgrade" in migrate.stderr, migrate.stderr  # what an operator wants to see from migrate
+
+    again = _connector("connections", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "alembic" not in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("spelling", ["credit-note", "creditnote", "credit-notes", "CreditNote"])
+def test_audit_takes_the_record_type_as_failures_and_replay_do(spelling):
+    args = build_parser().parse_args(["audit", "1", spelling, "cn-1"])
+    assert args.type == "creditnote"  # the record type the audit trail stores
+
+
+def test_audit_refuses_an_unknown_record_type_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["audit", "1", "quote", "q-1"])
+    assert exit_.value.code == 2
+    assert "credit-note" in capsys.readouterr().err

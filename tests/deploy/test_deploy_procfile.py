@@ -4,6 +4,8 @@ log line of that webhook's sync carries its sync_id (tests/deploy/sync_log_check
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -79,3 +81,14 @@ def test_flower_refuses_to_start_without_basic_auth(deployment):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "FLOWER_BASIC_AUTH" in lines[0], result.stderr
     assert "FLOWER_BASIC_AUTH" not in env
+
+
+def test_beat_keeps_its_schedule_file_in_the_data_dir_not_in_the_working_directory(deployment):
+    release = deployment.run(procfile()["release"])
+    assert release.returncode == 0, release.stderr
+    data_dir = Path(deployment.env["CONNECTOR_DATA_DIR"]) / "beat"
+    beat = deployment.start("beat", procfile()["beat"], CONNECTOR_DATA_DIR=str(data_dir))  # not made yet: beat makes it
+    assert wait_until(lambda: list(data_dir.glob("celerybeat-schedule*")) or not beat.alive(), timeout=60), \
+        beat.output()[-4000:]
+    assert beat.alive(), beat.output()[-4000:]
+    assert not list(deployment.workdir.glob("celerybeat-schedule*"))

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from connector.clock import SYSTEM_CLOCK
+from connector.mapping import zoho_fields as zf
 from connector.secret import Secret
 from connector.settings import Settings
 from connector.store.credentials import TokenSet
@@ -93,6 +94,7 @@ class Org:
     connection_id: int
     xero_refresh_token: str
     zoho_refresh_token: str
+    sharing: tuple[int, ...] = ()  # the other connections sent to the same Zoho org
 
     def seed(self, contacts: int, invoices_per_contact: int = 0) -> dict:
         return self.stack.control.call("POST", "xero/seed", json_body={
@@ -102,9 +104,24 @@ class Org:
         return self.stack.control.call("POST", "xero/seed", json_body={
             "tenant_id": self.tenant_id, "invoices_for": contact_ids, "invoices": per_contact})["invoice_ids"]
 
+    def zoho_person(self, contact_id: str, key: str | None = None) -> dict:
+        """The Zoho Contact of one of the contact's people (the one with this person key, else the first)."""
+        people = self.stack.control.zoho_records("Contacts")["Contacts"]
+        return next(p for p in people if str(p.get(zf.CONTACT_PERSON_KEY, "")).startswith(key or contact_id))
+
+    def edit_in_zoho(self, contact_id: str, last_name: str, key: str | None = None) -> None:
+        """A person changes the last name of one of the contact's people in Zoho."""
+        self.stack.control.call("POST", "zoho/person-edit", json_body={
+            "module": "Contacts", "id": self.zoho_person(contact_id, key)["id"], "changes": {"Last_Name": last_name}})
+
+    def xero_has(self, contact_id: str, last_name: str) -> bool:
+        contact = next(c for c in self.stack.control.xero_state(self.tenant_id)["contacts"]
+                       if c["ContactID"] == contact_id)
+        return last_name in [contact.get("LastName"), *[p.get("LastName") for p in contact.get("ContactPersons", [])]]
+
     def violations(self, **options) -> list[str]:
         return violations(self.stack.control, self.deps.store.audit, connection_id=self.connection_id,
-                          tenant_id=self.tenant_id, **options)
+                          tenant_id=self.tenant_id, sharing=self.sharing, **options)
 
     def assert_invariants(self, timeout: float = 90.0, **options) -> None:
         """Wait until the promise holds; fail with what still breaks it (and the processes' logs)."""
@@ -138,6 +155,23 @@ def org(stack, deps) -> Org:
         access_token=Secret(""), refresh_token=Secret(zoho_refresh), expires_at=now))
     yield Org(stack, deps, grant["tenant_id"], connection.id, grant["refresh_token"], zoho_refresh)
     stack.control.clear_faults()
+
+
+@pytest.fixture
+def shared_zoho_org(org) -> tuple[Org, Org]:
+    """``org`` and a second tenant sent to its Zoho org as a person does it (`connector connect xero --tenant
+    B --zoho-from A`): one Zoho token set and one notification channel, held by the first connection."""
+    stack, deps = org.stack, org.deps
+    name = f"Fault Test {next(_names)} Ltd"
+    tenant_id = stack.control.call("POST", "xero/tenants", json_body={"name": name})["tenant_id"]
+    stack.connect("xero", "--tenant", tenant_id, "--zoho-from", str(org.connection_id))
+    second = deps.store.connections.by_tenant(tenant_id)
+    deps.ensure_zoho_channel(org.connection_id)  # as `connector connect zoho` did for the first tenant
+    assert deps.store.channels.for_connection(second.id) == []
+    org.sharing = (second.id,)
+    xero_tokens = deps.credentials.load(second.id, "xero").tokens
+    return org, Org(stack, deps, tenant_id, second.id, xero_tokens.refresh_token.reveal(), org.zoho_refresh_token,
+                    sharing=(org.connection_id,))
 
 
 def deliver_until_accepted(stack: Stack, *, timeout: float = 120.0, **options) -> list[int]:

@@ -149,6 +149,26 @@ class Stack:
         return subprocess.run([str(BIN / "connector"), *argv], env={**os.environ, **self.env}, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout, input=stdin)
 
+    def connect(self, system: str, *options: str) -> str:
+        """``connector connect <system> <options> --paste`` as a person runs it: open the URL it prints,
+        consent, paste the redirect back; its output (the command must succeed)."""
+        connect = subprocess.Popen(
+            [str(BIN / "connector"), "connect", system, *options, "--paste",
+             "--redirect-uri", f"http://127.0.0.1:1/oauth/{system}/callback"],
+            env=self.env_for_cli(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        url = ""
+        for line in connect.stdout:
+            if line.startswith("http"):
+                url = line.strip()
+                break
+        assert url, connect.stdout.read()
+        consent = requests.get(url, allow_redirects=False, timeout=10)
+        assert consent.status_code == 302, consent.text
+        output, _ = connect.communicate(consent.headers["Location"] + "\n", timeout=60)
+        assert connect.returncode == 0, output
+        return output
+
     def env_for_cli(self) -> dict[str, str]:
         return {**os.environ, **self.env}
 

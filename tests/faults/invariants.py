@@ -5,7 +5,12 @@
   and line count equal to Xero's to the cent,
 - and each record's audit trail went received -> fetched -> mapped in that order and ends in written, or
   in skipped (nothing left to write: another push, e.g. an invoice's that brought its contact along, wrote
-  it), or in a state the test explains (e.g. parked while a connection waits for a person).
+  it), or in a state the test explains (e.g. parked while a connection waits for a person);
+- the other way: each person of the tenant's contacts is in Zoho once, and the fields that travel both
+  ways (names, email, phones) are equal on both sides, so a person's edit in Zoho has reached Xero; and
+  the Zoho-side audit trail of each of the tenant's Zoho records ends the same way, under the tenant's
+  connection and under every other connection sharing its Zoho org (``sharing``), which must never have
+  taken the tenant's records for its own.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from decimal import Decimal
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
 from connector.mapping.invoices import expected_totals
+from connector.mapping_config import WRITABLE_TO_XERO
 from connector.store import audit as stages
 
 PIPELINE = (stages.RECEIVED, stages.FETCHED, stages.MAPPED)
 # Account fields compared with the mapping of Xero's current contact (text the connector owns).
 ACCOUNT_FIELDS = ("Account_Name", "Account_Number", "Phone", zf.ACCOUNT_TAX_NUMBER, zf.ACCOUNT_XERO_STATUS)
+# Person fields compared both ways: those a person's edit in Zoho may write back to Xero.
+PERSON_FIELDS = WRITABLE_TO_XERO["Contacts"]
 
 
 def cents(value) -> Decimal | None:
@@ -32,17 +40,23 @@ def _in_order(trail: list[str], wanted: tuple[str, ...]) -> bool:
 
 
 def violations(control, audit, *, connection_id: int, tenant_id: str,
-               terminal: frozenset[str] = frozenset({stages.WRITTEN, stages.SKIPPED})) -> list[str]:
+               terminal: frozenset[str] = frozenset({stages.WRITTEN, stages.SKIPPED}),
+               sharing: tuple[int, ...] = ()) -> list[str]:
     """Everything that breaks the promise right now (empty when it holds)."""
     problems: list[str] = []
     xero = control.xero_state(tenant_id)
-    zoho = control.zoho_records("Accounts", "Invoices")
+    zoho = control.zoho_records("Accounts", "Contacts", "Invoices")
     contact_ids = {c["ContactID"] for c in xero["contacts"]}
     invoice_ids = {i["InvoiceID"] for i in xero["invoices"]}
     accounts: dict[str, list[dict]] = {}
     for account in zoho["Accounts"]:
         if account.get(zf.ACCOUNT_XERO_ID) in contact_ids:
             accounts.setdefault(account[zf.ACCOUNT_XERO_ID], []).append(account)
+    people: dict[str, list[dict]] = {}
+    for person in zoho["Contacts"]:
+        key = str(person.get(zf.CONTACT_PERSON_KEY) or "")
+        if key.split(":", 1)[0] in contact_ids:
+            people.setdefault(key, []).append(person)
     invoices: dict[str, list[dict]] = {}
     for invoice in zoho["Invoices"]:
         if invoice.get(zf.INVOICE_XERO_ID) in invoice_ids:
@@ -54,10 +68,21 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
         if len(found) != 1:
             problems.append(f"contact {cid} ({contact['Name']}) is in Zoho {len(found)} times")
             continue
-        wanted = map_contact(contact)["account"]
+        mapped = map_contact(contact)
+        wanted = mapped["account"]
         for name in ACCOUNT_FIELDS:
             if wanted.get(name) != found[0].get(name):
                 problems.append(f"contact {cid}: Zoho {name}={found[0].get(name)!r}, Xero says {wanted.get(name)!r}")
+        for person in mapped["contacts"]:
+            key = person[zf.CONTACT_PERSON_KEY]
+            in_zoho = people.get(key, [])
+            if len(in_zoho) != 1:
+                problems.append(f"person {key} is in Zoho {len(in_zoho)} times")
+                continue
+            for name in PERSON_FIELDS:
+                if (person.get(name) or None) != (in_zoho[0].get(name) or None):
+                    problems.append(f"person {key}: Zoho {name}={in_zoho[0].get(name)!r}, "
+                                    f"Xero says {person.get(name)!r}")
 
     for invoice in xero["invoices"]:
         iid = invoice["InvoiceID"]
@@ -82,4 +107,12 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
                 problems.append(f"{record_type} {record_id}: audit trail {trail} lacks received>fetched>mapped")
             elif trail[-1] not in terminal:
                 problems.append(f"{record_type} {record_id}: audit trail ends in {trail[-1]!r}: {trail}")
+    zoho_records = [("Accounts", a["id"]) for found in accounts.values() for a in found]
+    zoho_records += [("Contacts", p["id"]) for found in people.values() for p in found]
+    for module, zoho_id in zoho_records:
+        for owner in (connection_id, *sharing):
+            trail = [e.stage for e in audit.trail(owner, module, zoho_id)]
+            if trail and trail[-1] not in terminal:
+                problems.append(f"Zoho {module} {zoho_id}: audit trail of connection {owner} ends in "
+                                f"{trail[-1]!r}: {trail}")
     return problems

@@ -7,9 +7,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-import requests
 
-from connector.mapping import zoho_fields as zf
 from tests.faults.conftest import deliver_until_accepted
 from tests.faults.harness import BIN
 from tests.processes import ROOT, wait_for
@@ -23,21 +21,6 @@ def _synced_org(org, contacts: int = 4) -> list[str]:
     assert set(deliver_until_accepted(org.stack)) == {200}
     org.assert_invariants()
     return ids
-
-
-def _person(org, contact_id: str) -> dict:
-    people = org.stack.control.zoho_records("Contacts")["Contacts"]
-    return next(p for p in people if str(p.get(zf.CONTACT_PERSON_KEY, "")).startswith(contact_id))
-
-
-def _edit_in_zoho(org, contact_id: str, last_name: str) -> None:
-    org.stack.control.call("POST", "zoho/person-edit", json_body={
-        "module": "Contacts", "id": _person(org, contact_id)["id"], "changes": {"Last_Name": last_name}})
-
-
-def _xero_has(org, contact_id: str, last_name: str) -> bool:
-    contact = next(c for c in org.stack.control.xero_state(org.tenant_id)["contacts"] if c["ContactID"] == contact_id)
-    return last_name in [contact.get("LastName"), *[p.get("LastName") for p in contact.get("ContactPersons", [])]]
 
 
 def _celery_call(stack, task: str) -> None:
@@ -55,10 +38,10 @@ def test_a_channel_lapsed_overnight_is_recreated_and_its_gap_reconciled(org):
                  {ch.channel_id for ch in org.deps.store.channels.for_connection(org.connection_id)}]
     stack.control.call("POST", "zoho/channels/lapse", json_body={"channel_id": str(channel["channel_id"])})
 
-    _edit_in_zoho(org, contacts[0], "Overnight")  # nobody is told: the channel is gone
+    org.edit_in_zoho(contacts[0], "Overnight")  # nobody is told: the channel is gone
     _celery_call(stack, "connector.renew_zoho_channels")
 
-    wait_for(lambda: _xero_has(org, contacts[0], "Overnight"), timeout=90, what="the missed edit to reach Xero")
+    wait_for(lambda: org.xero_has(contacts[0], "Overnight"), timeout=90, what="the missed edit to reach Xero")
     live = {str(c["channel_id"]) for c in stack.control.call("GET", "zoho/channels")["channels"]}
     assert str(channel["channel_id"]) in live
     assert set(deliver_until_accepted(stack)) == {200}  # Xero's webhook for our write-back
@@ -68,8 +51,8 @@ def test_a_channel_lapsed_overnight_is_recreated_and_its_gap_reconciled(org):
 def test_a_connection_revoked_with_notifications_in_flight_resumes_after_reconnecting(org):
     stack = org.stack
     contacts = _synced_org(org)
-    _edit_in_zoho(org, contacts[0], "Revoked-One")
-    _edit_in_zoho(org, contacts[1], "Revoked-Two")
+    org.edit_in_zoho(contacts[0], "Revoked-One")
+    org.edit_in_zoho(contacts[1], "Revoked-Two")
     stack.control.call("POST", "zoho/revoke", json_body={"refresh_token": org.zoho_refresh_token})
     statuses = stack.control.call("POST", "zoho/deliver")["statuses"]
     assert statuses and set(statuses) <= {200, 403}  # 403: channels of other tests' connections, if any lapsed
@@ -78,28 +61,14 @@ def test_a_connection_revoked_with_notifications_in_flight_resumes_after_reconne
              what="the connection to need a person")
 
     # The person reconnects Zoho with the operator's tool.
-    connect = subprocess.Popen(
-        [str(BIN / "connector"), "connect", "zoho", "--connection", str(org.connection_id), "--paste",
-         "--redirect-uri", "http://127.0.0.1:1/oauth/zoho/callback"],
-        env=stack.env_for_cli(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
-    url = ""
-    for line in connect.stdout:
-        if line.startswith("http"):
-            url = line.strip()
-            break
-    assert url, connect.stdout.read()
-    consent = requests.get(url, allow_redirects=False, timeout=10)
-    assert consent.status_code == 302, consent.text
-    output, _ = connect.communicate(consent.headers["Location"] + "\n", timeout=60)
-    assert connect.returncode == 0, output
+    stack.connect("zoho", "--connection", str(org.connection_id))
     assert org.deps.store.connections.get(org.connection_id).state == "active"
 
     try:
-        wait_for(lambda: _xero_has(org, contacts[0], "Revoked-One") and _xero_has(org, contacts[1], "Revoked-Two"),
+        wait_for(lambda: org.xero_has(contacts[0], "Revoked-One") and org.xero_has(contacts[1], "Revoked-Two"),
                  timeout=90, what="the edits made while the connection was revoked to reach Xero")
     except AssertionError as exc:
-        person_id = _person(org, contacts[0])["id"]
+        person_id = org.zoho_person(contacts[0])["id"]
         trail = [(e.direction, e.stage, e.detail) for e in
                  org.deps.store.audit.trail(org.connection_id, "Contacts", person_id)][-4:]
         raise AssertionError(f"{exc}; parked work: {org.deps.store.parked.count(org.connection_id)}; "

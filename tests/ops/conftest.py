@@ -21,6 +21,7 @@ class Embedded:
     deps: object
     connection_id: int
     tenant_id: str
+    sandboxes: Sandboxes
 
     def zoho_writes(self) -> int:
         """Requests that change something in Zoho, from the sandbox's own request log."""
@@ -41,7 +42,7 @@ def make_embedded(tmp_path):
         started.append((xero_server, zoho_server, deps))
         connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Ops Test Ltd")
         deps.redis.flushdb()  # the embedded fakeredis is shared by the whole process
-        return Embedded(xero, zoho, deps, connection_id, tenant_id)
+        return Embedded(xero, zoho, deps, connection_id, tenant_id, sandboxes)
 
     yield make
     for xero_server, zoho_server, deps in started:

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 from connector.backfill import BackfillBudget, backfill_step, progress
-from connector.clock import ManualClock
+from connector.clock import SYSTEM_CLOCK, ManualClock
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.sandbox.xero_seed import seed_demo_org
 from workers.cli import main
@@ -156,3 +156,69 @@ def test_beat_claims_a_stale_backfill_so_the_step_left_from_its_lost_chain_lists
     assert connection_id == cid and expect[0] == "contacts" and expect != left_over
     assert step(left_over).state == "superseded" and len(list_calls(embedded)) == 1
     assert step(expect).state == "page" and len(list_calls(embedded)) == 2
+
+
+def test_resuming_a_waiting_backfill_never_lists_its_finished_resource_again(embedded):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    clock = ManualClock(deps.store.clock.now())
+    step = _stepper(embedded, clock)
+    contacts, _ = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    outcome = step(("contacts", contacts.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "waiting" and outcome.resource == "invoices"  # three calls: the day's budget
+    assert deps.store.backfills.get(cid, "contacts").state == "done" and len(list_calls(embedded)) == 3
+
+    # The same command again, while the backfill waits for its budget.
+    contacts, invoices = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    assert contacts.state == "done" and contacts.pages == 3 and contacts.records == 2500
+    clock.advance(timedelta(days=1))
+    outcome = step(("invoices", invoices.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "page" and outcome.resource == "invoices" and outcome.expect is None
+    assert len(list_calls(embedded)) == 3  # no contacts page listed again
+    assert progress(cid, checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=clock),
+                    clock=clock).state == "done"
+
+
+def test_a_backfill_waiting_for_its_budget_has_an_eta_from_the_budget_even_before_every_resource_is_counted(
+        embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    clock = deps.store.clock
+    step = _stepper(embedded)
+    contacts, _ = deps.store.backfills.start(cid, ["contacts", "invoices"], since=None, calls_per_day=3)
+    outcome = step(("contacts", contacts.version))
+    while outcome.state == "page" and outcome.expect is not None:
+        outcome = step(outcome.expect)
+    assert outcome.state == "waiting"  # invoices: not listed yet, so their count is unknown
+    resume_after = deps.store.backfills.get(cid, "invoices").resume_after
+
+    state = progress(cid, checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=clock),
+                     clock=clock)
+    assert state.state == "waiting" and state.resume_after == resume_after
+    # At least the budget's wait and one page of invoices; more if there are more, so a lower bound.
+    assert state.eta is not None and state.eta >= resume_after and state.eta_at_least
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"waiting for its budget until {resume_after.isoformat(timespec='seconds')}" in out
+    assert f"ETA >= {state.eta.isoformat(timespec='seconds')}" in out
+
+
+def test_backfill_command_with_a_budget_waits_for_it_and_goes_on_the_next_day(make_embedded, capsys):
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it: a day passes at once
+    embedded = make_embedded(clock=clock)
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    started = clock.now()
+
+    assert main(["backfill", str(embedded.connection_id), "--resources", "contacts", "--budget", "2"]) == 0
+    out = capsys.readouterr().out
+    [checkpoint] = embedded.deps.store.backfills.for_connection(embedded.connection_id)
+    calls = len(list_calls(embedded))
+    assert checkpoint.state == "done" and checkpoint.pages == calls >= 3
+    assert f"backfill #{embedded.connection_id}: its budget of 2 Xero calls per 24 h is spent; waiting until " in out
+    assert f"backfill done: 2500 records listed in {calls} calls" in out
+    assert clock.now() >= started + timedelta(days=1)  # waited for the budget instead of exiting
+    assert sorted(a["Xero_Contact_ID"] for a in embedded.zoho.records("Accounts")) == sorted(contacts)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.status import collect_status
 from connector.store import audit as stages
-from connector.store.parked import NEEDS_REAUTH
+from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, NOTIFY, OUTAGE, RATE_LIMITED
 from workers.cli import main
 
 
@@ -37,7 +37,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert c["xero_calls"]["day_left"] == 5000 - xero_calls
     assert c["xero_calls"]["day_left_for_backfill"] == 4500 - xero_calls
     assert c["tokens"]["xero"]["expires_at"] and c["tokens"]["zoho"]["expires_at"]
-    assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0}
+    assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0, "rate_limited": 0, "outage": 0}
     assert c["failures_24h"] == {"DUPLICATE_DATA": 1}
     assert set(c["last_success"]) == {"contact"}
     assert c["poll_cursors"]["payments"]["modified_since"] == cursor.isoformat()
@@ -49,7 +49,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert printed["connections"][0]["parked"] == c["parked"]
     assert main(["status"]) == 0
     text = capsys.readouterr().out
-    assert f"Xero today: {xero_calls} used, {5000 - xero_calls} left of 5000" in text
+    assert f"Xero today: {xero_calls} used by syncing, 0 by dry runs, {5000 - xero_calls} left of 5000" in text
 
 
 def test_check_reports_each_side_ok_with_scopes_edition_and_fields(embedded, capsys):
@@ -67,3 +67,51 @@ def test_check_says_what_to_do_when_the_xero_grant_is_gone(embedded, capsys):
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "xero: PROBLEM" in out and "connector connect xero" in out and "zoho: ok" in out
+
+
+def test_status_counts_parked_work_of_every_reason(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    later = deps.store.clock.now() + timedelta(hours=2)
+    deps.store.parked.park(cid, "invoices", ["inv-1"], reason=NEEDS_REAUTH)
+    deps.store.parked.park(cid, "invoices", ["inv-2", "inv-3"], reason=DAILY_BUDGET, resume_after=later)
+    deps.store.parked.park(cid, "contacts", ["c-1", "c-2", "c-3"], reason=RATE_LIMITED, resume_after=later)
+    deps.store.parked.park(cid, "zoho:Accounts", ["z-1"], reason=OUTAGE, resume_after=later, stage=NOTIFY)
+
+    [c] = collect_status(deps)["connections"]
+    assert c["parked"] == {"needs_reauth": 1, "daily_budget": 2, "rate_limited": 3, "outage": 1}
+    assert main(["status"]) == 0
+    assert "parked: needs_reauth=1, daily_budget=2, rate_limited=3, outage=1;" in capsys.readouterr().out
+
+
+def test_status_counts_a_dry_runs_xero_calls_apart_from_live_ones(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=1200)
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--json"]) == 0  # two pages
+    assert main(["replay", str(cid), "contacts", *contacts[:2]]) == 0
+    capsys.readouterr()
+    xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
+
+    [c] = collect_status(deps)["connections"]
+    assert c["xero_calls"]["day_used"] == xero_calls and c["xero_calls"]["day_used_by_dry_runs"] == 2
+    assert main(["status"]) == 0
+    assert f"Xero today: {xero_calls - 2} used by syncing, 2 by dry runs, {5000 - xero_calls} left of 5000" \
+        in capsys.readouterr().out
+
+
+def test_check_shows_the_cause_in_text_and_one_reconnect_for_connections_sharing_a_zoho_org(embedded, capsys):
+    from workers.demo import Sandboxes, connect_sandbox_tenant
+
+    deps, first = embedded.deps, embedded.connection_id
+    sandboxes = Sandboxes(embedded.xero, embedded.zoho, deps.settings.xero_api_url, deps.settings.zoho_accounts_url)
+    second, _ = connect_sandbox_tenant(deps, sandboxes, "Second Ops Ltd")
+    deps.credentials.share(second, "zoho", first)  # as `connector connect xero --zoho-from 1` leaves it
+    embedded.zoho.revoke(deps.credentials.load(first, "zoho").tokens.refresh_token.reveal())
+    embedded.zoho.expire_access_tokens()
+
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("zoho: PROBLEM") == 2 and out.count("xero: ok") == 2, out
+    assert "invalid_code" in out, out  # the cause, not only with --json
+    reconnect = f"connector connect zoho --connection {first} --connection {second}"
+    assert out.count(reconnect) == 1, out  # one consent serves both connections
+    assert f"connector connect zoho --connection {second}`" not in out, out

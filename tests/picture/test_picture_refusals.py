@@ -3,7 +3,10 @@ the rest of the batch is written. Driven through push_to_zoho on a real Celery w
 
 from __future__ import annotations
 
-from connector.sandbox.xero_seed import seed_demo_org
+from datetime import timedelta
+
+from connector.mapping import zoho_fields as zf
+from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from connector.sandbox.zoho import ZohoSandbox, _item_error, _Rejected
 from connector.store import audit as stages
 from workers.app import app as celery_app
@@ -12,7 +15,7 @@ from workers.zoho_tasks import push_to_zoho
 
 
 class RefusingZoho(ZohoSandbox):
-    """The Zoho sandbox, refusing chosen Accounts (by Xero_Contact_ID) in its real 207 path with a
+    """The Zoho sandbox, refusing chosen Accounts and Invoices (by their Xero id) in its real 207 path with a
     per-record code, the given number of times: e.g. LOCKED_RECORD while an approval holds the record."""
 
     def __init__(self, **kw) -> None:
@@ -20,7 +23,8 @@ class RefusingZoho(ZohoSandbox):
         self.refuse: dict[str, list] = {}  # Xero contact id -> [code, times left]
 
     def _write_one(self, module, item, index, op, dup_fields):
-        rule = self.refuse.get(item.get("Xero_Contact_ID")) if module == "Accounts" and isinstance(item, dict) else None
+        key = {"Accounts": zf.ACCOUNT_XERO_ID, "Invoices": zf.INVOICE_XERO_ID}.get(module)
+        rule = self.refuse.get(item.get(key)) if key and isinstance(item, dict) else None
         if rule and rule[1] > 0:
             rule[1] -= 1
             raise _Rejected(_item_error(rule[0], f"refused ({rule[0]})", "Xero_Contact_ID", f"$.data[{index}]"))
@@ -78,3 +82,24 @@ def test_a_retryable_refusal_on_the_last_attempt_is_dead_lettered(make_picture):
     assert outcome.written == [contacts[1]] and outcome.retry == [contacts[0]]
     last = picture.deps.store.audit.trail(picture.connection_id, "contact", contacts[0])[-1]
     assert last.stage == stages.FAILED and last.detail["error_code"] == "LOCKED_RECORD" and last.detail["dead_lettered"]
+
+
+def test_an_invoice_refused_with_a_retryable_code_is_audited_retrying_not_failed(make_picture):
+    """Only the last attempt dead-letters a retryable refusal; before it nothing is counted as a failure."""
+    zoho = RefusingZoho()
+    picture = make_picture(zoho=zoho)
+    store = picture.deps.store
+    contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
+    refused, *written = seed_invoices(picture.xero, picture.tenant_id, contacts, per_contact=1)
+    picture.fetch("contacts", contacts)
+    picture.fetch("invoices", [refused, *written])
+    zoho.refuse = {refused: ["INTERNAL_ERROR", 1]}
+
+    outcome = picture.push().invoices([refused, *written])
+
+    assert outcome.retry == [refused] and sorted(outcome.written) == sorted(written)
+    last = store.audit.trail(picture.connection_id, "invoice", refused)[-1]
+    assert last.stage == stages.RETRYING and last.detail["error_code"] == "INTERNAL_ERROR"
+    assert store.audit.failures(picture.connection_id) == []
+    day_ago = store.clock.now() - timedelta(hours=24)
+    assert store.audit.failure_counts(picture.connection_id, day_ago) == {}

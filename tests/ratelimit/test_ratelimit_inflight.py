@@ -69,6 +69,7 @@ def test_slot_release_after_feedback_inside_the_block_is_harmless(governor):
     assert governor.usage("t1") | {"penalty_remaining": None} == {
         "minute_used": 10,  # Xero counted 10 of 60; we had 1
         "day_used": 1,
+        "day_used_by_dry_runs": 0,
         "in_flight": 0,
         "app_minute_used": 1,
         "penalty_remaining": None,

@@ -132,6 +132,7 @@ def test_usage_reports_each_window(governor, clock):
     assert governor.usage("t1") == {
         "minute_used": 1,
         "day_used": 3,
+        "day_used_by_dry_runs": 0,
         "in_flight": 1,
         "app_minute_used": 1,
         "penalty_remaining": 0.0,
@@ -158,3 +159,14 @@ def test_every_key_expires_on_its_own(real_redis, clock):
     ]
     for key in keys:
         assert 0 < real_redis.pttl(key) <= 86_400_000 + 60_000, key
+
+
+def test_dry_run_calls_count_against_the_day_and_are_told_apart_from_live_ones(governor, clock):
+    for _ in range(3):
+        grant(governor, "t1")
+    for _ in range(2):
+        governor.release(governor.try_acquire("t1", dry_run=True))
+    usage = governor.usage("t1")
+    assert usage["day_used"] == 5 and usage["day_used_by_dry_runs"] == 2  # Xero counts both
+    clock.advance(86_400)
+    assert governor.usage("t1")["day_used_by_dry_runs"] == 0  # rolls out of the day with the rest

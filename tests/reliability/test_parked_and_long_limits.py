@@ -73,9 +73,11 @@ def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_world,
 
     # Short retries first, then parked in the database; never audited "failed".
     for xero_id in ids:
-        stages_seen = [e.stage for e in store.audit.trail(world.connection_id, "contact", xero_id)]
+        trail = store.audit.trail(world.connection_id, "contact", xero_id)
+        stages_seen = [e.stage for e in trail]
         assert stages.FAILED not in stages_seen and stages_seen[-1] == stages.PARKED
-        assert stages_seen.count(stages.RETRYING) >= 3
+        assert sum(e.times for e in trail if e.stage == stages.RETRYING) >= 3
+        assert stages_seen.count(stages.RETRYING) == 1  # the run of retries is one row, counting them
     assert store.parked.count(world.connection_id, reason=RATE_LIMITED) == 3
     resume_parked_work.apply()
     assert published.named(PUSH_TASK) == []  # not before its backoff
@@ -131,3 +133,21 @@ def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, pub
 
     assert store.parked.count(world.connection_id, reason=DAILY_BUDGET) == 1
     assert stages.FAILED not in [e.stage for e in store.audit.trail(world.connection_id, "invoice", invoice)]
+
+
+def test_a_zoho_notification_that_fails_or_waits_is_audited_in_the_zoho_to_xero_direction(world):
+    """The failure and parked rows of a notification carry its direction, as its other stages do."""
+    store = world.deps.store
+    world.zoho.faults.fail_next(1, status=400, path_prefix="/crm/v8/Contacts",
+                                body='{"code":"INVALID_DATA","details":{},"message":"bad id","status":"error"}')
+    refused = {"module": "Contacts", "ids": ["z-1"], "operation": "update", "channel_id": "7", "server_time": None}
+
+    assert ingest_zoho_notification.apply(args=[world.connection_id, refused]).failed()
+
+    [failed] = [e for e in store.audit.trail(world.connection_id, "Contacts", "z-1") if e.stage == stages.FAILED]
+    assert failed.direction == stages.ZOHO_TO_XERO
+    store.connections.mark_needs_reauth(world.connection_id, "Zoho grant revoked")
+    waiting = {**refused, "ids": ["z-2"]}
+    ingest_zoho_notification.apply(args=[world.connection_id, waiting])
+    [parked] = store.audit.trail(world.connection_id, "Contacts", "z-2")
+    assert parked.stage == stages.PARKED and parked.direction == stages.ZOHO_TO_XERO

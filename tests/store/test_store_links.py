@@ -28,9 +28,23 @@ def test_lookup_from_the_zoho_side(store: Store, connection_id: int) -> None:
     links = store.links
     links.save(connection_id, "contact", "x-1", zoho_module="Accounts", zoho_id="z-1", content_hash="h")
     links.save(connection_id, "contact_person", "p-1", zoho_module="Contacts", zoho_id="z-1", content_hash="h")
-    assert links.by_zoho(connection_id, "Accounts", "z-1").xero_id == "x-1"
-    assert links.by_zoho(connection_id, "Contacts", "z-1").kind == "contact_person"
-    assert links.by_zoho(connection_id, "Deals", "z-1") is None
+    [account] = links.by_zoho_ids([connection_id], "Accounts", ["z-1"])
+    assert account.xero_id == "x-1"
+    assert [link.kind for link in links.by_zoho_ids([connection_id], "Contacts", ["z-1", "z-2"])] == ["contact_person"]
+    assert links.by_zoho_ids([connection_id], "Deals", ["z-1"]) == []
+
+
+def test_lookup_from_the_zoho_side_across_the_connections_sharing_an_org(store: Store, connection_id: int) -> None:
+    links = store.links
+    second = store.connections.create(name="Second", xero_tenant_id="tenant-2").id
+    elsewhere = store.connections.create(name="Elsewhere", xero_tenant_id="tenant-3").id
+    links.save(connection_id, "contact_person", "a:primary", zoho_module="Contacts", zoho_id="z-1", content_hash="h")
+    links.save(second, "contact_person", "b:primary", zoho_module="Contacts", zoho_id="z-2", content_hash="h")
+    links.save(elsewhere, "contact_person", "c:primary", zoho_module="Contacts", zoho_id="z-3", content_hash="h")
+    found = links.by_zoho_ids([connection_id, second], "Contacts", ["z-1", "z-2", "z-3", "z-1"])
+    assert [(link.connection_id, link.zoho_id, link.xero_id) for link in found] == [
+        (connection_id, "z-1", "a:primary"), (second, "z-2", "b:primary")]
+    assert links.by_zoho_ids([], "Contacts", ["z-1"]) == [] and links.by_zoho_ids([second], "Contacts", []) == []
 
 
 def test_count_per_connection_and_overall(store: Store, connection_id: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import event
 
 from connector.store import Store
-from connector.store.audit import RECEIVED, WRITTEN
+from connector.store.audit import FAILED, RECEIVED, RETRYING, WRITTEN
 from connector.store.links import LinkWrite
 
 LARGE_TABLES = ("id_links", "audit_events", "xero_snapshots", "write_ledger")
@@ -34,7 +34,7 @@ def history_store(pg_database_url):
                       "created_at) FROM STDIN") as copy:
             for n in range(60_000):
                 copy.write_row((connection_id, f"s-{n // 4}", "xero_to_zoho", "invoice", f"x-{n // 6}",
-                                (RECEIVED, WRITTEN)[n % 2], NOW - timedelta(seconds=n)))
+                                FAILED if n % 600 == 5 else (RECEIVED, WRITTEN)[n % 2], NOW - timedelta(seconds=n)))
         with cur.copy("COPY xero_snapshots (connection_id, resource, xero_id, source_updated_at, payload, "
                       "fetched_at) FROM STDIN") as copy:
             for n in range(40_000):
@@ -64,6 +64,7 @@ def _nodes(plan: dict):
 
 def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) -> None:
     store, connection_id = history_store
+    other_id = store.connections.by_tenant("tenant-o").id
     ids = [f"x-{n}" for n in range(0, 500, 5)]
 
     def sync_path():
@@ -77,13 +78,17 @@ def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) ->
         store.links.get_many(connection_id, "contact", ids)
         store.links.save(connection_id, "invoice", "x-2", zoho_module="Invoices", zoho_id="1", content_hash="h2",
                          source_updated_at=NOW)
-        store.links.by_zoho(connection_id, "Invoices", str(10**18 + 10))
+        store.links.by_zoho_ids([connection_id, other_id], "Invoices", [str(10**18 + n) for n in range(0, 50, 5)])
         store.write_ledger.record_many(connection_id, "zoho", {str(10**18 + n): "h" for n in range(50)})
         store.write_ledger.hashes(connection_id, "zoho", [str(10**18 + n) for n in range(50)])
         batch = store.audit.batch()
         for i in ids:
             batch.record(connection_id=connection_id, record_type="invoice", record_id=i, stage=RECEIVED)
         batch.flush()
+        for _ in range(2):  # the second run of retries continues the first's rows
+            for i in ids:
+                batch.record(connection_id=connection_id, record_type="invoice", record_id=i, stage=RETRYING)
+            batch.flush()
         store.audit.record(connection_id=connection_id, record_type="invoice", record_id="x-3", stage=WRITTEN)
         store.audit.latest_stage(connection_id, "invoice", "x-3")
         store.audit.trail(connection_id, "invoice", "x-3")
@@ -94,7 +99,7 @@ def test_the_sync_path_reads_large_tables_only_through_indexes(history_store) ->
     for statement, nodes in plans:
         scans = [n for n in nodes if n.startswith("Seq Scan") and n.split()[2] in LARGE_TABLES]
         assert not scans, f"{statement}\n-> {nodes}"
-    by_zoho = next(nodes for statement, nodes in plans if "id_links.zoho_id =" in statement)
+    by_zoho = next(nodes for statement, nodes in plans if "id_links.zoho_id IN" in statement)
     assert any("ix_id_links_zoho" in n for n in by_zoho), by_zoho
     link_get = next(nodes for statement, nodes in plans if "id_links.xero_id =" in statement)
     assert any("uq_id_links_connection_kind_xero" in n for n in link_get), link_get
@@ -188,6 +193,27 @@ def _plan_nodes(node: dict):
         yield from _plan_nodes(child)
 
 
+def test_failures_and_their_counts_read_the_audit_trail_only_through_indexes(history_store) -> None:
+    """What `connector failures`, `replay --failed` and `status` ask of a trail of millions of rows."""
+    store, connection_id = history_store
+    store.audit.record(connection_id=None, record_type="contact", record_id="early", stage=FAILED,
+                       detail={"error": "UnknownTenant", "tenant_id": "tenant-h"})
+
+    def listings():
+        entries = store.audit.failures(connection_id, 200)
+        store.audit.failures(None, 200, since=NOW - timedelta(hours=1), error="NotFound")
+        store.audit.failure_counts(connection_id, NOW - timedelta(hours=24))
+        store.audit.attempts(entries)
+
+    plans = plans_of_statements(store, listings)
+
+    assert len(plans) == 5
+    for statement, nodes in plans:
+        assert not [n for n in nodes if n.startswith("Seq Scan audit_events")], f"{statement}\n-> {nodes}"
+    for statement, nodes in plans[:3]:
+        assert any("ix_audit_events_failed" in n for n in nodes), f"{statement}\n-> {nodes}"
+
+
 def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
     store, _ = history_store
     plans = plans_of_statements(store, lambda: store.audit.prune(NOW - timedelta(hours=10), batch_size=1000))
@@ -269,5 +295,31 @@ def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url
         for table, reloptions in options.items():
             assert "autovacuum_analyze_threshold=1000" in (reloptions or []), table
             assert "autovacuum_analyze_scale_factor=0.02" in (reloptions or []), table
+    finally:
+        store.close()
+
+
+def test_failures_on_sqlite_read_the_failed_rows_index_not_the_whole_trail(tmp_path) -> None:
+    """SQLite keeps no statistics: the embedded default must still list and count failures by their index."""
+    store = Store.open(f"sqlite:///{tmp_path / 'connector.db'}")
+    try:
+        connection_id = store.connections.create(name="History Ltd", xero_tenant_id="tenant-h").id
+        store.audit.record_many([dict(connection_id=connection_id, record_type="invoice", record_id=f"x-{n}",
+                                      stage=WRITTEN) for n in range(500)])
+        store.audit.record(connection_id=connection_id, record_type="invoice", record_id="x-1", stage=FAILED)
+
+        def listings():
+            entries = store.audit.failures(connection_id, 200)
+            store.audit.failures(None, 200)
+            store.audit.failure_counts(connection_id, NOW - timedelta(days=3650))
+            store.audit.attempts(entries)
+
+        statements = statements_of(store, listings)
+        assert len(statements) == 4
+        with store.engine.connect() as conn:
+            for statement, parameters in statements:
+                plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)]
+                assert not [step for step in plan if step.startswith("SCAN audit_events") and "INDEX" not in step], (
+                    statement, plan)
     finally:
         store.close()
