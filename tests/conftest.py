@@ -256,9 +256,9 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 # What marks a test ``services`` (pyproject.toml), which `make test-fast` leaves out. Fixtures that reach the
-# real Redis or PostgreSQL, or run the whole system, used directly or through the fixtures a test uses:
-SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "make_picture",
-                              "world_factory", "make_embedded"})
+# real Redis, PostgreSQL or RabbitMQ, or run the whole system, used directly or through the fixtures a test uses:
+SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "broker_url",
+                              "make_picture", "world_factory", "make_embedded"})
 # parametrised fixtures whose named variant reaches a service (their other variants run in memory):
 SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
 # markers that mean real services by definition:
