@@ -1,4 +1,4 @@
-# The two commands of the Quick start: `make demo` and `make test`.
+# The commands of the Quick start: `make demo`, `make test` and `make test-fast`.
 # Each creates .venv when missing and installs what it needs (pinned by constraints.txt).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install services bench clean
+.PHONY: demo test test-fast install services bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	./scripts/ensure-services
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The edit-test loop: the tests that need no Redis, PostgreSQL or processes (tests/conftest.py marks the others
+# `services`), on one process, with a tenth of the property-test examples. Redis and PostgreSQL point at a
+# closed port (1), so a test that needs them and is not marked fails here instead of passing unnoticed.
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	TEST_REDIS_PORT=1 TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:1/test \
+		$(BIN)/python -m pytest -p no:xdist -m "not services" --hypothesis-profile fast -q
 
 # The pipeline and receiver benchmarks run on the real Redis and PostgreSQL, like the integration tests.
 bench: $(STAMP)

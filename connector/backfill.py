@@ -30,8 +30,9 @@ from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
 from connector.pipeline.to_zoho import zoho_contact_records
+from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.polling import _as_stored, _lister
-from connector.ratelimit import problem_scope
+from connector.ratelimit import day_share, day_share_left, problem_scope
 from connector.replay import resource_of
 from connector.store import audit as stages
 
@@ -306,16 +307,21 @@ class DryRunReport:
 
 
 def dry_run(connection_id: int, resources: list[str], *, since: datetime | None, xero, links, snapshots, config,
-            on_page=None) -> DryRunReport:
+            wait, on_page=None) -> DryRunReport:
     """List every page as the backfill would (spending those Xero calls) and classify each record
-    against the id links and snapshots; writes nothing anywhere."""
+    against the id links and snapshots; writes nothing anywhere.
+
+    A rate limit holds the listing as it holds a backfill: ``wait(scope, seconds)`` ("minute", "day",
+    "app", "concurrent" or None for a penalty) returns once that time has passed, then the same page is
+    asked again."""
     report = DryRunReport()
     for resource in resources:
         counts = {"create": 0, "update": 0, "skip": 0}
         counted: set[str] = set()  # ids of the last page's newest second: listed again after re-anchoring
         anchor, page_number = since, 1
         while True:
-            page = _lister(xero, resource)(modified_since=anchor, page=page_number, page_size=PAGE_SIZE, order=ORDER)
+            page = _list_when_allowed(_lister(xero, resource), wait, modified_since=anchor, page=page_number,
+                                      page_size=PAGE_SIZE, order=ORDER)
             report.xero_calls += 1
             oldest = newest = None
             last_second: dict[datetime, set[str]] = {}
@@ -345,6 +351,48 @@ def dry_run(connection_id: int, resources: list[str], *, since: datetime | None,
         modules = 2 if resource == "contacts" else 1
         report.zoho_calls += modules * math.ceil(writes / ZOHO_RECORDS_PER_WRITE)
     return report
+
+
+def _list_when_allowed(list_page, wait, **query):
+    """One page; while a rate limit (ours or Xero's) holds it, wait it out and ask again."""
+    while True:
+        try:
+            return list_page(**query)
+        except RateLimited as exc:
+            wait(problem_scope(exc.problem), exc.retry_after)
+
+
+@dataclass
+class RealBackfillCost:
+    """What the backfill a dry run previewed would take at the budget of the moment."""
+
+    xero_calls: int
+    calls_per_day: int  # its own budget, within the governor's share of Xero's day for backfills
+    left_today: int  # of that, what the rolling 24 hours still allow now
+    days: int  # 24-hour windows it spans: today's, then one per ``calls_per_day`` calls
+
+    def as_dict(self) -> dict:
+        return {"xero_calls": self.xero_calls, "calls_per_day": self.calls_per_day, "left_today": self.left_today,
+                "days": self.days}
+
+
+def real_backfill_cost(xero_calls: int, *, day_limit: int, day_used: int, calls_per_day: int | None,
+                       backfill_used: int) -> RealBackfillCost:
+    """The calls and days a real backfill of ``xero_calls`` pages takes: at most the governor's share of the
+    organisation's day (``day_used`` of ``day_limit`` already spent), and at most ``calls_per_day`` of its
+    own (``backfill_used`` spent). Live traffic shares that day too: the days are the fewest it can take."""
+    share = day_share(day_limit, PRIORITY_BACKFILL)
+    per_day = share if calls_per_day is None else min(calls_per_day, share)
+    left = day_share_left(day_limit, day_used, PRIORITY_BACKFILL)
+    if calls_per_day is not None:
+        left = min(left, max(calls_per_day - backfill_used, 0))
+    if xero_calls <= 0:
+        days = 0
+    elif xero_calls <= left:
+        days = 1
+    else:
+        days = 1 + math.ceil((xero_calls - left) / per_day)
+    return RealBackfillCost(xero_calls=xero_calls, calls_per_day=per_day, left_today=left, days=days)
 
 
 def _classify(connection_id, resource, record, updated, links, snapshots, config) -> str:

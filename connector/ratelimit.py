@@ -189,6 +189,16 @@ def allowed_share(limit: int, headroom: float) -> int:
     return max(1, math.floor(limit * (1 - headroom) + 1e-9))
 
 
+def day_share(day_limit: int, priority: int) -> int:
+    """Calls of the day a caller of ``priority`` may use; the governor keeps the rest for higher priorities."""
+    return allowed_share(day_limit, PRIORITY_DAY_HEADROOM[min(max(priority, 0), 2)])
+
+
+def day_share_left(day_limit: int, day_used: int, priority: int) -> int:
+    """What is left of that share when ``day_used`` calls (of every priority) were made in the last 24 h."""
+    return max(day_share(day_limit, priority) - day_used, 0)
+
+
 def _remaining_from_headers(headers: Mapping[str, str] | None, name: str, limit: int) -> int:
     """Xero's remaining count for one window, or -1 when the header is absent or garbage."""
     if not headers:
@@ -256,7 +266,7 @@ class XeroRateGovernor:
                 now,
                 token,
                 allowed_share(limits.minute, minute_headroom),
-                allowed_share(limits.day, PRIORITY_DAY_HEADROOM[level]),
+                day_share(limits.day, level),
                 limits.concurrent,
                 # The app-wide minute is a minute window too, so the same headroom applies.
                 allowed_share(limits.app_minute, minute_headroom),

@@ -13,8 +13,9 @@ from typing import Any
 from connector import queues
 from connector.backfill import BackfillBudget, progress
 from connector.errors import reconnect_command
+from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.polling import POLLED_RESOURCES
-from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
+from connector.ratelimit import day_share_left
 from connector.store import audit as stages
 
 WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
@@ -91,8 +92,7 @@ def collect_status(deps) -> dict[str, Any]:
                 "day_used_by_dry_runs": usage["day_used_by_dry_runs"],
                 "day_left": max(day_limit - usage["day_used"], 0),
                 # What replays and backfills may still use: the governor keeps the rest for live work.
-                "day_left_for_backfill": max(allowed_share(day_limit, PRIORITY_DAY_HEADROOM[2]) - usage["day_used"],
-                                             0),
+                "day_left_for_backfill": day_share_left(day_limit, usage["day_used"], PRIORITY_BACKFILL),
                 "minute_used": usage["minute_used"],
                 "in_flight": usage["in_flight"],
                 "penalty_seconds": usage["penalty_remaining"],

@@ -6,6 +6,7 @@ what to start (``make test`` starts both when they are installed locally).
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import uuid
@@ -18,7 +19,20 @@ from hypothesis import HealthCheck, settings
 # Property tests run beside real processes on two cores: how long an example or its generation takes says
 # nothing about the code, so neither a deadline nor the slow-generation check may fail the suite.
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("suite")
+SUITE_EXAMPLES = settings.get_profile("suite").max_examples
+# `make test-fast` (the edit-test loop) runs the "fast" profile: a tenth of the examples.
+settings.register_profile("fast", parent=settings.get_profile("suite"), max_examples=SUITE_EXAMPLES // 10)
+
+
+def pytest_configure(config):
+    # Here, not at import: test modules import this file again (as tests.conftest), after the profile is chosen.
+    settings.load_profile(config.getoption("--hypothesis-profile", None) or "suite")
+
+
+def property_examples(thorough: int) -> int:
+    """``max_examples`` for a property test that sets its own count: ``thorough`` under the suite's
+    profile, scaled as the loaded profile scales the default (read when the test module is imported)."""
+    return max(1, thorough * settings().max_examples // SUITE_EXAMPLES)
 
 # A developer's .env in the checkout (README: `cp .env.example .env`) must reach neither the suite nor the
 # processes it starts: each test says what its configuration is. Tests of the env file set their own.
@@ -55,7 +69,23 @@ REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 # Integration tests share one Redis database (broker queues live there); developers running two
 # suites at once give each its own with TEST_INTEGRATION_REDIS_DB.
 INTEGRATION_REDIS_DB = int(os.environ.get("TEST_INTEGRATION_REDIS_DB", "12"))
+# The Redis database of each group of tests (Redis has 16): each group flushes its own, so one group's flush
+# never clears another's keys (on a worker's redis-server, the groups' tests follow each other).
+REDIS_DATABASES = {
+    "connections": 3, "connections-cli": 4, "scale": 5, "scale-spare": 6, "picture": 7, "ratelimit": 8,
+    "reliability": 9, "clients": 10, "webhooks": 11, "integration": INTEGRATION_REDIS_DB, "deploy": 13,
+    "record-locks": 14, "webhooks-production": 15,
+}
+if len(set(REDIS_DATABASES.values())) != len(REDIS_DATABASES):
+    raise RuntimeError(f"two groups of tests share a Redis database: {REDIS_DATABASES} (tests/conftest.py)")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def redis_db(group: str) -> int:
+    """The Redis database number of a group of tests."""
+    if group not in REDIS_DATABASES:
+        raise KeyError(f"no Redis database for {group!r}: give it a free one in REDIS_DATABASES (tests/conftest.py)")
+    return REDIS_DATABASES[group]
 
 
 def redis_url(db: int) -> str:
@@ -225,9 +255,43 @@ def pytest_xdist_make_scheduler(config, log):
     return FaultSuiteTogether(config, log)
 
 
+# What marks a test ``services`` (pyproject.toml), which `make test-fast` leaves out. Fixtures that reach the
+# real Redis, PostgreSQL or RabbitMQ, or run the whole system, used directly or through the fixtures a test uses:
+SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "broker_url",
+                              "make_picture", "world_factory", "make_embedded"})
+# parametrised fixtures whose named variant reaches a service (their other variants run in memory):
+SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
+# markers that mean real services by definition:
+SERVICE_MARKERS = frozenset({"integration", "faults"})
+# and modules that start processes (they import one of these, or a starter of tests/processes.py).
+PROCESS_MODULES = frozenset({"subprocess", "multiprocessing", "tests.processes"})
+
+
+def needs_services(item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (not SERVICE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+            or any(params.get(fixture) == variant for fixture, variant in SERVICE_VARIANTS)
+            or any(item.get_closest_marker(marker) for marker in SERVICE_MARKERS)
+            or starts_processes(getattr(item, "module", None)))
+
+
+def starts_processes(module) -> bool:
+    def origin(value) -> str:
+        name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        return name if isinstance(name, str) else ""
+
+    return module is not None and any(
+        origin(value) in PROCESS_MODULES or origin(value).split(".")[0] in PROCESS_MODULES
+        for value in vars(module).values())
+
+
 def pytest_collection_modifyitems(items):
-    """Tests marked ``start_early`` run first (the order is otherwise kept): on several processes the suite
-    then never waits at its end for one long test that began late."""
+    """Tests that need a service are marked ``services``. Tests marked ``start_early`` run first (the order
+    is otherwise kept): on several processes the suite then never waits at its end for one long test that
+    began late."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker("services")
     items.sort(key=lambda item: item.get_closest_marker("start_early") is None)
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from connector.errors import TransientError
 from connector.record_locks import Lease, LeaseLost, RecordLocks
-from tests.conftest import require_redis
+from tests.conftest import redis_db, require_redis
 
-REDIS_DB = 13
+REDIS_DB = redis_db("record-locks")
 
 
 @pytest.fixture

@@ -123,8 +123,7 @@ def cmd_failures(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from connector.backfill import dry_run, resources_of
-    from connector.pipeline.xero_in import PRIORITY_BACKFILL
+    from connector.backfill import resources_of
     from connector.replay import connection_id_of
     from workers.deps import get_deps
 
@@ -140,22 +139,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return 2
     connection = deps.store.connections.get(connection_id)
     if args.dry_run:
-        with _progress_bar("listing (dry run)", disable=args.json) as bar:
-            report = dry_run(connection_id, resources, since=since,
-                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
-                             links=deps.store.links,
-                             snapshots=deps.store.snapshots, config=deps.sync_config,
-                             on_page=lambda resource, count: bar.update(count))
-        if args.json:
-            print(json.dumps(report.as_dict(), indent=2))
-            return 0
-        print(f"dry run for connection #{connection_id} (nothing was written):")
-        for resource in resources:
-            print(f"  {resource:<12} create {report.create[resource]:>7}  update {report.update[resource]:>7}  "
-                  f"skip {report.skip[resource]:>7}")
-        print(f"  cost: {report.xero_calls} Xero calls (spent on this listing too), "
-              f"about {report.zoho_calls} Zoho write calls")
-        return 0
+        return _dry_run_here(deps, connection, resources, since, args)
     if connection.state != "active":
         print(f"backfill: connection #{connection_id} is {connection.state}; reconnect it first", file=sys.stderr)
         return 1
@@ -250,6 +234,74 @@ def _bar_update(bar, state) -> None:
     bar.refresh()
 
 
+# What holds a listing up, by the governor's or Xero's scope of the limit (None: a 429's penalty).
+LIMIT_NAMES = {"minute": "Xero's minute limit", "day": "Xero's daily call limit", "app": "Xero's app-wide minute limit",
+               "concurrent": "Xero's limit on calls in flight", None: "the pause Xero asked for (429)"}
+
+
+def _sleep_until(clock, until, bar) -> None:
+    """Sleep on ``clock`` until ``until``, redrawing the bar as it goes (its elapsed time shows the wait is alive)."""
+    while (left := (until - clock.now()).total_seconds()) > 0:
+        clock.sleep(min(left, WAIT_TICK_SECONDS))
+        bar.refresh()
+
+
+def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
+    """List as the backfill would, waiting for the rate limits as it does, and print what it would do and cost."""
+    from connector.backfill import BackfillBudget, dry_run, real_backfill_cost
+    from connector.pipeline.xero_in import PRIORITY_BACKFILL
+
+    connection_id, clock = connection.id, deps.clock
+    messages = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the JSON
+
+    listing, listed = "listing (dry run)", 0
+    with _progress_bar(listing, disable=args.json) as bar, _logs_above_bar():
+        def on_page(resource: str, count: int) -> None:
+            nonlocal listed
+            listed += count
+            bar.update(count)
+
+        def wait(scope, seconds: float) -> None:
+            until = clock.now() + timedelta(seconds=seconds)
+            limit = LIMIT_NAMES.get(scope, LIMIT_NAMES[None])
+            if scope == "day" or seconds > ANNOUNCED_WAIT_SECONDS:  # a minute's wait shows on the bar only
+                bar.write(f"backfill #{connection_id} (dry run): {limit} holds the listing; waiting until {_stamp(until)} "
+                          f"and going on then. Ctrl-C stops it (a dry run starts over).", file=messages)
+            # In the bar's description: its start, which a narrow terminal does not cut.
+            bar.set_description(f"waiting for {limit} until {until:%H:%M:%S} UTC")
+            _sleep_until(clock, until, bar)
+            bar.set_description(listing)
+
+        try:
+            report = dry_run(connection_id, resources, since=since,
+                             xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL, dry_run=True),
+                             links=deps.store.links, snapshots=deps.store.snapshots, config=deps.sync_config,
+                             wait=wait, on_page=on_page)
+        except KeyboardInterrupt:
+            bar.write(f"dry run for connection #{connection_id} stopped after {listed} records; nothing was written. "
+                      f"Run it again to start over.", file=messages)
+            return 130
+    cost = real_backfill_cost(report.xero_calls, day_limit=connection.xero_daily_limit,
+                              day_used=deps.governor.usage(connection.xero_tenant_id)["day_used"],
+                              calls_per_day=args.budget,
+                              backfill_used=BackfillBudget(deps.redis, clock=clock).used(connection_id))
+    if args.json:
+        print(json.dumps({**report.as_dict(), "real_backfill": cost.as_dict()}, indent=2))
+        return 0
+    print(f"dry run for connection #{connection_id} (nothing was written):")
+    for resource in resources:
+        print(f"  {resource:<12} create {report.create[resource]:>7}  update {report.update[resource]:>7}  "
+              f"skip {report.skip[resource]:>7}")
+    print(f"  cost: {report.xero_calls} Xero calls (spent on this listing too), "
+          f"about {report.zoho_calls} Zoho write calls")
+    days = "within a day" if cost.days <= 1 else f"over about {cost.days} days"
+    budget = "its --budget" if args.budget is not None and cost.calls_per_day == args.budget \
+        else "the governor's backfill share of Xero's day"
+    print(f"  a real backfill: {cost.xero_calls} Xero calls, {days} at the current budget "
+          f"({cost.calls_per_day} calls per 24 h: {budget}; {cost.left_today} left now)")
+    return 0
+
+
 def _chain_start(checkpoints, connection_id: int, resources: list[str]) -> tuple[str, int] | None:
     """The (resource, version) the first step of the chain just started expects. start() moved the
     versions of ``resources`` on; an unfinished resource of an earlier run that comes first is claimed."""
@@ -331,9 +383,7 @@ def _backfill_here(deps, connection_id: int, expect: tuple[str, int] | None) -> 
                         pending = first_pending(checkpoints, connection_id)
                         bar.write(_waiting_message(connection_id, state, pending and pending.calls_per_day),
                                   file=sys.stdout)
-                    while (left := (until - clock.now()).total_seconds()) > 0:
-                        clock.sleep(min(left, WAIT_TICK_SECONDS))
-                        bar.refresh()  # the elapsed time moves on: the wait is visibly alive
+                    _sleep_until(clock, until, bar)
                     expect = _claim_next(checkpoints, connection_id)
                     if expect is not None:
                         continue
@@ -492,11 +542,12 @@ def register(sub) -> None:
                    help="comma-separated: contacts,invoices,credit-notes,payments (default: all, in that order)")
     p.add_argument("--since", default=None, help="only records changed since (ISO date/time, or 30d, 12h)")
     p.add_argument("--dry-run", action="store_true",
-                   help="list what would be created, updated and skipped in Zoho, and the calls it costs; "
-                        "write nothing")
+                   help="list what would be created, updated and skipped in Zoho, and the calls and days a "
+                        "backfill takes at the current budget; write nothing")
     p.add_argument("--budget", type=int, default=None,
                    help="at most this many Xero calls per 24 hours for the backfill (default: whatever live "
-                        "traffic leaves: the governor keeps 10%% of the day for it)")
+                        "traffic leaves: the governor keeps 10%% of the day for it); with --dry-run, the budget "
+                        "its estimate assumes")
     p.add_argument("--detach", action="store_true", help="queue it and return; do not show the progress bar")
     p.add_argument("--json", action="store_true", help="with --dry-run: print the report as JSON")
     p.set_defaults(func=cmd_backfill)

@@ -18,7 +18,9 @@ from connector.store.db import make_engine, make_session_factory, migrate
 from connector.store.vault import Vault
 from connector.xero.auth import XeroTokenManager
 from connector.zoho.auth import ZohoTokenManager
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
+
+REDIS_URL = redis_url(redis_db("clients"))
 
 XERO_TOKEN_URL = "https://identity.xero.test/connect/token"
 XERO_API_URL = "https://api.xero.test"
@@ -31,11 +33,11 @@ ZOHO_CLIENT_SECRET = "zoho-client-secret-value"
 
 @pytest.fixture
 def redis():
-    client = redis_lib.Redis.from_url(redis_url(10), decode_responses=True)
+    client = redis_lib.Redis.from_url(REDIS_URL, decode_responses=True)
     try:
         client.ping()
     except redis_lib.ConnectionError as exc:  # these tests need the real server: fail, never skip
-        pytest.fail(f"Redis at {redis_url(10)} is unreachable: {exc}")
+        pytest.fail(f"Redis at {REDIS_URL} is unreachable: {exc}")
     client.flushdb()
     yield client
     client.flushdb()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from connector.http import _dumps_json_stdlib, _orjson_writable, dumps_json
 from connector.secret import Secret
+from tests.conftest import property_examples
 
 
 def outcome(write, value):
@@ -89,7 +90,7 @@ documents = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=property_examples(400), deadline=None)
 @given(documents)
 def test_dumps_json_matches_the_recursive_writer_on_any_document(value):
     assert outcome(dumps_json, value) == outcome(_dumps_json_stdlib, value)

@@ -1,8 +1,8 @@
 """The distributed system under test: a real Celery worker process on the real Redis broker,
 PostgreSQL for storage, the receiver over HTTP, and the sandboxes as Xero and Zoho.
 
-``system`` is the default wiring; ``make_system(zoho=...)`` builds the same around a Zoho sandbox
-of the test's choosing (one system per test).
+``system`` is the default wiring; ``make_system(zoho=..., clock=..., SOME_SETTING=...)`` builds the same
+around a Zoho sandbox, a clock or settings of the test's choosing (one system per test).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from connector.clock import SYSTEM_CLOCK
+from connector.clock import SYSTEM_CLOCK, Clock
 from connector.sandbox.common import serve
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.zoho import ZohoSandbox
@@ -40,15 +40,16 @@ def make_system(pg_database_url, tmp_path):
     """Sandboxes + PostgreSQL + Redis + a worker process + the receiver, wired like production."""
     teardown = []
 
-    def make(*, zoho: ZohoSandbox | None = None) -> dict:
+    def make(*, zoho: ZohoSandbox | None = None, clock: Clock = SYSTEM_CLOCK, **env_changes: str) -> dict:
+        """``clock``: this process's and the Xero sandbox's (the worker's is the real one)."""
         assert not teardown, "one system per test"
         require_redis(REDIS_DB)
-        xero, zoho = XeroSandbox(), zoho or ZohoSandbox()
+        xero, zoho = XeroSandbox(clock), zoho or ZohoSandbox()
         xero_server, zoho_server = serve(xero), serve(zoho)
         env = sandbox_env(database_url=pg_database_url, data_dir=tmp_path, vault_keys=Vault.generate_keyring("k1"),
-                          xero=xero, xero_url=xero_server.url, zoho=zoho, zoho_url=zoho_server.url)
+                          xero=xero, xero_url=xero_server.url, zoho=zoho, zoho_url=zoho_server.url, **env_changes)
         settings = Settings.from_env(env)
-        deps = configure(settings)
+        deps = configure(settings, clock=clock)
 
         tenant_id = xero.add_tenant("Integration Test Ltd")
         connection = deps.store.connections.create(name="Integration Test Ltd", xero_tenant_id=tenant_id)

@@ -1,8 +1,10 @@
 """A backfill interrupted by SIGKILL (the whole prefork worker, as the Procfile starts it) and resumed
-with the same command: no page that was finished is listed again, and nothing reaches Zoho twice."""
+with the same command: no page that was finished is listed again, and nothing reaches Zoho twice.
+A dry run on the shared governor (Redis) waits for the minute window as the backfill does."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,10 +12,12 @@ import sys
 
 import pytest
 
+from connector.clock import SYSTEM_CLOCK, ManualClock
 from connector.mapping import zoho_fields
 from connector.sandbox.xero_seed import seed_demo_org
 from tests.conftest import sandbox_env, stop_celery_worker
 from tests.integration.conftest import broker_idle
+from workers.cli import main
 from workers.embedded import wait_until, wait_until_quiet
 
 pytestmark = pytest.mark.integration
@@ -71,3 +75,22 @@ def test_backfill_killed_mid_way_resumes_without_duplicates_or_refetching_finish
     assert len(xero_ids) == len(set(xero_ids))  # no duplicate in Zoho
     assert set(xero_ids) <= set(contacts)
     assert len(deps.store.snapshots.get_many(cid, "contacts", contacts)) == len(contacts)
+
+
+def test_dry_run_waits_for_the_minute_window_of_the_shared_governor_and_completes(make_system, capsys):
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the dry run sleeps on it; the sandbox counts its minute on it
+    system = make_system(clock=clock, XERO_MINUTE_LIMIT="4")  # a backfill's share: 3 calls a minute
+    xero, deps, cid, tenant_id = system["xero"], system["deps"], system["connection_id"], system["tenant_id"]
+    seed_demo_org(xero, tenant_id, contacts=4500)  # five pages
+    capsys.readouterr()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["create"] == {"contacts": 4500} and report["xero_calls"] == 5
+    assert "Traceback" not in captured.err
+    calls = [r for r in xero.calls(path_prefix="/api.xro/2.0/Contacts", method="GET") if "pageSize" in r.query]
+    assert len(calls) == 5 and all(call.status == 200 for call in calls)
+    starts = [call.started for call in calls]
+    assert max(sum(start <= t < start + 60 for t in starts) for start in starts) <= 3
+    assert deps.governor.usage(tenant_id)["day_used_by_dry_runs"] == 5

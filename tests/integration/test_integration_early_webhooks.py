@@ -19,7 +19,7 @@ from connector.pipeline import xero_in
 from connector.store import Store
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
-from tests.conftest import require_redis, sandbox_env
+from tests.conftest import redis_db, require_redis, sandbox_env
 from tests.integration.conftest import broker_idle
 from tests.processes import free_port
 from workers.embedded import wait_until
@@ -98,7 +98,7 @@ def pg_store(pg_database_url):
 
 
 def test_held_events_are_bounded_per_organisation_with_one_log_line_per_delivery(pg_store, caplog):
-    redis = require_redis(9)
+    redis = require_redis(redis_db("integration"))
     held = HeldXeroEvents(redis, limit=3)
     tenant = "a-tenant-nobody-connected"
     redis.delete(*held.keys(tenant))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal, localcontext
 from typing import Any
@@ -43,9 +45,15 @@ def test_real_changes_change_the_hash() -> None:
     assert content_hash({"x": long_a}) != base  # no rounding to 28 digits
 
 
-def test_hash_format() -> None:
-    digest = content_hash({})
-    assert len(digest) == 64 and int(digest, 16) >= 0
+def test_hash_is_the_lowercase_hex_sha256_of_the_canonical_text() -> None:
+    # Stored hashes (the write ledger) were made this way: any other digest or spelling re-sends every record.
+    payload = {"Account_Name": "Acme ✓", "Xero_Outstanding": Decimal("1.50")}
+    digest = content_hash(payload)
+    assert re.fullmatch(r"[0-9a-f]{64}", digest), digest
+    assert digest == hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    assert content_hash({}) == "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # sha256 of "{}"
+    assert content_hash(dict(payload)) == digest
+    assert content_hash({**payload, "Account_Name": "Acme"}) != digest
 
 
 @pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": Decimal("Infinity")}, {1: "a"}, {"x": object()}])

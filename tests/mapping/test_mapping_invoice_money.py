@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from connector.errors import DataError
 from connector.mapping.invoices import _line_money
 from connector.mapping.xero_values import CENT, to_decimal, to_money
+from tests.conftest import property_examples
 
 
 def _present(value: object) -> bool:
@@ -89,7 +90,7 @@ lines = st.fixed_dictionaries({}, optional={key: values for key in (
     "Quantity", "UnitAmount", "DiscountRate", "DiscountAmount", "TaxAmount", "LineAmount")})
 
 
-@settings(max_examples=1000)
+@settings(max_examples=property_examples(1000))
 @given(lines, st.sampled_from(["Exclusive", "Inclusive", "NoTax"]), st.integers(0, 3), st.sampled_from([0, 2, 4, 6, 20]))
 def test_line_money_is_as_first_written(line: dict[str, Any], amount_types: str, index: int, places: int) -> None:
     assert _outcome(_line_money, line, amount_types, index, places) == _outcome(

@@ -18,6 +18,7 @@ from connector.mapping import map_invoice
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping import zoho_fields as zf
 from connector.sandbox.xero import XeroSandbox, XeroValidationError, to_json
+from tests.conftest import property_examples
 
 CENT = Decimal("0.01")
 cents = st.integers(min_value=1, max_value=50_000).map(lambda c: Decimal(c) * CENT)
@@ -57,7 +58,7 @@ def _assert_zoho_matches(xero, tenant, invoice_id) -> dict:
     return invoice
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=property_examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines=lines, steps=steps)
 def test_zoho_amounts_equal_xero_after_any_payment_history(lines, steps):
     xero = XeroSandbox()

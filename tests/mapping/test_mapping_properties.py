@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from connector.mapping import expected_totals, invoice_items, map_contact, map_invoice
 from connector.mapping import zoho_fields as zf
+from tests.conftest import property_examples
 
 CENT = Decimal("0.01")
 
@@ -118,7 +119,7 @@ def _within_limits(record: dict[str, Any], limits: dict[str, int]) -> None:
                 assert zf.utf16_length(value) <= limits[key], key
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=property_examples(300), suppress_health_check=[HealthCheck.too_slow])
 @given(xero_contacts())
 def test_any_schema_contact_maps_and_balances_round_trip(case: tuple[dict[str, Any], dict[str, Decimal]]) -> None:
     contact, balances = case
@@ -213,7 +214,7 @@ def xero_invoices(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Decimal]]:
     return invoice, totals
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=property_examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(xero_invoices())
 def test_any_invoice_maps_and_lines_reproduce_xero_totals(case: tuple[dict[str, Any], dict[str, Decimal]]) -> None:
     invoice, totals = case

@@ -3,7 +3,7 @@ sandboxes over HTTP: what a small user runs with no Redis at all."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -33,11 +33,11 @@ class Embedded:
 def make_embedded(tmp_path):
     started = []
 
-    def make(*, clock=None, xero: XeroSandbox | None = None) -> Embedded:
+    def make(*, clock=None, xero: XeroSandbox | None = None, **settings_changes) -> Embedded:
         xero, zoho = xero or XeroSandbox(), ZohoSandbox()
         xero_server, zoho_server = serve(xero), serve(zoho)
         sandboxes = Sandboxes(xero, zoho, xero_server.url, zoho_server.url)
-        settings = embedded_settings(tmp_path, sandboxes)
+        settings = replace(embedded_settings(tmp_path, sandboxes), **settings_changes)
         deps = configure(settings) if clock is None else configure(settings, clock=clock)
         started.append((xero_server, zoho_server, deps))
         connection_id, tenant_id = connect_sandbox_tenant(deps, sandboxes, "Ops Test Ltd")

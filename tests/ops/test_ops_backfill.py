@@ -4,11 +4,13 @@ Xero calls per 24 hours is never exceeded, the import waits for it and finishes 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from connector.backfill import BackfillBudget, backfill_step, progress
 from connector.clock import SYSTEM_CLOCK, ManualClock
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.ratelimit import PRIORITY_MINUTE_HEADROOM, allowed_share
+from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero_seed import seed_demo_org
 from workers.cli import main
 
@@ -36,6 +38,94 @@ def test_dry_run_reports_creates_updates_and_skips_and_writes_nothing(embedded, 
     assert deps.store.audit.count() == audit_rows
     assert deps.store.snapshots.get(cid, "contacts", contacts[-1]) is None
     assert deps.store.backfills.for_connection(cid) == []
+
+
+def most_in_any_window(times: list[float], seconds: float) -> int:
+    return max((sum(start <= t < start + seconds for t in times) for start in times), default=0)
+
+
+def test_dry_run_of_an_org_with_more_pages_than_a_minute_allows_waits_for_the_window_and_completes(
+        make_embedded, capsys):
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it; the sandbox counts its minute on it
+    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock, minute_limit=4), xero_minute_limit=4)
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=7500)  # eight pages
+    capsys.readouterr()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "contacts     create    7500  update       0  skip       0" in captured.out
+    calls = list_calls(embedded)
+    assert len(calls) == 8 and all(call.status == 200 for call in calls)  # Xero never answered 429
+    # At most the backfill's share of the minute limit in any simulated minute (3 of 4).
+    assert most_in_any_window([call.started for call in calls], 60) <= allowed_share(
+        4, PRIORITY_MINUTE_HEADROOM[PRIORITY_BACKFILL])
+    assert "waiting for Xero's minute limit" in captured.err and "Traceback" not in captured.err
+    assert deps.governor.usage(embedded.tenant_id)["day_used_by_dry_runs"] == 8
+
+
+class InterruptedWhileWaiting(ManualClock):
+    """Ctrl-C pressed while the command waits."""
+
+    def sleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+def test_dry_run_stopped_with_ctrl_c_while_it_waits_says_so_without_a_traceback(make_embedded, capsys):
+    clock = InterruptedWhileWaiting(SYSTEM_CLOCK.now())
+    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock), xero_minute_limit=4)
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=3500)  # four pages: the fourth waits
+    capsys.readouterr()
+
+    assert main(["backfill", str(embedded.connection_id), "--resources", "contacts", "--dry-run"]) == 130
+    captured = capsys.readouterr()
+    assert (f"dry run for connection #{embedded.connection_id} stopped after 3000 records; nothing was written. "
+            f"Run it again to start over.") in captured.out
+    assert "Traceback" not in captured.err and len(list_calls(embedded)) == 3
+
+
+def test_dry_run_that_reaches_the_daily_limit_waits_for_it_like_the_backfill_and_completes(make_embedded, capsys):
+    from sqlalchemy import update
+
+    from connector.store.tables import Connection
+
+    clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it: a day passes at once
+    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock))
+    deps, cid = embedded.deps, embedded.connection_id
+    embedded.xero.set_day_limit(embedded.tenant_id, 5)  # a tiny organisation's day: 4 calls for a backfill
+    with deps.store.sessions.begin() as session:  # as README says an operator sets it
+        session.execute(update(Connection).where(Connection.id == cid).values(xero_daily_limit=5))
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=5500)  # six pages
+    capsys.readouterr()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "contacts     create    5500  update       0  skip       0" in captured.out
+    assert f"backfill #{cid} (dry run): Xero's daily call limit holds the listing; waiting until " in captured.out
+    assert "Traceback" not in captured.err
+    calls = list_calls(embedded)  # after the day's wait the token has expired: one 401, then a refresh
+    assert len([call for call in calls if call.status == 200]) == 6 and 429 not in {call.status for call in calls}
+    assert most_in_any_window([call.started for call in calls], 86_400) <= 4  # 90% of the day, as a backfill
+    assert clock.now() - timedelta(days=1) >= datetime.fromtimestamp(calls[0].started, tz=timezone.utc)
+    assert ("a real backfill: 6 Xero calls, over about " in captured.out
+            and "(4 calls per 24 h: the governor's backfill share of Xero's day; " in captured.out)
+
+
+def test_dry_run_tells_the_calls_and_days_a_real_backfill_takes_at_the_current_budget(embedded, capsys):
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
+    capsys.readouterr()
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    day_used = deps.governor.usage(embedded.tenant_id)["day_used"]  # the dry run's own three calls count too
+    assert day_used >= 3
+    assert report["real_backfill"] == {"xero_calls": 3, "calls_per_day": 4500, "left_today": 4500 - day_used,
+                                       "days": 1}
+
+    assert main(["backfill", str(cid), "--resources", "contacts", "--dry-run", "--budget", "2"]) == 0
+    assert ("a real backfill: 3 Xero calls, over about 2 days at the current budget (2 calls per 24 h: its "
+            "--budget; 2 left now)") in capsys.readouterr().out
 
 
 def test_backfill_of_a_20000_record_org_stays_within_the_budget_it_was_given(embedded):

@@ -14,12 +14,12 @@ from connector.sandbox.zoho import ZohoSandbox
 from connector.secret import Secret
 from connector.store import Store
 from connector.store.vault import Vault
-from tests.conftest import redis_url, require_redis
+from tests.conftest import redis_db, redis_url, require_redis
 from workers.demo import Sandboxes, connect_sandbox_tenant, embedded_settings
 from workers.deps import configure
 from workers.zoho_tasks import make_zoho_push
 
-REDIS_DB = 7
+REDIS_DB = redis_db("picture")
 
 
 class Picture:

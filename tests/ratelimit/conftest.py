@@ -1,4 +1,4 @@
-"""Fixtures for the rate governor: real Redis (db 9, flushed) and fakeredis, with a ManualClock."""
+"""Fixtures for the rate governor: real Redis (its own database, flushed) and fakeredis, with a ManualClock."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import redis
 
 from connector.clock import ManualClock
 from connector.ratelimit import XeroRateGovernor
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 
-REDIS_URL = redis_url(9)
+REDIS_URL = redis_url(redis_db("ratelimit"))
 
 
 def connect_test_redis() -> redis.Redis:

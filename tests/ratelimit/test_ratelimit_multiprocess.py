@@ -13,10 +13,9 @@ import redis
 
 from connector.errors import RateLimited
 from connector.ratelimit import Limits, XeroRateGovernor
-from tests.conftest import redis_url
+from tests.ratelimit.conftest import REDIS_URL  # the real_redis fixture flushes it
 
 LIMITS = Limits(minute=30, day=5000, concurrent=3, app_minute=10000)
-REDIS_URL = redis_url(9)  # the real_redis fixture flushes it
 CALLS_KEY = "test:multiprocess:calls"
 PROCESSES = 8
 RUN_SECONDS = 3.0

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 import pytest
 from celery.signals import before_task_publish
 
+from tests.conftest import redis_db
 from tests.picture.conftest import pictures
 from workers.app import app
 
-REDIS_DB = 9
+REDIS_DB = redis_db("reliability")
 
 
 @dataclass

@@ -17,12 +17,12 @@ from connector.secret import Secret
 from connector.settings import Settings
 from connector.store import Store
 from connector.store.vault import Vault
-from tests.conftest import redis_url, require_redis
+from tests.conftest import redis_db, redis_url, require_redis
 from workers.demo import Sandboxes, connect_sandbox_tenant
 from workers.deps import Deps
 
-REDIS_DB = 5  # these tests' shared state (governor, buffers)
-SPARE_REDIS_DB = 6  # flushed too; for tests that need a second, independent Redis
+REDIS_DB = redis_db("scale")  # these tests' shared state (governor, buffers)
+SPARE_REDIS_DB = redis_db("scale-spare")  # flushed too; for tests that need a second, independent Redis
 
 
 @dataclass

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from connector.secret import Secret
 from connector.store.db import _json_default, _orjson_writable, json_dumps, without_nul
+from tests.conftest import property_examples
 
 
 def stdlib_json_dumps(value):
@@ -114,7 +115,7 @@ documents = st.recursive(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=property_examples(400), deadline=None)
 @given(documents)
 def test_json_dumps_matches_json_dumps_on_any_document(value):
     assert outcome(json_dumps, value) == outcome(stdlib_json_dumps, value)

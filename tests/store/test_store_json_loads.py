@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from connector.store.db import json_loads
+from tests.conftest import property_examples
 
 
 def outcome(read, document):
@@ -39,7 +40,7 @@ number_literals = (st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-
                    | st.floats(allow_nan=False, allow_infinity=False).map(repr) | st.integers().map(str))
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=property_examples(500), deadline=None)
 @given(st.lists(number_literals | st.text().map(json.dumps), max_size=8))
 def test_json_loads_reads_numbers_and_strings_as_json_loads_does(literals):
     document = ("[" + ",".join(literals) + "]").encode()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from webhooks_testkit import production_receiver
 
-from tests.conftest import PostgresOutage, redis_url, require_redis
+from tests.conftest import PostgresOutage, redis_db, redis_url, require_redis
 from tests.processes import RedisServer
 
 
@@ -32,8 +32,8 @@ def test_healthz_is_503_while_redis_is_down(own_redis, pg_database_url):
 
 
 def test_healthz_is_503_while_the_database_refuses_connections(pg_admin, pg_database_url):
-    require_redis(4)
-    client = production_receiver(pg_database_url, redis_url(4))
+    require_redis(redis_db("webhooks-production"))
+    client = production_receiver(pg_database_url, redis_url(redis_db("webhooks-production")))
     assert client.get("/healthz").status_code == 200
     with PostgresOutage(pg_admin, pg_database_url.rsplit("/", 1)[1]):
         down = client.get("/healthz")

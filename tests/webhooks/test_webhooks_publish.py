@@ -13,7 +13,7 @@ from celery import Celery
 from webhooks_testkit import BROKER_URL, WEBHOOK_KEY, ChannelBook, production_receiver, queued_events, queued_messages
 
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
-from tests.conftest import require_redis
+from tests.conftest import redis_db, redis_url, require_redis
 from webhooks import create_app
 from webhooks.enqueue import PublishingRedisChannel, celery_enqueuer, reuse_redis_clients, stop_task_sent_events
 from webhooks.signatures import xero_signature
@@ -73,8 +73,8 @@ def test_the_task_message_summarises_the_body_and_sync_ids_instead_of_repeating_
 def test_the_production_receiver_publishes_without_task_sent_events_and_reuses_redis_clients(pg_database_url):
     from workers.app import app as celery_app
 
-    require_redis(4)
-    redis_address = f"{BROKER_URL.rsplit('/', 1)[0]}/4"
+    require_redis(redis_db("webhooks-production"))
+    redis_address = redis_url(redis_db("webhooks-production"))
     conf = celery_app.conf
     configured = conf.task_send_sent_event, conf.broker_transport, conf.broker_url
     # As celeryconfig has them in production: sent events on for the workers (Flower), Redis the broker.

@@ -12,9 +12,9 @@ from connector.secret import Secret
 from connector.settings import Settings
 from connector.store.vault import Vault
 from connector.xero.webhook_body import delivered_events
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 
-BROKER_URL = redis_url(11)
+BROKER_URL = redis_url(redis_db("webhooks"))
 WEBHOOK_KEY = "test-signing-key-ZmFrZQ=="
 
 
