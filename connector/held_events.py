@@ -109,7 +109,7 @@ class HeldXeroEvents:
             found = (store.connections.get(i) for i in connection_ids)
         adopted = 0
         # Not before the connection has its Zoho org too: fetched now, they could not be pushed anywhere.
-        for connection in [c for c in found if c is not None and c.zoho_org_id]:
+        for connection in [c for c in found if c is not None and c.zoho_connected]:
             adopted += self._adopt(store, connection)
         return adopted
 

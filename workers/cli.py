@@ -97,13 +97,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
     flows = get_deps().connector()
     redirect_uri = args.redirect_uri or f"http://localhost:8765/oauth/{args.system}/callback"
+    connection_ids = [*args.connections, *args.connection]
     if args.system == "xero":
+        if connection_ids:
+            print("connect xero takes no connection id: it makes the connections (see --tenant, --zoho-from)",
+                  file=sys.stderr)
+            return 2
         options = {"tenant_ids": args.tenant or None, "zoho_from": args.zoho_from, "scopes": args.scopes}
     else:
-        if not args.connection:
-            print("connect zoho needs --connection ID (see `connector connections`)", file=sys.stderr)
+        if not connection_ids:
+            print("connect zoho needs the connection id, e.g. `connector connect zoho 1` (see `connector connections`)",
+                  file=sys.stderr)
             return 2
-        options = {"connection_ids": args.connection, "dc": args.dc}
+        options = {"connection_ids": connection_ids, "dc": args.dc}
     try:
         with LoopbackRedirect(redirect_uri, enabled=not args.paste) as catcher:
             url = flows.start(args.system, redirect_uri=redirect_uri, **options)
@@ -291,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("connect", help="connect Xero tenants or a Zoho org (OAuth consent in a browser)")
     p.add_argument("system", choices=["xero", "zoho"], help="which side to connect")
+    p.add_argument("connections", type=int, nargs="*", metavar="CONNECTION",
+                   help="zoho: the connection(s) this Zoho org receives (as --connection)")
     p.add_argument("--redirect-uri", default=None,
                    help="registered redirect URI (default http://localhost:8765/oauth/SYSTEM/callback)")
     p.add_argument("--paste", action="store_true", help="paste the redirect URL instead of catching it on loopback")
