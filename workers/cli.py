@@ -13,7 +13,7 @@ from pathlib import Path
 def cmd_demo(args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
-    return run_demo(contacts=args.contacts, data_dir=Path(args.data_dir))
+    return run_demo(contacts=args.contacts, data_dir=Path(args.data_dir) if args.data_dir else None)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -269,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default against the sandbox")
     p.add_argument("--contacts", type=int, default=25, help="contacts to seed in the sandbox tenant (default 25)")
-    p.add_argument("--data-dir", default="var/demo", help="where the demo keeps its SQLite database (wiped first)")
+    p.add_argument("--data-dir", default=None,
+                   help="where the demo keeps its SQLite database, emptied first (default: CONNECTOR_DATA_DIR when set, "
+                        "else var/demo); a folder holding anything but an earlier demo's files is refused")
     p.set_defaults(func=cmd_demo)
 
     add_sandbox_parsers(sub)
