@@ -350,6 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from connector.errors import ConfigError
+    from connector.errors import ZohoNotConnected
 
     try:
         from connector.settings import load_env_file
@@ -369,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except ZohoNotConnected as exc:  # work run in this process (embedded default) before Zoho is connected
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
