@@ -105,7 +105,6 @@ class ZohoNotConnected(ConnectorError):
         super().__init__(f"Zoho is not connected yet for connection {connection_id}: run `connector connect zoho "
                          f"{connection_id}` (or follow README's First deployment)")
         self.connection_id = connection_id
-        self.system = "zoho"
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -34,12 +34,12 @@ from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.connect import mark_needs_reauth
-from connector.errors import ZohoNotConnected
 from connector.errors import (
     ConnectorError,
     InvalidArgument,
     NeedsReauth,
     RateLimited,
+    ZohoNotConnected,
     is_infrastructure_failure,
     is_transient,
 )
@@ -55,8 +55,8 @@ from connector.store.parked import (
     NOTIFY,
     OUTAGE,
     RATE_LIMITED,
-    ZOHO_RESOURCE_PREFIX,
     ZOHO_NOT_CONNECTED,
+    ZOHO_RESOURCE_PREFIX,
 )
 from workers.deps import get_deps
 

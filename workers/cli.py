@@ -349,8 +349,7 @@ START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from connector.errors import ConfigError
-    from connector.errors import ZohoNotConnected
+    from connector.errors import ConfigError, ZohoNotConnected
 
     try:
         from connector.settings import load_env_file

@@ -11,8 +11,7 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
-from connector.errors import ZohoNotConnected
+from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError, ZohoNotConnected
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
