@@ -12,7 +12,7 @@ from typing import Any
 
 from connector import queues
 from connector.backfill import BackfillBudget, progress
-from connector.errors import reconnect_command
+from connector.errors import ZohoNotConnected, reconnect_command
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
 from connector.store import audit as stages
@@ -166,6 +166,8 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                                   for m, fields in sorted(org.fields.items())},
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
+        except ZohoNotConnected as exc:  # never connected: nothing to reconnect, nor to check in ZOHO_*
+            result["zoho"] = {"ok": False, "error": str(exc), "todo": f"connect Zoho: `connector connect zoho {c.id}`"}
         except Exception as exc:
             # One consent serves every connection sharing the org: one command names them all.
             owner = zoho_owners.get(c.id, c.id)

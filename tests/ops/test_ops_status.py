@@ -8,8 +8,10 @@ from datetime import datetime, timedelta, timezone
 from connector.clock import ManualClock
 from connector.pipeline import xero_in
 from connector.sandbox.xero_seed import seed_demo_org
+from connector.secret import Secret
 from connector.status import collect_status
 from connector.store import audit as stages
+from connector.store.credentials import TokenSet
 from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, NOTIFY, OUTAGE, RATE_LIMITED
 from workers.cli import main
 
@@ -161,3 +163,18 @@ def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make
     deps.store.connections.set_zoho(xero_only.id, org_id="org-1", api_domain="https://www.zohoapis.com")
     assert deps.held_xero_events.adopt(deps.store, [xero_only.id]) == 1
     assert [h["xero_tenant_id"] for h in collect_status(deps)["held_webhooks"]] == ["tenant-nobody-connected"]
+
+
+def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_connect_it(embedded, capsys):
+    tenant_id = embedded.xero.add_tenant("Xero Only Ltd")
+    connection = embedded.deps.store.connections.create(name="Xero Only Ltd", xero_tenant_id=tenant_id)
+    grant = embedded.xero.issue_grant([tenant_id])
+    embedded.deps.credentials.save(connection.id, "xero", TokenSet(
+        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(grant["expires_in"]))))
+
+    assert main(["check", str(connection.id)]) == 1
+    out = capsys.readouterr().out
+    assert f"zoho: PROBLEM: Zoho is not connected yet for connection {connection.id}" in out, out
+    assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho {connection.id}`\n"), out
+    assert "reconnect" not in out, out
