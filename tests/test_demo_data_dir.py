@@ -42,7 +42,7 @@ def test_the_demo_refuses_a_folder_holding_someone_elses_files_and_leaves_them(t
         assert demo.returncode == 2, out[-3000:] + err[-3000:]
         assert err.strip().splitlines() == [
             f"demo: {data_dir} holds files that are not a demo's, and the demo empties its folder: give it a "
-            "folder of its own (--data-dir, or CONNECTOR_DATA_DIR)"], err
+            "folder of its own (--data-dir, or CONNECTOR_DATA_DIR), or remove it if an older version's demo left it"], err
         assert (data_dir / "connector.db").read_text() == "someone's database"
         assert sorted(p.name for p in data_dir.iterdir()) == ["connector.db", "mapping.yaml"]
 

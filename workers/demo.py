@@ -71,7 +71,7 @@ def claim_demo_dir(data_dir: Path):
         mark = data_dir / DEMO_MARK
         if not mark.exists() and any(data_dir.iterdir()):
             raise DemoDirRefused(f"{data_dir} holds files that are not a demo's, and the demo empties its folder: "
-                                 f"{where}")
+                                 f"{where}, or remove it if an older version's demo left it")
         held = open(mark, "a")
     except OSError as exc:
         raise DemoDirRefused(f"cannot use {data_dir} ({exc.strerror}): {where}") from None
