@@ -12,7 +12,7 @@ from typing import Any
 
 from connector import queues
 from connector.backfill import BackfillBudget, progress
-from connector.errors import ZohoNotConnected, reconnect_command
+from connector.errors import reconnect_command
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import PRIORITY_DAY_HEADROOM, allowed_share
 from connector.store import audit as stages
@@ -136,6 +136,7 @@ def held_webhooks(deps) -> list[dict[str, Any]]:
 def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
     custom fields), each "ok" or what to do."""
+    from connector.errors import ZohoNotConnected
     from connector.zoho_setup import NEEDED_FIELDS, check_org
 
     results = []
