@@ -35,7 +35,7 @@ from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Setti
 from connector.store import Store
 from connector.store.connections import ConnectionInfo
 from connector.store.credentials import CredentialStore
-from connector.store.parked import FETCH, NOTIFY, PUSH
+from connector.store.parked import FETCH, NOTIFY, PUSH, ZOHO_NOT_CONNECTED
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
@@ -440,8 +440,9 @@ def resume_parked_work(
 ) -> int:
     """Put parked work whose wait is over back on the queues, for connections that are active.
 
-    One re-drive for every kind of wait (a reconnect, a limit's reset, an outage's backoff). Each
-    chunk is handed over to ``enqueue`` before its rows leave the store (ParkedWorkStore.hand_over).
+    One re-drive for every kind of wait (a reconnect, a limit's reset, an outage's backoff, Zoho's first
+    connect). Each chunk is handed over to ``enqueue`` before its rows leave the store
+    (ParkedWorkStore.hand_over).
     """
     candidates = connection_ids if connection_ids is not None else store.parked.connections_with_due_work()
     resumed = 0
@@ -462,7 +463,9 @@ def resume_parked_work(
         connection = store.connections.get(connection_id)
         if connection is None or not connection.active:
             continue
-        while handed := store.parked.hand_over(connection_id, deliver, limit=batch):
+        # Work waiting for Zoho's first connect stays parked until then: re-queued, it would only wait again.
+        waiting = None if connection.zoho_connected else ZOHO_NOT_CONNECTED
+        while handed := store.parked.hand_over(connection_id, deliver, limit=batch, skip_reason=waiting):
             resumed += handed
     if resumed:
         log.info("resumed %d parked record(s)", resumed)

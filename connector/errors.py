@@ -97,6 +97,16 @@ class ApiError(ConnectorError):
         self.status = status
 
 
+class ZohoNotConnected(ConnectorError):
+    """No Zoho grant was ever stored for the connection: not a lost grant (NeedsReauth) but a step of the
+    first deployment still to take. Zoho-bound work waits for it; the Xero side runs on."""
+
+    def __init__(self, connection_id: int) -> None:
+        super().__init__(f"Zoho is not connected yet for connection {connection_id}: run `connector connect zoho "
+                         f"{connection_id}` (or follow README's First deployment)")
+        self.connection_id = connection_id
+
+
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying with backoff: our TransientError, and any failure to reach the database, Redis or the
     broker (they come back after a restart or a failover; work must wait for them, never be dropped)."""

@@ -110,12 +110,33 @@ def collect_status(deps) -> dict[str, Any]:
         "mode": "embedded" if deps.settings.embedded else "distributed",
         "queues": queue_depths(deps.settings),
         "connections": connections,
+        "held_webhooks": held_webhooks(deps),
     }
+
+
+def held_webhooks(deps) -> list[dict[str, Any]]:
+    """Per Xero organisation not connected yet (or connected without Zoho): the webhook ids held for it,
+    since when, and the step that picks them up (connector/held_events.py)."""
+    held = deps.held_xero_events.held()
+    by_tenant = {c.xero_tenant_id: c for c in deps.store.connections.all()} if held else {}
+    rows = []
+    for tenant in held:
+        connection = by_tenant.get(tenant.tenant_id)
+        if connection is None:
+            step = ("connect this Xero organisation (`connector connect xero`, or /oauth/xero/start on the "
+                    "receiver), then Zoho")
+        else:
+            step = f"connect Zoho for connection {connection.id} (`connector connect zoho {connection.id}`)"
+        rows.append({"xero_tenant_id": tenant.tenant_id, "held": tenant.count, "since": _iso(tenant.since),
+                     "connection": connection.id if connection else None,
+                     "next": f"{step}; its held events are fetched then"})
+    return rows
 
 
 def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
     custom fields), each "ok" or what to do."""
+    from connector.errors import ZohoNotConnected
     from connector.zoho_setup import NEEDED_FIELDS, check_org
 
     results = []
@@ -146,6 +167,8 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                                   for m, fields in sorted(org.fields.items())},
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
+        except ZohoNotConnected as exc:  # never connected: nothing to reconnect, nor to check in ZOHO_*
+            result["zoho"] = {"ok": False, "error": str(exc), "todo": f"connect Zoho: `connector connect zoho {c.id}`"}
         except Exception as exc:
             # One consent serves every connection sharing the org: one command names them all.
             owner = zoho_owners.get(c.id, c.id)

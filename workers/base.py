@@ -4,6 +4,8 @@ Every task takes ids, re-reads state and is idempotent, which is what makes ``ac
 safe. Errors map to one policy (``ConnectorTask.retry_or_fail``):
 
 - NeedsReauth → the connection is marked and the work parked until a person reconnects it.
+- ZohoNotConnected → the Zoho side was never connected: the work waits, parked, for that first
+  connect; the connection stays active (its Xero side runs on).
 - A limit whose reset is further off than a broker countdown may wait (Xero's daily budget,
   Zoho's credits) → parked in the database with ``resume_after``; the beat re-drives it.
 - Transient (TransientError, RateLimited, timeouts) → back to the queue with exponential backoff
@@ -37,6 +39,7 @@ from connector.errors import (
     InvalidArgument,
     NeedsReauth,
     RateLimited,
+    ZohoNotConnected,
     is_infrastructure_failure,
     is_transient,
 )
@@ -52,6 +55,7 @@ from connector.store.parked import (
     NOTIFY,
     OUTAGE,
     RATE_LIMITED,
+    ZOHO_NOT_CONNECTED,
     ZOHO_RESOURCE_PREFIX,
 )
 from workers.deps import get_deps
@@ -162,16 +166,18 @@ class ConnectorTask(Task):
         return None
 
     def park_until_reconnected(self, connection_id: int | None, record_type: str, record_ids: list[str],
-                               sync_ids: dict | None, redrive: Redrive | None = None) -> None:
-        """Records wait durably for the reconnect; connector.resume_parked_work re-queues them then.
-        Xero records are fetched afresh; Zoho notifications are taken in again."""
-        if redrive is not None and redrive.stage == NOTIFY:
-            resource, stage = redrive.resource, NOTIFY
+                               sync_ids: dict | None, redrive: Redrive | None = None, *,
+                               reason: str = NEEDS_REAUTH) -> None:
+        """Records wait durably for the (re)connect; connector.resume_parked_work re-queues them then.
+        After a lost grant Xero records are fetched afresh; work waiting only for Zoho's first connect
+        keeps its stage (a push sends the stored snapshot); Zoho notifications are taken in again."""
+        if redrive is not None and (redrive.stage == NOTIFY or reason == ZOHO_NOT_CONNECTED):
+            resource, stage = redrive.resource, redrive.stage
         else:
             resource = {kind: name for name, kind in RECORD_TYPES.items()}.get(record_type)
             stage = FETCH
         if connection_id is not None and resource and record_ids:
-            get_deps().store.parked.park(connection_id, resource, list(record_ids), reason=NEEDS_REAUTH,
+            get_deps().store.parked.park(connection_id, resource, list(record_ids), reason=reason,
                                          sync_ids=sync_ids, stage=stage,
                                          priority=redrive.priority if redrive else 0)
 
@@ -201,6 +207,12 @@ class ConnectorTask(Task):
         ``redrive`` says how to park the work.
         """
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
+        if isinstance(exc, ZohoNotConnected):  # an outcome of the first deployment, not an error: one line
+            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive,
+                                        reason=ZOHO_NOT_CONNECTED)
+            self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
+            log.warning("%s: %d %s wait for Zoho: %s", self.name, len(record_ids), record_type, exc)
+            return
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
                 mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do

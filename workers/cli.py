@@ -13,7 +13,7 @@ from pathlib import Path
 def cmd_demo(args: argparse.Namespace) -> int:
     from workers.demo import run_demo
 
-    return run_demo(contacts=args.contacts, data_dir=Path(args.data_dir))
+    return run_demo(contacts=args.contacts, data_dir=Path(args.data_dir) if args.data_dir else None)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -97,13 +97,19 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
     flows = get_deps().connector()
     redirect_uri = args.redirect_uri or f"http://localhost:8765/oauth/{args.system}/callback"
+    connection_ids = [*args.connections, *args.connection]
     if args.system == "xero":
+        if connection_ids:
+            print("connect xero takes no connection id: it makes the connections (see --tenant, --zoho-from)",
+                  file=sys.stderr)
+            return 2
         options = {"tenant_ids": args.tenant or None, "zoho_from": args.zoho_from, "scopes": args.scopes}
     else:
-        if not args.connection:
-            print("connect zoho needs --connection ID (see `connector connections`)", file=sys.stderr)
+        if not connection_ids:
+            print("connect zoho needs the connection id, e.g. `connector connect zoho 1` (see `connector connections`)",
+                  file=sys.stderr)
             return 2
-        options = {"connection_ids": args.connection, "dc": args.dc}
+        options = {"connection_ids": connection_ids, "dc": args.dc}
     try:
         with LoopbackRedirect(redirect_uri, enabled=not args.paste) as catcher:
             url = flows.start(args.system, redirect_uri=redirect_uri, **options)
@@ -263,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default against the sandbox")
     p.add_argument("--contacts", type=int, default=25, help="contacts to seed in the sandbox tenant (default 25)")
-    p.add_argument("--data-dir", default="var/demo", help="where the demo keeps its SQLite database (wiped first)")
+    p.add_argument("--data-dir", default=None,
+                   help="where the demo keeps its SQLite database, emptied first (default: CONNECTOR_DATA_DIR when set, "
+                        "else var/demo); a folder holding anything but an earlier demo's files is refused")
     p.set_defaults(func=cmd_demo)
 
     add_sandbox_parsers(sub)
@@ -291,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("connect", help="connect Xero tenants or a Zoho org (OAuth consent in a browser)")
     p.add_argument("system", choices=["xero", "zoho"], help="which side to connect")
+    p.add_argument("connections", type=int, nargs="*", metavar="CONNECTION",
+                   help="zoho: the connection(s) this Zoho org receives (as --connection)")
     p.add_argument("--redirect-uri", default=None,
                    help="registered redirect URI (default http://localhost:8765/oauth/SYSTEM/callback)")
     p.add_argument("--paste", action="store_true", help="paste the redirect URL instead of catching it on loopback")
@@ -339,7 +349,7 @@ START_CHECK_PROCESS = {"migrate": "migrate", "receiver": "receiver", "connect": 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from connector.errors import ConfigError
+    from connector.errors import ConfigError, ZohoNotConnected
 
     try:
         from connector.settings import load_env_file
@@ -359,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    except ZohoNotConnected as exc:  # work run in this process (embedded default) before Zoho is connected
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -465,6 +465,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             waiting = f" for its budget until {b['resume_after']}" if b["resume_after"] else ""
             print(f"    backfill: {b['state']}{waiting}, {b['records']} records, {b['calls']} calls, "
                   f"ETA {'>= ' if b['eta_at_least'] else ''}{b['eta'] or '?'}")
+    if status["held_webhooks"]:
+        print("held webhooks of Xero organisations not connected yet:")
+        for h in status["held_webhooks"]:
+            print(f"    {h['xero_tenant_id']}: {h['held']} ids held since {h['since'] or '?'}; {h['next']}")
     return 0
 
 

@@ -10,6 +10,7 @@ what each Xero contact became in Zoho. Exit code 0 only if everything synced.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import time
@@ -44,6 +45,49 @@ from workers.deps import Deps, configure
 from workers.embedded import EmbeddedWorker, wait_until
 
 TERMINAL = {stages.WRITTEN, stages.SKIPPED, stages.FAILED, stages.PARKED}
+# In every folder a demo made its own: only such a folder (or an empty one) is emptied at the start.
+DEMO_MARK = ".connector-demo"
+
+
+class DemoDirRefused(Exception):
+    """The folder cannot be the demo's; the message says why and what to do."""
+
+
+def default_demo_dir() -> Path:
+    """CONNECTOR_DATA_DIR when set (so demos given their own run side by side), else var/demo."""
+    return Path(os.environ.get("CONNECTOR_DATA_DIR") or "var/demo")
+
+
+def claim_demo_dir(data_dir: Path):
+    """Make ``data_dir`` the demo's and empty it; it stays this demo's while the returned file is open.
+
+    Never empties a folder holding anything but a demo's files (a data dir with someone's database or
+    vault keys), nor one another demo is running in (it holds a lock on the mark)."""
+    import fcntl
+
+    where = "give it a folder of its own (--data-dir, or CONNECTOR_DATA_DIR)"
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        mark = data_dir / DEMO_MARK
+        if not mark.exists() and any(data_dir.iterdir()):
+            raise DemoDirRefused(f"{data_dir} holds files that are not a demo's, and the demo empties its folder: "
+                                 f"{where}, or remove it if an older version's demo left it")
+        held = open(mark, "a")
+    except OSError as exc:
+        raise DemoDirRefused(f"cannot use {data_dir} ({exc.strerror}): {where}") from None
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        raise DemoDirRefused(f"another demo is running in {data_dir}: wait for it to end, or {where}") from None
+    for entry in data_dir.iterdir():
+        if entry.name == DEMO_MARK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return held
 
 
 @dataclass
@@ -114,10 +158,14 @@ def print_table(rows: list[list[str]], out: TextIO) -> None:
             out.write("  ".join("-" * w for w in widths) + "\n")
 
 
-def run_demo(*, contacts: int = 25, data_dir: Path = Path("var/demo"), out: TextIO = sys.stdout, timeout: float = 45.0) -> int:
+def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = sys.stdout, timeout: float = 45.0) -> int:
+    data_dir = default_demo_dir() if data_dir is None else data_dir
+    try:
+        _held = claim_demo_dir(data_dir)  # released when the demo returns
+    except DemoDirRefused as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True, exist_ok=True)
     # The report is the output; log lines (the intent-to-receive check's deliberate bad signatures among
     # them) go to a file beside the database, which the report names.
     log_path = data_dir / "demo.log"

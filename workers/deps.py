@@ -84,7 +84,7 @@ class Deps:
     @cached_property
     def held_xero_events(self) -> HeldXeroEvents:
         """Webhook ids of Xero organisations not connected yet, until they are (connector/held_events.py)."""
-        return HeldXeroEvents(self.redis)
+        return HeldXeroEvents(self.redis, clock=self.clock)
 
     @cached_property
     def record_locks(self) -> RecordLocks:

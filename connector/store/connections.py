@@ -33,6 +33,11 @@ class ConnectionInfo:
     def active(self) -> bool:
         return self.state == "active"
 
+    @property
+    def zoho_connected(self) -> bool:
+        """The Zoho connect (or link) flow records the org; until then, Zoho-bound work waits for it."""
+        return self.zoho_org_id is not None
+
     @classmethod
     def of(cls, row) -> "ConnectionInfo":
         """From an ORM object or a Core row of the table."""

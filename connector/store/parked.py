@@ -27,6 +27,7 @@ DAILY_BUDGET = "daily_budget"
 RATE_LIMITED = "rate_limited"  # a limit with a reset longer than a broker countdown may wait (e.g. Zoho credits)
 OUTAGE = "outage"  # the API or a service kept failing past the short retries: waits longer and longer
 REASONS = (NEEDS_REAUTH, DAILY_BUDGET, RATE_LIMITED, OUTAGE)
+ZOHO_NOT_CONNECTED = "zoho_not_connected"  # Zoho-bound work of a connection whose Zoho side is not connected yet
 
 FETCH = "fetch"
 PUSH = "push"
@@ -75,7 +76,7 @@ class ParkedWorkStore:
                 ))
 
     def hand_over(self, connection_id: int, deliver: Callable[[list[Parked]], None], *, limit: int = 500,
-                  reason: str | None = None) -> int:
+                  reason: str | None = None, skip_reason: str | None = None) -> int:
         """Give up to ``limit`` records of one connection whose wait is over to ``deliver`` (which queues
         them), highest priority and oldest first; returns how many it handed over.
 
@@ -83,7 +84,7 @@ class ParkedWorkStore:
         refused) or the process dies meanwhile, they stay parked and are handed over next time; at worst a
         record is queued twice, which idempotent tasks absorb. The rows stay locked meanwhile (SKIP LOCKED
         on PostgreSQL), so two resumers never hand over the same record. ``reason`` narrows it to one
-        kind of wait.
+        kind of wait; ``skip_reason`` leaves one kind of wait out.
         """
         now = self._clock.now()
         with session_scope(self._sessions) as session:
@@ -92,6 +93,8 @@ class ParkedWorkStore:
                 or_(ParkedWork.resume_after.is_(None), ParkedWork.resume_after <= now))
             if reason is not None:
                 query = query.where(ParkedWork.reason == reason)
+            if skip_reason is not None:
+                query = query.where(ParkedWork.reason != skip_reason)
             rows = session.scalars(
                 query
                 .order_by(ParkedWork.priority, ParkedWork.parked_at, ParkedWork.id)

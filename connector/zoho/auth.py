@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import requests
 
-from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError
+from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError, ZohoNotConnected
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
@@ -21,7 +21,7 @@ from connector.http import (
     transport_retry,
 )
 from connector.secret import Secret
-from connector.store.credentials import TokenSet
+from connector.store.credentials import StoredTokens, TokenSet
 
 # "Access Denied" = more than 10 token requests in 10 minutes (§1.3); a minute lets the window move.
 THROTTLE_RETRY_AFTER = 60.0
@@ -41,6 +41,12 @@ class ZohoTokenManager(StoredTokenManager):
     def __init__(self, *, accounts_url: str, **kwargs: Any) -> None:
         """``accounts_url`` is the data centre's accounts server (§1.1); other arguments as the base."""
         super().__init__(token_url=accounts_url.rstrip("/") + "/oauth/v2/token", **kwargs)
+
+    def _load(self) -> StoredTokens:
+        try:
+            return super()._load()
+        except NeedsReauth:  # raised only when nothing is stored: this Zoho side was never connected
+            raise ZohoNotConnected(self.connection_id) from None
 
     def api_domain(self) -> str:
         """The data centre's API host from the token response (§2: never a hard-coded .com)."""

@@ -75,6 +75,16 @@ def test_cli_connects_xero_then_zoho_and_lists_the_connections(world):
     assert f"zoho_org={world.zoho.org_id}" in text
 
 
+def test_cli_connects_zoho_as_work_waiting_for_it_says_to(world):
+    """`connector connect zoho N`, the command a connection's Zoho-bound work names while it waits."""
+    world.xero.add_tenant("Tui Ltd")
+    run_connect(world, "xero")
+    [tui] = world.store.connections.all()
+    out = run_connect(world, "zoho", str(tui.id))
+    assert f"connected #{tui.id} Tui Ltd" in out and f"zoho_org={world.zoho.org_id}" in out, out
+    assert world.store.connections.get(tui.id).zoho_org_id == world.zoho.org_id
+
+
 def test_receiver_routes_run_the_flow_for_the_operator_and_refuse_a_bad_state(world):
     world.xero.add_tenant("Kea Ltd")
     port = free_port()

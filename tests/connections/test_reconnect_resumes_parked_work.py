@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 from connector.clock import SYSTEM_CLOCK
+from connector.connect import resume_parked_work
 from connector.mapping import zoho_fields
 from connector.sandbox.common import serve
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
-from connector.store.parked import NEEDS_REAUTH
+from connector.store.parked import NEEDS_REAUTH, ZOHO_NOT_CONNECTED
 from tests.conftest import (
     INTEGRATION_REDIS_DB,
     integration_broker,
@@ -86,3 +87,41 @@ def test_revoked_consent_parks_work_and_reconnecting_resumes_it(live):
         trail = [e.stage for e in world.store.audit.trail(kea.id, "contact", contact_id)]
         assert stages.PARKED in trail and stages.WRITTEN in trail[trail.index(stages.PARKED):], trail
     assert parked.count(kea.id, reason=NEEDS_REAUTH) == 0
+
+
+def test_work_for_zoho_waits_until_zoho_is_connected_and_the_connection_stays_active(live):
+    """Xero connected, Zoho not yet (the first deployment's step 6 before step 7): the records are fetched
+    and wait for Zoho, saying what to do; nothing asks to re-authorise Xero. Connecting Zoho sends them."""
+    world, hook_url, _ = live
+    tenant = world.xero.add_tenant("Tui Ltd")
+    [tui] = world.consent("xero")
+    contact_ids = seed_demo_org(world.xero, tenant, contacts=3)
+    assert set(world.xero.deliver_webhooks(hook_url)) == {200}
+
+    parked = world.store.parked
+    trails = lambda: [world.store.audit.trail(tui.id, "contact", c) for c in contact_ids]  # noqa: E731
+    assert wait_until(lambda: parked.count(tui.id, reason=ZOHO_NOT_CONNECTED) >= len(contact_ids), timeout=45), \
+        trails()
+    connection = world.store.connections.get(tui.id)
+    assert connection.state == "active", connection.state_reason
+    for trail in trails():
+        assert trail[-1].stage == stages.PARKED, trail
+        reason = trail[-1].detail["reason"]
+        assert (f"Zoho is not connected yet for connection {tui.id}: run `connector connect zoho {tui.id}` "
+                "(or follow README's First deployment)") in reason, reason
+        assert "connect xero" not in reason, reason
+    # The beat's resume leaves the work waiting: there is nowhere to push it yet.
+    handed: list = []
+    assert resume_parked_work(store=world.store, enqueue=handed.append) == 0 and handed == []
+    assert world.zoho.records("Accounts") == []
+
+    world.consent("zoho", connection_ids=[tui.id])
+
+    def synced() -> bool:
+        links = [world.store.links.get(tui.id, "contact", c) for c in contact_ids]
+        return all(link and world.zoho.record("Accounts", link.zoho_id) for link in links) and all(
+            world.store.audit.latest_stage(tui.id, "contact", c) == stages.WRITTEN for c in contact_ids)
+
+    assert wait_until(synced, timeout=45), trails()
+    assert parked.count(tui.id) == 0
+    assert world.store.connections.get(tui.id).state == "active"

@@ -12,6 +12,8 @@ from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.ratelimit import PRIORITY_MINUTE_HEADROOM, allowed_share
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.xero_seed import seed_demo_org
+from connector.secret import Secret
+from connector.store.credentials import TokenSet
 from workers.cli import main
 
 
@@ -312,3 +314,20 @@ def test_backfill_command_with_a_budget_waits_for_it_and_goes_on_the_next_day(ma
     assert f"backfill done: 2500 records listed in {calls} calls" in out
     assert clock.now() >= started + timedelta(days=1)  # waited for the budget instead of exiting
     assert sorted(a["Xero_Contact_ID"] for a in embedded.zoho.records("Accounts")) == sorted(contacts)
+
+
+def test_backfill_on_the_embedded_default_before_zoho_is_connected_says_so_in_one_line(embedded, capsys):
+    tenant_id = embedded.xero.add_tenant("Xero Only Ltd")
+    seed_demo_org(embedded.xero, tenant_id, contacts=2)
+    connection = embedded.deps.store.connections.create(name="Xero Only Ltd", xero_tenant_id=tenant_id)
+    grant = embedded.xero.issue_grant([tenant_id])
+    embedded.deps.credentials.save(connection.id, "xero", TokenSet(
+        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(grant["expires_in"]))))
+    capsys.readouterr()
+
+    assert main(["backfill", str(connection.id), "--resources", "contacts"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"backfill: Zoho is not connected yet for connection {connection.id}: run `connector connect zoho "
+        f"{connection.id}` (or follow README's First deployment)")
+    assert embedded.deps.store.connections.get(connection.id).state == "active"

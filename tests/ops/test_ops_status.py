@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+from connector.clock import ManualClock
+from connector.pipeline import xero_in
 from connector.sandbox.xero_seed import seed_demo_org
+from connector.secret import Secret
 from connector.status import collect_status
 from connector.store import audit as stages
+from connector.store.credentials import TokenSet
 from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, NOTIFY, OUTAGE, RATE_LIMITED
 from workers.cli import main
 
@@ -24,7 +28,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     deps.store.poll_cursors.advance(cid, "payments", cursor)
 
     status = collect_status(deps)
-    assert set(status) == {"generated_at", "mode", "queues", "connections"}
+    assert set(status) == {"generated_at", "mode", "queues", "connections", "held_webhooks"}
     assert status["mode"] == "embedded" and status["queues"] is None
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
@@ -115,3 +119,62 @@ def test_check_shows_the_cause_in_text_and_one_reconnect_for_connections_sharing
     reconnect = f"connector connect zoho --connection {first} --connection {second}"
     assert out.count(reconnect) == 1, out  # one consent serves both connections
     assert f"connector connect zoho --connection {second}`" not in out, out
+
+
+def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make_embedded, capsys):
+    clock = ManualClock(datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc))
+    embedded = make_embedded(clock=clock)
+    deps = embedded.deps
+
+    def deliver(tenant_id: str, contact_ids: list[str]) -> None:
+        """A signed delivery the receiver took in, reaching the ingest: held, as no connection has the tenant."""
+        events = [{"resourceId": i, "tenantId": tenant_id, "eventCategory": "CONTACT", "eventType": "UPDATE",
+                   "eventDateUtc": "2026-11-02T08:00:00.000", "sync_id": f"sync-{i}"} for i in contact_ids]
+        with deps.store.transaction():
+            xero_in.buffer_xero_events(events, connections=deps.store.connections, audit=deps.store.audit,
+                                       coalescer=deps.coalescer, window=1.0, held=deps.held_xero_events)
+
+    first_held = clock.now()
+    deliver("tenant-nobody-connected", ["c1", "c2"])
+    clock.advance(timedelta(hours=3))
+    deliver("tenant-nobody-connected", ["c2", "c3"])
+    deliver("tenant-xero-only", ["c9"])
+    xero_only = deps.store.connections.create(name="Xero Only Ltd", xero_tenant_id="tenant-xero-only")
+
+    held = collect_status(deps)["held_webhooks"]
+    assert held == [
+        {"xero_tenant_id": "tenant-nobody-connected", "held": 3, "since": first_held.isoformat(timespec="seconds"),
+         "connection": None, "next": "connect this Xero organisation (`connector connect xero`, or "
+                                     "/oauth/xero/start on the receiver), then Zoho; its held events are fetched then"},
+        {"xero_tenant_id": "tenant-xero-only", "held": 1, "since": clock.now().isoformat(timespec="seconds"),
+         "connection": xero_only.id, "next": f"connect Zoho for connection {xero_only.id} (`connector connect zoho "
+                                             f"{xero_only.id}`); its held events are fetched then"},
+    ]
+    assert main(["status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["held_webhooks"] == held
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "held webhooks of Xero organisations not connected yet:" in text
+    for entry in held:
+        assert (f"    {entry['xero_tenant_id']}: {entry['held']} ids held since {entry['since']}; "
+                f"{entry['next']}") in text, text
+
+    # Once picked up, nothing is held and status says nothing of it.
+    deps.store.connections.set_zoho(xero_only.id, org_id="org-1", api_domain="https://www.zohoapis.com")
+    assert deps.held_xero_events.adopt(deps.store, [xero_only.id]) == 1
+    assert [h["xero_tenant_id"] for h in collect_status(deps)["held_webhooks"]] == ["tenant-nobody-connected"]
+
+
+def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_connect_it(embedded, capsys):
+    tenant_id = embedded.xero.add_tenant("Xero Only Ltd")
+    connection = embedded.deps.store.connections.create(name="Xero Only Ltd", xero_tenant_id=tenant_id)
+    grant = embedded.xero.issue_grant([tenant_id])
+    embedded.deps.credentials.save(connection.id, "xero", TokenSet(
+        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(grant["expires_in"]))))
+
+    assert main(["check", str(connection.id)]) == 1
+    out = capsys.readouterr().out
+    assert f"zoho: PROBLEM: Zoho is not connected yet for connection {connection.id}" in out, out
+    assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho {connection.id}`\n"), out
+    assert "reconnect" not in out, out
