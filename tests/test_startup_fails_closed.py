@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from connector.store.vault import Vault
-from tests.conftest import fresh_pg_database, redis_url, require_redis
+from tests.conftest import fresh_pg_database, redis_db, redis_url, require_redis
 from tests.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_DB = 13
+REDIS_DB = redis_db("startup")
 
 CLIENTS = ["XERO_CLIENT_ID", "XERO_CLIENT_SECRET", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET"]
 STORES = ["REDIS_URL", "DATABASE_URL", "CONNECTOR_VAULT_KEYS"]

@@ -24,10 +24,10 @@ from connector.store.vault import Vault
 from connector.xero.auth import XeroTokenManager
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
-from tests.conftest import require_redis
+from tests.conftest import redis_db, require_redis
 
 ADMIN_TOKEN = "operator-token-for-the-connect-tests"
-REDIS_DB = 3
+REDIS_DB = redis_db("connections")
 NOTIFY_URL = "http://127.0.0.1:9/webhooks/zoho"  # channels need one; nothing is delivered in these tests
 
 

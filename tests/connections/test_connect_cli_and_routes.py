@@ -11,18 +11,18 @@ import requests
 
 from connector.sandbox.common import serve
 from connector.secret import Secret
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.connections.conftest import ADMIN_TOKEN, browse
 from webhooks import create_app
 from tests.processes import free_port
 
 OPERATOR = ("operator", ADMIN_TOKEN)
-
+CLI_REDIS_DB = redis_db("connections-cli")
 
 
 def cli_env(world) -> dict:
-    return {**os.environ, "DATABASE_URL": world.database_url, "REDIS_URL": redis_url(4),
-            "CELERY_BROKER_URL": redis_url(4), "CONNECTOR_VAULT_KEYS": world.vault_keyring,
+    return {**os.environ, "DATABASE_URL": world.database_url, "REDIS_URL": redis_url(CLI_REDIS_DB),
+            "CELERY_BROKER_URL": redis_url(CLI_REDIS_DB), "CONNECTOR_VAULT_KEYS": world.vault_keyring,
             "XERO_CLIENT_ID": world.xero.client_id, "XERO_CLIENT_SECRET": world.xero.client_secret,
             "XERO_API_URL": world.xero_server.url, "XERO_IDENTITY_URL": world.xero_server.url,
             "XERO_LOGIN_URL": world.xero_server.url, "ZOHO_CLIENT_ID": world.zoho.client_id,
@@ -114,7 +114,7 @@ def test_status_shows_connection_states_parked_work_and_rejected_callbacks_to_th
     [kea] = world.consent("xero")
     world.store.connections.mark_needs_reauth(kea.id, "invalid_grant")
     world.store.parked.park(kea.id, "contacts", ["c-1", "c-2"], reason="needs_reauth")
-    configure(world.settings.with_overrides(redis_url=redis_url(4), vault_keys=Secret(world.vault_keyring),
+    configure(world.settings.with_overrides(redis_url=redis_url(CLI_REDIS_DB), vault_keys=Secret(world.vault_keyring),
                                             database_url=world.database_url, admin_token=Secret(ADMIN_TOKEN)))
     client = build_receiver().test_client()
     bad = client.post("/webhooks/zoho", json={"channel_id": "1", "module": "Contacts", "ids": ["9"],

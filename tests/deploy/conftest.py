@@ -26,13 +26,13 @@ from connector.secret import Secret
 from connector.settings import Settings
 from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
-from tests.conftest import redis_url, require_redis, sandbox_env
+from tests.conftest import redis_db, redis_url, require_redis, sandbox_env
 from workers.deps import configure
 from workers.embedded import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # Its own Redis database, so a leftover message of another test's broker never reaches these workers.
-DEPLOY_REDIS_DB = int(os.environ.get("TEST_DEPLOY_REDIS_DB", "13"))
+DEPLOY_REDIS_DB = redis_db("deploy")
 FLOWER_AUTH = ("ops", "flower-test-password")
 
 

@@ -11,10 +11,10 @@ from kombu import Connection, Queue
 
 from connector.settings import Settings
 from connector.status import queue_depths
-from tests.conftest import redis_url, require_redis
+from tests.conftest import redis_db, redis_url, require_redis
 
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
-QUEUE_DEPTH_DB = 13
+QUEUE_DEPTH_DB = redis_db("queue-depths")
 
 
 def publish(broker_url: str, queue: Queue, count: int) -> None:
