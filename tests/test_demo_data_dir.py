@@ -1,5 +1,5 @@
-"""Where `connector demo` keeps its files: CONNECTOR_DATA_DIR when set (else var/demo), and it empties
-only a folder that is a demo's: never someone's data dir, never one another demo is running in."""
+"""Where `connector demo` keeps its files: the folder `demo` in CONNECTOR_DATA_DIR (default var), and it
+empties only a folder that is a demo's: never someone's data dir, never one another demo is running in."""
 
 import os
 import subprocess
@@ -27,7 +27,7 @@ def test_two_demos_in_one_folder_each_follow_their_connector_data_dir(tmp_path):
         out, err = demo.communicate(timeout=240)
         assert demo.returncode == 0, out[-3000:] + err[-3000:]
         assert "3/3 Xero contacts synced to Zoho" in out
-    assert (tmp_path / "one" / "connector.db").exists() and (tmp_path / "two" / "connector.db").exists()
+    assert (tmp_path / "one" / "demo" / "connector.db").exists() and (tmp_path / "two" / "demo" / "connector.db").exists()
     assert not (tmp_path / "var").exists(), "the demo used var/demo although CONNECTOR_DATA_DIR was set"
 
 
@@ -36,15 +36,29 @@ def test_the_demo_refuses_a_folder_holding_someone_elses_files_and_leaves_them(t
     data_dir.mkdir()
     (data_dir / "connector.db").write_text("someone's database")
     (data_dir / "mapping.yaml").write_text("contacts: {}\n")
-    for args, env in (((), demo_env(CONNECTOR_DATA_DIR=str(data_dir))), (("--data-dir", str(data_dir)), demo_env())):
-        demo = run_demo_cli(tmp_path, env, *args)
-        out, err = demo.communicate(timeout=240)
-        assert demo.returncode == 2, out[-3000:] + err[-3000:]
-        assert err.strip().splitlines() == [
-            f"demo: {data_dir} holds files that are not a demo's, and the demo empties its folder: give it a "
-            "folder of its own (--data-dir, or CONNECTOR_DATA_DIR), or remove it if an older version's demo left it"], err
-        assert (data_dir / "connector.db").read_text() == "someone's database"
-        assert sorted(p.name for p in data_dir.iterdir()) == ["connector.db", "mapping.yaml"]
+    demo = run_demo_cli(tmp_path, demo_env(), "--data-dir", str(data_dir))
+    out, err = demo.communicate(timeout=240)
+    assert demo.returncode == 2, out[-3000:] + err[-3000:]
+    assert err.strip().splitlines() == [
+        f"demo: {data_dir} holds files that are not a demo's, and the demo empties its folder: give it a "
+        "folder of its own (--data-dir, or CONNECTOR_DATA_DIR), or remove it if an older version's demo left it"], err
+    assert sorted(p.name for p in data_dir.iterdir()) == ["connector.db", "mapping.yaml"]
+    assert (data_dir / "connector.db").read_text() == "someone's database"
+
+
+def test_a_demo_given_a_real_data_dir_runs_in_its_demo_folder_and_leaves_the_data_dir_alone(tmp_path):
+    """As after `cp .env.example .env` (CONNECTOR_DATA_DIR=var, read by every command): the data dir's own
+    files are never in the folder the demo empties."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    (data_dir / "mapping.yaml").write_text("contacts: {}\n")
+    (data_dir / "celerybeat-schedule").write_text("beat's file")
+    demo = run_demo_cli(tmp_path, demo_env(CONNECTOR_DATA_DIR=str(data_dir)))
+    out, err = demo.communicate(timeout=240)
+    assert demo.returncode == 0, out[-3000:] + err[-3000:]
+    assert (data_dir / "demo" / "connector.db").exists()
+    assert sorted(p.name for p in data_dir.iterdir()) == ["celerybeat-schedule", "demo", "mapping.yaml"]
+    assert (data_dir / "mapping.yaml").read_text() == "contacts: {}\n"
 
 
 def test_the_demo_refuses_a_folder_another_demo_is_running_in(tmp_path):

@@ -270,8 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded default against the sandbox")
     p.add_argument("--contacts", type=int, default=25, help="contacts to seed in the sandbox tenant (default 25)")
     p.add_argument("--data-dir", default=None,
-                   help="where the demo keeps its SQLite database, emptied first (default: CONNECTOR_DATA_DIR when set, "
-                        "else var/demo); a folder holding anything but an earlier demo's files is refused")
+                   help="where the demo keeps its SQLite database, emptied first (default: the folder demo in "
+                        "CONNECTOR_DATA_DIR, else var/demo); a folder holding anything but an earlier demo's files "
+                        "is refused")
     p.set_defaults(func=cmd_demo)
 
     add_sandbox_parsers(sub)

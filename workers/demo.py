@@ -54,8 +54,9 @@ class DemoDirRefused(Exception):
 
 
 def default_demo_dir() -> Path:
-    """CONNECTOR_DATA_DIR when set (so demos given their own run side by side), else var/demo."""
-    return Path(os.environ.get("CONNECTOR_DATA_DIR") or "var/demo")
+    """The folder ``demo`` in CONNECTOR_DATA_DIR (default ``var``): demos given their own data dir run side
+    by side, and a data dir's own files (mapping.yaml, a database, keys) are never in the folder it empties."""
+    return Path(os.environ.get("CONNECTOR_DATA_DIR") or "var") / "demo"
 
 
 def claim_demo_dir(data_dir: Path):
