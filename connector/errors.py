@@ -102,8 +102,8 @@ class ZohoNotConnected(ConnectorError):
     first deployment still to take. Zoho-bound work waits for it; the Xero side runs on."""
 
     def __init__(self, connection_id: int) -> None:
-        super().__init__(f"Zoho is not connected yet for connection {connection_id}: run `connector connect zoho "
-                         f"{connection_id}` (or follow README's First deployment)")
+        super().__init__(f"Zoho is not connected yet for connection {connection_id}: run "
+                         f"`{reconnect_command('zoho', [connection_id])}` (or follow README's First deployment)")
         self.connection_id = connection_id
 
 

@@ -126,7 +126,7 @@ def held_webhooks(deps) -> list[dict[str, Any]]:
             step = ("connect this Xero organisation (`connector connect xero`, or /oauth/xero/start on the "
                     "receiver), then Zoho")
         else:
-            step = f"connect Zoho for connection {connection.id} (`connector connect zoho {connection.id}`)"
+            step = f"connect Zoho for connection {connection.id} (`{reconnect_command('zoho', [connection.id])}`)"
         rows.append({"xero_tenant_id": tenant.tenant_id, "held": tenant.count, "since": _iso(tenant.since),
                      "connection": connection.id if connection else None,
                      "next": f"{step}; its held events are fetched then"})
@@ -168,7 +168,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
         except ZohoNotConnected as exc:  # never connected: nothing to reconnect, nor to check in ZOHO_*
-            result["zoho"] = {"ok": False, "error": str(exc), "todo": f"connect Zoho: `connector connect zoho {c.id}`"}
+            result["zoho"] = {"ok": False, "error": str(exc), "todo": f"connect Zoho: `{reconnect_command('zoho', [c.id])}`"}
         except Exception as exc:
             # One consent serves every connection sharing the org: one command names them all.
             owner = zoho_owners.get(c.id, c.id)

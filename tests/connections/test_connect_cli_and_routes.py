@@ -76,7 +76,7 @@ def test_cli_connects_xero_then_zoho_and_lists_the_connections(world):
 
 
 def test_cli_connects_zoho_as_work_waiting_for_it_says_to(world):
-    """`connector connect zoho N`, the command a connection's Zoho-bound work names while it waits."""
+    """`connector connect zoho N`, the short form of the `--connection N` that waiting Zoho-bound work names."""
     world.xero.add_tenant("Tui Ltd")
     run_connect(world, "xero")
     [tui] = world.store.connections.all()

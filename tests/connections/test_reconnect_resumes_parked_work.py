@@ -107,7 +107,7 @@ def test_work_for_zoho_waits_until_zoho_is_connected_and_the_connection_stays_ac
     for trail in trails():
         assert trail[-1].stage == stages.PARKED, trail
         reason = trail[-1].detail["reason"]
-        assert (f"Zoho is not connected yet for connection {tui.id}: run `connector connect zoho {tui.id}` "
+        assert (f"Zoho is not connected yet for connection {tui.id}: run `connector connect zoho --connection {tui.id}` "
                 "(or follow README's First deployment)") in reason, reason
         assert "connect xero" not in reason, reason
     # The beat's resume leaves the work waiting: there is nowhere to push it yet.

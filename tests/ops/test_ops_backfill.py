@@ -329,5 +329,5 @@ def test_backfill_on_the_embedded_default_before_zoho_is_connected_says_so_in_on
     assert main(["backfill", str(connection.id), "--resources", "contacts"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"backfill: Zoho is not connected yet for connection {connection.id}: run `connector connect zoho "
-        f"{connection.id}` (or follow README's First deployment)")
+        f"--connection {connection.id}` (or follow README's First deployment)")
     assert embedded.deps.store.connections.get(connection.id).state == "active"

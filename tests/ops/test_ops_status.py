@@ -147,7 +147,7 @@ def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make
          "connection": None, "next": "connect this Xero organisation (`connector connect xero`, or "
                                      "/oauth/xero/start on the receiver), then Zoho; its held events are fetched then"},
         {"xero_tenant_id": "tenant-xero-only", "held": 1, "since": clock.now().isoformat(timespec="seconds"),
-         "connection": xero_only.id, "next": f"connect Zoho for connection {xero_only.id} (`connector connect zoho "
+         "connection": xero_only.id, "next": f"connect Zoho for connection {xero_only.id} (`connector connect zoho --connection "
                                              f"{xero_only.id}`); its held events are fetched then"},
     ]
     assert main(["status", "--json"]) == 0
@@ -176,5 +176,5 @@ def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_conn
     assert main(["check", str(connection.id)]) == 1
     out = capsys.readouterr().out
     assert f"zoho: PROBLEM: Zoho is not connected yet for connection {connection.id}" in out, out
-    assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho {connection.id}`\n"), out
+    assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho --connection {connection.id}`\n"), out
     assert "reconnect" not in out, out
