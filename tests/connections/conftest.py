@@ -25,6 +25,8 @@ from connector.xero.auth import XeroTokenManager
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
 from tests.conftest import redis_db, require_redis
+from tests.processes import free_port
+from webhooks import create_app
 
 ADMIN_TOKEN = "operator-token-for-the-connect-tests"
 REDIS_DB = redis_db("connections")
@@ -108,6 +110,15 @@ def make_world(database_url: str, clock: Clock) -> Iterator[World]:
 @pytest.fixture
 def world(pg_database_url) -> Iterator[World]:
     yield from make_world(pg_database_url, ManualClock())
+
+@pytest.fixture
+def receiver(world):
+    """The receiver with the connect routes, served where CONNECTOR_PUBLIC_URL says it is."""
+    port = free_port()
+    app = create_app(webhook_key=Secret("k"), enqueue=lambda *args: None, zoho_channels=world.store.channels,
+                     oauth=world.flows, admin_token=ADMIN_TOKEN, public_url=f"http://127.0.0.1:{port}")
+    with serve(app, port=port) as server:
+        yield server
 
 
 def browse(session: requests.Session, url: str, *, receiver_url: str, auth=None, hops: int = 5) -> requests.Response:

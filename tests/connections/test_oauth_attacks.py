@@ -13,23 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from connector.sandbox.common import serve
 from connector.secret import Secret
 from tests.connections.conftest import ADMIN_TOKEN, browse
-from tests.processes import free_port
 from webhooks import create_app
 
 OPERATOR = ("operator", ADMIN_TOKEN)
-
-
-@pytest.fixture
-def receiver(world):
-    """The receiver with the connect routes, served where CONNECTOR_PUBLIC_URL says it is."""
-    port = free_port()
-    app = create_app(webhook_key=Secret("k"), enqueue=lambda *args: None, zoho_channels=world.store.channels,
-                     oauth=world.flows, admin_token=ADMIN_TOKEN, public_url=f"http://127.0.0.1:{port}")
-    with serve(app, port=port) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,27 +8,13 @@ import html
 import re
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import pytest
 import requests
 
-from connector.sandbox.common import serve
-from connector.secret import Secret
 from tests.connections.conftest import ADMIN_TOKEN, browse
-from tests.processes import free_port
-from webhooks import create_app
 
 OPERATOR = ("operator", ADMIN_TOKEN)
 # What a browser sends when it follows a link or a redirect.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-@pytest.fixture
-def receiver(world):
-    port = free_port()
-    app = create_app(webhook_key=Secret("k"), enqueue=lambda *args: None, zoho_channels=world.store.channels,
-                     oauth=world.flows, admin_token=ADMIN_TOKEN, public_url=f"http://127.0.0.1:{port}")
-    with serve(app, port=port) as server:
-        yield server
 
 
 def a_browser() -> requests.Session:
