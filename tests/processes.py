@@ -20,6 +20,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def printed_lines_until_url(process: subprocess.Popen) -> list[str]:
+    """The lines `connector connect` prints up to the authorise URL (the last), read from its stdout."""
+    lines: list[str] = []
+    while not (lines and lines[-1].startswith("http")):
+        line = process.stdout.readline()
+        assert line, process.stderr.read()
+        lines.append(line.strip())
+    return lines
+
+
 def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str = "condition"):
     """Poll ``predicate`` until it returns something truthy; AssertionError naming ``what`` at the deadline."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ from connector.secret import Secret
 from tests.conftest import redis_db, redis_url
 from tests.connections.conftest import ADMIN_TOKEN, browse
 from webhooks import create_app
-from tests.processes import free_port
+from tests.processes import free_port, printed_lines_until_url
 
 OPERATOR = ("operator", ADMIN_TOKEN)
 CLI_REDIS_DB = redis_db("connections-cli")
@@ -38,11 +38,7 @@ def run_connect(world, *args: str) -> str:
          "--redirect-uri", f"http://127.0.0.1:{port}/oauth/{args[0]}/callback"],
         env=cli_env(world), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines = []
-        while not (lines and lines[-1].startswith("http")):
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.strip())
+        lines = printed_lines_until_url(process)
         browser = requests.get(lines[-1], timeout=10)  # consent, then the redirect to the CLI's listener
         assert browser.status_code == 200 and "Connected" in browser.text
         out, err = process.communicate(timeout=30)

@@ -26,7 +26,7 @@ from connector.settings import Settings
 from connector.store import audit as stages
 from tests.connections.conftest import browse
 from tests.deploy.conftest import REPO, procfile, wait_for_http
-from tests.processes import free_port
+from tests.processes import free_port, printed_lines_until_url
 from workers.deps import configure
 from workers.embedded import wait_until
 
@@ -75,12 +75,7 @@ def cli_redirect_uri(deployment, command: str) -> str:
     process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=deployment.workdir, env=deployment.env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        lines: list[str] = []
-        while not (lines and lines[-1].startswith("http")):
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.strip())
-        return parse_qs(urlsplit(lines[-1]).query)["redirect_uri"][0]
+        return parse_qs(urlsplit(printed_lines_until_url(process)[-1]).query)["redirect_uri"][0]
     finally:
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=30)

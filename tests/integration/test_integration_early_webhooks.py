@@ -21,7 +21,7 @@ from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
 from tests.conftest import redis_db, require_redis, sandbox_env
 from tests.integration.conftest import broker_idle
-from tests.processes import free_port
+from tests.processes import free_port, printed_lines_until_url
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
@@ -43,12 +43,7 @@ def connect_xero(env: dict, *args: str) -> str:
          "--redirect-uri", f"http://127.0.0.1:{port}/oauth/xero/callback"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        lines: list[str] = []
-        while not (lines and lines[-1].startswith("http")):
-            line = process.stdout.readline()
-            assert line, process.stderr.read()
-            lines.append(line.strip())
-        assert requests.get(lines[-1], timeout=10).status_code == 200  # consent, then back to the CLI
+        assert requests.get(printed_lines_until_url(process)[-1], timeout=10).status_code == 200  # consent, then back to the CLI
         out, err = process.communicate(timeout=30)
         assert process.returncode == 0, err
         return out
