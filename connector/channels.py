@@ -1,4 +1,6 @@
-"""Zoho notification channels that never lapse (zoho-crm-api.md §5).
+"""Zoho notification channels that never lapse.
+
+Zoho's pages: https://www.zoho.com/crm/developer/docs/api/v8/notifications/overview.html
 
 - ``ensure_channel`` enables one channel per Zoho org (kept under the connection holding the
   org's tokens) for the modules we listen to, with a random token kept in the vault (inside the

@@ -1,4 +1,6 @@
-"""POST /webhooks/zoho (zoho-crm-api.md §5.4): channel + token check, one task, {"status": "queued"}.
+"""POST /webhooks/zoho: channel + token check, one task, {"status": "queued"}.
+
+Zoho's page: https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html
 
 Zoho signs nothing; the echoed ``token`` registered with the channel is the only proof (§5.4).
 """

@@ -1,4 +1,8 @@
-"""Xero OAuth 2.0 tokens: refresh with rotation, stored before use (xero-api.md §1.4, §1.5)."""
+"""Xero OAuth 2.0 tokens: refresh with rotation, stored before use.
+
+Xero's pages: https://developer.xero.com/documentation/guides/oauth2/auth-flow (refresh) and
+https://developer.xero.com/faq/oauth2 (lifetimes, rotation).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Xero Accounting API client: one method per endpoint, one error table (docs: xero-api.md §2, §5, §6)."""
+"""Xero Accounting API client: one method per endpoint, one error table.
+
+Xero's pages: https://developer.xero.com/documentation/api/requests-and-responses (headers, paging, envelope)
+and https://developer.xero.com/documentation/api/http-response-codes (errors).
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The gateway answers a misleading 404 once a URL holds ~53 GUIDs (xero-api.md §5.2).
+# The gateway answers a misleading 404 once a URL holds ~53 GUIDs
+# (https://github.com/XeroAPI/Xero-OpenAPI/issues/534).
 MAX_IDS_PER_CALL = 50
 # CreditNotes has no IDs parameter (OAS-ACC getCreditNotes), so ids go in a `where` OR-chain,
 # which is longer per id; keep the URL well under the ~2,000-character gateway limit.
 MAX_WHERE_IDS_PER_CALL = 20
-# Xero promises Retry-After only for minute/day 429s (xero-api.md §3.2); a concurrency 429 clears fast.
+# Xero promises Retry-After only for minute/day 429s (https://developer.xero.com/documentation/oauth2/limits);
+# a concurrency 429 clears fast.
 DEFAULT_RETRY_AFTER = {"concurrent": 1.0}
 FALLBACK_RETRY_AFTER = 60.0
 

@@ -1,4 +1,5 @@
-"""Zoho OAuth 2.0 tokens (zoho-crm-api.md §1.2, §1.3).
+"""Zoho OAuth 2.0 tokens (https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html,
+https://www.zoho.com/accounts/protocol/oauth/token-limits.html).
 
 One access token per connection, shared by every worker through the credential store: Zoho allows
 only 10 refreshes per refresh token per 10 minutes and 15 live access tokens. A refresh returns no

@@ -1,4 +1,9 @@
-"""Zoho CRM v8 client: one method per endpoint, per-record results for writes (zoho-crm-api.md §3, §5, §6)."""
+"""Zoho CRM v8 client: one method per endpoint, per-record results for writes.
+
+Zoho's pages: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html (records),
+https://www.zoho.com/crm/developer/docs/api/v8/notifications/overview.html (channels),
+https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html (limits).
+"""
 
 from __future__ import annotations
 
