@@ -53,7 +53,8 @@ XERO_SCOPE_PRESETS = {
     "broad": XERO_DEFAULT_SCOPES,
     "granular": "offline_access accounting.contacts accounting.invoices accounting.payments",
 }
-# Records, field metadata, notification channels, and the org's id (GET /crm/v8/org) (§1.5).
+# Records, field metadata, notification channels, and the org's id (GET /crm/v8/org)
+# (https://www.zoho.com/crm/developer/docs/api/v8/scopes.html).
 ZOHO_SCOPES = "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.notifications.ALL,ZohoCRM.org.READ"
 # Beat runs every 5 minutes; refreshing anything within 10 minutes of expiry means no call waits.
 BEAT_REFRESH_MARGIN_SECONDS = 600.0

@@ -9,7 +9,8 @@ second GET. The cursor moves forward page by page, so an interrupted poll resume
 If-Modified-Since is matched to the second and means "after", so the request asks from one
 second before the cursor; records seen again are recognised (same UpdatedDateUTC, same content)
 and not handed on. A full sweep (no If-Modified-Since) catches changes that do not bump
-UpdatedDateUTC, such as contact balances (§5.3), handing on only records whose content changed.
+UpdatedDateUTC, such as contact balances (Xero's requests-and-responses page), handing on only
+records whose content changed.
 """
 
 from __future__ import annotations
