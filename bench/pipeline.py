@@ -45,7 +45,7 @@ from bench.support.system import (  # noqa: E402
 from connector.store.vault import Vault  # noqa: E402
 from webhooks.signatures import xero_signature  # noqa: E402
 
-EVENTS_PER_POST = 20  # Xero batches several events into one POST (xero-api.md §4)
+EVENTS_PER_POST = 20  # Xero batches several events into one POST (https://developer.xero.com/documentation/webhooks/overview)
 DELIVERY_THREADS = 4
 TERMINAL = ("written", "skipped", "failed")
 HISTORY_LINKS = 200_000

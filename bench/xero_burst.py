@@ -38,7 +38,7 @@ from workers.deps import configure  # noqa: E402
 from workers.embedded import EmbeddedWorker, wait_until  # noqa: E402
 
 API = "/api.xro/2.0"
-EVENTS_PER_POST = 20  # Xero batches events per POST (xero-api.md §4)
+EVENTS_PER_POST = 20  # Xero batches events per POST (https://developer.xero.com/documentation/webhooks/overview)
 LINE = [{"Description": "Consulting", "Quantity": 2, "UnitAmount": "150.00", "AccountCode": "200"}]
 
 

@@ -1,8 +1,9 @@
 """Backfill: import the records that already exist in Xero, page by page, behind live traffic.
 
-Each step lists ONE page (pageSize 1000, xero-api.md §5.2) ordered by UpdatedDateUTC at backfill
-priority, so the rate governor keeps its headroom for webhook work (connector/ratelimit.py), stores
-the records as snapshots, hands the new ones on to Zoho and only then moves the durable checkpoint.
+Each step lists ONE page (pageSize 1000, https://developer.xero.com/documentation/api/accounting/invoices)
+ordered by UpdatedDateUTC at backfill priority, so the rate governor keeps its headroom for webhook
+work (connector/ratelimit.py), stores the records as snapshots, hands the new ones on to Zoho and only then moves the
+durable checkpoint.
 A crash loses at most the page in flight; finished pages are never listed again.
 
 Paging is by key, not by page number alone: the next request asks If-Modified-Since the second
@@ -42,7 +43,7 @@ ORDER = "UpdatedDateUTC ASC"
 DAY_MS = 86_400_000
 # Backfill calls run at the governor's priority 2, which keeps 25% of each minute for live work.
 BACKFILL_CALLS_PER_MINUTE = 45
-# Zoho writes at most 100 records per call (zoho-crm-api.md, upsert).
+# Zoho writes at most 100 records per call (https://www.zoho.com/crm/developer/docs/api/v8/upsert-records.html).
 ZOHO_RECORDS_PER_WRITE = 100
 # Re-anchoring lists the last page's newest second again; above this many records it is not worth it.
 MAX_RELISTED = 50
@@ -122,9 +123,10 @@ def next_position(anchor: datetime | None, page: int, oldest: datetime | None, n
                   in_newest_second: int = 1) -> tuple[datetime | None, int]:
     """Where the next page request starts, after a page holding records from ``oldest`` to ``newest``.
 
-    If-Modified-Since is to the second and means "after" (xero-api.md §5.2): re-anchor on the second
-    before the newest record's, which lists that second's ``in_newest_second`` records again. When that
-    is too many (bulk imports put thousands in one second), go on by page number instead."""
+    If-Modified-Since is to the second and means "after"
+    (https://developer.xero.com/documentation/api/requests-and-responses): re-anchor on the second before the
+    newest record's, which lists that second's ``in_newest_second`` records again. When that is too
+    many (bulk imports put thousands in one second), go on by page number instead."""
     if newest is None or oldest is None or oldest.replace(microsecond=0) == newest.replace(microsecond=0) \
             or in_newest_second > MAX_RELISTED:
         return anchor, page + 1

@@ -1,10 +1,13 @@
-"""Zoho notification channels that never lapse (zoho-crm-api.md §5).
+"""Zoho notification channels that never lapse.
+
+Zoho's pages: https://www.zoho.com/crm/developer/docs/api/v8/notifications/overview.html
 
 - ``ensure_channel`` enables one channel per Zoho org (kept under the connection holding the
   org's tokens) for the modules we listen to, with a random token kept in the vault (inside the
   org's encrypted token set) and only its hash in ``ChannelStore`` for the receiver.
 - ``renew_channels`` PATCHes each channel's expiry well before it runs out and stores the expiry
-  Zoho actually returned: Zoho silently grants one hour when asked for more than a week (§5.3).
+  Zoho actually returned: Zoho silently grants one hour when asked for more than a week
+  (https://www.zoho.com/crm/developer/docs/api/v8/notifications/update-info.html).
   A channel Zoho no longer lists (lapsed or deleted) is re-created with the same id and token,
   and the gap is reconciled by ``reconcile_gap``.
 - ``reconcile_gap`` lists records modified since the channel was last known alive and hands them
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 
 WATCHED_MODULES = ("Contacts", "Accounts")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
-# Zoho v8 allows at most a week (§5.3); six days leaves a day to notice a failed renewal.
+# Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)
 # Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
 RENEW_BEFORE = timedelta(days=2)
@@ -64,7 +67,7 @@ def ensure_channel(
     if existing:
         return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
                              notify_url=notify_url, clock=clock, lifetime=lifetime, force=False)
-    channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho wants (§5.2)
+    channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
     token = _channel_token(credentials, connection_id)
     expires_at = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime)
     channels.save(connection_id, channel_id, token=token, events=WATCHED_EVENTS, expires_at=expires_at)

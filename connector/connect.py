@@ -1,13 +1,15 @@
 """OAuth connect flows and token upkeep, as plain functions with their collaborators injected.
 
-- Xero (xero-api.md §1): authorize at ``{login}/identity/connect/authorize``, swap the code, list
-  ``GET /connections`` and link the chosen tenants. One consent covers every chosen tenant with one
-  rotating refresh token, so the token set is stored once (under the first tenant's connection)
-  and the others share it (``CredentialStore.share``): it is refreshed once, never raced.
-- Zoho (zoho-crm-api.md §1.1-§1.2): the user's data centre picks the accounts server; the redirect
-  names the account's ``accounts-server`` (trusted only if it is a known Zoho server or the one we
-  are configured with: the client secret goes there); the token response's ``api_domain`` is used
-  for every call. One Zoho org may receive several tenants: they share one token set.
+- Xero (https://developer.xero.com/documentation/guides/oauth2/auth-flow): authorize at
+  ``{login}/identity/connect/authorize``, swap the code, list ``GET /connections`` and link the
+  chosen tenants. One consent covers every chosen tenant with one rotating refresh token, so the
+  token set is stored once (under the first tenant's connection) and the others share it
+  (``CredentialStore.share``): it is refreshed once, never raced.
+- Zoho (https://www.zoho.com/crm/developer/docs/api/multi-dc.html): the user's data centre picks
+  the accounts server; the redirect names the account's ``accounts-server`` (trusted only if it is a
+  known Zoho server or the one we are configured with: the client secret goes there); the token
+  response's ``api_domain`` is used for every call. One Zoho org may receive several tenants: they
+  share one token set.
 - ``state`` is a single-use random value kept in Redis for ten minutes with what the flow needs to
   finish, so the callback can run in another process (the receiver) and cannot be replayed (GETDEL
   takes it atomically: of two callbacks racing with one state, one wins). A flow started in a
@@ -45,12 +47,14 @@ log = logging.getLogger(__name__)
 
 SYSTEMS = ("xero", "zoho")
 STATE_TTL_SECONDS = 600
-# Xero apps made on or after 2 March 2026 must use the granular scopes (xero-api.md §1.7).
+# Xero apps made on or after 2 March 2026 must use the granular scopes
+# (https://developer.xero.com/documentation/oauth2/scopes).
 XERO_SCOPE_PRESETS = {
     "broad": XERO_DEFAULT_SCOPES,
     "granular": "offline_access accounting.contacts accounting.invoices accounting.payments",
 }
-# Records, field metadata, notification channels, and the org's id (GET /crm/v8/org) (§1.5).
+# Records, field metadata, notification channels, and the org's id (GET /crm/v8/org)
+# (https://www.zoho.com/crm/developer/docs/api/v8/scopes.html).
 ZOHO_SCOPES = "ZohoCRM.modules.ALL,ZohoCRM.settings.ALL,ZohoCRM.notifications.ALL,ZohoCRM.org.READ"
 # Beat runs every 5 minutes; refreshing anything within 10 minutes of expiry means no call waits.
 BEAT_REFRESH_MARGIN_SECONDS = 600.0

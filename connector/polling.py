@@ -1,15 +1,16 @@
 """Delta polling: what webhooks missed, and payments (which have no webhooks at all).
 
 Per connection and resource, ``poll_resource`` lists records changed since its cursor with
-If-Modified-Since, ordered by UpdatedDateUTC, up to 1,000 a page (xero-api.md §5.2), always
-passing ``page`` (unpaged invoice lists omit LineItems). Listed records are complete, so they go
-straight into snapshots with no second GET. The cursor moves forward page by page, so an
-interrupted poll resumes where it stopped.
+If-Modified-Since, ordered by UpdatedDateUTC, up to 1,000 a page
+(https://developer.xero.com/documentation/api/accounting/invoices), always passing ``page`` (unpaged invoice
+lists omit LineItems). Listed records are complete, so they go straight into snapshots with no
+second GET. The cursor moves forward page by page, so an interrupted poll resumes where it stopped.
 
 If-Modified-Since is matched to the second and means "after", so the request asks from one
 second before the cursor; records seen again are recognised (same UpdatedDateUTC, same content)
 and not handed on. A full sweep (no If-Modified-Since) catches changes that do not bump
-UpdatedDateUTC, such as contact balances (§5.3), handing on only records whose content changed.
+UpdatedDateUTC, such as contact balances (Xero's requests-and-responses page), handing on only
+records whose content changed.
 """
 
 from __future__ import annotations

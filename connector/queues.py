@@ -10,5 +10,8 @@ MAINTENANCE_QUEUE = "maintenance"  # token refresh, channel renewal, polls, repl
 # kombu's in-process broker (the embedded default), with a host named so kombu does not warn of its absence.
 EMBEDDED_BROKER_URL = "memory://localhost/"
 
-INGEST_XERO_EVENTS = "connector.ingest_xero_events"  # args: [events: list[dict]]
-INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"  # args: [connection_id, notification: dict]
+# args: [body: str (the webhook body as received), sync_ids: list[str] (one per event)];
+# the task still takes [events: list[dict]] from a receiver older than that.
+INGEST_XERO_EVENTS = "connector.ingest_xero_events"
+# args: [connection_id: int, notification: dict (channel_id, module, ids, operation, sync_id)]
+INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"

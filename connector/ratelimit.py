@@ -1,8 +1,8 @@
 """The shared Xero rate governor: one Redis round trip per decision, never a sleep.
 
-Xero's limits (docs/xero-api.md §3.1): per tenant 60 calls a minute, 5,000 a day (1,000 on the
-Starter tier), 5 in flight; per app 10,000 a minute across tenants. Xero's windows are fixed but
-their reset times are not published, so the governor enforces *rolling* bounds instead: no 60 s
+Xero's limits (https://developer.xero.com/documentation/oauth2/limits): per tenant 60 calls a
+minute, 5,000 a day (1,000 on the Starter tier), 5 in flight; per app 10,000 a minute across tenants. Xero's
+windows are fixed but their reset times are not published, so the governor enforces *rolling* bounds instead: no 60 s
 window ever holds more than the minute limit and no 24 h window more than the day limit. That is
 stricter than Xero and therefore always safe.
 
@@ -170,7 +170,8 @@ return 1
 def problem_scope(problem: str | None) -> str | None:
     """Map an X-Rate-Limit-Problem value to "minute" | "day" | "app" | "concurrent" (or None).
 
-    Xero's exact spellings are not all documented (xero-api.md §3.2), so match prefixes.
+    Xero's exact spellings are not all documented (https://developer.xero.com/documentation/oauth2/limits),
+    so match prefixes.
     """
     value = (problem or "").strip().lower()
     if value.startswith("app"):

@@ -258,7 +258,8 @@ class Settings:
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
     # Our own Xero governor's per-tenant minute and in-flight bounds. Xero's are 60 and 5
-    # (xero-api.md §3.1); only a sandbox with relaxed limits (benchmarks) sets them higher.
+    # (https://developer.xero.com/documentation/oauth2/limits); only a sandbox with relaxed limits
+    # (benchmarks) sets them higher.
     # Days the audit trail keeps a row (CONNECTOR_AUDIT_DAYS); 0 keeps every row forever.
     audit_days: int = 90
     xero_minute_limit: int = 60

@@ -13,7 +13,8 @@ import redis.exceptions
 # (task_name, args, queue)
 Enqueue = Callable[[str, list, str], None]
 
-# Bounded retries keep the answer well inside Xero's 5 s response window (xero-api.md §4.4).
+# Bounded retries keep the answer well inside Xero's 5 s response window
+# (https://developer.xero.com/documentation/webhooks/configuring-your-server).
 RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 _BROKER_ERRORS = (kombu.exceptions.KombuError, redis.exceptions.RedisError, OSError)

@@ -1,4 +1,4 @@
-"""Xero webhook signatures (xero-api.md §4.3).
+"""Xero webhook signatures (https://developer.xero.com/documentation/webhooks/configuring-your-server).
 
 ``x-xero-signature`` is Base64(HMAC-SHA256(key=signing key as UTF-8, msg=raw body bytes)).
 Xero's bodies are not canonical JSON, so the HMAC must run over the exact bytes received,

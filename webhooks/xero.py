@@ -1,4 +1,7 @@
-"""POST /webhooks/xero (xero-api.md §4): raw body, signature, envelope, one task, empty 200."""
+"""POST /webhooks/xero: raw body, signature, envelope, one task, empty 200.
+
+Xero's rules for the receiver: https://developer.xero.com/documentation/webhooks/configuring-your-server.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +22,14 @@ xero_blueprint = Blueprint("xero", __name__)
 
 
 def _empty(status: int) -> Response:
-    # Xero wants an empty body and no cookies, for 200 and 401 alike (xero-api.md §4.4).
+    # Xero wants an empty body and no cookies, for 200 and 401 alike (see above).
     return Response(b"", status=status)
 
 
 @xero_blueprint.post("/webhooks/xero")
 def receive_xero_webhook() -> Response:
     state = receiver()
-    # The raw bytes, before any JSON parsing: the HMAC covers them exactly (xero-api.md §4.3).
+    # The raw bytes, before any JSON parsing: the HMAC covers them exactly.
     body = raw_body()
 
     key = state.webhook_key.reveal()
@@ -46,7 +49,7 @@ def receive_xero_webhook() -> Response:
         return jsonify(error=str(exc)), 400
 
     if not events:
-        # Intent to Receive probe: correctly signed, nothing to do (xero-api.md §4.4).
+        # Intent to Receive probe: correctly signed, nothing to do.
         logger.info("webhook.xero.intent_to_receive")
         return _empty(200)
 
@@ -56,7 +59,7 @@ def receive_xero_webhook() -> Response:
         # The body as received (checked above; the worker takes what it needs of each event).
         state.enqueue(INGEST_XERO_EVENTS, [text, sync_ids], XERO_QUEUE)
     except EnqueueFailed as exc:
-        # Not queued means not accepted: a non-2xx makes Xero deliver again (xero-api.md §4.5).
+        # Not queued means not accepted: a non-2xx makes Xero deliver again.
         logger.error("webhook.xero.enqueue_failed", extra={"reason": str(exc), "event_count": len(events)})
         return _empty(503)
 

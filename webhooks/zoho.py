@@ -1,6 +1,8 @@
-"""POST /webhooks/zoho (zoho-crm-api.md §5.4): channel + token check, one task, {"status": "queued"}.
+"""POST /webhooks/zoho: channel + token check, one task, {"status": "queued"}.
 
-Zoho signs nothing; the echoed ``token`` registered with the channel is the only proof (§5.4).
+Zoho's page: https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html
+
+Zoho signs nothing; the echoed ``token`` registered with the channel is the only proof.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ def parse_zoho_notification(body: bytes) -> tuple[str, str, dict]:
     if missing:
         raise InvalidNotification(f"missing {', '.join(missing)}")
     channel_id = payload["channel_id"]
-    # channel_id is a long when registered and comes back as a string (§5.2, §5.4): accept both.
+    # channel_id is a long when registered and comes back as a string: accept both.
     if isinstance(channel_id, bool) or not isinstance(channel_id, (str, int)):
         raise InvalidNotification("channel_id must be a string or an integer")
     token = payload.get("token", "")  # optional in Zoho; a missing token then fails verification

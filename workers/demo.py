@@ -327,7 +327,7 @@ def collect_rows(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, con
     return rows, unsynced
 
 
-# --- issue 5: invoices with lines, payments, and a two-way contact edit ---------------------------
+# --- invoices with lines, payments, and a two-way contact edit ------------------------------------
 
 
 def invoice_summary(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, invoice_ids: list[str]):

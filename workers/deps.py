@@ -125,7 +125,7 @@ class Deps:
             **options,
         )
 
-    # -- issue 4: connect flows, token upkeep, Zoho channels
+    # -- connect flows, token upkeep, Zoho channels
 
     def token_manager(self, system: str, connection_id: int, **options):
         return (self.xero_tokens if system == "xero" else self.zoho_tokens)(connection_id, **options)
@@ -175,7 +175,7 @@ class Deps:
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:
         return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id))
 
-    # -- issue 5: the user's sync config and each Zoho org's capabilities ------------------------
+    # -- the user's sync config and each Zoho org's capabilities --------------------------------
 
     @cached_property
     def sync_config(self) -> SyncConfig:

@@ -142,7 +142,8 @@ def hand_on_unfinished(task: ConnectorTask, connection_id: int, resource: str, o
 
 
 def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: str) -> None:
-    """A connection that cannot run: its buffered ids wait durably for the reconnect (issue 4's resume)."""
+    """A connection that cannot run: its buffered ids wait durably for the reconnect
+    (connector.resume_parked_work re-queues them then)."""
     deps = get_deps()
     while (claim := deps.coalescer.claim(connection_id, resource)) is not None:
         deps.store.parked.park(connection_id, resource, claim.ids, reason=NEEDS_REAUTH, sync_ids=claim.sync_ids)

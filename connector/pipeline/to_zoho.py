@@ -8,7 +8,8 @@ before Invoices. Every upsert is keyed on a Xero id held in a unique custom fiel
   CRM-owned fields we wrote, so the Zoho notification of our own write is recognised (from_zoho.py).
 - A record Zoho refuses in a 207 fails alone, audited with Zoho's error code; codes that can pass on
   a later try (``RETRYABLE_CODES``) are audited "retrying" and handed back in ``BatchOutcome.retry``; the
-  task retries them alone and, after its last attempt, dead-letters them (audited "failed").
+  task retries them alone and, after its last retry, parks them (workers/zoho_tasks.py): they wait in
+  parked work and are pushed again later, never given up for a refusal Zoho calls temporary.
 - An invoice whose contact is not in Zoho yet: the contact is pushed first in the same run (fetched
   from Xero when we have no snapshot of it), so invoices never wait on webhook order. A contact's
   Account link is saved with its people's links, so an invoice written while another task pushes its
@@ -44,7 +45,7 @@ from connector.store.snapshots import SnapshotReads
 
 log = logging.getLogger(__name__)
 
-# Per-record Zoho codes worth another try; everything else is a data problem and is dead-lettered.
+# Per-record Zoho codes worth another try; everything else is a data problem, audited "failed" at once.
 RETRYABLE_CODES = frozenset({"INTERNAL_ERROR", "TOO_MANY_REQUESTS", "LOCKED_RECORD"})
 WAITING_FOR_CONTACT = "WAITING_FOR_CONTACT"
 
@@ -96,8 +97,8 @@ class ZohoPush:
     refresh: Callable[[str, list[str]], list[str]] | None = None
     task_id: str | None = None
     org_fields: Mapping[str, frozenset[str]] | None = None  # per module, from zoho_setup.check_org
-    # False: a record refused with a retryable code is audited "retrying" (the task tries it again alone);
-    # True on the task's last attempt: it is dead-lettered, audited "failed" with Zoho's code.
+    # False: a record refused with a retryable code is audited "retrying" (the task tries it again alone,
+    # then parks it). True: it is given up, audited "failed" with Zoho's code; no task sets this.
     final_attempt: bool = False
     # Makes a block whose store calls share one transaction (Store.transaction). A round's reads are one
     # transaction and the writes after each Zoho call another; never one around a call to Zoho.

@@ -2,8 +2,18 @@
 
 Served over real HTTP (see ``common.serve``) on the real paths, so a client only changes its base
 URLs: ``/identity/connect/authorize`` (login.xero.com), ``/connect/token`` (identity.xero.com),
-``/connections`` and ``/api.xro/2.0/...`` (api.xero.com). Behaviour follows the Xero reference
-(docs/xero-api facts: OAS-ACC, OAS-ID, OAS-WH, LIMITS, WH-SRV); section numbers below refer to it.
+``/connections`` and ``/api.xro/2.0/...`` (api.xero.com). Behaviour follows Xero's OpenAPI specs
+(https://github.com/XeroAPI/Xero-OpenAPI: OAS-ACC accounting, OAS-ID identity, OAS-WH webhooks) and
+its pages; the section marks below name the topic and its page:
+
+- §1 OAuth 2.0, tokens and /connections: https://developer.xero.com/documentation/guides/oauth2/auth-flow,
+  https://developer.xero.com/faq/oauth2, scopes https://developer.xero.com/documentation/oauth2/scopes
+- §2 request headers and §5 the Accounting API (endpoints, list parameters, envelope, dates, records):
+  https://developer.xero.com/documentation/api/requests-and-responses and the OAS-ACC spec
+- §3 rate limits: https://developer.xero.com/documentation/oauth2/limits
+- §4 webhooks: https://developer.xero.com/documentation/webhooks/overview and
+  https://developer.xero.com/documentation/webhooks/configuring-your-server
+- §6 error responses: https://developer.xero.com/documentation/api/http-response-codes
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A Zoho CRM v8 simulator: accounts server (OAuth), Records, metadata and notification channels.
 
-Served over real HTTP by ``serve()``; only scheme, host and port differ from Zoho. Facts and their
-sources are in docs/ and the research notes; comments cite them as "Zoho: ..." or mark a choice
-UNVERIFIED where no source settles it. State lives in memory; tests drive it through HTTP and
+Served over real HTTP by ``serve()``; only scheme, host and port differ from Zoho. Facts follow Zoho's
+v8 pages (https://www.zoho.com/crm/developer/docs/api/v8/) and its OpenAPI specs
+(https://github.com/zoho/crm-oas); comments cite them as "Zoho: ..." or mark a choice UNVERIFIED where no
+source settles it. State lives in memory; tests drive it through HTTP and
 through the Python hooks (``issue_refresh_token``, ``person_edit``, ``deliver_notifications``...).
 """
 
@@ -608,7 +609,7 @@ class ZohoSandbox(SandboxApp):
     # ----------------------------------------------------------------- metadata
 
     def _org(self) -> Response:
-        """GET /crm/v8/org: ``{"org": [Org]}`` (Zoho v8 OAS org.json, scope ZohoCRM.org.READ, §1.5)."""
+        """GET /crm/v8/org: ``{"org": [Org]}`` (Zoho v8 OAS org.json, scope ZohoCRM.org.READ)."""
         return _json({"org": [{
             "id": self.org_id, "zgid": self.org_id[-9:], "company_name": self.company_name,
             "domain_name": f"org{self.org_id[-9:]}", "country_code": self.dc.upper(), "currency": "NZD",

@@ -35,8 +35,8 @@ class Store:
         self.audit = AuditLog(self.sessions, clock=clock)
         self.channels = ChannelStore(self.sessions, clock=clock)
         self.parked = ParkedWorkStore(self.sessions, clock=clock)
-        self.poll_cursors = PollCursorStore(self.sessions, clock=clock)  # issue 3
-        self.write_ledger = WriteLedger(self.sessions, clock=clock)  # issue 5
+        self.poll_cursors = PollCursorStore(self.sessions, clock=clock)
+        self.write_ledger = WriteLedger(self.sessions, clock=clock)
         self.backfills = BackfillCheckpointStore(self.sessions, clock=clock)
 
     @classmethod

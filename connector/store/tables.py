@@ -221,7 +221,7 @@ class ParkedWork(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # waits so far: the next is longer
 
 
-# --- issue 5: the full customer picture -----------------------------------------------------------
+# -- Zoho writes: echo suppression and writes whose id link is not saved yet ---------------------
 
 
 class WriteLedgerEntry(Base):
@@ -263,7 +263,7 @@ class WriteIntent(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# -- issue 3: Xero at scale ---------------------------------------------------------------------
+# -- delta polling ------------------------------------------------------------------------------
 
 
 class XeroPollCursor(Base):
@@ -282,7 +282,7 @@ class XeroPollCursor(Base):
     swept_at: Mapped[datetime | None]
 
 
-# -- issue 4: connections that never lapse ---------------------------------------------------------
+# -- token sets shared by several connections ----------------------------------------------------
 
 
 class SharedCredential(Base):

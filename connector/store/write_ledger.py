@@ -1,4 +1,4 @@
-"""The write ledger: per record, a hash of what we last wrote there (echo suppression, issue 5)."""
+"""The write ledger: per record, a hash of what we last wrote there (echo suppression)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Xero OAuth 2.0 tokens: refresh with rotation, stored before use (xero-api.md §1.4, §1.5)."""
+"""Xero OAuth 2.0 tokens: refresh with rotation, stored before use.
+
+Xero's pages: https://developer.xero.com/documentation/guides/oauth2/auth-flow (refresh) and
+https://developer.xero.com/faq/oauth2 (lifetimes, rotation).
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ class XeroTokenManager(StoredTokenManager):
 
     def _request_refresh(self, tokens: TokenSet) -> TokenSet:
         refresh_token = tokens.refresh_token.reveal()
-        # A lost answer is retried with the same refresh token: Xero honours it for 30 minutes (§1.5).
+        # A lost answer is retried with the same refresh token: Xero honours it for 30 minutes (FAQ above).
         body = self._post_token({"grant_type": "refresh_token", "refresh_token": refresh_token}, refresh_token)
         return self._token_set(body, extra=dict(tokens.extra or {}), scope=tokens.scope)
 
@@ -48,7 +52,7 @@ class XeroTokenManager(StoredTokenManager):
             response = transport_retry(self._session.post)(
                 self._token_url,
                 data=form,
-                auth=(self._client_id, self._client_secret.reveal()),  # HTTP Basic client auth (§1.4)
+                auth=(self._client_id, self._client_secret.reveal()),  # HTTP Basic client auth (auth flow above)
                 headers={"Accept": "application/json"},
                 timeout=self._timeout,
             )

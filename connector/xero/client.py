@@ -1,4 +1,8 @@
-"""Xero Accounting API client: one method per endpoint, one error table (docs: xero-api.md §2, §5, §6)."""
+"""Xero Accounting API client: one method per endpoint, one error table.
+
+Xero's pages: https://developer.xero.com/documentation/api/requests-and-responses (headers, paging, envelope)
+and https://developer.xero.com/documentation/api/http-response-codes (errors).
+"""
 
 from __future__ import annotations
 
@@ -37,12 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The gateway answers a misleading 404 once a URL holds ~53 GUIDs (xero-api.md §5.2).
+# The gateway answers a misleading 404 once a URL holds ~53 GUIDs
+# (https://github.com/XeroAPI/Xero-OpenAPI/issues/534).
 MAX_IDS_PER_CALL = 50
 # CreditNotes has no IDs parameter (OAS-ACC getCreditNotes), so ids go in a `where` OR-chain,
 # which is longer per id; keep the URL well under the ~2,000-character gateway limit.
 MAX_WHERE_IDS_PER_CALL = 20
-# Xero promises Retry-After only for minute/day 429s (xero-api.md §3.2); a concurrency 429 clears fast.
+# Xero promises Retry-After only for minute/day 429s (https://developer.xero.com/documentation/oauth2/limits);
+# a concurrency 429 clears fast.
 DEFAULT_RETRY_AFTER = {"concurrent": 1.0}
 FALLBACK_RETRY_AFTER = 60.0
 
@@ -63,19 +69,19 @@ class Page:
 
 
 def format_modified_since(moment: datetime) -> str:
-    """If-Modified-Since as ISO-8601 UTC without fraction (filtering is to the second, §2); naive = UTC."""
+    """If-Modified-Since as ISO-8601 UTC without fraction (filtering is to the second); naive = UTC."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None, secrets: Sequence[str] = ()) -> None:
-    """Turn a non-2xx Xero answer into the typed error that says what to do next (§6)."""
+    """Turn a non-2xx Xero answer into the typed error that says what to do next (response codes page above)."""
     status = response.status_code
     if status < 400:
         return
     body: Any = None
-    if is_json(response):  # 404 and some 400/503 bodies are plain text (§6)
+    if is_json(response):  # 404 and some 400/503 bodies are plain text
         try:
             body = loads_json(response.content)
         except ValueError:
@@ -170,7 +176,7 @@ class XeroClient:
     # -- identity -------------------------------------------------------------------------------
 
     def get_connections(self) -> list[dict]:
-        """Tenants this token can reach (§1.6); no tenant header, not counted against a tenant."""
+        """Tenants this token can reach (GET /connections); no tenant header, not counted against a tenant."""
         return self._call("GET", self._api_url + "/connections", tenant=False)
 
     # -- contacts -------------------------------------------------------------------------------
@@ -194,7 +200,7 @@ class XeroClient:
         return self._list("/Contacts", "Contacts", modified_since, page, page_size, order, params)
 
     def update_contact(self, contact: dict, *, idempotency_key: str) -> dict:
-        """POST /Contacts/{ContactID}: omitted elements keep their values (§5.1)."""
+        """POST /Contacts/{ContactID}: omitted elements keep their values."""
         contact_id = contact.get("ContactID")
         if not contact_id:
             raise DataError("update_contact needs the ContactID", field="ContactID")
@@ -203,7 +209,7 @@ class XeroClient:
         return body["Contacts"][0]
 
     def create_contacts(self, contacts: Sequence[dict], *, idempotency_key: str) -> list[dict]:
-        """PUT /Contacts (create only); Xero advises batches of about 50 (§3.1)."""
+        """PUT /Contacts (create only); Xero advises batches of about 50 (its limits page)."""
         body = self._call("PUT", self._accounting + "/Contacts", json_body={"Contacts": list(contacts)},
                           idempotency_key=idempotency_key)
         return body["Contacts"]
@@ -234,7 +240,7 @@ class XeroClient:
             params["where"] = where
         return self._list("/Invoices", "Invoices", modified_since, page, page_size, order, params)
 
-    # -- payments (no IDs parameter and no webhooks: poll with If-Modified-Since, §4.1/§5.2) --------
+    # -- payments (no IDs parameter and no webhooks: poll with If-Modified-Since) -----------------
 
     def list_payments(
         self,
@@ -274,7 +280,7 @@ class XeroClient:
     def _get_by_ids(self, path: str, key: str, ids: Sequence[str], **params: str) -> list[dict]:
         found: list[dict] = []
         for chunk in _chunks(ids, MAX_IDS_PER_CALL):
-            # `page` makes Xero return full records (line items included), §5.2.
+            # `page` makes Xero return full records (line items included).
             body = self._call("GET", self._accounting + path, params={"IDs": ",".join(chunk), "page": 1, **params})
             found.extend(body.get(key) or [])
         return found
@@ -319,10 +325,10 @@ class XeroClient:
         idempotency_key: str | None = None,
         tenant: bool = True,
     ) -> Any:
-        """Send one request; on a 401 refresh the token once and try once more (§6)."""
+        """Send one request; on a 401 refresh the token once and try once more."""
         extra = dict(headers or {})
         if idempotency_key:
-            extra["Idempotency-Key"] = idempotency_key  # a retried write is not applied twice (§2)
+            extra["Idempotency-Key"] = idempotency_key  # a retried write is not applied twice
         token = self._tokens.access_token()
         for attempt in (1, 2):
             response = self._send(method, url, token, params, extra, json_body, tenant)
@@ -364,7 +370,7 @@ class XeroClient:
             raise transport_error(exc, f"Xero {method} {urlsplit(url).path}", token) from None
         finally:
             if permit is not None:
-                self._governor.release(permit, response_headers)  # reads X-*Limit-Remaining (§3.2)
+                self._governor.release(permit, response_headers)  # reads X-*Limit-Remaining
         if response.status_code == 429 and self._governor is not None:
             self._governor.observe_429(
                 self.tenant_id,

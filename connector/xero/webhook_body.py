@@ -1,4 +1,6 @@
-"""The body of a Xero webhook (xero-api.md §4.2), read the same way at the door and in the worker.
+"""The body of a Xero webhook, read the same way at the door and in the worker.
+
+Xero's page: https://developer.xero.com/documentation/webhooks/overview
 
 The receiver checks a signed body with ``read_events`` (a clear 400 for a bad one) and queues the body
 as received with one sync id per event; the worker turns that back into the pipeline's events with
@@ -33,8 +35,8 @@ class InvalidEnvelope(ValueError):
 
 
 def body_text(body: bytes) -> str:
-    """The body as text. Xero sends UTF-8 (xero-api.md §4.3); json.loads would also guess UTF-16 or 32
-    from bytes, but the text is what is queued."""
+    """The body as text. Xero sends UTF-8 (https://developer.xero.com/documentation/webhooks/overview);
+    json.loads would also guess UTF-16 or 32 from bytes, but the text is what is queued."""
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
@@ -77,7 +79,7 @@ def read_events(body: str) -> list[dict]:
 def forwarded(event: dict) -> dict:
     """What the pipeline takes of one event."""
     trimmed = {name: event.get(name) for name in FORWARDED_EVENT_FIELDS}
-    if "data" in event:  # CREDITNOTE events carry {Type, Status} (xero-api.md §4.2)
+    if "data" in event:  # CREDITNOTE events carry {Type, Status} (Xero's page above)
         trimmed["data"] = event["data"]
     return trimmed
 

@@ -1,4 +1,5 @@
-"""Zoho OAuth 2.0 tokens (zoho-crm-api.md §1.2, §1.3).
+"""Zoho OAuth 2.0 tokens (https://www.zoho.com/accounts/protocol/oauth/web-apps/access-token-expiry.html,
+https://www.zoho.com/accounts/protocol/oauth/token-limits.html).
 
 One access token per connection, shared by every worker through the credential store: Zoho allows
 only 10 refreshes per refresh token per 10 minutes and 15 live access tokens. A refresh returns no
@@ -23,7 +24,7 @@ from connector.http import (
 from connector.secret import Secret
 from connector.store.credentials import StoredTokens, TokenSet
 
-# "Access Denied" = more than 10 token requests in 10 minutes (§1.3); a minute lets the window move.
+# "Access Denied" = more than 10 token requests in 10 minutes (token limits page above); a minute lets the window move.
 THROTTLE_RETRY_AFTER = 60.0
 
 
@@ -39,7 +40,7 @@ class ZohoTokenManager(StoredTokenManager):
     system = "zoho"
 
     def __init__(self, *, accounts_url: str, **kwargs: Any) -> None:
-        """``accounts_url`` is the data centre's accounts server (§1.1); other arguments as the base."""
+        """``accounts_url`` is the data centre's accounts server; other arguments as the base."""
         super().__init__(token_url=accounts_url.rstrip("/") + "/oauth/v2/token", **kwargs)
 
     def _load(self) -> StoredTokens:
@@ -49,7 +50,7 @@ class ZohoTokenManager(StoredTokenManager):
             raise ZohoNotConnected(self.connection_id) from None
 
     def api_domain(self) -> str:
-        """The data centre's API host from the token response (§2: never a hard-coded .com)."""
+        """The data centre's API host from the token response (never a hard-coded .com)."""
         stored = self._last if self._last is not None else self._load()
         domain = (stored.tokens.extra or {}).get("api_domain")
         if not domain:
@@ -90,7 +91,7 @@ class ZohoTokenManager(StoredTokenManager):
         error = body.get("error")
         if response.status_code == 200 and not error and body.get("access_token"):
             return body
-        if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code (§1.2)
+        if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code
             raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect", system="zoho")
         if error == "invalid_client":
             raise NeedsReauth(

@@ -1,4 +1,9 @@
-"""Zoho CRM v8 client: one method per endpoint, per-record results for writes (zoho-crm-api.md §3, §5, §6)."""
+"""Zoho CRM v8 client: one method per endpoint, per-record results for writes.
+
+Zoho's pages: https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html (records),
+https://www.zoho.com/crm/developer/docs/api/v8/notifications/overview.html (channels),
+https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html (limits).
+"""
 
 from __future__ import annotations
 
@@ -34,10 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_RECORDS_PER_WRITE = 100  # insert / update / upsert (§3.3)
-MAX_IDS_PER_READ = 100  # the documented cap was cut off; 100 is the common assumption (§3.2)
-MAX_FIELDS_PER_LIST = 50  # `fields` is mandatory on lists, at most 50 (§3.2)
-# Zoho sends no Retry-After on 429 (§6.3); concurrency clears in seconds, credits are the task's problem.
+MAX_RECORDS_PER_WRITE = 100  # insert / update / upsert (insert-records page above)
+MAX_IDS_PER_READ = 100  # the documented cap was cut off; 100 is the common assumption
+# `fields` is mandatory on lists, at most 50 (https://www.zoho.com/crm/developer/docs/api/v8/get-records.html).
+MAX_FIELDS_PER_LIST = 50
+# Zoho sends no Retry-After on 429 (limits page above); concurrency clears in seconds, credits are the task's problem.
 RATE_LIMIT_RETRY_AFTER = 30.0
 _NO_CONTENT = (204, 304)
 
@@ -90,14 +96,14 @@ def _error_of(body: Any) -> str | None:
 
 
 def format_zoho_datetime(moment: datetime) -> str:
-    """ISO-8601 with offset and no fraction: Zoho rejects milliseconds (§5.3); naive means UTC."""
+    """ISO-8601 with offset and no fraction: Zoho rejects milliseconds; naive means UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.replace(microsecond=0).isoformat()
 
 
 def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) -> None:
-    """Request-level errors (top-level API_Exception bodies, §6.4) to typed errors."""
+    """Request-level errors (top-level API_Exception bodies) to typed errors."""
     status = response.status_code
     if status < 400:
         return
@@ -186,7 +192,7 @@ class ZohoClient:
         duplicate_check_fields: Sequence[str],
         trigger: Sequence[str] = (),
     ) -> list[RecordResult]:
-        """POST /{module}/upsert in chunks of 100; ``trigger=()`` suppresses Zoho automation (§3.4)."""
+        """POST /{module}/upsert in chunks of 100; ``trigger=()`` suppresses Zoho automation."""
         extra = {"duplicate_check_fields": list(duplicate_check_fields)}
         return self._write("POST", f"/{module}/upsert", records, trigger, extra, None,
                            retry_transport=replay_safe(records))
@@ -213,7 +219,7 @@ class ZohoClient:
         results: list[RecordResult] = []
         for offset, chunk in _chunks(records, MAX_RECORDS_PER_WRITE):
             body = {"data": chunk, **extra, "trigger": list(trigger)}
-            # 201 all ok, 207 mixed, 400 may still carry one item per record (§3.3).
+            # 201 all ok, 207 mixed, 400 may still carry one item per record (status-codes page).
             answer = self._call(method, path, json_body=body, item_key="data", retry_transport=retry_transport)
             items = answer.get("data") or []
             if len(items) != len(chunk):
@@ -269,13 +275,13 @@ class ZohoClient:
                     code=str(item.get("code", "")), details=item.get("details") or {})
         return items
 
-    # -- notification channels (§5) -------------------------------------------------------------
+    # -- notification channels (notifications page above) -------------------------------------
 
     def enable_watch(self, channels: list[dict]) -> list[dict]:
         return self._watch("POST", channels)
 
     def update_watch(self, channels: list[dict]) -> list[dict]:
-        """PATCH: only the given keys change (PUT would drop the others, §5.1); use it to renew expiry."""
+        """PATCH: only the given keys change (PUT would drop the others); use it to renew expiry."""
         return self._watch("PATCH", channels)
 
     def get_watch(self) -> list[dict]:
@@ -311,7 +317,7 @@ class ZohoClient:
         item_key: str | None = None,
         retry_transport: bool = True,
     ) -> dict:
-        """Send one request; on 401 INVALID_TOKEN refresh once and try once more (§6.4).
+        """Send one request; on 401 INVALID_TOKEN refresh once and try once more.
 
         With ``item_key``, a 400 whose body lists per-item results is returned for the caller to parse.
         """
@@ -341,7 +347,7 @@ class ZohoClient:
         json_body: Any,
         retry_transport: bool,
     ) -> requests.Response:
-        url = self._tokens.api_domain() + "/crm/v8" + path  # the account's data centre (§2)
+        url = self._tokens.api_domain() + "/crm/v8" + path  # the account's data centre
         request_headers = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
         data = None
         if json_body is not None:

@@ -33,7 +33,8 @@ def form(call) -> dict[str, str]:
 
 
 def xero_token_body(n: int) -> dict:
-    # Shape of xero-api.md §1.4 (exactly the keys the official SDK accepts).
+    # Shape of Xero's token response (https://developer.xero.com/documentation/guides/oauth2/auth-flow);
+    # exactly the keys the official SDK accepts.
     return {"access_token": f"xero-access-{n}", "expires_in": 1800, "token_type": "Bearer",
             "refresh_token": f"xero-refresh-{n}", "scope": "offline_access accounting.contacts"}
 

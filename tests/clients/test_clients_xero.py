@@ -23,7 +23,7 @@ LIMIT_HEADERS = {"X-DayLimit-Remaining": "4984", "X-MinLimit-Remaining": "59", "
 
 
 def envelope(key: str, items: list, pagination: dict | None = None) -> str:
-    # The envelope of xero-api.md §5.3.
+    # Xero's response envelope (https://developer.xero.com/documentation/api/requests-and-responses).
     body = {"Id": "900c500b-e83c-4ce2-902a-b8ba04751748", "Status": "OK", "ProviderName": "ml-connector",
             "DateTimeUTC": "/Date(1552326816230)/", key: items}
     if pagination:

@@ -19,7 +19,7 @@ JSON = "application/json;charset=UTF-8"
 
 
 def success(n: int, action: str = "insert") -> dict:
-    # Success item of zoho-crm-api.md §3.3 / §3.5.
+    # Success item of https://www.zoho.com/crm/developer/docs/api/v8/insert-records.html and upsert-records.html.
     return {"code": "SUCCESS", "status": "success", "action": action, "duplicate_field": None,
             "message": "record added" if action == "insert" else "record updated",
             "details": {"id": f"90000000000{n:04d}", "Created_Time": "2025-01-31T10:00:00+00:00",

@@ -1,4 +1,5 @@
-"""Tightening from Xero's X-*Limit-Remaining headers and 429 penalties (xero-api.md §3.2)."""
+"""Tightening from Xero's X-*Limit-Remaining headers and 429 penalties
+(https://developer.xero.com/documentation/oauth2/limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rolling minute/day windows, per tenant and app-wide (xero-api.md §3.1)."""
+"""Rolling minute/day windows, per tenant and app-wide (https://developer.xero.com/documentation/oauth2/limits)."""
 
 from __future__ import annotations
 

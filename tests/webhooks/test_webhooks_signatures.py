@@ -7,7 +7,8 @@ from webhooks.signatures import verify_xero_signature, xero_signature
 from tests.conftest import property_examples
 
 KEY = "test-signing-key-ZmFrZQ=="
-# Xero's ITR body shape, spaces after some colons (xero-api.md §4.3).
+# Xero's ITR body shape, spaces after some colons
+# (https://developer.xero.com/documentation/webhooks/configuring-your-server).
 ITR_BODY = b'{"events":[],"firstEventSequence": 0,"lastEventSequence": 0, "entropy": "LUWDSUDGSWNZVALZXBEV"}'
 # Computed independently: printf '%s' BODY | openssl dgst -sha256 -hmac KEY -binary | base64
 ITR_SIGNATURE = "Z0vKJU8n0iWxzcfvZ+gGHHGOaFDbLbOQmWlEuj1WMIk="

@@ -9,7 +9,7 @@ from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
 
 TOKEN = "secret-max-50-chars"
-# The callback shape of zoho-crm-api.md §5.4.
+# The callback shape of https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html.
 CALLBACK = {
     "server_time": 1735689600000,
     "query_params": {"tenant": "42"},

@@ -1,4 +1,4 @@
-"""Shared credentials (issue 4): connections that use another connection's token set.
+"""Shared credentials: connections that use another connection's token set.
 
 One Xero consent can cover several tenants (one rotating refresh token for all of them), and one
 Zoho org can receive several tenants (Zoho allows 10 refreshes per refresh token per 10 minutes);

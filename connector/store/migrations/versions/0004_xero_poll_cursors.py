@@ -1,4 +1,4 @@
-"""Xero at scale (issue 3): one delta-poll cursor per connection and resource.
+"""Delta polling: one If-Modified-Since cursor per connection and resource.
 
 Revision ID: 0004
 Revises: 0003

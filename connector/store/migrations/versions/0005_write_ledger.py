@@ -1,4 +1,4 @@
-"""Write ledger (issue 5): a hash of what we last wrote to each Zoho record, for echo suppression.
+"""Write ledger: a hash of what we last wrote to each Zoho record, for echo suppression.
 
 Revision ID: 0005
 Revises: 0004
