@@ -4,7 +4,6 @@
 - ``transport_retry``: a few quick retries on broken connections and timeouts only; the Celery layer
   does the slow, backed-off retries;
 - JSON in and out with ``Decimal`` money (never binary floats);
-- ``redact`` so no token ever reaches an exception message or a log line;
 - ``StoredTokenManager``: the refresh logic both OAuth providers share (stored token set, Redis
   single-flight lock, re-read after the lock, compare-and-swap save).
 """
@@ -13,11 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
-from urllib.parse import quote_plus
 
 import orjson
 import requests
@@ -29,6 +26,7 @@ from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import NeedsReauth, TransientError
 from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
 
@@ -59,22 +57,6 @@ def make_session(user_agent: str = f"ml-connector/{__version__}") -> requests.Se
     session.mount("http://", adapter)
     session.headers["User-Agent"] = user_agent
     return session
-
-
-_SECRET_FIELDS = re.compile(
-    r"""(?P<key>["']?(?<![\w-])(?:access_token|refresh_token|client_secret|id_token)["']?\s*[:=]\s*["']?)"""
-    r"""(?P<value>[^"'&\s,}]+)""",
-    re.IGNORECASE,
-)
-_AUTH_HEADER = re.compile(r"(?i)\b(Bearer|Basic|Zoho-oauthtoken)\s+[A-Za-z0-9._~+/=-]+")
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Hide the given secret values (raw and URL-encoded) and anything that looks like a token field."""
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***").replace(quote_plus(secret), "***")
-    text = _SECRET_FIELDS.sub(lambda m: m["key"] + "***", text)
-    return _AUTH_HEADER.sub(lambda m: m[1] + " ***", text)
 
 
 def loads_json(data: bytes | str) -> Any:
@@ -131,7 +113,7 @@ def is_json(response: requests.Response) -> bool:
 
 
 def transport_error(exc: requests.RequestException, what: str, *secrets: str) -> TransientError:
-    return TransientError(redact(f"{what}: {type(exc).__name__}: {exc}", *secrets))
+    return TransientError(redact_text(f"{what}: {type(exc).__name__}: {exc}", *secrets))
 
 
 class StoredTokenManager:

@@ -12,10 +12,10 @@ from connector.http import (
     body_excerpt,
     is_json,
     loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import TokenSet
 
@@ -64,7 +64,7 @@ class XeroTokenManager(StoredTokenManager):
                               system="xero")
         if error in {"invalid_client", "unauthorized_client"}:
             raise NeedsReauth(f"{where}: {error}; check XERO_CLIENT_ID and XERO_CLIENT_SECRET", system="xero")
-        detail = redact(str(error or body_excerpt(response)), *hidden)
+        detail = redact_text(str(error or body_excerpt(response)), *hidden)
         if response.status_code == 429:
             raise RateLimited(f"{where}: 429 {detail}", retry_after=60.0)
         if response.status_code >= 500:

@@ -25,10 +25,10 @@ from connector.http import (
     dumps_json,
     is_json,
     loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.redaction import redact_text
 from connector.ratelimit import Denial, Limits
 
 if TYPE_CHECKING:
@@ -83,10 +83,10 @@ def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None,
     detail = _detail(body) if isinstance(body, dict) else body_excerpt(response)
     correlation = response.headers.get("Xero-Correlation-Id")
     where = f"Xero {response.request.method} {_path(response)}" if response.request is not None else "Xero"
-    message = redact(f"{where}: {status} {detail}" + (f" (correlation {correlation})" if correlation else ""), *secrets)
+    message = redact_text(f"{where}: {status} {detail}" + (f" (correlation {correlation})" if correlation else ""), *secrets)
     if status == 400:
         if isinstance(body, dict) and body.get("Type") == "ValidationException":
-            raise DataError(redact(f"{where}: {_first_validation_message(body) or detail}", *secrets))
+            raise DataError(redact_text(f"{where}: {_first_validation_message(body) or detail}", *secrets))
         raise ApiError(message, status=status)
     if status == 401:
         raise Unauthorized(message)

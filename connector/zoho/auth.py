@@ -16,10 +16,10 @@ from connector.http import (
     StoredTokenManager,
     body_excerpt,
     loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import StoredTokens, TokenSet
 
@@ -79,13 +79,13 @@ class ZohoTokenManager(StoredTokenManager):
             raise transport_error(exc, "Zoho token request", *hidden) from None
         where = f"Zoho token request for connection {self.connection_id}"
         if response.status_code >= 500:
-            raise TransientError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
+            raise TransientError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
         try:
             body = loads_json(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ApiError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
+            raise ApiError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
                            status=response.status_code)
         error = body.get("error")
         if response.status_code == 200 and not error and body.get("access_token"):
@@ -99,7 +99,7 @@ class ZohoTokenManager(StoredTokenManager):
             )
         if error == "Access Denied":
             raise RateLimited(f"{where}: throttled (too many token requests)", retry_after=THROTTLE_RETRY_AFTER)
-        detail = redact(str(error or body_excerpt(response)), *hidden)
+        detail = redact_text(str(error or body_excerpt(response)), *hidden)
         raise ApiError(f"{where}: {response.status_code} {detail}", status=response.status_code)
 
     def _token_set(self, body: dict, *, refresh_token: Secret, extra: dict, scope: str = "") -> TokenSet:

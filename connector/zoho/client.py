@@ -24,10 +24,10 @@ from connector.http import (
     dumps_json,
     is_json,
     loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.redaction import redact_text
 
 if TYPE_CHECKING:
     from connector.zoho.auth import ZohoTokenSource
@@ -105,7 +105,7 @@ def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) 
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     text = _error_of(body) or body_excerpt(response) or "(no body)"
     path = urlsplit(response.request.url or "").path
-    message = redact(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
+    message = redact_text(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
     if status == 401:
         if code == "INVALID_TOKEN":
             raise Unauthorized(message)
