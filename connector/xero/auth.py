@@ -11,10 +11,10 @@ from connector.http import (
     StoredTokenManager,
     body_excerpt,
     is_json,
-    loads_json,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import loads_from_api
 from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import TokenSet
@@ -87,6 +87,6 @@ def _json_or_none(response: requests.Response) -> Any:
     if not is_json(response) or not response.content:
         return None
     try:
-        return loads_json(response.content)
+        return loads_from_api(response.content)
     except ValueError:
         return None

@@ -15,10 +15,10 @@ from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError,
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
-    loads_json,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import loads_from_api
 from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import StoredTokens, TokenSet
@@ -81,7 +81,7 @@ class ZohoTokenManager(StoredTokenManager):
         if response.status_code >= 500:
             raise TransientError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
         try:
-            body = loads_json(response.content)
+            body = loads_from_api(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):

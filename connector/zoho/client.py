@@ -21,12 +21,11 @@ from connector.errors import (
 from connector.http import (
     DEFAULT_TIMEOUT,
     body_excerpt,
-    dumps_json,
     is_json,
-    loads_json,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import dumps_for_api, loads_from_api
 from connector.redaction import redact_text
 
 if TYPE_CHECKING:
@@ -158,7 +157,7 @@ def _json(response: requests.Response) -> Any:
     if response.status_code in _NO_CONTENT or not response.content or not is_json(response):
         return None
     try:
-        return loads_json(response.content)
+        return loads_from_api(response.content)
     except ValueError:
         return None
 
@@ -346,7 +345,7 @@ class ZohoClient:
         data = None
         if json_body is not None:
             request_headers["Content-Type"] = "application/json"
-            data = dumps_json(json_body).encode()
+            data = dumps_for_api(json_body).encode()
         send = transport_retry(self._session.request) if retry_transport else self._session.request
         try:
             return send(method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT)

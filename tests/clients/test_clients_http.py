@@ -8,7 +8,8 @@ from decimal import Decimal
 import pytest
 import requests
 
-from connector.http import dumps_json, loads_json, make_session, transport_retry
+from connector.http import make_session, transport_retry
+from connector.json_codec import dumps_for_api, loads_from_api
 from connector.redaction import redact_text
 
 
@@ -32,13 +33,13 @@ def test_redact_hides_token_fields_it_was_not_told_about():
 def test_decimal_round_trips_as_exact_json_numbers():
     value = {"Total": Decimal("40.10"), "Rate": Decimal("1E-7"), "Lines": [Decimal("-0.005"), 2, "x", None, True]}
 
-    text = dumps_json(value)
+    text = dumps_for_api(value)
 
     assert text == '{"Total":40.10,"Rate":1E-7,"Lines":[-0.005,2,"x",null,true]}'
-    assert loads_json(text) == value
+    assert loads_from_api(text) == value
     assert json.loads(text)["Total"] == 40.1  # a plain JSON number, not a string
     with pytest.raises(ValueError):
-        dumps_json(Decimal("NaN"))
+        dumps_for_api(Decimal("NaN"))
 
 
 def test_transport_retry_retries_connection_errors_three_times_only():
