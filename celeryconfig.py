@@ -8,12 +8,9 @@ from celery.schedules import crontab
 from kombu import Queue
 
 from connector import queues
+from connector.settings import Settings
 from workers.startup import settings_or_exit
 
-# A malformed value stops every process here, in one line naming the variable.
-_settings = settings_or_exit()
-
-broker_url = _settings.broker_url
 # Results are not used: tasks report through the audit trail, not return values.
 result_backend = None
 task_ignore_result = True
@@ -55,22 +52,6 @@ task_routes = {
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-# Redis transport: a message delivered but not acknowledged within the visibility timeout is delivered
-# again. That is how the work of a killed worker parent comes back, so it is minutes, not an hour.
-# Two consequences keep it safe: no countdown/ETA may come near it (an ETA message waits unacknowledged
-# in the worker and would be delivered twice; workers.base.MAX_BROKER_COUNTDOWN caps every countdown
-# below it and longer waits are parked in the database), and no task may run that long (the time
-# limits below kill a stuck task first, so it is never redelivered while still running). All three
-# derive from CELERY_VISIBILITY_TIMEOUT (default 300 s): Settings.task_time_limit and friends.
-VISIBILITY_TIMEOUT_SECONDS = _settings.visibility_timeout
-task_time_limit = _settings.task_time_limit
-task_soft_time_limit = _settings.task_soft_time_limit
-broker_transport_options = (
-    # The in-process transport polls; a short interval keeps the embedded chain snappy.
-    {"polling_interval": 0.02}
-    if _settings.broker_url.startswith("memory://")
-    else {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
-)
 broker_connection_retry_on_startup = True
 task_publish_retry = True
 
@@ -80,29 +61,69 @@ task_send_sent_event = True
 
 # When each job last ran, kept in CONNECTOR_DATA_DIR (not the working directory); `--schedule` overrides it.
 beat_scheduler = "workers.beat_schedule:DataDirScheduler"
-beat_schedule_filename = str(_settings.data_dir / "celerybeat-schedule")
-beat_schedule = {
-    # Xero access tokens live 30 minutes and Zoho's an hour; refreshing every 5 minutes with a
-    # 10-minute margin means no call ever waits on a refresh.
-    "refresh-tokens": {"task": "connector.refresh_tokens", "schedule": 300.0},
-    # Channels live six days and are renewed two days ahead; checking every 30 minutes also catches a
-    # channel Zoho dropped (then re-created and its gap reconciled).
-    "renew-zoho-channels": {"task": "connector.renew_zoho_channels", "schedule": 1800.0},
-    # Parked work whose wait is over (a reconnect, a limit's reset, an outage's backoff) goes back to
-    # the queues; a reconnect also resumes its connection's work at once.
-    "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 60.0},
-    # Buffers whose flush was lost (its task, or a worker holding a lease) are flushed again.
-    "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": _settings.sweep_interval},
-    # Delta polls catch what webhooks missed (and all payments); the full sweep what If-Modified-Since
-    # cannot see (contact balances). The sweep is a crontab: a restart or deploy does not restart its clock.
-    "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": _settings.xero_poll_interval},
-    "xero-full-sweep": {"task": "connector.poll_xero_connections",
-                        "schedule": crontab(minute=7, hour=_settings.xero_sweep_hour), "kwargs": {"full_sweep": True}},
-    # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
-    # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
-    # Backfills waiting for their daily budget, or whose worker died mid-page, go on from their checkpoint.
-    "resume-backfills": {"task": "connector.resume_backfills", "schedule": 60.0},
-    "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": _settings.zoho_org_ttl},
-    # The audit trail keeps CONNECTOR_AUDIT_DAYS of history; hourly batches keep each delete short.
-    "prune-audit-trail": {"task": "connector.prune_audit_trail", "schedule": 3600.0},
-}
+
+
+def time_limits(settings: Settings) -> dict:
+    """The task time limits. Redis transport: a message delivered but not acknowledged within the
+    visibility timeout is delivered again. That is how the work of a killed worker parent comes back, so
+    it is minutes, not an hour. Two consequences keep it safe: no countdown/ETA may come near it (an ETA
+    message waits unacknowledged in the worker and would be delivered twice; workers.base.max_broker_countdown
+    caps every countdown below it and longer waits are parked in the database), and no task may run that
+    long (these limits kill a stuck task first, so it is never redelivered while still running). All three
+    derive from CELERY_VISIBILITY_TIMEOUT (default 300 s): Settings.task_time_limit and friends."""
+    return {"task_time_limit": settings.task_time_limit, "task_soft_time_limit": settings.task_soft_time_limit}
+
+
+def settings_config(settings: Settings) -> dict:
+    """Everything here that depends on the settings (the rest is the same for every deployment)."""
+    return {
+        "broker_url": settings.broker_url,
+        **time_limits(settings),
+        "broker_transport_options": (
+            # The in-process transport polls; a short interval keeps the embedded chain snappy.
+            {"polling_interval": 0.02}
+            if settings.broker_url.startswith("memory://")
+            else {"visibility_timeout": settings.visibility_timeout}
+        ),
+        "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
+        "beat_schedule": {
+            # Xero access tokens live 30 minutes and Zoho's an hour; refreshing every 5 minutes with a
+            # 10-minute margin means no call ever waits on a refresh.
+            "refresh-tokens": {"task": "connector.refresh_tokens", "schedule": 300.0},
+            # Channels live six days and are renewed two days ahead; checking every 30 minutes also
+            # catches a channel Zoho dropped (then re-created and its gap reconciled).
+            "renew-zoho-channels": {"task": "connector.renew_zoho_channels", "schedule": 1800.0},
+            # Parked work whose wait is over (a reconnect, a limit's reset, an outage's backoff) goes back
+            # to the queues; a reconnect also resumes its connection's work at once.
+            "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 60.0},
+            # Buffers whose flush was lost (its task, or a worker holding a lease) are flushed again.
+            "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": settings.sweep_interval},
+            # Delta polls catch what webhooks missed (and all payments); the full sweep what
+            # If-Modified-Since cannot see (contact balances). The sweep is a crontab: a restart or deploy
+            # does not restart its clock.
+            "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": settings.xero_poll_interval},
+            "xero-full-sweep": {"task": "connector.poll_xero_connections",
+                                "schedule": crontab(minute=7, hour=settings.xero_sweep_hour),
+                                "kwargs": {"full_sweep": True}},
+            # Backfills waiting for their daily budget, or whose worker died mid-page, go on from their
+            # checkpoint.
+            "resume-backfills": {"task": "connector.resume_backfills", "schedule": 60.0},
+            # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
+            # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
+            "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": settings.zoho_org_ttl},
+            # The audit trail keeps CONNECTOR_AUDIT_DAYS of history; hourly batches keep each delete short.
+            "prune-audit-trail": {"task": "connector.prune_audit_trail", "schedule": 3600.0},
+        },
+    }
+
+
+# Celery reads its configuration as this module's attributes, once, at start: from the environment.
+# A malformed value stops every process here, in one line naming the variable. workers.deps.configure()
+# applies the time limits of the settings it is given to the app.
+_config = settings_config(settings_or_exit())
+broker_url = _config["broker_url"]
+task_time_limit = _config["task_time_limit"]
+task_soft_time_limit = _config["task_soft_time_limit"]
+broker_transport_options = _config["broker_transport_options"]
+beat_schedule_filename = _config["beat_schedule_filename"]
+beat_schedule = _config["beat_schedule"]

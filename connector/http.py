@@ -3,23 +3,16 @@
 - one pooled ``requests.Session`` per process, without urllib3-level retries (we decide what to retry);
 - ``transport_retry``: a few quick retries on broken connections and timeouts only; the Celery layer
   does the slow, backed-off retries;
-- JSON in and out with ``Decimal`` money (never binary floats);
-- ``redact`` so no token ever reaches an exception message or a log line;
 - ``StoredTokenManager``: the refresh logic both OAuth providers share (stored token set, Redis
   single-flight lock, re-read after the lock, compare-and-swap save).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from datetime import date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import quote_plus
 
-import orjson
 import requests
 from redis.exceptions import LockError
 from requests.adapters import HTTPAdapter
@@ -28,7 +21,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 from connector import __version__
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import NeedsReauth, TransientError
-from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import CredentialStore, StaleCredentials, StoredTokens, TokenSet
 
@@ -61,66 +54,6 @@ def make_session(user_agent: str = f"ml-connector/{__version__}") -> requests.Se
     return session
 
 
-_SECRET_FIELDS = re.compile(
-    r"""(?P<key>["']?(?<![\w-])(?:access_token|refresh_token|client_secret|id_token)["']?\s*[:=]\s*["']?)"""
-    r"""(?P<value>[^"'&\s,}]+)""",
-    re.IGNORECASE,
-)
-_AUTH_HEADER = re.compile(r"(?i)\b(Bearer|Basic|Zoho-oauthtoken)\s+[A-Za-z0-9._~+/=-]+")
-
-
-def redact(text: str, *secrets: str) -> str:
-    """Hide the given secret values (raw and URL-encoded) and anything that looks like a token field."""
-    for secret in sorted(filter(None, secrets), key=len, reverse=True):
-        text = text.replace(secret, "***").replace(quote_plus(secret), "***")
-    text = _SECRET_FIELDS.sub(lambda m: m["key"] + "***", text)
-    return _AUTH_HEADER.sub(lambda m: m[1] + " ***", text)
-
-
-def loads_json(data: bytes | str) -> Any:
-    """Parse a JSON body with every non-integer number as Decimal (money must not pass through float)."""
-    return json.loads(data, parse_float=Decimal)
-
-
-# Documents orjson writes as _dumps_json_stdlib does, with _orjson_number writing finite Decimals
-# (orjson writes dates as "YYYY-MM-DD" too; datetimes are refused there, so here).
-_orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date}))
-
-
-def _orjson_number(value: Any) -> Any:
-    if type(value) is Decimal and value.is_finite():
-        return orjson.Fragment(str(value))
-    # NaN or infinite Decimal: _dumps_json_stdlib raises the error the callers expect.
-    raise TypeError(f"{type(value).__name__} {value} is left to _dumps_json_stdlib")
-
-
-def dumps_json(value: Any) -> str:
-    """Serialise to JSON writing Decimal as a plain JSON number via str() (no quotes, no float noise).
-
-    orjson writes the body when it can write the same text (about six times faster than the recursive
-    writer); a float, enum, subclass, non-str key, big integer or lone surrogate leaves it to the latter."""
-    if _orjson_writable(value):
-        try:
-            return escaped_as_stdlib(orjson.dumps(value, default=_orjson_number, option=ORJSON_OPTIONS))
-        except orjson.JSONEncodeError:
-            pass
-    return _dumps_json_stdlib(value)
-
-
-def _dumps_json_stdlib(value: Any) -> str:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"cannot send {value} as a JSON number")
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_dumps_json_stdlib(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_dumps_json_stdlib(v) for v in value) + "]"
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return f'"{value.isoformat()}"'  # both APIs take YYYY-MM-DD dates; datetimes differ, so format them upstream
-    return json.dumps(value, allow_nan=False)
-
-
 def body_excerpt(response: requests.Response, limit: int = 300) -> str:
     text = response.text.strip()
     return text if len(text) <= limit else text[:limit] + "..."
@@ -131,7 +64,7 @@ def is_json(response: requests.Response) -> bool:
 
 
 def transport_error(exc: requests.RequestException, what: str, *secrets: str) -> TransientError:
-    return TransientError(redact(f"{what}: {type(exc).__name__}: {exc}", *secrets))
+    return TransientError(redact_text(f"{what}: {type(exc).__name__}: {exc}", *secrets))
 
 
 class StoredTokenManager:

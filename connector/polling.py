@@ -24,7 +24,7 @@ from typing import Callable
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
 from connector.store import audit as stages
-from connector.store.db import json_dumps
+from connector.json_codec import dumps_for_storage
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _lister(xero, resource: str):
 
 def _as_stored(record: dict) -> dict:
     """The record as the snapshot column gives it back (Decimal → str), for comparing contents."""
-    return json.loads(json_dumps(record))
+    return json.loads(dumps_for_storage(record))
 
 
 def _is_news(previous, updated: datetime, record: dict) -> bool:

@@ -9,7 +9,7 @@ safe. Errors map to one policy (``ConnectorTask.retry_or_fail``):
 - A limit whose reset is further off than a broker countdown may wait (Xero's daily budget,
   Zoho's credits) → parked in the database with ``resume_after``; the beat re-drives it.
 - Transient (TransientError, RateLimited, timeouts) → back to the queue with exponential backoff
-  (a rate limit: its own countdown), never longer than MAX_BROKER_COUNTDOWN; after
+  (a rate limit: its own countdown), never longer than max_broker_countdown(); after
   BROKER_RETRIES the work is parked with a backoff growing to hours and re-driven from there.
   Nothing transient ever ends as "failed".
 - Our own database, Redis or broker unreachable → retried with backoff for as long as it takes,
@@ -45,7 +45,6 @@ from connector.errors import (
 )
 from connector.pipeline.common import RECORD_TYPES
 from connector.ratelimit import problem_scope
-from connector.settings import Settings
 from connector.store import audit as stages
 from connector.store.connections import ConnectionInfo
 from connector.store.parked import (
@@ -62,10 +61,15 @@ from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
 
-# The longest a task waits on the broker. With the Redis transport a message whose countdown outlasts
-# the visibility timeout (celeryconfig) is delivered twice, so it stays well below; longer waits are
-# parked in the database and re-driven by the beat (connector.resume_parked_work).
-MAX_BROKER_COUNTDOWN = Settings.from_env().max_broker_countdown  # below the visibility timeout
+
+def max_broker_countdown() -> float:
+    """The longest a task waits on the broker, from the current settings (configure() changes it). With
+    the Redis transport a message whose countdown outlasts the visibility timeout (celeryconfig) is
+    delivered twice, so it stays well below; longer waits are parked in the database and re-driven by the
+    beat (connector.resume_parked_work)."""
+    return get_deps().settings.max_broker_countdown
+
+
 # Short retries on the broker: 1, 2, 4 … 64 s (about two minutes), then the work is parked.
 BROKER_RETRIES = 7
 # A transient failure of a whole batch is retried whole this often before it is split.
@@ -139,7 +143,7 @@ class ConnectorTask(Task):
                 raise Reject(exc, requeue=True) from exc
 
     def backoff(self) -> float:
-        return min(2.0 ** self.request.retries, MAX_BROKER_COUNTDOWN) * random.uniform(0.8, 1.0)
+        return min(2.0 ** self.request.retries, max_broker_countdown()) * random.uniform(0.8, 1.0)
 
     def audit_all(self, stage: str, *, connection_id: int | None, record_type: str, record_ids: list[str],
                   detail: dict, sync_ids: dict | None = None) -> None:
@@ -223,7 +227,7 @@ class ConnectorTask(Task):
             raise exc  # __call__ retries it for as long as our own services are down
         transient = is_transient(exc) or isinstance(exc, SoftTimeLimitExceeded)
         retries = self.request.retries or 0
-        if transient and isinstance(exc, RateLimited) and exc.retry_after > MAX_BROKER_COUNTDOWN and redrive:
+        if transient and isinstance(exc, RateLimited) and exc.retry_after > max_broker_countdown() and redrive:
             reason = DAILY_BUDGET if problem_scope(exc.problem) == "day" else RATE_LIMITED
             self.park(redrive, reason=reason, wait=exc.retry_after, exc=exc, **audit)
             return
@@ -236,7 +240,7 @@ class ConnectorTask(Task):
             return
         if transient and retries < BROKER_RETRIES:
             if isinstance(exc, RateLimited):
-                countdown = min(exc.retry_after, MAX_BROKER_COUNTDOWN) + random.uniform(0, 0.5)
+                countdown = min(exc.retry_after, max_broker_countdown()) + random.uniform(0, 0.5)
             else:
                 countdown = self.backoff()
             self.audit_all(stages.RETRYING, detail={

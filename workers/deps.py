@@ -221,8 +221,14 @@ def get_deps() -> Deps:
 
 
 def configure(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Deps:
-    """Replace the process-wide collaborators (demo, tests, CLI overrides)."""
+    """Replace the process-wide collaborators (demo, tests, CLI overrides), and the task time limits,
+    which derive from the settings' visibility timeout. The broker and the beat schedule stay as the
+    process started: celeryconfig reads them once, before anything can be configured."""
+    import celeryconfig
+    from workers.app import app
+
     global _deps
     with _deps_lock:
         _deps = Deps(settings, clock=clock)
+        app.conf.update(celeryconfig.time_limits(settings))
         return _deps

@@ -23,7 +23,7 @@ from connector.store.parked import FETCH, NEEDS_REAUTH
 from connector.xero.webhook_body import delivered_events
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import MAX_BROKER_COUNTDOWN, ConnectorTask, Redrive
+from workers.base import ConnectorTask, Redrive, max_broker_countdown
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def hand_over_to_zoho(connection_id: int, resource: str):
 
 def rate_limit_countdown(retry_after: float) -> float:
     # A little jitter, so tasks denied together do not all come back in the same millisecond.
-    return min(retry_after, MAX_BROKER_COUNTDOWN) + random.uniform(0, 0.25)
+    return min(retry_after, max_broker_countdown()) + random.uniform(0, 0.25)
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)

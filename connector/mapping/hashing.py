@@ -15,8 +15,9 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import chain
 from typing import Any
+
+from connector.json_codec import Verbatim, dumps_with_verbatim
 
 __all__ = ["canonical_json", "content_hash", "content_hashes_with"]
 
@@ -36,7 +37,7 @@ def content_hashes_with(header: Mapping[str, Any], key: str, part: Any) -> tuple
         # Unencodable: raise exactly what hashing the whole record raises (its first bad value).
         return content_hash({**header, key: part}), content_hash({key: part})
     try:
-        whole = _encoded_by_c({**header, key: _Encoded(part_text)})
+        whole = _encoded_by_c({**header, key: Verbatim(part_text)})
     except _NotPlain:
         whole = _written_in_python({**header, key: part})
     return _sha256(whole), _sha256(f"{{{json.dumps(key, ensure_ascii=False)}:{part_text}}}")
@@ -59,23 +60,9 @@ class _NotPlain(Exception):
     """A value the C encoder path does not take: left to the Python writer (which may refuse it)."""
 
 
-class _Encoded:
-    """Canonical text already written (``content_hashes_with``), placed as it is."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-# Where the encoder's default hook put a number: the JSON string of one NUL. The hook runs in output
-# order (keys sorted), so the n-th slot is the n-th number; a string of the value's own that writes
-# the same text (a NUL, or a quote before or after one) makes one slot too many: the Python way then.
-_SLOT = "\x00"
-_SLOT_TEXT = '"\\u0000"'
 # Values the C encoder writes exactly as the Python writer does (int: its digits; bool: true/false),
 # or hands to the default hook (Decimal, datetime, date). Exact types: subclasses may encode otherwise.
-_SCALARS = frozenset({str, int, bool, type(None), Decimal, datetime, date, _Encoded})
+_SCALARS = frozenset({str, int, bool, type(None), Decimal, datetime, date, Verbatim})
 _CONTAINERS = frozenset({dict, list, tuple})
 _ALLOWED = _SCALARS | _CONTAINERS
 _STR = frozenset({str})
@@ -91,28 +78,21 @@ def _encoded_by_c(value: Any) -> str:
         _check_plain(value)
     elif kind not in _SCALARS:
         raise _NotPlain
-    numbers: list[str] = []
 
-    def slot(item: Any) -> str:
+    def verbatim(item: Any) -> Any:
         kind = type(item)
         if kind is Decimal:
-            numbers.append(_number(item))
-            return _SLOT
-        if kind is _Encoded:
-            numbers.append(item.text)
-            return _SLOT
+            return Verbatim(_number(item))
+        if kind is Verbatim:
+            return item  # the canonical text of a part (content_hashes_with)
         return item.isoformat()  # datetime or date: _check_plain let nothing else through
 
     # No circular check: _check_plain has walked the value already (a cycle never ends that walk).
-    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=slot,
-                      check_circular=False)
-    if not numbers:
-        return text  # strings (NULs too) are written by the same C function both ways
-    pieces = text.split(_SLOT_TEXT)
-    if len(pieces) != len(numbers) + 1:
+    text = dumps_with_verbatim(value, verbatim, ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                               check_circular=False)
+    if text is None:
         raise _NotPlain
-    numbers.append("")
-    return "".join(chain.from_iterable(zip(pieces, numbers)))
+    return text
 
 
 def _check_plain(value: dict | list | tuple) -> None:

@@ -40,6 +40,7 @@ import requests
 from werkzeug.wrappers import Request, Response
 
 from connector.clock import Clock
+from connector.json_codec import Verbatim, dumps_with_verbatim
 from connector.sandbox.common import RequestRecord, SandboxApp
 
 API_PREFIX = "/api.xro/2.0"
@@ -102,32 +103,25 @@ def _dec(value) -> Decimal:
     return Decimal(str(value))
 
 
-_DECIMAL_SLOT = '"\\u0000"'  # where a Decimal goes: its placeholder, a NUL, as json.dumps writes it
 _DATE_VALUE = re.compile(r'(?<!\\)"(/Date\((?:[^"\\]|\\.)*)"(?!:)')  # a string value that starts /Date(
+
+
+def _money(obj) -> Verbatim:
+    if not isinstance(obj, Decimal):
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    return Verbatim(format(obj, "f"))
 
 
 def to_json(value) -> str:
     """JSON the way Xero writes it: money keeps its decimals (40.00) and /Date()/ slashes are escaped.
 
-    The C encoder writes the document with a placeholder for each Decimal, then the placeholders are
-    replaced by the numbers' digits. Whenever that could differ from ``_to_json_exact`` (a string in
-    the data equal to the placeholder; non-ASCII text, which that escapes in keys only) the exact
-    encoder writes the document instead.
+    The C encoder writes the document with each Decimal's digits as they are (``dumps_with_verbatim``).
+    Whenever that could differ from ``_to_json_exact`` (a string in the data taken for a Decimal's
+    place; non-ASCII text, which that escapes in keys only) the exact encoder writes the document instead.
     """
-    decimals: list[str] = []
-
-    def placeholder(obj) -> str:
-        if not isinstance(obj, Decimal):
-            raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-        decimals.append(format(obj, "f"))
-        return "\x00"
-
-    text = json.dumps(value, default=placeholder, separators=(",", ":"), ensure_ascii=False)
-    parts = text.split(_DECIMAL_SLOT)
-    if len(parts) != len(decimals) + 1 or not text.isascii():
+    text = dumps_with_verbatim(value, _money, separators=(",", ":"), ensure_ascii=False)
+    if text is None or not text.isascii():
         return _to_json_exact(value)
-    decimals.append("")
-    text = "".join([piece for pair in zip(parts, decimals) for piece in pair])
     return _DATE_VALUE.sub(lambda m: '"' + m.group(1).replace("/", "\\/") + '"', text)
 
 

@@ -4,7 +4,6 @@ count), with secrets blanked out."""
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connector import logs
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.secret import Secret
+from connector.redaction import redact_document
 from connector.store.db import insert_rows, session_scope
 from connector.store.tables import AuditEvent, Connection
 
@@ -33,35 +32,9 @@ XERO_TO_ZOHO = "xero_to_zoho"
 ZOHO_TO_XERO = "zoho_to_xero"
 DIRECTIONS = (XERO_TO_ZOHO, ZOHO_TO_XERO)
 
-REDACTED = "***"
-_SECRET_KEY_PARTS = ("token", "secret", "password", "passwd", "authorization", "refresh", "api_key", "apikey")
-# "code" alone is an OAuth authorization code; CurrencyCode, TaxCode and friends are data we want.
-_SECRET_KEYS = {"code", "auth_code", "authcode", "grant_code"}
-# An Authorization header value: scheme plus one opaque word ("Bearer Creek Farm Ltd" is a name).
 log = logging.getLogger("connector.audit")
 # Stages worth a warning in the logs; the rest are the ordinary steps of a trip.
 _WARN_STAGES = {"failed", "parked", "retrying"}
-
-_CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|zoho-oauthtoken)\s+\S+\s*$", re.IGNORECASE)
-
-
-def redact(value: Any) -> Any:
-    """A copy of ``value`` with secret-looking keys and credential-looking strings replaced by "***"."""
-    if isinstance(value, dict):
-        return {key: REDACTED if _looks_secret(str(key)) else redact(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [redact(item) for item in value]
-    if isinstance(value, Secret):
-        return REDACTED
-    if isinstance(value, str) and _CREDENTIAL_VALUE.match(value):
-        return REDACTED
-    return value
-
-
-def _looks_secret(key: str) -> bool:
-    lowered = key.lower()
-    return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
-
 
 _STAGE_MESSAGES = {stage: f"sync.{stage}" for stage in STAGES}
 
@@ -147,7 +120,7 @@ class AuditLog:
         task_id = task_id or context.get("task_id")
         # A stage recorded without its trip's id belongs to the trip the running task works on, if one.
         sync_id = sync_id or context.get("sync_id") or uuid.uuid4().hex
-        detail = redact(detail) if detail is not None else None
+        detail = redact_document(detail) if detail is not None else None
         if logged:
             _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
         return {

@@ -8,17 +8,12 @@ PostgreSQL URLs are pointed at the psycopg 3 driver.
 from __future__ import annotations
 
 import contextvars
-import json
 import select as select_module
 import weakref
 from contextlib import contextmanager
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
-from uuid import UUID
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (ARRAY, Engine, String, TypeDecorator, bindparam, create_engine, event, exc, func, make_url, select,
@@ -29,8 +24,7 @@ from sqlalchemy.sql import sqltypes
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from connector.json_encoding import ORJSON_OPTIONS, escaped_as_stdlib, orjson_writable
-from connector.secret import Secret
+from connector.json_codec import dumps_for_storage, loads_from_storage
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -38,90 +32,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_SECONDS = 10
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_KEY = 0x6D6C636F6E6E
-
-
-def _json_default(value: Any) -> Any:
-    # Money arrives as Decimal; a string keeps every digit (a float would not).
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Secret):
-        return "***"
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-# PostgreSQL text and JSONB cannot hold U+0000 (JSONB refuses even the \u0000 escape), and Xero
-# data may carry it: every JSON document is written with it replaced by U+FFFD, the Unicode
-# replacement character, on every database, so the same record reads back the same everywhere.
-NUL = "\x00"
-NUL_REPLACEMENT = "\ufffd"
-
-
-def without_nul(value: Any) -> Any:
-    """``value`` with every NUL character in its strings (keys included) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return value.replace(NUL, NUL_REPLACEMENT) if NUL in value else value
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [without_nul(v) for v in value]
-    return value
-
-
-_STDLIB_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
-# Documents orjson writes as json.dumps does, with _orjson_default converting Decimal and Secret as
-# _json_default does (orjson writes dates, UUIDs and naive or UTC datetimes as _json_default does).
-_orjson_writable = orjson_writable(frozenset({str, int, bool, type(None), Decimal, date, UUID, Secret}),
-                                   naive_or_utc_datetimes=True)
-
-
-def _orjson_default(value: Any) -> Any:
-    if type(value) is Decimal:
-        return str(value)
-    if type(value) is Secret:
-        return "***"
-    raise TypeError(f"{type(value).__name__} is left to json.dumps")
-
-
-def json_dumps(value: Any) -> str:
-    """``value`` as compact JSON, exactly as ``json.dumps(value, default=_json_default, separators=(",", ":"))``
-    writes it (NUL aside, see ``without_nul``). orjson writes it when it can write the same text (two to four
-    times faster); a float, enum, subclass, big integer or lone surrogate leaves it to json.dumps."""
-    if _orjson_writable(value):
-        try:
-            text = escaped_as_stdlib(orjson.dumps(value, default=_orjson_default, option=ORJSON_OPTIONS))
-        except orjson.JSONEncodeError:
-            text = _STDLIB_ENCODER.encode(value)
-    else:
-        text = _STDLIB_ENCODER.encode(value)
-    # json.dumps writes NUL as the escape \u0000: only a document that shows one is walked and written
-    # again (an escaped backslash before "u0000" also matches; that costs the walk, nothing else).
-    if "\\u0000" in text:
-        text = _STDLIB_ENCODER.encode(without_nul(value))
-    return text
-
-
-# orjson reads integers beyond 64 bits as floats, where json.loads keeps them exact: a document with a
-# run of 19 digits anywhere (inside a string too; that only costs the slower read) goes to json.loads.
-# Found by turning every digit into 0 and looking for 19 of them: several times faster than a regex.
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN_DIGITS = b"0" * 19
-
-
-def json_loads(document: bytes | str) -> Any:
-    """``json.loads(document)``, as psycopg calls it for json and jsonb columns (with bytes). orjson reads
-    it (up to three times faster) when it reads the same values:
-    it refuses what it cannot read as json.loads does (NaN, lone surrogates, 1e400, a BOM, deep nesting),
-    and json.loads then reads it, or raises its own error."""
-    if type(document) is bytes and _NINETEEN_DIGITS not in document.translate(_DIGITS_TO_ZERO):
-        try:
-            return orjson.loads(document)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(document)
 
 
 def normalise_url(url: str) -> str:
@@ -139,8 +49,8 @@ def make_engine(url: str) -> Engine:
     # Sessions in UTC: psycopg then hands timestamps back in datetime.timezone.utc, which the store's
     # UtcDateTime passes through as they are, instead of converting each from the server's zone.
     options = " ".join(filter(None, [parsed.query.get("options"), "-c TimeZone=UTC"]))
-    engine = create_engine(parsed.difference_update_query(["options"]), json_serializer=json_dumps,
-                           json_deserializer=json_loads,
+    engine = create_engine(parsed.difference_update_query(["options"]), json_serializer=dumps_for_storage,
+                           json_deserializer=loads_from_storage,
                            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, "options": options})
     event.listen(engine, "checkout", _drop_dead_connection)
     return engine
@@ -180,7 +90,7 @@ def _make_sqlite_engine(parsed) -> Engine:
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         parsed,
-        json_serializer=json_dumps,
+        json_serializer=dumps_for_storage,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         # One shared connection is the only way an in-memory database is seen by every thread.
         **({"poolclass": StaticPool} if in_memory else {}),
@@ -347,7 +257,7 @@ def insert_rows(session: Session, table, columns: list[str], rows: list[dict[str
                                                                                on_conflict))
     batch = [{name: processors[name](row.get(name)) if name in processors else row.get(name) for name in columns}
              for row in rows]
-    return connection.exec_driver_sql(sql, {"rows": json_dumps(batch)})
+    return connection.exec_driver_sql(sql, {"rows": dumps_for_storage(batch)})
 
 
 def _pg_type(column_type, dialect) -> str:

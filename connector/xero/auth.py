@@ -15,11 +15,11 @@ from connector.http import (
     StoredTokenManager,
     body_excerpt,
     is_json,
-    loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import loads_from_api
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import TokenSet
 
@@ -68,7 +68,7 @@ class XeroTokenManager(StoredTokenManager):
                               system="xero")
         if error in {"invalid_client", "unauthorized_client"}:
             raise NeedsReauth(f"{where}: {error}; check XERO_CLIENT_ID and XERO_CLIENT_SECRET", system="xero")
-        detail = redact(str(error or body_excerpt(response)), *hidden)
+        detail = redact_text(str(error or body_excerpt(response)), *hidden)
         if response.status_code == 429:
             raise RateLimited(f"{where}: 429 {detail}", retry_after=60.0)
         if response.status_code >= 500:
@@ -91,6 +91,6 @@ def _json_or_none(response: requests.Response) -> Any:
     if not is_json(response) or not response.content:
         return None
     try:
-        return loads_json(response.content)
+        return loads_from_api(response.content)
     except ValueError:
         return None

@@ -26,13 +26,12 @@ from connector.errors import (
 from connector.http import (
     DEFAULT_TIMEOUT,
     body_excerpt,
-    dumps_json,
     is_json,
-    loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import dumps_for_api, loads_from_api
+from connector.redaction import redact_text
 from connector.ratelimit import Denial, Limits
 
 if TYPE_CHECKING:
@@ -83,16 +82,16 @@ def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None,
     body: Any = None
     if is_json(response):  # 404 and some 400/503 bodies are plain text
         try:
-            body = loads_json(response.content)
+            body = loads_from_api(response.content)
         except ValueError:
             body = None
     detail = _detail(body) if isinstance(body, dict) else body_excerpt(response)
     correlation = response.headers.get("Xero-Correlation-Id")
     where = f"Xero {response.request.method} {_path(response)}" if response.request is not None else "Xero"
-    message = redact(f"{where}: {status} {detail}" + (f" (correlation {correlation})" if correlation else ""), *secrets)
+    message = redact_text(f"{where}: {status} {detail}" + (f" (correlation {correlation})" if correlation else ""), *secrets)
     if status == 400:
         if isinstance(body, dict) and body.get("Type") == "ValidationException":
-            raise DataError(redact(f"{where}: {_first_validation_message(body) or detail}", *secrets))
+            raise DataError(redact_text(f"{where}: {_first_validation_message(body) or detail}", *secrets))
         raise ApiError(message, status=status)
     if status == 401:
         raise Unauthorized(message)
@@ -340,7 +339,7 @@ class XeroClient:
             log.info("Xero answered 401 for tenant %s; refreshing the token once", self.tenant_id)
             token = self._tokens.refresh(force=True)
         raise_for_xero(response, tenant_id=self.tenant_id, secrets=(token,))
-        return loads_json(response.content) if response.content else {}
+        return loads_from_api(response.content) if response.content else {}
 
     def _send(
         self,
@@ -358,7 +357,7 @@ class XeroClient:
         data = None
         if json_body is not None:
             request_headers["Content-Type"] = "application/json"
-            data = dumps_json(json_body).encode()
+            data = dumps_for_api(json_body).encode()
         permit = self._acquire() if tenant else None
         response_headers: Mapping[str, str] | None = None
         try:

@@ -16,11 +16,11 @@ from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError,
 from connector.http import (
     StoredTokenManager,
     body_excerpt,
-    loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import loads_from_api
+from connector.redaction import redact_text
 from connector.secret import Secret
 from connector.store.credentials import StoredTokens, TokenSet
 
@@ -80,13 +80,13 @@ class ZohoTokenManager(StoredTokenManager):
             raise transport_error(exc, "Zoho token request", *hidden) from None
         where = f"Zoho token request for connection {self.connection_id}"
         if response.status_code >= 500:
-            raise TransientError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
+            raise TransientError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
         try:
-            body = loads_json(response.content)
+            body = loads_from_api(response.content)
         except ValueError:
             body = None
         if not isinstance(body, dict):
-            raise ApiError(redact(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
+            raise ApiError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
                            status=response.status_code)
         error = body.get("error")
         if response.status_code == 200 and not error and body.get("access_token"):
@@ -100,7 +100,7 @@ class ZohoTokenManager(StoredTokenManager):
             )
         if error == "Access Denied":
             raise RateLimited(f"{where}: throttled (too many token requests)", retry_after=THROTTLE_RETRY_AFTER)
-        detail = redact(str(error or body_excerpt(response)), *hidden)
+        detail = redact_text(str(error or body_excerpt(response)), *hidden)
         raise ApiError(f"{where}: {response.status_code} {detail}", status=response.status_code)
 
     def _token_set(self, body: dict, *, refresh_token: Secret, extra: dict, scope: str = "") -> TokenSet:

@@ -26,13 +26,12 @@ from connector.errors import (
 from connector.http import (
     DEFAULT_TIMEOUT,
     body_excerpt,
-    dumps_json,
     is_json,
-    loads_json,
-    redact,
     transport_error,
     transport_retry,
 )
+from connector.json_codec import dumps_for_api, loads_from_api
+from connector.redaction import redact_text
 
 if TYPE_CHECKING:
     from connector.zoho.auth import ZohoTokenSource
@@ -111,7 +110,7 @@ def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) 
     code = str(body.get("code", "")) if isinstance(body, dict) else ""
     text = _error_of(body) or body_excerpt(response) or "(no body)"
     path = urlsplit(response.request.url or "").path
-    message = redact(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
+    message = redact_text(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
     if status == 401:
         if code == "INVALID_TOKEN":
             raise Unauthorized(message)
@@ -164,7 +163,7 @@ def _json(response: requests.Response) -> Any:
     if response.status_code in _NO_CONTENT or not response.content or not is_json(response):
         return None
     try:
-        return loads_json(response.content)
+        return loads_from_api(response.content)
     except ValueError:
         return None
 
@@ -352,7 +351,7 @@ class ZohoClient:
         data = None
         if json_body is not None:
             request_headers["Content-Type"] = "application/json"
-            data = dumps_json(json_body).encode()
+            data = dumps_for_api(json_body).encode()
         send = transport_retry(self._session.request) if retry_transport else self._session.request
         try:
             return send(method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT)

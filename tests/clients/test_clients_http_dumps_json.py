@@ -1,5 +1,5 @@
-"""dumps_json writes request bodies through orjson only when the text is the one its recursive writer
-(_dumps_json_stdlib) writes: every edge where orjson differs (floats, NaN, non-finite Decimals, datetimes,
+"""dumps_for_api writes request bodies through orjson only when the text is the one its recursive writer
+(_dumps_for_api_stdlib) writes: every edge where orjson differs (floats, NaN, non-finite Decimals, datetimes,
 enums, subclasses, non-str keys, big integers, lone surrogates, non-ASCII, DEL, self-nesting) must come
 out as that writer writes it, or fail as it fails."""
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.http import _dumps_json_stdlib, _orjson_writable, dumps_json
+from connector.json_codec import _api_writable, _dumps_for_api_stdlib, dumps_for_api
 from connector.secret import Secret
 from tests.conftest import property_examples
 
@@ -58,13 +58,13 @@ class Day(date):
     {"unserialisable": object()}, {"set": {1}},
 ])
 def test_dumps_json_writes_what_the_recursive_writer_writes(value):
-    assert outcome(dumps_json, value) == outcome(_dumps_json_stdlib, value)
+    assert outcome(dumps_for_api, value) == outcome(_dumps_for_api_stdlib, value)
 
 
 def test_dumps_json_still_refuses_non_finite_decimals_with_value_error():
     for value in (Decimal("NaN"), {"a": [Decimal("Infinity")]}):
         with pytest.raises(ValueError, match="cannot send"):
-            dumps_json(value)
+            dumps_for_api(value)
 
 
 def test_dumps_json_refuses_a_document_that_contains_itself_as_before():
@@ -72,9 +72,9 @@ def test_dumps_json_refuses_a_document_that_contains_itself_as_before():
     looped["again"] = [looped]
     # RecursionError's wording depends on where the stack ran out, in the old writer too.
     with pytest.raises(RecursionError):
-        _dumps_json_stdlib(looped)
+        _dumps_for_api_stdlib(looped)
     with pytest.raises(RecursionError):
-        dumps_json(looped)
+        dumps_for_api(looped)
 
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
@@ -93,13 +93,13 @@ documents = st.recursive(
 @settings(max_examples=property_examples(400), deadline=None)
 @given(documents)
 def test_dumps_json_matches_the_recursive_writer_on_any_document(value):
-    assert outcome(dumps_json, value) == outcome(_dumps_json_stdlib, value)
+    assert outcome(dumps_for_api, value) == outcome(_dumps_for_api_stdlib, value)
 
 
 def test_request_bodies_as_the_clients_send_them_go_through_orjson():
-    # Not a behaviour: the reason dumps_json is fast. A mapped record must not fall back.
+    # Not a behaviour: the reason dumps_for_api is fast. A mapped record must not fall back.
     body = {"data": [{"Subject": "INV-1", "Invoice_Date": date(2026, 11, 30), "Exchange_Rate": Decimal("1.000000"),
                       "Invoiced_Items": [{"Product_Name": {"id": "900"}, "Quantity": Decimal("2.0000")}],
                       "Description": None, "Paid": True, "Count": 3}], "trigger": ["workflow"]}
-    assert _orjson_writable(body)
-    assert dumps_json(body) == _dumps_json_stdlib(body)
+    assert _api_writable(body)
+    assert dumps_for_api(body) == _dumps_for_api_stdlib(body)

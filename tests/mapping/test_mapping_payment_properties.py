@@ -3,7 +3,7 @@ reversals, credit-note allocations — the Zoho record mapped from Xero's invoic
 Xero_Amount_Paid / Xero_Amount_Due equal to Xero's to the cent, and Xero's status (PAID exactly when nothing is due) mapped through the status map.
 
 Xero is the sandbox (in process, its validation and arithmetic); each invoice is read back as the API
-serves it (``to_json`` → ``loads_json``, Decimal money) and mapped with the pure ``map_invoice``.
+serves it (``to_json`` → ``loads_from_api``, Decimal money) and mapped with the pure ``map_invoice``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.http import loads_json
+from connector.json_codec import loads_from_api
 from connector.mapping import map_invoice
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping import zoho_fields as zf
@@ -39,7 +39,7 @@ steps = st.lists(
 
 
 def _read(xero, tenant, invoice_id) -> dict:
-    return loads_json(to_json(xero.invoice(tenant, invoice_id)))
+    return loads_from_api(to_json(xero.invoice(tenant, invoice_id)))
 
 
 def _assert_zoho_matches(xero, tenant, invoice_id) -> dict:

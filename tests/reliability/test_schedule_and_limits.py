@@ -42,7 +42,7 @@ def celery_config_for_redis(**env_overrides: str) -> dict:
 ], ids=["defaults", "short"])
 def test_every_wait_and_time_limit_fits_inside_the_visibility_timeout(env_overrides):
     from connector.settings import Settings
-    from workers.base import MAX_BROKER_COUNTDOWN
+    from workers.base import max_broker_countdown
     from workers.xero_tasks import rate_limit_countdown
 
     config = celery_config_for_redis(**env_overrides)
@@ -58,10 +58,38 @@ def test_every_wait_and_time_limit_fits_inside_the_visibility_timeout(env_overri
     # ...and no countdown is long enough to be delivered twice (the Redis transport redelivers an ETA
     # message still waiting in a worker once the visibility timeout passes).
     assert config["countdown"] < visibility
-    assert MAX_BROKER_COUNTDOWN == Settings.from_env().max_broker_countdown
-    assert rate_limit_countdown(24 * 3600) <= MAX_BROKER_COUNTDOWN + 0.25  # even a day-long Retry-After
+    assert max_broker_countdown() == Settings.from_env().max_broker_countdown
+    assert rate_limit_countdown(24 * 3600) <= max_broker_countdown() + 0.25  # even a day-long Retry-After
     # A killed worker child's buffered ids are reclaimed within minutes (lease, then the sweep).
     assert config["lease"] + config["beat"]["sweep-buffers"] <= 300
+
+
+def test_configure_changes_the_longest_broker_countdown_and_the_task_time_limits():
+    """What derives from CELERY_VISIBILITY_TIMEOUT follows the settings given to configure(), not only
+    the environment the process started with (the demo and tests configure their own)."""
+    from dataclasses import replace
+
+    import celeryconfig
+    from workers import deps
+    from workers.app import app
+    from workers.base import max_broker_countdown
+    from workers.xero_tasks import rate_limit_countdown
+
+    saved_deps, saved_limits = deps._deps, (app.conf.task_time_limit, app.conf.task_soft_time_limit)
+    short = replace(deps.get_deps().settings, visibility_timeout=45.0)
+    try:
+        deps.configure(short)
+        assert max_broker_countdown() == short.max_broker_countdown == 18.0
+        assert rate_limit_countdown(24 * 3600) <= 18.0 + 0.25
+        limits = (short.task_time_limit, short.task_soft_time_limit)
+        assert limits == pytest.approx((36.0, 31.5))
+        assert (app.conf.task_time_limit, app.conf.task_soft_time_limit) == limits
+        on_redis = celeryconfig.settings_config(replace(short, broker_url="redis://127.0.0.1:1/0"))
+        assert on_redis["broker_transport_options"] == {"visibility_timeout": 45.0}
+        assert (on_redis["task_time_limit"], on_redis["task_soft_time_limit"]) == limits
+    finally:
+        deps._deps = saved_deps
+        app.conf.update(task_time_limit=saved_limits[0], task_soft_time_limit=saved_limits[1])
 
 
 def test_the_daily_sweep_runs_every_day_though_beat_restarts_twice_a_day():

@@ -18,8 +18,8 @@ from connector.store.audit import (
     SKIPPED,
     WRITTEN,
     AuditLog,
-    redact,
 )
+from connector.redaction import redact_document
 
 
 def test_trail_is_oldest_first_and_scoped_to_one_record(store: Store, connection_id: int) -> None:
@@ -65,7 +65,7 @@ def test_detail_is_redacted_recursively_before_it_is_stored(store: Store, connec
 
 
 def test_redact_leaves_ordinary_values_alone() -> None:
-    assert redact({"Name": "Bearer Creek Farm Ltd", "Phones": ["021 555"], "n": None}) == {
+    assert redact_document({"Name": "Bearer Creek Farm Ltd", "Phones": ["021 555"], "n": None}) == {
         "Name": "Bearer Creek Farm Ltd",
         "Phones": ["021 555"],
         "n": None,

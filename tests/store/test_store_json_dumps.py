@@ -1,4 +1,4 @@
-"""json_dumps writes through orjson only when the text is the one json.dumps writes: every edge where
+"""dumps_for_storage writes through orjson only when the text is the one json.dumps writes: every edge where
 orjson differs (floats, NaN, enums, subclasses, non-str keys, big integers, lone surrogates, non-ASCII,
 DEL, NUL, self-nesting) must come out as the stdlib writes it, or fail as it fails."""
 
@@ -18,15 +18,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.secret import Secret
-from connector.store.db import _json_default, _orjson_writable, json_dumps, without_nul
+from connector.json_codec import _storage_default, _storage_writable, dumps_for_storage, without_nul
 from tests.conftest import property_examples
 
 
 def stdlib_json_dumps(value):
-    """The writer json_dumps replaced: json.dumps, written again without NUL when it shows one."""
-    text = json.dumps(value, default=_json_default, separators=(",", ":"))
+    """The writer dumps_for_storage replaced: json.dumps, written again without NUL when it shows one."""
+    text = json.dumps(value, default=_storage_default, separators=(",", ":"))
     if "\\u0000" in text:
-        text = json.dumps(without_nul(value), default=_json_default, separators=(",", ":"))
+        text = json.dumps(without_nul(value), default=_storage_default, separators=(",", ":"))
     return text
 
 
@@ -84,20 +84,20 @@ Pair = namedtuple("Pair", "a b")
     {"unserialisable": object()}, {"set": {1}}, {"bytes": b"x"},
 ])
 def test_json_dumps_writes_what_json_dumps_writes(value):
-    assert outcome(json_dumps, value) == outcome(stdlib_json_dumps, value)
+    assert outcome(dumps_for_storage, value) == outcome(stdlib_json_dumps, value)
 
 
 def test_json_dumps_refuses_a_document_that_contains_itself_as_json_dumps_does():
     looped: list = []
     looped.append({"again": looped})
-    assert outcome(json_dumps, looped) == outcome(stdlib_json_dumps, looped)
+    assert outcome(dumps_for_storage, looped) == outcome(stdlib_json_dumps, looped)
 
 
 def test_json_dumps_deep_nesting_beyond_orjson_limit_is_written_by_json_dumps():
     deep: list = ["bottom"]
     for _ in range(400):
         deep = [{"down": deep}]
-    assert json_dumps(deep) == stdlib_json_dumps(deep)
+    assert dumps_for_storage(deep) == stdlib_json_dumps(deep)
 
 
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
@@ -118,14 +118,14 @@ documents = st.recursive(
 @settings(max_examples=property_examples(400), deadline=None)
 @given(documents)
 def test_json_dumps_matches_json_dumps_on_any_document(value):
-    assert outcome(json_dumps, value) == outcome(stdlib_json_dumps, value)
+    assert outcome(dumps_for_storage, value) == outcome(stdlib_json_dumps, value)
 
 
 def test_rows_as_the_store_writes_them_go_through_orjson():
-    # Not a behaviour: the reason json_dumps is fast. Rows with UTC timestamps, Decimals, nested
+    # Not a behaviour: the reason dumps_for_storage is fast. Rows with UTC timestamps, Decimals, nested
     # payloads and NULLs must not fall back to json.dumps.
     now = datetime(2026, 11, 30, 21, 31, 0, 692017, tzinfo=timezone.utc)
     rows = [{"connection_id": 1, "xero_id": "a", "source_updated_at": now, "fetched_at": now, "task_id": None,
              "payload": {"Total": Decimal("40.10"), "LineItems": [{"Quantity": Decimal("2.0000"), "Tracking": []}],
                          "Date": date(2026, 11, 30), "HasErrors": False}}]
-    assert _orjson_writable(rows)
+    assert _storage_writable(rows)

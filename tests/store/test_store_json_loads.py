@@ -1,4 +1,4 @@
-"""json_loads (psycopg's reader for json and jsonb columns on PostgreSQL) reads through orjson only
+"""loads_from_storage (psycopg's reader for json and jsonb columns on PostgreSQL) reads through orjson only
 when it reads the same values as json.loads: big integers, NaN, 1e400, lone surrogates, a BOM, deep
 nesting and bad documents must come out as json.loads reads them, or fail as it fails."""
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from connector.store.db import json_loads
+from connector.json_codec import loads_from_storage
 from tests.conftest import property_examples
 
 
@@ -33,7 +33,7 @@ def outcome(read, document):
     '{"utf16": 1}'.encode("utf-16"), b"[" * 2000 + b"]" * 2000, '{"as": "str"}',
 ])
 def test_json_loads_reads_what_json_loads_reads(document):
-    assert outcome(json_loads, document) == outcome(json.loads, document)
+    assert outcome(loads_from_storage, document) == outcome(json.loads, document)
 
 
 number_literals = (st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-+]?[0-9]{1,3})?", fullmatch=True)
@@ -44,7 +44,7 @@ number_literals = (st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][-
 @given(st.lists(number_literals | st.text().map(json.dumps), max_size=8))
 def test_json_loads_reads_numbers_and_strings_as_json_loads_does(literals):
     document = ("[" + ",".join(literals) + "]").encode()
-    assert outcome(json_loads, document) == outcome(json.loads, document)
+    assert outcome(loads_from_storage, document) == outcome(json.loads, document)
 
 
 def test_postgres_jsonb_reads_back_through_json_loads(postgres_url):
