@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import signal
 import threading
 import uuid
 from contextlib import contextmanager
@@ -37,6 +38,14 @@ def property_examples(thorough: int) -> int:
 # A developer's .env in the checkout (README: `cp .env.example .env`) must reach neither the suite nor the
 # processes it starts: each test says what its configuration is. Tests of the env file set their own.
 os.environ["CONNECTOR_ENV_FILE"] = ""
+
+
+# A suite started in the background by a shell without job control (`make test &` in a script, nohup) inherits
+# SIGINT ignored, and so would every process it starts. Tests that press Ctrl-C on a command, as a person at a
+# terminal does, need it delivered: the suite's processes take SIGINT as a terminal's processes do (a handled
+# signal is reset to its default in a child at exec; an ignored one would stay ignored).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _worker_redis_server():
