@@ -26,16 +26,15 @@ from datetime import datetime, timedelta
 
 from connector.clock import Clock
 from connector.errors import InvalidArgument, RateLimited
+from connector.listed_pages import is_known, lister, store_listed_page
 from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
-from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
+from connector.pipeline.common import ID_FIELDS
 from connector.pipeline.to_zoho import zoho_contact_records
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
-from connector.polling import _as_stored, _lister
 from connector.ratelimit import day_share, day_share_left, problem_scope
 from connector.replay import resource_of
-from connector.store import audit as stages
 
 RESOURCES = ("contacts", "invoices", "creditnotes", "payments")  # dependency order: contacts first
 PAGE_SIZE = 1000
@@ -133,11 +132,6 @@ def next_position(anchor: datetime | None, page: int, oldest: datetime | None, n
     return newest.replace(microsecond=0) - timedelta(seconds=1), 1
 
 
-def _is_known(previous, updated: datetime, record: dict) -> bool:
-    return previous is not None and (previous.source_updated_at > updated or (
-        previous.source_updated_at == updated and previous.payload == _as_stored(record)))
-
-
 def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudget, snapshots, audit, clock: Clock,
                   on_page, expect: tuple[str, int] | None = None) -> StepOutcome:
     """List and store the next page of the first unfinished resource of this connection's backfill.
@@ -160,8 +154,8 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
         checkpoints.wait_until(checkpoint, clock.now() + timedelta(seconds=wait))
         return StepOutcome("waiting", resource, retry_after=wait)
     try:
-        page = _lister(xero, resource)(modified_since=checkpoint.anchor, page=checkpoint.page, page_size=PAGE_SIZE,
-                                       order=ORDER)
+        page = lister(xero, resource)(modified_since=checkpoint.anchor, page=checkpoint.page, page_size=PAGE_SIZE,
+                                      order=ORDER)
     except RateLimited as exc:
         if problem_scope(exc.problem) != "day":
             raise
@@ -169,43 +163,31 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
         return StepOutcome("waiting", resource, retry_after=exc.retry_after)
     budget.spend(connection_id)
 
-    id_field, record_type = ID_FIELDS[resource], RECORD_TYPES[resource]
     # Re-anchored on the second before the last page's newest record: that second's records were
     # handed on with the last page already.
     overlap = (checkpoint.anchor + timedelta(seconds=1)
                if checkpoint.page == 1 and checkpoint.anchor is not None and checkpoint.anchor != checkpoint.since
                else None)
-    handed: dict[str, str] = {}
-    oldest = newest = None
     relisted = 0
-    per_second: dict[datetime, int] = {}
-    stored = snapshots.get_many(connection_id, resource, [str(r[id_field]) for r in page.items])
-    to_store, to_audit = [], []
-    for record in page.items:
-        xero_id = str(record[id_field])
-        updated = parse_xero_date(record.get("UpdatedDateUTC"), field="UpdatedDateUTC")
-        oldest = updated if oldest is None or updated < oldest else oldest
-        newest = updated if newest is None or updated > newest else newest
-        per_second[updated.replace(microsecond=0)] = per_second.get(updated.replace(microsecond=0), 0) + 1
-        previous = stored.get(xero_id)
-        if _is_known(previous, updated, record) and updated.replace(microsecond=0) == overlap:
+
+    def wanted(previous, updated: datetime, record: dict) -> bool:
+        nonlocal relisted
+        if is_known(previous, updated, record) and updated.replace(microsecond=0) == overlap:
             relisted += 1
-            continue
-        if previous is not None and previous.source_updated_at > updated:
-            continue  # a webhook fetch stored something newer, and handed it on
-        to_store.append((xero_id, updated, record))
-        # Handed on even when stored before (by a webhook, or by a step that died before its
-        # hand-over): the push writes nothing to Zoho when Zoho already matches.
-        sync_id = handed[xero_id] = new_sync_id()
-        to_audit += [dict(connection_id=connection_id, record_type=record_type, record_id=xero_id, sync_id=sync_id,
-                          stage=stage, detail={"source": "backfill", "updated_utc": updated.isoformat()})
-                     for stage in (stages.RECEIVED, stages.FETCHED)]
-    snapshots.put_many_if_newer(connection_id, resource, to_store)
-    audit.record_many(to_audit)
+            return False
+        # Not when a webhook fetch stored something newer, and handed it on. Otherwise handed on even
+        # when stored before (by a webhook, or by a step that died before its hand-over): the push
+        # writes nothing to Zoho when Zoho already matches.
+        return previous is None or previous.source_updated_at <= updated
+
+    stored = store_listed_page(connection_id, resource, page.items, snapshots=snapshots, audit=audit,
+                               source="backfill", wanted=wanted)
+    handed, oldest, newest = stored.handed, stored.oldest, stored.newest
     if handed:
         on_page(resource, list(handed), handed)
-    anchor, page_number = next_position(checkpoint.anchor, checkpoint.page, oldest, newest,
-                                        per_second.get(newest.replace(microsecond=0), 0) if newest else 0)
+    in_newest_second = sum(1 for updated in stored.updated
+                           if updated.replace(microsecond=0) == newest.replace(microsecond=0)) if newest else 0
+    anchor, page_number = next_position(checkpoint.anchor, checkpoint.page, oldest, newest, in_newest_second)
     remaining = None
     if page.item_count is not None:
         remaining = max(page.item_count - page.page * PAGE_SIZE, 0)
@@ -322,7 +304,7 @@ def dry_run(connection_id: int, resources: list[str], *, since: datetime | None,
         counted: set[str] = set()  # ids of the last page's newest second: listed again after re-anchoring
         anchor, page_number = since, 1
         while True:
-            page = _list_when_allowed(_lister(xero, resource), wait, modified_since=anchor, page=page_number,
+            page = _list_when_allowed(lister(xero, resource), wait, modified_since=anchor, page=page_number,
                                       page_size=PAGE_SIZE, order=ORDER)
             report.xero_calls += 1
             oldest = newest = None
@@ -412,4 +394,4 @@ def _classify(connection_id, resource, record, updated, links, snapshots, config
         return "skip" if link.source_updated_at and link.source_updated_at >= updated else "update"
     # Payments and credit notes have no Zoho record of their own: they update the invoices they touch.
     previous = snapshots.get(connection_id, resource, xero_id)
-    return "skip" if _is_known(previous, updated, record) else "update"
+    return "skip" if is_known(previous, updated, record) else "update"

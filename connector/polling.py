@@ -4,7 +4,8 @@ Per connection and resource, ``poll_resource`` lists records changed since its c
 If-Modified-Since, ordered by UpdatedDateUTC, up to 1,000 a page
 (https://developer.xero.com/documentation/api/accounting/invoices), always passing ``page`` (unpaged invoice
 lists omit LineItems). Listed records are complete, so they go straight into snapshots with no
-second GET. The cursor moves forward page by page, so an interrupted poll resumes where it stopped.
+second GET, a page at a time (connector/listed_pages.py). The cursor moves forward page by page, so an
+interrupted poll resumes where it stopped.
 
 If-Modified-Since is matched to the second and means "after", so the request asks from one
 second before the cursor; records seen again are recognised (same UpdatedDateUTC, same content)
@@ -15,16 +16,12 @@ records whose content changed.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from connector.mapping.xero_values import parse_xero_date
-from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
-from connector.store import audit as stages
-from connector.json_codec import dumps_for_storage
+from connector.listed_pages import is_known, lister, store_listed_page
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +46,8 @@ class PollOutcome:
     cursor: datetime | None = None
 
 
-def _lister(xero, resource: str):
-    return {
-        "contacts": xero.list_contacts,
-        "invoices": xero.list_invoices,
-        "creditnotes": xero.list_credit_notes,
-        "payments": xero.list_payments,
-    }[resource]
-
-
-def _as_stored(record: dict) -> dict:
-    """The record as the snapshot column gives it back (Decimal → str), for comparing contents."""
-    return json.loads(dumps_for_storage(record))
-
-
 def _is_news(previous, updated: datetime, record: dict) -> bool:
-    if previous is None or previous.source_updated_at < updated:
-        return True
-    if previous.source_updated_at > updated:
-        return False  # a webhook fetch already stored something newer
-    return previous.payload != _as_stored(record)
+    return not is_known(previous, updated, record)
 
 
 def poll_resource(connection_id: int, resource: str, *, xero, cursors, snapshots, audit, on_changed: OnChanged,
@@ -81,29 +60,16 @@ def poll_resource(connection_id: int, resource: str, *, xero, cursors, snapshots
     """
     cursor = cursors.get(connection_id, resource).modified_since
     since = None if full_sweep or cursor is None else cursor - CURSOR_OVERLAP
-    id_field, record_type = ID_FIELDS[resource], RECORD_TYPES[resource]
     outcome = PollOutcome(resource=resource, cursor=cursor)
     page_number = 1
     while max_pages is None or outcome.pages < max_pages:
         if before_page is not None:
             before_page()
-        page = _lister(xero, resource)(modified_since=since, page=page_number, page_size=page_size, order=ORDER)
+        page = lister(xero, resource)(modified_since=since, page=page_number, page_size=page_size, order=ORDER)
         outcome.pages += 1
-        changed: dict[str, str] = {}
-        newest = None
-        for record in page.items:
-            xero_id = str(record[id_field])
-            updated = parse_xero_date(record.get("UpdatedDateUTC"), field="UpdatedDateUTC")
-            newest = updated if newest is None or updated > newest else newest
-            if not _is_news(snapshots.get(connection_id, resource, xero_id), updated, record):
-                continue
-            if not snapshots.put_if_newer(connection_id, resource, xero_id, source_updated_at=updated, payload=record):
-                continue  # a concurrent webhook fetch stored a newer version in between
-            sync_id = changed[xero_id] = new_sync_id()
-            for stage in (stages.RECEIVED, stages.FETCHED):
-                audit.record(connection_id=connection_id, record_type=record_type, record_id=xero_id, sync_id=sync_id,
-                             stage=stage, detail={"source": "full_sweep" if full_sweep else "poll",
-                                                  "updated_utc": updated.isoformat()})
+        stored = store_listed_page(connection_id, resource, page.items, snapshots=snapshots, audit=audit,
+                                   source="full_sweep" if full_sweep else "poll", wanted=_is_news)
+        changed, newest = stored.handed, stored.newest
         outcome.listed += len(page.items)
         if newest is not None:
             cursors.advance(connection_id, resource, newest)

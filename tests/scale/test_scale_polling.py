@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from connector.clock import ManualClock
-from connector.polling import poll_resource
+from connector.polling import MAX_PAGE_SIZE, poll_resource
 from tests.scale.test_scale_governor_e2e import API, seed_invoices
 
 
@@ -74,3 +74,37 @@ def test_a_full_sweep_finds_balance_changes_that_if_modified_since_cannot(world_
     assert owed_now["Outstanding"] == str(outstanding)
     assert Decimal(owed_before["Outstanding"]) - Decimal(owed_now["Outstanding"]) == Decimal("3.00")
     assert world.deps.store.poll_cursors.get(connection_id, "contacts").swept_at == clock.now()
+
+
+def test_a_listed_page_costs_the_same_few_transactions_for_ten_records_as_for_a_hundred(world_factory,
+                                                                                       pg_database_url):
+    from sqlalchemy import event
+
+    world = world_factory(pg_database_url, clock=ManualClock())
+    engine = world.deps.store.engine
+    transactions: list[int] = []
+
+    def count(*_):
+        transactions[-1] += 1
+
+    def poll_counted(connection_id: int, **options) -> list[str]:
+        handed_on: list = []
+        transactions.append(0)
+        event.listen(engine, "begin", count)
+        try:
+            poll(world, connection_id, "invoices", handed_on, page_size=MAX_PAGE_SIZE, **options)
+        finally:
+            event.remove(engine, "begin", count)
+        return [xero_id for _, ids in handed_on for xero_id in ids]
+
+    seeded = {}
+    for name, records in (("Small Ltd", 10), ("Large Ltd", 100)):
+        connection_id, tenant_id = world.connect(name)
+        seeded[connection_id] = seed_invoices(world, tenant_id, records)
+        assert sorted(poll_counted(connection_id)) == sorted(seeded[connection_id])
+        # Listed again, unchanged: each record is compared with its snapshot, nothing is handed on.
+        assert poll_counted(connection_id, full_sweep=True) == []
+    small_first, small_again, large_first, large_again = transactions
+    # The page is read, stored and audited in batches: a hundred records cost no more than ten.
+    assert (large_first, large_again) == (small_first, small_again)
+    assert large_first < 100
