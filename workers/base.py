@@ -25,7 +25,6 @@ SPLIT_AFTER_RETRIES for a transient one (which may well be the whole API's, not 
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Callable
@@ -33,6 +32,7 @@ from typing import Callable
 from celery import Task
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
+from connector.backoff import backoff_delay
 from connector.connect import mark_needs_reauth
 from connector.errors import (
     ConnectorError,
@@ -74,8 +74,11 @@ def max_broker_countdown() -> float:
 BROKER_RETRIES = 7
 # A transient failure of a whole batch is retried whole this often before it is split.
 SPLIT_AFTER_RETRIES = 2
-# Waits of parked work after each further failure: minutes first, then hours (the last repeats).
-PARK_BACKOFF_SECONDS = (300.0, 900.0, 3600.0, 3 * 3600.0, 6 * 3600.0)
+# Waits of parked work after each further failure: minutes first, then hours, never more than six
+# (about 5 min, 18 min, 1 h, 3.5 h, then 6 h each time).
+PARK_BACKOFF_BASE = 300.0
+PARK_BACKOFF_GROWTH = 3.5
+PARK_BACKOFF_CAP = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class Redrive:
 
 
 def park_backoff(attempts: int) -> float:
-    return PARK_BACKOFF_SECONDS[min(attempts, len(PARK_BACKOFF_SECONDS) - 1)] * random.uniform(0.9, 1.1)
+    return backoff_delay(attempts, base=PARK_BACKOFF_BASE, cap=PARK_BACKOFF_CAP, growth=PARK_BACKOFF_GROWTH,
+                         jitter=(0.9, 1.1))
 
 
 def halves(ids: list[str]) -> tuple[list[str], list[str]]:
@@ -143,7 +147,7 @@ class ConnectorTask(Task):
                 raise Reject(exc, requeue=True) from exc
 
     def backoff(self) -> float:
-        return min(2.0 ** self.request.retries, max_broker_countdown()) * random.uniform(0.8, 1.0)
+        return backoff_delay(self.request.retries or 0, base=1.0, cap=max_broker_countdown(), jitter=(0.8, 1.0))
 
     def audit_all(self, stage: str, *, connection_id: int | None, record_type: str, record_ids: list[str],
                   detail: dict, sync_ids: dict | None = None) -> None:
@@ -240,7 +244,7 @@ class ConnectorTask(Task):
             return
         if transient and retries < BROKER_RETRIES:
             if isinstance(exc, RateLimited):
-                countdown = min(exc.retry_after, max_broker_countdown()) + random.uniform(0, 0.5)
+                countdown = backoff_delay(0, base=exc.retry_after, cap=max_broker_countdown(), extra=0.5)
             else:
                 countdown = self.backoff()
             self.audit_all(stages.RETRYING, detail={

@@ -12,6 +12,7 @@ import logging
 import random
 
 from connector import logs, queues
+from connector.backoff import backoff_delay
 from connector.coalesce import IDS_PER_FETCH
 from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
 from connector.pipeline import xero_in
@@ -45,7 +46,7 @@ def hand_over_to_zoho(connection_id: int, resource: str):
 
 def rate_limit_countdown(retry_after: float) -> float:
     # A little jitter, so tasks denied together do not all come back in the same millisecond.
-    return min(retry_after, max_broker_countdown()) + random.uniform(0, 0.25)
+    return backoff_delay(0, base=retry_after, cap=max_broker_countdown(), extra=0.25)
 
 
 @app.task(name=queues.INGEST_XERO_EVENTS, base=ConnectorTask, bind=True)

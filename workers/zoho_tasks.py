@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from connector import logs, queues
+from connector.backoff import backoff_delay
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.store import audit as stages
@@ -28,6 +29,7 @@ BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for compan
 # Per-record retries of Zoho's retryable 207 codes on the broker; then the records are parked with
 # their own, growing backoff (never dead-lettered for a refusal Zoho calls temporary).
 MAX_RECORD_RETRIES = 5
+RECORD_RETRY_CAP_SECONDS = 60.0
 
 
 @app.task(name="connector.push_to_zoho", base=ConnectorTask, bind=True)
@@ -108,7 +110,8 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
             push_to_zoho.apply_async(
                 args=[connection_id, resource, outcome.retry, retry_sync_ids],
                 kwargs={"buffered": False, "attempt": attempt + 1, "parked_attempts": parked_attempts},
-                countdown=min(2 ** attempt, 60), queue=queues.ZOHO_QUEUE)
+                countdown=backoff_delay(attempt, base=1.0, cap=RECORD_RETRY_CAP_SECONDS, jitter=(0.8, 1.0)),
+                queue=queues.ZOHO_QUEUE)
         else:
             task.park(redrive, reason=OUTAGE, wait=park_backoff(parked_attempts), connection_id=connection_id,
                       record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
