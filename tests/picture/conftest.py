@@ -17,6 +17,7 @@ from connector.store.vault import Vault
 from tests.conftest import redis_db, redis_url, require_redis
 from workers.demo import Sandboxes, connect_sandbox_tenant, embedded_settings
 from workers.deps import configure
+from workers.app import app as celery_app
 from workers.zoho_tasks import make_zoho_push
 
 REDIS_DB = redis_db("picture")
@@ -93,3 +94,13 @@ def make_picture(tmp_path):
 @pytest.fixture
 def picture(make_picture):
     return make_picture()
+
+
+@pytest.fixture
+def memory_broker():
+    saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
+    celery_app.conf.update(broker_url="memory://localhost/", broker_transport_options={"polling_interval": 0.02})
+    celery_app.control.purge()  # the in-process broker outlives a test: no other test's messages here
+    yield
+    celery_app.control.purge()
+    celery_app.conf.update(broker_url=saved[0], broker_transport_options=saved[1])

@@ -14,7 +14,6 @@ from connector.replay import list_failures
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.sandbox.zoho import ZohoSandbox, _error, _item_error, _Rejected
 from connector.store import audit as stages
-from workers.app import app as celery_app
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
 from workers.zoho_tasks import push_to_zoho
 
@@ -46,16 +45,6 @@ class PerRecordRefusingZoho(ZohoSandbox):
         if module == "Accounts" and isinstance(item, dict) and item.get("Xero_Contact_ID") in self.refuse:
             raise _Rejected(_item_error("INVALID_DATA", "invalid data", "Email", f"$.data[{index}].Email"))
         return super()._write_one(module, item, index, op, dup_fields)
-
-
-@pytest.fixture
-def memory_broker():
-    saved = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
-    celery_app.conf.update(broker_url="memory://localhost/", broker_transport_options={"polling_interval": 0.02})
-    celery_app.control.purge()  # the in-process broker outlives a test: no other test's messages here
-    yield
-    celery_app.control.purge()
-    celery_app.conf.update(broker_url=saved[0], broker_transport_options=saved[1])
 
 
 def test_a_request_level_refusal_names_zoho_code_message_and_field(make_picture):

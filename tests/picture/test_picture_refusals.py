@@ -9,7 +9,6 @@ from connector.mapping import zoho_fields as zf
 from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from connector.sandbox.zoho import ZohoSandbox, _item_error, _Rejected
 from connector.store import audit as stages
-from workers.app import app as celery_app
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
 from workers.zoho_tasks import push_to_zoho
 
@@ -31,7 +30,7 @@ class RefusingZoho(ZohoSandbox):
         return super()._write_one(module, item, index, op, dup_fields)
 
 
-def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_picture):
+def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_picture, memory_broker):
     zoho = RefusingZoho()
     picture = make_picture(zoho=zoho)
     audit = picture.deps.store.audit
@@ -39,17 +38,12 @@ def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(
     picture.fetch("contacts", [locked, refused, fine])
     zoho.refuse = {locked: ["LOCKED_RECORD", 1], refused: ["DUPLICATE_DATA", 99]}
 
-    saved_broker = celery_app.conf.broker_url, celery_app.conf.broker_transport_options
-    celery_app.conf.update(broker_url="memory://", broker_transport_options={"polling_interval": 0.02})
-    try:
-        with EmbeddedWorker():
-            push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]],
-                                     kwargs={"buffered": False})
-            assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", locked) == stages.WRITTEN,
-                              timeout=15)
-            assert wait_until_quiet(lambda: (len(zoho.requests), audit.count()), quiet_for=2.5, timeout=15)
-    finally:
-        celery_app.conf.update(broker_url=saved_broker[0], broker_transport_options=saved_broker[1])
+    with EmbeddedWorker():
+        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]],
+                                 kwargs={"buffered": False})
+        assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", locked) == stages.WRITTEN,
+                          timeout=15)
+        assert wait_until_quiet(lambda: (len(zoho.requests), audit.count()), quiet_for=2.5, timeout=15)
 
     # One upsert of all three (207), then one of the locked record alone; the refused one never again.
     assert [w["count"] for w in zoho.writes("Accounts")] == [3, 1]
