@@ -107,10 +107,9 @@ class AuditLog:
         direction: str = XERO_TO_ZOHO,
         detail: dict | None = None,
         task_id: str | None = None,
-        logged: bool = True,
     ) -> dict[str, Any]:
-        """One audit row as it will be stored, checked and redacted, stamped with the time now; also a
-        log line unless ``logged`` is False (the caller logs such rows together)."""
+        """One audit row as it will be stored, checked and redacted, stamped with the time now; also its
+        log line."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
         if direction not in DIRECTIONS:
@@ -121,8 +120,7 @@ class AuditLog:
         # A stage recorded without its trip's id belongs to the trip the running task works on, if one.
         sync_id = sync_id or context.get("sync_id") or uuid.uuid4().hex
         detail = redact_document(detail) if detail is not None else None
-        if logged:
-            _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
+        _log_stage(connection_id, record_type, str(record_id), stage, direction, sync_id, task_id, detail)
         return {
             "connection_id": connection_id,
             "sync_id": sync_id,
