@@ -157,12 +157,8 @@ class XeroSandbox(SandboxApp):
 
     def create_invoice(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
         """Defaults to an AUTHORISED sales invoice (the HTTP API defaults to DRAFT)."""
-        element = {"Type": "ACCREC", "Status": "AUTHORISED", **fields,
-                   "Contact": {"ContactID": contact_id}, "LineItems": line_items}
-        with self._lock:
-            org = self._orgs[tenant_id]
-            doc = _raise_on_errors(self.books.save_document(org, element, credit_note=False, create_only=True))
-            return render_document(org, doc)
+        return self._create_document(tenant_id, contact_id, line_items, {"Type": "ACCREC", **fields},
+                                     credit_note=False)
 
     def update_invoice(self, tenant_id: str, invoice_id: str, **changes) -> dict:
         with self._lock:
@@ -201,12 +197,8 @@ class XeroSandbox(SandboxApp):
             return render_payment(org, org.payments[payment_id])
 
     def create_credit_note(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
-        element = {"Type": "ACCRECCREDIT", "Status": "AUTHORISED", **fields,
-                   "Contact": {"ContactID": contact_id}, "LineItems": line_items}
-        with self._lock:
-            org = self._orgs[tenant_id]
-            doc = _raise_on_errors(self.books.save_document(org, element, credit_note=True, create_only=True))
-            return render_document(org, doc)
+        return self._create_document(tenant_id, contact_id, line_items, {"Type": "ACCRECCREDIT", **fields},
+                                     credit_note=True)
 
     def allocate_credit_note(
         self, tenant_id: str, credit_note_id: str, invoice_id: str, amount, date: date | None = None
@@ -223,6 +215,14 @@ class XeroSandbox(SandboxApp):
         with self._lock:
             org = self._orgs[tenant_id]
             return render_document(org, org.credit_notes[credit_note_id])
+
+    def _create_document(self, tenant_id: str, contact_id: str, line_items: list[dict], fields: dict, *,
+                         credit_note: bool) -> dict:
+        element = {"Status": "AUTHORISED", **fields, "Contact": {"ContactID": contact_id}, "LineItems": line_items}
+        with self._lock:
+            org = self._orgs[tenant_id]
+            doc = _raise_on_errors(self.books.save_document(org, element, credit_note=credit_note, create_only=True))
+            return render_document(org, doc)
 
     def _render_contact(self, org: Org, contact) -> dict:
         return render_contact(org, contact, self.clock.now().date())
