@@ -5,7 +5,7 @@
 - ``dumps_for_api`` / ``loads_from_api``: Xero and Zoho request and response bodies (Decimal as a bare
   JSON number, read back as Decimal: money never passes through float);
 - ``dumps_with_verbatim``: the C encoder with chosen values written as given text, which the content
-  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero.py) build on.
+  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero/formats.py) build on.
 
 orjson is several times faster than ``json.dumps``, but it differs in ways that matter where a
 document is stored, hashed or sent: it writes NaN and infinities as ``null`` (json.dumps writes ``NaN``
