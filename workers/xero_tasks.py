@@ -2,8 +2,8 @@
 
 No task ever sleeps on a rate limit: a denied flush gives its ids back to the shared buffer and
 schedules itself again after the limit's own short countdown; a spent daily budget parks the work
-in the database and ``connector.resume_parked_work`` (beat, every minute) puts it back once the
-budget frees. ``sweep_buffers`` (beat, every minute) flushes buffers whose flush was lost.
+in the database (connector.parking) and ``connector.resume_parked_work`` (beat, every minute) puts it
+back once the budget frees. ``sweep_buffers`` (beat, every minute) flushes buffers whose flush was lost.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.coalesce import IDS_PER_FETCH
 from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
+from connector.parking import Redrive
 from connector.pipeline import xero_in
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
 from connector.record_locks import Lease, LeaseLost
 from connector.store import audit as stages
-from connector.store.parked import FETCH, NEEDS_REAUTH
+from connector.store.parked import FETCH
 from connector.xero.webhook_body import delivered_events
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import ConnectorTask, Redrive, max_broker_countdown
+from workers.base import ConnectorTask, max_broker_countdown
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,10 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
     coalescer.start_flush(connection_id, resource)
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
-        park_until_reconnected(self, connection_id, resource)
+        # A connection that cannot run: its buffered ids wait durably for the reconnect.
+        state = connection.state if connection else "missing"
+        self.parking().park_buffered(coalescer, connection_id, resource,
+                                     detail={"reason": f"connection is {state}"})
         return 0
     def let_another_flush_take_the_rest() -> None:
         if coalescer.reschedule(connection_id, resource, countdown=0):
@@ -140,17 +144,6 @@ def hand_on_unfinished(task: ConnectorTask, connection_id: int, resource: str, o
     coalescer.acknowledge(outcome.claim)
     log.warning("xero.flush.handed_on connection=%s resource=%s ids=%d: %s", connection_id, resource,
                 len(outcome.unfinished), outcome.error)
-
-
-def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: str) -> None:
-    """A connection that cannot run: its buffered ids wait durably for the reconnect
-    (connector.resume_parked_work re-queues them then)."""
-    deps = get_deps()
-    while (claim := deps.coalescer.claim(connection_id, resource)) is not None:
-        deps.store.parked.park(connection_id, resource, claim.ids, reason=NEEDS_REAUTH, sync_ids=claim.sync_ids)
-        task.active_connection(connection_id, record_type=RECORD_TYPES[resource], record_ids=claim.ids,
-                               sync_ids=claim.sync_ids)  # audits them as parked
-        deps.coalescer.acknowledge(claim)
 
 
 @app.task(name="connector.fetch_xero_records", base=ConnectorTask, bind=True)
