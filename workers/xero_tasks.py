@@ -26,7 +26,9 @@ from connector.xero.webhook_body import delivered_events
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask, max_broker_countdown
+from workers.buffer_flush import XERO_FLUSH, queue_flush
 from workers.deps import get_deps
+from workers.zoho_tasks import PUSHED_RESOURCES, flush_zoho_buffer, push_to_zoho
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ SWEEP_DEFER_SECONDS = 60.0
 
 def hand_over_to_zoho(connection_id: int, resource: str):
     """The on_fetched callback: push every stored chunk on to Zoho (queue "zoho")."""
-    from workers.zoho_tasks import push_to_zoho
-
     def push(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
         push_to_zoho.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
                                  queue=queues.ZOHO_QUEUE)
@@ -71,17 +71,7 @@ def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | Non
     return len(to_flush)
 
 
-def queue_flush(buffer, flush, connection_id: int, resource: str, *, countdown: float) -> None:
-    """Queue the flush whose flag this caller set; if the broker refuses, clear the flag again, so the
-    task's retry (or the next add, or the sweep) schedules it: ids are never left behind a stale flag."""
-    try:
-        flush.apply_async(args=[connection_id, resource], countdown=countdown, queue=flush_queue(flush))
-    except Exception:
-        buffer.cancel_flush(connection_id, resource)
-        raise
-
-
-@app.task(name="connector.flush_xero_buffer", base=ConnectorTask, bind=True)
+@app.task(name=XERO_FLUSH, base=ConnectorTask, bind=True)
 def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
     """Fetch what gathered in one (connection, resource) buffer: ≤50 ids per IDs= call, handed to Zoho
     a whole upsert (100 records) at a time, so those pushes go straight out without the Zoho buffer's
@@ -256,8 +246,6 @@ def poll_xero_connections(self, full_sweep: bool = False) -> int:
 def sweep_buffers(self) -> int:
     """Beat: flush every buffer (both directions) whose ids wait with no flush scheduled: the flush task
     was lost with its worker or never queued (its flag expired), or a worker died holding a lease."""
-    from workers.zoho_tasks import PUSHED_RESOURCES, flush_zoho_buffer
-
     deps = get_deps()
     scheduled = 0
     for connection in deps.store.connections.all():
@@ -270,7 +258,3 @@ def sweep_buffers(self) -> int:
                     queue_flush(buffer, flush, connection.id, resource, countdown=0)
                     scheduled += 1
     return scheduled
-
-
-def flush_queue(flush) -> str:
-    return queues.XERO_QUEUE if flush.name == flush_xero_buffer.name else queues.ZOHO_QUEUE

@@ -20,8 +20,8 @@ from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask
+from workers.buffer_flush import queue_flush
 from workers.deps import get_deps
-from workers.xero_tasks import queue_flush
 
 log = logging.getLogger(__name__)
 
