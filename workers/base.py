@@ -27,12 +27,13 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.backoff import backoff_delay
 from connector.connect import mark_needs_reauth
 from connector.errors import (
+    ConfigError,
     ConnectorError,
     InvalidArgument,
     NeedsReauth,
@@ -67,6 +68,19 @@ SPLIT_AFTER_RETRIES = 2
 def halves(ids: list[str]) -> tuple[list[str], list[str]]:
     middle = len(ids) // 2
     return ids[:middle], ids[middle:]
+
+
+@signals.worker_init.connect
+def _check_mapping_file(**_) -> None:
+    """A bad mapping file stops the worker at once, with the file, line and key at fault, not at the first
+    push. Connected here, not with the app (workers/app.py): the app must not import get_deps' module, which
+    imports the app; every task module imports this one, and Celery imports them before worker_init."""
+    from workers.startup import refuse
+
+    try:
+        get_deps().sync_config
+    except ConfigError as exc:
+        refuse(f"mapping file: {exc}")
 
 
 class _ReportedCheck(type):
