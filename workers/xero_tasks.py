@@ -36,11 +36,11 @@ SWEEP_DEFER_SECONDS = 60.0
 
 def hand_over_to_zoho(connection_id: int, resource: str):
     """The on_fetched callback: push every stored chunk on to Zoho (queue "zoho")."""
-    from workers.zoho_tasks import push_to_zoho
+    from workers.zoho_tasks import buffer_zoho_push
 
     def push(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
-        push_to_zoho.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
-                                 queue=queues.ZOHO_QUEUE)
+        buffer_zoho_push.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
+                                     queue=queues.ZOHO_QUEUE)
     return push
 
 

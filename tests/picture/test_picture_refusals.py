@@ -1,5 +1,5 @@
 """A record Zoho refuses in a 207: retried alone when the code is retryable, dead-lettered when not;
-the rest of the batch is written. Driven through push_to_zoho on a real Celery worker (in-process broker)."""
+the rest of the batch is written. Driven through push_records_to_zoho on a real Celery worker (in-process broker)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from connector.sandbox.zoho import ZohoSandbox, _item_error, _Rejected
 from connector.store import audit as stages
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
-from workers.zoho_tasks import push_to_zoho
+from workers.zoho_tasks import push_records_to_zoho
 
 
 class RefusingZoho(ZohoSandbox):
@@ -39,8 +39,7 @@ def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(
     zoho.refuse = {locked: ["LOCKED_RECORD", 1], refused: ["DUPLICATE_DATA", 99]}
 
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]],
-                                 kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]])
         assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", locked) == stages.WRITTEN,
                           timeout=15)
         assert wait_until_quiet(lambda: (len(zoho.requests), audit.count()), quiet_for=2.5, timeout=15)
