@@ -135,7 +135,7 @@ def test_a_push_message_of_the_old_name_still_buffers_or_pushes_as_its_argument_
     run(flush)
     assert pushed_ids(published) == set(buffered)
 
-    assert push_to_zoho.apply(args=[world.connection_id, "contacts", pushed, {}], kwargs={"buffered": False}).get() == 2
+    assert push_to_zoho.apply(args=[world.connection_id, "contacts", pushed, {}], kwargs={"buffered": False}).result == 2
     audit = world.deps.store.audit
     assert all(audit.latest_stage(world.connection_id, "contact", i) == stages.WRITTEN for i in pushed)
     assert published.named(FLUSH_ZOHO) == [] and world.deps.zoho_buffer.pending(world.connection_id, "contacts") == 0
