@@ -67,9 +67,6 @@ class PushCore:
     refresh: Callable[[str, list[str]], list[str]] | None = None
     task_id: str | None = None
     org_fields: Mapping[str, frozenset[str]] | None = None  # per module, from zoho_setup.check_org
-    # False: a record refused with a retryable code is audited "retrying" (the task tries it again alone,
-    # then parks it). True: it is given up, audited "failed" with Zoho's code; no task sets this.
-    final_attempt: bool = False
     # Makes a block whose store calls share one transaction (Store.transaction). A round's reads are one
     # transaction and the writes after each Zoho call another; never one around a call to Zoho.
     transaction: Callable[[], AbstractContextManager] = nullcontext
@@ -148,12 +145,10 @@ class PushCore:
             self.audit_failure(record_type, xid, sync_ids, outcome)
 
     def audit_failure(self, record_type: str, xid: str, sync_ids: Mapping, outcome: BatchOutcome) -> None:
-        detail = outcome.failed[xid]
-        if xid in outcome.retry and not self.final_attempt:
-            self.audit_stage(record_type, xid, sync_ids, stages.RETRYING, detail)
-        else:
-            self.audit_stage(record_type, xid, sync_ids, stages.FAILED,
-                             {**detail, "dead_lettered": True} if xid in outcome.retry else detail)
+        """A refusal that can pass on a later try is "retrying": the task tries it again alone, then parks it
+        (workers/zoho_tasks.py); it is never given up. Any other failure is "failed"."""
+        stage = stages.RETRYING if xid in outcome.retry else stages.FAILED
+        self.audit_stage(record_type, xid, sync_ids, stage, outcome.failed[xid])
 
     def audit_stage(self, record_type: str, xid: str, sync_ids: Mapping, stage: str, detail: dict) -> None:
         self._trail.record(connection_id=self.connection_id, record_type=record_type, record_id=xid,
