@@ -80,15 +80,24 @@ class PushCore:
             self.snapshots = SnapshotReads(self.snapshots)
         self._trail = self.audit.batch()
 
-    def mapped(self, resource, record_type, xero_ids, sync_ids, outcome, mapper, summary) -> dict:
-        """xero id -> (mapped, snapshot) of the records that have a snapshot and map; the others fail."""
-        mapped = {}
-        self.snapshots.prefetch(self.connection_id, resource, list(dict.fromkeys(xero_ids)))
-        for xid in dict.fromkeys(xero_ids):
+    def fetched(self, resource: str, record_type: str, xero_ids: Iterable[str], sync_ids: Mapping,
+                outcome: BatchOutcome) -> dict:
+        """xero id -> snapshot, read together, each id once; an id with no snapshot fails."""
+        wanted = list(dict.fromkeys(xero_ids))
+        self.snapshots.prefetch(self.connection_id, resource, wanted)
+        found = {}
+        for xid in wanted:
             snapshot = self.snapshots.get(self.connection_id, resource, xid)
             if snapshot is None:
                 self.fail(record_type, xid, sync_ids, outcome, {"reason": f"no fetched snapshot of this {record_type}"})
-                continue
+            else:
+                found[xid] = snapshot
+        return found
+
+    def mapped(self, resource, record_type, xero_ids, sync_ids, outcome, mapper, summary) -> dict:
+        """xero id -> (mapped, snapshot) of the records that have a snapshot and map; the others fail."""
+        mapped = {}
+        for xid, snapshot in self.fetched(resource, record_type, xero_ids, sync_ids, outcome).items():
             try:
                 result = mapper(snapshot.payload)
             except DataError as exc:

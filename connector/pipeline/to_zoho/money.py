@@ -19,12 +19,7 @@ def push_related(push: PushCore, resource: str, xero_ids: Iterable[str], sync_id
     sync_ids = dict(sync_ids or {})
     outcome = BatchOutcome()
     touches: dict[str, tuple[list[str], str | None]] = {}
-    push.snapshots.prefetch(push.connection_id, resource, list(dict.fromkeys(xero_ids)))
-    for xid in dict.fromkeys(xero_ids):
-        snapshot = push.snapshots.get(push.connection_id, resource, xid)
-        if snapshot is None:
-            push.fail(record_type, xid, sync_ids, outcome, {"reason": f"no fetched snapshot of this {record_type}"})
-            continue
+    for xid, snapshot in push.fetched(resource, record_type, xero_ids, sync_ids, outcome).items():
         touched_invoices, contact, sales = touched_by(resource, snapshot.payload)
         if not sales and not push.config.sync_bills:
             push.audit_stage(record_type, xid, sync_ids, stages.SKIPPED, {"reason": "bills (ACCPAY) are not synced"})
