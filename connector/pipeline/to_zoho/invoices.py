@@ -81,7 +81,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
             push.fail("invoice", iid, sync_ids, outcome, {"reason": "no fetched snapshot of this invoice"})
         elif not push.invoices_enabled:
             push.audit_stage("invoice", iid, sync_ids, stages.SKIPPED,
-                        {"reason": "this Zoho edition has no Invoices module: contacts only"})
+                             {"reason": "this Zoho edition has no Invoices module: contacts only"})
             outcome.skipped.append(iid)
         elif snapshot.payload.get("Type") != "ACCREC" and not push.config.sync_bills:
             push.audit_stage("invoice", iid, sync_ids, stages.SKIPPED, {"reason": "bills (ACCPAY) are not synced"})
@@ -131,7 +131,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
     for iid, invoice in prepared.items():
         link = push.links.get(push.connection_id, "invoice", iid)
         if link is not None and (newer(link, invoice.snapshot) or (link.content_hash == invoice.full_hash
-                                                                    and not force)):
+                                                                   and not force)):
             outcome.skipped.append(iid)
             outcome.zoho_ids[iid] = link.zoho_id
             continue
@@ -140,7 +140,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
             send_lines.add(iid)
         targets[iid] = link.zoho_id if link is not None else None
     found_by_probe = _find_earlier_writes(push, [i for i, z in targets.items() if z is None and i in begun],
-                                               prepared)
+                                          prepared)
     targets.update(found_by_probe)
     current = _current_lines(push, [z for i, z in targets.items() if z and i in send_lines])
 
@@ -174,12 +174,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
             push.fail("invoice", iid, sync_ids, outcome, rejection(result, "Invoices"), audit=False)
 
     stale = _verify_and_link(push, targets, prepared, outcome, refused_new)
-    for iid in prepared:
-        if iid in outcome.failed:
-            push.audit_failure("invoice", iid, sync_ids, outcome)
-        else:
-            stage = stages.WRITTEN if iid in outcome.written else stages.SKIPPED
-            push.audit_stage("invoice", iid, sync_ids, stage, {"zoho_id": outcome.zoho_ids.get(iid)})
+    push.audit_outcome("invoice", prepared, outcome, sync_ids)
     return stale
 
 
@@ -215,7 +210,7 @@ def _find_earlier_writes(push: PushCore, probes: list[str], prepared: Mapping[st
     """
     found = {}
     for iid, result in zip(probes, push.upsert("Invoices", [dict(prepared[i].record) for i in probes],
-                                                 zf.INVOICE_XERO_ID)):
+                                               zf.INVOICE_XERO_ID)):
         if result.ok:
             found[iid] = result.id
     return found
