@@ -7,15 +7,15 @@ clients), and a connected tenant. Options say what differs between tests:
   None runs on the embedded fakeredis and in-process broker, as a small user does;
 - ``clock``: the Xero sandbox, the deps and the store run on it (leases, parked work's resume_after, limits);
   the default Zoho sandbox keeps real time (its hour-long tokens would lapse as a test moves the clock);
-- ``xero``/``zoho``: sandboxes of the test's own (``xero_options`` configure the default Xero sandbox);
+- ``xero``/``zoho``: sandboxes of the test's own;
 - ``tenant``: the name of the connected tenant, or None for none (the test connects its own);
 - ``processes``: a real `celery worker` process on the Redis broker and the receiver served over HTTP, wired
   like production (``env``: more of the worker's environment);
 - any other keyword changes a setting of this process's deps.
 
 ``make_system`` (tests/conftest.py) is the fixture; a folder's conftest sets its defaults with a
-``system_defaults`` fixture. The fault suite and tests/deploy run the Procfile's processes themselves, but
-take the sandboxes, environment and grants from here.
+``system_defaults`` fixture. tests/deploy and the fault suite run the Procfile's processes themselves, on the
+same pieces: ``Sandboxed`` (or the sandboxes' control API), ``sandbox_env`` and the grants of workers/demo.py.
 """
 
 from __future__ import annotations
@@ -171,14 +171,13 @@ class Systems:
         return self._build(**{**self.defaults, **options})
 
     def _build(self, *, database_url: str | None = None, redis: str | None = None, clock: Clock | None = None,
-               xero: XeroSandbox | None = None, zoho: ZohoSandbox | None = None, xero_options: dict | None = None,
-               tenant: str | None = "Test Ltd", processes: bool = False, env: dict[str, str] | None = None,
-               **settings_changes) -> System:
+               xero: XeroSandbox | None = None, zoho: ZohoSandbox | None = None, tenant: str | None = "Test Ltd",
+               processes: bool = False, env: dict[str, str] | None = None, **settings_changes) -> System:
         if processes and (redis, settings_changes) != ("integration", {}):
             raise ValueError("a system of processes runs on the integration broker; its settings come in env=")
         if redis is not None:
             require_redis(redis_db(redis))
-        served = Sandboxed.serve(xero or XeroSandbox(clock, **(xero_options or {})), zoho or ZohoSandbox())
+        served = Sandboxed.serve(xero or XeroSandbox(clock), zoho or ZohoSandbox())
         self.started.callback(served.close)
         vault_keys = Vault.generate_keyring("k1")
         worker_env: dict[str, str] = {}
