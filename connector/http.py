@@ -191,6 +191,10 @@ class VendorHooks:
     status_errors: ClassVar[Mapping[int, type[ConnectorError]]] = {}
 
     # request side
+    def url(self, target: str) -> str:
+        """The URL to send to, resolved after the access token is in hand (a refresh may tell where)."""
+        return target
+
     def prepare_headers(self, headers: dict[str, str], token: str | None, scoped: bool) -> None:
         """Add the access token (when there is one) and the vendor's fixed headers."""
 
@@ -279,7 +283,7 @@ class RequestPipeline:
     def send(
         self,
         method: str,
-        url: str,
+        target: str,
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -294,6 +298,8 @@ class RequestPipeline:
     ) -> tuple[requests.Response, Any]:
         """The answer and its parsed body, or the typed error (see ``raise_for_answer``).
 
+        ``target``: the URL, or what the vendor's ``hooks.url`` turns into one (Zoho: a path on the
+        account's data centre);
         ``scoped``: the call belongs to the vendor's tenant (Xero: tenant header and rate governor);
         ``retry_transport=False`` for writes a replay would apply twice; ``accept`` admits an answer the
         ladder would refuse (Zoho's 400 with per-record results)."""
@@ -302,6 +308,7 @@ class RequestPipeline:
             data = dumps_for_api(json).encode()
         token = self._tokens.access_token() if self._tokens is not None else None
         for attempt in (1, 2):
+            url = self._hooks.url(target)
             response = self._send_once(method, url, token, params, headers, data, auth, timeout, retry_transport,
                                        scoped, secrets)
             if token is None or not self._hooks.token_refused(response):

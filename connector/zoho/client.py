@@ -96,8 +96,7 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]
 
 class ZohoClient:
     def __init__(self, *, session: requests.Session, tokens: "ZohoTokenSource") -> None:
-        self._tokens = tokens
-        self._pipeline = RequestPipeline(session, ZohoApiHooks(), tokens=tokens)
+        self._pipeline = RequestPipeline(session, ZohoApiHooks(tokens), tokens=tokens)
 
     def __repr__(self) -> str:
         return "ZohoClient()"
@@ -241,9 +240,8 @@ class ZohoClient:
 
         With ``item_key``, a 400 whose body lists per-item results is returned for the caller to parse.
         """
-        url = self._tokens.api_domain() + "/crm/v8" + path  # the account's data centre
         accept = _per_item_results(item_key) if item_key else None
-        _, body = self._pipeline.send(method, url, params=params, headers=headers, json=json_body,
+        _, body = self._pipeline.send(method, path, params=params, headers=headers, json=json_body,
                                       timeout=DEFAULT_TIMEOUT, retry_transport=retry_transport, accept=accept)
         return body if isinstance(body, dict) else {}
 

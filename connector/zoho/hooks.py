@@ -68,6 +68,14 @@ class ZohoApiHooks(VendorHooks):
     vendor = "zoho"
     status_errors = {401: Unauthorized}
 
+    def __init__(self, tokens: Any = None) -> None:
+        self._tokens = tokens  # with a token source, targets are paths under its data centre's API
+
+    def url(self, target: str) -> str:
+        if self._tokens is None:
+            return target
+        return self._tokens.api_domain() + "/crm/v8" + target
+
     def prepare_headers(self, headers: dict[str, str], token: str | None, scoped: bool) -> None:
         if token is not None:
             headers["Authorization"] = f"Zoho-oauthtoken {token}"
