@@ -452,12 +452,17 @@ class StoredTokenManager:
     def _expires_at(self, expires_in: Any) -> datetime:
         return self._clock.now() + timedelta(seconds=float(expires_in))
 
-    def _post_token(self, form: dict[str, str], *secrets: str, auth: Any = None) -> dict:
+    def _post_token(self, form: dict[str, str], *secrets: str) -> dict:
         """POST to the token endpoint through the pipeline (its hooks read the vendor's token errors)."""
         hidden = (*secrets, self._client_secret.reveal())
+        form, auth = self._with_client_credentials(form)
         _, body = self._pipeline.send("POST", self._token_url, data=form, auth=auth, timeout=self._timeout,
                                       scoped=False, secrets=hidden)
         return body
+
+    def _with_client_credentials(self, form: dict[str, str]) -> tuple[dict[str, str], Any]:
+        """The form and the requests ``auth`` that authenticate this app to the token endpoint."""
+        raise NotImplementedError
 
     def _token_hooks(self) -> VendorHooks:
         raise NotImplementedError

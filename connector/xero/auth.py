@@ -6,7 +6,7 @@ https://developer.xero.com/faq/oauth2 (lifetimes, rotation).
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from connector.errors import NeedsReauth
 from connector.http import StoredTokenManager, VendorHooks
@@ -37,9 +37,8 @@ class XeroTokenManager(StoredTokenManager):
         body = self._post_token({"grant_type": "refresh_token", "refresh_token": refresh_token}, refresh_token)
         return self._token_set(body, extra=dict(tokens.extra or {}), scope=tokens.scope)
 
-    def _post_token(self, form: dict[str, str], *secrets: str) -> dict:  # type: ignore[override]
-        # HTTP Basic client auth (auth flow above)
-        return super()._post_token(form, *secrets, auth=(self._client_id, self._client_secret.reveal()))
+    def _with_client_credentials(self, form: dict[str, str]) -> tuple[dict[str, str], Any]:
+        return form, (self._client_id, self._client_secret.reveal())  # HTTP Basic client auth (auth flow above)
 
     def _token_hooks(self) -> VendorHooks:
         return XeroTokenHooks(self.connection_id)

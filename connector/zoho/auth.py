@@ -60,10 +60,9 @@ class ZohoTokenManager(StoredTokenManager):
         extra = dict(tokens.extra or {})
         return self._token_set(body, refresh_token=tokens.refresh_token, extra=extra, scope=tokens.scope)
 
-    def _post_token(self, form: dict[str, str], *secrets: str) -> dict:  # type: ignore[override]
-        # Zoho takes the client credentials in the form (token limits page above).
-        form = {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}
-        return super()._post_token(form, *secrets)
+    def _with_client_credentials(self, form: dict[str, str]) -> tuple[dict[str, str], Any]:
+        # Zoho takes the client credentials in the form (access-token-expiry page above).
+        return {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}, None
 
     def _token_hooks(self) -> VendorHooks:
         return ZohoTokenHooks(self.connection_id, self._token_url)
