@@ -20,7 +20,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
@@ -128,6 +128,13 @@ class _CallPurpose:
 
     def get(self) -> str:
         return self._var.get()
+
+    def set(self, purpose: str) -> Token[str]:
+        """As ``ContextVar.set``, for code that cannot use a ``with`` block; undo with ``reset``."""
+        return self._var.set(purpose)
+
+    def reset(self, token: Token[str]) -> None:
+        self._var.reset(token)
 
     @contextmanager
     def __call__(self, purpose: str) -> Iterator[str]:

@@ -129,6 +129,13 @@ def test_call_purpose_is_unspecified_by_default_and_restored_after_a_nested_bloc
     assert call_purpose.get() == "unspecified"
 
 
+def test_call_purpose_can_also_be_set_and_reset_like_a_context_variable():
+    token = call_purpose.set("payments")
+    assert call_purpose.get() == "payments"
+    call_purpose.reset(token)
+    assert call_purpose.get() == "unspecified"
+
+
 def test_a_listener_added_twice_hears_each_response_once(xero, http, seen):
     add_response_listener(seen.append)  # the fixture added it already
     http.get(ACCOUNTING + f"/Contacts/{CONTACT_ID}", body=CONTACTS, content_type=JSON)
