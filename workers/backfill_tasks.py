@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from connector.call_purpose import BACKFILL
+from connector.call_purpose import purpose as call_purpose_of
 from connector import queues
 from connector.backfill import BackfillBudget, backfill_step, first_pending
 from connector.errors import RateLimited
@@ -63,10 +65,11 @@ def backfill_step_task(self, connection_id: int, resource: str | None = None, ve
         send_step(connection_id, expect, countdown=BACKLOG_RECHECK_SECONDS)
         return "backlog"
     try:
-        outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
-                                checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
-                                audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),
-                                expect=expect)
+        with call_purpose_of(BACKFILL):
+            outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                                    checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
+                                    audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),
+                                    expect=expect)
     except RateLimited as exc:  # a minute or concurrency limit: back in moments
         raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=None) from None
     except Exception as exc:

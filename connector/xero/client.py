@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
 
+from connector.call_purpose import ResponseSeen, xero_response_seen
 from connector.errors import (
     ApiError,
     DataError,
@@ -158,8 +159,12 @@ class XeroClient:
         limits: Limits = Limits(),
         priority: int = 0,
         dry_run: bool = False,
+        connection_id: int | None = None,
+        on_response: "Callable[[ResponseSeen], None] | None" = None,
     ) -> None:
         self._session = session
+        self._connection_id = connection_id
+        self._on_response = on_response  # the day-budget ledger (TEMPORARY until the shared HTTP pipeline)
         self._tokens = tokens
         self.tenant_id = tenant_id
         self._api_url = api_url.rstrip("/")
@@ -365,6 +370,8 @@ class XeroClient:
                 method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT
             )
             response_headers = response.headers
+            if self._on_response is not None:  # TEMPORARY: the shared HTTP pipeline's listeners take this over
+                self._on_response(xero_response_seen(self._connection_id, method, url, response))
         except requests.RequestException as exc:
             raise transport_error(exc, f"Xero {method} {urlsplit(url).path}", token) from None
         finally:

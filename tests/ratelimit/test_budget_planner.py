@@ -1,0 +1,103 @@
+"""The planner's invariants, on a simulated clock: scheduled work never takes more than its share of the
+day in any 24 h, live (webhook) work is never denied by it, and denied work is kept with its reason."""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import pytest
+
+from connector.budget import BudgetLedger, BudgetPlanner, Deferral, Grant, PlanInputs, plan_scheduled
+
+CONNECTION = 3
+
+
+def response(purpose, remaining=None):
+    headers = {"X-DayLimit-Remaining": str(remaining)} if remaining is not None else {}
+    return SimpleNamespace(vendor="xero", connection_id=CONNECTION, method="GET", endpoint="/Payments", status=200,
+                           bytes_received=300, purpose=purpose, limit_headers=headers)
+
+
+@pytest.fixture
+def ledger(any_redis, clock):
+    return BudgetLedger(any_redis, clock=clock)
+
+
+@pytest.fixture
+def planner(any_redis, ledger, clock):
+    return BudgetPlanner(any_redis, ledger, clock=clock, share=0.10)
+
+
+def test_scheduled_work_gets_its_share_and_no_more_and_says_why(planner, ledger):
+    granted = 0
+    while isinstance(answer := planner.ask(CONNECTION, "payments"), Grant):
+        ledger.record(response("payments"))
+        granted += 1
+    assert granted == 100  # 10 % of Starter's 1,000
+    assert isinstance(answer, Deferral) and answer.reason == "share"
+    assert "100 calls" in answer.detail and answer.retry_after > 23 * 3600
+    kept = planner.deferred(CONNECTION)["payments"]
+    assert kept["reason"] == "share" and kept["count"] == 1
+
+
+def test_the_share_comes_back_as_grants_age_out_of_24_hours(planner, clock):
+    for _ in range(100):
+        assert isinstance(planner.ask(CONNECTION, "catch_up"), Grant)
+    denied = planner.ask(CONNECTION, "catch_up")
+    assert isinstance(denied, Deferral)
+    clock.advance(denied.retry_after)
+    assert isinstance(planner.ask(CONNECTION, "catch_up"), Grant)
+    assert "catch_up" not in planner.deferred(CONNECTION)  # a grant clears the deferral shown
+
+
+def test_live_work_is_never_asked_and_never_denied(planner):
+    for _ in range(100):
+        planner.ask(CONNECTION, "check")
+    assert planner.ask(CONNECTION, "webhook_fetch") == Grant("webhook_fetch", 1)
+    assert planner.ask(CONNECTION, "write_back") == Grant("write_back", 1)
+
+
+def test_scheduled_work_yields_when_webhook_work_needs_the_rest_of_the_day(planner, ledger, clock):
+    ledger.record(response("webhook_fetch", remaining=1))
+    ledger.record(response("webhook_fetch", remaining=999))  # a reset: the Xero day starts now
+    for _ in range(880):  # a busy morning of webhook work: ~293 an hour
+        ledger.record(response("webhook_fetch"))
+    answer = planner.ask(CONNECTION, "payments")
+    assert isinstance(answer, Deferral) and answer.reason == "live"
+    assert "kept for webhook work" in answer.detail
+
+
+def test_learned_limit_raises_the_share(planner, ledger):
+    ledger.record(response("webhook_fetch", remaining=4999))
+    granted = sum(isinstance(planner.ask(CONNECTION, "payments"), Grant) for _ in range(600))
+    assert granted == 500
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_simulated_days_never_exceed_the_share_in_any_24_hours(planner, ledger, clock, seed):
+    """A random mix of live and scheduled asks over two simulated days: in every sliding 24 h window
+    the scheduled grants stay within 10 % of the limit, and every live call is made."""
+    rng = random.Random(seed)
+    grants: list[float] = []
+    live_made = 0
+    for _ in range(2 * 24 * 6):  # ten-minute steps
+        clock.advance(600)
+        for _ in range(rng.randint(0, 3)):
+            ledger.record(response("webhook_fetch"))
+            live_made += 1
+        for purpose in rng.sample(["catch_up", "payments", "check", "backfill"], rng.randint(0, 4)):
+            if isinstance(planner.ask(CONNECTION, purpose), Grant):
+                grants.append(clock.time())
+                ledger.record(response(purpose))
+    for start in grants:
+        assert sum(1 for t in grants if start <= t < start + 86400) <= 100
+    assert live_made > 0 and len(grants) > 100  # both kinds ran, the share was pressed against
+
+
+def test_plan_scheduled_is_pure_arithmetic():
+    quiet = PlanInputs(day_limit=1000, share=0.1, scheduled_used=99, day_used=200, live_per_hour=0, hours_left=10)
+    assert plan_scheduled(quiet, 1) is None
+    assert plan_scheduled(quiet, 2) == "share"
+    busy = PlanInputs(day_limit=1000, share=0.1, scheduled_used=0, day_used=800, live_per_hour=20, hours_left=10)
+    assert plan_scheduled(busy, 1) == "live"  # 800 + 1 + 200 kept for webhooks > 1000
