@@ -92,7 +92,8 @@ def delivery_is_late(event_dates: list[datetime], received: float, policy: Sched
     return received - oldest.timestamp() > policy.backlog_lag
 
 
-def catch_up_due(state: OrgSchedule, policy: SchedulePolicy, now: float) -> Decision | None:
+def catch_up_due(state: OrgSchedule, policy: SchedulePolicy, now: float, allowance: int | None = None
+                 ) -> Decision | None:
     if state.triggers:
         if now >= min(state.triggers.values()) + policy.trigger_grace:
             return Decision("catch_up", CATCH_UP_RESOURCES, ",".join(sorted(state.triggers)))
@@ -107,18 +108,30 @@ def catch_up_due(state: OrgSchedule, policy: SchedulePolicy, now: float) -> Deci
     return None
 
 
-def payments_interval(state: OrgSchedule, policy: SchedulePolicy, now: float) -> tuple[float, str]:
-    """How long payments may go unpolled now, and why."""
+def shortest_payments_interval(policy: SchedulePolicy, allowance: int | None) -> float:
+    """The payment poll's shortest interval: the setting, lengthened so that a whole day of it fits in the
+    scheduled share (``allowance`` calls a day) beside the catch-up and check polls."""
+    if allowance is None:
+        return policy.payments_min_interval
+    others = len(CATCH_UP_RESOURCES) * 24 * HOUR / policy.safety_interval + 24 * HOUR / policy.check_interval
+    polls = max(allowance - others, 1.0)
+    return min(max(policy.payments_min_interval, 24 * HOUR / polls), policy.payments_max_delay)
+
+
+def payments_interval(state: OrgSchedule, policy: SchedulePolicy, now: float,
+                      allowance: int | None = None) -> tuple[float, str]:
+    """How long payments may go unpolled now, and why (``allowance``: scheduled calls a day, if known)."""
     if state.payments_raise_invoice_webhooks:
         return policy.payments_max_delay, "payments raise invoice webhooks"
     hot = state.open_changed_at is not None and now - state.open_changed_at <= policy.hot_window
     if state.open_invoices > 0 and hot:
-        return policy.payments_min_interval, "open invoices changed recently"
+        return shortest_payments_interval(policy, allowance), "open invoices changed recently"
     return policy.payments_max_delay, "no open invoice changed recently"
 
 
-def payments_due(state: OrgSchedule, policy: SchedulePolicy, now: float) -> Decision | None:
-    interval, why = payments_interval(state, policy, now)
+def payments_due(state: OrgSchedule, policy: SchedulePolicy, now: float,
+                 allowance: int | None = None) -> Decision | None:
+    interval, why = payments_interval(state, policy, now, allowance)
     looked = state.last_payments_poll
     if state.payments_raise_invoice_webhooks and state.payments_seen_via_invoice is not None:
         # A payment just seen through an invoice fetch: that fetch already showed what the poll would.
@@ -128,7 +141,8 @@ def payments_due(state: OrgSchedule, policy: SchedulePolicy, now: float) -> Deci
     return None
 
 
-def check_due(state: OrgSchedule, policy: SchedulePolicy, now: float) -> Decision | None:
+def check_due(state: OrgSchedule, policy: SchedulePolicy, now: float, allowance: int | None = None
+              ) -> Decision | None:
     if state.last_check is None or now - state.last_check >= policy.check_interval:
         return Decision("check", CHECK_RESOURCES, "consistency check")
     return None

@@ -9,6 +9,7 @@ import logging
 from datetime import datetime
 
 from connector import queues
+from connector.budget import scheduled_allowance
 from connector.xero.webhook_body import delivery_sequences
 from connector.xero_schedule import (
     GAP,
@@ -35,7 +36,8 @@ def org_schedule(deps, connection_id: int):
 
 def due(deps, connection_id: int, purpose: str):
     """The schedule's decision for ``purpose`` now (None: not due)."""
-    return DECIDERS[purpose](org_schedule(deps, connection_id), deps.schedule_policy, deps.clock.time())
+    allowance = scheduled_allowance(deps.budget_ledger.day_limit(connection_id), deps.budget_planner.share)
+    return DECIDERS[purpose](org_schedule(deps, connection_id), deps.schedule_policy, deps.clock.time(), allowance)
 
 
 @app.task(name="connector.plan_xero_polls", base=ConnectorTask, bind=True)

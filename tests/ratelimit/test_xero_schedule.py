@@ -66,6 +66,15 @@ def test_payments_are_polled_often_only_while_open_invoices_changed_recently():
     assert payments_due(polled, POLICY, NOW + 100).purpose == "payments"
 
 
+def test_on_starter_the_shortest_payment_interval_fits_the_share():
+    hot = OrgSchedule(open_invoices=3, open_changed_at=NOW - 600)
+    # 100 scheduled calls a day; catch-ups take 9 and the weekly check 1/7: 90 polls, one every 16 minutes
+    interval = payments_interval(hot, POLICY, NOW, allowance=100)[0]
+    assert 900 < interval < 1000 and 86400 / interval + 9 + 1 / 7 <= 100
+    assert payments_interval(hot, POLICY, NOW, allowance=500)[0] == POLICY.payments_min_interval  # Core: 5 min
+    assert payments_interval(hot, POLICY, NOW, allowance=10)[0] == POLICY.payments_max_delay  # never past it
+
+
 def test_when_payments_raise_invoice_webhooks_the_poll_is_a_safety_net_at_the_longest_delay():
     state = OrgSchedule(open_invoices=3, open_changed_at=NOW - 60, last_payments_poll=NOW - 1000,
                         payments_seen_via_invoice=NOW - 100)
