@@ -39,7 +39,7 @@ DEFAULT_DAY_LIMIT = 1000
 DEFAULT_SCHEDULED_SHARE = 0.10
 # Status and the log warn when today's projected use passes this share of the limit.
 WARN_SHARE = 0.80
-# The rate of live work is measured over this many recent hours to reserve it the rest of its day.
+# Today's projection extrapolates the rate of this many recent hours.
 LIVE_RATE_HOURS = 3
 # Live work always keeps at least this share of the limit free from scheduled work, even when quiet.
 LIVE_FLOOR_SHARE = 0.05
@@ -114,8 +114,7 @@ class PlanInputs:
     share: float  # of the day limit that scheduled work may take in any 24 h
     scheduled_used: int  # scheduled calls granted in the last 24 h
     day_used: int  # every call of the organisation's current Xero day
-    live_per_hour: float  # recent rate of live work (webhook fetches, write-backs)
-    hours_left: float  # until the organisation's day resets
+    live_expected: int  # live calls (webhook fetches, write-backs) still expected before the day resets
 
 
 def scheduled_allowance(day_limit: int, share: float) -> int:
@@ -123,8 +122,14 @@ def scheduled_allowance(day_limit: int, share: float) -> int:
 
 
 def live_reserve(inputs: PlanInputs) -> int:
-    """Calls kept for live work until the day resets: its recent rate, and never less than a floor."""
-    return max(math.ceil(inputs.live_per_hour * inputs.hours_left), math.ceil(inputs.day_limit * LIVE_FLOOR_SHARE))
+    """Calls kept for live work until the day resets: what it is expected to need, never less than a floor."""
+    return max(inputs.live_expected, math.ceil(inputs.day_limit * LIVE_FLOOR_SHARE))
+
+
+def expected_live(live_last_24h: int, live_today: int) -> int:
+    """Live calls still to come today, taking the last 24 hours as the pattern of a day: what they held beyond
+    what today already used (so a quiet night does not starve a busy morning, nor a busy morning the rest)."""
+    return max(live_last_24h - live_today, 0)
 
 
 def plan_scheduled(inputs: PlanInputs, calls: int) -> str | None:
@@ -275,10 +280,15 @@ class BudgetLedger:
         now = self._clock.time()
         return sum(b.get(BYTES, 0) for b in self._buckets(connection_id, now - (hours - 1) * HOUR, now))
 
-    def live_per_hour(self, connection_id: int) -> float:
-        calls = self.calls_by_purpose(connection_id, LIVE_RATE_HOURS)
-        live = sum(n for name, n in calls.items() if name not in SCHEDULED_PURPOSES)
-        return live / LIVE_RATE_HOURS
+    def live_expected(self, connection_id: int, state: LimitState | None = None) -> int:
+        """Live calls still expected before the organisation's day resets (``expected_live``)."""
+        state = state or self.limit_state(connection_id)
+        now = self._clock.time()
+
+        def live(buckets) -> int:
+            return sum(n for b in buckets for name, n in b.items() if name != BYTES and name not in SCHEDULED_PURPOSES)
+        return expected_live(live(self._buckets(connection_id, now - 23 * HOUR, now)),
+                             live(self._buckets(connection_id, day_started(state, now), now)))
 
     def used_today(self, connection_id: int, state: LimitState | None = None) -> int:
         """Calls of the organisation's current Xero day (exact once a reset was seen)."""
@@ -367,8 +377,7 @@ class BudgetPlanner:
         state = self._ledger.limit_state(connection_id)
         return PlanInputs(day_limit=self._ledger.day_limit(connection_id, state), share=self.share,
                           scheduled_used=scheduled_used, day_used=self._ledger.used_today(connection_id, state),
-                          live_per_hour=self._ledger.live_per_hour(connection_id),
-                          hours_left=self._ledger.hours_left_today(connection_id, state))
+                          live_expected=self._ledger.live_expected(connection_id, state))
 
     def scheduled_used(self, connection_id: int) -> int:
         now = self._clock.time()
@@ -390,7 +399,7 @@ class BudgetPlanner:
                     reason = plan_scheduled(inputs, calls)
                     if reason is not None:
                         pipe.unwatch()
-                        deferral = self._deferral(key, purpose, reason, inputs, calls, now)
+                        deferral = self._deferral(connection_id, key, purpose, reason, inputs, calls, now)
                         self._note_deferral(connection_id, deferral, now)
                         return deferral
                     pipe.multi()
@@ -404,7 +413,7 @@ class BudgetPlanner:
                 except redis_lib.WatchError:
                     continue
 
-    def _deferral(self, key: str, purpose: str, reason: str, inputs: PlanInputs, calls: int,
+    def _deferral(self, connection_id: int, key: str, purpose: str, reason: str, inputs: PlanInputs, calls: int,
                   now: float) -> Deferral:
         if reason == "share":
             allowance = scheduled_allowance(inputs.day_limit, inputs.share)
@@ -416,7 +425,7 @@ class BudgetPlanner:
             detail = (f"{purpose}: scheduled work used {inputs.scheduled_used} of its {allowance} calls "
                       f"({inputs.share:.0%} of {inputs.day_limit}) in the last 24 h")
         else:
-            retry_after = inputs.hours_left * HOUR
+            retry_after = self._ledger.hours_left_today(connection_id) * HOUR
             detail = (f"{purpose}: {inputs.day_used} of {inputs.day_limit} calls used today; the rest is kept for "
                       f"webhook work ({live_reserve(inputs)} calls until the day resets)")
         return Deferral(purpose, reason, max(retry_after, 1.0), detail)

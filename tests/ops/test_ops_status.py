@@ -191,15 +191,15 @@ def test_status_warns_when_the_day_projection_passes_80_percent(embedded, capsys
     from types import SimpleNamespace
 
     deps, cid = embedded.deps, embedded.connection_id
-    for remaining in range(999, 199, -1):  # 800 calls of a 1,000-call day in one hour
+    for remaining in range(999, 39, -1):  # 960 calls of a 1,000-call day in one hour
         deps.budget_ledger.record(SimpleNamespace(
             vendor="xero", connection_id=cid, method="GET", endpoint="/Invoices", status=200, bytes_received=2048,
             purpose="webhook_fetch", limit_headers={"X-DayLimit-Remaining": str(remaining)}))
     deps.budget_planner.ask(cid, "payments")  # scheduled work now yields to webhook work: shown as deferred
     status = collect_status(deps)
     budget = status["connections"][0]["xero_budget"]
-    assert budget["day_limit"] == 1000 and budget["used_today"] == 800
-    assert budget["projected_today"] > 800 and budget["egress_bytes_24h"] == 800 * 2048
+    assert budget["day_limit"] == 1000 and budget["used_today"] == 960
+    assert budget["projected_today"] > 960 and budget["egress_bytes_24h"] == 960 * 2048
     assert budget["deferred"]["payments"]["reason"] == "live"
     assert status["warnings"] == [f"connection {cid}: {budget['warning']}"] and "80 %" in budget["warning"]
     assert main(["status"]) == 0

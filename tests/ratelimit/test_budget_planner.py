@@ -4,6 +4,7 @@ day in any 24 h, live (webhook) work is never denied by it, and denied work is k
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -61,11 +62,20 @@ def test_live_work_is_never_asked_and_never_denied(planner):
 def test_scheduled_work_yields_when_webhook_work_needs_the_rest_of_the_day(planner, ledger, clock):
     ledger.record(response("webhook_fetch", remaining=1))
     ledger.record(response("webhook_fetch", remaining=999))  # a reset: the Xero day starts now
-    for _ in range(880):  # a busy morning of webhook work: ~293 an hour
+    for remaining in range(998, 298, -1):  # yesterday's afternoon: 700 webhook calls after this hour of the day
+        ledger.record(response("webhook_fetch", remaining=remaining))
+    clock.advance(14 * 3600)  # the next Xero day; 10 h on, the last 24 h still hold that afternoon
+    ledger.record(response("webhook_fetch", remaining=999))
+    for _ in range(250):  # this morning so far
         ledger.record(response("webhook_fetch"))
-    answer = planner.ask(CONNECTION, "payments")
+    assert ledger.live_expected(CONNECTION) == 702  # yesterday's afternoon may come again
+    assert isinstance(planner.ask(CONNECTION, "payments"), Grant)  # 251 + 1 + 702 <= 1000
+    for _ in range(60):
+        ledger.record(response("webhook_fetch"))
+    answer = planner.ask(CONNECTION, "payments")  # 312 + 1 + 702 > 1000: the rest is webhook work's
     assert isinstance(answer, Deferral) and answer.reason == "live"
     assert "kept for webhook work" in answer.detail
+    assert planner.ask(CONNECTION, "webhook_fetch") == Grant("webhook_fetch", 1)
 
 
 def test_learned_limit_raises_the_share(planner, ledger):
@@ -96,8 +106,10 @@ def test_simulated_days_never_exceed_the_share_in_any_24_hours(planner, ledger, 
 
 
 def test_plan_scheduled_is_pure_arithmetic():
-    quiet = PlanInputs(day_limit=1000, share=0.1, scheduled_used=99, day_used=200, live_per_hour=0, hours_left=10)
+    quiet = PlanInputs(day_limit=1000, share=0.1, scheduled_used=99, day_used=200, live_expected=0)
     assert plan_scheduled(quiet, 1) is None
     assert plan_scheduled(quiet, 2) == "share"
-    busy = PlanInputs(day_limit=1000, share=0.1, scheduled_used=0, day_used=800, live_per_hour=20, hours_left=10)
+    busy = PlanInputs(day_limit=1000, share=0.1, scheduled_used=0, day_used=800, live_expected=200)
     assert plan_scheduled(busy, 1) == "live"  # 800 + 1 + 200 kept for webhooks > 1000
+    assert plan_scheduled(replace(busy, live_expected=0), 1) is None
+    assert plan_scheduled(replace(busy, day_used=950, live_expected=0), 1) == "live"  # the floor: 5 % kept
