@@ -14,15 +14,16 @@ from connector.call_purpose import WRITE_BACK
 from connector.call_purpose import purpose as call_purpose_of
 from connector import logs, queues
 from connector.backoff import backoff_delay
+from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import ConnectorTask, Redrive, park_backoff, zoho_resource
+from workers.base import ConnectorTask
+from workers.buffer_flush import queue_flush
 from workers.deps import get_deps
-from workers.xero_tasks import queue_flush
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,10 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
                 countdown=backoff_delay(attempt, base=1.0, cap=RECORD_RETRY_CAP_SECONDS, jitter=(0.8, 1.0)),
                 queue=queues.ZOHO_QUEUE)
         else:
-            task.park(redrive, reason=OUTAGE, wait=park_backoff(parked_attempts), connection_id=connection_id,
-                      record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
-                      exc=RuntimeError(f"Zoho kept refusing {len(outcome.retry)} record(s) with a retryable code"))
+            task.parking().park(
+                reason=OUTAGE, redrive=redrive, wait=park_backoff(parked_attempts), connection_id=connection_id,
+                record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
+                error=RuntimeError(f"Zoho kept refusing {len(outcome.retry)} record(s) with a retryable code"))
     return len(outcome.written)
 
 
