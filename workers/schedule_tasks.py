@@ -43,8 +43,6 @@ def due(deps, connection_id: int, purpose: str):
 @app.task(name="connector.plan_xero_polls", base=ConnectorTask, bind=True)
 def plan_xero_polls(self) -> int:
     """Beat: queue the catch-up and payment polls that are due (the planner grants their calls)."""
-    from workers.xero_tasks import poll_xero
-
     deps = get_deps()
     queued = 0
     for connection in deps.store.connections.all():
@@ -56,8 +54,9 @@ def plan_xero_polls(self) -> int:
                 continue
             log.info("xero.schedule.due", extra={"connection_id": connection.id, "purpose": purpose,
                                                  "reason": decision.reason})
-            poll_xero.apply_async(args=[connection.id, list(decision.resources), False],
-                                  kwargs={"purpose": purpose, "planned": True}, queue=queues.XERO_QUEUE)
+            # By name: workers/xero_tasks.py imports this module (webhook intake feeds the schedule).
+            app.send_task("connector.poll_xero", args=[connection.id, list(decision.resources), False],
+                          kwargs={"purpose": purpose, "planned": True}, queue=queues.XERO_QUEUE)
             queued += 1
     return queued
 

@@ -21,6 +21,7 @@ def simulated_world(make_world):
 
 
 def plan_and_run(published) -> list[str]:
+    import workers.xero_tasks  # noqa: F401  (registers poll_xero, as a worker's includes do)
     from workers.schedule_tasks import plan_xero_polls
 
     plan_xero_polls.run()
