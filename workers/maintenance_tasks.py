@@ -72,8 +72,8 @@ def resume_parked_work(self, connection_ids: list[int] | None = None) -> int:
 def enqueue_parked(batch: parking.ParkedBatch) -> None:
     """The Celery side of a re-drive: a parked batch becomes the message of the task its stage names."""
     if batch.stage == PUSH:
-        app.send_task("connector.push_to_zoho", args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids],
-                      kwargs={"buffered": False, "parked_attempts": batch.attempts}, queue=queues.ZOHO_QUEUE)
+        app.send_task(queues.PUSH_RECORDS_TO_ZOHO, args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids],
+                      kwargs={"parked_attempts": batch.attempts}, queue=queues.ZOHO_QUEUE)
     elif batch.stage == NOTIFY:
         module = batch.resource.removeprefix(ZOHO_RESOURCE_PREFIX)
         enqueue_zoho_notification(batch.connection_id, {
@@ -148,9 +148,9 @@ def dispatch_replay(request: ReplayRequest, *, task_id: str | None = None) -> No
     stored = [i for i in request.ids if i not in to_fetch]
     for start in range(0, len(stored), MAX_RECORDS_PER_WRITE):
         chunk = stored[start:start + MAX_RECORDS_PER_WRITE]
-        app.send_task("connector.push_to_zoho", args=[request.connection_id, request.resource, chunk,
-                                                      {i: sync_ids[i] for i in chunk}],
-                      kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+        app.send_task(queues.PUSH_RECORDS_TO_ZOHO, args=[request.connection_id, request.resource, chunk,
+                                                         {i: sync_ids[i] for i in chunk}],
+                      queue=queues.ZOHO_QUEUE)
 
 
 def replay_in_process(request: ReplayRequest) -> ReplayOutcome:

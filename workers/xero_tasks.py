@@ -32,7 +32,7 @@ from workers.base import ConnectorTask, max_broker_countdown
 from workers.buffer_flush import XERO_FLUSH, queue_flush
 from workers.deps import get_deps
 from workers.schedule_tasks import due, note_delivery, sighting_invoices
-from workers.zoho_tasks import PUSHED_RESOURCES, flush_zoho_buffer, push_to_zoho
+from workers.zoho_tasks import PUSHED_RESOURCES, buffer_zoho_push, flush_zoho_buffer
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ SWEEP_DEFER_SECONDS = 60.0
 def hand_over_to_zoho(connection_id: int, resource: str):
     """The on_fetched callback: push every stored chunk on to Zoho (queue "zoho")."""
     def push(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
-        push_to_zoho.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
-                                 queue=queues.ZOHO_QUEUE)
+        buffer_zoho_push.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
+                                     queue=queues.ZOHO_QUEUE)
     return push
 
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from connector.clock import ManualClock
-from connector.sandbox.xero import XeroSandbox
 from connector.xero_schedule import GAP
 from tests.reliability.conftest import run
 
 API = "/api.xro/2.0"
 
 
-def simulated_world(make_world):
+def simulated_world(make_system):
     clock = ManualClock(datetime(2026, 3, 2, 0, 0, tzinfo=timezone.utc))
-    return make_world(xero=XeroSandbox(clock=clock), clock=clock), clock
+    return make_system(clock=clock), clock  # the Xero sandbox runs on it too
 
 
 def plan_and_run(published) -> list[str]:
@@ -32,8 +31,8 @@ def plan_and_run(published) -> list[str]:
     return sorted(p.kwargs["purpose"] for p in polls)
 
 
-def test_an_idle_organisation_costs_at_most_60_calls_a_day(make_world, published):
-    world, clock = simulated_world(make_world)
+def test_an_idle_organisation_costs_at_most_60_calls_a_day(make_system, published):
+    world, clock = simulated_world(make_system)
     assert plan_and_run(published) == ["catch_up", "payments"]  # nothing known yet: look once
     assert plan_and_run(published) == []
     for _ in range(24 * 12 - 1):  # the rest of the day, beat's ticks five minutes apart
@@ -51,10 +50,10 @@ def test_an_idle_organisation_costs_at_most_60_calls_a_day(make_world, published
     assert sum(budget.values()) == len(world.xero.calls(path_prefix=API, tenant=world.tenant_id))
 
 
-def test_a_gap_in_the_webhook_sequence_brings_a_catch_up_after_the_grace(make_world, published):
+def test_a_gap_in_the_webhook_sequence_brings_a_catch_up_after_the_grace(make_system, published):
     from workers.xero_tasks import ingest_xero_events
 
-    world, clock = simulated_world(make_world)
+    world, clock = simulated_world(make_system)
     plan_and_run(published)
     ingest_xero_events.run('{"events":[],"firstEventSequence":4,"lastEventSequence":5,"entropy":"x"}', [])
     ingest_xero_events.run('{"events":[],"firstEventSequence":6,"lastEventSequence":6,"entropy":"x"}', [])
@@ -69,10 +68,10 @@ def test_a_gap_in_the_webhook_sequence_brings_a_catch_up_after_the_grace(make_wo
     assert world.deps.schedule_state.load(world.connection_id).triggers == {}  # cleared by the catch-up
 
 
-def test_deferred_scheduled_work_makes_no_call_and_is_shown(make_world, published):
+def test_deferred_scheduled_work_makes_no_call_and_is_shown(make_system, published):
     from workers.xero_tasks import poll_xero
 
-    world, clock = simulated_world(make_world)
+    world, clock = simulated_world(make_system)
     planner = world.deps.budget_planner
     while planner.ask(world.connection_id, "check").__class__.__name__ == "Grant":
         pass  # the day's scheduled share is spent
@@ -84,11 +83,11 @@ def test_deferred_scheduled_work_makes_no_call_and_is_shown(make_world, publishe
     assert world.deps.store.poll_cursors.get(world.connection_id, "payments").polled_at is None  # not marked done
 
 
-def test_a_payment_first_seen_in_a_webhook_driven_invoice_fetch_lengthens_the_payment_poll(make_world, published):
+def test_a_payment_first_seen_in_a_webhook_driven_invoice_fetch_lengthens_the_payment_poll(make_system, published):
     from workers.schedule_tasks import due
     from workers.xero_tasks import ingest_xero_events
 
-    world, clock = simulated_world(make_world)
+    world, clock = simulated_world(make_system)
     xero, tenant = world.xero, world.tenant_id
     contact = xero.create_contact(tenant, Name="Payer Ltd")["ContactID"]
     invoice = xero.create_invoice(tenant, contact, [{"Description": "Work", "Quantity": 1, "UnitAmount": 100,
