@@ -103,3 +103,12 @@ def test_the_view_projects_today_and_warns_past_eighty_percent(ledger, clock, ca
     clock.advance(6 * 3600)
     quiet = ledger.view(CONNECTION)
     assert quiet.projected_today == 100 and quiet.warning is None
+
+
+def test_a_ledger_that_cannot_record_never_breaks_the_request_it_observed(clock, caplog):
+    class Down:
+        def pipeline(self, **_):
+            raise ConnectionError("redis is down")
+
+    BudgetLedger(Down(), clock=clock).listen(seen())  # returns: the Xero call it observed goes on
+    assert "budget.xero.record_failed" in caplog.text
