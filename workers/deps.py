@@ -15,7 +15,7 @@ from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
 from connector.held_events import HeldXeroEvents
-from connector.http import make_session
+from connector.http import ResponseSeen, add_response_listener, make_session
 from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
 from connector.record_locks import RecordLocks
@@ -191,8 +191,6 @@ class Deps:
                           concurrent=self.settings.xero_concurrent_limit),
             priority=priority,
             dry_run=dry_run,
-            connection_id=connection.id,
-            on_response=self.budget_ledger.listen,
         )
 
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:
@@ -255,3 +253,12 @@ def configure(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Deps:
         _deps = Deps(settings, clock=clock)
         app.conf.update(celeryconfig.time_limits(settings))
         return _deps
+
+
+@add_response_listener
+def count_in_the_day_budget(seen: ResponseSeen) -> None:
+    """Every Xero response of this process goes into the day-budget ledger of the process's collaborators
+    (connector/budget.py); nothing is counted before they exist."""
+    deps = _deps
+    if deps is not None and seen.vendor == "xero":
+        deps.budget_ledger.listen(seen)
