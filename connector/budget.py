@@ -59,6 +59,12 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
+def counted_by_xero(endpoint: str) -> bool:
+    """Whether a call counts against an organisation's limits: the APIs (/api.xro/2.0/..., /payroll.xro/...),
+    not the identity service's token endpoint nor /connections."""
+    return ".xro/" in endpoint
+
+
 # -- learning the limit (pure) ---------------------------------------------------------------------
 
 
@@ -195,9 +201,9 @@ class BudgetLedger:
     # -- writing -------------------------------------------------------------------------------
 
     def record(self, seen) -> None:
-        """Response listener: ``seen`` carries vendor, connection_id, status, bytes_received, purpose and
-        limit_headers (the shared HTTP pipeline's ResponseSeen). Other vendors' responses are ignored."""
-        if getattr(seen, "vendor", "xero") != "xero" or seen.connection_id is None:
+        """Count one response (the shared HTTP pipeline's ResponseSeen). Other vendors' responses, and Xero's
+        that no organisation's limit counts (token refreshes, /connections), are ignored."""
+        if seen.vendor != "xero" or seen.connection_id is None or not counted_by_xero(seen.endpoint):
             return
         now = self._clock.time()
         connection_id = int(seen.connection_id)

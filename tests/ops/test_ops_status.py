@@ -193,7 +193,7 @@ def test_status_warns_when_the_day_projection_passes_80_percent(embedded, capsys
     deps, cid = embedded.deps, embedded.connection_id
     for remaining in range(999, 39, -1):  # 960 calls of a 1,000-call day in one hour
         deps.budget_ledger.record(SimpleNamespace(
-            vendor="xero", connection_id=cid, method="GET", endpoint="/Invoices", status=200, bytes_received=2048,
+            vendor="xero", connection_id=cid, method="GET", endpoint="/api.xro/2.0/Invoices", status=200, bytes_received=2048,
             purpose="webhook_fetch", limit_headers={"X-DayLimit-Remaining": str(remaining)}))
     deps.budget_planner.ask(cid, "payments")  # scheduled work now yields to webhook work: shown as deferred
     status = collect_status(deps)

@@ -19,7 +19,7 @@ def seen(purpose="webhook_fetch", *, status=200, size=1000, remaining=None, prob
         headers["X-DayLimit-Remaining"] = str(remaining)
     if problem is not None:
         headers["X-Rate-Limit-Problem"] = problem
-    return SimpleNamespace(vendor=vendor, connection_id=connection_id, method="GET", endpoint="/Invoices",
+    return SimpleNamespace(vendor=vendor, connection_id=connection_id, method="GET", endpoint="/api.xro/2.0/Invoices",
                            status=status, bytes_received=size, purpose=purpose, limit_headers=headers)
 
 
@@ -112,3 +112,11 @@ def test_a_ledger_that_cannot_record_never_breaks_the_request_it_observed(clock,
 
     BudgetLedger(Down(), clock=clock).listen(seen())  # returns: the Xero call it observed goes on
     assert "budget.xero.record_failed" in caplog.text
+
+
+def test_token_refreshes_and_the_connections_list_are_not_an_organisations_calls(ledger):
+    for endpoint in ("/connect/token", "/connections"):
+        ledger.record(SimpleNamespace(**{**seen().__dict__, "endpoint": endpoint}))
+    assert ledger.calls_by_purpose(CONNECTION) == {}
+    ledger.record(seen())
+    assert ledger.calls_by_purpose(CONNECTION) == {"webhook_fetch": 1}

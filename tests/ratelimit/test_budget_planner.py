@@ -16,7 +16,7 @@ CONNECTION = 3
 
 def response(purpose, remaining=None):
     headers = {"X-DayLimit-Remaining": str(remaining)} if remaining is not None else {}
-    return SimpleNamespace(vendor="xero", connection_id=CONNECTION, method="GET", endpoint="/Payments", status=200,
+    return SimpleNamespace(vendor="xero", connection_id=CONNECTION, method="GET", endpoint="/api.xro/2.0/Payments", status=200,
                            bytes_received=300, purpose=purpose, limit_headers=headers)
 
 
