@@ -32,6 +32,7 @@ task_routes = {
     "connector.flush_xero_buffer": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero_connections": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.plan_xero_polls": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.sweep_buffers": {"queue": queues.MAINTENANCE_QUEUE},
     queues.BUFFER_ZOHO_PUSH: {"queue": queues.ZOHO_QUEUE},
     queues.PUSH_RECORDS_TO_ZOHO: {"queue": queues.ZOHO_QUEUE},
@@ -100,10 +101,12 @@ def settings_config(settings: Settings) -> dict:
             "resume-parked-work": {"task": "connector.resume_parked_work", "schedule": 60.0},
             # Buffers whose flush was lost (its task, or a worker holding a lease) are flushed again.
             "sweep-buffers": {"task": "connector.sweep_buffers", "schedule": settings.sweep_interval},
-            # Delta polls catch what webhooks missed (and all payments); the full sweep what
-            # If-Modified-Since cannot see (contact balances). The sweep is a crontab: a restart or deploy
-            # does not restart its clock.
-            "xero-delta-poll": {"task": "connector.poll_xero_connections", "schedule": settings.xero_poll_interval},
+            # Scheduled Xero work is planned, not fixed: every minute the schedule (connector/xero_schedule.py)
+            # says per organisation whether a catch-up poll (webhooks missed something, or the rare safety
+            # poll) or a payment poll (adaptive) is due, and the budget planner grants each page within the
+            # day's share. At the sweep hour the contact consistency check runs where it is due (weekly); a
+            # crontab, so a restart or deploy does not restart its clock.
+            "xero-plan-polls": {"task": "connector.plan_xero_polls", "schedule": 60.0},
             "xero-full-sweep": {"task": "connector.poll_xero_connections",
                                 "schedule": crontab(minute=7, hour=settings.xero_sweep_hour),
                                 "kwargs": {"full_sweep": True}},

@@ -23,6 +23,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Callable
 
 from connector.clock import Clock
 from connector.errors import InvalidArgument, RateLimited
@@ -133,13 +134,15 @@ def next_position(anchor: datetime | None, page: int, oldest: datetime | None, n
 
 
 def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudget, snapshots, audit, clock: Clock,
-                  on_page, expect: tuple[str, int] | None = None) -> StepOutcome:
+                  on_page, expect: tuple[str, int] | None = None,
+                  plan: Callable[[], float] | None = None) -> StepOutcome:
     """List and store the next page of the first unfinished resource of this connection's backfill.
 
     ``on_page(resource, ids, sync_ids)`` hands the new records on (to Zoho). A short rate limit raises
     RateLimited (the caller retries soon); a spent budget (ours or Xero's day) makes the checkpoint wait.
     ``expect`` is the (resource, version) the step's chain left the checkpoint at: whoever starts a
     chain moves the version on, so a step left over from an older chain lists nothing (None: no check).
+    ``plan()`` asks the day-budget planner for the page's call: 0.0 when granted, else seconds to wait.
     """
     checkpoint = first_pending(checkpoints, connection_id)
     if checkpoint is None:
@@ -150,6 +153,8 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
     if checkpoint.resume_after is not None and checkpoint.resume_after > clock.now():
         return StepOutcome("waiting", resource, retry_after=(checkpoint.resume_after - clock.now()).total_seconds())
     wait = budget.wait(connection_id, checkpoint.calls_per_day)
+    if wait == 0 and plan is not None:
+        wait = plan()  # the organisation's scheduled share of the day, which polls share too
     if wait > 0:
         checkpoints.wait_until(checkpoint, clock.now() + timedelta(seconds=wait))
         return StepOutcome("waiting", resource, retry_after=wait)

@@ -116,6 +116,20 @@ def parse_count(name: str, raw: str, default: int, *, minimum: int = 1) -> int:
     return value
 
 
+def parse_share(name: str, raw: str, default: float) -> float:
+    """A share above 0 and at most 1, as ``0.1`` or ``10%``; ``default`` when unset."""
+    value = raw.strip()
+    if not value:
+        return default
+    try:
+        share = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a share; use 0.1 or 10%") from None
+    if not 0 < share <= 1:
+        raise ConfigError(f"{name}: {raw!r} must be above 0 and at most 1 (100%)")
+    return share
+
+
 def parse_flag(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
@@ -250,10 +264,19 @@ class Settings:
 
     # Seconds the Xero side waits to batch webhook ids into one IDs= fetch.
     xero_batch_window: float = 1.0
-    # Seconds between If-Modified-Since polls (payments arrive only this way), and the hour (UTC) of the
-    # daily full sweep (what If-Modified-Since cannot see, e.g. contact balances).
+    # The shortest time between payment polls (payments have no webhook), used while open invoices changed
+    # recently; and the hour (UTC) at which the contact consistency check is considered.
     xero_poll_interval: float = 300.0
     xero_sweep_hour: int = 3  # the daily full sweep runs at this hour, UTC (a crontab: deploys do not move it)
+    # The Xero day budget (connector/budget.py, connector/xero_schedule.py): the limit assumed until an
+    # organisation's responses teach it (Starter's 1,000), the share of it scheduled work may take, the
+    # longest a payment may wait for its poll, how often a catch-up poll runs when nothing triggered one,
+    # and how often the contact consistency check runs (the daily sweep's hour only considers it).
+    xero_default_day_limit: int = 1000
+    xero_scheduled_share: float = 0.10
+    xero_payments_max_delay: float = 1800.0
+    xero_safety_poll_interval: float = 8 * 3600.0
+    xero_check_interval: float = 7 * 86400.0
     max_webhook_bytes: int = 1_000_000
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
@@ -374,6 +397,13 @@ class Settings:
             admin_token=Secret(admin_token),
             xero_batch_window=duration("XERO_BATCH_WINDOW", cls.xero_batch_window, allow_zero=True),
             xero_poll_interval=duration("XERO_POLL_INTERVAL", cls.xero_poll_interval),
+            xero_default_day_limit=parse_count("XERO_DEFAULT_DAY_LIMIT", get("XERO_DEFAULT_DAY_LIMIT"),
+                                               cls.xero_default_day_limit),
+            xero_scheduled_share=parse_share("XERO_SCHEDULED_SHARE", get("XERO_SCHEDULED_SHARE"),
+                                             cls.xero_scheduled_share),
+            xero_payments_max_delay=duration("XERO_PAYMENTS_MAX_DELAY", cls.xero_payments_max_delay),
+            xero_safety_poll_interval=duration("XERO_SAFETY_POLL_INTERVAL", cls.xero_safety_poll_interval),
+            xero_check_interval=duration("XERO_CHECK_INTERVAL", cls.xero_check_interval),
             xero_sweep_hour=parse_hour("XERO_SWEEP_HOUR", env["XERO_SWEEP_HOUR"]) if env.get("XERO_SWEEP_HOUR") else
             cls.xero_sweep_hour,
             zoho_org_ttl=duration("ZOHO_ORG_TTL", cls.zoho_org_ttl),

@@ -1,7 +1,7 @@
 """The operator's view, as one JSON-able dict: `connector status` prints it, the receiver serves it.
 
 ``collect_status(deps)`` reads only: the store, the credentials' expiries (never a token), the Xero
-rate governor's counters in Redis and the broker's queue lengths. ``check_connections(deps)`` is the
+rate governor's counters and the day-budget ledger in Redis, and the broker's queue lengths. ``check_connections(deps)`` is the
 "ping your real systems" check: one cheap authenticated call to each side per connection.
 """
 
@@ -97,6 +97,9 @@ def collect_status(deps) -> dict[str, Any]:
                 "in_flight": usage["in_flight"],
                 "penalty_seconds": usage["penalty_remaining"],
             },
+            # The organisation's day budget (connector/budget.py): learned limit, calls in the last 24 h by
+            # purpose, projected use of its Xero day, egress; a warning past 80 % of the limit.
+            "xero_budget": deps.budget_planner.view(c.id).as_dict(),
             # Zoho counts API credits per org and reports them only in its console (no API reads them).
             "zoho_credits_used": None,
             "parked": store.parked.counts_by_reason(c.id),
@@ -105,8 +108,11 @@ def collect_status(deps) -> dict[str, Any]:
             "poll_cursors": cursors,
             "backfill": backfill,
         })
+    warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
+                if c["xero_budget"]["warning"]]
     return {
         "generated_at": _iso(now),
+        "warnings": warnings,
         "mode": "embedded" if deps.settings.embedded else "distributed",
         "queues": queue_depths(deps.settings),
         "connections": connections,

@@ -96,3 +96,17 @@ def test_the_env_file_is_optional_unless_named(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("REDIS_URL=redis://from-file/0\n")
     load_env_file(environ := {"CONNECTOR_ENV_FILE": ""})
     assert environ == {"CONNECTOR_ENV_FILE": ""}
+
+
+def test_the_day_budget_settings():
+    from connector.settings import Settings
+
+    defaults = Settings.from_env({})
+    assert (defaults.xero_default_day_limit, defaults.xero_scheduled_share) == (1000, 0.10)
+    assert defaults.xero_payments_max_delay == 1800 and defaults.xero_check_interval == 7 * 86400
+    assert Settings.from_env({"XERO_SCHEDULED_SHARE": "25%"}).xero_scheduled_share == pytest.approx(0.25)
+    assert Settings.from_env({"XERO_SCHEDULED_SHARE": "0.05"}).xero_scheduled_share == pytest.approx(0.05)
+    assert Settings.from_env({"XERO_PAYMENTS_MAX_DELAY": "1h"}).xero_payments_max_delay == 3600
+    for raw in ("0", "150%", "lots"):
+        with pytest.raises(ConfigError, match="^XERO_SCHEDULED_SHARE: "):
+            Settings.from_env({"XERO_SCHEDULED_SHARE": raw})

@@ -6,6 +6,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from connector.budget import Deferral
+from connector.call_purpose import BACKFILL
+from connector.call_purpose import purpose as call_purpose_of
 from connector import queues
 from connector.backfill import BackfillBudget, backfill_step, first_pending
 from connector.errors import RateLimited
@@ -50,6 +53,12 @@ def push_pages(connection_id: int):
     return on_page
 
 
+def planned_wait(deps, connection_id: int) -> float:
+    """0.0 when the budget planner grants the backfill's next call, else the seconds until it may."""
+    answer = deps.budget_planner.ask(connection_id, BACKFILL)
+    return answer.retry_after if isinstance(answer, Deferral) else 0.0
+
+
 @app.task(name=BACKFILL_STEP, base=ConnectorTask, bind=True)
 def backfill_step_task(self, connection_id: int, resource: str | None = None, version: int | None = None) -> str:
     """One page. ``resource``/``version``: the checkpoint this step's chain expects (see backfill_step);
@@ -63,10 +72,11 @@ def backfill_step_task(self, connection_id: int, resource: str | None = None, ve
         send_step(connection_id, expect, countdown=BACKLOG_RECHECK_SECONDS)
         return "backlog"
     try:
-        outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
-                                checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
-                                audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),
-                                expect=expect)
+        with call_purpose_of(BACKFILL):
+            outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                                    checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
+                                    audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),
+                                    expect=expect, plan=lambda: planned_wait(deps, connection_id))
     except RateLimited as exc:  # a minute or concurrency limit: back in moments
         raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=None) from None
     except Exception as exc:

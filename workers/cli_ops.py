@@ -453,6 +453,15 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"{calls['day_used_by_dry_runs']} by dry runs, {calls['day_left']} left of {calls['day_limit']} "
               f"({calls['day_left_for_backfill']} for backfill); this minute {calls['minute_used']}, "
               f"in flight {calls['in_flight']}")
+        budget = c["xero_budget"]
+        print(f"    Xero budget: limit {budget['day_limit']} a day ({'learned' if budget['limit_learned'] else 'assumed'})"
+              f", projected today {budget['projected_today']} ({budget['used_today']} so far); last 24 h: "
+              + (", ".join(f"{k}={v}" for k, v in sorted(budget["calls_24h"].items())) or "no calls")
+              + f"; egress {budget['egress_bytes_24h']} B in 24 h, {budget['egress_bytes_month']} B this month")
+        for purpose, waiting in sorted(budget["deferred"].items()):
+            print(f"    deferred {purpose}: {waiting['detail']}")
+        if budget["warning"]:
+            print(f"    WARNING: {budget['warning']}")
         print(f"    tokens: xero until {c['tokens']['xero']['expires_at']}, zoho until {c['tokens']['zoho']['expires_at']}"
               f"; channels: {', '.join(ch['expires_at'] or '?' for ch in c['zoho_channels']) or 'none'}")
         print(f"    parked: {', '.join(f'{k}={v}' for k, v in c['parked'].items())}; failures 24h: "

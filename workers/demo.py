@@ -374,7 +374,7 @@ def payment_by_poll(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, 
     amount = (Decimal(str(invoice["AmountDue"])) / 2).quantize(CENT)
     xero.add_payment(tenant_id, invoice_id, amount)
     expected_paid = Decimal(str(xero.invoice(tenant_id, invoice_id)["AmountPaid"]))
-    poll_xero.apply_async(args=[connection_id, ["payments"]])  # what beat runs every XERO_POLL_INTERVAL
+    poll_xero.apply_async(args=[connection_id, ["payments"]])  # what the schedule queues when payments are due
 
     def paid_in_zoho() -> bool:
         link = deps.store.links.get(connection_id, "invoice", invoice_id)

@@ -10,15 +10,17 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector.budget import BudgetLedger, BudgetPlanner
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
 from connector.held_events import HeldXeroEvents
-from connector.http import make_session
+from connector.http import ResponseSeen, add_response_listener, make_session
 from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
 from connector.record_locks import RecordLocks
 from connector.redis_conn import connect_redis
+from connector.schedule_state import ScheduleState
 from connector.settings import Settings
 from connector.store import Store
 from connector.store.connections import ConnectionInfo
@@ -26,6 +28,7 @@ from connector.store.credentials import CredentialStore
 from connector.store.vault import Vault, load_or_create_local_keyring
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
+from connector.xero_schedule import SchedulePolicy
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
 from connector.zoho_setup import OrgCheck, check_org
@@ -68,6 +71,24 @@ class Deps:
     @cached_property
     def governor(self) -> XeroRateGovernor:
         return XeroRateGovernor(self.redis, clock=self.clock)
+
+    @cached_property
+    def budget_ledger(self) -> BudgetLedger:
+        return BudgetLedger(self.redis, clock=self.clock, default_day_limit=self.settings.xero_default_day_limit)
+
+    @cached_property
+    def budget_planner(self) -> BudgetPlanner:
+        return BudgetPlanner(self.redis, self.budget_ledger, clock=self.clock, share=self.settings.xero_scheduled_share)
+
+    @cached_property
+    def schedule_state(self) -> ScheduleState:
+        return ScheduleState(self.redis, clock=self.clock)
+
+    @property
+    def schedule_policy(self) -> SchedulePolicy:
+        s = self.settings
+        return SchedulePolicy(safety_interval=s.xero_safety_poll_interval, payments_min_interval=s.xero_poll_interval,
+                              payments_max_delay=s.xero_payments_max_delay, check_interval=s.xero_check_interval)
 
     @cached_property
     def coalescer(self) -> LeasedBuffer:
@@ -232,3 +253,12 @@ def configure(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Deps:
         _deps = Deps(settings, clock=clock)
         app.conf.update(celeryconfig.time_limits(settings))
         return _deps
+
+
+@add_response_listener
+def count_in_the_day_budget(seen: ResponseSeen) -> None:
+    """Every Xero response of this process goes into the day-budget ledger of the process's collaborators
+    (connector/budget.py); nothing is counted before they exist."""
+    deps = _deps
+    if deps is not None and seen.vendor == "xero":
+        deps.budget_ledger.listen(seen)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 
 from connector import connect, parking, queues
+from connector.call_purpose import WEBHOOK_FETCH
+from connector.call_purpose import purpose as call_purpose_of
 from connector.channels import renew_channels
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
 from connector.errors import InvalidArgument
@@ -165,10 +167,11 @@ def replay_in_process(request: ReplayRequest) -> ReplayOutcome:
         return outcome
     to_fetch = needing_fetch(request, deps.store.snapshots)
     if to_fetch:
-        xero_in.fetch_xero_records(
-            xero_in.FetchBatch(request.connection_id, request.resource, to_fetch, sync_ids),
-            xero=deps.xero_client(connection, priority=PRIORITY_REPLAY), snapshots=deps.store.snapshots,
-            audit=deps.store.audit)
+        with call_purpose_of(WEBHOOK_FETCH):  # an operator's re-fetch is live work, as the webhook's was
+            xero_in.fetch_xero_records(
+                xero_in.FetchBatch(request.connection_id, request.resource, to_fetch, sync_ids),
+                xero=deps.xero_client(connection, priority=PRIORITY_REPLAY), snapshots=deps.store.snapshots,
+                audit=deps.store.audit)
     push = make_zoho_push(deps, connection, priority=PRIORITY_REPLAY)
     if request.resource == "contacts":
         batch = push.contacts(request.ids, sync_ids)

@@ -13,6 +13,9 @@ import random
 
 from connector import logs, queues
 from connector.backoff import backoff_delay
+from connector.budget import BudgetSpent, Deferral
+from connector.call_purpose import CATCH_UP, CHECK, PAYMENTS, WEBHOOK_FETCH
+from connector.call_purpose import purpose as call_purpose_of
 from connector.coalesce import IDS_PER_FETCH
 from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
 from connector.parking import Redrive
@@ -28,6 +31,7 @@ from workers.app import app
 from workers.base import ConnectorTask, max_broker_countdown
 from workers.buffer_flush import XERO_FLUSH, queue_flush
 from workers.deps import get_deps
+from workers.schedule_tasks import due, note_delivery, sighting_invoices
 from workers.zoho_tasks import PUSHED_RESOURCES, buffer_zoho_push, flush_zoho_buffer
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ def rate_limit_countdown(retry_after: float) -> float:
 def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | None = None) -> int:
     """One webhook delivery: the body as the receiver queued it with one sync id per event (or, from
     a receiver older than that, the events themselves)."""
+    body = events
     events = delivered_events(events, sync_ids)
     deps = get_deps()
     window = deps.settings.xero_batch_window
@@ -62,12 +67,14 @@ def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | Non
     # The tenant lookup and the received rows: one transaction, committed before any flush is queued.
     with deps.store.transaction():
         if len(tenants) == 1:  # one organisation's delivery: its connection goes on every line of this task
-            connection = connections.by_tenant(tenants.pop())
+            connection = connections.by_tenant(next(iter(tenants)))
             logs.bind(connection_id=connection.id if connection else None)
         to_flush = xero_in.buffer_xero_events(events, connections=connections, audit=deps.store.audit,
                                               coalescer=deps.coalescer, window=window, held=deps.held_xero_events)
     for connection_id, resource in to_flush:
         queue_flush(deps.coalescer, flush_xero_buffer, connection_id, resource, countdown=window)
+    found = (connections.by_tenant(tenant) for tenant in tenants)  # looked up above: no new query
+    note_delivery(deps, body, events, {c.id for c in found if c is not None})
     return len(to_flush)
 
 
@@ -90,12 +97,14 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
         if coalescer.reschedule(connection_id, resource, countdown=0):
             queue_flush(coalescer, flush_xero_buffer, connection_id, resource, countdown=0)
 
-    outcome = xero_in.flush_xero_buffer(
-        connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
-        snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
-        on_fetched=hand_over_to_zoho(connection_id, resource), transaction=deps.store.transaction,
-        on_claimed=let_another_flush_take_the_rest, hand_over_size=MAX_RECORDS_PER_WRITE,
-    )
+    with call_purpose_of(WEBHOOK_FETCH):
+        outcome = xero_in.flush_xero_buffer(
+            connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
+            snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
+            on_fetched=sighting_invoices(deps, connection_id, resource, hand_over_to_zoho(connection_id, resource)),
+            transaction=deps.store.transaction, on_claimed=let_another_flush_take_the_rest,
+            hand_over_size=MAX_RECORDS_PER_WRITE,
+        )
     logs.bind(**logs.one_trip(list(outcome.sync_ids), outcome.sync_ids))  # this task's remaining lines
     log.info("xero.buffer.flushed", extra={"fetched": len(outcome.fetched), "parked": len(outcome.parked),
                                            "retry_after": outcome.retry_after,
@@ -150,10 +159,11 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
         return 0
     batch = xero_in.FetchBatch(connection_id, resource, list(ids), sync_ids)
     try:
-        fetched = xero_in.fetch_xero_records(
-            batch, xero=deps.xero_client(connection, priority=priority), snapshots=deps.store.snapshots,
-            audit=deps.store.audit, transaction=deps.store.transaction,
-        )
+        with call_purpose_of(WEBHOOK_FETCH):
+            fetched = xero_in.fetch_xero_records(
+                batch, xero=deps.xero_client(connection, priority=priority), snapshots=deps.store.snapshots,
+                audit=deps.store.audit, transaction=deps.store.transaction,
+            )
     except Exception as exc:
         def split(part: list[str], countdown: float) -> None:
             fetch_xero_records.apply_async(
@@ -170,29 +180,52 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
 
 
 @app.task(name="connector.poll_xero", base=ConnectorTask, bind=True)
-def poll_xero(self, connection_id: int, resources: list[str] | None = None, full_sweep: bool = False) -> int:
-    """If-Modified-Since poll (or full sweep) of one connection, at backfill priority."""
+def poll_xero(self, connection_id: int, resources: list[str] | None = None, full_sweep: bool = False,
+              purpose: str | None = None, planned: bool = False) -> int:
+    """If-Modified-Since poll (or full sweep) of one connection, at backfill priority. Scheduled work:
+    the budget planner grants each page (connector/budget.py); a page it defers stops the poll, whose
+    cursors and triggers keep its place. ``planned``: queued by the schedule, which is asked again here
+    (a poll that ran meanwhile may have made this one needless)."""
     deps = get_deps()
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
         return 0
+    purpose = purpose or (CHECK if full_sweep else (PAYMENTS if resources == ["payments"] else CATCH_UP))
+    if planned and due(deps, connection_id, purpose) is None:
+        return 0
     lease = poll_lease(connection_id)
     if not lease.take():
         return poll_is_running(self, connection_id, full_sweep)
+    started_at = deps.clock.time()
+
+    def before_page() -> None:
+        lease.renew()
+        answer = deps.budget_planner.ask(connection_id, purpose)
+        if isinstance(answer, Deferral):
+            raise BudgetSpent(answer)
+
     xero = deps.xero_client(connection, priority=xero_in.PRIORITY_BACKFILL)
     changed = 0
     try:
-        for resource in resources or POLLED_RESOURCES:
-            outcome = poll_resource(connection_id, resource, xero=xero, cursors=deps.store.poll_cursors,
-                                    snapshots=deps.store.snapshots, audit=deps.store.audit,
-                                    on_changed=hand_over_to_zoho(connection_id, resource), full_sweep=full_sweep,
-                                    before_page=lease.renew)
-            changed += len(outcome.changed)
+        with call_purpose_of(purpose):
+            for resource in resources or POLLED_RESOURCES:
+                outcome = poll_resource(connection_id, resource, xero=xero, cursors=deps.store.poll_cursors,
+                                        snapshots=deps.store.snapshots, audit=deps.store.audit,
+                                        on_changed=hand_over_to_zoho(connection_id, resource),
+                                        full_sweep=full_sweep, before_page=before_page)
+                changed += len(outcome.changed)
+                if resource == "payments":
+                    deps.schedule_state.note_payments(connection_id, outcome.changed)
     except LeaseLost:  # this poll stalled past its lease; another may hold it now: leave the rest to that one
         log.warning("xero.poll.lease_lost connection=%s: the poll stopped, the next one goes on from its cursor",
                     connection_id)
         if full_sweep:  # the sweep starts again once the other poll is done
             return poll_is_running(self, connection_id, full_sweep)
+        return changed
+    except BudgetSpent as spent:  # deferred, with its reason, by the planner: the schedule asks again later
+        lease.release()
+        log.warning("xero.poll.deferred", extra={"connection_id": connection_id, "purpose": purpose,
+                                                 "reason": spent.deferral.reason})
         return changed
     except Exception as exc:
         lease.release()
@@ -207,6 +240,7 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
             raise self.retry(exc=exc, countdown=rate_limit_countdown(exc.retry_after), max_retries=32) from None
         self.retry_or_fail(exc, connection_id=connection_id, record_type="poll", record_ids=[])
     lease.release()
+    deps.schedule_state.done(connection_id, purpose, started_at)
     return changed
 
 
@@ -233,10 +267,12 @@ def poll_is_running(task: ConnectorTask, connection_id: int, full_sweep: bool) -
 
 @app.task(name="connector.poll_xero_connections", base=ConnectorTask, bind=True)
 def poll_xero_connections(self, full_sweep: bool = False) -> int:
-    """Beat: fan out one poll (or sweep) per active connection."""
+    """Fan out one poll per active connection (beat's daily hour: a sweep where the consistency check is due)."""
     deps = get_deps()
     resources = list(SWEPT_RESOURCES) if full_sweep else None
     active = [c.id for c in deps.store.connections.all() if c.state == "active"]
+    if full_sweep:  # the daily hour only considers the consistency check; it runs when due (weekly)
+        active = [cid for cid in active if due(deps, cid, CHECK) is not None]
     for connection_id in active:
         poll_xero.apply_async(args=[connection_id, resources, full_sweep], queue=queues.XERO_QUEUE)
     return len(active)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from connector.call_purpose import WRITE_BACK
+from connector.call_purpose import purpose as call_purpose_of
 from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.parking import Redrive, park_backoff, zoho_resource
@@ -195,13 +197,14 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
     if connection is None:
         return 0
     try:
-        outcome = from_zoho.pull_zoho_changes(
-            connection_id, module, ids, operation=operation,
-            zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=1),
-            snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
-            ledger=deps.store.write_ledger, config=deps.sync_config,
-            detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time")},
-        )
+        with call_purpose_of(WRITE_BACK):
+            outcome = from_zoho.pull_zoho_changes(
+                connection_id, module, ids, operation=operation,
+                zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=1),
+                snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
+                ledger=deps.store.write_ledger, config=deps.sync_config,
+                detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time")},
+            )
     except Exception as exc:
         def split(part: list[str], countdown: float) -> None:
             ingest_zoho_notification.apply_async(args=[connection_id, {**notification, "ids": part}],

@@ -93,3 +93,12 @@ def delivered_events(events: list[dict] | str, sync_ids: Sequence[str] | None = 
     if sync_ids is None or len(sync_ids) != len(read):
         raise InvalidEnvelope(f"{len(read)} events came with {0 if sync_ids is None else len(sync_ids)} sync ids")
     return [{**forwarded(event), "sync_id": sync_id} for event, sync_id in zip(read, sync_ids)]
+
+
+def delivery_sequences(body: str) -> tuple[int, int] | None:
+    """A delivery's (firstEventSequence, lastEventSequence), or None when absent or not numbers."""
+    try:
+        payload = json.loads(body)
+        return int(payload["firstEventSequence"]), int(payload["lastEventSequence"])
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return None

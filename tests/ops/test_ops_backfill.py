@@ -331,3 +331,37 @@ def test_backfill_on_the_embedded_default_before_zoho_is_connected_says_so_in_on
         f"backfill: Zoho is not connected yet for connection {connection.id}: run `connector connect zoho "
         f"--connection {connection.id}` (or follow README's First deployment)")
     assert embedded.deps.store.connections.get(connection.id).state == "active"
+
+
+def test_a_backfill_step_waits_while_the_day_budget_planner_defers_it(embedded):
+    """The planner's share of the day (shared with the polls) holds a backfill page like its own budget."""
+    deps, cid = embedded.deps, embedded.connection_id
+    seed_demo_org(embedded.xero, embedded.tenant_id, contacts=3)
+    deps.store.backfills.start(cid, ["contacts"], since=None, calls_per_day=None)
+    connection = deps.store.connections.get(cid)
+    answers = iter([3600.0, 0.0])  # deferred for an hour, then granted
+
+    def step():
+        return backfill_step(cid, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
+                             checkpoints=deps.store.backfills, budget=BackfillBudget(deps.redis, clock=deps.store.clock),
+                             snapshots=deps.store.snapshots, audit=deps.store.audit, clock=deps.store.clock,
+                             on_page=lambda resource, ids, sync_ids: None, plan=lambda: next(answers))
+
+    before = len(list_calls(embedded))
+    waiting = step()
+    assert waiting.state == "waiting" and waiting.retry_after == 3600.0
+    assert len(list_calls(embedded)) == before  # no call made
+    [checkpoint] = deps.store.backfills.for_connection(cid)
+    assert checkpoint.resume_after is not None  # the checkpoint waits: beat's resume_backfills goes on later
+    deps.store.backfills.wait_until(checkpoint, deps.store.clock.now())
+    assert step().state == "page"
+
+
+def test_the_backfill_task_asks_the_planner(embedded):
+    from workers.backfill_tasks import planned_wait
+
+    deps, cid = embedded.deps, embedded.connection_id
+    assert planned_wait(deps, cid) == 0.0
+    while planned_wait(deps, cid) == 0.0:
+        pass  # the day's scheduled share is spent
+    assert deps.budget_planner.deferred(cid)["backfill"]["reason"] == "share"

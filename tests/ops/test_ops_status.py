@@ -28,18 +28,23 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     deps.store.poll_cursors.advance(cid, "payments", cursor)
 
     status = collect_status(deps)
-    assert set(status) == {"generated_at", "mode", "queues", "connections", "held_webhooks"}
+    assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks"}
     assert status["mode"] == "embedded" and status["queues"] is None
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
-                      "xero_calls", "zoho_credits_used", "parked", "failures_24h", "last_success", "poll_cursors",
-                      "backfill"}
+                      "xero_calls", "xero_budget", "zoho_credits_used", "parked", "failures_24h", "last_success",
+                      "poll_cursors", "backfill"}
     assert c["id"] == cid and c["state"] == "active" and c["xero_tenant_id"] == embedded.tenant_id
     xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
     assert xero_calls >= 1
     assert c["xero_calls"]["day_used"] == xero_calls
     assert c["xero_calls"]["day_left"] == 5000 - xero_calls
     assert c["xero_calls"]["day_left_for_backfill"] == 4500 - xero_calls
+    budget = c["xero_budget"]
+    assert budget["day_limit"] == 5000 and budget["limit_learned"]  # from the sandbox's X-DayLimit-Remaining
+    assert budget["calls_24h"] == {"webhook_fetch": xero_calls}  # a replay fetches as webhook work does
+    assert budget["used_today"] == xero_calls and budget["egress_bytes_24h"] > 0
+    assert budget["warning"] is None and status["warnings"] == []
     assert c["tokens"]["xero"]["expires_at"] and c["tokens"]["zoho"]["expires_at"]
     assert c["parked"] == {"needs_reauth": 2, "daily_budget": 0, "rate_limited": 0, "outage": 0}
     assert c["failures_24h"] == {"DUPLICATE_DATA": 1}
@@ -54,6 +59,8 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert main(["status"]) == 0
     text = capsys.readouterr().out
     assert f"Xero today: {xero_calls} used by syncing, 0 by dry runs, {5000 - xero_calls} left of 5000" in text
+    assert "Xero budget: limit 5000 a day (learned), projected today" in text
+    assert f"last 24 h: webhook_fetch={xero_calls}" in text
 
 
 def test_check_reports_each_side_ok_with_scopes_edition_and_fields(embedded, capsys):
@@ -178,3 +185,23 @@ def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_conn
     assert f"zoho: PROBLEM: Zoho is not connected yet for connection {connection.id}" in out, out
     assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho --connection {connection.id}`\n"), out
     assert "reconnect" not in out, out
+
+
+def test_status_warns_when_the_day_projection_passes_80_percent(embedded, capsys):
+    from types import SimpleNamespace
+
+    deps, cid = embedded.deps, embedded.connection_id
+    for remaining in range(999, 39, -1):  # 960 calls of a 1,000-call day in one hour
+        deps.budget_ledger.record(SimpleNamespace(
+            vendor="xero", connection_id=cid, method="GET", endpoint="/api.xro/2.0/Invoices", status=200, bytes_received=2048,
+            purpose="webhook_fetch", limit_headers={"X-DayLimit-Remaining": str(remaining)}))
+    deps.budget_planner.ask(cid, "payments")  # scheduled work now yields to webhook work: shown as deferred
+    status = collect_status(deps)
+    budget = status["connections"][0]["xero_budget"]
+    assert budget["day_limit"] == 1000 and budget["used_today"] == 960
+    assert budget["projected_today"] > 960 and budget["egress_bytes_24h"] == 960 * 2048
+    assert budget["deferred"]["payments"]["reason"] == "live"
+    assert status["warnings"] == [f"connection {cid}: {budget['warning']}"] and "80 %" in budget["warning"]
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "WARNING: projected Xero calls today" in text and "deferred payments:" in text

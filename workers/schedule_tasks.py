@@ -1,0 +1,105 @@
+"""Scheduled Xero work, planned: beat asks the schedule (connector/xero_schedule.py) every minute which
+polls are due per organisation, and each poll asks the budget planner (connector/budget.py) before every
+page. Webhook intake feeds the schedule: deliveries seen, gaps in their sequence, late deliveries, and
+invoices whose fetch showed payments."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from connector import queues
+from connector.budget import scheduled_allowance
+from connector.xero.webhook_body import delivery_sequences
+from connector.xero_schedule import (
+    GAP,
+    LATE_DELIVERY,
+    catch_up_due,
+    check_due,
+    delivery_is_late,
+    payments_due,
+    sequence_gap,
+    sight_invoices,
+)
+from workers.app import app
+from workers.base import ConnectorTask
+from workers.deps import get_deps
+
+log = logging.getLogger(__name__)
+
+DECIDERS = {"catch_up": catch_up_due, "payments": payments_due, "check": check_due}
+
+
+def org_schedule(deps, connection_id: int):
+    return deps.schedule_state.load(connection_id, last_write_back_at=deps.budget_ledger.last_write_back(connection_id))
+
+
+def due(deps, connection_id: int, purpose: str):
+    """The schedule's decision for ``purpose`` now (None: not due)."""
+    allowance = scheduled_allowance(deps.budget_ledger.day_limit(connection_id), deps.budget_planner.share)
+    return DECIDERS[purpose](org_schedule(deps, connection_id), deps.schedule_policy, deps.clock.time(), allowance)
+
+
+@app.task(name="connector.plan_xero_polls", base=ConnectorTask, bind=True)
+def plan_xero_polls(self) -> int:
+    """Beat: queue the catch-up and payment polls that are due (the planner grants their calls)."""
+    deps = get_deps()
+    queued = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        for purpose in ("catch_up", "payments"):
+            decision = due(deps, connection.id, purpose)
+            if decision is None:
+                continue
+            log.info("xero.schedule.due", extra={"connection_id": connection.id, "purpose": purpose,
+                                                 "reason": decision.reason})
+            # By name: workers/xero_tasks.py imports this module (webhook intake feeds the schedule).
+            app.send_task("connector.poll_xero", args=[connection.id, list(decision.resources), False],
+                          kwargs={"purpose": purpose, "planned": True}, queue=queues.XERO_QUEUE)
+            queued += 1
+    return queued
+
+
+def note_delivery(deps, body, events: list[dict], connection_ids: set[int]) -> None:
+    """What one webhook delivery tells the schedule: webhooks arrive (for these organisations); a gap in
+    the app's sequence (every connection may have missed something); events that arrived late."""
+    now = deps.clock.time()
+    for connection_id in connection_ids:
+        deps.schedule_state.note_webhook(connection_id)
+    dates = []
+    for event in events:
+        try:
+            dates.append(datetime.fromisoformat(str(event.get("eventDateUtc"))))
+        except ValueError:
+            continue
+    if delivery_is_late(dates, now, deps.schedule_policy):
+        for connection_id in connection_ids:
+            deps.schedule_state.raise_trigger(connection_id, LATE_DELIVERY)
+    sequences = delivery_sequences(body) if isinstance(body, str) else None
+    if sequences is None:
+        return
+    previous = deps.schedule_state.note_sequence(*sequences)
+    if sequence_gap(previous, *sequences):
+        log.warning("xero.webhook.sequence_gap", extra={"after": previous, "first": sequences[0]})
+        for connection in deps.store.connections.all():
+            if connection.state == "active":
+                deps.schedule_state.raise_trigger(connection.id, GAP)
+
+
+def sighting_invoices(deps, connection_id: int, resource: str, on_fetched):
+    """Wrap a webhook-driven fetch's hand-over: fetched invoices tell the schedule which invoices are open
+    and which payments they show (a payment first seen there: payments raise invoice webhooks here)."""
+    if resource != "invoices":
+        return on_fetched
+
+    def observe(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
+        try:
+            stored = deps.store.snapshots.get_many(connection_id, "invoices", list(xero_ids))
+            sighting = sight_invoices([s.payload for s in stored.values()], deps.clock.time())
+            if deps.schedule_state.note_invoices(connection_id, sighting, webhook_driven=True):
+                log.info("xero.schedule.payments_raise_invoice_webhooks", extra={"connection_id": connection_id})
+        except Exception:  # the schedule learns from it; the hand-over must not depend on it
+            log.exception("xero.schedule.sighting_failed")
+        on_fetched(xero_ids, sync_ids)
+    return observe
