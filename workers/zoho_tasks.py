@@ -194,7 +194,7 @@ def recheck_zoho_orgs(self) -> int:
     """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
     logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
     from connector.errors import ConfigError
-    from connector.zoho_setup import check_org, report_org_change
+    from connector.zoho_setup import check_org, needed_fields, report_org_change
 
     deps = get_deps()
     reported = 0
@@ -202,7 +202,7 @@ def recheck_zoho_orgs(self) -> int:
         if connection.state != "active":
             continue
         try:
-            check = check_org(deps.zoho_client(connection))
+            check = check_org(deps.zoho_client(connection), needed_fields(deps.sync_config.account_fields))
         except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
             log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
             continue

@@ -25,7 +25,10 @@ Decisions (the why, in one place):
   number of foreign-currency units one base unit buys ("1 NZD = 0.75 USD" is rate 0.75; the API
   describes it as "Exchange rate to base currency ... e.g. 0.7500",
   https://developer.xero.com/documentation/api/accounting/invoices), so base = amount / rate. A
-  document in the base currency (or with no CurrencyCode) uses 1 whatever rate it carries.
+  document in the base currency (or with no CurrencyCode) uses 1 whatever rate it carries. When the
+  base currency is not known (``base_currency=None``), a document's own CurrencyRate converts it and
+  a missing rate counts as 1: Xero gives base-currency documents CurrencyRate 1 (its OpenAPI examples;
+  UNVERIFIED for every document type), so no GET /Organisation is needed for the figures.
 - Rounding: each document's base amount is rounded to the cent (half-up, as ``to_money``) before
   summing, as Xero shows a base amount per document; sums of cents stay exact.
 - Payments. The last payment is the latest-dated authorised payment received: payments on sales
@@ -73,13 +76,15 @@ def contact_xero_link(contact_id: str, *, base: str = "https://go.xero.com", sho
     return xero_deep_link(f"/Contacts/View/{contact_id}", base=base, short_code=short_code)
 
 
-def to_base(amount: object, *, currency: object, rate: object, base_currency: str, field: str) -> Decimal:
+def to_base(amount: object, *, currency: object, rate: object, base_currency: str | None, field: str) -> Decimal:
     """``amount`` in base currency, rounded to the cent: ``amount / rate`` for a foreign document."""
     value = to_decimal(amount, field=field)
     code = clean_text(currency, field=f"{field}.CurrencyCode")
-    if code is None or code == base_currency:
+    if base_currency is not None and (code is None or code == base_currency):
         return to_money(value, field=field)
     if rate is None or rate == "":
+        if base_currency is None:
+            return to_money(value, field=field)
         raise DataError(f"{field}: a {code} document without CurrencyRate", field=field)
     divisor = to_decimal(rate, field=f"{field}.CurrencyRate")
     if divisor <= 0:
@@ -94,14 +99,14 @@ def money_figures(
     payments: Iterable[Mapping[str, Any]] = (),
     overpayments: Iterable[Mapping[str, Any]] = (),
     prepayments: Iterable[Mapping[str, Any]] = (),
-    base_currency: str,
+    base_currency: str | None,
     today: date,
 ) -> dict[str, Any]:
     """The money figures of a set of Xero sales documents, in ``base_currency`` (see the module doc).
 
     Returns ``outstanding``, ``overdue``, ``total_invoiced``, ``credit_available`` (Decimal, 2 dp),
     ``last_invoice_date`` / ``last_payment_date`` (date or None), ``last_payment_amount`` (Decimal or
-    None), ``payment_status`` (one of PAYMENT_STATUSES) and ``currency`` (the base currency).
+    None), ``payment_status`` (one of PAYMENT_STATUSES) and ``currency`` (the base currency, as given).
     Documents of other types (bills, supplier credit) and statuses are ignored.
     """
     due = overdue = invoiced = credit = ZERO
@@ -171,7 +176,7 @@ def money_figures(
     }
 
 
-def _base(document: Mapping[str, Any], key: str, base_currency: str, field: str) -> Decimal:
+def _base(document: Mapping[str, Any], key: str, base_currency: str | None, field: str) -> Decimal:
     value = document.get(key)
     if value is None or value == "":
         return ZERO
@@ -182,7 +187,7 @@ def _base(document: Mapping[str, Any], key: str, base_currency: str, field: str)
 def _payments_received(
     payments: Iterable[Mapping[str, Any]],
     embedded: Mapping[str, tuple[Mapping[str, Any], Mapping[str, Any]]],
-    base_currency: str,
+    base_currency: str | None,
 ) -> list[tuple[date, Decimal]]:
     """(day, base amount) of each live payment received; a listed payment overrides its embedded copy."""
     found: dict[str, tuple[date, Decimal] | None] = {}
@@ -202,7 +207,7 @@ def _payments_received(
     return [value for value in found.values() if value is not None]
 
 
-def _dated_amount(payment: Mapping[str, Any], currency: object, base_currency: str, field: str):
+def _dated_amount(payment: Mapping[str, Any], currency: object, base_currency: str | None, field: str):
     day = parse_xero_day(payment.get("Date"), field=f"{field}.Date")
     if day is None:
         return None

@@ -86,6 +86,14 @@ def test_foreign_documents_are_divided_by_their_rate_and_rounded_per_document():
     assert result["overdue"] == Decimal("166.67")
 
 
+def test_without_a_known_base_currency_each_document_converts_at_its_own_rate():
+    result = money_figures(invoices=[invoice(1, total="100.00", currency="USD", rate="0.600000"),
+                                     invoice(2, total="10.00", currency="NZD", rate="1.000000"),
+                                     invoice(3, total="5.00", currency="NZD")], base_currency=None, today=TODAY)
+    assert result["total_invoiced"] == Decimal("166.67") + Decimal("15.00")
+    assert result["currency"] is None
+
+
 def test_foreign_document_without_a_rate_is_a_data_error():
     with pytest.raises(DataError) as raised:
         figures([invoice(1, total="100.00", currency="USD")])
