@@ -128,18 +128,35 @@ class SnapshotStore:
                            resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, list[dict]]:
         """Every stored record of ``resources`` that belongs to this contact, by resource, in one query
         (the contact_id index), however many there are. Absent resources map to empty lists."""
-        found: dict[str, list[dict]] = {resource: [] for resource in resources}
+        return self.customers_documents(connection_id, [contact_id], resources)[contact_id]
+
+    def customers_documents(self, connection_id: int, contact_ids: list[str],
+                            resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, dict[str, list[dict]]]:
+        """``customer_documents`` for several contacts, in one query per 500 contacts."""
+        wanted = list(dict.fromkeys(contact_ids))
+        found = {contact: {resource: [] for resource in resources} for contact in wanted}
         with session_scope(self._sessions) as session:
-            rows = session.execute(
-                select(XeroSnapshot.resource, XeroSnapshot.payload).where(
-                    XeroSnapshot.connection_id == connection_id,
-                    XeroSnapshot.contact_id == contact_id,
-                    XeroSnapshot.resource.in_(resources),
-                ).order_by(XeroSnapshot.resource, XeroSnapshot.xero_id)
-            )
-            for resource, payload in rows:
-                found[resource].append(payload)
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(
+                    select(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.payload).where(
+                        XeroSnapshot.connection_id == connection_id,
+                        XeroSnapshot.contact_id.in_(wanted[start:start + 500]),
+                        XeroSnapshot.resource.in_(resources),
+                    ).order_by(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.xero_id)
+                )
+                for contact, resource, payload in rows:
+                    found[contact][resource].append(payload)
         return found
+
+    def contacts_with(self, connection_id: int, resource: str = "invoices") -> list[str]:
+        """The contacts that have at least one stored record of ``resource`` (the contact_id index)."""
+        with session_scope(self._sessions) as session:
+            return list(session.scalars(
+                select(XeroSnapshot.contact_id).where(
+                    XeroSnapshot.connection_id == connection_id, XeroSnapshot.resource == resource,
+                    XeroSnapshot.contact_id.is_not(None),
+                ).distinct().order_by(XeroSnapshot.contact_id)
+            ))
 
     def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
         with session_scope(self._sessions) as session:

@@ -63,6 +63,19 @@ def test_one_query_reads_all_of_a_customers_documents_however_many(store: Store,
     assert found["creditnotes"] == [] and "contacts" not in found
 
 
+def test_several_customers_in_one_read_and_the_contacts_that_have_invoices(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+    snapshots.put_many_if_newer(connection_id, "invoices", [("inv-1", T0, _invoice(1, "a")),
+                                                            ("inv-2", T0, _invoice(2, "b"))])
+    snapshots.put_if_newer(connection_id, "payments", "pay-1", source_updated_at=T0, payload=_payment(1, "c"))
+    found = snapshots.customers_documents(connection_id, ["a", "b", "c", "nobody"])
+    assert [i["InvoiceID"] for i in found["a"]["invoices"]] == ["inv-1"]
+    assert [i["InvoiceID"] for i in found["b"]["invoices"]] == ["inv-2"]
+    assert found["c"]["invoices"] == [] and len(found["c"]["payments"]) == 1
+    assert found["nobody"] == {resource: [] for resource in found["a"]}
+    assert snapshots.contacts_with(connection_id) == ["a", "b"]
+
+
 def test_an_invoice_moved_to_another_contact_moves_with_its_newer_version(store: Store, connection_id: int) -> None:
     snapshots = store.snapshots
     snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=_invoice(1, "old"))
