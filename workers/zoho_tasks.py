@@ -212,3 +212,27 @@ def recheck_zoho_orgs(self) -> int:
         except ConfigError:
             pass  # already reported; pushes stop with the same message until the field is back
     return reported
+
+
+@app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)
+def recompute_account_money(self) -> int:
+    """Beat, daily just after midnight UTC: push again the Account of every customer with stored invoices,
+    its money figures recomputed from snapshots, for what only time changes (an invoice falling overdue).
+
+    No Xero call: contacts are pushed from their stored snapshots. An Account whose figures did not
+    change is skipped by its content hash, so the Zoho cost is one upsert per batch of changed Accounts.
+    Returns how many customers were queued."""
+    deps = get_deps()
+    queued = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        customers = deps.store.snapshots.contacts_with(connection.id, "invoices")
+        stored = deps.store.snapshots.get_many(connection.id, "contacts", customers)
+        ids = [c for c in customers if c in stored]  # a contact never fetched is pushed when it is
+        for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
+            push_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
+                                     kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+        queued += len(ids)
+    log.info("zoho.account_money.recompute_queued", extra={"records": queued})
+    return queued
