@@ -5,7 +5,9 @@
 - ``dumps_for_api`` / ``loads_from_api``: Xero and Zoho request and response bodies (Decimal as a bare
   JSON number, read back as Decimal: money never passes through float);
 - ``dumps_with_verbatim``: the C encoder with chosen values written as given text, which the content
-  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero.py) build on.
+  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero.py) build on;
+- ``dumps_lenient``: what people and simulators read (log lines, the sandbox control pages, the Zoho
+  sandbox's bodies): ``json.dumps`` with a ``default`` for what JSON has no type for (``str`` unless given).
 
 orjson is several times faster than ``json.dumps``, but it differs in ways that matter where a
 document is stored, hashed or sent: it writes NaN and infinities as ``null`` (json.dumps writes ``NaN``
@@ -269,3 +271,26 @@ def dumps_with_verbatim(value: Any, default: Callable[[Any], Any], **options: An
         return text
     verbatim.append("")
     return "".join(chain.from_iterable(zip(pieces, verbatim)))
+
+
+# The C half of json's encoder (None without the _json accelerator) and its string encoders.
+_C_MAKE_ENCODER = json.encoder.c_make_encoder
+_ENCODE_STR = {True: json.encoder.encode_basestring_ascii, False: json.encoder.encode_basestring}
+_LENIENT_ENCODERS: dict[tuple[bool, Callable[[Any], Any]], json.JSONEncoder] = {}
+
+
+def dumps_lenient(value: Any, *, ensure_ascii: bool = True, default: Callable[[Any], Any] = str) -> str:
+    """``json.dumps(value, ensure_ascii=ensure_ascii, default=default)``: text people or simulators read,
+    where a value JSON has no type for is written as ``default`` makes it (its ``str`` unless given)
+    rather than refused. A cycle still raises ValueError, as json.dumps does."""
+    key = (ensure_ascii, default)
+    encoder = _LENIENT_ENCODERS.get(key)
+    if encoder is None:
+        encoder = _LENIENT_ENCODERS[key] = json.JSONEncoder(ensure_ascii=ensure_ascii, default=default)
+    if _C_MAKE_ENCODER is None or type(value) is not dict:  # no C accelerator (another interpreter)
+        return encoder.encode(value)
+    # What encoder.encode does for a dict, minus its two Python frames and the float closure the C
+    # encoder never uses (a log line is one dict): the same C encoder, arguments and fresh markers.
+    return "".join(_C_MAKE_ENCODER({}, encoder.default, _ENCODE_STR[encoder.ensure_ascii], encoder.indent,
+                                   encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                                   encoder.skipkeys, encoder.allow_nan)(value, 0))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextvars
 import io
-import json
 import logging
 import math
 import sys
@@ -23,6 +22,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
 
 from connector.errors import ConfigError
+from connector.json_codec import dumps_lenient
 
 FORMATS = ("auto", "json", "text")
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -35,10 +35,6 @@ _context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("conne
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime",
                                                                                       "taskName"}
 _HANDLER_MARK = "_connector_handler"
-# The C half of json's encoder (None without the _json accelerator) and its string encoder for
-# ensure_ascii=False, as JSONEncoder.iterencode picks them.
-_C_MAKE_ENCODER = json.encoder.c_make_encoder
-_ENCODE_STR = json.encoder.encode_basestring
 
 
 def bind(**fields: Any) -> contextvars.Token:
@@ -161,10 +157,8 @@ class JsonLineFormatter(logging.Formatter):
 
     Written here rather than taken from python-json-logger, which spent more CPU in its own field
     handling than in the JSON encoding: the receiver writes a line per webhook and a worker one per
-    audit stage. A value JSON cannot hold is written as its ``str``.
+    audit stage. A value JSON cannot hold is written as its ``str`` (json_codec.dumps_lenient).
     """
-
-    _encoder = json.JSONEncoder(ensure_ascii=False, default=str)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -193,17 +187,7 @@ class JsonLineFormatter(logging.Formatter):
             line["exc_info"] = record.exc_text
         if record.stack_info:
             line["stack_info"] = self.formatStack(record.stack_info)
-        return self._encode_line(line)
-
-    def _encode_line(self, line: dict[str, Any]) -> str:
-        encoder = self._encoder
-        if _C_MAKE_ENCODER is None:  # no C accelerator (another interpreter): the Python encoder
-            return encoder.encode(line)
-        # What encoder.encode(line) does for a dict, minus its two Python frames and the float
-        # closure the C encoder never uses: the same C encoder, arguments and fresh ``markers``.
-        return "".join(_C_MAKE_ENCODER({}, encoder.default, _ENCODE_STR, encoder.indent, encoder.key_separator,
-                                       encoder.item_separator, encoder.sort_keys, encoder.skipkeys,
-                                       encoder.allow_nan)(line, 0))
+        return dumps_lenient(line, ensure_ascii=False)
 
 
 class LineStreamHandler(logging.StreamHandler):

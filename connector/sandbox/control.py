@@ -14,11 +14,11 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-from decimal import Decimal
 from typing import Callable
 
 from werkzeug.wrappers import Request, Response
 
+from connector.json_codec import dumps_lenient
 from connector.sandbox.common import FAULT_KINDS, SandboxApp
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.zoho import ZohoSandbox
@@ -27,13 +27,8 @@ PREFIX = "/_sandbox/"
 
 
 def _json(payload, status: int = 200) -> Response:
-    return Response(json.dumps(payload, default=_plain), status=status, content_type="application/json")
-
-
-def _plain(value):
-    if isinstance(value, Decimal):
-        return str(value)
-    return str(value)
+    # Anything JSON has no type for (Decimal money, datetimes) is written as its str.
+    return Response(dumps_lenient(payload), status=status, content_type="application/json")
 
 
 class ControlError(ValueError):

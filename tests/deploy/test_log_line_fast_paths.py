@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from connector import logs
+from connector import json_codec, logs
 
 ODD_VALUES = {"zoho_id": "5725767000000412001", "contact_name": "Zoë Ltd", "amount": decimal.Decimal("1.10"),
               "when": datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc), "id": uuid.UUID(int=5),
@@ -30,7 +30,7 @@ def a_record(created: float = 1764540000.25, **extra) -> logging.LogRecord:
 @pytest.mark.parametrize("c_encoder", [True, False], ids=["c-encoder", "python-encoder"])
 def test_a_json_line_is_what_json_encoder_writes_with_or_without_its_c_encoder(monkeypatch, c_encoder):
     if not c_encoder:
-        monkeypatch.setattr(logs, "_C_MAKE_ENCODER", None)
+        monkeypatch.setattr(json_codec, "_C_MAKE_ENCODER", None)
     formatter = logs.JsonLineFormatter()
     line = formatter.format(a_record(**ODD_VALUES, service="worker"))
     expected = {"time": logging.Formatter().formatTime(a_record()), "level": "INFO", "logger": "connector.audit",
