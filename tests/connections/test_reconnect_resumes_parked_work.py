@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from connector.clock import SYSTEM_CLOCK
-from connector.connect import resume_parked_work
+from connector.parking import resume_parked_work
 from connector.mapping import zoho_fields
 from connector.sandbox.common import serve
 from connector.sandbox.xero_seed import seed_demo_org

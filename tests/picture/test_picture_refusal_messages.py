@@ -1,6 +1,6 @@
 """What an operator reads when Zoho refuses a record: one WARNING line with Zoho's code, message and
 field, the same reason in the audit trail and `connector failures`, and no traceback (those are for bugs).
-Driven through push_to_zoho on a real Celery worker (in-process broker) against the Zoho sandbox."""
+Driven through push_records_to_zoho on a real Celery worker (in-process broker) against the Zoho sandbox."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from connector.sandbox.xero_seed import seed_demo_org
 from connector.sandbox.zoho import ZohoSandbox, _error, _item_error, _Rejected
 from connector.store import audit as stages
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
-from workers.zoho_tasks import push_to_zoho
+from workers.zoho_tasks import push_records_to_zoho
 
 
 class EmailRefusingZoho(ZohoSandbox):
@@ -71,7 +71,7 @@ def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(m
 
     caplog.set_level(logging.INFO)
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", contacts], kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", contacts])
         assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", refused) == stages.FAILED,
                           timeout=30)
         assert wait_until_quiet(lambda: (len(zoho.requests), audit.count(), len(caplog.records)), quiet_for=2.0,
@@ -102,7 +102,7 @@ def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memo
 
     caplog.set_level(logging.INFO)
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [contact]], kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", [contact]])
         assert wait_until(lambda: deps.store.connections.get(picture.connection_id).state == "needs_reauth",
                           timeout=30)
         assert wait_until_quiet(lambda: len(caplog.records), quiet_for=1.0, timeout=30)

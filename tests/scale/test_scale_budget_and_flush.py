@@ -10,7 +10,7 @@ from datetime import timedelta
 from connector.clock import ManualClock
 from connector.pipeline import xero_in
 from connector.store import audit as stages
-from connector.connect import ParkedBatch, resume_parked_work
+from connector.parking import ParkedBatch, resume_parked_work
 from connector.store.parked import DAILY_BUDGET, FETCH
 from tests.scale.test_scale_governor_e2e import API, seed_invoices
 
