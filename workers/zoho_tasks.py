@@ -162,7 +162,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
-        transaction=deps.store.transaction,
+        transaction=deps.store.transaction, today=lambda: deps.clock.now().date(),
     )
 
 
@@ -256,8 +256,8 @@ def recompute_account_money(self) -> int:
         stored = deps.store.snapshots.get_many(connection.id, "contacts", customers)
         ids = [c for c in customers if c in stored]  # a contact never fetched is pushed when it is
         for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
-            push_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
-                                     kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+            push_records_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
+                                             queue=queues.ZOHO_QUEUE)
         queued += len(ids)
     log.info("zoho.account_money.recompute_queued", extra={"records": queued})
     return queued
