@@ -241,20 +241,19 @@ def recheck_zoho_orgs(self) -> int:
 
 @app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)
 def recompute_account_money(self) -> int:
-    """Beat, daily just after midnight UTC: push again the Account of every customer with stored invoices,
-    its money figures recomputed from snapshots, for what only time changes (an invoice falling overdue).
+    """Beat, daily just after midnight UTC: push again the Account of every stored contact, its money figures
+    recomputed from snapshots, for what only time changes (an invoice falling overdue) and for a customer
+    an invoice moved away from (its snapshots no longer name the invoice, so no push of it reached them).
 
     No Xero call: contacts are pushed from their stored snapshots. An Account whose figures did not
     change is skipped by its content hash, so the Zoho cost is one upsert per batch of changed Accounts.
-    Returns how many customers were queued."""
+    Returns how many contacts were queued."""
     deps = get_deps()
     queued = 0
     for connection in deps.store.connections.all():
         if connection.state != "active":
             continue
-        customers = deps.store.snapshots.contacts_with(connection.id, "invoices")
-        stored = deps.store.snapshots.get_many(connection.id, "contacts", customers)
-        ids = [c for c in customers if c in stored]  # a contact never fetched is pushed when it is
+        ids = deps.store.snapshots.contacts_with(connection.id, "contacts")  # a contact's own id
         for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
             push_records_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
                                              queue=queues.ZOHO_QUEUE)

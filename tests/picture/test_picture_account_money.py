@@ -102,10 +102,10 @@ def test_the_daily_recompute_turns_an_invoice_overdue_with_no_xero_call(make_pic
     queued: list[list] = []
     monkeypatch.setattr(zoho_tasks.push_records_to_zoho, "apply_async", lambda args, **_: queued.append(args))
     xero_calls = len(picture.xero.requests)
-    assert zoho_tasks.recompute_account_money() == 1
-    assert queued == [[picture.connection_id, "contacts", [contact]]]  # customers with invoices only
+    assert zoho_tasks.recompute_account_money() == 2
+    assert queued == [[picture.connection_id, "contacts", sorted([contact, nobody])]]  # every stored contact
     outcome = picture.push().contacts(queued[0][2])  # what the queued push runs
-    assert outcome.written == [contact]
+    assert (outcome.written, outcome.skipped) == ([contact], [nobody])  # unchanged figures: no write
     assert len(picture.xero.requests) == xero_calls  # no Xero call at all
     account = _account(picture, contact)
     assert account[zf.ACCOUNT_PAYMENT_STATUS] == "Overdue"
@@ -115,3 +115,37 @@ def test_the_daily_recompute_turns_an_invoice_overdue_with_no_xero_call(make_pic
     zoho_writes = len(picture.zoho.writes())
     assert picture.push().contacts([contact]).skipped == [contact]
     assert len(picture.zoho.writes()) == zoho_writes
+
+
+def test_an_invoice_moved_to_another_customer_leaves_the_old_account_right_by_the_next_recompute(make_picture,
+                                                                                                  monkeypatch):
+    picture = make_picture()
+    first = picture.xero.create_contact(picture.tenant_id, Name="First Owner Ltd")["ContactID"]
+    second = picture.xero.create_contact(picture.tenant_id, Name="Second Owner Ltd")["ContactID"]
+    invoice = picture.xero.create_invoice(picture.tenant_id, first, [{**CONSULTING, "UnitAmount": Decimal("50.00")}],
+                                          DueDate="2099-01-01")["InvoiceID"]
+    picture.sync("invoices", [invoice])
+    picture.sync("contacts", [second])
+    assert _account(picture, first)[zf.ACCOUNT_PAYMENT_STATUS] == "Outstanding"
+
+    # Xero delivers the invoice with another contact (the sandbox does not simulate re-assigning an
+    # invoice's contact, so its newer version is stored as a fetch would store it).
+    stored = picture.deps.store.snapshots.get(picture.connection_id, "invoices", invoice)
+    moved = {**stored.payload, "Contact": {"ContactID": second, "Name": "Second Owner Ltd"}}
+    picture.deps.store.snapshots.put_if_newer(picture.connection_id, "invoices", invoice,
+                                              source_updated_at=stored.source_updated_at + timedelta(seconds=1),
+                                              payload=moved)
+    picture.push().invoices([invoice])
+    assert _account(picture, second)[zf.ACCOUNT_PAYMENT_STATUS] == "Outstanding"  # at once
+    assert _money(_account(picture, second)[zf.ACCOUNT_OUTSTANDING]) == Decimal("50.00")
+
+    # The first customer's snapshots no longer name the invoice; the daily recompute covers every stored
+    # customer, so its Account is right by then.
+    queued: list[list] = []
+    monkeypatch.setattr(zoho_tasks.push_records_to_zoho, "apply_async", lambda args, **_: queued.append(args))
+    zoho_tasks.recompute_account_money()
+    for _connection, _resource, ids in queued:
+        picture.push().contacts(ids)
+    account = _account(picture, first)
+    assert account[zf.ACCOUNT_PAYMENT_STATUS] == "No invoices"
+    assert _money(account[zf.ACCOUNT_OUTSTANDING]) == Decimal("0.00")
