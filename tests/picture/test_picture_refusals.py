@@ -31,9 +31,9 @@ class RefusingZoho(ZohoSandbox):
         return super()._write_one(module, item, index, op, dup_fields)
 
 
-def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_picture, memory_broker):
+def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_system, memory_broker):
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     audit = picture.deps.store.audit
     locked, refused, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=3)
     picture.fetch("contacts", [locked, refused, fine])
@@ -63,11 +63,11 @@ def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(
     assert failure.record_id == refused and failure.detail["error_code"] == "DUPLICATE_DATA"
 
 
-def test_a_retryable_refusal_still_refused_on_the_last_attempt_is_parked_not_dead_lettered(make_picture):
+def test_a_retryable_refusal_still_refused_on_the_last_attempt_is_parked_not_dead_lettered(make_system):
     """The task's last attempt (workers.zoho_tasks.MAX_RECORD_RETRIES) parks a still-retryable refusal, with its own
     backoff: it is pushed again later and never counted as a failure."""
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     store = picture.deps.store
     locked, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
     picture.fetch("contacts", [locked, fine])
@@ -85,10 +85,10 @@ def test_a_retryable_refusal_still_refused_on_the_last_attempt_is_parked_not_dea
     assert store.audit.failures(picture.connection_id) == []
 
 
-def test_an_invoice_refused_with_a_retryable_code_is_audited_retrying_not_failed(make_picture):
+def test_an_invoice_refused_with_a_retryable_code_is_audited_retrying_not_failed(make_system):
     """A retryable refusal is never counted as a failure: retried alone, then parked."""
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     store = picture.deps.store
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
     refused, *written = seed_invoices(picture.xero, picture.tenant_id, contacts, per_contact=1)

@@ -77,11 +77,11 @@ def test_a_push_whose_flush_could_not_be_queued_queues_it_when_redelivered(world
 
 
 @pytest.mark.parametrize("direction", ["xero", "zoho"])
-def test_the_sweep_flushes_what_a_dead_worker_left_in_a_buffer(make_world, published, direction):
+def test_the_sweep_flushes_what_a_dead_worker_left_in_a_buffer(make_system, published, direction):
     from workers.xero_tasks import sweep_buffers
 
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     ids = seed_contacts(world, 4)
     buffer = world.deps.coalescer if direction == "xero" else world.deps.zoho_buffer
     if direction == "xero":
@@ -103,9 +103,9 @@ def test_the_sweep_flushes_what_a_dead_worker_left_in_a_buffer(make_world, publi
     assert pushed_ids(published) == set(ids)
 
 
-def test_a_flush_keeps_its_lease_alive_while_it_works(make_world):
+def test_a_flush_keeps_its_lease_alive_while_it_works(make_system):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     buffer = world.deps.zoho_buffer
     buffer.add(world.connection_id, "contacts", {"a": "", "b": ""}, countdown=0)
     claim = buffer.claim(world.connection_id, "contacts")

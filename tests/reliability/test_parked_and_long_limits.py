@@ -61,9 +61,9 @@ def seed_contacts(world, count: int) -> list[str]:
     return ids
 
 
-def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_world, published):
+def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     ids = seed_contacts(world, 3)
     world.zoho.faults.fail_next(1000, status=429, path_prefix="/crm/v8/",
@@ -91,9 +91,9 @@ def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_world,
         assert store.audit.latest_stage(world.connection_id, "contact", xero_id) == stages.WRITTEN
 
 
-def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backoff(make_world, published):
+def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backoff(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     ids = seed_contacts(world, 2)
     world.zoho.faults.fail_next(1000, status=503, path_prefix="/crm/v8/")
@@ -119,9 +119,9 @@ def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backof
     assert not any(e.stage == stages.FAILED for i in ids for e in store.audit.trail(world.connection_id, "contact", i))
 
 
-def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, published):
+def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     contact = world.xero.create_contact(world.tenant_id, Name="Budget Ltd")["ContactID"]
     invoice = world.xero.create_invoice(world.tenant_id, contact, [
