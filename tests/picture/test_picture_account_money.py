@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from connector.clock import ManualClock
 from connector.mapping import zoho_fields as zf
-from connector.sandbox.xero import XeroSandbox
 from workers import zoho_tasks
 
 CONSULTING = {"Description": "Consulting", "Quantity": Decimal(1), "AccountCode": "200", "TaxType": "NONE"}
@@ -44,9 +43,9 @@ def _pay(picture, invoice_id: str, amount: Decimal, day: date) -> dict:
     return payment
 
 
-def test_invoices_and_a_payment_show_on_the_account_with_no_contact_read(make_picture):
+def test_invoices_and_a_payment_show_on_the_account_with_no_contact_read(make_system):
     clock = ManualClock()
-    picture = make_picture(xero=XeroSandbox(clock), clock=clock)
+    picture = make_system(clock=clock)
     today = clock.now().date()
     contact = picture.xero.create_contact(picture.tenant_id, Name="Money Ltd")["ContactID"]
     late = picture.xero.create_invoice(picture.tenant_id, contact, [{**CONSULTING, "UnitAmount": Decimal("300.00")}],
@@ -85,9 +84,9 @@ def test_invoices_and_a_payment_show_on_the_account_with_no_contact_read(make_pi
     assert _contact_reads(picture) == reads_before
 
 
-def test_the_daily_recompute_turns_an_invoice_overdue_with_no_xero_call(make_picture, monkeypatch):
+def test_the_daily_recompute_turns_an_invoice_overdue_with_no_xero_call(make_system, monkeypatch):
     clock = ManualClock()
-    picture = make_picture(xero=XeroSandbox(clock), clock=clock)
+    picture = make_system(clock=clock)
     today = clock.now().date()
     contact = picture.xero.create_contact(picture.tenant_id, Name="Later Ltd")["ContactID"]
     nobody = picture.xero.create_contact(picture.tenant_id, Name="No Invoices Ltd")["ContactID"]
@@ -117,9 +116,9 @@ def test_the_daily_recompute_turns_an_invoice_overdue_with_no_xero_call(make_pic
     assert len(picture.zoho.writes()) == zoho_writes
 
 
-def test_an_invoice_moved_to_another_customer_leaves_the_old_account_right_by_the_next_recompute(make_picture,
+def test_an_invoice_moved_to_another_customer_leaves_the_old_account_right_by_the_next_recompute(make_system,
                                                                                                   monkeypatch):
-    picture = make_picture()
+    picture = make_system()
     first = picture.xero.create_contact(picture.tenant_id, Name="First Owner Ltd")["ContactID"]
     second = picture.xero.create_contact(picture.tenant_id, Name="Second Owner Ltd")["ContactID"]
     invoice = picture.xero.create_invoice(picture.tenant_id, first, [{**CONSULTING, "UnitAmount": Decimal("50.00")}],
