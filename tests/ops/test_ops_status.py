@@ -178,3 +178,14 @@ def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_conn
     assert f"zoho: PROBLEM: Zoho is not connected yet for connection {connection.id}" in out, out
     assert out.endswith(f"to do:\n  - connect Zoho: `connector connect zoho --connection {connection.id}`\n"), out
     assert "reconnect" not in out, out
+
+
+def test_check_lists_an_account_money_field_someone_deleted_in_zoho(embedded, capsys):
+    del embedded.zoho.fields["Accounts"]["Xero_Payment_Status"]
+    assert main(["check", "--json"]) == 1
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["zoho"]["missing_fields"] == ["Accounts.Xero_Payment_Status"]
+    assert "Xero_Total_Invoiced" in result["zoho"]["custom_fields"]["Accounts"]
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "zoho: missing custom fields: Accounts.Xero_Payment_Status" in out and "connector setup-zoho" in out
