@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from connector.clock import Clock
-from connector.errors import DataError, InvalidArgument, RateLimited
+from connector.errors import InvalidArgument, RateLimited
 from connector.listed_pages import is_known, lister, store_listed_page
-from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
-from connector.pipeline.account_money import account_figures
+from connector.pipeline.account_money import map_contact_as_pushed
 from connector.pipeline.common import ID_FIELDS
 from connector.mapping.zoho_records import zoho_contact_records
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
@@ -387,10 +386,8 @@ def _classify(connection_id, resource, record, updated, links, snapshots, config
         if link is None:
             return "create"
         # The Account as a push would write it: with the money figures of the customer's stored documents.
-        figures = account_figures(snapshots, connection_id, [xero_id], today=datetime.now(timezone.utc).date(),
-                                  base_currency=config.base_currency)[xero_id]
-        mapped = map_contact(record, money=None if isinstance(figures, DataError) else figures,
-                             money_fields=config.account_fields)
+        mapped = map_contact_as_pushed(snapshots, connection_id, record, config,
+                                       today=datetime.now(timezone.utc).date())
         account, _ = zoho_contact_records(mapped, record, config)
         return "skip" if link.content_hash == content_hash(account) else "update"
     if resource == "invoices":

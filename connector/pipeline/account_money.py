@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from connector.errors import DataError
+from connector.mapping.contacts import map_contact
 from connector.mapping.money import money_figures
 
 
@@ -32,3 +33,14 @@ def account_figures(snapshots, connection_id: int, contact_ids: list[str], *, to
         except DataError as exc:
             result[contact_id] = exc
     return result
+
+
+def map_contact_as_pushed(snapshots, connection_id: int, contact: dict, config, *, today: date) -> dict:
+    """``map_contact`` of a Xero contact with its customer's money figures, as the contacts push writes the
+    Account: what a link's content hash is compared with outside a push (the Xero answer to a write-back,
+    a backfill dry run). Figures a stored document makes unreadable are left out, as that push fails."""
+    contact_id = str(contact.get("ContactID"))
+    figures = account_figures(snapshots, connection_id, [contact_id], today=today,
+                              base_currency=config.base_currency)[contact_id]
+    return map_contact(contact, money=None if isinstance(figures, DataError) else figures,
+                       money_fields=config.account_fields)

@@ -28,8 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from connector.errors import DataError
-
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact, person_key
 from connector.mapping.formulas import restore
@@ -37,7 +35,7 @@ from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
 from connector.mapping.zoho_records import as_written, owned_projection, zoho_contact_records
-from connector.pipeline.account_money import account_figures
+from connector.pipeline.account_money import map_contact_as_pushed
 from connector.store import audit as stages
 
 # Xero gives ContactPersons only names and an email; phones belong to the primary person.
@@ -208,10 +206,7 @@ def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, conf
     """Zoho already holds what the updated Xero contact maps to: record that, so the Xero webhook
     for our own write finds nothing to push (no echo). The Account's money figures are what a push
     computes now from the stored documents (a contact write changes none of them)."""
-    figures = account_figures(snapshots, connection_id, [contact_id], today=datetime.now(timezone.utc).date(),
-                              base_currency=config.base_currency)[contact_id]
-    mapped = map_contact(answer, money=None if isinstance(figures, DataError) else figures,
-                         money_fields=config.account_fields)
+    mapped = map_contact_as_pushed(snapshots, connection_id, answer, config, today=datetime.now(timezone.utc).date())
     account, people = zoho_contact_records(mapped, answer, config, account_link.zoho_id)
     links.save(connection_id, "contact", contact_id, zoho_module="Accounts", zoho_id=account_link.zoho_id,
                content_hash=content_hash(account), source_updated_at=when)
