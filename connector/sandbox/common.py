@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from connector.clock import SYSTEM_CLOCK, Clock
+from connector.json_codec import dumps_lenient
 
 
 @dataclass
@@ -117,7 +117,7 @@ class FaultInjector:
 
 
 def json_response(payload, status: int = 200, headers: dict | None = None, content_type: str | None = None) -> Response:
-    body = json.dumps(payload, default=str)
+    body = dumps_lenient(payload)
     return Response(
         body,
         status=status,
