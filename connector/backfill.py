@@ -22,15 +22,15 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from connector.clock import Clock
 from connector.errors import InvalidArgument, RateLimited
 from connector.listed_pages import is_known, lister, store_listed_page
-from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
+from connector.pipeline.account_money import map_contact_as_pushed
 from connector.pipeline.common import ID_FIELDS
 from connector.mapping.zoho_records import zoho_contact_records
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
@@ -390,7 +390,10 @@ def _classify(connection_id, resource, record, updated, links, snapshots, config
         link = links.get(connection_id, "contact", xero_id)
         if link is None:
             return "create"
-        account, _ = zoho_contact_records(map_contact(record), record, config)
+        # The Account as a push would write it: with the money figures of the customer's stored documents.
+        mapped = map_contact_as_pushed(snapshots, connection_id, record, config,
+                                       today=datetime.now(timezone.utc).date())
+        account, _ = zoho_contact_records(mapped, record, config)
         return "skip" if link.content_hash == content_hash(account) else "update"
     if resource == "invoices":
         link = links.get(connection_id, "invoice", xero_id)

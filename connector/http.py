@@ -101,8 +101,7 @@ def transport_error(exc: requests.RequestException, what: str, *secrets: str) ->
 # The rate-limit headers worth keeping (https://developer.xero.com/documentation/guides/oauth2/limits/).
 LIMIT_HEADERS = ("X-DayLimit-Remaining", "X-MinLimit-Remaining", "X-AppMinLimit-Remaining", "X-Rate-Limit-Problem",
                  "Retry-After")
-# Why a call is made; callers say so with `with call_purpose("catch_up"):`. Documentation, not enforced.
-PURPOSES = ("unspecified", "webhook_fetch", "catch_up", "payments", "backfill", "write_back", "check")
+# Why a call is made (the names: connector/call_purpose.py); callers say `with call_purpose("catch_up"):`.
 
 
 @dataclass(frozen=True)

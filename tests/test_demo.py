@@ -16,6 +16,11 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert "25/25 Xero contacts synced to Zoho" in out
     assert "duplicate delivery wrote 0 more" in out
     assert "Müller" in out  # non-ASCII names survive the round trip
+    # The payer's Account shows the payment: what it owes drops and its last payment appears.
+    money = out.split("before -> after the payment:\n", 1)[1].split("\ntwo-way:", 1)[0].splitlines()
+    assert money[0].split() == ["Account", "status", "outstanding", "overdue", "invoiced", "last", "payment"]
+    payer = money[2]
+    assert " -> " in payer and "- -> " in payer, money  # outstanding changed; no payment before, one after
     assert (tmp_path / "demo" / "connector.db").exists()
 
 

@@ -241,7 +241,8 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
                     f"{name} ({audit.latest_stage(connection_id, kind, x)})" for kind, x, name in records
                     if kind == "invoice"
                     and audit.latest_stage(connection_id, kind, x) not in (stages.WRITTEN, stages.SKIPPED)]))
-            payment_ok, payment = payment_by_poll(deps, xero, zoho, connection_id, tenant_id, invoice_ids, timeout)
+            payment_ok, payment, money_rows = payment_by_poll(deps, xero, zoho, connection_id, tenant_id, invoice_ids,
+                                                              timeout)
             two_way = two_way_edit(deps, xero, zoho, connection_id, tenant_id, contact_ids,
                                    f"{receiver_server.url}/webhooks/zoho", timeout)
 
@@ -258,6 +259,8 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
     out.write(f"\n{invoices_synced}/{len(invoice_ids)} Xero invoices synced with {invoice_lines} lines; "
               f"totals, amounts paid and due match Xero to the cent\n")
     out.write(f"payment: {payment}\n")
+    out.write("\nAccount money in Zoho (computed from Xero's stored records), before -> after the payment:\n")
+    print_table(money_rows, out)
     two_way_ok, two_way = two_way
     out.write(f"two-way: {two_way}\n")
     if unsynced:
@@ -365,26 +368,58 @@ def money(value) -> str:
 
 
 def payment_by_poll(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, invoice_ids: list[str],
-                    timeout: float) -> tuple[bool, str]:
-    """Xero sends no payment webhooks: a payment made now reaches Zoho through the beat's poll."""
+                    timeout: float) -> tuple[bool, str, list[list[str]]]:
+    """Xero sends no payment webhooks: a payment made now reaches Zoho through the beat's poll, on the
+    invoice and on its customer's Account. Also returns the money table of a few Accounts, before and after."""
     from workers.xero_tasks import poll_xero
 
     invoice_id = next(i for i in invoice_ids if Decimal(str(xero.invoice(tenant_id, i)["AmountDue"])) > 1)
     invoice = xero.invoice(tenant_id, invoice_id)
+    payer = invoice["Contact"]["ContactID"]
+    shown = list(dict.fromkeys([payer, *(xero.invoice(tenant_id, i)["Contact"]["ContactID"] for i in invoice_ids)]))[:3]
+    before = {cid: account_money_row(deps, zoho, connection_id, cid) for cid in shown}
     amount = (Decimal(str(invoice["AmountDue"])) / 2).quantize(CENT)
     xero.add_payment(tenant_id, invoice_id, amount)
     expected_paid = Decimal(str(xero.invoice(tenant_id, invoice_id)["AmountPaid"]))
+    expected_owed = Decimal(str(xero.contact(tenant_id, payer)["Balances"]["AccountsReceivable"]["Outstanding"]))
     poll_xero.apply_async(args=[connection_id, ["payments"]])  # what the schedule queues when payments are due
 
     def paid_in_zoho() -> bool:
         link = deps.store.links.get(connection_id, "invoice", invoice_id)
         record = zoho.record("Invoices", link.zoho_id) if link else None
-        return record is not None and Decimal(str(record[zoho_fields.INVOICE_AMOUNT_PAID])) == expected_paid
+        account = account_record(deps, zoho, connection_id, payer)
+        return (record is not None and Decimal(str(record[zoho_fields.INVOICE_AMOUNT_PAID])) == expected_paid
+                and account is not None and account.get(zoho_fields.ACCOUNT_OUTSTANDING) is not None
+                and Decimal(str(account[zoho_fields.ACCOUNT_OUTSTANDING])) == expected_owed)
 
     ok = wait_until(paid_in_zoho, timeout=timeout)
+    rows = [["Account", "status", "outstanding", "overdue", "invoiced", "last payment"]]
+    for cid in shown:
+        after = account_money_row(deps, zoho, connection_id, cid)
+        rows.append([after[0], *(b if b == a else f"{b} -> {a}" for b, a in zip(before[cid][1:], after[1:]))])
     return ok, (f"{amount} paid on {invoice['InvoiceNumber']} in Xero (no webhook) reached Zoho by the "
-                f"If-Modified-Since poll: paid {expected_paid}" if ok
-                else f"FAILED: the payment of {amount} on {invoice['InvoiceNumber']} did not reach Zoho")
+                f"If-Modified-Since poll: paid {expected_paid}, the Account owes {expected_owed}" if ok
+                else f"FAILED: the payment of {amount} on {invoice['InvoiceNumber']} did not reach Zoho"), rows
+
+
+def account_record(deps: Deps, zoho, connection_id: int, contact_id: str) -> dict | None:
+    link = deps.store.links.get(connection_id, "contact", contact_id)
+    return zoho.record("Accounts", link.zoho_id) if link else None
+
+
+def account_money_row(deps: Deps, zoho, connection_id: int, contact_id: str) -> list[str]:
+    """An Account's money fields as the Zoho sandbox holds them: name, status, amounts, last payment."""
+    account = account_record(deps, zoho, connection_id, contact_id) or {}
+
+    def amount(field: str) -> str:
+        value = account.get(field)
+        return "-" if value is None else money(value)
+
+    last = account.get(zoho_fields.ACCOUNT_LAST_PAYMENT_DATE)
+    return [str(account.get("Account_Name", contact_id)), str(account.get(zoho_fields.ACCOUNT_PAYMENT_STATUS, "-")),
+            amount(zoho_fields.ACCOUNT_OUTSTANDING), amount(zoho_fields.ACCOUNT_OVERDUE),
+            amount(zoho_fields.ACCOUNT_TOTAL_INVOICED),
+            f"{amount(zoho_fields.ACCOUNT_LAST_PAYMENT_AMOUNT)} on {last}" if last else "-"]
 
 
 def two_way_edit(deps: Deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str],

@@ -164,7 +164,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
-        transaction=deps.store.transaction,
+        transaction=deps.store.transaction, today=lambda: deps.clock.now().date(),
     )
 
 
@@ -222,7 +222,7 @@ def recheck_zoho_orgs(self) -> int:
     """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
     logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
     from connector.errors import ConfigError
-    from connector.zoho_setup import check_org, report_org_change
+    from connector.zoho_setup import check_org, needed_fields, report_org_change
 
     deps = get_deps()
     reported = 0
@@ -230,7 +230,7 @@ def recheck_zoho_orgs(self) -> int:
         if connection.state != "active":
             continue
         try:
-            check = check_org(deps.zoho_client(connection))
+            check = check_org(deps.zoho_client(connection), needed_fields(deps.sync_config.account_fields))
         except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
             log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
             continue
@@ -240,3 +240,26 @@ def recheck_zoho_orgs(self) -> int:
         except ConfigError:
             pass  # already reported; pushes stop with the same message until the field is back
     return reported
+
+
+@app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)
+def recompute_account_money(self) -> int:
+    """Beat, daily just after midnight UTC: push again the Account of every stored contact, its money figures
+    recomputed from snapshots, for what only time changes (an invoice falling overdue) and for a customer
+    an invoice moved away from (its snapshots no longer name the invoice, so no push of it reached them).
+
+    No Xero call: contacts are pushed from their stored snapshots. An Account whose figures did not
+    change is skipped by its content hash, so the Zoho cost is one upsert per batch of changed Accounts.
+    Returns how many contacts were queued."""
+    deps = get_deps()
+    queued = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        ids = deps.store.snapshots.contacts_with(connection.id, "contacts")  # a contact's own id
+        for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
+            push_records_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
+                                             queue=queues.ZOHO_QUEUE)
+        queued += len(ids)
+    log.info("zoho.account_money.recompute_queued", extra={"records": queued})
+    return queued

@@ -25,6 +25,7 @@ import copy
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from connector.mapping import zoho_fields as zf
@@ -34,6 +35,7 @@ from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
 from connector.mapping.zoho_records import as_written, owned_projection, zoho_contact_records
+from connector.pipeline.account_money import map_contact_as_pushed
 from connector.store import audit as stages
 
 # Xero gives ContactPersons only names and an email; phones belong to the primary person.
@@ -186,7 +188,7 @@ def _write_back(connection_id, module, contact_id, changes, owned, outcome, note
     if when is not None:
         snapshots.put_if_newer(connection_id, "contacts", contact_id, source_updated_at=when, payload=answer)
     if not conflict and account_link is not None:
-        _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when)
+        _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when, snapshots)
     ledger.record_many(connection_id, "zoho", {
         zid: content_hash(owned_projection(change["record"], owned)) for zid, change in applied.items()})
     for zid, change in applied.items():
@@ -200,10 +202,12 @@ def _as_in_zoho(mapped: dict, config: SyncConfig) -> dict:
             "contacts": [as_written("Contacts", p, config) for p in mapped["contacts"]]}
 
 
-def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when) -> None:
+def _expect_in_zoho(connection_id, contact_id, answer, account_link, links, config, when, snapshots) -> None:
     """Zoho already holds what the updated Xero contact maps to: record that, so the Xero webhook
-    for our own write finds nothing to push (no echo)."""
-    account, people = zoho_contact_records(map_contact(answer), answer, config, account_link.zoho_id)
+    for our own write finds nothing to push (no echo). The Account's money figures are what a push
+    computes now from the stored documents (a contact write changes none of them)."""
+    mapped = map_contact_as_pushed(snapshots, connection_id, answer, config, today=datetime.now(timezone.utc).date())
+    account, people = zoho_contact_records(mapped, answer, config, account_link.zoho_id)
     links.save(connection_id, "contact", contact_id, zoho_module="Accounts", zoho_id=account_link.zoho_id,
                content_hash=content_hash(account), source_updated_at=when)
     for person in people:

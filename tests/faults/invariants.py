@@ -3,6 +3,9 @@
 - every Xero contact and invoice of the tenant is in Zoho exactly once (by its Xero id),
 - with its latest values (the mapping of Xero's current record), and each invoice's totals, amount due
   and line count equal to Xero's to the cent,
+- each Account's money figures equal what Xero's records say: outstanding and overdue equal the
+  contact's own Balances, and the others (total invoiced, credit, last invoice and payment, status)
+  equal the arithmetic over Xero's current invoices,
 - and each record's audit trail went received -> fetched -> mapped in that order and ends in written, or
   in skipped (nothing left to write: another push, e.g. an invoice's that brought its contact along, wrote
   it), or in a state the test explains (e.g. parked while a connection waits for a person);
@@ -15,10 +18,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from connector.mapping import zoho_fields as zf
-from connector.mapping.contacts import map_contact
+from connector.mapping.contacts import account_money, map_contact
+from connector.mapping.money import money_figures
 from connector.mapping.invoices import expected_totals
 from connector.mapping_config import WRITABLE_TO_XERO
 from connector.store import audit as stages
@@ -62,6 +67,9 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
         if invoice.get(zf.INVOICE_XERO_ID) in invoice_ids:
             invoices.setdefault(invoice[zf.INVOICE_XERO_ID], []).append(invoice)
 
+    invoices_of: dict[str, list[dict]] = {}
+    for invoice in xero["invoices"]:
+        invoices_of.setdefault(invoice["Contact"]["ContactID"], []).append(invoice)
     for contact in xero["contacts"]:
         cid = contact["ContactID"]
         found = accounts.get(cid, [])
@@ -73,6 +81,7 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
         for name in ACCOUNT_FIELDS:
             if wanted.get(name) != found[0].get(name):
                 problems.append(f"contact {cid}: Zoho {name}={found[0].get(name)!r}, Xero says {wanted.get(name)!r}")
+        problems += _money_problems(cid, contact, invoices_of.get(cid, []), found[0])
         for person in mapped["contacts"]:
             key = person[zf.CONTACT_PERSON_KEY]
             in_zoho = people.get(key, [])
@@ -115,4 +124,21 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
             if trail and trail[-1] not in terminal:
                 problems.append(f"Zoho {module} {zoho_id}: audit trail of connection {owner} ends in "
                                 f"{trail[-1]!r}: {trail}")
+    return problems
+
+
+def _money_problems(cid: str, contact: dict, invoices: list[dict], account: dict) -> list[str]:
+    """The Account's money fields against Xero: Balances for outstanding/overdue, the rest from the invoices.
+
+    The fault tests create no credit notes (the control's Xero state does not list them), so the
+    invoices, with their embedded payments, are all of the customer's documents here."""
+    figures = money_figures(invoices=invoices, base_currency=None, today=datetime.now(timezone.utc).date())
+    balances = (contact.get("Balances") or {}).get("AccountsReceivable") or {}
+    figures["outstanding"], figures["overdue"] = cents(balances.get("Outstanding")), cents(balances.get("Overdue"))
+    problems = []
+    for name, value in account_money(figures).items():
+        in_zoho = account.get(name)
+        same = cents(in_zoho) == cents(value) if isinstance(value, Decimal) else (in_zoho or None) == (value or None)
+        if not same:
+            problems.append(f"contact {cid}: Zoho {name}={in_zoho!r}, Xero's records say {value!r}")
     return problems

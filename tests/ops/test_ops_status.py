@@ -205,3 +205,14 @@ def test_status_warns_when_the_day_projection_passes_80_percent(embedded, capsys
     assert main(["status"]) == 0
     text = capsys.readouterr().out
     assert "WARNING: projected Xero calls today" in text and "deferred payments:" in text
+
+
+def test_check_lists_an_account_money_field_someone_deleted_in_zoho(embedded, capsys):
+    del embedded.zoho.fields["Accounts"]["Xero_Payment_Status"]
+    assert main(["check", "--json"]) == 1
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["zoho"]["missing_fields"] == ["Accounts.Xero_Payment_Status"]
+    assert "Xero_Total_Invoiced" in result["zoho"]["custom_fields"]["Accounts"]
+    assert main(["check"]) == 1
+    out = capsys.readouterr().out
+    assert "zoho: missing custom fields: Accounts.Xero_Payment_Status" in out and "connector setup-zoho" in out

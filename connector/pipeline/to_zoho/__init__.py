@@ -7,6 +7,9 @@ One module per round: ``contacts``, ``invoices`` (with the read-back check of li
 ``money`` (payments and credit notes); ``core`` holds what they share. What is pure (the records as
 written, line and total comparisons) lives in connector/mapping/.
 
+- An Account's money figures (outstanding, overdue, last payment...) are computed from the customer's
+  stored snapshots whenever the Account is pushed: after the contact, any of its invoices, credit notes
+  or payments change, and daily for overdue (beat recompute-account-money). No contact is re-read.
 - Unchanged content is skipped by the hash kept on each id link; the write ledger keeps a hash of the
   CRM-owned fields we wrote, so the Zoho notification of our own write is recognised (from_zoho.py).
 - A record Zoho refuses in a 207 fails alone, audited with Zoho's error code; codes that can pass on
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from connector.pipeline.to_zoho.contacts import push_contacts
+from connector.pipeline.to_zoho.contacts import push_contacts, refresh_accounts
 from connector.pipeline.to_zoho.core import (
     RETRYABLE_CODES,
     WAITING_FOR_CONTACT,
@@ -42,7 +45,11 @@ class ZohoPush(PushCore):
 
     @one_audit_write
     def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
-        return push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
+        """Writes invoices, then their customers' Accounts, whose money figures they change."""
+        xero_ids = list(xero_ids)
+        outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
+        refresh_accounts(self, "invoices", xero_ids, self.contacts)
+        return outcome
 
     @one_audit_write
     def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:

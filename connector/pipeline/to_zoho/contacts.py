@@ -1,17 +1,24 @@
 """The contacts round: a Xero contact becomes one Zoho Account and a Contact per person, Accounts first
-(the people's Account_Name lookup needs the Account's id)."""
+(the people's Account_Name lookup needs the Account's id). The Account carries the customer's money
+figures, computed from their stored invoices, credit notes and payments (pipeline/account_money.py):
+no contact is re-read from Xero for them. ``refresh_accounts`` pushes the Accounts of the customers some
+changed documents belong to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
+from typing import Any
 
+from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
 from connector.mapping.zoho_records import zoho_contact_records
+from connector.pipeline.account_money import account_figures
 from connector.pipeline.to_zoho.core import BatchOutcome, PushCore, newer, rejection
 from connector.store.links import LinkWrite
+from connector.store.snapshots import contact_of
 
 
 def push_contacts(push: PushCore, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
@@ -30,7 +37,9 @@ def _contacts_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
     """Writes one locked round; returns the ids whose link save found a newer version (see rewrite_stale)."""
     connection_id, config = push.connection_id, push.config
     with push.transaction():
-        mapped = push.mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
+        figures = account_figures(push.snapshots, connection_id, xero_ids, today=push.today(),
+                                  base_currency=config.base_currency)
+        mapped = push.mapped("contacts", "contact", xero_ids, sync_ids, outcome, _with_money(figures, config),
                              lambda m: {"zoho_contacts": len(m["contacts"])})
         push.links.prefetch(connection_id, "contact", list(mapped))
     stale: list[str] = []
@@ -99,3 +108,28 @@ def _contacts_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
         (outcome.written if cid in changed else outcome.skipped).append(cid)
     push.audit_outcome("contact", mapped, outcome, sync_ids)
     return list(dict.fromkeys(stale))
+
+
+def _with_money(figures: Mapping[str, Any], config) -> Callable[[Mapping[str, Any]], dict]:
+    """map_contact with the customer's money figures; a stored document Xero's arithmetic cannot read
+    fails the contact with that document's field named."""
+    def mapper(payload: Mapping[str, Any]) -> dict:
+        money = figures.get(str(payload.get("ContactID")))
+        if isinstance(money, DataError):
+            raise money
+        return map_contact(payload, money=money, money_fields=config.account_fields)
+    return mapper
+
+
+def refresh_accounts(push: PushCore, resource: str, xero_ids: Iterable[str],
+                     contacts: Callable[[list[str]], BatchOutcome]) -> BatchOutcome:
+    """Push again (with ``contacts``) the Accounts of the customers these stored documents belong to: their
+    money figures changed. An Account whose figures did not change is skipped by its content hash."""
+    wanted = list(dict.fromkeys(xero_ids))
+    push.snapshots.prefetch_missing(push.connection_id, resource, wanted)
+    customers = [contact_of(resource, s.payload) for x in wanted
+                 if (s := push.snapshots.get(push.connection_id, resource, x)) is not None]
+    customers = list(dict.fromkeys(c for c in customers if c))
+    push.snapshots.prefetch_missing(push.connection_id, "contacts", customers)
+    stored = [c for c in customers if push.snapshots.get(push.connection_id, "contacts", c) is not None]
+    return contacts(stored) if stored else BatchOutcome()

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from typing import Any
 
 from connector.errors import DataError
@@ -70,6 +71,8 @@ class PushCore:
     # Makes a block whose store calls share one transaction (Store.transaction). A round's reads are one
     # transaction and the writes after each Zoho call another; never one around a call to Zoho.
     transaction: Callable[[], AbstractContextManager] = nullcontext
+    # The day overdue is judged on (Accounts' money figures); UTC, see pipeline/account_money.py.
+    today: Callable[[], date] = field(default=lambda: datetime.now(timezone.utc).date())
 
     def __post_init__(self) -> None:
         # A batch's database work, batched: links and snapshots read together (afresh under each round's

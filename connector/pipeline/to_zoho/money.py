@@ -1,5 +1,6 @@
 """The payments and credit-notes round. Neither has a Zoho module: each re-reads from Xero and re-pushes
-the invoices and the contact it touches, whose amount paid, amount due, status and balances then change."""
+the invoices it touches (amount paid, amount due, status), then re-pushes the contact's Account, whose
+money figures come from the stored documents (no contact re-read)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,11 @@ def push_related(push: PushCore, resource: str, xero_ids: Iterable[str], sync_id
     invoice_ids = list(dict.fromkeys(i for touched, _ in touches.values() for i in touched))
     contact_ids = list(dict.fromkeys(c for _, c in touches.values() if c))
     if push.refresh is not None:
-        # Amounts paid, due and balances are only current in a fresh read from Xero.
-        push.refresh("contacts", contact_ids)
+        # An invoice's amounts paid and due are only current in a fresh read from Xero; the contact's
+        # money figures are computed from the stored documents, so the contact is not read again.
         push.refresh("invoices", invoice_ids)
-    contacts_outcome = contacts(contact_ids) if contact_ids else BatchOutcome()
     invoices_outcome = invoices(invoice_ids) if invoice_ids and push.invoices_enabled else BatchOutcome()
+    contacts_outcome = contacts(contact_ids) if contact_ids else BatchOutcome()
     for xid, (touched_invoices, contact) in touches.items():
         problems = {i: invoices_outcome.failed[i] for i in touched_invoices if i in invoices_outcome.failed}
         if contact in contacts_outcome.failed:
