@@ -44,6 +44,7 @@ task_routes = {
     "connector.backfill_step": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.resume_backfills": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.recompute_account_money": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.prune_audit_trail": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
@@ -111,6 +112,11 @@ def settings_config(settings: Settings) -> dict:
             # Workers trust their read of a Zoho org for ZOHO_ORG_TTL; this re-reads every org as often and
             # reports (log + audit, once) a custom field someone deleted, before pushes start failing on it.
             "recheck-zoho-orgs": {"task": "connector.recheck_zoho_orgs", "schedule": settings.zoho_org_ttl},
+            # Accounts' money figures come from stored snapshots and are recomputed whenever a customer's
+            # documents change; once a day, just after the UTC date turns, for what only time changes
+            # (an invoice falling overdue). No Xero call.
+            "recompute-account-money": {"task": "connector.recompute_account_money",
+                                        "schedule": crontab(minute=2, hour=0)},
             # The audit trail keeps CONNECTOR_AUDIT_DAYS of history; hourly batches keep each delete short.
             "prune-audit-trail": {"task": "connector.prune_audit_trail", "schedule": 3600.0},
         },

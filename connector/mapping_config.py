@@ -17,6 +17,10 @@ Fax.from: Not a valid string.`` Example::
     crm_owns:                      # fields a person's edit in Zoho may write back to Xero
       Contacts: [First_Name, Last_Name, Email, Phone, Mobile]
       Accounts: []
+    account_fields:                # the Account's money figures under your own Zoho field names
+      outstanding: Amount_Owing    # (keys: outstanding, overdue, total_invoiced, credit_available,
+                                   #  last_invoice_date, last_payment_date, last_payment_amount, payment_status)
+    base_currency: NZD             # the Xero organisation's base currency (optional: see README)
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from connector.errors import ConfigError
+from connector.mapping import zoho_fields as zf
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
 
@@ -58,6 +63,9 @@ class SyncConfig:
     # Off by default: Zoho then holds exactly what Xero holds, and values are data, not formulas, until
     # someone opens a CSV export in a spreadsheet. Orgs that do that switch it on (mapping/formulas.py).
     neutralise_formulas: bool = False
+    # The Account's money figure -> Zoho field API name (zoho_fields.ACCOUNT_MONEY_FIELDS, renamed here).
+    account_fields: Mapping[str, str] = field(default_factory=lambda: dict(zf.ACCOUNT_MONEY_FIELDS))
+    base_currency: str | None = None
 
     def owned_by_crm(self, module: str) -> tuple[str, ...]:
         return tuple(self.crm_owns.get(module, ()))
@@ -95,6 +103,19 @@ class _ConfigSchema(Schema):
     crm_owns = fields.Dict(
         keys=fields.String(validate=validate.OneOf(tuple(WRITABLE_TO_XERO))), values=fields.List(fields.String()),
     )
+    account_fields = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(tuple(zf.ACCOUNT_MONEY_FIELDS))),
+        values=fields.String(validate=validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,99}$",
+                                                      error="not a Zoho field API name")),
+    )
+    base_currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO 4217 code"))
+
+    @validates_schema
+    def _distinct_account_fields(self, data: dict, **_: Any) -> None:
+        names = {**zf.ACCOUNT_MONEY_FIELDS, **(data.get("account_fields") or {})}
+        twice = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+        if twice:
+            raise ValidationError(f"two figures cannot share a field: {', '.join(twice)}", field_name="account_fields")
 
     @validates_schema
     def _writable(self, data: dict, **_: Any) -> None:
@@ -151,6 +172,8 @@ def _build(data: dict) -> SyncConfig:
         field_overrides=tuple(overrides),
         crm_owns={**defaults.crm_owns, **{m: tuple(v) for m, v in (data.get("crm_owns") or {}).items()}},
         neutralise_formulas=bool(data.get("neutralise_formulas", False)),
+        account_fields={**defaults.account_fields, **(data.get("account_fields") or {})},
+        base_currency=data.get("base_currency"),
     )
 
 

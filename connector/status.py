@@ -137,7 +137,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
     custom fields), each "ok" or what to do."""
     from connector.errors import ZohoNotConnected
-    from connector.zoho_setup import NEEDED_FIELDS, check_org
+    from connector.zoho_setup import check_org, needed_fields
 
     results = []
     zoho_owners = deps.credentials.share_map("zoho")  # connections using another's Zoho consent
@@ -156,15 +156,17 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
             result["xero"] = {"ok": False, "error": str(exc),
                               "todo": f"reconnect with `{reconnect_command('xero')}`, or check XERO_* settings"}
         try:
-            org = check_org(deps.zoho_client_for(c.id))
+            needed = needed_fields(deps.sync_config.account_fields)
+            org = check_org(deps.zoho_client_for(c.id), needed)
             result["zoho"] = {
                 "ok": not org.missing,
                 # Only Professional and above have the Invoices module (Zoho CRM editions).
                 "edition": "Professional or higher (Invoices)" if org.has_invoices
                 else "Free or Standard (no Invoices: contacts only)",
-                "custom_fields": {m: sorted(f.api_name for f in NEEDED_FIELDS
+                "custom_fields": {m: sorted(f.api_name for f in needed
                                             if f.module == m and f.api_name in fields)
                                   for m, fields in sorted(org.fields.items())},
+                "missing_fields": [f"{f.module}.{f.api_name}" for f in org.missing],
                 **({"todo": "run `connector setup-zoho`: " + "; ".join(org.problems())} if org.missing else {}),
             }
         except ZohoNotConnected as exc:  # never connected: nothing to reconnect, nor to check in ZOHO_*

@@ -9,6 +9,7 @@ An edition without the Invoices module (Free/Standard) syncs contacts only.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from connector.errors import ConfigError
@@ -21,31 +22,45 @@ log = logging.getLogger(__name__)
 class NeededField:
     module: str
     api_name: str
-    data_type: str  # Zoho data_type for the fields API: text, currency, website
+    data_type: str  # Zoho data_type for the fields API: text, currency, website, date
     unique: bool = False
+    # False: sync goes on without it (the value is not sent) and `check` reports it missing.
+    required: bool = True
 
     def how_to_create(self) -> str:
-        kind = {"text": "Single Line (255)", "currency": "Currency", "website": "URL"}[self.data_type]
+        kind = {"text": "Single Line (255)", "currency": "Currency", "website": "URL", "date": "Date"}[self.data_type]
         unique = ", 'Do not allow duplicate values' ticked" if self.unique else ""
         return (f"Zoho {self.module} has no field {self.api_name}: create it in Setup > Customization > Modules "
                 f"and Fields > {self.module} as {kind} labelled '{self.api_name.replace('_', ' ')}'{unique}, "
                 f"or run `connector setup-zoho`")
 
 
-NEEDED_FIELDS = (
-    NeededField("Accounts", zf.ACCOUNT_XERO_ID, "text", unique=True),
-    NeededField("Accounts", zf.ACCOUNT_TAX_NUMBER, "text"),
-    NeededField("Accounts", zf.ACCOUNT_XERO_STATUS, "text"),
-    NeededField("Accounts", zf.XERO_URL, "website"),
-    NeededField("Accounts", zf.ACCOUNT_OUTSTANDING, "currency"),
-    NeededField("Accounts", zf.ACCOUNT_OVERDUE, "currency"),
-    NeededField("Contacts", zf.CONTACT_PERSON_KEY, "text", unique=True),
-    NeededField("Products", zf.PRODUCT_ITEM_CODE, "text", unique=True),
-    NeededField("Invoices", zf.INVOICE_XERO_ID, "text", unique=True),
-    NeededField("Invoices", zf.INVOICE_AMOUNT_PAID, "currency"),
-    NeededField("Invoices", zf.INVOICE_AMOUNT_DUE, "currency"),
-    NeededField("Invoices", zf.XERO_URL, "website"),
-)
+# Outstanding and overdue were always needed; the other money figures came later, so an org set up
+# before them keeps syncing (without them) until `connector setup-zoho` creates them.
+_REQUIRED_FIGURES = ("outstanding", "overdue")
+
+
+def needed_fields(account_fields: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS) -> tuple[NeededField, ...]:
+    """The custom fields the connector writes, with the Account's money figures under ``account_fields``
+    names (mapping.yaml ``account_fields``)."""
+    money = tuple(NeededField("Accounts", account_fields[key], zf.ACCOUNT_MONEY_TYPES[key],
+                              required=key in _REQUIRED_FIGURES) for key in zf.ACCOUNT_MONEY_FIELDS)
+    return (
+        NeededField("Accounts", zf.ACCOUNT_XERO_ID, "text", unique=True),
+        NeededField("Accounts", zf.ACCOUNT_TAX_NUMBER, "text"),
+        NeededField("Accounts", zf.ACCOUNT_XERO_STATUS, "text"),
+        NeededField("Accounts", zf.XERO_URL, "website"),
+        *money,
+        NeededField("Contacts", zf.CONTACT_PERSON_KEY, "text", unique=True),
+        NeededField("Products", zf.PRODUCT_ITEM_CODE, "text", unique=True),
+        NeededField("Invoices", zf.INVOICE_XERO_ID, "text", unique=True),
+        NeededField("Invoices", zf.INVOICE_AMOUNT_PAID, "currency"),
+        NeededField("Invoices", zf.INVOICE_AMOUNT_DUE, "currency"),
+        NeededField("Invoices", zf.XERO_URL, "website"),
+    )
+
+
+NEEDED_FIELDS = needed_fields()
 CONTACT_MODULES = ("Accounts", "Contacts")
 
 
@@ -65,29 +80,29 @@ class OrgCheck:
 
     def raise_if_unusable(self) -> None:
         """Contacts cannot sync without their key fields; say exactly which field and how to make it."""
-        blocking = [f for f in self.missing if f.module in CONTACT_MODULES or self.has_invoices]
+        blocking = [f for f in self.missing if f.required and (f.module in CONTACT_MODULES or self.has_invoices)]
         if blocking:
             raise ConfigError("; ".join(f.how_to_create() for f in blocking))
 
 
-def check_org(zoho) -> OrgCheck:
+def check_org(zoho, needed: tuple[NeededField, ...] = NEEDED_FIELDS) -> OrgCheck:
     modules = frozenset(m["api_name"] for m in zoho.modules() if m.get("api_supported", True))
     missing, present = [], {}
-    for module in dict.fromkeys(f.module for f in NEEDED_FIELDS):
+    for module in dict.fromkeys(f.module for f in needed):
         if module not in modules:
             continue
         present[module] = frozenset(f["api_name"] for f in zoho.fields(module))
-        missing.extend(f for f in NEEDED_FIELDS if f.module == module and f.api_name not in present[module])
+        missing.extend(f for f in needed if f.module == module and f.api_name not in present[module])
     check = OrgCheck(modules=modules, missing=tuple(missing), fields=present)
     if not check.has_invoices:
         log.warning("zoho.org.contacts_only: this Zoho edition has no Invoices module; only contacts are synced")
     return check
 
 
-def setup_org(zoho) -> list[str]:
+def setup_org(zoho, needed: tuple[NeededField, ...] = NEEDED_FIELDS) -> list[str]:
     """Create every missing custom field; returns "Module.Field" for each one created."""
     created = []
-    check = check_org(zoho)
+    check = check_org(zoho, needed)
     for module in dict.fromkeys(f.module for f in check.missing):
         wanted = [f for f in check.missing if f.module == module]
         zoho.create_fields(module, [_field_body(f) for f in wanted])
@@ -113,12 +128,13 @@ def missing_report(check: OrgCheck) -> list[str]:
             f"{f.how_to_create()}" for f in check.missing]
 
 
-def setup_zoho_orgs(orgs: list[tuple[str, object]], *, check_only: bool, out) -> int:
+def setup_zoho_orgs(orgs: list[tuple[str, object]], *, check_only: bool, out,
+                    needed: tuple[NeededField, ...] = NEEDED_FIELDS) -> int:
     """``orgs``: (label, ZohoClient) per Zoho org. Exit code: with ``check_only`` 1 when anything we
     need is missing (listed with how to create it), else 0; otherwise the fields are created."""
     missing_any = False
     for label, zoho in orgs:
-        check = check_org(zoho)
+        check = check_org(zoho, needed)
         modules = "" if check.has_invoices else " (no Invoices module: contacts only)"
         if check_only:
             if check.missing:
@@ -128,13 +144,13 @@ def setup_zoho_orgs(orgs: list[tuple[str, object]], *, check_only: bool, out) ->
             else:
                 out.write(f"{label}: every custom field the connector needs exists{modules}\n")
             continue
-        created = setup_org(zoho)
+        created = setup_org(zoho, needed)
         if created:
             out.write(f"{label}: created {len(created)} custom field(s){modules}\n")
             out.write("".join(f"  created {name}\n" for name in created))
         else:
             out.write(f"{label}: nothing to create; every custom field exists{modules}\n")
-        left = check_org(zoho).missing
+        left = check_org(zoho, needed).missing
         if left:  # Zoho accepted the call but the field is still not there
             missing_any = True
             out.write("\n".join(missing_report(OrgCheck(modules=check.modules, missing=left))) + "\n")
@@ -150,7 +166,7 @@ _MISSING_KEY = "mlc:zoho-org-missing:{}"
 
 def needed_missing(check: OrgCheck) -> tuple[NeededField, ...]:
     """What the org lacks that sync needs now (Invoices fields only matter with the Invoices module)."""
-    return tuple(f for f in check.missing if f.module in CONTACT_MODULES or check.has_invoices)
+    return tuple(f for f in check.missing if f.required and (f.module in CONTACT_MODULES or check.has_invoices))
 
 
 def report_org_change(connection_id: int, check: OrgCheck, *, audit, redis) -> bool:

@@ -504,6 +504,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"    zoho: {'ok' if z['ok'] else 'PROBLEM'}; edition: {z.get('edition', '?')}; custom fields: "
                       + ("; ".join(f"{m}: {', '.join(f) or '-'}" for m, f in z.get("custom_fields", {}).items())
                          or "?"))
+                if z.get("missing_fields"):
+                    print(f"    zoho: missing custom fields: {', '.join(z['missing_fields'])}")
             todo += [side["todo"] for side in (x, z) if not side["ok"] and side["todo"] not in todo]
         if todo:
             print("to do:")

@@ -194,7 +194,7 @@ def recheck_zoho_orgs(self) -> int:
     """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
     logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
     from connector.errors import ConfigError
-    from connector.zoho_setup import check_org, report_org_change
+    from connector.zoho_setup import check_org, needed_fields, report_org_change
 
     deps = get_deps()
     reported = 0
@@ -202,7 +202,7 @@ def recheck_zoho_orgs(self) -> int:
         if connection.state != "active":
             continue
         try:
-            check = check_org(deps.zoho_client(connection))
+            check = check_org(deps.zoho_client(connection), needed_fields(deps.sync_config.account_fields))
         except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
             log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
             continue
@@ -212,3 +212,27 @@ def recheck_zoho_orgs(self) -> int:
         except ConfigError:
             pass  # already reported; pushes stop with the same message until the field is back
     return reported
+
+
+@app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)
+def recompute_account_money(self) -> int:
+    """Beat, daily just after midnight UTC: push again the Account of every customer with stored invoices,
+    its money figures recomputed from snapshots, for what only time changes (an invoice falling overdue).
+
+    No Xero call: contacts are pushed from their stored snapshots. An Account whose figures did not
+    change is skipped by its content hash, so the Zoho cost is one upsert per batch of changed Accounts.
+    Returns how many customers were queued."""
+    deps = get_deps()
+    queued = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        customers = deps.store.snapshots.contacts_with(connection.id, "invoices")
+        stored = deps.store.snapshots.get_many(connection.id, "contacts", customers)
+        ids = [c for c in customers if c in stored]  # a contact never fetched is pushed when it is
+        for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
+            push_to_zoho.apply_async(args=[connection.id, "contacts", ids[start:start + MAX_RECORDS_PER_WRITE]],
+                                     kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+        queued += len(ids)
+    log.info("zoho.account_money.recompute_queued", extra={"records": queued})
+    return queued

@@ -18,6 +18,10 @@ Decisions (the why, in one place):
   stable key (Xero_Person_Key) for upserts; a person with no email is keyed by list position, which
   shifts if Xero reorders the list (Xero gives persons no id). A ContactPersons entry with the
   primary's email is the same human and is skipped; later duplicates of a key are dropped.
+- Money: given the customer's figures (mapping/money.py, computed from stored documents), the account
+  carries all of them under ``money_fields`` names; a figure with no value (no payment yet) is sent
+  as null, so a deleted payment clears it. Without figures, Outstanding/Overdue come from the
+  contact's own Balances (what a contact read carries).
 - Phones: the account gets DEFAULT (Phone) and FAX; the primary person gets DDI (falling back to
   DEFAULT) and MOBILE; other persons get the DEFAULT number only, since Xero's MOBILE/DDI belong to
   the primary person. Every person gets the STREET address (fallback POBOX) as Mailing_*.
@@ -33,9 +37,10 @@ from typing import Any
 
 from connector.errors import DataError
 from connector.mapping import zoho_fields as zf
-from connector.mapping.xero_values import clean_text, to_money, xero_deep_link
+from connector.mapping.money import contact_xero_link
+from connector.mapping.xero_values import clean_text, to_money
 
-__all__ = ["map_contact", "person_key"]
+__all__ = ["account_money", "map_contact", "person_key"]
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _ADDRESS_TYPES = ("POBOX", "STREET")
@@ -51,8 +56,12 @@ def map_contact(
     *,
     xero_deep_link_base: str = "https://go.xero.com",
     xero_short_code: str | None = None,
+    money: Mapping[str, Any] | None = None,
+    money_fields: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS,
 ) -> dict[str, Any]:
     """Map one Xero Contact to ``{"account": {...}, "contacts": [{...}, ...]}`` (Zoho field API names).
+
+    ``money``: the customer's figures from ``money.money_figures``, written under ``money_fields``.
 
     The pipeline adds the ``Account_Name`` lookup (``{"id": ...}``) to each contact after writing the
     account. Raises DataError (with ``field``) when the record cannot be mapped.
@@ -87,10 +96,11 @@ def map_contact(
     _put_text(account, zf.ACCOUNT_TAX_NUMBER, clean_text(contact.get("TaxNumber"), field="TaxNumber"), limits)
     _put_text(account, zf.ACCOUNT_XERO_ID, contact_id, limits)
     _put_text(account, zf.ACCOUNT_XERO_STATUS, clean_text(contact.get("ContactStatus"), field="ContactStatus"), limits)
-    account[zf.XERO_URL] = xero_deep_link(
-        f"/Contacts/View/{contact_id}", base=xero_deep_link_base, short_code=xero_short_code
-    )
-    account.update(_receivable_balances(contact.get("Balances")))
+    account[zf.XERO_URL] = contact_xero_link(contact_id, base=xero_deep_link_base, short_code=xero_short_code)
+    if money is None:
+        account.update(_receivable_balances(contact.get("Balances"), money_fields))
+    else:
+        account.update(account_money(money, money_fields))
 
     return {"account": account, "contacts": _people(contact, contact_id, phones, shipping)}
 
@@ -240,7 +250,16 @@ def _phones_by_type(value: object) -> dict[str, str]:
     return result
 
 
-def _receivable_balances(value: object) -> dict[str, Decimal]:
+def account_money(figures: Mapping[str, Any], names: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS) -> dict[str, Any]:
+    """The Account's money fields from ``money_figures``: amounts as Decimal, days as YYYY-MM-DD, absent as None."""
+    record: dict[str, Any] = {}
+    for key, zoho_name in names.items():
+        value = figures.get(key)
+        record[zoho_name] = value.isoformat() if hasattr(value, "isoformat") else value
+    return record
+
+
+def _receivable_balances(value: object, names: Mapping[str, str]) -> dict[str, Decimal]:
     """Xero_Outstanding / Xero_Overdue from Balances.AccountsReceivable; absent amounts are omitted.
 
     Xero reports balances in the contact's currency, not the org's base currency.
@@ -255,7 +274,7 @@ def _receivable_balances(value: object) -> dict[str, Decimal]:
     if not isinstance(receivable, Mapping):
         raise DataError("Balances.AccountsReceivable: expected an object", field="Balances.AccountsReceivable")
     result: dict[str, Decimal] = {}
-    for xero_name, zoho_name in (("Outstanding", zf.ACCOUNT_OUTSTANDING), ("Overdue", zf.ACCOUNT_OVERDUE)):
+    for xero_name, zoho_name in (("Outstanding", names["outstanding"]), ("Overdue", names["overdue"])):
         amount = receivable.get(xero_name)
         if amount is not None and amount != "":
             result[zoho_name] = to_money(amount, field=f"Balances.AccountsReceivable.{xero_name}")

@@ -25,6 +25,30 @@ ACCOUNT_XERO_ID: Final = "Xero_Contact_ID"
 ACCOUNT_TAX_NUMBER: Final = "Xero_Tax_Number"
 ACCOUNT_OUTSTANDING: Final = "Xero_Outstanding"  # currency field
 ACCOUNT_OVERDUE: Final = "Xero_Overdue"  # currency field
+ACCOUNT_TOTAL_INVOICED: Final = "Xero_Total_Invoiced"  # currency field
+ACCOUNT_CREDIT_AVAILABLE: Final = "Xero_Credit_Available"  # currency field
+ACCOUNT_LAST_INVOICE_DATE: Final = "Xero_Last_Invoice_Date"  # date field
+ACCOUNT_LAST_PAYMENT_DATE: Final = "Xero_Last_Payment_Date"  # date field
+ACCOUNT_LAST_PAYMENT_AMOUNT: Final = "Xero_Last_Payment_Amount"  # currency field
+ACCOUNT_PAYMENT_STATUS: Final = "Xero_Payment_Status"  # text: Paid up | Outstanding | Overdue | No invoices
+# The Account's money figures (connector/mapping/money.py keys) and the Zoho field each goes to by
+# default; mapping.yaml ``account_fields`` renames them for orgs that have their own.
+ACCOUNT_MONEY_FIELDS: Final[dict[str, str]] = {
+    "outstanding": ACCOUNT_OUTSTANDING,
+    "overdue": ACCOUNT_OVERDUE,
+    "total_invoiced": ACCOUNT_TOTAL_INVOICED,
+    "credit_available": ACCOUNT_CREDIT_AVAILABLE,
+    "last_invoice_date": ACCOUNT_LAST_INVOICE_DATE,
+    "last_payment_date": ACCOUNT_LAST_PAYMENT_DATE,
+    "last_payment_amount": ACCOUNT_LAST_PAYMENT_AMOUNT,
+    "payment_status": ACCOUNT_PAYMENT_STATUS,
+}
+# Zoho data_type of each figure's field (the fields API's names).
+ACCOUNT_MONEY_TYPES: Final[dict[str, str]] = {
+    "outstanding": "currency", "overdue": "currency", "total_invoiced": "currency",
+    "credit_available": "currency", "last_invoice_date": "date", "last_payment_date": "date",
+    "last_payment_amount": "currency", "payment_status": "text",
+}
 ACCOUNT_XERO_STATUS: Final = "Xero_Status"  # ACTIVE | ARCHIVED | GDPRREQUEST, as Xero spells them
 CONTACT_PERSON_KEY: Final = "Xero_Person_Key"
 INVOICE_XERO_ID: Final = "Xero_Invoice_ID"

@@ -31,14 +31,37 @@ class Snapshot:
     fetched_at: datetime
 
 
-_SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "source_updated_at", "payload", "fetched_at"]
+_SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "contact_id", "source_updated_at", "payload",
+                     "fetched_at"]
+
+# The resources a customer's money figures read (connector/mapping/money.py).
+MONEY_RESOURCES = ("invoices", "creditnotes", "payments", "overpayments", "prepayments")
+# Where a payment names its contact: on the document it pays, one of these.
+_PAYMENT_DOCUMENTS = ("Invoice", "CreditNote", "Overpayment", "Prepayment")
+
+
+def contact_of(resource: str, payload: dict) -> str | None:
+    """The Xero ContactID a record belongs to (its own for a contact); None when the payload has none.
+
+    Migration 0013 fills existing rows with the same paths.
+    """
+    def contact_in(document: object) -> str | None:
+        contact = document.get("Contact") if isinstance(document, dict) else None
+        value = contact.get("ContactID") if isinstance(contact, dict) else None
+        return str(value) if value else None
+
+    if resource == "contacts":
+        return str(payload["ContactID"]) if payload.get("ContactID") else None
+    if resource == "payments":
+        return next((found for key in _PAYMENT_DOCUMENTS if (found := contact_in(payload.get(key)))), None)
+    return contact_in(payload)
 
 
 def _replace_if_not_newer(statement):
     """``put_if_newer``'s upsert for a batch, returning the ids stored."""
     return statement.on_conflict_do_update(
         index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
-        set_={"source_updated_at": statement.excluded.source_updated_at,
+        set_={"source_updated_at": statement.excluded.source_updated_at, "contact_id": statement.excluded.contact_id,
               "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
         where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
     ).returning(XeroSnapshot.xero_id)
@@ -56,7 +79,8 @@ class SnapshotStore:
 
         Decimal values in the payload are stored as strings and come back as strings.
         """
-        values = {"source_updated_at": source_updated_at, "payload": payload, "fetched_at": self._clock.now()}
+        values = {"source_updated_at": source_updated_at, "contact_id": contact_of(resource, payload),
+                  "payload": payload, "fetched_at": self._clock.now()}
         with session_scope(self._sessions) as session:
             statement = dialect_insert(session, XeroSnapshot).values(
                 connection_id=connection_id, resource=resource, xero_id=xero_id, **values
@@ -83,7 +107,7 @@ class SnapshotStore:
             return set()
         now = self._clock.now()
         rows = [{"connection_id": connection_id, "resource": resource, "xero_id": xero_id,
-                 "source_updated_at": updated, "payload": payload, "fetched_at": now}
+                 "contact_id": contact_of(resource, payload), "source_updated_at": updated, "payload": payload, "fetched_at": now}
                 for xero_id, (updated, payload) in newest.items()]
         with session_scope(self._sessions) as session:  # one statement for the batch
             return set(insert_rows(session, XeroSnapshot.__table__, _SNAPSHOT_COLUMNS, rows,
@@ -99,6 +123,40 @@ class SnapshotStore:
                                   connection_id=connection_id, resource=resource)
                 found.update({row.xero_id: _snapshot(row) for row in rows})
         return found
+
+    def customer_documents(self, connection_id: int, contact_id: str,
+                           resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, list[dict]]:
+        """Every stored record of ``resources`` that belongs to this contact, by resource, in one query
+        (the contact_id index), however many there are. Absent resources map to empty lists."""
+        return self.customers_documents(connection_id, [contact_id], resources)[contact_id]
+
+    def customers_documents(self, connection_id: int, contact_ids: list[str],
+                            resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, dict[str, list[dict]]]:
+        """``customer_documents`` for several contacts, in one query per 500 contacts."""
+        wanted = list(dict.fromkeys(contact_ids))
+        found = {contact: {resource: [] for resource in resources} for contact in wanted}
+        with session_scope(self._sessions) as session:
+            for start in range(0, len(wanted), 500):
+                rows = session.execute(
+                    select(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.payload).where(
+                        XeroSnapshot.connection_id == connection_id,
+                        XeroSnapshot.contact_id.in_(wanted[start:start + 500]),
+                        XeroSnapshot.resource.in_(resources),
+                    ).order_by(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.xero_id)
+                )
+                for contact, resource, payload in rows:
+                    found[contact][resource].append(payload)
+        return found
+
+    def contacts_with(self, connection_id: int, resource: str = "invoices") -> list[str]:
+        """The contacts that have at least one stored record of ``resource`` (the contact_id index)."""
+        with session_scope(self._sessions) as session:
+            return list(session.scalars(
+                select(XeroSnapshot.contact_id).where(
+                    XeroSnapshot.connection_id == connection_id, XeroSnapshot.resource == resource,
+                    XeroSnapshot.contact_id.is_not(None),
+                ).distinct().order_by(XeroSnapshot.contact_id)
+            ))
 
     def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
         with session_scope(self._sessions) as session:

@@ -168,12 +168,16 @@ class XeroSnapshot(Base):
     __tablename__ = "xero_snapshots"
     __table_args__ = (
         UniqueConstraint("connection_id", "resource", "xero_id", name="uq_xero_snapshots_connection_resource_xero"),
+        # A customer's documents, read together for their money figures (SnapshotStore.customer_documents).
+        Index("ix_xero_snapshots_contact", "connection_id", "contact_id", "resource"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
     resource: Mapped[str] = mapped_column(String(40))
     xero_id: Mapped[str] = mapped_column(String(64))
+    # The Xero contact the record belongs to (the contact itself for a contact), from its payload.
+    contact_id: Mapped[str | None] = mapped_column(String(64))
     source_updated_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]]
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -104,7 +104,11 @@ STANDARD_FIELDS: dict[str, list[FieldSpec]] = {
 XERO_FIELDS: dict[str, list[FieldSpec]] = {
     "Accounts": [_text("Xero_Contact_ID", 255, unique=True, custom=True), _text("Xero_Tax_Number", 255, custom=True),
                  _text("Xero_Status", 255, custom=True), FieldSpec("Xero_Url", "website", 255, custom=True),
-                 _money("Xero_Outstanding", custom=True), _money("Xero_Overdue", custom=True)],
+                 _money("Xero_Outstanding", custom=True), _money("Xero_Overdue", custom=True),
+                 _money("Xero_Total_Invoiced", custom=True), _money("Xero_Credit_Available", custom=True),
+                 FieldSpec("Xero_Last_Invoice_Date", "date", custom=True),
+                 FieldSpec("Xero_Last_Payment_Date", "date", custom=True),
+                 _money("Xero_Last_Payment_Amount", custom=True), _text("Xero_Payment_Status", 255, custom=True)],
     "Contacts": [_text("Xero_Person_Key", 255, unique=True, custom=True)],
     "Products": [_text("Xero_Item_Code", 255, unique=True, custom=True)],
     "Invoices": [_text("Xero_Invoice_ID", 255, unique=True, custom=True), _money("Xero_Amount_Paid", custom=True),

@@ -1,0 +1,134 @@
+"""A customer's documents in one read: each snapshot names its Xero contact (``contact_id``), written on
+every upsert and filled by migration 0013 for rows stored before it."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, text
+
+from connector.store import Store
+from connector.store.db import MIGRATIONS_DIR, make_engine, migrate
+from connector.store.snapshots import contact_of
+from tests.conftest import fresh_pg_database
+
+T0 = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _invoice(number: int, contact: str) -> dict:
+    return {"InvoiceID": f"inv-{number}", "Type": "ACCREC", "Contact": {"ContactID": contact}, "Total": "10.00"}
+
+
+def _payment(number: int, contact: str) -> dict:
+    return {"PaymentID": f"pay-{number}", "Invoice": {"InvoiceID": "inv-0", "Contact": {"ContactID": contact}}}
+
+
+def test_contact_of_reads_each_resources_own_path():
+    assert contact_of("contacts", {"ContactID": "c-1"}) == "c-1"
+    assert contact_of("invoices", _invoice(1, "c-2")) == "c-2"
+    assert contact_of("creditnotes", {"CreditNoteID": "n", "Contact": {"ContactID": "c-3"}}) == "c-3"
+    assert contact_of("payments", _payment(1, "c-4")) == "c-4"
+    assert contact_of("payments", {"PaymentID": "r", "CreditNote": {"Contact": {"ContactID": "c-5"}}}) == "c-5"
+    assert contact_of("invoices", {"InvoiceID": "orphan"}) is None
+
+
+def test_one_query_reads_all_of_a_customers_documents_however_many(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+    snapshots.put_many_if_newer(connection_id, "invoices",
+                                [(f"inv-{n}", T0, _invoice(n, "big")) for n in range(10_000)])
+    snapshots.put_many_if_newer(connection_id, "invoices", [("inv-other", T0, _invoice(-1, "someone-else"))])
+    snapshots.put_if_newer(connection_id, "payments", "pay-1", source_updated_at=T0, payload=_payment(1, "big"))
+    snapshots.put_if_newer(connection_id, "contacts", "big", source_updated_at=T0, payload={"ContactID": "big"})
+
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        found = snapshots.customer_documents(connection_id, "big")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", count)
+    assert len(statements) == 1
+    assert len(found["invoices"]) == 10_000
+    assert {i["InvoiceID"] for i in found["invoices"]} == {f"inv-{n}" for n in range(10_000)}
+    assert [p["PaymentID"] for p in found["payments"]] == ["pay-1"]
+    assert found["creditnotes"] == [] and "contacts" not in found
+
+
+def test_several_customers_in_one_read_and_the_contacts_that_have_invoices(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+    snapshots.put_many_if_newer(connection_id, "invoices", [("inv-1", T0, _invoice(1, "a")),
+                                                            ("inv-2", T0, _invoice(2, "b"))])
+    snapshots.put_if_newer(connection_id, "payments", "pay-1", source_updated_at=T0, payload=_payment(1, "c"))
+    found = snapshots.customers_documents(connection_id, ["a", "b", "c", "nobody"])
+    assert [i["InvoiceID"] for i in found["a"]["invoices"]] == ["inv-1"]
+    assert [i["InvoiceID"] for i in found["b"]["invoices"]] == ["inv-2"]
+    assert found["c"]["invoices"] == [] and len(found["c"]["payments"]) == 1
+    assert found["nobody"] == {resource: [] for resource in found["a"]}
+    assert snapshots.contacts_with(connection_id) == ["a", "b"]
+
+
+def test_an_invoice_moved_to_another_contact_moves_with_its_newer_version(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+    snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=_invoice(1, "old"))
+    snapshots.put_many_if_newer(connection_id, "invoices", [("inv-1", T0 + timedelta(seconds=1), _invoice(1, "new"))])
+    assert snapshots.customer_documents(connection_id, "old")["invoices"] == []
+    assert [i["InvoiceID"] for i in snapshots.customer_documents(connection_id, "new")["invoices"]] == ["inv-1"]
+    # An older version arriving late moves nothing back.
+    snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=_invoice(1, "old"))
+    assert snapshots.customer_documents(connection_id, "old")["invoices"] == []
+
+
+@contextmanager
+def _empty_database(kind: str, request, tmp_path):
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'old.db'}"
+        return
+    with fresh_pg_database(request.getfixturevalue("pg_admin")) as url:
+        yield url
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_migration_fills_the_contact_of_rows_stored_before_it(kind, request, tmp_path) -> None:
+    with _empty_database(kind, request, tmp_path) as url:
+        engine = make_engine(url)
+        try:
+            _check_migration_fills(engine)
+        finally:
+            engine.dispose()
+
+
+def _check_migration_fills(engine) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0012")
+        connection.execute(text("INSERT INTO connections (id, name, xero_tenant_id, created_at, updated_at) "
+                                "VALUES (1, 'Old', 't-1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        for number, (resource, xero_id, payload) in enumerate([
+            ("contacts", "c-1", {"ContactID": "c-1"}),
+            ("invoices", "inv-1", _invoice(1, "c-1")),
+            ("payments", "pay-1", _payment(1, "c-1")),
+            ("creditnotes", "cn-1", {"CreditNoteID": "cn-1", "Contact": {"ContactID": "c-2"}}),
+        ]):
+            connection.execute(text(
+                "INSERT INTO xero_snapshots (id, connection_id, resource, xero_id, source_updated_at, payload, "
+                "fetched_at) VALUES (:id, 1, :resource, :xero_id, '2026-01-01 00:00:00', :payload, "
+                "'2026-01-01 00:00:00')"), {"id": number + 1, "resource": resource, "xero_id": xero_id,
+                                           "payload": json.dumps(payload)})
+    migrate(engine)
+    store = Store(engine)
+    found = store.snapshots.customer_documents(1, "c-1", ("contacts", "invoices", "payments", "creditnotes"))
+    assert {r: [p.get("ContactID") or p.get("InvoiceID") or p.get("PaymentID") for p in v]
+            for r, v in found.items()} == {"contacts": ["c-1"], "invoices": ["inv-1"], "payments": ["pay-1"],
+                                           "creditnotes": []}
+    assert [n["CreditNoteID"] for n in store.snapshots.customer_documents(1, "c-2")["creditnotes"]] == ["cn-1"]
