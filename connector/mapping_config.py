@@ -23,7 +23,7 @@ Fax.from: Not a valid string.`` Example::
     base_currency: NZD             # the Xero organisation's base currency (optional: see README)
     deals:                         # which Zoho deal each invoice belongs to (mapping/deals.py), in order
       rules: [kept, reference, sales_order, only_open_deal]   # kept first, always
-      reference_pattern: 'DEAL-(\d+)'   # its first group is the Zoho deal id (default: an 18-19 digit id)
+      reference_pattern: 'DEAL-(\\d+)'   # its first group is the Zoho deal id (default: an 18-19 digit id)
       closed_stages: [Closed Won, Closed Lost, Closed Lost to Competition]
       invoice_field: Deal          # the invoice's lookup to Deals, created by `connector setup-zoho`
       fields: {paid: Amount_Collected}   # the Deal's figures under your own field names

@@ -137,7 +137,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
     custom fields), each "ok" or what to do."""
     from connector.errors import ZohoNotConnected
-    from connector.zoho_setup import check_org, needed_fields
+    from connector.zoho_setup import check_org, needed_for
 
     results = []
     zoho_owners = deps.credentials.share_map("zoho")  # connections using another's Zoho consent
@@ -156,7 +156,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
             result["xero"] = {"ok": False, "error": str(exc),
                               "todo": f"reconnect with `{reconnect_command('xero')}`, or check XERO_* settings"}
         try:
-            needed = needed_fields(deps.sync_config.account_fields)
+            needed = needed_for(deps.sync_config)
             org = check_org(deps.zoho_client_for(c.id), needed)
             result["zoho"] = {
                 "ok": not org.missing,

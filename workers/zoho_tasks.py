@@ -14,6 +14,7 @@ from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
+from connector.pipeline.deals import DealSync
 from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
@@ -132,12 +133,16 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
                                           transaction=deps.store.transaction)
 
     org = deps.zoho_org(connection)
+    zoho = deps.zoho_client(connection)
+    deals = DealSync(connection_id=connection.id, zoho=zoho, snapshots=deps.store.snapshots, links=deps.store.links,
+                     deal_links=deps.store.deal_links, audit=deps.store.audit, config=deps.sync_config,
+                     invoices_module=org.has_invoices, org_fields=org.fields, task_id=task_id)
     return to_zoho.ZohoPush(
-        connection_id=connection.id, snapshots=deps.store.snapshots, zoho=deps.zoho_client(connection),
+        connection_id=connection.id, snapshots=deps.store.snapshots, zoho=zoho,
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
-        transaction=deps.store.transaction,
+        transaction=deps.store.transaction, deals=deals,
     )
 
 
@@ -194,7 +199,7 @@ def recheck_zoho_orgs(self) -> int:
     """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
     logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
     from connector.errors import ConfigError
-    from connector.zoho_setup import check_org, needed_fields, report_org_change
+    from connector.zoho_setup import check_org, needed_for, report_org_change
 
     deps = get_deps()
     reported = 0
@@ -202,7 +207,7 @@ def recheck_zoho_orgs(self) -> int:
         if connection.state != "active":
             continue
         try:
-            check = check_org(deps.zoho_client(connection), needed_fields(deps.sync_config.account_fields))
+            check = check_org(deps.zoho_client(connection), needed_for(deps.sync_config))
         except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
             log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
             continue

@@ -204,18 +204,10 @@ def payment_notes(invoice: Mapping[str, Any], payments: Iterable[Mapping[str, An
     return notes
 
 
-def withdrawn_note(note: Mapping[str, str]) -> dict[str, str]:
-    """A note whose payment or allocation Xero no longer shows on the invoice (removed, not listed as
-    DELETED): kept, and marked, so the history a person saw stays readable."""
-    title = note["Note_Title"].removesuffix(" (REVERSED in Xero)")
-    return {"Note_Title": f"{title} (REMOVED in Xero)",
-            "Note_Content": note["Note_Content"] + "\nNo longer on this invoice in Xero: it does not count."}
-
-
 def _lines(*pairs: tuple[str, str]) -> str:
     return "\n".join(f"{label}: {value}" for label, value in pairs)
 
 
 __all__ = ["CLEARED_IN_ZOHO", "DEAL_MONEY_FIELDS", "DEAL_MONEY_TYPES", "DEFAULT_CLOSED_STAGES",
            "DEFAULT_REFERENCE_PATTERN", "DEFAULT_RULES", "RULES", "UNASSIGNED", "deal_figures",
-           "deal_record", "decide_deal", "payment_notes", "referenced_deal_ids", "withdrawn_note"]
+           "deal_record", "decide_deal", "payment_notes", "referenced_deal_ids"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+import dataclasses
 import functools
 from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
@@ -103,6 +104,8 @@ class ZohoPush:
     # Makes a block whose store calls share one transaction (Store.transaction). A round's reads are one
     # transaction and the writes after each Zoho call another; never one around a call to Zoho.
     transaction: Callable[[], AbstractContextManager] = nullcontext
+    # Links pushed invoices to deals, totals the deals and notes the payments (pipeline/deals.py); None: off.
+    deals: Any = None
 
     def __post_init__(self) -> None:
         # A batch's database work, batched: links and snapshots read together (afresh under each round's
@@ -212,6 +215,9 @@ class ZohoPush:
                 stale += self._invoices_round(ids, sync_ids, outcome, force=False)
         self._rewrite_stale(stale, lambda ids: self._invoices_round(ids, sync_ids, BatchOutcome(), force=True),
                             "invoice")
+        if self.deals is not None:  # its audit rows go with this push's
+            dataclasses.replace(self.deals, audit=self._trail).after_invoices(
+                [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
         return outcome
 
     def _invoices_round(self, xero_ids: list[str], sync_ids: dict, outcome: BatchOutcome, *, force: bool) -> list[str]:

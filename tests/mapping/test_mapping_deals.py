@@ -9,7 +9,6 @@ import pytest
 
 from connector.mapping.deals import (
     CLEARED_IN_ZOHO, UNASSIGNED, deal_figures, deal_record, decide_deal, payment_notes, referenced_deal_ids,
-    withdrawn_note,
 )
 
 ACCOUNT = "4876876000000400001"
@@ -119,7 +118,7 @@ def test_each_payment_and_credit_allocation_is_one_note_keyed_by_its_xero_id():
     assert "CN-1" in notes["cn1:inv-1"]["Note_Title"] and "10.00" in notes["cn1:inv-1"]["Note_Title"]
 
 
-def test_a_deleted_payment_is_shown_reversed_and_a_removed_one_withdrawn():
+def test_a_deleted_payment_is_shown_reversed():
     inv = invoice(1, total="100.00")
     listed = [{"PaymentID": "p9", "Status": "DELETED", "Date": "2026-03-07", "Amount": "25.00",
                "Invoice": {"InvoiceID": "inv-1"}},
@@ -127,8 +126,6 @@ def test_a_deleted_payment_is_shown_reversed_and_a_removed_one_withdrawn():
     notes = payment_notes(inv, listed)
     assert set(notes) == {"p9"}
     assert notes["p9"]["Note_Title"].endswith("(REVERSED in Xero)") and "reversed" in notes["p9"]["Note_Content"]
-    gone = withdrawn_note(notes["p9"])
-    assert gone["Note_Title"] == "Xero payment 25.00 NZD (REMOVED in Xero)"
 
 
 @pytest.mark.parametrize("reference", [None, "", "4876876"])
