@@ -5,7 +5,7 @@
 - ``dumps_for_api`` / ``loads_from_api``: Xero and Zoho request and response bodies (Decimal as a bare
   JSON number, read back as Decimal: money never passes through float);
 - ``dumps_with_verbatim``: the C encoder with chosen values written as given text, which the content
-  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero.py) build on;
+  hash (connector/mapping/hashing.py) and the Xero sandbox's money (connector/sandbox/xero/formats.py) build on;
 - ``dumps_lenient``: what people and simulators read (log lines, the sandbox control pages, the Zoho
   sandbox's bodies): ``json.dumps`` with a ``default`` for what JSON has no type for (``str`` unless given).
 

@@ -1,0 +1,400 @@
+"""The Xero sandbox itself: one WSGI app that routes each request to its role (identity server,
+rate limiter, queries, accounting rules, webhooks) and the Python hooks tests and the demo use to
+set up organisations and act as a person in Xero's UI would.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from datetime import date
+
+from werkzeug.wrappers import Request, Response
+
+from connector.clock import Clock
+from connector.json_codec import loads_from_api
+from connector.sandbox.common import RequestRecord, SandboxApp
+from connector.sandbox.xero.accounting import Books
+from connector.sandbox.xero.formats import (
+    API_PREFIX,
+    ApiResponse,
+    json_error,
+    json_ok,
+    not_found,
+    problem,
+    validation_error,
+    with_errors,
+)
+from connector.sandbox.xero.identity import IdentityServer
+from connector.sandbox.xero.limits import RateLimiter
+from connector.sandbox.xero.queries import read
+from connector.sandbox.xero.render import (
+    envelope,
+    render_allocation,
+    render_contact,
+    render_document,
+    render_payment,
+)
+from connector.sandbox.xero.state import Org, XeroValidationError
+from connector.sandbox.xero.webhooks import ITRResult, WebhookSender
+
+RESOURCES = {"contacts": "Contacts", "invoices": "Invoices", "payments": "Payments", "creditnotes": "CreditNotes"}
+
+
+class XeroSandbox(SandboxApp):
+    name = "xero"
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        *,
+        client_id: str = "sandbox-xero-client",
+        client_secret: str = "sandbox-xero-secret",
+        webhook_key: str = "sandbox-xero-webhook-key",
+        minute_limit: int = 60,
+        day_limit: int = 5000,
+        concurrent_limit: int = 5,
+        app_minute_limit: int = 10000,
+        access_token_ttl: int = 1800,
+        refresh_grace: int = 1800,
+        provider_name: str = "ml-connector sandbox",
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(clock)
+        self.provider_name = provider_name
+        # Seconds each accepted accounting call stays "in flight" (real sleep): lets tests overlap calls.
+        self.latency = 0.0
+        self._lock = threading.RLock()
+        self._random = random.Random(seed)  # window offsets, entropy, ITR order: fixed by ``seed``
+        self._orgs: dict[str, Org] = {}
+        self._idempotent: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.identity = IdentityServer(self.clock, self._orgs, self._lock, client_id=client_id,
+                                       client_secret=client_secret, access_token_ttl=access_token_ttl,
+                                       refresh_grace=refresh_grace)
+        self.limits = RateLimiter(self.clock, minute_limit=minute_limit, day_limit=day_limit,
+                                  concurrent_limit=concurrent_limit, app_minute_limit=app_minute_limit)
+        self.webhooks = WebhookSender(self.clock, self._lock, self._random, webhook_key=webhook_key)
+        self.books = Books(self.clock, self.webhooks.queue)
+
+    # The credentials a connector is configured with (the control API shows them).
+    client_id = property(lambda self: self.identity.client_id)
+    client_secret = property(lambda self: self.identity.client_secret)
+    webhook_key = property(lambda self: self.webhooks.webhook_key)
+    _refresh_tokens = property(lambda self: self.identity.refresh_tokens)
+    _access_tokens = property(lambda self: self.identity.access_tokens)
+
+    @property
+    def invoice_event_on_payment(self) -> bool:
+        """Whether applying a payment/allocation also queues an INVOICE UPDATE event (UNVERIFIED)."""
+        return self.books.invoice_event_on_payment
+
+    @invoice_event_on_payment.setter
+    def invoice_event_on_payment(self, value: bool) -> None:
+        self.books.invoice_event_on_payment = value
+
+    # ------------------------------------------------------------------ hooks for tests and demo
+
+    def add_tenant(self, name: str, *, day_limit: int | None = None) -> str:
+        tenant_id = str(uuid.uuid4())
+        with self._lock:
+            self._orgs[tenant_id] = Org(tenant_id, name, self.clock.now())
+        self.limits.add_tenant(tenant_id, self._random, day_limit)
+        return tenant_id
+
+    def issue_grant(
+        self, tenant_ids: list[str] | None = None, scope: str = "offline_access accounting.contacts accounting.transactions"
+    ) -> dict:
+        """A token response as if a user had consented to ``tenant_ids`` (default: every tenant)."""
+        return self.identity.issue_grant(tenant_ids, scope)
+
+    def revoke(self, refresh_token: str) -> None:
+        """Revoke the grant behind a refresh token and remove its connections."""
+        self.identity.revoke(refresh_token)
+
+    def expire_access_tokens(self) -> None:
+        self.identity.expire_access_tokens()
+
+    def set_day_limit(self, tenant_id: str, day_limit: int) -> None:
+        self.limits.set_day_limit(tenant_id, day_limit)
+
+    def spend_day_calls(self, tenant_id: str, calls: int) -> None:
+        """Count ``calls`` against the tenant's current day window, as if made earlier today: Xero's
+        daily budget is per app and tenant, so e.g. a redeployed worker starts part-spent."""
+        self.limits.spend_day_calls(tenant_id, calls)
+
+    # ------------------------------------------------------------------ Python data API
+
+    def create_contact(self, tenant_id: str, **fields) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            contact = _raise_on_errors(self.books.save_contact(org, fields, create_only=True))
+            return self._render_contact(org, contact)
+
+    def update_contact(self, tenant_id: str, contact_id: str, **changes) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            contact = _raise_on_errors(self.books.save_contact(org, {**changes, "ContactID": contact_id}))
+            return self._render_contact(org, contact)
+
+    def archive_contact(self, tenant_id: str, contact_id: str) -> dict:
+        return self.update_contact(tenant_id, contact_id, ContactStatus="ARCHIVED")
+
+    def contact(self, tenant_id: str, contact_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return self._render_contact(org, org.contacts[contact_id])
+
+    def contacts(self, tenant_id: str) -> list[dict]:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return [self._render_contact(org, c) for c in org.contacts.values()]
+
+    def invoices(self, tenant_id: str) -> list[dict]:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return [render_document(org, d) for d in org.invoices.values()]
+
+    def create_invoice(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
+        """Defaults to an AUTHORISED sales invoice (the HTTP API defaults to DRAFT)."""
+        return self._create_document(tenant_id, contact_id, line_items, {"Type": "ACCREC", **fields},
+                                     credit_note=False)
+
+    def update_invoice(self, tenant_id: str, invoice_id: str, **changes) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            doc = _raise_on_errors(
+                self.books.save_document(org, {**changes, "InvoiceID": invoice_id}, credit_note=False)
+            )
+            return render_document(org, doc)
+
+    def void_invoice(self, tenant_id: str, invoice_id: str) -> dict:
+        return self.update_invoice(tenant_id, invoice_id, Status="VOIDED")
+
+    def invoice(self, tenant_id: str, invoice_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return render_document(org, org.invoices[invoice_id])
+
+    def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None) -> dict:
+        element = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": amount}
+        if date is not None:
+            element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
+        with self._lock:
+            org = self._orgs[tenant_id]
+            payment = _raise_on_errors(self.books.save_payment(org, element))
+            return render_payment(org, payment)
+
+    def reverse_payment(self, tenant_id: str, payment_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            payment = _raise_on_errors(self.books.delete_payment(org, payment_id))
+            return render_payment(org, payment)
+
+    def payment(self, tenant_id: str, payment_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return render_payment(org, org.payments[payment_id])
+
+    def create_credit_note(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
+        return self._create_document(tenant_id, contact_id, line_items, {"Type": "ACCRECCREDIT", **fields},
+                                     credit_note=True)
+
+    def allocate_credit_note(
+        self, tenant_id: str, credit_note_id: str, invoice_id: str, amount, date: date | None = None
+    ) -> dict:
+        element = {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount}
+        if date is not None:
+            element["Date"] = date.isoformat()
+        with self._lock:
+            org = self._orgs[tenant_id]
+            allocation = _raise_on_errors(self.books.allocate(org, credit_note_id, element))
+            return render_allocation(org, allocation)
+
+    def credit_note(self, tenant_id: str, credit_note_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return render_document(org, org.credit_notes[credit_note_id])
+
+    def _create_document(self, tenant_id: str, contact_id: str, line_items: list[dict], fields: dict, *,
+                         credit_note: bool) -> dict:
+        element = {"Status": "AUTHORISED", **fields, "Contact": {"ContactID": contact_id}, "LineItems": line_items}
+        with self._lock:
+            org = self._orgs[tenant_id]
+            doc = _raise_on_errors(self.books.save_document(org, element, credit_note=credit_note, create_only=True))
+            return render_document(org, doc)
+
+    def _render_contact(self, org: Org, contact) -> dict:
+        return render_contact(org, contact, self.clock.now().date())
+
+    # ------------------------------------------------------------------ webhooks
+
+    def pending_events(self) -> list[dict]:
+        return self.webhooks.pending(self.base_url)
+
+    def webhook_body(self, events: list[dict], *, entropy: str | None = None) -> bytes:
+        return self.webhooks.body(events, entropy=entropy)
+
+    def sign(self, body: bytes) -> str:
+        return self.webhooks.sign(body)
+
+    def deliver_webhooks(
+        self, url: str, *, max_events_per_post: int = 20, bad_signature: bool = False, timeout: float = 5.0
+    ) -> list[int]:
+        """POST pending events in batches; each batch is dropped only once answered 200 (0: no answer)."""
+        return self.webhooks.deliver(url, self.base_url, max_events_per_post=max_events_per_post,
+                                     bad_signature=bad_signature, timeout=timeout)
+
+    def intent_to_receive(self, url: str, *, probes: int = 4, timeout: float = 5.0) -> ITRResult:
+        return self.webhooks.intent_to_receive(url, probes=probes, timeout=timeout)
+
+    # ------------------------------------------------------------------ WSGI
+
+    def tenant_of(self, request: Request) -> str | None:
+        return request.headers.get("xero-tenant-id")  # werkzeug headers are case-insensitive
+
+    def __call__(self, environ, start_response):
+        try:
+            return super().__call__(environ, start_response)
+        finally:
+            # Freed only after the base class stamped ``finished``, so the log never under-reports overlap.
+            tenant_id = environ.get("xero_sandbox.slot")
+            if tenant_id is not None:
+                self.limits.release(tenant_id)
+
+    def handle(self, request: Request, record: RequestRecord) -> Response:
+        path = request.path
+        try:
+            if path == "/identity/connect/authorize" and request.method == "GET":
+                return self.identity.authorize(request)
+            if path == "/connect/token" and request.method == "POST":
+                return self.identity.token(request)
+            if path == "/connect/revocation" and request.method == "POST":
+                return self.identity.revocation(request)
+            if path.lower().startswith("/connections"):
+                return self.identity.connections_endpoint(request)
+            if path.startswith(API_PREFIX + "/"):
+                return self._accounting(request, record)
+        except ApiResponse as answer:
+            return answer.response
+        return not_found()
+
+    # ------------------------------------------------------------------ Accounting API
+
+    def _accounting(self, request: Request, record: RequestRecord) -> Response:
+        tenant_id = request.headers.get("xero-tenant-id")
+        try:
+            response = self._accounting_call(request, record, tenant_id)
+        except ApiResponse as answer:
+            response = answer.response
+        response.headers.update(self.limits.headers(tenant_id if self.limits.knows(tenant_id) else None))
+        response.headers["Xero-Correlation-Id"] = str(uuid.uuid4())
+        response.headers["Cache-Control"] = "max-age=0, no-cache, no-store"
+        response.headers["Pragma"] = "no-cache"
+        return response
+
+    def _accounting_call(self, request: Request, record: RequestRecord, tenant_id: str | None) -> Response:
+        grant = self.identity.bearer(request)
+        if not tenant_id or tenant_id not in self.identity.connected_tenants(grant) or tenant_id not in self._orgs:
+            return problem(403, "Forbidden", "AuthenticationUnsuccessful")
+        breached, retry_after = self.limits.admit(tenant_id)
+        if breached:
+            return self.limits.rejection(breached, retry_after)
+        request.environ["xero_sandbox.slot"] = tenant_id
+        record.started = self.clock.time()  # the call is in flight from here on
+        if self.latency:
+            threading.Event().wait(self.latency)
+        resource, _, rest = request.path[len(API_PREFIX) + 1:].partition("/")
+        resource = resource.lower()
+        if resource not in RESOURCES:
+            return not_found()
+        self.identity.check_scope(grant, resource, request.method)
+        if request.method == "GET":
+            with self._lock:
+                return read(self._orgs[tenant_id], resource, rest, request.args, request.headers,
+                            today=self.clock.now().date(), envelope=self._envelope)
+        if request.method not in ("PUT", "POST"):
+            return not_found()
+        key = request.headers.get("Idempotency-Key")
+        if key is not None and len(key) > 128:
+            return validation_error([], message="Idempotency-Key must be 128 characters or fewer")
+        with self._lock:
+            if key is not None and (tenant_id, key) in self._idempotent:
+                status, body = self._idempotent[(tenant_id, key)]
+                return Response(body, status=status, content_type="application/json; charset=utf-8")
+            response = self._write(self._orgs[tenant_id], resource, rest, request)
+            if key is not None:
+                self._idempotent[(tenant_id, key)] = (response.status_code, response.get_data())
+            return response
+
+    def _envelope(self, plural: str, items: list, pagination: dict | None = None) -> dict:
+        return envelope(plural, items, provider_name=self.provider_name, now=self.clock.now(), pagination=pagination)
+
+    def _write(self, org: Org, resource: str, rest: str, request: Request) -> Response:
+        try:
+            body = loads_from_api(request.get_data() or b"{}")
+        except ValueError:
+            return json_error({"ErrorNumber": 14, "Type": "PostDataInvalidException",
+                               "Message": "JSON for post data was invalid"})
+        parts = rest.split("/") if rest else []
+        plural = RESOURCES[resource]
+        if resource == "creditnotes" and len(parts) == 2 and parts[1].lower() == "allocations":
+            if request.method != "PUT" or parts[0] not in org.credit_notes:
+                return not_found()
+            elements = body.get("Allocations", [body]) if isinstance(body, dict) else body
+            results = [self.books.allocate(org, parts[0], e) for e in elements]
+            return self._write_response(org, request, "Allocations", elements, results, render_allocation)
+        if len(parts) > 1:
+            return not_found()
+        elements = body.get(plural, [body]) if isinstance(body, dict) else body
+        path_id = parts[0] if parts else None
+        if path_id is not None and request.method == "PUT":
+            return not_found()
+        results = []
+        for element in elements:
+            if resource == "contacts":
+                if path_id:
+                    element = {**element, "ContactID": path_id}
+                results.append(self.books.save_contact(org, element, create_only=request.method == "PUT",
+                                                       via_api=True))
+            elif resource in ("invoices", "creditnotes"):
+                id_key = "InvoiceID" if resource == "invoices" else "CreditNoteID"
+                if path_id:
+                    element = {**element, id_key: path_id}
+                results.append(self.books.save_document(org, element, credit_note=resource == "creditnotes",
+                                                        create_only=request.method == "PUT"))
+            elif path_id:  # POST /Payments/{id} only deletes
+                if path_id not in org.payments:
+                    return not_found()
+                if str(element.get("Status", "")).upper() != "DELETED":
+                    results.append((None, ["Payments can only be deleted, by setting Status to DELETED"]))
+                else:
+                    results.append(self.books.delete_payment(org, path_id))
+            else:
+                results.append(self.books.save_payment(org, element))
+        render = {"contacts": self._render_contact, "payments": render_payment}.get(resource, render_document)
+        return self._write_response(org, request, plural, elements, results, render)
+
+    def _write_response(self, org, request, plural, elements, results, render) -> Response:
+        """summarizeErrors defaults to true: any failure → 400 listing the failures only."""
+        summarize = request.args.get("summarizeErrors", "true").strip().lower() != "false"
+        failures = [(e, errors) for e, (_, errors) in zip(elements, results) if errors]
+        if failures and summarize:
+            return validation_error([with_errors(e, errs) for e, errs in failures])
+        items = []
+        for element, (value, errors) in zip(elements, results):
+            if errors:
+                items.append({**with_errors(element, errors), "StatusAttributeString": "ERROR"})
+            else:
+                rendered = render(org, value)
+                if not summarize:
+                    rendered = {**rendered, "StatusAttributeString": "OK"}
+                items.append(rendered)
+        return json_ok(self._envelope(plural, items))
+
+
+def _raise_on_errors(result):
+    value, errors = result
+    if errors:
+        raise XeroValidationError(errors)
+    return value

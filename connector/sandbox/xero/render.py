@@ -1,0 +1,191 @@
+"""Xero's JSON shapes of the records the sandbox holds: contacts (with derived balances),
+invoices and credit notes, payments, allocations, and the list envelope around them.
+
+Pure: an organisation's state in, dicts out (``to_json`` writes them). Shapes follow the OAS-ACC
+spec (https://github.com/XeroAPI/Xero-OpenAPI) and the examples on
+https://developer.xero.com/documentation/api/accounting/overview.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from connector.sandbox.xero.formats import RATE_1, ZERO, cents, day_string, ms_date, utc_string
+from connector.sandbox.xero.state import Allocation, Contact, Document, Org, Payment, remaining_credit
+
+ADDRESS_TYPES = ("STREET", "POBOX")
+PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE")
+
+
+def envelope(plural: str, items: list, *, provider_name: str, now: datetime, pagination: dict | None = None) -> dict:
+    body = {
+        "Id": str(uuid.uuid4()),
+        "Status": "OK",
+        "ProviderName": provider_name,
+        "DateTimeUTC": ms_date(now, with_offset=False),
+    }
+    if pagination is not None:
+        body["pagination"] = pagination
+    body[plural] = items
+    return body
+
+
+def render_contact(org: Org, contact: Contact, today: date) -> dict:
+    """``today`` dates the Overdue balances."""
+    f = contact.fields
+    out = {"ContactID": contact.id}
+    for key in ("ContactNumber", "AccountNumber"):
+        if f.get(key):
+            out[key] = f[key]
+    out["ContactStatus"] = contact.status
+    for key in ("Name", "FirstName", "LastName", "CompanyNumber", "EmailAddress"):
+        if f.get(key):
+            out[key] = f[key]
+    out["BankAccountDetails"] = f.get("BankAccountDetails", "")
+    out["TaxNumber"] = f.get("TaxNumber", "")
+    for key in ("TaxNumberType", "AccountsReceivableTaxType", "AccountsPayableTaxType", "DefaultCurrency", "Website"):
+        if f.get(key):
+            out[key] = f[key]
+    out["Addresses"] = [
+        {"AddressType": kind,
+         **{k: str(contact.addresses.get(kind, {}).get(k) or "") for k in
+            ("AddressLine1", "AddressLine2", "AddressLine3", "AddressLine4", "City", "Region", "PostalCode",
+             "Country", "AttentionTo")}}
+        for kind in ADDRESS_TYPES
+    ]
+    out["Phones"] = [
+        {"PhoneType": kind,
+         **{k: str(contact.phones.get(kind, {}).get(k) or "") for k in
+            ("PhoneNumber", "PhoneAreaCode", "PhoneCountryCode")}}
+        for kind in PHONE_TYPES
+    ]
+    out["UpdatedDateUTC"] = ms_date(contact.updated)
+    out["ContactGroups"] = list(contact.groups)
+    documents = [d for d in (org.invoices.get(i) or org.credit_notes[i]
+                             for i in org.documents_by_contact.get(contact.id, ())) if d.status != "DELETED"]
+    # IsCustomer/IsSupplier and Balances are derived, and do not bump UpdatedDateUTC (RR).
+    out["IsSupplier"] = any(d.type.startswith("ACCPAY") for d in documents)
+    out["IsCustomer"] = any(d.type.startswith("ACCREC") for d in documents)
+    out["ContactPersons"] = [
+        {"FirstName": p.get("FirstName", ""), "LastName": p.get("LastName", ""),
+         "EmailAddress": p.get("EmailAddress", ""), "IncludeInEmails": bool(p.get("IncludeInEmails", False))}
+        for p in contact.persons
+    ]
+    out["HasAttachments"] = False
+    out["HasValidationErrors"] = False
+    out["Balances"] = {"AccountsReceivable": _balance(org, documents, "ACCREC", today),
+                       "AccountsPayable": _balance(org, documents, "ACCPAY", today)}
+    return out
+
+
+def _balance(org: Org, documents: list[Document], side: str, today: date) -> dict:
+    outstanding = overdue = ZERO
+    for doc in documents:
+        if doc.type.startswith(side) and doc.status == "AUTHORISED":
+            due = doc.amount_due
+            if doc.is_credit_note:
+                due = -remaining_credit(org, doc)
+            outstanding += due
+            if doc.due_date and doc.due_date < today:
+                overdue += due
+    return {"Outstanding": cents(outstanding), "Overdue": cents(overdue)}
+
+
+def render_document(org: Org, doc: Document) -> dict:
+    contact = org.contacts[doc.contact_id]
+    out = {"Type": doc.type}
+    if doc.is_credit_note:
+        out.update(CreditNoteID=doc.id, CreditNoteNumber=doc.number, ID=doc.id)
+    else:
+        out.update(InvoiceID=doc.id, InvoiceNumber=doc.number)
+    out["Reference"] = doc.reference
+    out["Payments"] = [_payment_summary(p) for p in org.payments.values()
+                       if p.invoice_id == doc.id and p.status == "AUTHORISED"]
+    if doc.is_credit_note:
+        out["RemainingCredit"] = cents(remaining_credit(org, doc))
+        out["Allocations"] = [render_allocation(org, a) for a in org.allocations if a.credit_note_id == doc.id]
+    else:
+        out["CreditNotes"] = [
+            {"CreditNoteID": a.credit_note_id, "CreditNoteNumber": org.credit_notes[a.credit_note_id].number,
+             "ID": a.credit_note_id, "AppliedAmount": a.amount, "DateString": day_string(a.date),
+             "Date": ms_date(a.date), "Total": org.credit_notes[a.credit_note_id].total}
+            for a in org.allocations if a.invoice_id == doc.id
+        ]
+        out["Prepayments"] = []
+        out["Overpayments"] = []
+        out["AmountDue"] = cents(doc.amount_due)
+        out["AmountPaid"] = doc.amount_paid
+        out["AmountCredited"] = doc.amount_credited
+        out["SentToContact"] = doc.sent_to_contact
+        out["IsDiscounted"] = doc.total_discount > 0
+    out["CurrencyRate"] = RATE_1
+    out["HasAttachments"] = False
+    out["HasErrors"] = False
+    out["Contact"] = {"ContactID": contact.id, "Name": contact.fields.get("Name", ""), "Addresses": [],
+                      "Phones": [], "ContactGroups": [], "ContactPersons": [], "HasValidationErrors": False}
+    out["DateString"] = day_string(doc.date)
+    out["Date"] = ms_date(doc.date)
+    if doc.due_date:
+        out["DueDateString"] = day_string(doc.due_date)
+        out["DueDate"] = ms_date(doc.due_date)
+    out["Status"] = doc.status
+    out["LineAmountTypes"] = doc.line_amount_types
+    out["LineItems"] = [dict(line) for line in doc.line_items]
+    out["SubTotal"] = doc.sub_total
+    out["TotalTax"] = doc.total_tax
+    out["Total"] = doc.total
+    if doc.total_discount > 0:
+        out["TotalDiscount"] = doc.total_discount
+    out["UpdatedDateUTC"] = ms_date(doc.updated)
+    out["UpdatedDateUTCString"] = utc_string(doc.updated)
+    out["CurrencyCode"] = doc.currency
+    if doc.status == "PAID" and doc.fully_paid_on and not doc.is_credit_note:
+        out["FullyPaidOnDate"] = ms_date(doc.fully_paid_on)
+    return out
+
+
+def _payment_summary(payment: Payment) -> dict:
+    return {"PaymentID": payment.id, "Date": ms_date(payment.date), "Amount": payment.amount,
+            "Reference": payment.reference, "CurrencyRate": RATE_1, "HasAccount": False,
+            "HasValidationErrors": False}
+
+
+def render_payment(org: Org, payment: Payment) -> dict:
+    invoice = org.invoices[payment.invoice_id]
+    contact = org.contacts[invoice.contact_id]
+    return {
+        "PaymentID": payment.id,
+        "Date": ms_date(payment.date),
+        "BankAmount": payment.amount,
+        "Amount": payment.amount,
+        "Reference": payment.reference,
+        "CurrencyRate": RATE_1,
+        "PaymentType": "ACCRECPAYMENT" if invoice.type == "ACCREC" else "ACCPAYPAYMENT",
+        "Status": payment.status,
+        "UpdatedDateUTC": ms_date(payment.updated),
+        "UpdatedDateUTCString": utc_string(payment.updated),
+        "HasAccount": True,
+        "IsReconciled": False,
+        "Account": {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-account:{org.id}:{payment.account_code}")),
+                    "Code": payment.account_code},
+        "Invoice": {"Type": invoice.type, "InvoiceID": invoice.id, "InvoiceNumber": invoice.number,
+                    "Contact": {"ContactID": contact.id, "Name": contact.fields.get("Name", "")},
+                    "CurrencyCode": invoice.currency, "Payments": [], "CreditNotes": [], "Prepayments": [],
+                    "Overpayments": []},
+        "HasValidationErrors": False,
+    }
+
+
+def render_allocation(org: Org, allocation: Allocation) -> dict:
+    invoice = org.invoices[allocation.invoice_id]
+    return {
+        "AllocationID": allocation.id,
+        "Amount": allocation.amount,
+        "Date": ms_date(allocation.date),
+        "Invoice": {"InvoiceID": invoice.id, "InvoiceNumber": invoice.number, "Payments": [], "CreditNotes": [],
+                    "Prepayments": [], "Overpayments": [], "HasErrors": False, "IsDiscounted": False,
+                    "LineItems": [], "ValidationErrors": []},
+        "CreditNote": {"CreditNoteID": allocation.credit_note_id, "ID": allocation.credit_note_id, "LineItems": []},
+        "ValidationErrors": [],
+    }

@@ -1,0 +1,141 @@
+"""What one Xero organisation holds: contacts, invoices, credit notes, payments and allocations,
+with the indexes that keep lookups by name, number and contact from scanning, and the derived
+amounts (allocated, remaining credit) that both the rules and the renderers read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from connector.sandbox.xero.formats import ZERO
+
+_CREATION_ORDER = itertools.count()  # lists filtered by id keep the order in which records were created
+
+
+class XeroValidationError(ValueError):
+    """A write the real API would refuse with a ValidationException; ``messages`` as Xero words them."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+@dataclass
+class Contact:
+    id: str
+    status: str
+    fields: dict
+    addresses: dict
+    phones: dict
+    persons: list
+    updated: datetime
+    groups: list = field(default_factory=list)
+    created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
+
+
+@dataclass
+class Document:
+    """An invoice or a credit note (they share line items and totals)."""
+
+    id: str
+    type: str
+    number: str
+    contact_id: str
+    status: str
+    line_amount_types: str
+    date: date
+    updated: datetime
+    due_date: date | None = None
+    reference: str = ""
+    currency: str = "NZD"
+    line_items: list = field(default_factory=list)
+    sub_total: Decimal = ZERO
+    total_tax: Decimal = ZERO
+    total: Decimal = ZERO
+    total_discount: Decimal = ZERO
+    amount_paid: Decimal = ZERO
+    amount_credited: Decimal = ZERO
+    fully_paid_on: date | None = None
+    sent_to_contact: bool = False
+    created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.type.endswith("CREDIT")
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.total - self.amount_paid - self.amount_credited
+
+
+@dataclass
+class Payment:
+    id: str
+    invoice_id: str
+    account_code: str
+    amount: Decimal
+    date: date
+    reference: str
+    status: str
+    updated: datetime
+
+
+@dataclass
+class Allocation:
+    id: str
+    credit_note_id: str
+    invoice_id: str
+    amount: Decimal
+    date: date
+
+
+@dataclass
+class Org:
+    id: str
+    name: str
+    created: datetime
+    currency: str = "NZD"
+    contacts: dict = field(default_factory=dict)
+    # Indexes for the uniqueness checks, so an org of tens of thousands of contacts is seeded in seconds.
+    contacts_by_name: dict = field(default_factory=dict)  # lower-case Name of ACTIVE contacts -> ids
+    contacts_by_number: dict = field(default_factory=dict)  # ContactNumber -> ids
+    invoices: dict = field(default_factory=dict)
+    credit_notes: dict = field(default_factory=dict)
+    # A contact's invoices and credit notes (ids), and documents by lower-case number: rendering a
+    # contact's balances, listing by ContactIDs and checking a number's uniqueness scan nothing.
+    documents_by_contact: dict = field(default_factory=dict)
+    documents_by_number: dict = field(default_factory=dict)  # ("invoices"|"credit_notes", number) -> ids
+    payments: dict = field(default_factory=dict)
+    allocations: list = field(default_factory=list)
+    next_invoice_number: int = 1
+    next_credit_note_number: int = 1
+
+
+def index_contact(org: Org, contact: Contact, *, add: bool) -> None:
+    keys = [(org.contacts_by_number, contact.fields.get("ContactNumber"))]
+    if contact.status == "ACTIVE":
+        keys.append((org.contacts_by_name, contact.fields.get("Name", "").lower()))
+    for index, key in keys:
+        if key:
+            ids = index.setdefault(key, set())
+            ids.add(contact.id) if add else ids.discard(contact.id)
+
+
+def numbered(org: Org, store_name: str, number) -> list[Document]:
+    """The documents (``store_name``: invoices or credit_notes) whose number is exactly ``number``."""
+    if not number:
+        return []
+    store = getattr(org, store_name)
+    ids = org.documents_by_number.get((store_name, str(number).lower()), ())
+    return [store[i] for i in ids if store[i].number == number]
+
+
+def allocated(org: Org, doc: Document) -> Decimal:
+    return sum((a.amount for a in org.allocations if a.credit_note_id == doc.id), ZERO)
+
+
+def remaining_credit(org: Org, doc: Document) -> Decimal:
+    return doc.total - allocated(org, doc) - doc.amount_paid
