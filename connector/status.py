@@ -104,6 +104,8 @@ def collect_status(deps) -> dict[str, Any]:
             "last_success": {record_type: _iso(when) for record_type, when in sorted(successes.items())},
             "poll_cursors": cursors,
             "backfill": backfill,
+            # Invoices no linking rule placed in a deal (`connector deals unassigned` lists them).
+            "deals_unassigned": store.deal_links.count_unassigned(c.id),
         })
     return {
         "generated_at": _iso(now),

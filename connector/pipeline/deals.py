@@ -108,8 +108,9 @@ class DealSync:
             last = previous.get(invoice_id)
             if last and last.get("deal_id") and last["deal_id"] != decision["deal_id"]:
                 moved_from.add(last["deal_id"])  # moved to another deal (or unlinked): the old deal changes too
-            if (last or {}).get("deal_id") == decision["deal_id"] and (last or {}).get("rule") == decision["rule"]:
-                continue
+            same_deal = last is not None and last.get("deal_id") == decision["deal_id"]
+            if same_deal and (last.get("rule") == decision["rule"] or decision["rule"] == "kept"):
+                continue  # unchanged (a link now kept still says which rule or person made it)
             changed[invoice_id] = decision
             if decision["deal_id"] and decision["rule"] != "kept" and invoice_id in zoho_ids and self.lookup_in_zoho:
                 to_write.append((invoice_id, {"id": zoho_ids[invoice_id], deal_field: {"id": decision["deal_id"]}}))
