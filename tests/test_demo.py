@@ -16,6 +16,9 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert "25/25 Xero contacts synced to Zoho" in out
     assert "duplicate delivery wrote 0 more" in out
     assert "Müller" in out  # non-ASCII names survive the round trip
+    assert "linked by its Xero Reference 'Deal " in out  # an invoice on the deal its Reference names
+    assert "after payment:  invoiced 1000.0, paid 500.0, outstanding 500.0" in out
+    assert "1 payment note(s): Xero payment 500.00 NZD" in out
     assert (tmp_path / "demo" / "connector.db").exists()
 
 
