@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 DEAL_FIELDS = ("Deal_Name", "Stage", "Account_Name")
 RECORD_TYPE = "invoice_deal"  # audit trail of an invoice's deal: `audit.trail(connection, "invoice_deal", id)`
 DEAL_RECORD_TYPE = "deal"
+# The notes' own trail (by note key: a Xero payment id, or credit note id:invoice id), apart from the
+# payment's sync trail so `replay --failed` never takes a note's key for a payment.
+NOTE_RECORD_TYPE = "payment_note"
 NOTE_LINK = "payment_note"
 DEAL_LINK = "deal"
 DELETED_DEAL = "its deal was deleted in Zoho; link it again"
@@ -231,7 +234,7 @@ class DealSync:
             try:
                 notes = rules.payment_notes(invoice, payments)
             except DataError as exc:
-                self._audit("invoice", invoice_id, stages.FAILED, {"reason": f"payment notes: {exc}", "field": exc.field})
+                self._audit(NOTE_RECORD_TYPE, invoice_id, stages.FAILED, {"reason": str(exc), "field": exc.field})
                 continue
             for key, note in notes.items():
                 wanted[key] = (zoho_ids[invoice_id], note)
@@ -253,7 +256,7 @@ class DealSync:
                 if result.ok:
                     saved.append(LinkWrite(NOTE_LINK, key, "Notes", result.id, digest))
                 else:
-                    self._audit("payment", key, stages.FAILED, {"reason": f"Zoho refused the note: {result.error_text}"})
+                    self._audit(NOTE_RECORD_TYPE, key, stages.FAILED, {"reason": f"Zoho refused the note: {result.error_text}"})
         if updates:
             for (key, note, digest), result in zip(updates, self.zoho.update("Notes", [n for _, n, _ in updates],
                                                                              trigger=self.config.trigger)):
@@ -261,7 +264,7 @@ class DealSync:
                     saved.append(LinkWrite(NOTE_LINK, key, "Notes", note["id"], digest))
         self.links.save_many(self.connection_id, saved)
         for link in saved:
-            self._audit("payment", link.xero_id, stages.WRITTEN, {"zoho_note": link.zoho_id})
+            self._audit(NOTE_RECORD_TYPE, link.xero_id, stages.WRITTEN, {"zoho_note": link.zoho_id})
         return len(saved)
 
     # -- helpers --------------------------------------------------------------------------------
