@@ -4,10 +4,8 @@ every upsert and filled by migration 0013 for rows stored before it."""
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -87,18 +85,16 @@ def test_an_invoice_moved_to_another_contact_moves_with_its_newer_version(store:
     assert snapshots.customer_documents(connection_id, "old")["invoices"] == []
 
 
-@contextmanager
-def _empty_database(kind: str, request, tmp_path):
-    if kind == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'old.db'}"
-        return
-    with fresh_pg_database(request.getfixturevalue("pg_admin")) as url:
-        yield url
+def test_migration_fills_the_contact_of_rows_stored_before_it(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'old.db'}")
+    try:
+        _check_migration_fills(engine)
+    finally:
+        engine.dispose()
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_migration_fills_the_contact_of_rows_stored_before_it(kind, request, tmp_path) -> None:
-    with _empty_database(kind, request, tmp_path) as url:
+def test_migration_fills_the_contact_of_rows_stored_before_it_on_postgresql(pg_admin) -> None:
+    with fresh_pg_database(pg_admin) as url:
         engine = make_engine(url)
         try:
             _check_migration_fills(engine)

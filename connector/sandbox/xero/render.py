@@ -80,6 +80,11 @@ def render_contact(org: Org, contact: Contact, today: date) -> dict:
 
 
 def _balance(org: Org, documents: list[Document], side: str, today: date) -> dict:
+    """A contact's Balances side: "the raw ... outstanding and overdue amounts, not converted to base
+    currency" (Xero OpenAPI schema ``Balances``, https://developer.xero.com/documentation/api/accounting/contacts).
+    Approved documents only; unallocated credit lowers Outstanding and, having no due date, never Overdue
+    (Xero's own example contact shows Overdue above Outstanding). Overpayments and prepayments are not
+    simulated; whether Xero counts them here is UNVERIFIED."""
     outstanding = overdue = ZERO
     for doc in documents:
         if doc.type.startswith(side) and doc.status == "AUTHORISED":
