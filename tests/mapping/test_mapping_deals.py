@@ -6,10 +6,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from connector.mapping.deals import (
     CLEARED_IN_ZOHO, UNASSIGNED, deal_figures, deal_record, decide_deal, payment_notes, referenced_deal_ids,
 )
+from tests.conftest import property_examples
 
 ACCOUNT = "4876876000000400001"
 DEAL_A = "4876876000000400011"
@@ -162,3 +165,70 @@ def test_bad_deal_settings_are_refused_with_the_line_and_the_key(text, message):
     with pytest.raises(ConfigError) as caught:
         parse_sync_config(text, source="mapping.yaml")
     assert message in str(caught.value)
+
+
+# -- property: a deal's figures equal Xero's own invoice amounts
+
+
+deal_docs = st.lists(
+    st.fixed_dictionaries({
+        "amount": st.integers(min_value=1, max_value=50_000).map(lambda c: Decimal(c) * Decimal("0.01")),
+        "status": st.sampled_from(["AUTHORISED", "AUTHORISED", "DRAFT", "VOIDED"]),
+        "pay": st.lists(st.integers(1, 100), max_size=3),
+        "reverse": st.booleans(),
+        "credit": st.one_of(st.none(), st.integers(1, 100)),
+    }),
+    max_size=6,
+)
+
+
+@settings(max_examples=property_examples(50), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(docs=deal_docs)
+def test_deal_figures_equal_the_sums_of_xeros_own_invoice_amounts(docs):
+    from connector.clock import ManualClock
+    from connector.json_codec import loads_from_api
+    from connector.sandbox.xero import XeroSandbox, to_json
+
+    cent = Decimal("0.01")
+    clock = ManualClock()
+    xero = XeroSandbox(clock)
+    tenant = xero.add_tenant("Deal Ltd")
+    contact = xero.create_contact(tenant, Name="Customer Ltd")["ContactID"]
+    ids = []
+    for doc in docs:
+        status = "AUTHORISED" if doc["status"] == "VOIDED" else doc["status"]
+        invoice_id = xero.create_invoice(tenant, contact, [{"Description": "work", "UnitAmount": doc["amount"],
+                                                            "TaxType": "NONE"}], Status=status)["InvoiceID"]
+        ids.append(invoice_id)
+        if doc["status"] == "VOIDED":
+            xero.update_invoice(tenant, invoice_id, Status="VOIDED")
+            continue
+        if status != "AUTHORISED":
+            continue
+        paid = []
+        for share in doc["pay"]:
+            due = xero.invoice(tenant, invoice_id)["AmountDue"]
+            if due > 0:
+                paid.append(xero.add_payment(tenant, invoice_id, max(cent, (due * share / 100).quantize(cent)))["PaymentID"])
+        if doc["reverse"] and paid:
+            xero.reverse_payment(tenant, paid[0])
+        due = xero.invoice(tenant, invoice_id)["AmountDue"]
+        if doc["credit"] is not None and due > 0:
+            amount = max(cent, (due * doc["credit"] / 100).quantize(cent))
+            note = xero.create_credit_note(tenant, contact, [{"Description": "credit", "UnitAmount": amount,
+                                                              "TaxType": "NONE"}])
+            xero.allocate_credit_note(tenant, note["CreditNoteID"], invoice_id, amount)
+    invoices = [loads_from_api(to_json(xero.invoice(tenant, i))) for i in ids]
+
+    figures = deal_figures(invoices, base_currency="NZD", today=clock.now().date())
+
+    posted = [i for i in invoices if i["Status"] in ("AUTHORISED", "PAID")]
+    total = lambda key: sum((Decimal(str(i[key])) for i in posted), Decimal("0.00"))  # noqa: E731
+    assert figures["invoiced"] == total("Total")
+    assert figures["paid"] == total("AmountPaid")
+    assert figures["credited"] == total("AmountCredited")
+    assert figures["outstanding"] == total("AmountDue")
+    assert figures["invoiced"] == figures["paid"] + figures["credited"] + figures["outstanding"]
+    notes = [payment_notes(i, []) for i in invoices]
+    assert sum(len(n) for n in notes) == sum(len(i.get("Payments") or []) + len(i.get("CreditNotes") or [])
+                                             for i in invoices)
