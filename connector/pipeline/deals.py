@@ -6,8 +6,8 @@ invoice change reaches its deal in the same task. The decisions are pure (mappin
 reads what they need from Zoho and the store, and writes the results:
 
 - Link. Reads the Zoho invoices' deal lookup and Sales_Order (one call per 100 invoices), the sales
-  orders' deals, each account's deals (GET /Accounts/{id}/Deals, one call per account) and any deal a
-  Reference names (one call). A decision is saved (store ``invoice_deals``) and audited, with its rule,
+  orders' deals, the deals a Reference names or invoices are linked to (one call), and only for an
+  invoice no other rule placed, its account's deals (GET /Accounts/{id}/Deals, one call per account). A decision is saved (store ``invoice_deals``) and audited, with its rule,
   only when it differs from the last; the lookup is written only where it is empty, so a link made or
   set by a person is never overwritten. Without the Invoices module the link lives in the store only.
 - Total. A deal's figures are recomputed from all its linked invoices, read with their snapshots in one
@@ -92,20 +92,30 @@ class DealSync:
         accounts = {c: link.zoho_id for c, link in
                     self.links.get_many(self.connection_id, "contact", [c for c in contacts.values() if c]).items()}
         previous = self.deal_links.decisions(self.connection_id, list(invoices))
-        deals = self._candidate_deals(invoices, lookups, accounts.values(),
-                                      {d["deal_id"] for d in previous.values() if d.get("deal_id")})
-        changed, to_write, moved_from, current = {}, [], set(), {}
-        for invoice_id, invoice in invoices.items():
-            zoho = lookups.get(invoice_id, {})
-            last = previous.get(invoice_id)
+        deals = self._named_deals(invoices, lookups, {d["deal_id"] for d in previous.values() if d.get("deal_id")})
+
+        def decide(invoice_id: str) -> dict:
+            zoho, last = lookups.get(invoice_id, {}), previous.get(invoice_id)
             if last and last.get("deal_id") and last["deal_id"] not in deals:
                 last = None  # its deal is gone from Zoho: the rules decide again
-            decision = rules.decide_deal(
+            return rules.decide_deal(
                 # Without the lookup in Zoho, the store is where a link is kept.
-                invoice, zoho_deal=_id_of(zoho.get(deal_field)) if self.lookup_in_zoho else (last or {}).get("deal_id"),
+                invoices[invoice_id],
+                zoho_deal=_id_of(zoho.get(deal_field)) if self.lookup_in_zoho else (last or {}).get("deal_id"),
                 stored=last, account_id=accounts.get(contacts[invoice_id]), deals=deals,
                 sales_order_deal=zoho.get("_sales_order_deal"), rules=self.config.deal_rules,
                 reference_pattern=self.config.deal_reference_pattern, closed_stages=self.config.deal_closed_stages)
+
+        decisions = {invoice_id: decide(invoice_id) for invoice_id in invoices}
+        # Only an invoice the other rules left unplaced needs its account's deals (one Zoho read per account).
+        waiting = [i for i, d in decisions.items() if d["rule"] == rules.UNASSIGNED]
+        if waiting and "only_open_deal" in self.config.deal_rules:
+            for account in dict.fromkeys(a for i in waiting if (a := accounts.get(contacts[i]))):
+                deals.update({str(d["id"]): d for d in
+                              self.zoho.related_records("Accounts", account, "Deals", DEAL_FIELDS)})
+            decisions.update({invoice_id: decide(invoice_id) for invoice_id in waiting})
+        changed, to_write, moved_from, current = {}, [], set(), {}
+        for invoice_id, decision in decisions.items():
             decision["contact_id"] = contacts[invoice_id] or None
             current[invoice_id] = decision["deal_id"]
             last = previous.get(invoice_id)
@@ -142,19 +152,15 @@ class DealSync:
                 row["_sales_order_deal"] = deal_of.get(_id_of(row.get("Sales_Order")) or "")
         return found
 
-    def _candidate_deals(self, invoices: Mapping[str, dict], lookups: Mapping[str, dict],
-                         account_ids: Iterable[str], linked: set[str]) -> dict[str, dict]:
-        """The deals a rule may name or a link points at: each account's, any a Reference or a sales order
-        names, and the deals invoices are linked to now (one missing from the answer was deleted)."""
+    def _named_deals(self, invoices: Mapping[str, dict], lookups: Mapping[str, dict], linked: set[str]) -> dict[str, dict]:
+        """The deals a Reference or a sales order names and those invoices are linked to now, in one read (a
+        linked deal missing from the answer was deleted)."""
         deals: dict[str, dict] = {}
-        for account in dict.fromkeys(account_ids):
-            for deal in self.zoho.related_records("Accounts", account, "Deals", DEAL_FIELDS):
-                deals[str(deal["id"])] = deal
         named = {d for inv in invoices.values()
                  for d in rules.referenced_deal_ids(inv.get("Reference"), self.config.deal_reference_pattern)}
         named |= {row["_sales_order_deal"] for row in lookups.values() if row.get("_sales_order_deal")}
         named |= linked
-        missing = [d for d in named - set(deals) if d.isdigit()]
+        missing = sorted(d for d in named if d.isdigit())
         if missing:
             deals.update({str(d["id"]): d for d in self.zoho.get_records("Deals", missing, DEAL_FIELDS)})
         return deals
