@@ -186,7 +186,7 @@ def payment_notes(invoice: Mapping[str, Any], payments: Iterable[Mapping[str, An
             ("Invoice", number), ("Date", day.isoformat() if day else ""), ("Amount", f"{amount} {currency}".strip()),
             ("Reference", payment.get("Reference") or ""),
             ("Status", "reversed (deleted in Xero): no longer counts" if reversed_ else "received"),
-            ("Xero payment id", payment_id), ("Open in Xero", link))}
+            ("Xero payment id", payment_id), ("Open in Xero", link)) + "\n" + note_key_line(payment_id)}
     for credit in invoice.get("CreditNotes") or ():
         credit_id = credit.get("CreditNoteID")
         if not credit_id:
@@ -200,8 +200,13 @@ def payment_notes(invoice: Mapping[str, Any], payments: Iterable[Mapping[str, An
                                    ("Amount", f"{amount} {currency}".strip()),
                                    ("Reference", credit.get("CreditNoteNumber") or ""),
                                    ("Status", "credit allocated"), ("Xero credit note id", str(credit_id)),
-                                   ("Open in Xero", link))}
+                                   ("Open in Xero", link)) + "\n" + note_key_line(f"{credit_id}:{invoice_id}")}
     return notes
+
+
+def note_key_line(key: str) -> str:
+    """The line of a note's content that names its key (a payment id, or credit note id:invoice id)."""
+    return f"Xero key: {key}"
 
 
 def _lines(*pairs: tuple[str, str]) -> str:
@@ -210,4 +215,4 @@ def _lines(*pairs: tuple[str, str]) -> str:
 
 __all__ = ["CLEARED_IN_ZOHO", "DEAL_MONEY_FIELDS", "DEAL_MONEY_TYPES", "DEFAULT_CLOSED_STAGES",
            "DEFAULT_REFERENCE_PATTERN", "DEFAULT_RULES", "RULES", "UNASSIGNED", "deal_figures",
-           "deal_record", "decide_deal", "payment_notes", "referenced_deal_ids"]
+           "deal_record", "decide_deal", "note_key_line", "payment_notes", "referenced_deal_ids"]

@@ -245,6 +245,7 @@ class DealSync:
             for key, note in notes.items():
                 wanted[key] = (zoho_ids[invoice_id], note)
         known = self.links.get_many(self.connection_id, NOTE_LINK, list(wanted))
+        known.update(self._notes_landed(wanted, known))
         inserts, updates = [], []
         for key, (parent, note) in wanted.items():
             digest = content_hash(note)
@@ -254,14 +255,30 @@ class DealSync:
                 updates.append((key, {"id": known[key].zoho_id, **note}, digest))
         return self._write_notes(inserts, updates)
 
+    def _notes_landed(self, wanted: Mapping[str, tuple[str, dict]], known: Mapping[str, Any]) -> dict[str, Any]:
+        """Notes an earlier insert created whose answer was lost (a write intent but no link): found on their
+        invoice by the Xero id line their content carries, so they are edited, never inserted twice."""
+        begun = self.links.writes_begun(self.connection_id, NOTE_LINK, [k for k in wanted if k not in known])
+        found: dict[str, Any] = {}
+        for parent in dict.fromkeys(wanted[k][0] for k in begun):
+            for note in self.zoho.related_records("Invoices", parent, "Notes", ["Note_Title", "Note_Content"]):
+                for key in begun:
+                    if wanted[key][0] == parent and rules.note_key_line(key) in (note.get("Note_Content") or ""):
+                        found[key] = LinkWrite(NOTE_LINK, key, "Notes", str(note["id"]), "")  # hash "": rewrite it
+        return found
+
     def _write_notes(self, inserts: list, updates: list) -> int:
         saved = []
-        if inserts:  # insert, not upsert: Notes have no unique field; the id link is what makes it once
+        if inserts:
+            # Insert, not upsert: Notes have no unique field. The id link makes a note once; a write intent,
+            # noted first, lets a retry after a lost answer find the note instead of adding another.
+            self.links.begin_writes(self.connection_id, NOTE_LINK, [key for key, _, _ in inserts])
             for (key, _, digest), result in zip(inserts, self.zoho.insert("Notes", [n for _, n, _ in inserts],
                                                                           trigger=self.config.trigger)):
                 if result.ok:
                     saved.append(LinkWrite(NOTE_LINK, key, "Notes", result.id, digest))
-                else:
+                else:  # refused outright: nothing was created, no later attempt need look for it
+                    self.links.end_writes(self.connection_id, NOTE_LINK, [key])
                     self._audit(NOTE_RECORD_TYPE, key, stages.FAILED, {"reason": f"Zoho refused the note: {result.error_text}"})
         if updates:
             for (key, note, digest), result in zip(updates, self.zoho.update("Notes", [n for _, n, _ in updates],

@@ -140,3 +140,24 @@ def test_rules_come_from_the_config(picture):
     picture.sync("invoices", [invoice_id])
     decision = _decision(picture, invoice_id)
     assert decision["deal_id"] is None and decision["reason"] == "kept: no link yet; reference: names no deal of this account"
+
+
+def test_a_note_whose_insert_answer_was_lost_is_found_not_written_twice(picture):
+    contact, account = _customer(picture)
+    invoice_id = picture.xero.create_invoice(picture.tenant_id, contact, LINES)["InvoiceID"]
+    picture.sync("invoices", [invoice_id])
+    payment = picture.xero.add_payment(picture.tenant_id, invoice_id, Decimal("50.00"))
+    picture.deps.store.snapshots.put_if_newer(picture.connection_id, "payments", payment["PaymentID"],
+                                              source_updated_at=parse_xero_date(payment["UpdatedDateUTC"]), payload=payment)
+    # Zoho saves the note, and the answer never arrives: the push fails as a task would, and is retried.
+    picture.zoho.faults.fail_next(lost_response=True, delay=0.1, path_prefix="/crm/v8/Notes", method="POST")
+    try:
+        picture.push().related("payments", [payment["PaymentID"]])
+    except Exception:  # noqa: BLE001 - the lost answer surfaces as a transport error; the task would retry
+        pass
+    assert picture.zoho.faults.pending() == 0 and len(picture.zoho.records("Notes")) == 1
+    assert picture.deps.store.links.get(picture.connection_id, "payment_note", payment["PaymentID"]) is None
+    picture.push().related("payments", [payment["PaymentID"]])
+    [note] = picture.zoho.records("Notes")
+    assert "Amount: 50.00" in note["Note_Content"]
+    assert picture.deps.store.links.get(picture.connection_id, "payment_note", payment["PaymentID"]).zoho_id == note["id"]
