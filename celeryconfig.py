@@ -33,7 +33,9 @@ task_routes = {
     "connector.poll_xero": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero_connections": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.sweep_buffers": {"queue": queues.MAINTENANCE_QUEUE},
-    "connector.push_to_zoho": {"queue": queues.ZOHO_QUEUE},
+    queues.BUFFER_ZOHO_PUSH: {"queue": queues.ZOHO_QUEUE},
+    queues.PUSH_RECORDS_TO_ZOHO: {"queue": queues.ZOHO_QUEUE},
+    "connector.push_to_zoho": {"queue": queues.ZOHO_QUEUE},  # an older release's name (workers/zoho_tasks.py)
     "connector.flush_zoho_buffer": {"queue": queues.ZOHO_QUEUE},
     queues.INGEST_ZOHO_NOTIFICATION: {"queue": queues.ZOHO_QUEUE},
     "connector.refresh_tokens": {"queue": queues.MAINTENANCE_QUEUE},

@@ -31,7 +31,7 @@ from connector.mapping.contacts import map_contact
 from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS
-from connector.pipeline.to_zoho import zoho_contact_records
+from connector.mapping.zoho_records import zoho_contact_records
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.ratelimit import day_share, day_share_left, problem_scope
 from connector.replay import resource_of

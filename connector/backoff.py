@@ -1,6 +1,6 @@
 """How long to wait before trying again: the one backoff formula every retry and park uses.
 
-Each caller keeps its own bounds (workers.base for broker retries, rate limits and parked work,
+Each caller keeps its own bounds (workers.base for broker retries and rate limits, connector.parking for parked work,
 workers.zoho_tasks for Zoho's retryable refusals, workers.xero_tasks for Xero's rate limits). The wait
 is always jittered: after an outage every task waiting on it would otherwise come back in the same
 instant and knock the vendor (and its rate limits) over again, a thundering herd.

@@ -37,7 +37,6 @@ from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Setti
 from connector.store import Store
 from connector.store.connections import ConnectionInfo
 from connector.store.credentials import CredentialStore
-from connector.store.parked import FETCH, NOTIFY, PUSH, ZOHO_NOT_CONNECTED
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
@@ -419,58 +418,3 @@ def mark_needs_reauth(store: Store, connection_id: int, reason: str, system: str
         log.error("connection %s needs a person: %s. Its work is parked, not lost. Run %s or open %s on the "
                   "receiver; parked work resumes by itself afterwards.", connection_id, reason, todo, where)
     return changed
-
-
-@dataclass(frozen=True)
-class ParkedBatch:
-    """A chunk of parked records that go back to one task together (see ``resume_parked_work``)."""
-
-    stage: str  # FETCH, PUSH or NOTIFY (connector.store.parked)
-    connection_id: int
-    resource: str
-    ids: list[str]
-    sync_ids: dict[str, str]
-    priority: int
-    attempts: int  # the most waits any of them had: a further failure waits longer
-
-
-# Per task: one IDs= call (Xero, ≤50 ids) or one upsert (Zoho, ≤100 records).
-_RESUME_CHUNK = {FETCH: 50, PUSH: 100, NOTIFY: 100}
-
-
-def resume_parked_work(
-    *, store: Store, enqueue: Callable[[ParkedBatch], None], connection_ids: Iterable[int] | None = None,
-    batch: int = 500,
-) -> int:
-    """Put parked work whose wait is over back on the queues, for connections that are active.
-
-    One re-drive for every kind of wait (a reconnect, a limit's reset, an outage's backoff, Zoho's first
-    connect). Each chunk is handed over to ``enqueue`` before its rows leave the store
-    (ParkedWorkStore.hand_over).
-    """
-    candidates = connection_ids if connection_ids is not None else store.parked.connections_with_due_work()
-    resumed = 0
-
-    def deliver(items) -> None:
-        groups: dict[tuple, list] = {}
-        for item in items:
-            groups.setdefault((item.stage, item.resource, item.priority), []).append(item)
-        for (stage, resource, priority), group in sorted(groups.items(), key=lambda g: g[0][2]):
-            size = _RESUME_CHUNK.get(stage, 50)
-            for start in range(0, len(group), size):
-                part = group[start:start + size]
-                enqueue(ParkedBatch(stage, part[0].connection_id, resource, [p.record_id for p in part],
-                                    {p.record_id: p.sync_id for p in part if p.sync_id}, priority,
-                                    max(p.attempts for p in part)))
-
-    for connection_id in candidates:
-        connection = store.connections.get(connection_id)
-        if connection is None or not connection.active:
-            continue
-        # Work waiting for Zoho's first connect stays parked until then: re-queued, it would only wait again.
-        waiting = None if connection.zoho_connected else ZOHO_NOT_CONNECTED
-        while handed := store.parked.hand_over(connection_id, deliver, limit=batch, skip_reason=waiting):
-            resumed += handed
-    if resumed:
-        log.info("resumed %d parked record(s)", resumed)
-    return resumed

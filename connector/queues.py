@@ -15,3 +15,9 @@ EMBEDDED_BROKER_URL = "memory://localhost/"
 INGEST_XERO_EVENTS = "connector.ingest_xero_events"
 # args: [connection_id: int, notification: dict (channel_id, module, ids, operation, sync_id)]
 INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"
+# Fetched Xero records on their way to Zoho; both take [connection_id: int, resource: str ("contacts",
+# "invoices", "creditnotes", "payments"), xero_ids: list[str], sync_ids: dict[str, str] (xero id -> sync id)].
+# Joins the Zoho buffer (flushed a moment later); 100 ids or more are pushed at once.
+BUFFER_ZOHO_PUSH = "connector.buffer_zoho_push"
+# Writes now; kwargs attempt: int (retries of Zoho's retryable refusals so far), parked_attempts: int.
+PUSH_RECORDS_TO_ZOHO = "connector.push_records_to_zoho"

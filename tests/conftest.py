@@ -233,6 +233,29 @@ def integration_broker(name: str):
     return broker
 
 
+# --- the whole system under test (tests/system.py) --------------------------------------------------
+
+@pytest.fixture
+def system_defaults() -> dict:
+    """The options of a folder's systems unless a test gives its own (a folder's conftest overrides this)."""
+    return {}
+
+
+@pytest.fixture
+def make_system(tmp_path, system_defaults):
+    """``make_system(**options)``: a system built by tests/system.py, stopped after the test."""
+    from tests.system import Systems
+
+    with Systems(tmp_path, **system_defaults) as systems:
+        yield systems.build
+
+
+@pytest.fixture
+def system(make_system):
+    """The folder's default system."""
+    return make_system()
+
+
 @pytest.fixture(autouse=True)
 def _root_logger_restored():
     """A test that runs a `connector` command in-process installs the process's log handler and level
@@ -267,7 +290,7 @@ def pytest_xdist_make_scheduler(config, log):
 # What marks a test ``services`` (pyproject.toml), which `make test-fast` leaves out. Fixtures that reach the
 # real Redis, PostgreSQL or RabbitMQ, or run the whole system, used directly or through the fixtures a test uses:
 SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "broker_url",
-                              "make_picture", "world_factory", "make_embedded"})
+                              "make_system"})
 # parametrised fixtures whose named variant reaches a service (their other variants run in memory):
 SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
 # markers that mean real services by definition:

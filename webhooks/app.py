@@ -7,61 +7,17 @@ work) is at ``/status``, for the operator only (webhooks.auth).
 
 from __future__ import annotations
 
-import logging
-import threading
-from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Callable, Mapping
 
-from flask import Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from connector.secret import Secret
 from webhooks.auth import ADMIN_TOKEN_EXTENSION, operator_required
 from webhooks.enqueue import Enqueue
-
-logger = logging.getLogger("webhooks")
-
-EXTENSION = "ml_connector"
-
-
-class ZohoChannelVerifier(Protocol):
-    def verify(self, channel_id: str, token: str) -> int | None:
-        """The connection id owning ``channel_id`` if ``token`` matches, else None."""
-
-
-@dataclass
-class Receiver:
-    """What the blueprints need, kept on the app so two apps never share state."""
-
-    webhook_key: Secret
-    enqueue: Enqueue
-    zoho_channels: ZohoChannelVerifier
-    max_body_bytes: int
-    # name -> a call that raises when that part is unreachable (e.g. "redis": redis.ping)
-    liveness: Mapping[str, Callable[[], object]]
-    # the operator's view (connections, states, parked work); see /status
-    status: Callable[[], dict] | None
-    counters: dict
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def count_rejected_zoho_callback(self) -> None:
-        with self.lock:
-            self.counters["rejected_zoho_callbacks"] += 1
-
-
-def receiver() -> Receiver:
-    return current_app.extensions[f"{EXTENSION}.receiver"]
-
-
-def raw_body() -> bytes:
-    """The request body exactly as sent (cached for later reads); 413 if over the limit."""
-    limit = receiver().max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
-    body = request.get_data(cache=True)
-    if len(body) > limit:
-        raise RequestEntityTooLarge()
-    return body
+from webhooks.receiver import EXTENSION, Receiver, ZohoChannelVerifier, logger, receiver
+from webhooks.xero import xero_blueprint
+from webhooks.zoho import zoho_blueprint
 
 
 def create_app(
@@ -78,10 +34,6 @@ def create_app(
 ) -> Flask:
     """``admin_token`` guards the operator routes (none configured: they refuse everyone);
     ``public_url`` is where the vendors' OAuth redirects come back to."""
-    # Imported here: the blueprints import receiver() and raw_body() from this module.
-    from webhooks.xero import xero_blueprint
-    from webhooks.zoho import zoho_blueprint
-
     app = Flask("webhooks")
     # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
     # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, jsonify, request
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_ids
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from connector.xero.webhook_body import InvalidEnvelope, body_text, read_events
-from webhooks.app import raw_body, receiver
+from webhooks.receiver import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
 from webhooks.signatures import verify_xero_signature
 

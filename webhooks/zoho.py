@@ -14,7 +14,7 @@ from flask import Blueprint, Response, jsonify
 
 from connector.pipeline.common import new_sync_id
 from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
-from webhooks.app import raw_body, receiver
+from webhooks.receiver import raw_body, receiver
 from webhooks.enqueue import EnqueueFailed
 from connector.validation import value_problem
 

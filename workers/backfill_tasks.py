@@ -44,9 +44,9 @@ def push_pages(connection_id: int):
     def on_page(resource: str, ids: list[str], sync_ids: dict[str, str]) -> None:
         for start in range(0, len(ids), MAX_RECORDS_PER_WRITE):
             chunk = ids[start:start + MAX_RECORDS_PER_WRITE]
-            app.send_task("connector.push_to_zoho", args=[connection_id, resource, chunk,
-                                                          {i: sync_ids[i] for i in chunk}],
-                          kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+            app.send_task(queues.PUSH_RECORDS_TO_ZOHO, args=[connection_id, resource, chunk,
+                                                             {i: sync_ids[i] for i in chunk}],
+                          queue=queues.ZOHO_QUEUE)
     return on_page
 
 

@@ -25,16 +25,15 @@ SPLIT_AFTER_RETRIES for a transient one (which may well be the whole API's, not 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Callable
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import Reject, Retry, SoftTimeLimitExceeded
 
 from connector.backoff import backoff_delay
 from connector.connect import mark_needs_reauth
 from connector.errors import (
+    ConfigError,
     ConnectorError,
     InvalidArgument,
     NeedsReauth,
@@ -43,20 +42,11 @@ from connector.errors import (
     is_infrastructure_failure,
     is_transient,
 )
-from connector.pipeline.common import RECORD_TYPES
+from connector.parking import Parking, Redrive, park_backoff
 from connector.ratelimit import problem_scope
 from connector.store import audit as stages
 from connector.store.connections import ConnectionInfo
-from connector.store.parked import (
-    DAILY_BUDGET,
-    FETCH,
-    NEEDS_REAUTH,
-    NOTIFY,
-    OUTAGE,
-    RATE_LIMITED,
-    ZOHO_NOT_CONNECTED,
-    ZOHO_RESOURCE_PREFIX,
-)
+from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, OUTAGE, RATE_LIMITED, ZOHO_NOT_CONNECTED
 from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
@@ -66,7 +56,7 @@ def max_broker_countdown() -> float:
     """The longest a task waits on the broker, from the current settings (configure() changes it). With
     the Redis transport a message whose countdown outlasts the visibility timeout (celeryconfig) is
     delivered twice, so it stays well below; longer waits are parked in the database and re-driven by the
-    beat (connector.resume_parked_work)."""
+    beat (connector.parking.resume_parked_work)."""
     return get_deps().settings.max_broker_countdown
 
 
@@ -74,31 +64,23 @@ def max_broker_countdown() -> float:
 BROKER_RETRIES = 7
 # A transient failure of a whole batch is retried whole this often before it is split.
 SPLIT_AFTER_RETRIES = 2
-# Waits of parked work after each further failure: minutes first, then hours, never more than six
-# (about 5 min, 18 min, 1 h, 3.5 h, then 6 h each time).
-PARK_BACKOFF_BASE = 300.0
-PARK_BACKOFF_GROWTH = 3.5
-PARK_BACKOFF_CAP = 6 * 3600.0
-
-
-@dataclass(frozen=True)
-class Redrive:
-    """How to pick a task's work up again from the database: which stage, for which resource."""
-
-    stage: str  # FETCH, PUSH or NOTIFY (connector.store.parked)
-    resource: str  # a Xero resource ("invoices"), or "zoho:<Module>" for NOTIFY
-    priority: int = 0
-    attempts: int = 0  # waits in the database so far
-
-
-def park_backoff(attempts: int) -> float:
-    return backoff_delay(attempts, base=PARK_BACKOFF_BASE, cap=PARK_BACKOFF_CAP, growth=PARK_BACKOFF_GROWTH,
-                         jitter=(0.9, 1.1))
-
 
 def halves(ids: list[str]) -> tuple[list[str], list[str]]:
     middle = len(ids) // 2
     return ids[:middle], ids[middle:]
+
+
+@signals.worker_init.connect
+def _check_mapping_file(**_) -> None:
+    """A bad mapping file stops the worker at once, with the file, line and key at fault, not at the first
+    push. Connected here, not with the app (workers/app.py): the app must not import get_deps' module, which
+    imports the app; every task module imports this one, and Celery imports them before worker_init."""
+    from workers.startup import refuse
+
+    try:
+        get_deps().sync_config
+    except ConfigError as exc:
+        refuse(f"mapping file: {exc}")
 
 
 class _ReportedCheck(type):
@@ -167,41 +149,17 @@ class ConnectorTask(Task):
         if connection is not None and connection.state == "active":
             return connection
         state = connection.state if connection else "missing"
-        if state == "needs_reauth":
-            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
-        self.audit_all(stages.PARKED, connection_id=connection_id, record_type=record_type, record_ids=record_ids,
-                       detail={"reason": f"connection is {state}"}, sync_ids=sync_ids)
+        records = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
+        if state == "needs_reauth":  # it waits for the reconnect; any other state: nothing to wait for
+            self.parking().park(reason=NEEDS_REAUTH, redrive=redrive, detail={"reason": f"connection is {state}"},
+                                **records)
+        else:
+            self.parking().audit_parked(detail={"reason": f"connection is {state}"}, **records)
         return None
 
-    def park_until_reconnected(self, connection_id: int | None, record_type: str, record_ids: list[str],
-                               sync_ids: dict | None, redrive: Redrive | None = None, *,
-                               reason: str = NEEDS_REAUTH) -> None:
-        """Records wait durably for the (re)connect; connector.resume_parked_work re-queues them then.
-        After a lost grant Xero records are fetched afresh; work waiting only for Zoho's first connect
-        keeps its stage (a push sends the stored snapshot); Zoho notifications are taken in again."""
-        if redrive is not None and (redrive.stage == NOTIFY or reason == ZOHO_NOT_CONNECTED):
-            resource, stage = redrive.resource, redrive.stage
-        else:
-            resource = {kind: name for name, kind in RECORD_TYPES.items()}.get(record_type)
-            stage = FETCH
-        if connection_id is not None and resource and record_ids:
-            get_deps().store.parked.park(connection_id, resource, list(record_ids), reason=reason,
-                                         sync_ids=sync_ids, stage=stage,
-                                         priority=redrive.priority if redrive else 0)
-
-    def park(self, redrive: Redrive, *, reason: str, wait: float, connection_id: int, record_type: str,
-             record_ids: list[str], sync_ids: dict | None, exc: Exception) -> None:
-        """Durably: back on the queues after ``wait`` seconds (the beat re-drives it), audited as parked."""
-        store = get_deps().store
-        resume_after = store.clock.now() + timedelta(seconds=wait)
-        store.parked.park(connection_id, redrive.resource, list(record_ids), reason=reason, resume_after=resume_after,
-                          priority=redrive.priority, sync_ids=sync_ids, stage=redrive.stage,
-                          attempts=redrive.attempts + (reason == OUTAGE))
-        self.audit_all(stages.PARKED, connection_id=connection_id, record_type=record_type, record_ids=record_ids,
-                       sync_ids=sync_ids, detail={"reason": reason, "error": str(exc),
-                                                  "resume_after": resume_after.isoformat()})
-        log.warning("%s: parked %d %s of connection %s until %s (%s): %s", self.name, len(record_ids), record_type,
-                    connection_id, resume_after.isoformat(timespec="seconds"), reason, exc)
+    def parking(self) -> Parking:
+        """Parks this task's work (connector.parking), with the task's name, direction and id."""
+        return Parking.of(get_deps().store, by=self.name, direction=self.direction, task_id=self.request.id)
 
     def retry_or_fail(self, exc: Exception, *, connection_id: int | None, record_type: str, record_ids: list[str],
                       sync_ids: dict | None = None, redrive: Redrive | None = None,
@@ -216,16 +174,13 @@ class ConnectorTask(Task):
         """
         audit = dict(connection_id=connection_id, record_type=record_type, record_ids=record_ids, sync_ids=sync_ids)
         if isinstance(exc, ZohoNotConnected):  # an outcome of the first deployment, not an error: one line
-            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive,
-                                        reason=ZOHO_NOT_CONNECTED)
-            self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
+            self.parking().park(reason=ZOHO_NOT_CONNECTED, redrive=redrive, detail={"reason": str(exc)}, **audit)
             log.warning("%s: %d %s wait for Zoho: %s", self.name, len(record_ids), record_type, exc)
             return
         if isinstance(exc, NeedsReauth):
             if connection_id is not None:
                 mark_needs_reauth(get_deps().store, connection_id, str(exc), exc.system)  # logs once, with what to do
-            self.park_until_reconnected(connection_id, record_type, record_ids, sync_ids, redrive)
-            self.audit_all(stages.PARKED, detail={"reason": str(exc)}, **audit)
+            self.parking().park(reason=NEEDS_REAUTH, redrive=redrive, detail={"reason": str(exc)}, **audit)
             raise reported(exc) if connection_id is not None else exc
         if is_infrastructure_failure(exc):
             raise exc  # __call__ retries it for as long as our own services are down
@@ -233,7 +188,7 @@ class ConnectorTask(Task):
         retries = self.request.retries or 0
         if transient and isinstance(exc, RateLimited) and exc.retry_after > max_broker_countdown() and redrive:
             reason = DAILY_BUDGET if problem_scope(exc.problem) == "day" else RATE_LIMITED
-            self.park(redrive, reason=reason, wait=exc.retry_after, exc=exc, **audit)
+            self.parking().park(reason=reason, redrive=redrive, wait=exc.retry_after, error=exc, **audit)
             return
         bad_batch = not transient or (retries >= SPLIT_AFTER_RETRIES and not isinstance(exc, RateLimited))
         if split is not None and len(record_ids) > 1 and bad_batch:
@@ -252,7 +207,8 @@ class ConnectorTask(Task):
             raise self.retry(exc=exc, countdown=countdown, max_retries=None)
         if transient and redrive is not None and connection_id is not None:
             reason = RATE_LIMITED if isinstance(exc, RateLimited) else OUTAGE
-            self.park(redrive, reason=reason, wait=park_backoff(redrive.attempts), exc=exc, **audit)
+            self.parking().park(reason=reason, redrive=redrive, wait=park_backoff(redrive.attempts), error=exc,
+                                **audit)
             return
         detail = {"reason": str(exc), "error": type(exc).__name__, "attempts": retries + 1}
         if getattr(exc, "code", None) is not None:
@@ -262,7 +218,4 @@ class ConnectorTask(Task):
             log.warning("%s: %s failed (%s): %s", self.name, record_type, type(exc).__name__, exc)
         raise reported(exc)
 
-
-def zoho_resource(module: str) -> str:
-    return f"{ZOHO_RESOURCE_PREFIX}{module}"
 

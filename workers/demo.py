@@ -124,24 +124,26 @@ def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str,
     `connector connect` would after consent."""
     tenant_id = tenant_id or sandboxes.xero.add_tenant(tenant_name)
     connection = deps.store.connections.create(name=tenant_name, xero_tenant_id=tenant_id, xero_tenant_name=tenant_name)
-    grant = sandboxes.xero.issue_grant([tenant_id])
+    save_sandbox_grants(deps, connection.id, sandboxes.xero.issue_grant([tenant_id]),
+                        sandboxes.zoho.issue_refresh_token())
+    return connection.id, tenant_id
+
+
+def save_sandbox_grants(deps: Deps, connection_id: int, xero_grant: dict, zoho_refresh_token: str) -> None:
+    """Store what the sandboxes granted a connection: Xero's token set, and only a refresh token for Zoho,
+    as after Zoho's consent (the first call refreshes and learns api_domain)."""
     now = SYSTEM_CLOCK.now()
     deps.credentials.save(
-        connection.id, "xero",
+        connection_id, "xero",
         TokenSet(
-            access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
-            expires_at=now + timedelta(seconds=int(grant["expires_in"])), scope=grant.get("scope", ""),
+            access_token=Secret(xero_grant["access_token"]), refresh_token=Secret(xero_grant["refresh_token"]),
+            expires_at=now + timedelta(seconds=int(xero_grant["expires_in"])), scope=xero_grant.get("scope", ""),
         ),
     )
-    # Only a refresh token, as after Zoho's consent: the first call refreshes and learns api_domain.
     deps.credentials.save(
-        connection.id, "zoho",
-        TokenSet(
-            access_token=Secret(""), refresh_token=Secret(sandboxes.zoho.issue_refresh_token()),
-            expires_at=now - timedelta(seconds=1),
-        ),
+        connection_id, "zoho",
+        TokenSet(access_token=Secret(""), refresh_token=Secret(zoho_refresh_token), expires_at=now - timedelta(seconds=1)),
     )
-    return connection.id, tenant_id
 
 
 def display_width(text: str) -> int:

@@ -6,7 +6,6 @@ connector/logs.py, and each task's lines carry the sync it works on.
   arguments say about the sync (connection, record type, Xero id, sync id), so every line logged
   while the task runs carries them. The sync ids travel in the task arguments from the receiver on
   (receiver → ingest → flush → fetch → push → flush); buffer flushes bind theirs once they claimed ids.
-- ``worker_init``: the mapping file is validated when the worker starts, not at the first push.
 """
 
 from __future__ import annotations
@@ -106,16 +105,3 @@ def _bind_task_context(task_id=None, task=None, args=None, kwargs=None, **_) -> 
 def _clear_task_context(**_) -> None:
     logs.clear()
 
-
-@signals.worker_init.connect
-def _check_mapping_file(**_) -> None:
-    """A bad mapping file stops the worker at once, with the file, line and key at fault."""
-    from connector.errors import ConfigError
-    from workers.deps import get_deps
-
-    try:
-        get_deps().sync_config
-    except ConfigError as exc:
-        from workers.startup import refuse
-
-        refuse(f"mapping file: {exc}")

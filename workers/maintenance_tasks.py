@@ -1,11 +1,12 @@
 """Maintenance tasks (queue "maintenance"): token refresh ahead of expiry, Zoho channel upkeep,
-resuming work parked for a reconnect, replays. Thin wrappers over connector.connect and connector.channels."""
+re-driving parked work (connector.parking), replays. Thin wrappers over connector.connect, connector.channels
+and connector.parking."""
 
 from __future__ import annotations
 
 import logging
 
-from connector import connect, queues
+from connector import connect, parking, queues
 from connector.channels import renew_channels
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
 from connector.errors import InvalidArgument
@@ -62,14 +63,15 @@ def resume_parked_work(self, connection_ids: list[int] | None = None) -> int:
     a limit's reset, an outage's backoff), each record to the stage it waits for; first, the webhook ids
     held for these connections' organisations before they were connected join that parked work."""
     deps = get_deps()
-    deps.held_xero_events.adopt(deps.store, connection_ids)
-    return connect.resume_parked_work(store=deps.store, enqueue=enqueue_parked, connection_ids=connection_ids)
+    return parking.resume_parked_work(store=deps.store, enqueue=enqueue_parked, connection_ids=connection_ids,
+                                      held=deps.held_xero_events)
 
 
-def enqueue_parked(batch: connect.ParkedBatch) -> None:
+def enqueue_parked(batch: parking.ParkedBatch) -> None:
+    """The Celery side of a re-drive: a parked batch becomes the message of the task its stage names."""
     if batch.stage == PUSH:
-        app.send_task("connector.push_to_zoho", args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids],
-                      kwargs={"buffered": False, "parked_attempts": batch.attempts}, queue=queues.ZOHO_QUEUE)
+        app.send_task(queues.PUSH_RECORDS_TO_ZOHO, args=[batch.connection_id, batch.resource, batch.ids, batch.sync_ids],
+                      kwargs={"parked_attempts": batch.attempts}, queue=queues.ZOHO_QUEUE)
     elif batch.stage == NOTIFY:
         module = batch.resource.removeprefix(ZOHO_RESOURCE_PREFIX)
         enqueue_zoho_notification(batch.connection_id, {
@@ -144,9 +146,9 @@ def dispatch_replay(request: ReplayRequest, *, task_id: str | None = None) -> No
     stored = [i for i in request.ids if i not in to_fetch]
     for start in range(0, len(stored), MAX_RECORDS_PER_WRITE):
         chunk = stored[start:start + MAX_RECORDS_PER_WRITE]
-        app.send_task("connector.push_to_zoho", args=[request.connection_id, request.resource, chunk,
-                                                      {i: sync_ids[i] for i in chunk}],
-                      kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+        app.send_task(queues.PUSH_RECORDS_TO_ZOHO, args=[request.connection_id, request.resource, chunk,
+                                                         {i: sync_ids[i] for i in chunk}],
+                      queue=queues.ZOHO_QUEUE)
 
 
 def replay_in_process(request: ReplayRequest) -> ReplayOutcome:

@@ -2,8 +2,8 @@
 
 No task ever sleeps on a rate limit: a denied flush gives its ids back to the shared buffer and
 schedules itself again after the limit's own short countdown; a spent daily budget parks the work
-in the database and ``connector.resume_parked_work`` (beat, every minute) puts it back once the
-budget frees. ``sweep_buffers`` (beat, every minute) flushes buffers whose flush was lost.
+in the database (connector.parking) and ``connector.resume_parked_work`` (beat, every minute) puts it
+back once the budget frees. ``sweep_buffers`` (beat, every minute) flushes buffers whose flush was lost.
 """
 
 from __future__ import annotations
@@ -15,17 +15,20 @@ from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.coalesce import IDS_PER_FETCH
 from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
+from connector.parking import Redrive
 from connector.pipeline import xero_in
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES
 from connector.polling import POLLED_RESOURCES, SWEPT_RESOURCES, poll_resource
 from connector.record_locks import Lease, LeaseLost
 from connector.store import audit as stages
-from connector.store.parked import FETCH, NEEDS_REAUTH
+from connector.store.parked import FETCH
 from connector.xero.webhook_body import delivered_events
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import ConnectorTask, Redrive, max_broker_countdown
+from workers.base import ConnectorTask, max_broker_countdown
+from workers.buffer_flush import XERO_FLUSH, queue_flush
 from workers.deps import get_deps
+from workers.zoho_tasks import PUSHED_RESOURCES, buffer_zoho_push, flush_zoho_buffer
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,9 @@ SWEEP_DEFER_SECONDS = 60.0
 
 def hand_over_to_zoho(connection_id: int, resource: str):
     """The on_fetched callback: push every stored chunk on to Zoho (queue "zoho")."""
-    from workers.zoho_tasks import push_to_zoho
-
     def push(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
-        push_to_zoho.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
-                                 queue=queues.ZOHO_QUEUE)
+        buffer_zoho_push.apply_async(args=[connection_id, resource, list(xero_ids), dict(sync_ids)],
+                                     queue=queues.ZOHO_QUEUE)
     return push
 
 
@@ -70,17 +71,7 @@ def ingest_xero_events(self, events: list[dict] | str, sync_ids: list[str] | Non
     return len(to_flush)
 
 
-def queue_flush(buffer, flush, connection_id: int, resource: str, *, countdown: float) -> None:
-    """Queue the flush whose flag this caller set; if the broker refuses, clear the flag again, so the
-    task's retry (or the next add, or the sweep) schedules it: ids are never left behind a stale flag."""
-    try:
-        flush.apply_async(args=[connection_id, resource], countdown=countdown, queue=flush_queue(flush))
-    except Exception:
-        buffer.cancel_flush(connection_id, resource)
-        raise
-
-
-@app.task(name="connector.flush_xero_buffer", base=ConnectorTask, bind=True)
+@app.task(name=XERO_FLUSH, base=ConnectorTask, bind=True)
 def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
     """Fetch what gathered in one (connection, resource) buffer: ≤50 ids per IDs= call, handed to Zoho
     a whole upsert (100 records) at a time, so those pushes go straight out without the Zoho buffer's
@@ -90,7 +81,10 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
     coalescer.start_flush(connection_id, resource)
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
-        park_until_reconnected(self, connection_id, resource)
+        # A connection that cannot run: its buffered ids wait durably for the reconnect.
+        state = connection.state if connection else "missing"
+        self.parking().park_buffered(coalescer, connection_id, resource,
+                                     detail={"reason": f"connection is {state}"})
         return 0
     def let_another_flush_take_the_rest() -> None:
         if coalescer.reschedule(connection_id, resource, countdown=0):
@@ -140,17 +134,6 @@ def hand_on_unfinished(task: ConnectorTask, connection_id: int, resource: str, o
     coalescer.acknowledge(outcome.claim)
     log.warning("xero.flush.handed_on connection=%s resource=%s ids=%d: %s", connection_id, resource,
                 len(outcome.unfinished), outcome.error)
-
-
-def park_until_reconnected(task: ConnectorTask, connection_id: int, resource: str) -> None:
-    """A connection that cannot run: its buffered ids wait durably for the reconnect
-    (connector.resume_parked_work re-queues them then)."""
-    deps = get_deps()
-    while (claim := deps.coalescer.claim(connection_id, resource)) is not None:
-        deps.store.parked.park(connection_id, resource, claim.ids, reason=NEEDS_REAUTH, sync_ids=claim.sync_ids)
-        task.active_connection(connection_id, record_type=RECORD_TYPES[resource], record_ids=claim.ids,
-                               sync_ids=claim.sync_ids)  # audits them as parked
-        deps.coalescer.acknowledge(claim)
 
 
 @app.task(name="connector.fetch_xero_records", base=ConnectorTask, bind=True)
@@ -263,8 +246,6 @@ def poll_xero_connections(self, full_sweep: bool = False) -> int:
 def sweep_buffers(self) -> int:
     """Beat: flush every buffer (both directions) whose ids wait with no flush scheduled: the flush task
     was lost with its worker or never queued (its flag expired), or a worker died holding a lease."""
-    from workers.zoho_tasks import PUSHED_RESOURCES, flush_zoho_buffer
-
     deps = get_deps()
     scheduled = 0
     for connection in deps.store.connections.all():
@@ -277,7 +258,3 @@ def sweep_buffers(self) -> int:
                     queue_flush(buffer, flush, connection.id, resource, countdown=0)
                     scheduled += 1
     return scheduled
-
-
-def flush_queue(flush) -> str:
-    return queues.XERO_QUEUE if flush.name == flush_xero_buffer.name else queues.ZOHO_QUEUE

@@ -1,9 +1,9 @@
 """Zoho-side tasks (queue "zoho"): write fetched Xero records into Zoho; take Zoho notifications in.
 
-Pushes batch ACROSS records: ``push_to_zoho`` adds its ids to a per-(connection, resource) leased
+Pushes batch ACROSS records: ``buffer_zoho_push`` adds its ids to a per-(connection, resource) leased
 buffer in Redis (connector/coalesce.py, the same one the Xero fetches use) and one
-``flush_zoho_buffer`` a moment later claims up to 100 at a time, queues their push and only then
-lets them leave the buffer. A batch of 100 or more is pushed at once.
+``flush_zoho_buffer`` a moment later claims up to 100 at a time, queues their ``push_records_to_zoho``
+and only then lets them leave the buffer. A batch of 100 or more is pushed at once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import logging
 
 from connector import logs, queues
 from connector.backoff import backoff_delay
+from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.deals import DealSync
@@ -19,9 +20,9 @@ from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
-from workers.base import ConnectorTask, Redrive, park_backoff, zoho_resource
+from workers.base import ConnectorTask
+from workers.buffer_flush import queue_flush
 from workers.deps import get_deps
-from workers.xero_tasks import queue_flush
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +34,45 @@ MAX_RECORD_RETRIES = 5
 RECORD_RETRY_CAP_SECONDS = 60.0
 
 
+@app.task(name=queues.BUFFER_ZOHO_PUSH, base=ConnectorTask, bind=True)
+def buffer_zoho_push(self, connection_id: int, resource: str, xero_ids: list[str],
+                     sync_ids: dict | None = None) -> int:
+    """Fetched records of one resource ("contacts", "invoices", "creditnotes", "payments") join the Zoho
+    buffer, and a flush is queued; a batch of 100 or more is a whole upsert and is pushed at once."""
+    return _buffer_ids(self, connection_id, resource, list(xero_ids), dict(sync_ids or {}))
+
+
+@app.task(name=queues.PUSH_RECORDS_TO_ZOHO, base=ConnectorTask, bind=True)
+def push_records_to_zoho(self, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict | None = None,
+                         attempt: int = 0, parked_attempts: int = 0) -> int:
+    """Write these records of one resource to Zoho now (a flushed batch, a replay, a backfill page, parked
+    work resumed). ``attempt``: retries of Zoho's retryable refusals so far; ``parked_attempts``: times parked."""
+    return _push_now(self, connection_id, resource, list(xero_ids), dict(sync_ids or {}), attempt, parked_attempts)
+
+
+# The task name before buffering and pushing were two tasks. Messages sent under it by an older
+# release may still sit in the broker during an upgrade; it can go once no worker or queue of that
+# release remains (one release after this one).
 @app.task(name="connector.push_to_zoho", base=ConnectorTask, bind=True)
 def push_to_zoho(self, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict | None = None,
                  buffered: bool = True, attempt: int = 0, parked_attempts: int = 0) -> int:
-    """Push fetched records of one resource ("contacts", "invoices", "creditnotes", "payments")."""
-    sync_ids = dict(sync_ids or {})
-    if buffered and len(xero_ids) < MAX_RECORDS_PER_WRITE:
-        buffer = get_deps().zoho_buffer
-        flush_needed, _ = buffer.add(connection_id, resource, {x: sync_ids.get(x) or "" for x in xero_ids},
-                                     countdown=BUFFER_LINGER_SECONDS)
-        full = buffer.pending(connection_id, resource) >= MAX_RECORDS_PER_WRITE  # a whole upsert: go at once
-        if full or flush_needed:
-            queue_flush(buffer, flush_zoho_buffer, connection_id, resource,
-                        countdown=0 if full else BUFFER_LINGER_SECONDS)
-        log.info("zoho.push.buffered", extra={"records": len(xero_ids)})
-        return 0
-    return _push_now(self, connection_id, resource, list(xero_ids), sync_ids, attempt, parked_attempts)
+    """An older release's message: ``buffered`` chose between buffer_zoho_push and push_records_to_zoho."""
+    if buffered:
+        return _buffer_ids(self, connection_id, resource, list(xero_ids), dict(sync_ids or {}))
+    return _push_now(self, connection_id, resource, list(xero_ids), dict(sync_ids or {}), attempt, parked_attempts)
+
+
+def _buffer_ids(task: ConnectorTask, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict) -> int:
+    if len(xero_ids) >= MAX_RECORDS_PER_WRITE:
+        return _push_now(task, connection_id, resource, xero_ids, sync_ids, attempt=0, parked_attempts=0)
+    buffer = get_deps().zoho_buffer
+    flush_needed, _ = buffer.add(connection_id, resource, {x: sync_ids.get(x) or "" for x in xero_ids},
+                                 countdown=BUFFER_LINGER_SECONDS)
+    full = buffer.pending(connection_id, resource) >= MAX_RECORDS_PER_WRITE  # a whole upsert: go at once
+    if full or flush_needed:
+        queue_flush(buffer, flush_zoho_buffer, connection_id, resource, countdown=0 if full else BUFFER_LINGER_SECONDS)
+    log.info("zoho.push.buffered", extra={"records": len(xero_ids)})
+    return 0
 
 
 @app.task(name="connector.flush_zoho_buffer", base=ConnectorTask, bind=True)
@@ -63,8 +87,8 @@ def flush_zoho_buffer(self, connection_id: int, resource: str) -> int:
         taken.update({x: claim.sync_ids.get(x, "") for x in claim.ids})
         with logs.bound(**logs.one_trip(claim.ids, claim.sync_ids)):
             try:
-                push_to_zoho.apply_async(args=[connection_id, resource, claim.ids, claim.sync_ids],
-                                         kwargs={"buffered": False}, queue=queues.ZOHO_QUEUE)
+                push_records_to_zoho.apply_async(args=[connection_id, resource, claim.ids, claim.sync_ids],
+                                                 queue=queues.ZOHO_QUEUE)
             except Exception:
                 buffer.release(claim)
                 raise
@@ -96,9 +120,9 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
         # Records already pushed are skipped by their content hash, so a retry writes nothing twice;
         # a batch that keeps failing is split until the record at fault is alone.
         def split(part: list[str], countdown: float) -> None:
-            push_to_zoho.apply_async(
+            push_records_to_zoho.apply_async(
                 args=[connection_id, resource, part, {x: sync_ids[x] for x in part if x in sync_ids}],
-                kwargs={"buffered": False, "attempt": attempt, "parked_attempts": parked_attempts},
+                kwargs={"attempt": attempt, "parked_attempts": parked_attempts},
                 countdown=countdown, retries=task.request.retries + 1, queue=queues.ZOHO_QUEUE)
 
         task.retry_or_fail(exc, connection_id=connection_id, record_type=record_type, record_ids=xero_ids,
@@ -108,15 +132,16 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
         retry_sync_ids = {x: sync_ids[x] for x in outcome.retry if x in sync_ids}
         if attempt < MAX_RECORD_RETRIES:
             # Only the records Zoho refused with a retryable code (or waiting on their contact) go again.
-            push_to_zoho.apply_async(
+            push_records_to_zoho.apply_async(
                 args=[connection_id, resource, outcome.retry, retry_sync_ids],
-                kwargs={"buffered": False, "attempt": attempt + 1, "parked_attempts": parked_attempts},
+                kwargs={"attempt": attempt + 1, "parked_attempts": parked_attempts},
                 countdown=backoff_delay(attempt, base=1.0, cap=RECORD_RETRY_CAP_SECONDS, jitter=(0.8, 1.0)),
                 queue=queues.ZOHO_QUEUE)
         else:
-            task.park(redrive, reason=OUTAGE, wait=park_backoff(parked_attempts), connection_id=connection_id,
-                      record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
-                      exc=RuntimeError(f"Zoho kept refusing {len(outcome.retry)} record(s) with a retryable code"))
+            task.parking().park(
+                reason=OUTAGE, redrive=redrive, wait=park_backoff(parked_attempts), connection_id=connection_id,
+                record_type=record_type, record_ids=outcome.retry, sync_ids=retry_sync_ids,
+                error=RuntimeError(f"Zoho kept refusing {len(outcome.retry)} record(s) with a retryable code"))
     return len(outcome.written)
 
 

@@ -33,7 +33,7 @@ from connector.mapping.formulas import restore
 from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.mapping_config import WRITABLE_TO_XERO, SyncConfig
-from connector.pipeline.to_zoho import as_written, owned_projection, zoho_contact_records
+from connector.mapping.zoho_records import as_written, owned_projection, zoho_contact_records
 from connector.store import audit as stages
 
 # Xero gives ContactPersons only names and an email; phones belong to the primary person.

@@ -3,7 +3,7 @@
 Webhook ids are not fetched at once: ``buffer_xero_events`` adds them to a shared Redis buffer per
 (connection, resource) (connector/coalesce.py) and ``flush_xero_buffer`` fetches whatever gathered
 there within the batch window, ≤50 ids per ``IDs=`` call. When Xero's daily budget is spent the
-unfetched ids are parked durably (ParkedWorkStore) until the budget frees, instead of waiting
+unfetched ids are parked durably (connector.parking) until the budget frees, instead of waiting
 hours as countdown tasks.
 """
 
@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable, Iterable
 
 from connector import logs
@@ -25,8 +25,8 @@ from connector.errors import NotFound, RateLimited
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, XERO_CATEGORIES, new_sync_id
 from connector.ratelimit import problem_scope
+from connector.parking import park_for_daily_budget
 from connector.store import audit as stages
-from connector.store.parked import DAILY_BUDGET
 
 log = logging.getLogger(__name__)
 
@@ -246,23 +246,6 @@ def _each_payment(xero, ids: list[str]) -> list[dict]:
 def is_daily_budget(exc: Exception) -> bool:
     """A RateLimited that will last hours: our governor's day window, or Xero's daily 429."""
     return isinstance(exc, RateLimited) and problem_scope(exc.problem) == "day"
-
-
-def park_for_daily_budget(connection_id: int, resource: str, ids: list[str], sync_ids: dict[str, str], *,
-                          retry_after: float, priority: int, parked, audit, clock: Clock) -> datetime:
-    """Park unfetched ids durably until the daily budget frees; returns when that is."""
-    resume_after = clock.now() + timedelta(seconds=retry_after)
-    parked.park(connection_id, resource, ids, reason=DAILY_BUDGET, resume_after=resume_after,
-                priority=priority, sync_ids=sync_ids)
-    for record_id in ids:
-        audit.record(
-            connection_id=connection_id, record_type=RECORD_TYPES[resource], record_id=record_id,
-            sync_id=sync_ids.get(record_id), stage=stages.PARKED,
-            detail={"reason": DAILY_BUDGET, "resume_after": resume_after.isoformat()},
-        )
-    log.warning("pipeline.xero.daily_budget_spent",
-                extra={"connection_id": connection_id, "resource": resource, "parked": len(ids)})
-    return resume_after
 
 
 @dataclass

@@ -1,10 +1,11 @@
-"""A connection world: both sandboxes over HTTP on one injectable clock, PostgreSQL, Redis db 3,
-the vault, and the connect flows wired to them (Zoho channel set-up included)."""
+"""A connection world: the system of tests/system.py with no tenant connected yet, both sandboxes on one
+injectable clock, PostgreSQL, real Redis, and the connect flows wired to them (Zoho channel set-up included)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from functools import cached_property
+from typing import Callable
 
 import pytest
 import requests
@@ -12,43 +13,63 @@ import requests
 from connector.channels import ensure_channel
 from connector.clock import Clock, ManualClock
 from connector.connect import Connector
-from connector.http import make_session
-from connector.sandbox.common import ServedApp, serve
-from connector.sandbox.xero import XeroSandbox
+from connector.sandbox.common import serve
 from connector.sandbox.zoho import ZohoSandbox
 from connector.secret import Secret
-from connector.settings import Settings
 from connector.store import Store
 from connector.store.credentials import CredentialStore
 from connector.store.vault import Vault
 from connector.xero.auth import XeroTokenManager
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
-from tests.conftest import redis_db, require_redis
 from tests.processes import free_port
+from tests.system import System
 from webhooks import create_app
 
 ADMIN_TOKEN = "operator-token-for-the-connect-tests"
-REDIS_DB = redis_db("connections")
 NOTIFY_URL = "http://127.0.0.1:9/webhooks/zoho"  # channels need one; nothing is delivered in these tests
 
 
-@dataclass
-class World:
-    clock: Clock
-    xero: XeroSandbox
-    zoho: ZohoSandbox
-    xero_server: ServedApp
-    zoho_server: ServedApp
-    settings: Settings
-    store: Store
-    vault: Vault
-    credentials: CredentialStore
-    redis: object
-    session: requests.Session
-    flows: Connector
-    database_url: str
-    vault_keyring: str
+@dataclass(eq=False)
+class World(System):
+    """A system seen by the connect flows: its store, vault and credentials, token managers on its clock."""
+
+    @property
+    def store(self) -> Store:
+        return self.deps.store
+
+    @property
+    def vault(self) -> Vault:
+        return self.deps.vault
+
+    @property
+    def credentials(self) -> CredentialStore:
+        return self.deps.credentials
+
+    @property
+    def redis(self):
+        return self.deps.redis
+
+    @property
+    def session(self) -> requests.Session:
+        return self.deps.http
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url
+
+    @property
+    def vault_keyring(self) -> str:
+        return self.settings.vault_keys.reveal()
+
+    @cached_property
+    def flows(self) -> Connector:
+        return Connector(
+            settings=self.settings, store=self.store, credentials=self.credentials, redis=self.redis,
+            session=self.session, clock=self.clock,
+            on_zoho_connected=lambda owner: ensure_channel(
+                owner, zoho=self.zoho_client(owner), channels=self.store.channels, credentials=self.credentials,
+                notify_url=NOTIFY_URL, clock=self.clock))
 
     def xero_tokens(self, connection_id: int, **options) -> XeroTokenManager:
         return XeroTokenManager(
@@ -77,39 +98,24 @@ class World:
         return self.flows.finish_from_url(system, answer.headers["Location"])
 
 
-def make_world(database_url: str, clock: Clock) -> Iterator[World]:
-    redis = require_redis(REDIS_DB)
-    xero, zoho = XeroSandbox(clock), ZohoSandbox(clock)
-    xero_server, zoho_server = serve(xero), serve(zoho)
-    settings = Settings(
-        database_url=database_url, redis_url="redis://", xero_client_id=xero.client_id,
-        xero_client_secret=Secret(xero.client_secret), xero_api_url=xero_server.url,
-        xero_identity_url=xero_server.url, xero_login_url=xero_server.url, zoho_client_id=zoho.client_id,
-        zoho_client_secret=Secret(zoho.client_secret), zoho_accounts_url=zoho_server.url,
-    )
-    store = Store.open(database_url, clock=clock)
-    keyring = Vault.generate_keyring("k1")
-    vault = Vault(keyring)
-    credentials = store.credentials(vault)
-    session = make_session()
-    world = World(clock, xero, zoho, xero_server, zoho_server, settings, store, vault, credentials, redis, session,
-                  None, database_url, keyring)  # type: ignore[arg-type]
-    world.flows = Connector(
-        settings=settings, store=store, credentials=credentials, redis=redis, session=session, clock=clock,
-        on_zoho_connected=lambda owner: ensure_channel(owner, zoho=world.zoho_client(owner), channels=store.channels,
-                                                       credentials=credentials, notify_url=NOTIFY_URL, clock=clock),
-    )
-    try:
-        yield world
-    finally:
-        xero_server.shutdown()
-        zoho_server.shutdown()
-        store.close()
+@pytest.fixture
+def system_defaults(pg_database_url) -> dict:
+    return {"redis": "connections", "database_url": pg_database_url, "tenant": None}
 
 
 @pytest.fixture
-def world(pg_database_url) -> Iterator[World]:
-    yield from make_world(pg_database_url, ManualClock())
+def make_world(make_system) -> Callable[..., World]:
+    """``make_world(clock, **options)``: a world on ``clock`` (the Zoho sandbox's too); options as make_system's."""
+    def make(clock: Clock, **options) -> World:
+        return World(**vars(make_system(clock=clock, zoho=ZohoSandbox(clock), **options)))
+
+    return make
+
+
+@pytest.fixture
+def world(make_world) -> World:
+    return make_world(ManualClock())
+
 
 @pytest.fixture
 def receiver(world):

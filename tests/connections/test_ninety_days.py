@@ -18,7 +18,7 @@ import requests
 from connector.channels import renew_channels
 from connector.clock import ManualClock
 from connector.connect import refresh_expiring_tokens
-from tests.connections.conftest import NOTIFY_URL, make_world
+from tests.connections.conftest import NOTIFY_URL
 
 STEP = timedelta(minutes=25)
 MARGIN_SECONDS = 28 * 60
@@ -29,8 +29,8 @@ DAYS = int(os.environ.get("CONNECTOR_SIM_DAYS", "90"))
 
 
 @pytest.fixture
-def sim_world(pg_database_url):
-    yield from make_world(pg_database_url, ManualClock())
+def sim_world(make_world):
+    return make_world(ManualClock())
 
 
 @pytest.mark.start_early

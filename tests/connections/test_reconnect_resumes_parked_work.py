@@ -7,49 +7,26 @@ from __future__ import annotations
 import pytest
 
 from connector.clock import SYSTEM_CLOCK
-from connector.connect import resume_parked_work
+from connector.parking import resume_parked_work
 from connector.mapping import zoho_fields
-from connector.sandbox.common import serve
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import audit as stages
 from connector.store.parked import NEEDS_REAUTH, ZOHO_NOT_CONNECTED
-from tests.conftest import (
-    INTEGRATION_REDIS_DB,
-    integration_broker,
-    require_redis,
-    sandbox_env,
-    start_celery_worker,
-    stop_celery_worker,
-)
-from tests.connections.conftest import make_world
-from webhooks import create_app
-from webhooks.enqueue import celery_enqueuer
+from tests.conftest import integration_broker
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def live(pg_database_url, tmp_path):
-    require_redis(INTEGRATION_REDIS_DB)
-    worlds = make_world(pg_database_url, SYSTEM_CLOCK)  # the worker process runs on real time
-    world = next(worlds)
-    env = sandbox_env(database_url=pg_database_url, data_dir=tmp_path, vault_keys=world.vault_keyring,
-                      xero=world.xero, xero_url=world.xero_server.url, zoho=world.zoho,
-                      zoho_url=world.zoho_server.url, XERO_BATCH_WINDOW="0.2")
+def live(make_world):
+    world = make_world(SYSTEM_CLOCK, redis="integration", processes=True,  # the worker process runs on real time
+                       env={"XERO_BATCH_WINDOW": "0.2"})
     broker = integration_broker("reconnect-test")
     # As workers/deps.py wires it: a reconnect queues the resume of the connection's parked work.
     world.flows.on_connected = lambda ids: broker.send_task(
         "connector.resume_parked_work", args=[ids], queue="maintenance")
-    worker = start_celery_worker(env, "reconnect")
-    receiver = serve(create_app(webhook_key=world.xero.webhook_key, enqueue=celery_enqueuer(broker),
-                                zoho_channels=world.store.channels))
-    try:
-        yield world, f"{receiver.url}/webhooks/xero", worker
-    finally:
-        receiver.shutdown()
-        print(stop_celery_worker(worker))
-        next(worlds, None)
+    return world, world.hook_url, world.worker
 
 
 def test_revoked_consent_parks_work_and_reconnecting_resumes_it(live):

@@ -14,7 +14,7 @@ from connector.store import Store
 from connector.store.db import make_engine
 from connector.store.vault import Vault
 from connector.xero.auth import XeroTokenManager
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 
 PROCESSES = 20
 
@@ -26,7 +26,7 @@ def _race_for_token(database_url, keyring, token_url, client_id, client_secret, 
     store = Store(make_engine(database_url))
     manager = XeroTokenManager(
         connection_id=connection_id, credentials=store.credentials(Vault(keyring)),
-        redis=redis.Redis.from_url(redis_url(3), decode_responses=True), session=make_session(),
+        redis=redis.Redis.from_url(redis_url(redis_db("connections")), decode_responses=True), session=make_session(),
         token_url=token_url, client_id=client_id, client_secret=Secret(client_secret),
     )
     barrier.wait(timeout=30)
@@ -38,38 +38,33 @@ def _race_for_token(database_url, keyring, token_url, client_id, client_secret, 
         store.close()
 
 
-def test_twenty_processes_with_an_expired_token_make_exactly_one_refresh(pg_database_url):
+def test_twenty_processes_with_an_expired_token_make_exactly_one_refresh(make_world, pg_database_url):
     from connector.clock import SYSTEM_CLOCK
-    from tests.connections.conftest import make_world
 
-    worlds = make_world(pg_database_url, SYSTEM_CLOCK)  # real time: the children use the system clock
-    world = next(worlds)
-    try:
-        world.xero.add_tenant("Kea Ltd")
-        [kea] = world.consent("xero")
-        stored = world.credentials.load(kea.id, "xero")
-        stored.tokens.expires_at = world.clock.now() - timedelta(seconds=1)
-        world.credentials.save(kea.id, "xero", stored.tokens)
-        world.xero.expire_access_tokens()
-        before = len(world.xero.calls(path_prefix="/connect/token"))
+    world = make_world(SYSTEM_CLOCK)  # real time: the children use the system clock
+    world.xero.add_tenant("Kea Ltd")
+    [kea] = world.consent("xero")
+    stored = world.credentials.load(kea.id, "xero")
+    stored.tokens.expires_at = world.clock.now() - timedelta(seconds=1)
+    world.credentials.save(kea.id, "xero", stored.tokens)
+    world.xero.expire_access_tokens()
+    before = len(world.xero.calls(path_prefix="/connect/token"))
 
-        context = multiprocessing.get_context("fork")
-        barrier, results = context.Barrier(PROCESSES), context.Queue()
-        args = (pg_database_url, world.vault_keyring, f"{world.xero_server.url}/connect/token", world.xero.client_id,
-                world.xero.client_secret, kea.id, barrier, results)
-        workers = [context.Process(target=_race_for_token, args=args) for _ in range(PROCESSES)]
-        for process in workers:
-            process.start()
-        tokens = [results.get(timeout=60) for _ in workers]
-        for process in workers:
-            process.join(timeout=30)
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(PROCESSES), context.Queue()
+    args = (pg_database_url, world.vault_keyring, f"{world.xero_server.url}/connect/token", world.xero.client_id,
+            world.xero.client_secret, kea.id, barrier, results)
+    workers = [context.Process(target=_race_for_token, args=args) for _ in range(PROCESSES)]
+    for process in workers:
+        process.start()
+    tokens = [results.get(timeout=60) for _ in workers]
+    for process in workers:
+        process.join(timeout=30)
 
-        assert not [t for t in tokens if t.startswith("error")], tokens
-        assert len(world.xero.calls(path_prefix="/connect/token")) - before == 1  # the sandbox's own log
-        assert len(set(tokens)) == 1  # everyone uses the one new token...
-        assert tokens[0] == world.credentials.load(kea.id, "xero").tokens.access_token.reveal()  # ...as stored
-    finally:
-        next(worlds, None)
+    assert not [t for t in tokens if t.startswith("error")], tokens
+    assert len(world.xero.calls(path_prefix="/connect/token")) - before == 1  # the sandbox's own log
+    assert len(set(tokens)) == 1  # everyone uses the one new token...
+    assert tokens[0] == world.credentials.load(kea.id, "xero").tokens.access_token.reveal()  # ...as stored
 
 
 def test_a_lost_refresh_response_is_recovered_within_the_grace_period(world):

@@ -12,21 +12,18 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
-from connector.clock import SYSTEM_CLOCK
-from connector.sandbox.common import serve
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.zoho import ZohoSandbox
-from connector.secret import Secret
 from connector.settings import Settings
-from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
-from tests.conftest import redis_db, redis_url, require_redis, sandbox_env
+from tests.conftest import redis_db, redis_url, require_redis
+from tests.system import OnSandboxes, Sandboxed
+from workers.demo import connect_sandbox_tenant
 from workers.deps import configure
 from workers.embedded import wait_until
 
@@ -83,10 +80,9 @@ class Process:
 
 
 @dataclass
-class Deployment:
+class Deployment(OnSandboxes):
     env: dict[str, str]
-    xero: XeroSandbox
-    zoho: ZohoSandbox
+    served: Sandboxed
     tenant_id: str
     workdir: Path
     processes: list[Process] = field(default_factory=list)
@@ -108,18 +104,10 @@ class Deployment:
 
     def connect(self):
         """Link the sandbox tenant and Zoho org, as `connector connect` would (the schema must exist)."""
-        deps = configure(Settings.from_env(self.env))
-        connection = deps.store.connections.create(name="Deploy Test Ltd", xero_tenant_id=self.tenant_id)
-        self.deps = deps
-        grant = self.xero.issue_grant([self.tenant_id])
-        now = SYSTEM_CLOCK.now()
-        deps.credentials.save(connection.id, "xero", TokenSet(
-            access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
-            expires_at=now + timedelta(seconds=grant["expires_in"]), scope=grant["scope"]))
-        deps.credentials.save(connection.id, "zoho", TokenSet(
-            access_token=Secret(""), refresh_token=Secret(self.zoho.issue_refresh_token()), expires_at=now))
-        self.connection_id = connection.id
-        return connection
+        self.deps = configure(Settings.from_env(self.env))
+        self.connection_id, _ = connect_sandbox_tenant(self.deps, self.served.sandboxes, "Deploy Test Ltd",
+                                                       tenant_id=self.tenant_id)
+        return self.deps.store.connections.get(self.connection_id)
 
     def latest_stage(self, record_type: str, record_id: str) -> str | None:
         return self.deps.store.audit.latest_stage(self.connection_id, record_type, record_id)
@@ -147,15 +135,13 @@ def wait_for_http(url: str, *, timeout: float, process: Process | None = None) -
 def deployment(pg_database_url, tmp_path):
     """The production environment of a deployment (every variable the README asks for)."""
     require_redis(DEPLOY_REDIS_DB)
-    xero, zoho = XeroSandbox(), ZohoSandbox()
-    xero_server, zoho_server = serve(xero), serve(zoho)
+    served = Sandboxed.serve(XeroSandbox(), ZohoSandbox())
     broker = redis_url(DEPLOY_REDIS_DB)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("FLOWER_", "CONNECTOR_", "XERO_", "ZOHO_"))},
-        **sandbox_env(database_url=pg_database_url, data_dir=data_dir, vault_keys=Vault.generate_keyring("k1"),
-                      xero=xero, xero_url=xero_server.url, zoho=zoho, zoho_url=zoho_server.url),
+        **served.env(database_url=pg_database_url, data_dir=data_dir, vault_keys=Vault.generate_keyring("k1")),
         "REDIS_URL": broker, "CELERY_BROKER_URL": broker,
         "CONNECTOR_PUBLIC_URL": "https://connector.example.com",
         "CONNECTOR_ADMIN_TOKEN": "deploy-test-admin-token-0123456789abcdef",
@@ -168,15 +154,14 @@ def deployment(pg_database_url, tmp_path):
     env.pop("CONNECTOR_EMBEDDED", None)
     workdir = tmp_path / "app"
     workdir.mkdir()
-    deployment = Deployment(env=env, xero=xero, zoho=zoho, tenant_id=xero.add_tenant("Deploy Test Ltd"),
+    deployment = Deployment(env=env, served=served, tenant_id=served.xero.add_tenant("Deploy Test Ltd"),
                             workdir=workdir)
     yield deployment
     for process in reversed(deployment.processes):
         process.stop()
     if deployment.deps is not None:
         deployment.deps.store.engine.dispose()
-    xero_server.shutdown()
-    zoho_server.shutdown()
+    served.close()
 
 
 def shell_words(command: str) -> list[str]:

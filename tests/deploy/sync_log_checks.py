@@ -28,8 +28,8 @@ def assert_every_line_of_the_sync_carries_its_sync_id(deployment, web, worker, c
     of_this_sync = [line for line in worker_lines
                     if line.get("task_id") in chain_tasks or line.get("xero_id") == contact_id]
     task_names = {line.get("task") for line in of_this_sync}
-    assert {"connector.ingest_xero_events", "connector.flush_xero_buffer", "connector.push_to_zoho",
-            "connector.flush_zoho_buffer"} <= task_names, task_names
+    assert {"connector.ingest_xero_events", "connector.flush_xero_buffer", "connector.buffer_zoho_push",
+            "connector.flush_zoho_buffer", "connector.push_records_to_zoho"} <= task_names, task_names
 
     stray = [line for line in of_this_sync if line.get("sync_id") != sync_id]
     assert not stray, stray[:5]

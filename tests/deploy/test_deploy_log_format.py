@@ -98,12 +98,12 @@ def test_bad_settings_name_the_variable():
 def test_a_task_binds_the_sync_its_arguments_name():
     from workers.log_context import sync_fields
     from workers.xero_tasks import fetch_xero_records, ingest_xero_events
-    from workers.zoho_tasks import push_to_zoho
+    from workers.zoho_tasks import push_records_to_zoho
 
     assert sync_fields(fetch_xero_records, [7, "invoices", ["i-1"], {"i-1": "s-1"}], {}) == {
         "connection_id": 7, "record_type": "invoice", "xero_id": "i-1", "sync_id": "s-1"}
     # A batch of several records: no single xero_id or sync_id (their own lines carry them).
-    assert sync_fields(push_to_zoho, [7, "contacts", ["a", "b"], {"a": "s-a", "b": "s-b"}], {"buffered": False}) == {
+    assert sync_fields(push_records_to_zoho, [7, "contacts", ["a", "b"], {"a": "s-a", "b": "s-b"}], {}) == {
         "connection_id": 7, "record_type": "contact"}
     event = {"resourceId": "c-1", "eventCategory": "CONTACT", "tenantId": "t", "sync_id": "s-9"}
     assert sync_fields(ingest_xero_events, [[event]], {}) == {

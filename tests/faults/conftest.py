@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields as zf
-from connector.secret import Secret
 from connector.settings import Settings
-from connector.store.credentials import TokenSet
 from connector.store.vault import Vault
-from tests.conftest import fresh_pg_database
+from tests.conftest import fresh_pg_database, sandbox_env
 from tests.faults.harness import Stack, start_sandbox
 from tests.processes import RedisServer, free_port, wait_for
 from tests.faults.invariants import violations
+from workers.demo import save_sandbox_grants
 
 _names = itertools.count(1)
 # The deployment runs with short recovery timings (the same mechanisms, compressed), so a test that
@@ -40,15 +38,13 @@ def stack(pg_admin, tmp_path_factory):
     info = control.call("GET", "info")
     with fresh_pg_database(pg_admin) as database_url:
         receiver_port = free_port()
+        # The sandboxes run in a process of their own: what a worker needs of them comes from its control API.
+        xero, zoho = SimpleNamespace(**info["xero"]), SimpleNamespace(**info["zoho"])
         env = {
-            "DATABASE_URL": database_url, "REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url,
-            "CONNECTOR_DATA_DIR": str(workdir / "data"), "CONNECTOR_VAULT_KEYS": Vault.generate_keyring("k1"),
-            "CONNECTOR_PUBLIC_URL": f"http://127.0.0.1:{receiver_port}",
-            "XERO_CLIENT_ID": info["xero"]["client_id"], "XERO_CLIENT_SECRET": info["xero"]["client_secret"],
-            "XERO_WEBHOOK_KEY": info["xero"]["webhook_key"], "XERO_API_URL": info["xero"]["url"],
-            "XERO_IDENTITY_URL": info["xero"]["url"], "XERO_LOGIN_URL": info["xero"]["url"],
-            "ZOHO_CLIENT_ID": info["zoho"]["client_id"], "ZOHO_CLIENT_SECRET": info["zoho"]["client_secret"],
-            "ZOHO_ACCOUNTS_URL": info["zoho"]["url"], "XERO_BATCH_WINDOW": "0.5", "LOG_FORMAT": "text",
+            **sandbox_env(database_url=database_url, data_dir=workdir / "data", vault_keys=Vault.generate_keyring("k1"),
+                          xero=xero, xero_url=xero.url, zoho=zoho, zoho_url=zoho.url),
+            "REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url,
+            "CONNECTOR_PUBLIC_URL": f"http://127.0.0.1:{receiver_port}", "XERO_BATCH_WINDOW": "0.5", "LOG_FORMAT": "text",
             "CONNECTOR_LEASE_SECONDS": str(LEASE_SECONDS), "CONNECTOR_SWEEP_INTERVAL": str(SWEEP_SECONDS),
             "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
         }
@@ -147,12 +143,7 @@ def org(stack, deps) -> Org:
     grant = stack.control.call("POST", "xero/tenants", json_body={"name": name})
     zoho_refresh = stack.control.call("POST", "zoho/grants")["refresh_token"]
     connection = deps.store.connections.create(name=name, xero_tenant_id=grant["tenant_id"])
-    now = SYSTEM_CLOCK.now()
-    deps.credentials.save(connection.id, "xero", TokenSet(
-        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
-        expires_at=now + timedelta(seconds=grant["expires_in"]), scope=grant["scope"]))
-    deps.credentials.save(connection.id, "zoho", TokenSet(
-        access_token=Secret(""), refresh_token=Secret(zoho_refresh), expires_at=now))
+    save_sandbox_grants(deps, connection.id, grant, zoho_refresh)
     yield Org(stack, deps, grant["tenant_id"], connection.id, grant["refresh_token"], zoho_refresh)
     stack.control.clear_faults()
 

@@ -37,13 +37,13 @@ def list_calls(xero) -> int:
 
 def test_backfill_killed_mid_way_resumes_without_duplicates_or_refetching_finished_pages(make_system):
     system = make_system()
-    xero, zoho, deps, cid = system["xero"], system["zoho"], system["deps"], system["connection_id"]
-    stop_celery_worker(system["worker"])  # this test runs its own prefork workers
+    xero, zoho, deps, cid = system.xero, system.zoho, system.deps, system.connection_id
+    stop_celery_worker(system.worker)  # this test runs its own prefork workers
     env = {**os.environ, **sandbox_env(
         database_url=deps.settings.database_url, data_dir=deps.settings.data_dir,
         vault_keys=deps.settings.vault_keys.reveal(), xero=xero, xero_url=xero.base_url, zoho=zoho,
         zoho_url=zoho.base_url)}
-    contacts = seed_demo_org(xero, system["tenant_id"], contacts=2200)  # three pages
+    contacts = seed_demo_org(xero, system.tenant_id, contacts=2200)  # three pages
     command = [sys.executable, "-m", "workers.cli", "backfill", str(cid), "--resources", "contacts", "--detach"]
 
     first = prefork_worker(env)
@@ -79,8 +79,8 @@ def test_backfill_killed_mid_way_resumes_without_duplicates_or_refetching_finish
 
 def test_dry_run_waits_for_the_minute_window_of_the_shared_governor_and_completes(make_system, capsys):
     clock = ManualClock(SYSTEM_CLOCK.now())  # the dry run sleeps on it; the sandbox counts its minute on it
-    system = make_system(clock=clock, XERO_MINUTE_LIMIT="4")  # a backfill's share: 3 calls a minute
-    xero, deps, cid, tenant_id = system["xero"], system["deps"], system["connection_id"], system["tenant_id"]
+    system = make_system(clock=clock, env={"XERO_MINUTE_LIMIT": "4"})  # a backfill's share: 3 calls a minute
+    xero, deps, cid, tenant_id = system.xero, system.deps, system.connection_id, system.tenant_id
     seed_demo_org(xero, tenant_id, contacts=4500)  # five pages
     capsys.readouterr()
 

@@ -28,18 +28,18 @@ def retried_ingest_waiting(redis) -> bool:
 
 def test_events_that_arrive_while_the_database_is_down_are_synced_once_it_is_back(system, pg_admin,
                                                                                    pg_database_url):
-    xero, deps, connection_id = system["xero"], system["deps"], system["connection_id"]
-    assert xero.intent_to_receive(system["hook_url"]).ok
+    xero, deps, connection_id = system.xero, system.deps, system.connection_id
+    assert xero.intent_to_receive(system.hook_url).ok
     # The worker is up and syncing (it checks the database once at start-up, before the outage).
-    first = seed_demo_org(xero, system["tenant_id"], contacts=1)
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    first = seed_demo_org(xero, system.tenant_id, contacts=1)
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: settled(deps.store.audit, connection_id, first), timeout=60)
-    contact_ids = [xero.create_contact(system["tenant_id"], Name=f"During the outage {n} Ltd")["ContactID"]
+    contact_ids = [xero.create_contact(system.tenant_id, Name=f"During the outage {n} Ltd")["ContactID"]
                    for n in range(5)]
     redis = deps.redis
 
     with PostgresOutage(pg_admin, pg_database_url.rsplit("/", 1)[1]):
-        assert set(xero.deliver_webhooks(system["hook_url"])) == {200}  # the receiver needs no database
+        assert set(xero.deliver_webhooks(system.hook_url)) == {200}  # the receiver needs no database
         # The worker took the ingest, met the outage and queued it again for a retry with backoff.
         assert wait_until(lambda: retried_ingest_waiting(redis), timeout=30), "the ingest task was not retried"
 

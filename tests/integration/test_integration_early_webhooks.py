@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 
 def system_env(system) -> dict:
-    deps, xero, zoho = system["deps"], system["xero"], system["zoho"]
+    deps, xero, zoho = system.deps, system.xero, system.zoho
     return {**os.environ, **sandbox_env(
         database_url=deps.settings.database_url, data_dir=deps.settings.data_dir,
         vault_keys=deps.settings.vault_keys.reveal(), xero=xero, xero_url=deps.settings.xero_api_url, zoho=zoho,
@@ -54,27 +54,27 @@ def connect_xero(env: dict, *args: str) -> str:
 
 def test_webhooks_before_the_organisation_is_connected_are_held_and_synced_once_it_is(make_system):
     system = make_system()
-    xero, deps = system["xero"], system["deps"]
+    xero, deps = system.xero, system.deps
     audit = deps.store.audit
 
     early_tenant = xero.add_tenant("Early Bird Ltd")
     early = seed_demo_org(xero, early_tenant, contacts=2)
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: broker_idle(deps), timeout=60)
     # Nothing failed, so there is nothing to replay.
     assert audit.failures() == []
 
     # The new organisation goes to the Zoho org connection 1 already sends to (as `connector connect zoho` left it).
     zoho_url = deps.settings.zoho_accounts_url
-    deps.store.connections.set_zoho(system["connection_id"], org_id=system["zoho"].org_id, api_domain=zoho_url,
+    deps.store.connections.set_zoho(system.connection_id, org_id=system.zoho.org_id, api_domain=zoho_url,
                                     accounts_url=zoho_url)
-    out = connect_xero(system_env(system), "--tenant", early_tenant, "--zoho-from", str(system["connection_id"]))
+    out = connect_xero(system_env(system), "--tenant", early_tenant, "--zoho-from", str(system.connection_id))
     [later] = [c for c in deps.store.connections.all() if c.xero_tenant_id == early_tenant]
     assert f"connected #{later.id} Early Bird Ltd" in out
     # The connect queues the pick-up; the worker fetches the held records and writes them to Zoho.
     assert wait_until(lambda: all(audit.latest_stage(later.id, "contact", i) == stages.WRITTEN for i in early),
                       timeout=90), [audit.trail(later.id, "contact", i) for i in early]
-    written = {a["Xero_Contact_ID"] for a in system["zoho"].records("Accounts")}
+    written = {a["Xero_Contact_ID"] for a in system.zoho.records("Accounts")}
     assert set(early) <= written
     assert audit.failures() == []
     assert HeldXeroEvents(deps.redis).count(early_tenant) == 0

@@ -23,13 +23,13 @@ def settled(audit, connection_id, ids, passes=1):
 
 
 def test_signed_webhook_ends_as_zoho_records_with_an_audit_trail(system):
-    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
-    connection_id = system["connection_id"]
-    contact_ids = seed_demo_org(xero, system["tenant_id"], contacts=8)
+    xero, zoho, deps = system.xero, system.zoho, system.deps
+    connection_id = system.connection_id
+    contact_ids = seed_demo_org(xero, system.tenant_id, contacts=8)
     events = list(xero.pending_events())
 
-    assert xero.intent_to_receive(system["hook_url"]).ok
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert xero.intent_to_receive(system.hook_url).ok
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: settled(deps.store.audit, connection_id, contact_ids), timeout=60), \
         [deps.store.audit.trail(connection_id, "contact", c) for c in contact_ids[:2]]
 
@@ -39,7 +39,7 @@ def test_signed_webhook_ends_as_zoho_records_with_an_audit_trail(system):
         link = deps.store.links.get(connection_id, "contact", cid)
         account = zoho.record("Accounts", link.zoho_id)
         assert account[zoho_fields.ACCOUNT_XERO_ID] == cid
-        assert account["Account_Name"] == xero.contact(system["tenant_id"], cid)["Name"][:200]
+        assert account["Account_Name"] == xero.contact(system.tenant_id, cid)["Name"][:200]
 
     # The batch was fetched with IDs=, not one GET per event.
     contact_gets = xero.calls(path_prefix="/api.xro/2.0/Contacts", method="GET")
@@ -48,7 +48,7 @@ def test_signed_webhook_ends_as_zoho_records_with_an_audit_trail(system):
     # A second delivery of the same events changes nothing in Zoho.
     writes_before = len(zoho.writes())
     body = xero.webhook_body(events)
-    response = requests.post(system["hook_url"], data=body, timeout=5, headers={
+    response = requests.post(system.hook_url, data=body, timeout=5, headers={
         "Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero.sign(body)})
     assert response.status_code == 200 and response.content == b""
     assert wait_until(lambda: settled(deps.store.audit, connection_id, contact_ids, passes=2), timeout=60)
@@ -57,12 +57,12 @@ def test_signed_webhook_ends_as_zoho_records_with_an_audit_trail(system):
 
 
 def test_xero_outage_is_retried_then_synced(system):
-    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
-    connection_id = system["connection_id"]
-    contact_ids = seed_demo_org(xero, system["tenant_id"], contacts=3)
+    xero, zoho, deps = system.xero, system.zoho, system.deps
+    connection_id = system.connection_id
+    contact_ids = seed_demo_org(xero, system.tenant_id, contacts=3)
     xero.faults.fail_next(2, status=503, path_prefix="/api.xro/2.0/Contacts", body="The Xero API is temporarily unavailable")
 
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(
         lambda: all(deps.store.audit.latest_stage(connection_id, "contact", c) == stages.WRITTEN for c in contact_ids),
         timeout=60,
@@ -73,17 +73,17 @@ def test_xero_outage_is_retried_then_synced(system):
 
 
 def test_bad_signature_is_refused_and_nothing_is_queued(system):
-    xero, deps = system["xero"], system["deps"]
-    connection_id, tenant_id = system["connection_id"], system["tenant_id"]
+    xero, deps = system.xero, system.deps
+    connection_id, tenant_id = system.connection_id, system.tenant_id
     refused_ids = seed_demo_org(xero, tenant_id, contacts=2)
-    statuses = xero.deliver_webhooks(system["hook_url"], bad_signature=True)
+    statuses = xero.deliver_webhooks(system.hook_url, bad_signature=True)
     assert set(statuses) == {401}
 
     # A signed delivery after the refused ones, on the same queue: once the worker has synced it, whatever
     # the refused ones might have queued before it has had its turn.
     marker_id = xero.create_contact(tenant_id, Name="Marker Ltd")["ContactID"]
     body = xero.webhook_body([e for e in xero.pending_events() if e["resourceId"] == marker_id])
-    response = requests.post(system["hook_url"], data=body, timeout=5, headers={
+    response = requests.post(system.hook_url, data=body, timeout=5, headers={
         "Content-Type": "application/json; charset=utf-8", "x-xero-signature": xero.sign(body)})
     assert response.status_code == 200
     assert wait_until(lambda: settled(deps.store.audit, connection_id, [marker_id]), timeout=60), \
@@ -98,15 +98,15 @@ def test_bad_signature_is_refused_and_nothing_is_queued(system):
 def test_a_nul_character_in_xero_data_is_stored_and_synced_without_failing_its_batch(system):
     """PostgreSQL's JSONB refuses U+0000; the record still lands (U+FFFD in its place), and so do the
     records fetched in the same batch."""
-    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
-    connection_id, tenant_id = system["connection_id"], system["tenant_id"]
+    xero, zoho, deps = system.xero, system.zoho, system.deps
+    connection_id, tenant_id = system.connection_id, system.tenant_id
     contact_ids = seed_demo_org(xero, tenant_id, contacts=3)
     hostile = xero.create_contact(tenant_id, Name="Null\x00Byte Ltd", FirstName="Nu\x00l",
                                   ContactPersons=[{"FirstName": "Ze\x00ro", "LastName": "Byte",
                                                    "EmailAddress": "zero@example.com"}])["ContactID"]
     everyone = [*contact_ids, hostile]
 
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: settled(deps.store.audit, connection_id, everyone), timeout=60), \
         deps.store.audit.trail(connection_id, "contact", hostile)
     for cid in everyone:

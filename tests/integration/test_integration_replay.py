@@ -38,16 +38,16 @@ def test_replay_of_a_succeeded_a_dead_lettered_and_a_failed_record_through_celer
 
     zoho = RefusingZoho()
     system = make_system(zoho=zoho)
-    xero, deps, connection_id = system["xero"], system["deps"], system["connection_id"]
+    xero, deps, connection_id = system.xero, system.deps, system.connection_id
     audit = deps.store.audit
     env = {**os.environ, **sandbox_env(
         database_url=deps.settings.database_url, data_dir=deps.settings.data_dir,
         vault_keys=deps.settings.vault_keys.reveal(), xero=xero, xero_url=xero.base_url, zoho=zoho,
         zoho_url=zoho.base_url)}
 
-    succeeded, dead = seed_demo_org(xero, system["tenant_id"], contacts=2)
+    succeeded, dead = seed_demo_org(xero, system.tenant_id, contacts=2)
     zoho.refuse = {dead: ["DUPLICATE_DATA", 1]}  # refused once, for a reason no retry fixes
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: audit.latest_stage(connection_id, "contact", succeeded) == stages.WRITTEN
                       and audit.latest_stage(connection_id, "contact", dead) == stages.FAILED, timeout=60)
 
@@ -78,7 +78,7 @@ def test_replay_of_a_succeeded_a_dead_lettered_and_a_failed_record_through_celer
     celery_call(env, "connector.replay", {"connection": connection_id, "record": "widget", "ids": [succeeded]})
     celery_call(env, "connector.replay", {"connection": 99, "record": "contact", "ids": [succeeded]})
     trail_before = len(audit.trail(connection_id, "contact", succeeded))
-    output = stop_celery_worker(system["worker"])
+    output = stop_celery_worker(system.worker)
     assert "replay.refused: record must be one of contact(s)" in output, output
     assert "replay.refused: there is no connection #99" in output, output
     assert "Traceback" not in output, output

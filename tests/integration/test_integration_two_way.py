@@ -23,7 +23,7 @@ def xero_writes(xero) -> list:
 def quiet(system, timeout: float = 30.0) -> bool:
     """Nothing queued, nothing in flight, and no request to either sandbox nor audit row for a while
     (longer than the Xero batch window and the Zoho buffer linger)."""
-    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
+    xero, zoho, deps = system.xero, system.zoho, system.deps
 
     def measure():
         return len(xero.requests), len(zoho.requests), deps.store.audit.count(), broker_idle(deps)
@@ -34,14 +34,14 @@ def quiet(system, timeout: float = 30.0) -> bool:
 
 def deliver_everything(system) -> int:
     """Deliver every pending Xero webhook and Zoho notification until none is left; returns how many."""
-    xero, zoho = system["xero"], system["zoho"]
+    xero, zoho = system.xero, system.zoho
     delivered = 0
     for _ in range(10):
         assert quiet(system)
         if not xero.pending_events() and not zoho.pending_notifications():
             return delivered
         if xero.pending_events():
-            statuses = xero.deliver_webhooks(system["hook_url"])
+            statuses = xero.deliver_webhooks(system.hook_url)
             assert set(statuses) == {200}
             delivered += len(statuses)
         statuses = zoho.deliver_notifications()
@@ -51,20 +51,20 @@ def deliver_everything(system) -> int:
 
 
 def test_person_edit_reaches_xero_exactly_once_and_nothing_echoes(system):
-    xero, zoho, deps = system["xero"], system["zoho"], system["deps"]
-    connection_id, tenant_id = system["connection_id"], system["tenant_id"]
+    xero, zoho, deps = system.xero, system.zoho, system.deps
+    connection_id, tenant_id = system.connection_id, system.tenant_id
     # The channel is enabled the way `connector connect zoho` does it, pointed at the real receiver.
     ensure_channel(connection_id, zoho=deps.zoho_client_for(connection_id), channels=deps.store.channels,
-                   credentials=deps.credentials, notify_url=system["zoho_hook_url"])
-    assert [c["notify_url"] for c in zoho.channels()] == [system["zoho_hook_url"]]
+                   credentials=deps.credentials, notify_url=system.zoho_hook_url)
+    assert [c["notify_url"] for c in zoho.channels()] == [system.zoho_hook_url]
 
     contacts = seed_demo_org(xero, tenant_id, contacts=3)
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: all(deps.store.audit.latest_stage(connection_id, "contact", c) == stages.WRITTEN
                                   for c in contacts), timeout=30)
     # Our own Zoho updates notify the channel (".edit"): each one is recognised as an echo.
     xero.update_contact(tenant_id, contacts[1], Name="Renamed in Xero Ltd")
-    assert set(xero.deliver_webhooks(system["hook_url"])) == {200}
+    assert set(xero.deliver_webhooks(system.hook_url)) == {200}
     assert wait_until(lambda: any(n["module"] == "Accounts" for n in zoho.pending_notifications()), timeout=30)
     assert deliver_everything(system) >= 1
     assert xero_writes(xero) == []
@@ -90,6 +90,6 @@ def test_person_edit_reaches_xero_exactly_once_and_nothing_echoes(system):
     assert deps.store.audit.latest_stage(connection_id, "contact", contacts[0]) == stages.SKIPPED
 
     # Zoho may send the same notification again: it writes nothing anywhere.
-    assert requests.post(system["zoho_hook_url"], json=notification, timeout=5).status_code == 200
+    assert requests.post(system.zoho_hook_url, json=notification, timeout=5).status_code == 200
     deliver_everything(system)
     assert len(xero_writes(xero)) == 1 and len(zoho.writes()) == zoho_writes_before

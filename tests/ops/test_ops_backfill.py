@@ -47,9 +47,9 @@ def most_in_any_window(times: list[float], seconds: float) -> int:
 
 
 def test_dry_run_of_an_org_with_more_pages_than_a_minute_allows_waits_for_the_window_and_completes(
-        make_embedded, capsys):
+        make_system, capsys):
     clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it; the sandbox counts its minute on it
-    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock, minute_limit=4), xero_minute_limit=4)
+    embedded = make_system(clock=clock, xero=XeroSandbox(clock, minute_limit=4), xero_minute_limit=4)
     deps, cid = embedded.deps, embedded.connection_id
     seed_demo_org(embedded.xero, embedded.tenant_id, contacts=7500)  # eight pages
     capsys.readouterr()
@@ -73,9 +73,9 @@ class InterruptedWhileWaiting(ManualClock):
         raise KeyboardInterrupt
 
 
-def test_dry_run_stopped_with_ctrl_c_while_it_waits_says_so_without_a_traceback(make_embedded, capsys):
+def test_dry_run_stopped_with_ctrl_c_while_it_waits_says_so_without_a_traceback(make_system, capsys):
     clock = InterruptedWhileWaiting(SYSTEM_CLOCK.now())
-    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock), xero_minute_limit=4)
+    embedded = make_system(clock=clock, xero=XeroSandbox(clock), xero_minute_limit=4)
     seed_demo_org(embedded.xero, embedded.tenant_id, contacts=3500)  # four pages: the fourth waits
     capsys.readouterr()
 
@@ -86,13 +86,13 @@ def test_dry_run_stopped_with_ctrl_c_while_it_waits_says_so_without_a_traceback(
     assert "Traceback" not in captured.err and len(list_calls(embedded)) == 3
 
 
-def test_dry_run_that_reaches_the_daily_limit_waits_for_it_like_the_backfill_and_completes(make_embedded, capsys):
+def test_dry_run_that_reaches_the_daily_limit_waits_for_it_like_the_backfill_and_completes(make_system, capsys):
     from sqlalchemy import update
 
     from connector.store.tables import Connection
 
     clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it: a day passes at once
-    embedded = make_embedded(clock=clock, xero=XeroSandbox(clock))
+    embedded = make_system(clock=clock, xero=XeroSandbox(clock))
     deps, cid = embedded.deps, embedded.connection_id
     embedded.xero.set_day_limit(embedded.tenant_id, 5)  # a tiny organisation's day: 4 calls for a backfill
     with deps.store.sessions.begin() as session:  # as README says an operator sets it
@@ -299,9 +299,9 @@ def test_a_backfill_waiting_for_its_budget_has_an_eta_from_the_budget_even_befor
     assert f"ETA >= {state.eta.isoformat(timespec='seconds')}" in out
 
 
-def test_backfill_command_with_a_budget_waits_for_it_and_goes_on_the_next_day(make_embedded, capsys):
+def test_backfill_command_with_a_budget_waits_for_it_and_goes_on_the_next_day(make_system, capsys):
     clock = ManualClock(SYSTEM_CLOCK.now())  # the command sleeps on it: a day passes at once
-    embedded = make_embedded(clock=clock)
+    embedded = make_system(clock=clock, xero=XeroSandbox())  # Xero on real time: its tokens outlive the day
     contacts = seed_demo_org(embedded.xero, embedded.tenant_id, contacts=2500)  # three pages
     started = clock.now()
 

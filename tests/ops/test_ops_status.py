@@ -121,9 +121,9 @@ def test_check_shows_the_cause_in_text_and_one_reconnect_for_connections_sharing
     assert f"connector connect zoho --connection {second}`" not in out, out
 
 
-def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make_embedded, capsys):
+def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make_system, capsys):
     clock = ManualClock(datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc))
-    embedded = make_embedded(clock=clock)
+    embedded = make_system(clock=clock)
     deps = embedded.deps
 
     def deliver(tenant_id: str, contact_ids: list[str]) -> None:

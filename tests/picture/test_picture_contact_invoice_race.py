@@ -41,10 +41,10 @@ class _Push(threading.Thread):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def any_picture(request, make_picture):
+def any_picture(request, make_system):
     if request.param == "sqlite":
-        return make_picture()
-    return make_picture(database_url=request.getfixturevalue("pg_database_url"))
+        return make_system()
+    return make_system(database_url=request.getfixturevalue("pg_database_url"))
 
 
 def _lookups_of(picture, invoice_id: str) -> tuple[str | None, str | None]:

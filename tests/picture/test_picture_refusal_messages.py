@@ -1,6 +1,6 @@
 """What an operator reads when Zoho refuses a record: one WARNING line with Zoho's code, message and
 field, the same reason in the audit trail and `connector failures`, and no traceback (those are for bugs).
-Driven through push_to_zoho on a real Celery worker (in-process broker) against the Zoho sandbox."""
+Driven through push_records_to_zoho on a real Celery worker (in-process broker) against the Zoho sandbox."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from connector.sandbox.xero_seed import seed_demo_org
 from connector.sandbox.zoho import ZohoSandbox, _error, _item_error, _Rejected
 from connector.store import audit as stages
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
-from workers.zoho_tasks import push_to_zoho
+from workers.zoho_tasks import push_records_to_zoho
 
 
 class EmailRefusingZoho(ZohoSandbox):
@@ -47,9 +47,9 @@ class PerRecordRefusingZoho(ZohoSandbox):
         return super()._write_one(module, item, index, op, dup_fields)
 
 
-def test_a_request_level_refusal_names_zoho_code_message_and_field(make_picture):
+def test_a_request_level_refusal_names_zoho_code_message_and_field(make_system):
     zoho = EmailRefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     [contact] = seed_demo_org(picture.xero, picture.tenant_id, contacts=1)
     picture.fetch("contacts", [contact])
     zoho.refuse = {contact}
@@ -59,10 +59,10 @@ def test_a_request_level_refusal_names_zoho_code_message_and_field(make_picture)
     assert "400" in message and "INVALID_DATA" in message and "invalid data" in message and "Email" in message
 
 
-def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(make_picture, memory_broker,
+def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(make_system, memory_broker,
                                                                                caplog):
     zoho = EmailRefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     audit = picture.deps.store.audit
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=4)
     picture.fetch("contacts", contacts)
@@ -71,7 +71,7 @@ def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(m
 
     caplog.set_level(logging.INFO)
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", contacts], kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", contacts])
         assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", refused) == stages.FAILED,
                           timeout=30)
         assert wait_until_quiet(lambda: (len(zoho.requests), audit.count(), len(caplog.records)), quiet_for=2.0,
@@ -92,8 +92,8 @@ def test_a_refused_record_is_one_warning_line_no_traceback_and_its_tries_agree(m
     assert failure.attempts == last.detail["attempts"] == 3  # 4 records, then 2, then the refused one alone
 
 
-def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memory_broker, caplog):
-    picture = make_picture()
+def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_system, memory_broker, caplog):
+    picture = make_system()
     deps = picture.deps
     [contact] = seed_demo_org(picture.xero, picture.tenant_id, contacts=1)
     picture.fetch("contacts", [contact])
@@ -102,7 +102,7 @@ def test_a_revoked_zoho_grant_says_to_reconnect_zoho_not_xero(make_picture, memo
 
     caplog.set_level(logging.INFO)
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [contact]], kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", [contact]])
         assert wait_until(lambda: deps.store.connections.get(picture.connection_id).state == "needs_reauth",
                           timeout=30)
         assert wait_until_quiet(lambda: len(caplog.records), quiet_for=1.0, timeout=30)
@@ -129,9 +129,9 @@ def test_only_our_reported_errors_lose_their_traceback_and_the_mark_survives_the
     assert not isinstance(reported(KeyError("a bug")), ConnectorTask.throws)
 
 
-def test_a_per_record_refusal_names_zoho_code_message_and_field_in_the_audit(make_picture):
+def test_a_per_record_refusal_names_zoho_code_message_and_field_in_the_audit(make_system):
     zoho = PerRecordRefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     refused, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
     picture.fetch("contacts", [refused, fine])
     zoho.refuse = {refused}

@@ -1,5 +1,5 @@
-"""A record Zoho refuses in a 207: retried alone when the code is retryable, dead-lettered when not;
-the rest of the batch is written. Driven through push_to_zoho on a real Celery worker (in-process broker)."""
+"""A record Zoho refuses in a 207: retried alone when the code is retryable (then parked), dead-lettered when not;
+the rest of the batch is written. Driven through push_records_to_zoho on a real Celery worker (in-process broker)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from connector.mapping import zoho_fields as zf
 from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from connector.sandbox.zoho import ZohoSandbox, _item_error, _Rejected
 from connector.store import audit as stages
+from connector.store.parked import OUTAGE
 from workers.embedded import EmbeddedWorker, wait_until, wait_until_quiet
-from workers.zoho_tasks import push_to_zoho
+from workers.zoho_tasks import MAX_RECORD_RETRIES, push_records_to_zoho
 
 
 class RefusingZoho(ZohoSandbox):
@@ -30,17 +31,16 @@ class RefusingZoho(ZohoSandbox):
         return super()._write_one(module, item, index, op, dup_fields)
 
 
-def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_picture, memory_broker):
+def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(make_system, memory_broker):
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     audit = picture.deps.store.audit
     locked, refused, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=3)
     picture.fetch("contacts", [locked, refused, fine])
     zoho.refuse = {locked: ["LOCKED_RECORD", 1], refused: ["DUPLICATE_DATA", 99]}
 
     with EmbeddedWorker():
-        push_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]],
-                                 kwargs={"buffered": False})
+        push_records_to_zoho.apply_async(args=[picture.connection_id, "contacts", [locked, refused, fine]])
         assert wait_until(lambda: audit.latest_stage(picture.connection_id, "contact", locked) == stages.WRITTEN,
                           timeout=15)
         assert wait_until_quiet(lambda: (len(zoho.requests), audit.count()), quiet_for=2.5, timeout=15)
@@ -63,25 +63,32 @@ def test_retryable_refusal_is_retried_alone_and_a_data_refusal_is_dead_lettered(
     assert failure.record_id == refused and failure.detail["error_code"] == "DUPLICATE_DATA"
 
 
-def test_a_retryable_refusal_on_the_last_attempt_is_dead_lettered(make_picture):
-    """The task's last attempt (workers.zoho_tasks.MAX_RECORD_RETRIES) audits a still-retryable refusal as failed."""
+def test_a_retryable_refusal_still_refused_on_the_last_attempt_is_parked_not_dead_lettered(make_system):
+    """The task's last attempt (workers.zoho_tasks.MAX_RECORD_RETRIES) parks a still-retryable refusal, with its own
+    backoff: it is pushed again later and never counted as a failure."""
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
-    contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
-    picture.fetch("contacts", contacts)
-    zoho.refuse = {contacts[0]: ["LOCKED_RECORD", 99]}
-    push = picture.push()
-    push.final_attempt = True
-    outcome = push.contacts(contacts)
-    assert outcome.written == [contacts[1]] and outcome.retry == [contacts[0]]
-    last = picture.deps.store.audit.trail(picture.connection_id, "contact", contacts[0])[-1]
-    assert last.stage == stages.FAILED and last.detail["error_code"] == "LOCKED_RECORD" and last.detail["dead_lettered"]
+    picture = make_system(zoho=zoho)
+    store = picture.deps.store
+    locked, fine = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
+    picture.fetch("contacts", [locked, fine])
+    zoho.refuse = {locked: ["LOCKED_RECORD", 99]}
+
+    result = push_records_to_zoho.apply(args=[picture.connection_id, "contacts", [locked, fine], {locked: "s-1"}],
+                                        kwargs={"attempt": MAX_RECORD_RETRIES})
+
+    assert result.successful() and result.result == 1  # the one written
+    assert store.audit.latest_stage(picture.connection_id, "contact", fine) == stages.WRITTEN
+    trail = [(e.stage, (e.detail or {}).get("error_code")) for e in store.audit.trail(picture.connection_id, "contact",
+                                                                                      locked)]
+    assert trail[-2:] == [(stages.RETRYING, "LOCKED_RECORD"), (stages.PARKED, None)]
+    assert store.parked.count(picture.connection_id, reason=OUTAGE) == 1
+    assert store.audit.failures(picture.connection_id) == []
 
 
-def test_an_invoice_refused_with_a_retryable_code_is_audited_retrying_not_failed(make_picture):
-    """Only the last attempt dead-letters a retryable refusal; before it nothing is counted as a failure."""
+def test_an_invoice_refused_with_a_retryable_code_is_audited_retrying_not_failed(make_system):
+    """A retryable refusal is never counted as a failure: retried alone, then parked."""
     zoho = RefusingZoho()
-    picture = make_picture(zoho=zoho)
+    picture = make_system(zoho=zoho)
     store = picture.deps.store
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
     refused, *written = seed_invoices(picture.xero, picture.tenant_id, contacts, per_contact=1)

@@ -143,8 +143,8 @@ class _ZohoRoundingDifferently(ZohoSandbox):
             rec["Grand_Total"] += Decimal("0.01")
 
 
-def test_zoho_totals_that_differ_from_xero_are_audited_as_failed_with_both_figures(make_picture):
-    picture = make_picture(zoho=_ZohoRoundingDifferently())
+def test_zoho_totals_that_differ_from_xero_are_audited_as_failed_with_both_figures(make_system):
+    picture = make_system(zoho=_ZohoRoundingDifferently())
     invoice_id = _invoice(picture)
 
     outcome = picture.push().invoices([invoice_id])

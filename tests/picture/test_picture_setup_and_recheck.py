@@ -20,8 +20,8 @@ from workers.zoho_tasks import recheck_zoho_orgs
 LINE = [{"Description": "Consulting", "Quantity": 2, "UnitAmount": "49.95", "AccountCode": "200"}]
 
 
-def test_setup_zoho_check_lists_what_is_missing_then_creates_it_and_the_pipeline_syncs(make_picture, capsys):
-    picture = make_picture(zoho=ZohoSandbox(xero_fields=False))
+def test_setup_zoho_check_lists_what_is_missing_then_creates_it_and_the_pipeline_syncs(make_system, capsys):
+    picture = make_system(zoho=ZohoSandbox(xero_fields=False))
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=2)
     invoice = picture.xero.create_invoice(picture.tenant_id, contacts[0], LINE, Status="AUTHORISED")["InvoiceID"]
     picture.fetch("contacts", contacts)
@@ -61,9 +61,9 @@ def _org_reads(picture) -> int:
     return len(picture.zoho.calls(path_prefix="/crm/v8/settings/modules", method="GET"))
 
 
-def test_the_org_read_is_trusted_for_the_ttl_then_read_again(make_picture):
+def test_the_org_read_is_trusted_for_the_ttl_then_read_again(make_system):
     clock = ManualClock()
-    picture = make_picture(clock=clock)
+    picture = make_system(clock=clock)
     deps, connection = picture.deps, picture.connection
     assert deps.settings.zoho_org_ttl == 3600.0
     assert deps.zoho_org(connection).has_invoices
@@ -83,9 +83,9 @@ def test_the_org_read_is_trusted_for_the_ttl_then_read_again(make_picture):
     assert deps.zoho_org(connection).missing == ()
 
 
-def test_beat_recheck_reports_a_missing_field_once_and_again_after_a_repair(make_picture, caplog):
+def test_beat_recheck_reports_a_missing_field_once_and_again_after_a_repair(make_system, caplog):
     clock = ManualClock()
-    picture = make_picture(clock=clock)
+    picture = make_system(clock=clock)
     deps, connection = picture.deps, picture.connection
     audit = deps.store.audit
     deps.zoho_org(connection)

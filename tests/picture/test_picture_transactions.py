@@ -7,9 +7,9 @@ from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 from tests.store.server_transactions import server_transactions
 
 
-def test_a_batch_of_invoices_costs_the_same_transactions_whatever_its_size(make_picture, pg_admin,
+def test_a_batch_of_invoices_costs_the_same_transactions_whatever_its_size(make_system, pg_admin,
                                                                             pg_database_url):
-    picture = make_picture(database_url=pg_database_url)
+    picture = make_system(database_url=pg_database_url)
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=24)
     # The placeholder product exists after a first invoice, so both batches below do the same kinds of work:
     # fetch their invoices, push their not-yet-synced contacts along, write the invoices and read them back.
@@ -29,8 +29,8 @@ def test_a_batch_of_invoices_costs_the_same_transactions_whatever_its_size(make_
     assert large_cost < len(large)  # not a transaction per record
 
 
-def test_a_fetched_batch_is_stored_with_its_audit_rows_in_one_transaction(make_picture, pg_admin, pg_database_url):
-    picture = make_picture(database_url=pg_database_url)
+def test_a_fetched_batch_is_stored_with_its_audit_rows_in_one_transaction(make_system, pg_admin, pg_database_url):
+    picture = make_system(database_url=pg_database_url)
     contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=12)
 
     def fetch(ids):

@@ -37,8 +37,8 @@ class _Push(threading.Thread):
 
 
 @pytest.fixture
-def pg_picture(make_picture, pg_database_url):
-    return make_picture(database_url=pg_database_url)
+def pg_picture(make_system, pg_database_url):
+    return make_system(database_url=pg_database_url)
 
 
 def test_a_push_of_an_older_version_never_lands_after_the_newer_one(pg_picture, caplog):

@@ -1,5 +1,5 @@
 """The tasks themselves, run in this process the way a worker runs them, against the Xero and Zoho
-sandboxes over HTTP, real Redis (db 9) and a throwaway PostgreSQL database.
+sandboxes over HTTP, real Redis and a throwaway PostgreSQL database (tests/system.py).
 
 ``published`` records every task message handed to the broker (Celery's before_task_publish signal),
 so a test sees exactly what a worker would receive next, and ``run`` executes one such message.
@@ -12,11 +12,7 @@ from dataclasses import dataclass
 import pytest
 from celery.signals import before_task_publish
 
-from tests.conftest import redis_db
-from tests.picture.conftest import pictures
 from workers.app import app
-
-REDIS_DB = redis_db("reliability")
 
 
 @dataclass
@@ -69,12 +65,10 @@ def run_until_quiet(published: PublishedLog, *names: str, limit: int = 200) -> i
 
 
 @pytest.fixture
-def make_world(tmp_path, pg_database_url):
-    """``make_world(xero=..., zoho=..., clock=...)``: the picture on PostgreSQL, sandboxes of the test's choosing."""
-    with pictures(tmp_path, redis_db=REDIS_DB, tenant_name="Reliable Ltd", database_url=pg_database_url) as make:
-        yield make
+def system_defaults(pg_database_url) -> dict:
+    return {"redis": "reliability", "tenant": "Reliable Ltd", "database_url": pg_database_url}
 
 
 @pytest.fixture
-def world(make_world):
-    return make_world()
+def world(system):
+    return system

@@ -64,11 +64,11 @@ def test_a_task_retried_for_days_still_gets_its_capped_backoff():
     """Our own database or broker down for days: the task retries without limit (ConnectorTask.__call__),
     and its countdown stays the broker's cap instead of the power of two overflowing."""
     from workers.base import max_broker_countdown
-    from workers.zoho_tasks import push_to_zoho
+    from workers.zoho_tasks import push_records_to_zoho
 
-    push_to_zoho.push_request(retries=1100)
+    push_records_to_zoho.push_request(retries=1100)
     try:
-        countdown = push_to_zoho.backoff()
+        countdown = push_records_to_zoho.backoff()
     finally:
-        push_to_zoho.pop_request()
+        push_records_to_zoho.pop_request()
     assert 0.8 * max_broker_countdown() <= countdown <= max_broker_countdown()

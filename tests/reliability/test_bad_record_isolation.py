@@ -9,9 +9,9 @@ from connector.store import audit as stages
 from tests.reliability.conftest import run_until_quiet
 from workers.maintenance_tasks import replay
 from workers.xero_tasks import ingest_xero_events
-from workers.zoho_tasks import push_to_zoho
+from workers.zoho_tasks import push_records_to_zoho
 
-FETCH, PUSH = "connector.fetch_xero_records", "connector.push_to_zoho"
+FETCH, BUFFER, PUSH = "connector.fetch_xero_records", "connector.buffer_zoho_push", "connector.push_records_to_zoho"
 FLUSH_XERO, FLUSH_ZOHO = "connector.flush_xero_buffer", "connector.flush_zoho_buffer"
 # Xero answers 400 "cannot be parsed - must be of type UUID" for the whole IDs= call (sandbox, as Xero does).
 BAD_ID = "not-a-contact-id"
@@ -28,7 +28,7 @@ def test_a_bad_id_fails_alone_and_the_rest_of_its_batch_is_synced(world, publish
     else:
         replay.apply(args=[world.connection_id, "contacts", ids])  # `connector replay --failed` queues this
 
-    run_until_quiet(published, FLUSH_XERO, FETCH, PUSH, FLUSH_ZOHO)
+    run_until_quiet(published, FLUSH_XERO, FETCH, BUFFER, PUSH, FLUSH_ZOHO)
 
     audit = world.deps.store.audit
     for xero_id in good:
@@ -47,7 +47,7 @@ def test_a_push_zoho_refuses_as_a_whole_is_split_rather_than_failed_whole(world,
     world.zoho.faults.fail_next(1, status=400, path_prefix="/crm/v8/Accounts/upsert",
                                 body='{"code":"INVALID_DATA","details":{},"message":"invalid data","status":"error"}')
 
-    push_to_zoho.apply(args=[world.connection_id, "contacts", good, {}], kwargs={"buffered": False})
+    push_records_to_zoho.apply(args=[world.connection_id, "contacts", good, {}])
     run_until_quiet(published, PUSH)
 
     assert [r.status for r in world.zoho.calls(path_prefix="/crm/v8/Accounts/upsert")][0] == 400

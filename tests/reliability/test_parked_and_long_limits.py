@@ -13,9 +13,9 @@ from connector.store.parked import DAILY_BUDGET, NEEDS_REAUTH, OUTAGE, RATE_LIMI
 from tests.reliability.conftest import run_until_quiet
 from workers.app import app
 from workers.maintenance_tasks import resume_parked_work
-from workers.zoho_tasks import ingest_zoho_notification, push_to_zoho
+from workers.zoho_tasks import ingest_zoho_notification, push_records_to_zoho
 
-FETCH_TASK, PUSH_TASK = "connector.fetch_xero_records", "connector.push_to_zoho"
+FETCH_TASK, PUSH_TASK = "connector.fetch_xero_records", "connector.push_records_to_zoho"
 
 
 def broker_down(*_args, **_kwargs):
@@ -61,15 +61,15 @@ def seed_contacts(world, count: int) -> list[str]:
     return ids
 
 
-def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_world, published):
+def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     ids = seed_contacts(world, 3)
     world.zoho.faults.fail_next(1000, status=429, path_prefix="/crm/v8/",
                                 body='{"code":"TOO_MANY_REQUESTS","details":{},"message":"credits","status":"error"}')
 
-    push_to_zoho.apply(args=[world.connection_id, "contacts", ids, {}], kwargs={"buffered": False})
+    push_records_to_zoho.apply(args=[world.connection_id, "contacts", ids, {}])
 
     # Short retries first, then parked in the database; never audited "failed".
     for xero_id in ids:
@@ -91,15 +91,15 @@ def test_a_run_of_zoho_429s_parks_the_push_and_the_beat_re_drives_it(make_world,
         assert store.audit.latest_stage(world.connection_id, "contact", xero_id) == stages.WRITTEN
 
 
-def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backoff(make_world, published):
+def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backoff(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     ids = seed_contacts(world, 2)
     world.zoho.faults.fail_next(1000, status=503, path_prefix="/crm/v8/")
 
     waits = []
-    push_to_zoho.apply(args=[world.connection_id, "contacts", ids, {}], kwargs={"buffered": False})
+    push_records_to_zoho.apply(args=[world.connection_id, "contacts", ids, {}])
     run_until_quiet(published, PUSH_TASK)  # the batch is split after its first retries; each half parks
     for _ in range(3):
         [parked] = [e for e in store.audit.trail(world.connection_id, "contact", ids[0])
@@ -119,9 +119,9 @@ def test_a_zoho_outage_longer_than_the_short_retries_parks_with_a_growing_backof
     assert not any(e.stage == stages.FAILED for i in ids for e in store.audit.trail(world.connection_id, "contact", i))
 
 
-def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, published):
+def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_system, published):
     clock = ManualClock()
-    world = make_world(clock=clock)
+    world = make_system(clock=clock)
     store = world.deps.store
     contact = world.xero.create_contact(world.tenant_id, Name="Budget Ltd")["ContactID"]
     invoice = world.xero.create_invoice(world.tenant_id, contact, [
@@ -129,7 +129,7 @@ def test_a_spent_xero_day_met_from_the_zoho_queue_parks_the_push(make_world, pub
     world.fetch("invoices", [invoice])  # the invoice is stored; its contact is not, so the push reads it
     world.xero.spend_day_calls(world.tenant_id, 5000)
 
-    push_to_zoho.apply(args=[world.connection_id, "invoices", [invoice], {}], kwargs={"buffered": False})
+    push_records_to_zoho.apply(args=[world.connection_id, "invoices", [invoice], {}])
 
     assert store.parked.count(world.connection_id, reason=DAILY_BUDGET) == 1
     assert stages.FAILED not in [e.stage for e in store.audit.trail(world.connection_id, "invoice", invoice)]

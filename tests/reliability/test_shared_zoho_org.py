@@ -18,7 +18,6 @@ from connector.sandbox.common import serve
 from connector.secret import Secret
 from connector.store import audit as stages
 from connector.store.credentials import TokenSet
-from tests.picture.conftest import Picture
 from tests.reliability.conftest import run_until_quiet
 from webhooks import create_app
 from workers.app import app
@@ -44,7 +43,7 @@ def shared(world):
     ensure_channel(world.connection_id, zoho=deps.zoho_client_for(world.connection_id), channels=deps.store.channels,
                    credentials=deps.credentials, notify_url=f"{receiver.url}/webhooks/zoho")
     assert deps.store.channels.for_connection(connection_b.id) == []  # B has no channel of its own
-    yield world, Picture(world.xero, world.zoho, deps, connection_b.id, tenant_b)
+    yield world, world.for_connection(connection_b.id, tenant_b)
     receiver.shutdown()
 
 
@@ -76,7 +75,7 @@ def make_contacts(picture, label: str, count: int) -> list[str]:
 
 def test_a_crm_edit_reaches_the_tenant_whose_record_it_is_and_its_echoes_ask_xero_nothing(shared, published):
     world, tenant_b = shared
-    tenant_a = Picture(world.xero, world.zoho, world.deps, world.connection_id, world.tenant_id)
+    tenant_a = world
     contacts = {tenant_a: make_contacts(tenant_a, "Alpha", 2), tenant_b: make_contacts(tenant_b, "Bravo", 3)}
     for picture, ids in contacts.items():
         picture.sync("contacts", ids)
@@ -146,7 +145,7 @@ def test_a_linked_record_whose_xero_contact_is_gone_is_skipped_saying_so(shared,
 
 def test_a_linked_record_deleted_in_zoho_before_its_edit_is_taken_in_is_skipped_saying_so(shared, published):
     world, _tenant_b = shared
-    tenant_a = Picture(world.xero, world.zoho, world.deps, world.connection_id, world.tenant_id)
+    tenant_a = world
     [contact_id] = make_contacts(tenant_a, "Gone", 1)
     tenant_a.sync("contacts", [contact_id])
     person = zoho_person(tenant_a, contact_id)

@@ -10,7 +10,7 @@ from datetime import timedelta
 from connector.clock import ManualClock
 from connector.pipeline import xero_in
 from connector.store import audit as stages
-from connector.connect import ParkedBatch, resume_parked_work
+from connector.parking import ParkedBatch, resume_parked_work
 from connector.store.parked import DAILY_BUDGET, FETCH
 from tests.scale.test_scale_governor_e2e import API, seed_invoices
 
@@ -29,9 +29,9 @@ def flush(world, connection_id: int, fetched: list):
     )
 
 
-def test_a_burst_with_duplicates_and_late_updates_is_fetched_in_few_calls_newest_state_winning(world_factory):
+def test_a_burst_with_duplicates_and_late_updates_is_fetched_in_few_calls_newest_state_winning(make_system):
     clock = ManualClock()
-    world = world_factory(clock=clock)
+    world = make_system(clock=clock)
     connection_id, tenant_id = world.connect("Burst Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 120)
     store = world.deps.store
@@ -62,10 +62,10 @@ def test_a_burst_with_duplicates_and_late_updates_is_fetched_in_few_calls_newest
     assert flush(world, connection_id, []).fetched == []  # nothing left behind
 
 
-def test_a_spent_daily_budget_parks_the_work_and_a_resume_after_the_reset_finishes_it(world_factory,
+def test_a_spent_daily_budget_parks_the_work_and_a_resume_after_the_reset_finishes_it(make_system,
                                                                                       pg_database_url):
     clock = ManualClock()
-    world = world_factory(pg_database_url, clock=clock)
+    world = make_system(database_url=pg_database_url, clock=clock)
     connection_id, tenant_id = world.connect("Starter Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 120)
     world.xero.spend_day_calls(tenant_id, 4999)  # one call left of Xero's 5,000 today
@@ -113,9 +113,9 @@ def test_a_spent_daily_budget_parks_the_work_and_a_resume_after_the_reset_finish
     assert statuses.count(200) == 3 and 429 not in statuses
 
 
-def test_a_short_rate_limit_gives_the_ids_back_to_the_buffer(world_factory):
+def test_a_short_rate_limit_gives_the_ids_back_to_the_buffer(make_system):
     clock = ManualClock()
-    world = world_factory(clock=clock)
+    world = make_system(clock=clock)
     connection_id, tenant_id = world.connect("Minute Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 60)
     store, coalescer = world.deps.store, world.deps.coalescer

@@ -60,8 +60,8 @@ def seed_invoices(world, tenant_id: str, count: int) -> list[str]:
         for _ in range(count)]
 
 
-def test_many_processes_on_one_tenant_never_exceed_xeros_limits(world_factory):
-    world = world_factory()
+def test_many_processes_on_one_tenant_never_exceed_xeros_limits(make_system):
+    world = make_system()
     world.xero.latency = 0.05  # each call stays in flight a while, so processes really overlap
     connection_id, tenant_id = world.connect("Busy Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 3)
@@ -81,8 +81,8 @@ def test_many_processes_on_one_tenant_never_exceed_xeros_limits(world_factory):
     assert max_in_flight(accepted(calls())) <= 5
 
 
-def test_a_busy_tenant_does_not_starve_a_quiet_one(world_factory):
-    world = world_factory()
+def test_a_busy_tenant_does_not_starve_a_quiet_one(make_system):
+    world = make_system()
     world.xero.latency = 0.05
     busy_connection, busy_tenant = world.connect("Busy Ltd")
     quiet_connection, quiet_tenant = world.connect("Quiet Ltd")
@@ -113,8 +113,8 @@ def test_a_busy_tenant_does_not_starve_a_quiet_one(world_factory):
         assert max_in_flight(calls) <= 5
 
 
-def test_a_429_storm_stops_every_process_until_retry_after_then_calls_succeed(world_factory):
-    world = world_factory()
+def test_a_429_storm_stops_every_process_until_retry_after_then_calls_succeed(make_system):
+    world = make_system()
     world.xero.latency = 0.1
     connection_id, tenant_id = world.connect("Stormy Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 2)

@@ -16,9 +16,9 @@ def poll(world, connection_id: int, resource: str, handed_on: list, **options):
                          on_changed=lambda ids, sync_ids: handed_on.append((resource, ids)), **options)
 
 
-def test_polls_find_changes_since_the_cursor_including_payments(world_factory, pg_database_url):
+def test_polls_find_changes_since_the_cursor_including_payments(make_system, pg_database_url):
     clock = ManualClock()
-    world = world_factory(pg_database_url, clock=clock)
+    world = make_system(database_url=pg_database_url, clock=clock)
     connection_id, tenant_id = world.connect("Poll Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 5)
     store = world.deps.store
@@ -49,9 +49,9 @@ def test_polls_find_changes_since_the_cursor_including_payments(world_factory, p
     assert poll(world, connection_id, "invoices", handed_on).changed == [] and handed_on == []
 
 
-def test_a_full_sweep_finds_balance_changes_that_if_modified_since_cannot(world_factory):
+def test_a_full_sweep_finds_balance_changes_that_if_modified_since_cannot(make_system):
     clock = ManualClock()
-    world = world_factory(clock=clock)
+    world = make_system(clock=clock)
     connection_id, tenant_id = world.connect("Sweep Ltd")
     invoice_ids = seed_invoices(world, tenant_id, 2)
     handed_on: list = []
@@ -76,11 +76,11 @@ def test_a_full_sweep_finds_balance_changes_that_if_modified_since_cannot(world_
     assert world.deps.store.poll_cursors.get(connection_id, "contacts").swept_at == clock.now()
 
 
-def test_a_listed_page_costs_the_same_few_transactions_for_ten_records_as_for_a_hundred(world_factory,
+def test_a_listed_page_costs_the_same_few_transactions_for_ten_records_as_for_a_hundred(make_system,
                                                                                        pg_database_url):
     from sqlalchemy import event
 
-    world = world_factory(pg_database_url, clock=ManualClock())
+    world = make_system(database_url=pg_database_url, clock=ManualClock())
     engine = world.deps.store.engine
     transactions: list[int] = []
 

@@ -1,0 +1,55 @@
+"""Zoho out: fetched Xero snapshots are mapped (pure) and upserted into Zoho in batches.
+
+One ``ZohoPush`` call handles a batch of records of one resource with one upsert call per Zoho
+module (≤100 records each, the client chunks), in lookup order: Accounts before Contacts, Products
+before Invoices. Every upsert is keyed on a Xero id held in a unique custom field, never on a name.
+One module per round: ``contacts``, ``invoices`` (with the read-back check of lines and totals) and
+``money`` (payments and credit notes); ``core`` holds what they share. What is pure (the records as
+written, line and total comparisons) lives in connector/mapping/.
+
+- Unchanged content is skipped by the hash kept on each id link; the write ledger keeps a hash of the
+  CRM-owned fields we wrote, so the Zoho notification of our own write is recognised (from_zoho.py).
+- A record Zoho refuses in a 207 fails alone, audited with Zoho's error code; codes that can pass on
+  a later try (``RETRYABLE_CODES``) are audited "retrying" and handed back in ``BatchOutcome.retry``; the
+  task retries them alone and, after its last retry, parks them (workers/zoho_tasks.py): they wait in
+  parked work and are pushed again later, never given up for a refusal Zoho calls temporary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+from connector.pipeline.to_zoho.contacts import push_contacts
+from connector.pipeline.to_zoho.core import (
+    RETRYABLE_CODES,
+    WAITING_FOR_CONTACT,
+    BatchOutcome,
+    PushCore,
+    one_audit_write,
+)
+from connector.pipeline.to_zoho.invoices import push_invoices
+from connector.pipeline.to_zoho.money import push_related
+
+__all__ = ["RETRYABLE_CODES", "WAITING_FOR_CONTACT", "BatchOutcome", "ZohoPush"]
+
+
+class ZohoPush(PushCore):
+    """A push of one connection's records; each call writes its audit rows together when it returns."""
+
+    @one_audit_write
+    def contacts(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        return push_contacts(self, xero_ids, sync_ids)
+
+    @one_audit_write
+    def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
+        if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
+            dataclasses.replace(self.deals, audit=self._trail).after_invoices(
+                [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
+        return outcome
+
+    @one_audit_write
+    def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+        """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
+        return push_related(self, resource, xero_ids, sync_ids, contacts=self.contacts, invoices=self.invoices)

@@ -1,0 +1,101 @@
+"""The contacts round: a Xero contact becomes one Zoho Account and a Contact per person, Accounts first
+(the people's Account_Name lookup needs the Account's id)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import closing
+
+from connector.mapping import zoho_fields as zf
+from connector.mapping.contacts import map_contact
+from connector.mapping.hashing import content_hash
+from connector.mapping.zoho_records import zoho_contact_records
+from connector.pipeline.to_zoho.core import BatchOutcome, PushCore, newer, rejection
+from connector.store.links import LinkWrite
+
+
+def push_contacts(push: PushCore, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
+    sync_ids = dict(sync_ids or {})
+    outcome = BatchOutcome()
+    stale: list[str] = []
+    with closing(push.locks.rounds(push.connection_id, "contact", xero_ids)) as rounds:
+        for ids in rounds:
+            stale += _contacts_round(push, ids, sync_ids, outcome, force=False)
+    push.rewrite_stale(stale, lambda ids: _contacts_round(push, ids, sync_ids, BatchOutcome(), force=True), "contact")
+    return outcome
+
+
+def _contacts_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome: BatchOutcome, *,
+                    force: bool) -> list[str]:
+    """Writes one locked round; returns the ids whose link save found a newer version (see rewrite_stale)."""
+    connection_id, config = push.connection_id, push.config
+    with push.transaction():
+        mapped = push.mapped("contacts", "contact", xero_ids, sync_ids, outcome, map_contact,
+                             lambda m: {"zoho_contacts": len(m["contacts"])})
+        push.links.prefetch(connection_id, "contact", list(mapped))
+    stale: list[str] = []
+
+    pending, changed = [], set()
+    for cid, (result, snapshot) in mapped.items():
+        account, _ = zoho_contact_records(result, snapshot.payload, config)
+        account_hash = content_hash(account)
+        link = push.links.get(connection_id, "contact", cid)
+        if link is not None and (newer(link, snapshot) or (link.content_hash == account_hash and not force)):
+            outcome.zoho_ids[cid] = link.zoho_id
+        else:
+            pending.append((cid, account, account_hash, snapshot))
+    account_links, ledger = [], {}
+    for (cid, account, account_hash, snapshot), result in zip(
+        pending, push.upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
+    ):
+        if result.ok:
+            account_links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash,
+                                           snapshot.source_updated_at))
+            outcome.zoho_ids[cid] = result.id
+            changed.add(cid)
+            ledger[result.id] = account
+        else:
+            outcome.merge_failure(cid, rejection(result, "Accounts"))
+    push.record_in_ledger("Accounts", ledger)  # at once: Zoho's notification of this write may come any moment
+
+    candidates = []
+    for cid, (result, snapshot) in mapped.items():
+        if cid not in outcome.zoho_ids:
+            continue
+        for person in zoho_contact_records(result, snapshot.payload, config, outcome.zoho_ids[cid])[1]:
+            candidates.append((cid, person[zf.CONTACT_PERSON_KEY], person, content_hash(person), snapshot))
+    push.links.prefetch(connection_id, "contact_person", [c[1] for c in candidates])
+    people = []
+    for cid, key, person, person_hash, snapshot in candidates:
+        link = push.links.get(connection_id, "contact_person", key)
+        if link is None or not (newer(link, snapshot) or (link.content_hash == person_hash and not force)):
+            people.append((cid, key, person, person_hash, snapshot))
+    links, ledger, person_of = [], {}, {}
+    for (cid, key, person, person_hash, snapshot), result in zip(
+        people, push.upsert("Contacts", [p[2] for p in people], zf.CONTACT_PERSON_KEY)
+    ):
+        if result.ok:
+            links.append(LinkWrite("contact_person", key, "Contacts", result.id, person_hash,
+                                   snapshot.source_updated_at))
+            person_of[key] = cid
+            changed.add(cid)
+            ledger[result.id] = person
+        else:
+            detail = rejection(result, "Contacts")
+            detail["person"] = key
+            outcome.merge_failure(cid, detail)
+    # A contact's link is saved with its people's, in one statement: a push that finds the contact linked
+    # (an invoice's, for its Account_Name) finds its people linked too (for its Contact_Name), never a
+    # contact half written. Should this push stop before here, the next one upserts the Account again,
+    # keyed on its Xero id: the same record, and no link to be found meanwhile.
+    with push.transaction():
+        not_saved = push.save_links(account_links + links)
+        stale += [person_of.get(xero_id, xero_id) for xero_id in not_saved]  # a person's key: its contact
+        push.record_in_ledger("Contacts", ledger)
+
+    for cid in mapped:
+        if cid in outcome.failed:
+            continue
+        (outcome.written if cid in changed else outcome.skipped).append(cid)
+    push.audit_outcome("contact", mapped, outcome, sync_ids)
+    return list(dict.fromkeys(stale))
