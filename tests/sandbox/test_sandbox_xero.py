@@ -635,3 +635,14 @@ def test_fast_json_writes_exactly_what_the_exact_encoder_writes(sandbox, tenant)
     for value in tricky:
         assert to_json(value) == _to_json_exact(value), value
     assert '"UnitAmount":19.99' in to_json(invoice) and '"\\/Date(' in to_json(invoice)
+
+
+def test_a_clock_swapped_on_the_sandbox_keeps_time_for_every_part_of_it(sandbox, clock):
+    """Tests move a served sandbox onto another clock (e.g. a backfill test's day): records, tokens and
+    limits all keep time by the clock the sandbox has now, not the one it was built with."""
+    tenant = sandbox.add_tenant("Clockwork Ltd")
+    later = ManualClock(clock.time() + 10 * 86400)
+    sandbox.clock = later
+    contact = sandbox.create_contact(tenant, Name="Swapped")
+    assert contact["UpdatedDateUTC"] == f"/Date({int(later.time() * 1000)}+0000)/"
+    assert all(part.clock is later for part in (sandbox.identity, sandbox.limits, sandbox.webhooks, sandbox.books))

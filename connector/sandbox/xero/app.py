@@ -45,6 +45,21 @@ RESOURCES = {"contacts": "Contacts", "invoices": "Invoices", "payments": "Paymen
 class XeroSandbox(SandboxApp):
     name = "xero"
 
+    # The parts keep time by the sandbox's clock; tests swap it on a served sandbox (a simulated day).
+    _CLOCKED_PARTS = ("identity", "limits", "webhooks", "books")
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        self._clock = clock
+        for name in self._CLOCKED_PARTS:
+            part = self.__dict__.get(name)
+            if part is not None:
+                part.clock = clock
+
     def __init__(
         self,
         clock: Clock | None = None,
