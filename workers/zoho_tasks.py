@@ -161,7 +161,8 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
     zoho = deps.zoho_client(connection)
     deals = DealSync(connection_id=connection.id, zoho=zoho, snapshots=deps.store.snapshots, links=deps.store.links,
                      deal_links=deps.store.deal_links, audit=deps.store.audit, config=deps.sync_config,
-                     invoices_module=org.has_invoices, org_fields=org.fields, task_id=task_id)
+                     invoices_module=org.has_invoices, org_fields=org.fields, task_id=task_id,
+                     today=lambda: deps.store.clock.now().date())
     return to_zoho.ZohoPush(
         connection_id=connection.id, snapshots=deps.store.snapshots, zoho=zoho,
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
@@ -242,6 +243,23 @@ def recheck_zoho_orgs(self) -> int:
         except ConfigError:
             pass  # already reported; pushes stop with the same message until the field is back
     return reported
+
+
+@app.task(name="connector.recompute_deal_money", base=ConnectorTask, bind=True)
+def recompute_deal_money(self) -> int:
+    """Beat, daily just after midnight UTC: every deal with invoices is totalled again from the stored
+    snapshots, for what only time changes (an invoice falling overdue turns the deal Overdue). No Xero call;
+    a Deal whose figures did not change is not written (its hash on the id link). Returns the Deals written."""
+    deps = get_deps()
+    written = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        deals = deps.store.deal_links.linked_deals(connection.id)
+        if deals:
+            written += make_zoho_push(deps, connection).deals.total_deals(deals)
+    log.info("zoho.deal_money.recomputed", extra={"records": written})
+    return written
 
 
 @app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)

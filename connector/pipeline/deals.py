@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from connector.errors import DataError
@@ -55,7 +55,8 @@ class DealSync:
     deal_links: Any  # DealLinkStore
     audit: Any  # something with record(**row): an AuditLog or a push's batch
     config: SyncConfig = field(default_factory=SyncConfig)
-    today: Callable[[], date] = date.today
+    # The day overdue is judged on: UTC, as the Account's figures (pipeline/account_money.py).
+    today: Callable[[], date] = field(default=lambda: datetime.now(timezone.utc).date())
     invoices_module: bool = True  # False: no Zoho Invoices (Free/Standard editions): links live in the store
     org_fields: Mapping[str, frozenset[str]] | None = None
     task_id: str | None = None

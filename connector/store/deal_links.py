@@ -84,6 +84,13 @@ class DealLinkStore:
                     found[deal_id].append(payload)
         return found
 
+    def linked_deals(self, connection_id: int) -> list[str]:
+        """Every deal at least one invoice belongs to (the ``ix_invoice_deals_deal`` index)."""
+        with session_scope(self._sessions) as session:
+            return list(session.scalars(select(InvoiceDeal.deal_id).where(
+                InvoiceDeal.connection_id == connection_id, InvoiceDeal.deal_id.is_not(None),
+            ).distinct().order_by(InvoiceDeal.deal_id)))
+
     def forget_deals(self, connection_id: int, deal_ids: Iterable[str], reason: str) -> list[str]:
         """Deals gone from Zoho: their invoices become unassigned; returns those invoices' ids."""
         wanted = list(dict.fromkeys(deal_ids))

@@ -161,3 +161,27 @@ def test_a_note_whose_insert_answer_was_lost_is_found_not_written_twice(picture)
     [note] = picture.zoho.records("Notes")
     assert "Amount: 50.00" in note["Note_Content"]
     assert picture.deps.store.links.get(picture.connection_id, "payment_note", payment["PaymentID"]).zoho_id == note["id"]
+
+
+def test_a_deal_turns_overdue_by_the_daily_recompute_with_no_xero_call(make_system):
+    from datetime import datetime, timedelta, timezone
+
+    from connector.clock import ManualClock
+    from workers.zoho_tasks import recompute_deal_money
+
+    clock = ManualClock(datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc))
+    picture = make_system(clock=clock)
+    contact, account = _customer(picture)
+    deal = _deal(picture, account, "Due soon")
+    due = (clock.now() + timedelta(days=10)).date().isoformat()
+    invoice_id = picture.xero.create_invoice(picture.tenant_id, contact, LINES, DueDate=due,
+                                             Reference=deal)["InvoiceID"]
+    picture.sync("invoices", [invoice_id])
+    assert picture.zoho.record("Deals", deal)["Xero_Payment_Status"] == "Outstanding"
+    assert recompute_deal_money() == 0  # nothing changed: nothing written
+
+    clock.advance(11 * 86_400)
+    xero_calls = len(picture.xero.calls(path_prefix="/api.xro/2.0"))
+    assert recompute_deal_money() == 1
+    assert picture.zoho.record("Deals", deal)["Xero_Payment_Status"] == "Overdue"
+    assert len(picture.xero.calls(path_prefix="/api.xro/2.0")) == xero_calls
