@@ -8,7 +8,9 @@ a rule that finds two candidates decides nothing.
 - ``kept``: the invoice's deal lookup in Zoho is already set (by us earlier, by ``connector deals link``
   or by a person in Zoho): it stays, whatever the other rules would say. A link we made that a person
   has since emptied in Zoho stays empty (``cleared_in_zoho``): the connector never relinks it by itself.
-  Always the first rule (mapping_config.py refuses a list without it first).
+  Always the first rule (mapping_config.py refuses a list without it first). One exception: when the
+  invoice moved to another customer in Xero, a link the connector's own rule made to the former
+  customer's deal is dropped and the rules decide again (a person's link stays, whatever the customer).
 - ``reference``: the Xero invoice's ``Reference`` names a deal: the first group of
   ``deals.reference_pattern`` (by default a Zoho record id, 18 or 19 digits: UNVERIFIED that every Zoho id
   has that length) is the id of a deal of the invoice's account.
@@ -42,6 +44,8 @@ DEFAULT_REFERENCE_PATTERN = r"(?<!\d)(\d{18,19})(?!\d)"
 # Zoho's default closed stages (help page "Standard Fields in Deals"; an org's own stages: UNVERIFIED).
 DEFAULT_CLOSED_STAGES = ("Closed Won", "Closed Lost", "Closed Lost to Competition")
 CLEARED_IN_ZOHO = "cleared_in_zoho"
+# The rules that link by themselves: a link one of them made is the connector's own, not a person's.
+AUTOMATIC_RULES = ("reference", "sales_order", "only_open_deal")
 UNASSIGNED = "unassigned"
 
 # The Deal's figures and the Zoho field each goes to by default (mapping.yaml ``deals.fields`` renames).
@@ -83,8 +87,16 @@ def decide_deal(
     """
     reasons: list[str] = []
     closed = set(closed_stages)
+    dropped = None
     for rule in rules:
         if rule == "kept":
+            ours = bool(stored and stored.get("deal_id") == zoho_deal and stored.get("rule") in AUTOMATIC_RULES)
+            if zoho_deal and ours and account_id and zoho_deal in deals and _account_of(deals[zoho_deal]) != account_id:
+                # The invoice moved to another customer in Xero: a link the connector's own rule made to the
+                # old customer's deal goes (a person's link would stay); the other rules decide again.
+                reasons.append(f"kept: deal {zoho_deal} belongs to the invoice's former account; link dropped")
+                dropped = zoho_deal
+                continue
             if zoho_deal:
                 return _decision(zoho_deal, "kept", "the invoice's deal lookup in Zoho is set")
             if stored and stored.get("deal_id") and stored.get("rule") != CLEARED_IN_ZOHO:
@@ -96,24 +108,30 @@ def decide_deal(
             named = [d for d in referenced_deal_ids(invoice.get("Reference"), reference_pattern)
                      if d in deals and _account_of(deals[d]) == account_id]
             if len(named) == 1:
-                return _decision(named[0], "reference", f"the Xero Reference {invoice.get('Reference')!r} names it")
+                return _decision(named[0], "reference", f"the Xero Reference {invoice.get('Reference')!r} names it",
+                                 dropped)
             reasons.append("reference: names several deals of this account" if named else
                            "reference: names no deal of this account")
         elif rule == "sales_order":
             if sales_order_deal and sales_order_deal in deals:
-                return _decision(sales_order_deal, "sales_order", "the deal of the invoice's sales order in Zoho")
+                return _decision(sales_order_deal, "sales_order", "the deal of the invoice's sales order in Zoho",
+                                 dropped)
             reasons.append("sales_order: no sales order with a deal")
         elif rule == "only_open_deal":
             open_deals = sorted(i for i, d in deals.items() if _account_of(d) == account_id
                                 and d.get("Stage") not in closed)
             if len(open_deals) == 1:
-                return _decision(open_deals[0], "only_open_deal", "the account's only open deal")
+                return _decision(open_deals[0], "only_open_deal", "the account's only open deal", dropped)
             reasons.append(f"only_open_deal: the account has {len(open_deals)} open deals")
-    return _decision(None, UNASSIGNED, "; ".join(reasons) or "no rule configured")
+    return _decision(None, UNASSIGNED, "; ".join(reasons) or "no rule configured", dropped)
 
 
-def _decision(deal_id: str | None, rule: str, reason: str) -> dict[str, Any]:
-    return {"deal_id": deal_id, "rule": rule, "reason": reason}
+def _decision(deal_id: str | None, rule: str, reason: str, dropped: str | None = None) -> dict[str, Any]:
+    """``dropped``: the deal whose link (the connector's own) is to be removed from the invoice in Zoho."""
+    decision = {"deal_id": deal_id, "rule": rule, "reason": reason}
+    if dropped:
+        decision["dropped"] = dropped
+    return decision
 
 
 def _account_of(deal: Mapping[str, Any]) -> str | None:

@@ -126,10 +126,14 @@ class DealSync:
             if same_deal and (last.get("rule") == decision["rule"] or decision["rule"] == "kept"):
                 continue  # unchanged (a link now kept still says which rule or person made it)
             changed[invoice_id] = decision
-            if decision["deal_id"] and decision["rule"] != "kept" and invoice_id in zoho_ids and self.lookup_in_zoho:
-                to_write.append((invoice_id, {"id": zoho_ids[invoice_id], deal_field: {"id": decision["deal_id"]}}))
+            if invoice_id in zoho_ids and self.lookup_in_zoho and decision["rule"] != "kept" and (
+                    decision["deal_id"] or decision.get("dropped")):
+                deal = {"id": decision["deal_id"]} if decision["deal_id"] else None  # None empties the lookup
+                to_write.append((invoice_id, {"id": zoho_ids[invoice_id], deal_field: deal}))
         failed = self._write_links(to_write, changed)
         self.deal_links.save(self.connection_id, {i: d for i, d in changed.items() if i not in failed})
+        for decision in changed.values():
+            decision.pop("dropped", None)
         for invoice_id, decision in changed.items():
             if invoice_id not in failed:
                 self._audit(RECORD_TYPE, invoice_id, stages.WRITTEN if decision["deal_id"] else stages.SKIPPED,

@@ -232,3 +232,17 @@ def test_deal_figures_equal_the_sums_of_xeros_own_invoice_amounts(docs):
     notes = [payment_notes(i, []) for i in invoices]
     assert sum(len(n) for n in notes) == sum(len(i.get("Payments") or []) + len(i.get("CreditNotes") or [])
                                              for i in invoices)
+
+
+def test_an_invoice_moved_to_another_customer_drops_only_the_connectors_own_link():
+    new_account, new_deal = "4876876000000400777", "4876876000000400778"
+    deals = {**DEALS, new_deal: zoho_deal(new_account)}
+    ours = decide_deal({"InvoiceID": "inv-1"}, zoho_deal=DEAL_A, stored={"deal_id": DEAL_A, "rule": "only_open_deal"},
+                       account_id=new_account, deals=deals)
+    assert (ours["deal_id"], ours["rule"], ours["dropped"]) == (new_deal, "only_open_deal", DEAL_A)
+    persons = decide_deal({"InvoiceID": "inv-1"}, zoho_deal=DEAL_A, stored={"deal_id": DEAL_A, "rule": "manual"},
+                          account_id=new_account, deals=deals)
+    assert (persons["deal_id"], persons["rule"]) == (DEAL_A, "kept") and "dropped" not in persons
+    nowhere = decide_deal({"InvoiceID": "inv-1"}, zoho_deal=DEAL_A, stored={"deal_id": DEAL_A, "rule": "reference"},
+                          account_id="4876876000000400998", deals=DEALS)
+    assert (nowhere["deal_id"], nowhere["rule"], nowhere["dropped"]) == (None, UNASSIGNED, DEAL_A)

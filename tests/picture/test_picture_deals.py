@@ -4,6 +4,7 @@ Against the Xero and Zoho sandboxes over HTTP."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from decimal import Decimal
 
 from connector.mapping import zoho_fields as zf
@@ -185,3 +186,25 @@ def test_a_deal_turns_overdue_by_the_daily_recompute_with_no_xero_call(make_syst
     assert recompute_deal_money() == 1
     assert picture.zoho.record("Deals", deal)["Xero_Payment_Status"] == "Overdue"
     assert len(picture.xero.calls(path_prefix="/api.xro/2.0")) == xero_calls
+
+
+def test_an_invoice_moved_to_another_customer_leaves_the_deal_the_connector_chose(picture):
+    contact, account = _customer(picture)
+    old_deal = _deal(picture, account, "Old customer's deal")
+    invoice_id = picture.xero.create_invoice(picture.tenant_id, contact, LINES)["InvoiceID"]
+    picture.sync("invoices", [invoice_id])
+    assert _decision(picture, invoice_id)["deal_id"] == old_deal
+
+    other, other_account = _customer(picture, "New Owner Ltd")
+    new_deal = _deal(picture, other_account, "New customer's deal")
+    # Xero's record now names the other customer (the sandbox keeps an invoice's contact, so the stored
+    # snapshot stands for Xero's newer version).
+    stored = picture.deps.store.snapshots.get(picture.connection_id, "invoices", invoice_id)
+    moved = {**stored.payload, "Contact": {**stored.payload["Contact"], "ContactID": other, "Name": "New Owner Ltd"}}
+    picture.deps.store.snapshots.put_if_newer(picture.connection_id, "invoices", invoice_id, payload=moved,
+                                              source_updated_at=stored.source_updated_at + timedelta(seconds=1))
+    picture.push().invoices([invoice_id])
+    assert _zoho_invoice(picture, invoice_id)[zf.INVOICE_DEAL]["id"] == new_deal
+    assert (_decision(picture, invoice_id)["deal_id"], _decision(picture, invoice_id)["rule"]) == (new_deal, "only_open_deal")
+    assert _money(picture.zoho.record("Deals", old_deal)["Xero_Invoiced"]) == Decimal("0.00")
+    assert _money(picture.zoho.record("Deals", new_deal)["Xero_Invoiced"]) == Decimal("300.00")
