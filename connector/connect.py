@@ -31,7 +31,7 @@ import requests
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import ConfigError, ConnectorError, NeedsReauth, TransientError, reconnect_command
-from connector.http import DEFAULT_TIMEOUT, transport_error, transport_retry
+from connector.http import RequestPipeline
 from connector.secret import Secret
 from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Settings
 from connector.store import Store
@@ -40,7 +40,7 @@ from connector.store.credentials import CredentialStore
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
-from connector.zoho.client import raise_for_zoho
+from connector.zoho.hooks import ZohoApiHooks
 
 log = logging.getLogger(__name__)
 
@@ -322,13 +322,10 @@ def link_zoho(ctx: Connector, connection_ids: Iterable[int], zoho_from: int) -> 
 def zoho_org_id(session: requests.Session, api_domain: str, access_token: Secret) -> str:
     """GET /crm/v8/org → the org's id (Zoho v8 OAS org.json: ``{"org": [{"id": ...}]}``)."""
     token = access_token.reveal()
-    try:
-        response = transport_retry(session.get)(
-            f"{api_domain}/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {token}"}, timeout=DEFAULT_TIMEOUT)
-    except requests.RequestException as exc:
-        raise transport_error(exc, "Zoho GET /crm/v8/org", token) from None
-    raise_for_zoho(response, secrets=(token,))
-    orgs = response.json().get("org") or []
+    pipeline = RequestPipeline(session, ZohoApiHooks())  # a just-issued token: refused means start again
+    _, body = pipeline.send("GET", f"{api_domain}/crm/v8/org", headers={"Authorization": f"Zoho-oauthtoken {token}"},
+                            secrets=(token,))
+    orgs = (body or {}).get("org") or []
     if not orgs or not orgs[0].get("id"):
         raise ConnectFailed("Zoho returned no org for this account")
     return str(orgs[0]["id"])

@@ -1,6 +1,7 @@
-"""Xero: the Accounting API client and the OAuth token manager."""
+"""Xero: the Accounting API client, the OAuth token manager and their request-pipeline hooks."""
 
 from connector.xero.auth import XeroTokenManager, XeroTokenSource
-from connector.xero.client import Page, XeroClient, raise_for_xero
+from connector.xero.client import Page, XeroClient
+from connector.xero.hooks import XeroApiHooks, XeroTokenHooks
 
-__all__ = ["Page", "XeroClient", "XeroTokenManager", "XeroTokenSource", "raise_for_xero"]
+__all__ = ["Page", "XeroApiHooks", "XeroClient", "XeroTokenHooks", "XeroTokenManager", "XeroTokenSource"]

@@ -6,39 +6,21 @@ and https://developer.xero.com/documentation/api/http-response-codes (errors).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit
 
 import requests
 
-from connector.errors import (
-    ApiError,
-    DataError,
-    NeedsReauth,
-    NotFound,
-    RateLimited,
-    TransientError,
-    Unauthorized,
-)
-from connector.http import (
-    DEFAULT_TIMEOUT,
-    body_excerpt,
-    is_json,
-    transport_error,
-    transport_retry,
-)
-from connector.json_codec import dumps_for_api, loads_from_api
-from connector.redaction import redact_text
-from connector.ratelimit import Denial, Limits
+from connector.errors import DataError, NotFound
+from connector.http import RequestPipeline
+from connector.json_codec import loads_from_api
+from connector.ratelimit import Limits
+from connector.xero.hooks import XeroApiHooks
 
 if TYPE_CHECKING:
     from connector.ratelimit import XeroRateGovernor
     from connector.xero.auth import XeroTokenSource
-
-log = logging.getLogger(__name__)
 
 # The gateway answers a misleading 404 once a URL holds ~53 GUIDs
 # (https://github.com/XeroAPI/Xero-OpenAPI/issues/534).
@@ -46,10 +28,6 @@ MAX_IDS_PER_CALL = 50
 # CreditNotes has no IDs parameter (OAS-ACC getCreditNotes), so ids go in a `where` OR-chain,
 # which is longer per id; keep the URL well under the ~2,000-character gateway limit.
 MAX_WHERE_IDS_PER_CALL = 20
-# Xero promises Retry-After only for minute/day 429s (https://developer.xero.com/documentation/oauth2/limits);
-# a concurrency 429 clears fast.
-DEFAULT_RETRY_AFTER = {"concurrent": 1.0}
-FALLBACK_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True)
@@ -74,70 +52,6 @@ def format_modified_since(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def raise_for_xero(response: requests.Response, *, tenant_id: str | None = None, secrets: Sequence[str] = ()) -> None:
-    """Turn a non-2xx Xero answer into the typed error that says what to do next (response codes page above)."""
-    status = response.status_code
-    if status < 400:
-        return
-    body: Any = None
-    if is_json(response):  # 404 and some 400/503 bodies are plain text
-        try:
-            body = loads_from_api(response.content)
-        except ValueError:
-            body = None
-    detail = _detail(body) if isinstance(body, dict) else body_excerpt(response)
-    correlation = response.headers.get("Xero-Correlation-Id")
-    where = f"Xero {response.request.method} {_path(response)}" if response.request is not None else "Xero"
-    message = redact_text(f"{where}: {status} {detail}" + (f" (correlation {correlation})" if correlation else ""), *secrets)
-    if status == 400:
-        if isinstance(body, dict) and body.get("Type") == "ValidationException":
-            raise DataError(redact_text(f"{where}: {_first_validation_message(body) or detail}", *secrets))
-        raise ApiError(message, status=status)
-    if status == 401:
-        raise Unauthorized(message)
-    if status == 403:
-        if "AuthenticationUnsuccessful" in str(detail):
-            tenant = f"tenant {tenant_id}" if tenant_id else "the tenant"
-            raise NeedsReauth(
-                f"{where}: 403 AuthenticationUnsuccessful: {tenant} is no longer connected to this app; reconnect it",
-                system="xero",
-            )
-        raise ApiError(message, status=status)
-    if status == 404:
-        raise NotFound(message)
-    if status == 429:
-        problem = response.headers.get("X-Rate-Limit-Problem")
-        raise RateLimited(message, retry_after=retry_after_seconds(response.headers), problem=problem)
-    if status >= 500:
-        raise TransientError(message)
-    raise ApiError(message, status=status)
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float:
-    try:
-        return max(float(headers["Retry-After"]), 0.0)
-    except (KeyError, ValueError):
-        problem = (headers.get("X-Rate-Limit-Problem") or "").lower()
-        return DEFAULT_RETRY_AFTER.get(problem, FALLBACK_RETRY_AFTER)
-
-
-def _detail(body: dict) -> str:
-    return str(body.get("Detail") or body.get("Message") or body.get("Title") or body)[:300]
-
-
-def _first_validation_message(body: dict) -> str | None:
-    for element in body.get("Elements") or []:
-        for error in element.get("ValidationErrors") or []:
-            if error.get("Message"):
-                return str(error["Message"])
-    return None
-
-
-def _path(response: requests.Response) -> str:
-    """The request path without host or query (query strings can be long and say nothing useful)."""
-    return urlsplit(response.request.url or "").path
-
-
 def _chunks(values: Sequence[str], size: int) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(values))
     for start in range(0, len(unique), size):
@@ -159,15 +73,11 @@ class XeroClient:
         priority: int = 0,
         dry_run: bool = False,
     ) -> None:
-        self._session = session
-        self._tokens = tokens
         self.tenant_id = tenant_id
         self._api_url = api_url.rstrip("/")
         self._accounting = self._api_url + "/api.xro/2.0"
-        self._governor = governor
-        self._limits = limits
-        self._priority = priority
-        self._dry_run = dry_run  # its calls are counted apart by the governor (a backfill's --dry-run)
+        hooks = XeroApiHooks(tenant_id, governor=governor, limits=limits, priority=priority, dry_run=dry_run)
+        self._pipeline = RequestPipeline(session, hooks, tokens=tokens)
 
     def __repr__(self) -> str:
         return f"XeroClient(tenant_id={self.tenant_id!r}, api_url={self._api_url!r})"
@@ -324,72 +234,12 @@ class XeroClient:
         idempotency_key: str | None = None,
         tenant: bool = True,
     ) -> Any:
-        """Send one request; on a 401 refresh the token once and try once more."""
+        """Send one request through the pipeline (connector.http) and decode its body."""
         extra = dict(headers or {})
         if idempotency_key:
             extra["Idempotency-Key"] = idempotency_key  # a retried write is not applied twice
-        token = self._tokens.access_token()
-        for attempt in (1, 2):
-            response = self._send(method, url, token, params, extra, json_body, tenant)
-            if response.status_code != 401:
-                break
-            if attempt == 2:
-                raise NeedsReauth(f"Xero {method} {_path(response)}: 401 again after refreshing the token; reconnect",
-                                  system="xero")
-            log.info("Xero answered 401 for tenant %s; refreshing the token once", self.tenant_id)
-            token = self._tokens.refresh(force=True)
-        raise_for_xero(response, tenant_id=self.tenant_id, secrets=(token,))
+        response, _ = self._pipeline.send(method, url, params=params, headers=extra, json=json_body, scoped=tenant)
         return loads_from_api(response.content) if response.content else {}
-
-    def _send(
-        self,
-        method: str,
-        url: str,
-        token: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str],
-        json_body: Any,
-        tenant: bool,
-    ) -> requests.Response:
-        request_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **headers}
-        if tenant:
-            request_headers["xero-tenant-id"] = self.tenant_id
-        data = None
-        if json_body is not None:
-            request_headers["Content-Type"] = "application/json"
-            data = dumps_for_api(json_body).encode()
-        permit = self._acquire() if tenant else None
-        response_headers: Mapping[str, str] | None = None
-        try:
-            response = transport_retry(self._session.request)(
-                method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT
-            )
-            response_headers = response.headers
-        except requests.RequestException as exc:
-            raise transport_error(exc, f"Xero {method} {urlsplit(url).path}", token) from None
-        finally:
-            if permit is not None:
-                self._governor.release(permit, response_headers)  # reads X-*Limit-Remaining
-        if response.status_code == 429 and self._governor is not None:
-            self._governor.observe_429(
-                self.tenant_id,
-                retry_after=retry_after_seconds(response.headers),
-                problem=response.headers.get("X-Rate-Limit-Problem"),
-            )
-        return response
-
-    def _acquire(self):
-        if self._governor is None:
-            return None
-        outcome = self._governor.try_acquire(self.tenant_id, self._limits, priority=self._priority,
-                                             dry_run=self._dry_run)
-        if isinstance(outcome, Denial):
-            raise RateLimited(
-                f"Xero rate governor: {outcome.reason} limit for tenant {self.tenant_id}",
-                retry_after=outcome.retry_after,
-                problem=outcome.reason,
-            )
-        return outcome
 
 
 def _bool(value: bool) -> str:

@@ -1,6 +1,7 @@
-"""Zoho CRM: the v8 REST client and the OAuth token manager."""
+"""Zoho CRM: the v8 REST client, the OAuth token manager and their request-pipeline hooks."""
 
 from connector.zoho.auth import ZohoTokenManager, ZohoTokenSource
-from connector.zoho.client import RecordResult, ZohoClient, raise_for_zoho
+from connector.zoho.client import RecordResult, ZohoClient
+from connector.zoho.hooks import ZohoApiHooks, ZohoTokenHooks
 
-__all__ = ["RecordResult", "ZohoClient", "ZohoTokenManager", "ZohoTokenSource", "raise_for_zoho"]
+__all__ = ["RecordResult", "ZohoApiHooks", "ZohoClient", "ZohoTokenHooks", "ZohoTokenManager", "ZohoTokenSource"]

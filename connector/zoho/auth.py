@@ -10,22 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-import requests
-
-from connector.errors import ApiError, NeedsReauth, RateLimited, TransientError, ZohoNotConnected
-from connector.http import (
-    StoredTokenManager,
-    body_excerpt,
-    transport_error,
-    transport_retry,
-)
-from connector.json_codec import loads_from_api
-from connector.redaction import redact_text
+from connector.errors import NeedsReauth, ZohoNotConnected
+from connector.http import StoredTokenManager, VendorHooks
 from connector.secret import Secret
 from connector.store.credentials import StoredTokens, TokenSet
-
-# "Access Denied" = more than 10 token requests in 10 minutes (token limits page above); a minute lets the window move.
-THROTTLE_RETRY_AFTER = 60.0
+from connector.zoho.hooks import ZohoTokenHooks
 
 
 class ZohoTokenSource(Protocol):
@@ -71,37 +60,12 @@ class ZohoTokenManager(StoredTokenManager):
         extra = dict(tokens.extra or {})
         return self._token_set(body, refresh_token=tokens.refresh_token, extra=extra, scope=tokens.scope)
 
-    def _post_token(self, form: dict[str, str], *secrets: str) -> dict:
-        hidden = (*secrets, self._client_secret.reveal())
-        form = {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}
-        try:
-            response = transport_retry(self._session.post)(self._token_url, data=form, timeout=self._timeout)
-        except requests.RequestException as exc:
-            raise transport_error(exc, "Zoho token request", *hidden) from None
-        where = f"Zoho token request for connection {self.connection_id}"
-        if response.status_code >= 500:
-            raise TransientError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden))
-        try:
-            body = loads_from_api(response.content)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise ApiError(redact_text(f"{where}: {response.status_code} {body_excerpt(response)}", *hidden),
-                           status=response.status_code)
-        error = body.get("error")
-        if response.status_code == 200 and not error and body.get("access_token"):
-            return body
-        if error == "invalid_code":  # revoked or evicted refresh token, or a used/expired grant code
-            raise NeedsReauth(f"{where}: invalid_code (refresh token revoked or replaced); reconnect", system="zoho")
-        if error == "invalid_client":
-            raise NeedsReauth(
-                f"{where}: invalid_client; check ZOHO_CLIENT_ID/SECRET and that the accounts server "
-                f"({self._token_url.rsplit('/oauth', 1)[0]}) is the account's data centre (ZOHO_DC)", system="zoho"
-            )
-        if error == "Access Denied":
-            raise RateLimited(f"{where}: throttled (too many token requests)", retry_after=THROTTLE_RETRY_AFTER)
-        detail = redact_text(str(error or body_excerpt(response)), *hidden)
-        raise ApiError(f"{where}: {response.status_code} {detail}", status=response.status_code)
+    def _with_client_credentials(self, form: dict[str, str]) -> tuple[dict[str, str], Any]:
+        # Zoho takes the client credentials in the form (access-token-expiry page above).
+        return {**form, "client_id": self._client_id, "client_secret": self._client_secret.reveal()}, None
+
+    def _token_hooks(self) -> VendorHooks:
+        return ZohoTokenHooks(self.connection_id, self._token_url)
 
     def _token_set(self, body: dict, *, refresh_token: Secret, extra: dict, scope: str = "") -> TokenSet:
         if body.get("api_domain"):

@@ -7,44 +7,23 @@ https://www.zoho.com/crm/developer/docs/api/v8/api-limits.html (limits).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit
 
 import requests
 
-from connector.errors import (
-    ApiError,
-    NeedsReauth,
-    RateLimited,
-    RecordRejected,
-    TransientError,
-    Unauthorized,
-)
-from connector.http import (
-    DEFAULT_TIMEOUT,
-    body_excerpt,
-    is_json,
-    transport_error,
-    transport_retry,
-)
-from connector.json_codec import dumps_for_api, loads_from_api
-from connector.redaction import redact_text
+from connector.errors import ApiError, RecordRejected
+from connector.http import DEFAULT_TIMEOUT, RequestPipeline
+from connector.zoho.hooks import ZohoApiHooks, describe_zoho_error
 
 if TYPE_CHECKING:
     from connector.zoho.auth import ZohoTokenSource
-
-log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_WRITE = 100  # insert / update / upsert (insert-records page above)
 MAX_IDS_PER_READ = 100  # the documented cap was cut off; 100 is the common assumption
 # `fields` is mandatory on lists, at most 50 (https://www.zoho.com/crm/developer/docs/api/v8/get-records.html).
 MAX_FIELDS_PER_LIST = 50
-# Zoho sends no Retry-After on 429 (limits page above); concurrency clears in seconds, credits are the task's problem.
-RATE_LIMIT_RETRY_AFTER = 30.0
-_NO_CONTENT = (204, 304)
 
 
 @dataclass(frozen=True)
@@ -67,60 +46,11 @@ class RecordResult:
                                  code=self.code, details=self.details)
 
 
-def describe_zoho_error(code: Any, message: Any, details: Any) -> str:
-    """Zoho's error as an operator reads it: its code, its message and the field or parameter at fault
-    (``details.api_name`` / ``param_name``; https://www.zoho.com/crm/developer/docs/api/v8/status-codes.html)."""
-    text = " ".join(str(part) for part in (code, message) if part) or "no error code"
-    if isinstance(details, dict):
-        field = details.get("api_name") or details.get("param_name") or details.get("json_path")
-        if field:
-            return f"{text} (field {field})"
-    return text
-
-
-def _error_of(body: Any) -> str | None:
-    """A request-level error body ({"code": ...}), or the first error of a per-item list ({"data": [...]})."""
-    if not isinstance(body, dict):
-        return None
-    if body.get("code"):
-        return describe_zoho_error(body.get("code"), body.get("message"), body.get("details"))
-    for items in body.values():
-        if isinstance(items, list):
-            errors = [i for i in items if isinstance(i, dict) and i.get("status") == "error"]
-            if errors:
-                more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-                first = errors[0]
-                return describe_zoho_error(first.get("code"), first.get("message"), first.get("details")) + more
-    return None
-
-
 def format_zoho_datetime(moment: datetime) -> str:
     """ISO-8601 with offset and no fraction: Zoho rejects milliseconds; naive means UTC."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return moment.replace(microsecond=0).isoformat()
-
-
-def raise_for_zoho(response: requests.Response, *, secrets: Sequence[str] = ()) -> None:
-    """Request-level errors (top-level API_Exception bodies) to typed errors."""
-    status = response.status_code
-    if status < 400:
-        return
-    body = _json(response)
-    code = str(body.get("code", "")) if isinstance(body, dict) else ""
-    text = _error_of(body) or body_excerpt(response) or "(no body)"
-    path = urlsplit(response.request.url or "").path
-    message = redact_text(f"Zoho {response.request.method} {path}: {status} {text}", *secrets)
-    if status == 401:
-        if code == "INVALID_TOKEN":
-            raise Unauthorized(message)
-        # OAUTH_SCOPE_MISMATCH, AUTHENTICATION_FAILURE: a new consent is needed
-        raise NeedsReauth(message, system="zoho")
-    if status == 429:
-        raise RateLimited(message, retry_after=RATE_LIMIT_RETRY_AFTER, problem=code or None)
-    if status >= 500:
-        raise TransientError(message)
-    raise ApiError(message, status=status)
 
 
 def parse_record_results(
@@ -159,15 +89,6 @@ def replay_safe(records: Sequence[dict]) -> bool:
     return True
 
 
-def _json(response: requests.Response) -> Any:
-    if response.status_code in _NO_CONTENT or not response.content or not is_json(response):
-        return None
-    try:
-        return loads_from_api(response.content)
-    except ValueError:
-        return None
-
-
 def _chunks(values: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
     for start in range(0, len(values), size):
         yield start, list(values[start : start + size])
@@ -175,8 +96,7 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]
 
 class ZohoClient:
     def __init__(self, *, session: requests.Session, tokens: "ZohoTokenSource") -> None:
-        self._session = session
-        self._tokens = tokens
+        self._pipeline = RequestPipeline(session, ZohoApiHooks(tokens), tokens=tokens)
 
     def __repr__(self) -> str:
         return "ZohoClient()"
@@ -321,47 +241,21 @@ class ZohoClient:
         item_key: str | None = None,
         retry_transport: bool = True,
     ) -> dict:
-        """Send one request; on 401 INVALID_TOKEN refresh once and try once more.
+        """Send one request through the pipeline (connector.http) and return its JSON body.
 
         With ``item_key``, a 400 whose body lists per-item results is returned for the caller to parse.
         """
-        token = self._tokens.access_token()
-        for attempt in (1, 2):
-            response = self._send(method, path, token, params, headers, json_body, retry_transport)
-            if response.status_code != 401 or _json_code(response) != "INVALID_TOKEN":
-                break
-            if attempt == 2:
-                raise NeedsReauth(f"Zoho {method} {path}: INVALID_TOKEN again after refreshing; reconnect",
-                                  system="zoho")
-            log.info("Zoho answered INVALID_TOKEN; refreshing the token once")
-            token = self._tokens.refresh(force=True)
-        body = _json(response)
-        if response.status_code == 400 and item_key and isinstance(body, dict) and isinstance(body.get(item_key), list):
-            return body
-        raise_for_zoho(response, secrets=(token,))
+        accept = _per_item_results(item_key) if item_key else None
+        _, body = self._pipeline.send(method, path, params=params, headers=headers, json=json_body,
+                                      timeout=DEFAULT_TIMEOUT, retry_transport=retry_transport, accept=accept)
         return body if isinstance(body, dict) else {}
 
-    def _send(
-        self,
-        method: str,
-        path: str,
-        token: str,
-        params: Mapping[str, Any] | None,
-        headers: Mapping[str, str] | None,
-        json_body: Any,
-        retry_transport: bool,
-    ) -> requests.Response:
-        url = self._tokens.api_domain() + "/crm/v8" + path  # the account's data centre
-        request_headers = {"Authorization": f"Zoho-oauthtoken {token}", **(headers or {})}
-        data = None
-        if json_body is not None:
-            request_headers["Content-Type"] = "application/json"
-            data = dumps_for_api(json_body).encode()
-        send = transport_retry(self._session.request) if retry_transport else self._session.request
-        try:
-            return send(method, url, params=params, headers=request_headers, data=data, timeout=DEFAULT_TIMEOUT)
-        except requests.RequestException as exc:
-            raise transport_error(exc, f"Zoho {method} /crm/v8{path}", token) from None
+
+def _per_item_results(item_key: str):
+    def accept(response: requests.Response, body: Any) -> bool:
+        return response.status_code == 400 and isinstance(body, dict) and isinstance(body.get(item_key), list)
+
+    return accept
 
 
 def _fields(fields: Sequence[str]) -> str:
@@ -369,7 +263,3 @@ def _fields(fields: Sequence[str]) -> str:
         raise ValueError(f"Zoho list reads need 1 to {MAX_FIELDS_PER_LIST} fields, got {len(fields)}")
     return ",".join(fields)
 
-
-def _json_code(response: requests.Response) -> str | None:
-    body = _json(response)
-    return str(body.get("code")) if isinstance(body, dict) and body.get("code") else None
