@@ -48,6 +48,7 @@ task_routes = {
     "connector.resume_backfills": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recheck_zoho_orgs": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.recompute_account_money": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.recompute_deal_money": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.prune_audit_trail": {"queue": queues.MAINTENANCE_QUEUE},
 }
 
@@ -122,6 +123,9 @@ def settings_config(settings: Settings) -> dict:
             # (an invoice falling overdue). No Xero call.
             "recompute-account-money": {"task": "connector.recompute_account_money",
                                         "schedule": crontab(minute=2, hour=0)},
+            # Deals' figures likewise (connector/pipeline/deals.py): recomputed whenever an invoice of theirs
+            # changes, and daily for overdue. No Xero call; unchanged Deals are not written.
+            "recompute-deal-money": {"task": "connector.recompute_deal_money", "schedule": crontab(minute=4, hour=0)},
             # The audit trail keeps CONNECTOR_AUDIT_DAYS of history; hourly batches keep each delete short.
             "prune-audit-trail": {"task": "connector.prune_audit_trail", "schedule": 3600.0},
         },

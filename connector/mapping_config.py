@@ -21,6 +21,12 @@ Fax.from: Not a valid string.`` Example::
       outstanding: Amount_Owing    # (keys: outstanding, overdue, total_invoiced, credit_available,
                                    #  last_invoice_date, last_payment_date, last_payment_amount, payment_status)
     base_currency: NZD             # the Xero organisation's base currency (optional: see README)
+    deals:                         # which Zoho deal each invoice belongs to (mapping/deals.py), in order
+      rules: [kept, reference, sales_order, only_open_deal]   # kept first, always
+      reference_pattern: 'DEAL-(\\d+)'   # its first group is the Zoho deal id (default: an 18-19 digit id)
+      closed_stages: [Closed Won, Closed Lost, Closed Lost to Competition]
+      invoice_field: Deal          # the invoice's lookup to Deals, created by `connector setup-zoho`
+      fields: {paid: Amount_Collected}   # the Deal's figures under your own field names
 """
 
 from __future__ import annotations
@@ -30,10 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import re
+
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from connector.errors import ConfigError
+from connector.mapping import deals as deal_mapping
 from connector.mapping import zoho_fields as zf
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
@@ -66,6 +75,13 @@ class SyncConfig:
     # The Account's money figure -> Zoho field API name (zoho_fields.ACCOUNT_MONEY_FIELDS, renamed here).
     account_fields: Mapping[str, str] = field(default_factory=lambda: dict(zf.ACCOUNT_MONEY_FIELDS))
     base_currency: str | None = None
+    # Deals (connector/mapping/deals.py): the linking rules in order, how a Reference names a deal, the
+    # stages that close a deal, the invoice's lookup field and the Deal's figures' field names.
+    deal_rules: tuple[str, ...] = deal_mapping.DEFAULT_RULES
+    deal_reference_pattern: str = deal_mapping.DEFAULT_REFERENCE_PATTERN
+    deal_closed_stages: tuple[str, ...] = deal_mapping.DEFAULT_CLOSED_STAGES
+    invoice_deal_field: str = zf.INVOICE_DEAL
+    deal_fields: Mapping[str, str] = field(default_factory=lambda: dict(deal_mapping.DEAL_MONEY_FIELDS))
 
     def owned_by_crm(self, module: str) -> tuple[str, ...]:
         return tuple(self.crm_owns.get(module, ()))
@@ -86,6 +102,39 @@ class _OverrideSchema(Schema):
 class _PlaceholderSchema(Schema):
     item_code = fields.String(required=True, validate=validate.Length(min=1, max=255))
     name = fields.String(required=True, validate=validate.Length(min=1, max=50))
+
+
+_API_NAME = validate.Regexp(r"^[A-Za-z][A-Za-z0-9_]{0,99}$", error="not a Zoho field API name")
+
+
+def _one_group_pattern(text: str) -> None:
+    try:
+        compiled = re.compile(text)
+    except re.error as exc:
+        raise ValidationError(f"not a valid regular expression ({exc})") from None
+    if compiled.groups != 1:
+        raise ValidationError(f"needs exactly one (group) around the deal id; it has {compiled.groups}")
+
+
+class _DealsSchema(Schema):
+    rules = fields.List(fields.String(validate=validate.OneOf(deal_mapping.RULES)), validate=validate.Length(min=1))
+    reference_pattern = fields.String(validate=_one_group_pattern)
+    closed_stages = fields.List(fields.String(validate=validate.Length(min=1)))
+    invoice_field = fields.String(validate=_API_NAME)
+    fields_ = fields.Dict(data_key="fields", keys=fields.String(validate=validate.OneOf(tuple(deal_mapping.DEAL_MONEY_FIELDS))),
+                          values=fields.String(validate=_API_NAME))
+
+    @validates_schema
+    def _kept_first_once(self, data: dict, **_: Any) -> None:
+        names = {**deal_mapping.DEAL_MONEY_FIELDS, **(data.get("fields_") or {})}
+        if len(set(names.values())) != len(names):
+            raise ValidationError("two figures cannot share a field", field_name="fields")
+        rules = data.get("rules") or ["kept"]
+        if len(set(rules)) != len(rules):
+            raise ValidationError("a rule is listed twice", field_name="rules")
+        if rules[0] != "kept":
+            raise ValidationError("'kept' must come first: a link already made, or set by a person in Zoho, is "
+                                  "never overwritten", field_name="rules")
 
 
 class _ConfigSchema(Schema):
@@ -109,6 +158,7 @@ class _ConfigSchema(Schema):
                                                       error="not a Zoho field API name")),
     )
     base_currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO 4217 code"))
+    deals = fields.Nested(_DealsSchema)
 
     @validates_schema
     def _distinct_account_fields(self, data: dict, **_: Any) -> None:
@@ -174,7 +224,18 @@ def _build(data: dict) -> SyncConfig:
         neutralise_formulas=bool(data.get("neutralise_formulas", False)),
         account_fields={**defaults.account_fields, **(data.get("account_fields") or {})},
         base_currency=data.get("base_currency"),
+        **_deal_settings(data.get("deals") or {}, defaults),
     )
+
+
+def _deal_settings(deals: dict, defaults: SyncConfig) -> dict:
+    return {
+        "deal_rules": tuple(deals.get("rules", defaults.deal_rules)),
+        "deal_reference_pattern": deals.get("reference_pattern", defaults.deal_reference_pattern),
+        "deal_closed_stages": tuple(deals.get("closed_stages", defaults.deal_closed_stages)),
+        "invoice_deal_field": deals.get("invoice_field", defaults.invoice_deal_field),
+        "deal_fields": {**defaults.deal_fields, **(deals.get("fields_") or {})},
+    }
 
 
 def _flatten(messages: Any, path: tuple = ()) -> list[tuple[tuple, str]]:

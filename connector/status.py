@@ -107,6 +107,8 @@ def collect_status(deps) -> dict[str, Any]:
             "last_success": {record_type: _iso(when) for record_type, when in sorted(successes.items())},
             "poll_cursors": cursors,
             "backfill": backfill,
+            # Invoices no linking rule placed in a deal (`connector deals unassigned` lists them).
+            "deals_unassigned": store.deal_links.count_unassigned(c.id),
         })
     warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
                 if c["xero_budget"]["warning"]]
@@ -143,7 +145,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
     """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
     custom fields), each "ok" or what to do."""
     from connector.errors import ZohoNotConnected
-    from connector.zoho_setup import check_org, needed_fields
+    from connector.zoho_setup import check_org, needed_for
 
     results = []
     zoho_owners = deps.credentials.share_map("zoho")  # connections using another's Zoho consent
@@ -162,7 +164,7 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
             result["xero"] = {"ok": False, "error": str(exc),
                               "todo": f"reconnect with `{reconnect_command('xero')}`, or check XERO_* settings"}
         try:
-            needed = needed_fields(deps.sync_config.account_fields)
+            needed = needed_for(deps.sync_config)
             org = check_org(deps.zoho_client_for(c.id), needed)
             result["zoho"] = {
                 "ok": not org.missing,

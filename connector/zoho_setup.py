@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from connector.errors import ConfigError
 from connector.mapping import zoho_fields as zf
+from connector.mapping.deals import DEAL_MONEY_FIELDS, DEAL_MONEY_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,15 @@ log = logging.getLogger(__name__)
 class NeededField:
     module: str
     api_name: str
-    data_type: str  # Zoho data_type for the fields API: text, currency, website, date
+    data_type: str  # Zoho data_type for the fields API: text, currency, website, date, lookup
     unique: bool = False
     # False: sync goes on without it (the value is not sent) and `check` reports it missing.
     required: bool = True
+    lookup: str | None = None  # the module a lookup points at
 
     def how_to_create(self) -> str:
-        kind = {"text": "Single Line (255)", "currency": "Currency", "website": "URL", "date": "Date"}[self.data_type]
+        kind = {"text": "Single Line (255)", "currency": "Currency", "website": "URL", "date": "Date",
+                "lookup": f"Lookup to {self.lookup}"}[self.data_type]
         unique = ", 'Do not allow duplicate values' ticked" if self.unique else ""
         return (f"Zoho {self.module} has no field {self.api_name}: create it in Setup > Customization > Modules "
                 f"and Fields > {self.module} as {kind} labelled '{self.api_name.replace('_', ' ')}'{unique}, "
@@ -40,9 +43,12 @@ class NeededField:
 _REQUIRED_FIGURES = ("outstanding", "overdue")
 
 
-def needed_fields(account_fields: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS) -> tuple[NeededField, ...]:
+def needed_fields(account_fields: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS, *,
+                  deal_fields: Mapping[str, str] = DEAL_MONEY_FIELDS,
+                  invoice_deal_field: str = zf.INVOICE_DEAL) -> tuple[NeededField, ...]:
     """The custom fields the connector writes, with the Account's money figures under ``account_fields``
-    names (mapping.yaml ``account_fields``)."""
+    names (mapping.yaml ``account_fields``) and the Deal's under ``deal_fields`` (mapping.yaml ``deals``).
+    The deal fields are optional: without them invoices still sync, and `connector check` says what lacks."""
     money = tuple(NeededField("Accounts", account_fields[key], zf.ACCOUNT_MONEY_TYPES[key],
                               required=key in _REQUIRED_FIGURES) for key in zf.ACCOUNT_MONEY_FIELDS)
     return (
@@ -57,7 +63,17 @@ def needed_fields(account_fields: Mapping[str, str] = zf.ACCOUNT_MONEY_FIELDS) -
         NeededField("Invoices", zf.INVOICE_AMOUNT_PAID, "currency"),
         NeededField("Invoices", zf.INVOICE_AMOUNT_DUE, "currency"),
         NeededField("Invoices", zf.XERO_URL, "website"),
+        # Zoho's Invoices have no lookup to Deals (only Sales_Order): the connector adds one, so a Deal's
+        # related list shows its invoices.
+        NeededField("Invoices", invoice_deal_field, "lookup", required=False, lookup="Deals"),
+        *(NeededField("Deals", deal_fields[key], DEAL_MONEY_TYPES[key], required=False) for key in DEAL_MONEY_FIELDS),
     )
+
+
+def needed_for(config) -> tuple[NeededField, ...]:
+    """``needed_fields`` under the names a SyncConfig (mapping.yaml) gives."""
+    return needed_fields(config.account_fields, deal_fields=config.deal_fields,
+                         invoice_deal_field=config.invoice_deal_field)
 
 
 NEEDED_FIELDS = needed_fields()
@@ -116,6 +132,8 @@ def _field_body(needed: NeededField) -> dict:
         body["length"] = zf.CUSTOM_TEXT_MAX
     if needed.unique:
         body["unique"] = {"casesensitive": "false"}
+    if needed.lookup:  # fields.json schema "lookup": the target module by api_name
+        body["lookup"] = {"module": {"api_name": needed.lookup}}
     return body
 
 

@@ -21,6 +21,9 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert money[0].split() == ["Account", "status", "outstanding", "overdue", "invoiced", "last", "payment"]
     payer = money[2]
     assert " -> " in payer and "- -> " in payer, money  # outstanding changed; no payment before, one after
+    assert "linked by its Xero Reference 'Deal " in out  # an invoice on the deal its Reference names
+    assert "after payment:  invoiced 1000.0, paid 500.0, outstanding 500.0" in out
+    assert "1 payment note(s): Xero payment 500.00 NZD" in out
     assert (tmp_path / "demo" / "connector.db").exists()
 
 

@@ -237,7 +237,7 @@ def _record_type(text: str) -> str:
 
 def cmd_setup_zoho(args: argparse.Namespace) -> int:
     """Check (--check) or create the custom fields the connector needs in each connected Zoho org."""
-    from connector.zoho_setup import needed_fields, setup_zoho_orgs
+    from connector.zoho_setup import needed_for, setup_zoho_orgs
     from workers.deps import get_deps
 
     deps = get_deps()
@@ -252,7 +252,7 @@ def cmd_setup_zoho(args: argparse.Namespace) -> int:
         orgs.setdefault(owner, (f"Zoho org {c.zoho_org_id or '?'} (connection #{c.id} {c.name})",
                                 deps.zoho_client_for(owner)))
     return setup_zoho_orgs(list(orgs.values()), check_only=args.check, out=sys.stdout,
-                           needed=needed_fields(deps.sync_config.account_fields))
+                           needed=needed_for(deps.sync_config))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="print what is missing and exit 1 if anything is")
     p.set_defaults(func=cmd_setup_zoho)
 
-    from workers import cli_flower, cli_keygen, cli_ops, cli_run
+    from workers import cli_deals, cli_flower, cli_keygen, cli_ops, cli_run
 
+    cli_deals.register(sub)
     cli_keygen.register(sub)
     cli_flower.add_parser(sub)
     cli_run.add_parser(sub)

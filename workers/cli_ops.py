@@ -467,6 +467,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"    parked: {', '.join(f'{k}={v}' for k, v in c['parked'].items())}; failures 24h: "
               f"{', '.join(f'{k}={v}' for k, v in c['failures_24h'].items()) or 'none'}")
         print(f"    last success: {', '.join(f'{k} {v}' for k, v in c['last_success'].items()) or 'none yet'}")
+        if c["deals_unassigned"]:
+            print(f"    invoices in no deal: {c['deals_unassigned']} (see `connector deals unassigned`)")
         print("    poll cursors: " + ", ".join(f"{k} {v['modified_since'] or 'not polled'}"
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:

@@ -31,7 +31,7 @@ from connector.xero.client import XeroClient
 from connector.xero_schedule import SchedulePolicy
 from connector.zoho.auth import ZohoTokenManager
 from connector.zoho.client import ZohoClient
-from connector.zoho_setup import OrgCheck, check_org, needed_fields
+from connector.zoho_setup import OrgCheck, check_org, needed_for
 
 
 @dataclass
@@ -214,7 +214,7 @@ class Deps:
             cached = self._zoho_orgs.get(connection.id)
         if cached is not None and not refresh and now - cached[1] < self.settings.zoho_org_ttl:
             return cached[0]
-        needed = needed_fields(self.sync_config.account_fields)
+        needed = needed_for(self.sync_config)
         return self.remember_zoho_org(connection.id, check_org(self.zoho_client(connection), needed))
 
     def remember_zoho_org(self, connection_id: int, check: OrgCheck) -> OrgCheck:

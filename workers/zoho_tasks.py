@@ -17,6 +17,7 @@ from connector.backoff import backoff_delay
 from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
+from connector.pipeline.deals import DealSync
 from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
@@ -159,12 +160,17 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
                                           transaction=deps.store.transaction)
 
     org = deps.zoho_org(connection)
+    zoho = deps.zoho_client(connection)
+    deals = DealSync(connection_id=connection.id, zoho=zoho, snapshots=deps.store.snapshots, links=deps.store.links,
+                     deal_links=deps.store.deal_links, audit=deps.store.audit, config=deps.sync_config,
+                     invoices_module=org.has_invoices, org_fields=org.fields, task_id=task_id,
+                     today=lambda: deps.store.clock.now().date())
     return to_zoho.ZohoPush(
-        connection_id=connection.id, snapshots=deps.store.snapshots, zoho=deps.zoho_client(connection),
+        connection_id=connection.id, snapshots=deps.store.snapshots, zoho=zoho,
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
-        transaction=deps.store.transaction, today=lambda: deps.clock.now().date(),
+        transaction=deps.store.transaction, today=lambda: deps.clock.now().date(), deals=deals,
     )
 
 
@@ -222,7 +228,7 @@ def recheck_zoho_orgs(self) -> int:
     """Beat: re-read every active connection's Zoho org; a custom field we need that went missing is
     logged and audited once (``zoho_setup.report_org_change``). Returns the connections reported."""
     from connector.errors import ConfigError
-    from connector.zoho_setup import check_org, needed_fields, report_org_change
+    from connector.zoho_setup import check_org, needed_for, report_org_change
 
     deps = get_deps()
     reported = 0
@@ -230,7 +236,7 @@ def recheck_zoho_orgs(self) -> int:
         if connection.state != "active":
             continue
         try:
-            check = check_org(deps.zoho_client(connection), needed_fields(deps.sync_config.account_fields))
+            check = check_org(deps.zoho_client(connection), needed_for(deps.sync_config))
         except Exception as exc:  # one org's outage or lost grant must not stop the others' checks
             log.warning("zoho.org.recheck_failed connection=%s: %s", connection.id, exc)
             continue
@@ -240,6 +246,23 @@ def recheck_zoho_orgs(self) -> int:
         except ConfigError:
             pass  # already reported; pushes stop with the same message until the field is back
     return reported
+
+
+@app.task(name="connector.recompute_deal_money", base=ConnectorTask, bind=True)
+def recompute_deal_money(self) -> int:
+    """Beat, daily just after midnight UTC: every deal with invoices is totalled again from the stored
+    snapshots, for what only time changes (an invoice falling overdue turns the deal Overdue). No Xero call;
+    a Deal whose figures did not change is not written (its hash on the id link). Returns the Deals written."""
+    deps = get_deps()
+    written = 0
+    for connection in deps.store.connections.all():
+        if connection.state != "active":
+            continue
+        deals = deps.store.deal_links.linked_deals(connection.id)
+        if deals:
+            written += make_zoho_push(deps, connection).deals.total_deals(deals)
+    log.info("zoho.deal_money.recomputed", extra={"records": written})
+    return written
 
 
 @app.task(name="connector.recompute_account_money", base=ConnectorTask, bind=True)

@@ -55,6 +55,7 @@ INVOICE_XERO_ID: Final = "Xero_Invoice_ID"
 INVOICE_AMOUNT_PAID: Final = "Xero_Amount_Paid"  # currency field
 INVOICE_AMOUNT_DUE: Final = "Xero_Amount_Due"  # currency field
 PRODUCT_ITEM_CODE: Final = "Xero_Item_Code"
+INVOICE_DEAL: Final = "Deal"  # lookup to Deals (Zoho's Invoices have none of their own); mapping.yaml deals.invoice_field
 XERO_URL: Final = "Xero_Url"  # URL field, on Accounts and Invoices
 
 # Zoho's maximum for a custom single-line text field (UNVERIFIED here; commonly 255).

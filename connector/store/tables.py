@@ -183,6 +183,29 @@ class XeroSnapshot(Base):
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InvoiceDeal(Base):
+    """Which Zoho deal each Xero invoice belongs to, and the rule that decided (connector/mapping/deals.py).
+
+    ``deal_id`` is empty for an invoice no rule could place: ``connector deals unassigned`` lists them.
+    """
+
+    __tablename__ = "invoice_deals"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "invoice_id", name="uq_invoice_deals_connection_invoice"),
+        # A deal's invoices, read together for its figures (DealLinkStore.deals_invoices).
+        Index("ix_invoice_deals_deal", "connection_id", "deal_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    invoice_id: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[str | None] = mapped_column(String(64))
+    deal_id: Mapped[str | None] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ZohoChannel(Base):
     """A Zoho CRM notification channel; only a hash of its verification token is kept."""
 

@@ -159,6 +159,11 @@ class ZohoClient:
             found.extend(self._call("GET", f"/{module}", params=params).get("data") or [])
         return found
 
+    def related_records(self, module: str, record_id: str, related_list: str, fields: Sequence[str]) -> list[dict]:
+        """GET /{module}/{id}/{related_list} (v8 "Get Related Records"), one page of up to 200; 204 gives []."""
+        params = {"fields": _fields(fields), "per_page": 200}
+        return self._call("GET", f"/{module}/{record_id}/{related_list}", params=params).get("data") or []
+
     def list_records(
         self,
         module: str,

@@ -360,7 +360,8 @@ def test_invoice_validation(api, zoho):
 
 def test_metadata_lists_custom_fields(api):
     modules = api.get("/settings/modules").json()["modules"]
-    assert {m["api_name"] for m in modules} == {"Accounts", "Contacts", "Products", "Invoices"}
+    assert {m["api_name"] for m in modules} == {"Accounts", "Contacts", "Products", "Invoices", "Deals",
+                                                "Sales_Orders", "Notes"}
     assert all(m["api_supported"] and m["id"].isdigit() for m in modules)
     fields = {f["api_name"]: f for f in api.get("/settings/fields?module=Invoices").json()["fields"]}
     assert fields["Xero_Invoice_ID"]["unique"] == {"casesensitive": "false"}
@@ -525,3 +526,91 @@ def test_writes_of_more_than_ten_records_share_the_sub_concurrency_limit(make_zo
     worker.join(5)
     small.join(5)
     assert held == [201, 201] and len(zoho.records("Products")) == 12
+
+
+# ------------------------------------------------------------------ deals, custom lookups, related lists, notes
+
+
+def deal(account: str, name: str = "Big deal", **extra) -> dict:
+    return {"Deal_Name": name, "Account_Name": {"id": account}, "Closing_Date": "2026-03-31",
+            "Stage": "Qualification", **extra}
+
+
+@pytest.mark.parametrize("missing", ["Deal_Name", "Account_Name", "Closing_Date", "Stage"])
+def test_a_deal_needs_its_four_mandatory_fields(api, missing):
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    body = deal(account)
+    del body[missing]
+    item = api.post("/Deals", json={"data": [body]}).json()["data"][0]
+    assert (item["code"], item["details"]["api_name"]) == ("MANDATORY_NOT_FOUND", missing)
+
+
+def test_a_deal_is_stored_with_its_stage_and_expected_revenue(api, zoho):
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    [deal_id] = add(api, "Deals", deal(account, Amount=1000, Probability=25))
+    stored = zoho.record("Deals", deal_id)
+    assert stored["Account_Name"] == {"id": account, "name": "Acme"}
+    assert (stored["Stage"], stored["Expected_Revenue"]) == ("Qualification", 250.0)
+    item = api.post("/Deals", json={"data": [deal(account, Stage="Won")]}).json()["data"][0]
+    assert (item["code"], item["details"]["api_name"]) == ("INVALID_DATA", "Stage")
+
+
+def test_setup_creates_a_lookup_and_the_deal_lists_the_invoices_pointing_at_it(make_zoho):
+    zoho = make_zoho(xero_fields=False)
+    api = Api(zoho)
+    created = api.post("/settings/fields?module=Invoices", json={"fields": [
+        {"field_label": "Deal", "data_type": "lookup", "lookup": {"module": {"api_name": "Deals"}}}]})
+    assert created.status_code == 201, created.text
+    fields = {f["api_name"]: f for f in api.get("/settings/fields?module=Invoices").json()["fields"]}
+    assert fields["Deal"]["lookup"]["module"]["api_name"] == "Deals" and fields["Deal"]["custom_field"]
+    refused = api.post("/settings/fields?module=Invoices", json={"fields": [
+        {"field_label": "Elsewhere", "data_type": "lookup", "lookup": {"module": {"api_name": "Nowhere"}}}]})
+    assert refused.status_code == 400 and refused.json()["fields"][0]["details"]["api_name"] == "lookup"
+
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    [product] = add(api, "Products", {"Product_Name": "Widget"})
+    [deal_id, other] = add(api, "Deals", deal(account), deal(account, "Other"))
+    line = [{"Product_Name": {"id": product}, "List_Price": 10}]
+    [first, second, third] = add(api, "Invoices", *[
+        {"Subject": f"INV-{n}", "Account_Name": {"id": account}, "Invoiced_Items": line, "Deal": {"id": d}}
+        for n, d in ((1, deal_id), (2, deal_id), (3, other))])
+    related = api.get(f"/Deals/{deal_id}/Invoices", params={"fields": "Subject,Deal"})
+    assert [r["Subject"] for r in related.json()["data"]] == ["INV-1", "INV-2"]
+    assert related.json()["data"][0]["Deal"] == {"id": deal_id, "name": "Big deal"}
+    assert api.get(f"/Deals/{deal_id}/Invoices").json()["code"] == "REQUIRED_PARAM_MISSING"
+    api.put(f"/Invoices/{second}", json={"data": [{"Deal": None}]})
+    assert [r["id"] for r in api.get(f"/Deals/{deal_id}/Invoices?fields=Subject").json()["data"]] == [first]
+    assert [r["id"] for r in api.get(f"/Deals/{other}/Invoices?fields=Subject").json()["data"]] == [third]
+
+
+def test_notes_attach_to_an_invoice_and_are_edited_in_place(api, zoho):
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    [note_id] = add(api, "Notes", {"Note_Title": "Payment", "Note_Content": "100.00 on 2026-01-05",
+                                   "Parent_Id": {"module": {"api_name": "Accounts"}, "id": account}})
+    notes = api.get(f"/Accounts/{account}/Notes?fields=Note_Title,Note_Content,Parent_Id").json()["data"]
+    assert [(n["id"], n["Note_Content"]) for n in notes] == [(note_id, "100.00 on 2026-01-05")]
+    assert notes[0]["Parent_Id"]["module"]["api_name"] == "Accounts" and notes[0]["Parent_Id"]["id"] == account
+    assert api.put(f"/Notes/{note_id}", json={"data": [{"Note_Title": "Payment (deleted in Xero)"}]}).status_code == 200
+    assert zoho.record("Notes", note_id)["Note_Title"] == "Payment (deleted in Xero)"
+    item = api.post("/Notes", json={"data": [{"Note_Content": "x", "Parent_Id": {
+        "module": {"api_name": "Accounts"}, "id": "4876876000099999999"}}]}).json()["data"][0]
+    assert (item["code"], item["details"]["api_name"]) == ("INVALID_DATA", "Parent_Id")
+
+
+def test_a_deleted_deal_leaves_its_invoices_unlinked_and_takes_its_notes(api, zoho):
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    [product] = add(api, "Products", {"Product_Name": "Widget"})
+    [deal_id] = add(api, "Deals", deal(account))
+    [invoice] = add(api, "Invoices", {"Subject": "INV-1", "Account_Name": {"id": account}, "Deal": {"id": deal_id},
+                                      "Invoiced_Items": [{"Product_Name": {"id": product}}]})
+    add(api, "Notes", {"Note_Content": "call back", "Parent_Id": {"module": {"api_name": "Deals"}, "id": deal_id}})
+    zoho.person_delete("Deals", deal_id)
+    assert zoho.record("Invoices", invoice)["Deal"] is None
+    assert zoho.records("Notes") == []
+
+
+def test_a_sales_order_names_its_deal(api, zoho):
+    [account] = add(api, "Accounts", {"Account_Name": "Acme"})
+    [deal_id] = add(api, "Deals", deal(account))
+    [order] = add(api, "Sales_Orders", {"Subject": "SO-1", "Account_Name": {"id": account}, "Deal_Name": {"id": deal_id}})
+    assert zoho.record("Sales_Orders", order)["Deal_Name"] == {"id": deal_id, "name": "Big deal"}

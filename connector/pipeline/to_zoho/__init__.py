@@ -20,6 +20,7 @@ written, line and total comparisons) lives in connector/mapping/.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from connector.pipeline.to_zoho.contacts import push_contacts, refresh_accounts
@@ -45,9 +46,13 @@ class ZohoPush(PushCore):
 
     @one_audit_write
     def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
-        """Writes invoices, then their customers' Accounts, whose money figures they change."""
+        """Writes invoices, then their deals (links, figures, payment notes) and their customers' Accounts,
+        whose money figures they change."""
         xero_ids = list(xero_ids)
         outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
+        if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
+            dataclasses.replace(self.deals, audit=self._trail).after_invoices(
+                [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
         refresh_accounts(self, "invoices", xero_ids, self.contacts)
         return outcome
 

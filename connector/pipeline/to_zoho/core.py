@@ -73,6 +73,8 @@ class PushCore:
     transaction: Callable[[], AbstractContextManager] = nullcontext
     # The day overdue is judged on (Accounts' money figures); UTC, see pipeline/account_money.py.
     today: Callable[[], date] = field(default=lambda: datetime.now(timezone.utc).date())
+    # Links pushed invoices to deals, totals the deals and notes the payments (pipeline/deals.py); None: off.
+    deals: Any = None
 
     def __post_init__(self) -> None:
         # A batch's database work, batched: links and snapshots read together (afresh under each round's

@@ -159,6 +159,8 @@ class ZohoSandbox(AccountsServer, MetadataApi, RecordsApi, RecordRules, Notifica
             handler = {"GET": self._watch_list, "POST": self._watch_enable, "PUT": self._watch_replace,
                        "PATCH": self._watch_patch, "DELETE": self._watch_disable}.get(method)
             return handler(request, body) if handler else self._bad_method()
+        if len(parts) == 3 and parts[0] in self.modules and method == "GET":
+            return self._get_related(parts[0], parts[1], parts[2], request)
         if not parts or parts[0] in ("settings", "actions") or len(parts) > 2:
             return _error(404, "INVALID_URL_PATTERN", "Please check if the URL trying to access is a correct one")
         module = parts[0]

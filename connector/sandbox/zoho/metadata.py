@@ -6,6 +6,13 @@ notifications read the registry, so adding a module (Deals, say) is adding those
 whose records Zoho computes values for adds a derivation in validation.py.
 Routes: GET /crm/v8/org, GET /settings/modules, GET and POST /settings/fields (Zoho v8 OAS modules.json,
 fields.json and org.json, https://github.com/zoho/crm-oas).
+
+Deals: the standard fields and the four mandatory ones (Deal Name, Account Name, Closing Date, Stage) of
+Zoho's help page "Standard Fields in Deals"
+(https://help.zoho.com/portal/en/kb/crm/sales-force-automation/deal-management/articles/standard-fields-deals).
+Sales orders carry the standard ``Deal_Name`` lookup; invoices have no standard lookup to Deals, only
+``Sales_Order`` (so the connector's setup adds one). Notes attach to any record through ``Parent_Id``
+(https://www.zoho.com/crm/developer/docs/api/create-notes.html); Zoho has no Payments module.
 """
 
 from __future__ import annotations
@@ -17,17 +24,25 @@ from werkzeug.wrappers import Response
 
 from connector.sandbox.zoho.render import _error, _item_error, _json
 
+DEAL_STAGES = ("Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers", "Perception Analysis",
+               "Proposal/Price Quote", "Negotiation/Review", "Closed Won", "Closed Lost", "Closed Lost to Competition")
+# A deal in one of these stages is closed (the default layout's picklist; an org may add stages: UNVERIFIED).
+CLOSED_DEAL_STAGES = ("Closed Won", "Closed Lost", "Closed Lost to Competition")
+DEAL_TYPES = ("-None-", "Existing Business", "New Business")
+SALES_ORDER_STATUSES = ("Created", "Approved", "Delivered", "Cancelled")
 INVOICE_STATUSES = ("Created", "Approved", "Delivered", "Cancelled", "Paid", "Partially Paid", "Void")
 ACCOUNT_TYPES = ("-None-", "Analyst", "Competitor", "Customer", "Distributor", "Integrator", "Investor",
                  "Partner", "Press", "Prospect", "Reseller", "Supplier", "Vendor", "Other")
 # Data types POST /settings/fields creates here (the OpenAPI lists more; these are the ones we model).
-CREATABLE_TYPES = ("text", "currency", "website", "email", "phone", "textarea", "boolean", "date")
+CREATABLE_TYPES = ("text", "currency", "website", "email", "phone", "textarea", "boolean", "date", "lookup")
 
 
 @dataclass(frozen=True)
 class FieldSpec:
     api_name: str
-    data_type: str  # text, textarea, email, phone, website, currency, double, boolean, date, picklist, lookup, lineitem
+    # text, textarea, email, phone, website, currency, double, boolean, date, picklist, lookup, lineitem, and
+    # "parent": a Note's Parent_Id, {"module": {"api_name"}, "id"}, pointing at a record of any module
+    data_type: str
     length: int = 255
     mandatory: bool = False
     unique: bool = False
@@ -52,6 +67,10 @@ MODULES = {
     "Contacts": ModuleSpec("Contacts", "Contact", "4876876000000002179", "Full_Name", "Email"),
     "Products": ModuleSpec("Products", "Product", "4876876000000002181", "Product_Name", "Product_Name"),
     "Invoices": ModuleSpec("Invoices", "Invoice", "4876876000000002183", "Subject", "Subject", inventory=True),
+    "Deals": ModuleSpec("Deals", "Deal", "4876876000000002185", "Deal_Name", "Deal_Name"),
+    "Sales_Orders": ModuleSpec("Sales_Orders", "Sales Order", "4876876000000002187", "Subject", "Subject",
+                               inventory=True),
+    "Notes": ModuleSpec("Notes", "Note", "4876876000000002189", "Note_Title", "Note_Title"),
 }
 
 
@@ -93,10 +112,30 @@ STANDARD_FIELDS: dict[str, list[FieldSpec]] = {
         FieldSpec("Contact_Name", "lookup", lookup="Contacts"),
         FieldSpec("Invoice_Date", "date"), FieldSpec("Due_Date", "date"),
         FieldSpec("Status", "picklist", 120, picklist=INVOICE_STATUSES),
-        _text("Purchase_Order", 100), FieldSpec("Invoiced_Items", "lineitem", mandatory=True),
+        _text("Purchase_Order", 100), FieldSpec("Sales_Order", "lookup", lookup="Sales_Orders"),
+        FieldSpec("Invoiced_Items", "lineitem", mandatory=True),
         _money("Sub_Total", read_only=True), _money("Tax", read_only=True), _money("Discount"), _money("Adjustment"),
         _money("Grand_Total", read_only=True), *_address("Billing", "Code"), *_address("Shipping", "Code"),
         FieldSpec("Terms_and_Conditions", "textarea", 32000), FieldSpec("Description", "textarea", 32000),
+    ],
+    "Deals": [
+        _text("Deal_Name", 120, mandatory=True), FieldSpec("Account_Name", "lookup", mandatory=True, lookup="Accounts"),
+        FieldSpec("Contact_Name", "lookup", lookup="Contacts"), FieldSpec("Type", "picklist", 120, picklist=DEAL_TYPES),
+        _money("Amount"), FieldSpec("Closing_Date", "date", mandatory=True), _text("Next_Step", 100),
+        FieldSpec("Stage", "picklist", 120, mandatory=True, picklist=DEAL_STAGES), FieldSpec("Probability", "double", 3),
+        _money("Expected_Revenue", read_only=True), FieldSpec("Description", "textarea", 32000),
+    ],
+    # Header only: the sales order's lines (Ordered_Items) are not modelled here.
+    "Sales_Orders": [
+        _text("Subject", 255, mandatory=True), FieldSpec("Account_Name", "lookup", mandatory=True, lookup="Accounts"),
+        FieldSpec("Deal_Name", "lookup", lookup="Deals"), FieldSpec("Contact_Name", "lookup", lookup="Contacts"),
+        FieldSpec("Status", "picklist", 120, picklist=SALES_ORDER_STATUSES), FieldSpec("Description", "textarea", 32000),
+    ],
+    # Note_Content's limit and which of the two is mandatory are UNVERIFIED (the create-notes page's samples
+    # always send both); Parent_Id is required to attach the note.
+    "Notes": [
+        _text("Note_Title", 120), FieldSpec("Note_Content", "textarea", 32000, mandatory=True),
+        FieldSpec("Parent_Id", "parent", mandatory=True),
     ],
 }
 
@@ -112,7 +151,11 @@ XERO_FIELDS: dict[str, list[FieldSpec]] = {
     "Contacts": [_text("Xero_Person_Key", 255, unique=True, custom=True)],
     "Products": [_text("Xero_Item_Code", 255, unique=True, custom=True)],
     "Invoices": [_text("Xero_Invoice_ID", 255, unique=True, custom=True), _money("Xero_Amount_Paid", custom=True),
-                 _money("Xero_Amount_Due", custom=True), FieldSpec("Xero_Url", "website", 255, custom=True)],
+                 _money("Xero_Amount_Due", custom=True), FieldSpec("Xero_Url", "website", 255, custom=True),
+                 FieldSpec("Deal", "lookup", custom=True, lookup="Deals")],
+    "Deals": [_money("Xero_Invoiced", custom=True), _money("Xero_Paid", custom=True),
+              _money("Xero_Outstanding", custom=True), _money("Xero_Credited", custom=True),
+              FieldSpec("Xero_Last_Payment_Date", "date", custom=True), _text("Xero_Payment_Status", 255, custom=True)],
 }
 
 LINE_ITEM_FIELDS = ("id", "Product_Name", "Quantity", "List_Price", "Discount", "Tax", "Description")
@@ -121,7 +164,7 @@ SYSTEM_KEYS = {"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By
 
 
 def _json_type(data_type: str) -> str:
-    return {"currency": "double", "double": "double", "boolean": "boolean", "lookup": "jsonobject",
+    return {"currency": "double", "double": "double", "boolean": "boolean", "lookup": "jsonobject", "parent": "jsonobject",
             "lineitem": "jsonarray"}.get(data_type, "string")
 
 
@@ -168,6 +211,14 @@ def module_fields(module: str, xero_fields: bool) -> dict[str, FieldSpec]:
 def field_id(module: str, number: int) -> str:
     """The id of the ``number``-th field of ``module`` (from 1): 19 digits, unique per org."""
     return f"48768760000{list(MODULES).index(module):02d}{number:06d}"
+
+
+def _lookup_target(item: dict):
+    """A lookup's target module, from ``"lookup": {"module": {"api_name": ...}}`` (fields.json, schema
+    ``lookup``; the other keys that schema lists for a read are not required on create here: UNVERIFIED)."""
+    lookup = item.get("lookup")
+    module = lookup.get("module") if isinstance(lookup, dict) else None
+    return module.get("api_name") if isinstance(module, dict) else None
 
 
 class MetadataApi:
@@ -229,9 +280,13 @@ class MetadataApi:
                     results.append(_item_error("DUPLICATE_DATA", "duplicate data", "field_label",
                                                f"$.fields[{n}].field_label"))
                     continue
+                target = _lookup_target(item) if kind == "lookup" else None
+                if kind == "lookup" and target not in self.modules:
+                    results.append(_item_error("INVALID_DATA", "invalid data", "lookup", f"$.fields[{n}].lookup"))
+                    continue
                 self.fields[module][api_name] = FieldSpec(
                     api_name, kind, int(item.get("length") or (16 if kind == "currency" else 255)),
-                    unique=bool(item.get("unique")), custom=True)
+                    unique=bool(item.get("unique")), custom=True, lookup=target)
                 results.append({"code": "SUCCESS", "details": {"id": field_id(module, len(self.fields[module]))},
                                 "message": "field created",
                                 "status": "success"})

@@ -42,8 +42,15 @@ def _invoice_totals(rec: dict) -> None:
     rec["Grand_Total"] = _cents(rec["Sub_Total"] - discount + rec["Tax"] + adjustment)
 
 
+def _deal_revenue(rec: dict) -> None:
+    """Expected_Revenue "calculated based on the Amount and deal Stage" (help page "Standard Fields in
+    Deals"); Amount x Probability / 100 is UNVERIFIED (Zoho fills Probability from the stage by default)."""
+    amount, probability = rec.get("Amount"), rec.get("Probability")
+    rec["Expected_Revenue"] = None if amount is None or probability is None else _cents(amount * probability / 100)
+
+
 # Module -> what sets its read-only values on a record after every write.
-DERIVATIONS = {"Contacts": _contact_names, "Invoices": _invoice_totals}
+DERIVATIONS = {"Contacts": _contact_names, "Invoices": _invoice_totals, "Deals": _deal_revenue}
 
 
 class RecordRules:
@@ -117,6 +124,12 @@ class RecordRules:
             return {"id": self._lookup_id(spec.lookup, value, path, spec.api_name)}
         if kind == "lineitem":
             return self._coerce_lines(value, path, existing)
+        if kind == "parent":  # a Note's Parent_Id: {"module": {"api_name": ...}, "id": ...} (create-notes page)
+            module = value.get("module") if isinstance(value, dict) else None
+            target = module.get("api_name") if isinstance(module, dict) else None
+            if target not in self._records or target == "Notes":
+                raise invalid()
+            return {"module": {"api_name": target}, "id": self._lookup_id(target, value, path, spec.api_name)}
         raise invalid()  # pragma: no cover - every data type above is handled
 
     def _lookup_id(self, module: str, value, path: str, api_name: str) -> str:

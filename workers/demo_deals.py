@@ -1,0 +1,66 @@
+"""The demo's Deal: an invoice whose Xero Reference names a Zoho deal lands on that deal, and the deal's
+figures before and after a payment (connector/pipeline/deals.py)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from connector.mapping import zoho_fields
+from connector.mapping.deals import DEAL_MONEY_FIELDS
+from workers.embedded import wait_until
+
+DEMO_LINES = [{"Description": "Winter stock", "Quantity": Decimal(4), "UnitAmount": Decimal("250.00"),
+               "AccountCode": "200", "TaxType": "NONE"}]
+
+
+def _figures(record: dict | None) -> str:
+    if not record:
+        return "no figures yet"
+    names = DEAL_MONEY_FIELDS
+    return (f"invoiced {record.get(names['invoiced'])}, paid {record.get(names['paid'])}, "
+            f"outstanding {record.get(names['outstanding'])}, last payment {record.get(names['last_payment_date'])}, "
+            f"{record.get(names['payment_status'])}")
+
+
+def deal_by_reference(deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str],
+                      hook_url: str, timeout: float) -> tuple[bool, list[str]]:
+    """A salesperson's deal in Zoho; finance puts its id in the Xero invoice's Reference; the invoice is
+    linked to it and the deal shows the money, before and after the customer pays half."""
+    from workers.xero_tasks import poll_xero
+
+    contact_id = next((c for c in contact_ids if deps.store.links.get(connection_id, "contact", c)), None)
+    if contact_id is None:
+        return False, ["FAILED: no contact reached Zoho, so no deal could be made for one"]
+    account = deps.store.links.get(connection_id, "contact", contact_id).zoho_id
+    deal = zoho.person_create("Deals", Deal_Name="Winter stock order", Account_Name={"id": account},
+                              Closing_Date="2026-06-30", Stage="Negotiation/Review")["id"]
+    invoice = xero.create_invoice(tenant_id, contact_id, DEMO_LINES, Reference=f"Deal {deal}")
+    xero.deliver_webhooks(hook_url)
+
+    def linked() -> bool:
+        link = deps.store.links.get(connection_id, "invoice", invoice["InvoiceID"])
+        record = zoho.record("Invoices", link.zoho_id) if link else None
+        return bool(record and (record.get(zoho_fields.INVOICE_DEAL) or {}).get("id") == deal
+                    and (zoho.record("Deals", deal) or {}).get(DEAL_MONEY_FIELDS["invoiced"]))
+
+    if not wait_until(linked, timeout=timeout):
+        return False, [f"FAILED: {invoice['InvoiceNumber']} (Reference 'Deal {deal}') was not linked to its deal"]
+    lines = [f"deal 'Winter stock order': {invoice['InvoiceNumber']} linked by its Xero Reference 'Deal {deal}'",
+             f"  before payment: {_figures(zoho.record('Deals', deal))}"]
+    xero.add_payment(tenant_id, invoice["InvoiceID"], Decimal("500.00"))
+    poll_xero.apply_async(args=[connection_id, ["payments"]])
+    invoice_in_zoho = deps.store.links.get(connection_id, "invoice", invoice["InvoiceID"]).zoho_id
+
+    def notes() -> list[dict]:
+        return [n for n in zoho.records("Notes") if n["Parent_Id"]["id"] == invoice_in_zoho]
+
+    def paid() -> bool:  # the deal's figures are written before the invoice's notes
+        figure = (zoho.record("Deals", deal) or {}).get(DEAL_MONEY_FIELDS["paid"])
+        return figure is not None and Decimal(str(figure)) == Decimal("500.00") and bool(notes())
+
+    if not wait_until(paid, timeout=timeout):
+        return False, lines + ["FAILED: the payment of 500.00 did not reach the deal and its invoice's notes"]
+    lines.append(f"  after payment:  {_figures(zoho.record('Deals', deal))}")
+    lines.append(f"  on the invoice in Zoho: {len(notes())} payment note(s): "
+                 + "; ".join(n["Note_Title"] for n in notes()))
+    return True, lines
