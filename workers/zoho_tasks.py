@@ -164,7 +164,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
     deals = DealSync(connection_id=connection.id, zoho=zoho, snapshots=deps.store.snapshots, links=deps.store.links,
                      deal_links=deps.store.deal_links, audit=deps.store.audit, config=deps.sync_config,
                      invoices_module=org.has_invoices, org_fields=org.fields, task_id=task_id,
-                     today=lambda: deps.store.clock.now().date())
+                     today=lambda: deps.store.clock.now().date(), transaction=deps.store.transaction)
     return to_zoho.ZohoPush(
         connection_id=connection.id, snapshots=deps.store.snapshots, zoho=zoho,
         links=deps.store.links, audit=deps.store.audit, ledger=deps.store.write_ledger,

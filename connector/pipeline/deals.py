@@ -21,6 +21,7 @@ reads what they need from Zoho and the store, and writes the results:
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -60,16 +61,20 @@ class DealSync:
     invoices_module: bool = True  # False: no Zoho Invoices (Free/Standard editions): links live in the store
     org_fields: Mapping[str, frozenset[str]] | None = None
     task_id: str | None = None
+    # A block whose store reads share one transaction (Store.transaction); never around a call to Zoho.
+    transaction: Callable[[], AbstractContextManager] = nullcontext
 
     # -- the one entry point ------------------------------------------------------------------------
 
     def after_invoices(self, invoice_ids: Iterable[str]) -> dict[str, int]:
         """Link, total and annotate these (pushed) invoices; returns counts of what was written."""
-        stored = self.snapshots.get_many(self.connection_id, "invoices", list(dict.fromkeys(invoice_ids)))
-        invoices = {i: s.payload for i, s in stored.items() if s.payload.get("Type") == "ACCREC"}
-        if not invoices:
-            return {"linked": 0, "deals": 0, "notes": 0}
-        zoho_ids = {i: link.zoho_id for i, link in self.links.get_many(self.connection_id, "invoice", list(invoices)).items()}
+        with self.transaction():
+            stored = self.snapshots.get_many(self.connection_id, "invoices", list(dict.fromkeys(invoice_ids)))
+            invoices = {i: s.payload for i, s in stored.items() if s.payload.get("Type") == "ACCREC"}
+            if not invoices:
+                return {"linked": 0, "deals": 0, "notes": 0}
+            zoho_ids = {i: link.zoho_id
+                        for i, link in self.links.get_many(self.connection_id, "invoice", list(invoices)).items()}
         current, changed, moved_from = self._link(invoices, zoho_ids)
         # Every deal these invoices belong to (their money may have changed), and any an invoice left.
         deals = self.total_deals({d for d in current.values() if d} | moved_from)
@@ -90,9 +95,10 @@ class DealSync:
         deal_field = self.config.invoice_deal_field
         lookups = self._invoice_lookups(zoho_ids)
         contacts = {i: str((inv.get("Contact") or {}).get("ContactID") or "") for i, inv in invoices.items()}
-        accounts = {c: link.zoho_id for c, link in
-                    self.links.get_many(self.connection_id, "contact", [c for c in contacts.values() if c]).items()}
-        previous = self.deal_links.decisions(self.connection_id, list(invoices))
+        with self.transaction():
+            accounts = {c: link.zoho_id for c, link in
+                        self.links.get_many(self.connection_id, "contact", [c for c in contacts.values() if c]).items()}
+            previous = self.deal_links.decisions(self.connection_id, list(invoices))
         deals = self._named_deals(invoices, lookups, {d["deal_id"] for d in previous.values() if d.get("deal_id")})
 
         def decide(invoice_id: str) -> dict:
@@ -191,8 +197,9 @@ class DealSync:
         wanted = sorted(d for d in set(deal_ids) if d)
         if not wanted:
             return 0
-        documents = self.deal_links.deals_invoices(self.connection_id, wanted)
-        last = self.links.get_many(self.connection_id, DEAL_LINK, wanted)
+        with self.transaction():
+            documents = self.deal_links.deals_invoices(self.connection_id, wanted)
+            last = self.links.get_many(self.connection_id, DEAL_LINK, wanted)
         pending = []
         for deal_id in wanted:
             try:

@@ -15,7 +15,7 @@ def test_a_batch_of_invoices_costs_the_same_transactions_whatever_its_size(make_
     # fetch their invoices, push their not-yet-synced contacts along, write the invoices and read them back.
     assert not picture.sync("invoices", seed_invoices(picture.xero, picture.tenant_id, contacts[:1])).failed
     small = seed_invoices(picture.xero, picture.tenant_id, contacts[1:4], per_contact=1)
-    large = seed_invoices(picture.xero, picture.tenant_id, contacts[4:], per_contact=2)
+    large = seed_invoices(picture.xero, picture.tenant_id, contacts[4:], per_contact=3)
     assert len(large) >= 6 * len(small)
 
     outcomes = []

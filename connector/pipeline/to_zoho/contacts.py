@@ -126,10 +126,11 @@ def refresh_accounts(push: PushCore, resource: str, xero_ids: Iterable[str],
     """Push again (with ``contacts``) the Accounts of the customers these stored documents belong to: their
     money figures changed. An Account whose figures did not change is skipped by its content hash."""
     wanted = list(dict.fromkeys(xero_ids))
-    push.snapshots.prefetch_missing(push.connection_id, resource, wanted)
-    customers = [contact_of(resource, s.payload) for x in wanted
-                 if (s := push.snapshots.get(push.connection_id, resource, x)) is not None]
-    customers = list(dict.fromkeys(c for c in customers if c))
-    push.snapshots.prefetch_missing(push.connection_id, "contacts", customers)
+    with push.transaction():
+        push.snapshots.prefetch_missing(push.connection_id, resource, wanted)
+        customers = [contact_of(resource, s.payload) for x in wanted
+                     if (s := push.snapshots.get(push.connection_id, resource, x)) is not None]
+        customers = list(dict.fromkeys(c for c in customers if c))
+        push.snapshots.prefetch_missing(push.connection_id, "contacts", customers)
     stored = [c for c in customers if push.snapshots.get(push.connection_id, "contacts", c) is not None]
     return contacts(stored) if stored else BatchOutcome()
