@@ -18,7 +18,14 @@ Response sizes are measured from the Xero sandbox's own renderings. Webhook deli
 counted as one per Zoho call (an upsert of a change, plus a read-back for invoices; a write-back's read).
 Changes happen on working days (Monday to Friday) between 08:00 and 18:00 UTC.
 
-    .venv/bin/python bench/budget.py [--days 30] [--seed 7]
+In the same run, the real code (bench/support/budget_real.py): the connector's tasks, receiver and beat schedule
+against the Xero and Zoho sandboxes on a ManualClock, for the idle and typical organisations, the old fixed beat
+(which today's poll task still sends through the planner: the naive schedule itself exists only in the model) and
+the planner,
+over ``--real-days`` (7 by default: a simulated month of the real code is too slow for one run; the JSON gives
+the per-day figures and their extrapolation to 30 days, and says so). ``--real-days 0`` skips it.
+
+    .venv/bin/python bench/budget.py [--days 30] [--seed 7] [--real-days 7]
 
 The last line printed is one JSON object with the figures.
 """
@@ -278,10 +285,32 @@ def summary(org: Org, days: int) -> dict:
     }
 
 
+def run_real(days: int, seed: int) -> dict:
+    """The real tasks on the sandboxes for the idle and typical organisations, naive and planner."""
+    import logging
+
+    from bench.support.budget_real import run_org
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the sandboxes' request lines
+    real: dict[str, dict] = {}
+    for name in ("idle", "typical"):
+        real[name] = {}
+        for mode in ("fixed_beat", "planner"):
+            figures = run_org(name, ORGS[name], mode, days, seed)
+            figures["xero_calls_per_month_extrapolated"] = round(figures["xero_calls_per_day"]["mean"] * 30)
+            real[name][mode] = figures
+            calls = figures["xero_calls_per_day"]
+            print(f"{name:8} {mode:23} REAL CODE {days} days: calls/day mean {calls['mean']:7.1f} max "
+                  f"{calls['max']:5}  egress {figures['egress_mb_per_month_extrapolated']:7.2f} MB/month  payments "
+                  f"p95 {figures['payment_delay_seconds']['p95']} s  Zoho calls/day {figures['zoho_calls_per_day']}")
+    return real
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--real-days", type=int, default=7)
     args = parser.parse_args()
     sizes = measured_sizes()
     results: dict[str, dict] = {}
@@ -298,6 +327,7 @@ def main() -> int:
                   f"egress {figures['egress_mb_per_month']:7.2f} MB/month  payments p95 "
                   f"{delays['payments']['p95']} s  invoices p95 {delays['invoices']['p95']} s  "
                   f"webhook calls refused {figures['webhook_calls_refused']}")
+    real = run_real(args.real_days, args.seed) if args.real_days else {}
     typical = results["typical"]["planner"]
     targets = {
         "idle_at_most_60_a_day": results["idle"]["planner"]["xero_calls_per_day"]["max"] <= 60,
@@ -310,7 +340,11 @@ def main() -> int:
     print(json.dumps({"bench": "budget", "days": args.days, "day_limit": STARTER, "scheduled_share": SHARE,
                       "scheduled_allowance": scheduled_allowance(STARTER, SHARE),
                       "live_reserve_floor": live_reserve(PlanInputs(STARTER, SHARE, 0, 0, 0)),
-                      "sizes_bytes": sizes, "results": results, "targets": targets}))
+                      "sizes_bytes": sizes, "results": results, "targets": targets,
+                      "real_code": {"days": args.real_days, "extrapolated_to_30_days": "calls_per_month = mean per day "
+                                    "x 30; egress per month scaled by 30 / days",
+                                    "fixed_beat": "poll_xero_connections every 300 s, through today's planner",
+                                    "results": real}}))
     return 0 if all(targets.values()) else 1
 
 

@@ -22,7 +22,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import redis as redis_lib
 
@@ -183,10 +183,12 @@ class BudgetLedger:
     """Counts every Xero response per organisation (connection) and learns its day limit."""
 
     def __init__(self, redis, *, clock: Clock | None = None, default_day_limit: int = DEFAULT_DAY_LIMIT,
-                 key_prefix: str = "budget:xero") -> None:
+                 key_prefix: str = "budget:xero", configured_limit: Callable[[int], int | None] | None = None) -> None:
         self._redis = redis
         self._clock = clock or SYSTEM_CLOCK
         self._default_day_limit = default_day_limit
+        # An operator's cap per connection (connections.xero_daily_limit), if any: never exceeded.
+        self._configured_limit = configured_limit
         self._prefix = key_prefix
 
     def key(self, connection_id: int, name: str) -> str:
@@ -262,8 +264,24 @@ class BudgetLedger:
         return self._read_limit(self._redis.get(self.key(connection_id, "limit")))
 
     def day_limit(self, connection_id: int, state: LimitState | None = None) -> int:
+        """The organisation's day limit as planning takes it: what its responses taught (before a reset is seen a
+        low estimate, which keeps scheduled work safe), else the assumed default; never above an operator's cap."""
         state = state or self.limit_state(connection_id)
-        return state.limit if state.limit else self._default_day_limit
+        return self._capped(connection_id, state.limit if state.limit else self._default_day_limit)
+
+    def governing_day_limit(self, connection_id: int, state: LimitState | None = None) -> int:
+        """The day limit the rate governor enforces for live work (and status reports against its counts).
+
+        The governor counts from Xero's X-DayLimit-Remaining against this limit, so a limit below the truth
+        refuses live work Xero would take: before a reset is seen the learned estimate is only a floor, and the
+        default (Starter's 1,000, Xero's smallest tier) is the better one. Once exact, the learned limit."""
+        state = state or self.limit_state(connection_id)
+        limit = state.limit if state.exact and state.limit else max(state.limit or 0, self._default_day_limit)
+        return self._capped(connection_id, limit)
+
+    def _capped(self, connection_id: int, limit: int) -> int:
+        cap = self._configured_limit(connection_id) if self._configured_limit else None
+        return min(limit, cap) if cap else limit
 
     def _buckets(self, connection_id: int, since: float, now: float) -> list[dict[str, int]]:
         first, last = int(since // HOUR), int(now // HOUR)

@@ -60,7 +60,7 @@ def collect_status(deps) -> dict[str, Any]:
                               "shared_with": owner if owner != c.id else None}
         channels = store.channels.for_connection(deps.credentials.owner_of(c.id, "zoho"))
         usage = deps.governor.usage(c.xero_tenant_id)
-        day_limit = c.xero_daily_limit
+        day_limit = deps.budget_ledger.governing_day_limit(c.id)
         successes: dict[str, datetime] = {}
         for stage in (stages.WRITTEN, stages.SKIPPED):
             for record_type, when in store.audit.last_stage_times(c.id, stage).items():

@@ -281,7 +281,7 @@ def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
             bar.write(f"dry run for connection #{connection_id} stopped after {listed} records; nothing was written. "
                       f"Run it again to start over.", file=messages)
             return 130
-    cost = real_backfill_cost(report.xero_calls, day_limit=connection.xero_daily_limit,
+    cost = real_backfill_cost(report.xero_calls, day_limit=deps.budget_ledger.governing_day_limit(connection_id),
                               day_used=deps.governor.usage(connection.xero_tenant_id)["day_used"],
                               calls_per_day=args.budget,
                               backfill_used=BackfillBudget(deps.redis, clock=clock).used(connection_id))

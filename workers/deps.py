@@ -74,7 +74,12 @@ class Deps:
 
     @cached_property
     def budget_ledger(self) -> BudgetLedger:
-        return BudgetLedger(self.redis, clock=self.clock, default_day_limit=self.settings.xero_default_day_limit)
+        def configured(connection_id: int) -> int | None:
+            connection = self.store.connections.get(connection_id)
+            return connection.xero_daily_limit if connection else None
+
+        return BudgetLedger(self.redis, clock=self.clock, default_day_limit=self.settings.xero_default_day_limit,
+                            configured_limit=configured)
 
     @cached_property
     def budget_planner(self) -> BudgetPlanner:
@@ -187,7 +192,7 @@ class Deps:
             tenant_id=connection.xero_tenant_id,
             api_url=self.settings.xero_api_url,
             governor=self.governor,
-            limits=Limits(minute=self.settings.xero_minute_limit, day=connection.xero_daily_limit,
+            limits=Limits(minute=self.settings.xero_minute_limit, day=self.budget_ledger.governing_day_limit(connection.id),
                           concurrent=self.settings.xero_concurrent_limit),
             priority=priority,
             dry_run=dry_run,

@@ -120,3 +120,18 @@ def test_token_refreshes_and_the_connections_list_are_not_an_organisations_calls
     assert ledger.calls_by_purpose(CONNECTION) == {}
     ledger.record(seen())
     assert ledger.calls_by_purpose(CONNECTION) == {"webhook_fetch": 1}
+
+
+def test_the_governor_takes_the_default_as_a_floor_until_the_limit_is_exact(ledger, clock):
+    ledger.record(seen(remaining=299))  # Xero has counted 700 already: 300 is only what the ledger saw
+    assert (ledger.day_limit(CONNECTION), ledger.governing_day_limit(CONNECTION)) == (300, 1000)
+    ledger.record(seen(remaining=4999))  # more left than before: a reset, on a Standard organisation
+    assert (ledger.day_limit(CONNECTION), ledger.governing_day_limit(CONNECTION)) == (5000, 5000)
+
+
+def test_an_operators_cap_bounds_every_day_limit(any_redis, clock):
+    caps = {CONNECTION: 50}
+    ledger = BudgetLedger(any_redis, clock=clock, configured_limit=caps.get)
+    ledger.record(seen(remaining=4999))
+    assert (ledger.day_limit(CONNECTION), ledger.governing_day_limit(CONNECTION)) == (50, 50)
+    assert ledger.governing_day_limit(8) == 1000  # no cap known: the default
