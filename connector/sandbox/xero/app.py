@@ -196,8 +196,12 @@ class XeroSandbox(SandboxApp):
             org = self._orgs[tenant_id]
             return render_document(org, org.invoices[invoice_id])
 
-    def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None) -> dict:
+    def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None,
+                    rate=None) -> dict:
+        """``rate``: the payment day's CurrencyRate for a foreign invoice (default: day rate, else the invoice's)."""
         element = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": amount}
+        if rate is not None:
+            element["CurrencyRate"] = str(rate)
         if date is not None:
             element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
         with self._lock:
