@@ -30,7 +30,9 @@ from datetime import datetime, timedelta, timezone
 
 HOUR = 3600.0
 CATCH_UP_RESOURCES = ("contacts", "invoices", "creditnotes")
-PAYMENT_RESOURCES = ("payments",)
+# Money with no webhooks, polled together at the payments cadence: an overpayment or prepayment is received
+# and allocated as payments are, and changes a customer's credit available.
+PAYMENT_RESOURCES = ("payments", "overpayments", "prepayments")
 CHECK_RESOURCES = ("contacts",)
 
 GAP = "sequence_gap"
@@ -114,7 +116,7 @@ def shortest_payments_interval(policy: SchedulePolicy, allowance: int | None) ->
     if allowance is None:
         return policy.payments_min_interval
     others = len(CATCH_UP_RESOURCES) * 24 * HOUR / policy.safety_interval + 24 * HOUR / policy.check_interval
-    polls = max(allowance - others, 1.0)
+    polls = max((allowance - others) / len(PAYMENT_RESOURCES), 1.0)  # a poll lists each of them: a call each
     return min(max(policy.payments_min_interval, 24 * HOUR / polls), policy.payments_max_delay)
 
 
