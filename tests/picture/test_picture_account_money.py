@@ -154,7 +154,7 @@ def test_polled_overpayments_and_prepayments_are_credit_on_the_account(make_syst
     """Received in Xero (no webhook), listed by the payments-cadence poll, stored with their contact, and
     handed on: the Account's credit available and outstanding follow, with no contact read."""
     from connector.polling import poll_resource
-    from connector.xero_schedule import PAYMENT_RESOURCES
+    from connector.xero_schedule import CREDIT_RESOURCES, PAYMENT_RESOURCES
 
     clock = ManualClock()
     picture = make_system(clock=clock)
@@ -170,7 +170,7 @@ def test_polled_overpayments_and_prepayments_are_credit_on_the_account(make_syst
 
     def poll_payments() -> dict[str, list[str]]:
         handed: dict[str, list[str]] = {}
-        for resource in PAYMENT_RESOURCES:
+        for resource in PAYMENT_RESOURCES + CREDIT_RESOURCES:
             poll_resource(picture.connection_id, resource, xero=picture.client(priority=2),
                           cursors=store.poll_cursors, snapshots=store.snapshots, audit=store.audit,
                           on_changed=lambda ids, sync_ids, r=resource: handed.setdefault(r, []).extend(ids))

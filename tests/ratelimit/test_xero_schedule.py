@@ -104,3 +104,15 @@ def test_invoice_sighting_finds_open_invoices_and_recent_payments():
     sighting = sight_invoices(invoices, NOW)
     assert sighting.open_ids == {"a"} and sighting.closed_ids == {"b"}
     assert sighting.payment_ids == {"p-new", "p-old"} and sighting.recent_payment_ids == {"p-new"}
+
+
+def test_overpayments_and_prepayments_ride_the_payments_poll_while_hot_and_daily_otherwise():
+    credits = ("payments", "overpayments", "prepayments")
+    hot = OrgSchedule(open_invoices=3, open_changed_at=NOW - 600, last_credits_poll=NOW - 600)
+    assert payments_due(hot, POLICY, NOW).resources == credits  # at the payments cadence while invoices are hot
+    idle = OrgSchedule(last_payments_poll=NOW - POLICY.payments_max_delay, last_credits_poll=NOW - 3600)
+    assert payments_due(idle, POLICY, NOW).resources == ("payments",)
+    stale = OrgSchedule(last_payments_poll=NOW - POLICY.payments_max_delay,
+                        last_credits_poll=NOW - POLICY.credits_max_delay)
+    assert payments_due(stale, POLICY, NOW).resources == credits
+    assert payments_due(OrgSchedule(), POLICY, NOW).resources == credits  # never listed yet
