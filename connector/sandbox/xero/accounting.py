@@ -352,8 +352,9 @@ class Books:
 
     def receive_credit(self, org: Org, element: dict) -> tuple[ReceivedCredit | None, list[str]]:
         """A bank transaction of Type RECEIVE-OVERPAYMENT or RECEIVE-PREPAYMENT (PUT /BankTransactions) creates
-        the overpayment or prepayment ("Overpayments and prepayments are created using the BankTransactions
-        endpoint", overpayments and prepayments pages). Other bank transactions are not simulated."""
+        the overpayment or prepayment, whose id the bank transaction carries (OAS-ACC ``BankTransaction``:
+        OverpaymentID "will be returned on BankTransactions with a Type of SPEND-OVERPAYMENT or
+        RECEIVE-OVERPAYMENT", likewise PrepaymentID). Other bank transactions are not simulated."""
         errors: list[str] = []
         credit_type = str(element.get("Type", "")).upper()
         kind = RECEIVED_CREDIT_TYPES.get(credit_type)
