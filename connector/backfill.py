@@ -37,7 +37,9 @@ from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.ratelimit import day_share, day_share_left, problem_scope
 from connector.replay import resource_of
 
-RESOURCES = ("contacts", "invoices", "creditnotes", "payments")  # dependency order: contacts first
+# dependency order: contacts first
+RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
+RESOURCE_WORDS = "contacts, invoices, credit-notes, payments, overpayments, prepayments"
 PAGE_SIZE = 1000
 ORDER = "UpdatedDateUTC ASC"
 DAY_MS = 86_400_000
@@ -50,7 +52,8 @@ MAX_RELISTED = 50
 
 
 def resources_of(text: str | None) -> list[str]:
-    """"contacts,invoices,credit-notes,payments" (any spelling) → resources in dependency order."""
+    """"contacts,invoices,credit-notes,payments,overpayments,prepayments" (any spelling) → resources in
+    dependency order."""
     if not text:
         return list(RESOURCES)
     wanted = set()
@@ -58,10 +61,10 @@ def resources_of(text: str | None) -> list[str]:
         try:
             wanted.add(resource_of(part))
         except InvalidArgument:
-            raise InvalidArgument(f"--resources takes contacts, invoices, credit-notes, payments; got {part!r}") \
+            raise InvalidArgument(f"--resources takes {RESOURCE_WORDS}; got {part!r}") \
                 from None
     if not wanted:
-        raise InvalidArgument("--resources needs at least one of contacts, invoices, credit-notes, payments")
+        raise InvalidArgument(f"--resources needs at least one of {RESOURCE_WORDS}")
     return [r for r in RESOURCES if r in wanted]
 
 

@@ -29,6 +29,8 @@ def lister(xero, resource: str):
         "invoices": xero.list_invoices,
         "creditnotes": xero.list_credit_notes,
         "payments": xero.list_payments,
+        "overpayments": xero.list_overpayments,
+        "prepayments": xero.list_prepayments,
     }[resource]
 
 

@@ -1,4 +1,4 @@
-"""Delta polling: what webhooks missed, and payments (which have no webhooks at all).
+"""Delta polling: what webhooks missed, and payments, overpayments and prepayments (which have no webhooks).
 
 Per connection and resource, ``poll_resource`` lists records changed since its cursor with
 If-Modified-Since, ordered by UpdatedDateUTC, up to 1,000 a page
@@ -25,7 +25,7 @@ from connector.listed_pages import is_known, lister, store_listed_page
 
 log = logging.getLogger(__name__)
 
-POLLED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments")
+POLLED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
 # Resources whose full sweep finds changes If-Modified-Since cannot (derived balances).
 SWEPT_RESOURCES = ("contacts",)
 MAX_PAGE_SIZE = 1000

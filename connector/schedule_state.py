@@ -42,6 +42,7 @@ class ScheduleState:
         return OrgSchedule(
             triggers={_text(k): float(_text(v)) for k, v in triggers.items()},
             last_catch_up=times.get("catch_up"), last_payments_poll=times.get("payments"),
+            last_credits_poll=times.get("credits"),
             payments_seen_via_invoice=times.get("payments_seen_via_invoice"), open_invoices=int(open_count),
             open_changed_at=times.get("open_changed"), last_webhook_at=times.get("webhook"),
             last_write_back_at=last_write_back_at, last_check=times.get("check"))
@@ -102,6 +103,10 @@ class ScheduleState:
             self._redis.sadd(self._key(connection_id, "payments"), *payment_ids)
 
     # -- what scheduled work reports -----------------------------------------------------------
+
+    def credits_polled(self, connection_id: int, started_at: float) -> None:
+        """Overpayments and prepayments were listed by a poll that began at ``started_at``."""
+        self._set_time(connection_id, "credits", started_at)
 
     def done(self, connection_id: int, purpose: str, started_at: float) -> None:
         """Scheduled work of ``purpose`` finished; a catch-up clears the triggers raised before it began."""

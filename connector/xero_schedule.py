@@ -31,6 +31,10 @@ from datetime import datetime, timedelta, timezone
 HOUR = 3600.0
 CATCH_UP_RESOURCES = ("contacts", "invoices", "creditnotes")
 PAYMENT_RESOURCES = ("payments",)
+# Overpayments and prepayments have no webhooks either and change a customer's credit available. The payments
+# poll lists them too (a call each) while open invoices changed recently, when credit is received and
+# allocated; otherwise at most every ``credits_max_delay``, so an idle organisation pays 2 calls a day for them.
+CREDIT_RESOURCES = ("overpayments", "prepayments")
 CHECK_RESOURCES = ("contacts",)
 
 GAP = "sequence_gap"
@@ -47,6 +51,7 @@ class SchedulePolicy:
     backlog_lag: float = 600.0
     payments_min_interval: float = 300.0  # while open invoices changed recently
     payments_max_delay: float = 1800.0  # the longest a payment may wait (PAYMENTS_MAX_DELAY)
+    credits_max_delay: float = 24 * HOUR  # the longest an overpayment or prepayment waits in an idle organisation
     hot_window: float = 2 * HOUR
     check_interval: float = 7 * 24 * HOUR  # the contact consistency check (balances, IsCustomer...)
 
@@ -58,6 +63,7 @@ class OrgSchedule:
     triggers: dict[str, float] = field(default_factory=dict)  # reason -> when first raised
     last_catch_up: float | None = None
     last_payments_poll: float | None = None
+    last_credits_poll: float | None = None  # overpayments and prepayments
     payments_seen_via_invoice: float | None = None  # last payment first seen in an invoice fetch
     open_invoices: int = 0
     open_changed_at: float | None = None
@@ -114,7 +120,8 @@ def shortest_payments_interval(policy: SchedulePolicy, allowance: int | None) ->
     if allowance is None:
         return policy.payments_min_interval
     others = len(CATCH_UP_RESOURCES) * 24 * HOUR / policy.safety_interval + 24 * HOUR / policy.check_interval
-    polls = max(allowance - others, 1.0)
+    # While invoices are hot a poll lists payments, overpayments and prepayments: a call each.
+    polls = max((allowance - others) / len(PAYMENT_RESOURCES + CREDIT_RESOURCES), 1.0)
     return min(max(policy.payments_min_interval, 24 * HOUR / polls), policy.payments_max_delay)
 
 
@@ -137,7 +144,10 @@ def payments_due(state: OrgSchedule, policy: SchedulePolicy, now: float,
         # A payment just seen through an invoice fetch: that fetch already showed what the poll would.
         looked = max(looked or 0.0, state.payments_seen_via_invoice)
     if looked is None or now - looked >= interval:
-        return Decision("payments", PAYMENT_RESOURCES, why)
+        hot = state.open_invoices > 0 and state.open_changed_at is not None and (
+            now - state.open_changed_at <= policy.hot_window)
+        credits_stale = state.last_credits_poll is None or now - state.last_credits_poll >= policy.credits_max_delay
+        return Decision("payments", PAYMENT_RESOURCES + (CREDIT_RESOURCES if hot or credits_stale else ()), why)
     return None
 
 

@@ -26,6 +26,7 @@ from connector.record_locks import Lease, LeaseLost
 from connector.store import audit as stages
 from connector.store.parked import FETCH
 from connector.xero.webhook_body import delivered_events
+from connector.xero_schedule import CREDIT_RESOURCES, PAYMENT_RESOURCES
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask, max_broker_countdown
@@ -190,7 +191,8 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
     connection = deps.store.connections.get(connection_id)
     if connection is None or connection.state != "active":
         return 0
-    purpose = purpose or (CHECK if full_sweep else (PAYMENTS if resources == ["payments"] else CATCH_UP))
+    purpose = purpose or (CHECK if full_sweep else (
+        PAYMENTS if resources and set(resources) <= set(PAYMENT_RESOURCES + CREDIT_RESOURCES) else CATCH_UP))
     if planned and due(deps, connection_id, purpose) is None:
         return 0
     lease = poll_lease(connection_id)
@@ -216,6 +218,8 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
                 changed += len(outcome.changed)
                 if resource == "payments":
                     deps.schedule_state.note_payments(connection_id, outcome.changed)
+                if resource == CREDIT_RESOURCES[-1]:  # both listed: they are polled together
+                    deps.schedule_state.credits_polled(connection_id, started_at)
     except LeaseLost:  # this poll stalled past its lease; another may hold it now: leave the rest to that one
         log.warning("xero.poll.lease_lost connection=%s: the poll stopped, the next one goes on from its cursor",
                     connection_id)

@@ -28,7 +28,7 @@ from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
 
-PUSHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments")
+PUSHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
 BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for company
 # Per-record retries of Zoho's retryable 207 codes on the broker; then the records are parked with
 # their own, growing backoff (never dead-lettered for a refusal Zoho calls temporary).

@@ -16,7 +16,7 @@ Decisions (the why, in one place):
   Contacts examples): unallocated credit lowers Outstanding, and credit has no due date, so it never
   lowers Overdue. Outstanding = Σ AmountDue of authorised invoices − Σ RemainingCredit of authorised
   credit notes, overpayments and prepayments. That overpayments and prepayments count in Balances
-  like credit notes is UNVERIFIED (the docs do not say); the sandbox has none.
+  like credit notes is UNVERIFIED (the docs do not say); the Xero sandbox counts them so.
 - Overdue: AmountDue of authorised invoices whose DueDate is before ``today`` (due today is not yet
   overdue). ``today`` is the organisation's calendar day; the caller decides it.
 - Currency. Balances are "not converted to base currency" (same schema), which sums unlike units;

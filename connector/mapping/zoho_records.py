@@ -53,7 +53,8 @@ def primary_person_key(invoice: Mapping[str, Any]) -> str | None:
 
 
 def touched_by(resource: str, payload: Mapping[str, Any]) -> tuple[list[str], str | None, bool]:
-    """(invoice ids, contact id, is it a sales document) of a Xero payment or credit note."""
+    """(invoice ids, contact id, is it a sales document) of a Xero payment, credit note, overpayment or
+    prepayment (the last three list the invoices they are allocated to in ``Allocations``)."""
     if resource == "payments":
         invoice = payload.get("Invoice") or {}
         contact = (invoice.get("Contact") or {}).get("ContactID")
@@ -62,4 +63,6 @@ def touched_by(resource: str, payload: Mapping[str, Any]) -> tuple[list[str], st
     invoices = [str(a["Invoice"]["InvoiceID"]) for a in payload.get("Allocations") or []
                 if (a.get("Invoice") or {}).get("InvoiceID")]
     contact = (payload.get("Contact") or {}).get("ContactID")
-    return invoices, contact, payload.get("Type", "ACCRECCREDIT") == "ACCRECCREDIT"
+    sales_type = {"creditnotes": "ACCRECCREDIT", "overpayments": "RECEIVE-OVERPAYMENT",
+                  "prepayments": "RECEIVE-PREPAYMENT"}.get(resource, "ACCRECCREDIT")
+    return invoices, contact, payload.get("Type", sales_type) == sales_type

@@ -6,8 +6,10 @@ import os
 
 # Webhook eventCategory → our resource name (the Xero endpoint, lower-case).
 XERO_CATEGORIES = {"CONTACT": "contacts", "INVOICE": "invoices", "CREDITNOTE": "creditnotes"}
-RECORD_TYPES = {"contacts": "contact", "invoices": "invoice", "creditnotes": "creditnote", "payments": "payment"}
-ID_FIELDS = {"contacts": "ContactID", "invoices": "InvoiceID", "creditnotes": "CreditNoteID", "payments": "PaymentID"}
+RECORD_TYPES = {"contacts": "contact", "invoices": "invoice", "creditnotes": "creditnote", "payments": "payment",
+                "overpayments": "overpayment", "prepayments": "prepayment"}
+ID_FIELDS = {"contacts": "ContactID", "invoices": "InvoiceID", "creditnotes": "CreditNoteID", "payments": "PaymentID",
+             "overpayments": "OverpaymentID", "prepayments": "PrepaymentID"}
 
 
 def new_sync_ids(count: int) -> list[str]:

@@ -194,8 +194,10 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction
         "contacts": xero.get_contacts,
         "invoices": xero.get_invoices,
         "creditnotes": xero.get_credit_notes,
-        # Payments have no IDs= filter (OAS-ACC getPayments): one GET each.
-        "payments": lambda ids: _each_payment(xero, ids),
+        # Payments, overpayments and prepayments have no IDs= filter (OAS-ACC): one GET each.
+        "payments": lambda ids: _each(xero.get_payment, ids),
+        "overpayments": lambda ids: _each(xero.get_overpayment, ids),
+        "prepayments": lambda ids: _each(xero.get_prepayment, ids),
     }[batch.resource]
     id_field = ID_FIELDS[batch.resource]
     records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
@@ -233,11 +235,11 @@ def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]],
     return fetched
 
 
-def _each_payment(xero, ids: list[str]) -> list[dict]:
+def _each(get_one, ids: list[str]) -> list[dict]:
     found = []
-    for payment_id in ids:
+    for record_id in ids:
         try:
-            found.append(xero.get_payment(payment_id))
+            found.append(get_one(record_id))
         except NotFound:
             pass  # audited below as missing, like an id an IDs= list leaves out
     return found

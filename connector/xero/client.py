@@ -164,6 +164,36 @@ class XeroClient:
     def get_payment(self, payment_id: str) -> dict:
         return self._get_one(f"/Payments/{payment_id}", "Payments")
 
+    # -- overpayments and prepayments (no webhooks, no IDs parameter: polled with the payments) ---
+    # https://developer.xero.com/documentation/api/accounting/overpayments
+    # https://developer.xero.com/documentation/api/accounting/prepayments
+
+    def list_overpayments(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+        order: str = "UpdatedDateUTC ASC",
+    ) -> Page:
+        return self._list("/Overpayments", "Overpayments", modified_since, page, page_size, order, {})
+
+    def get_overpayment(self, overpayment_id: str) -> dict:
+        return self._get_one(f"/Overpayments/{overpayment_id}", "Overpayments")
+
+    def list_prepayments(
+        self,
+        *,
+        modified_since: datetime | None = None,
+        page: int = 1,
+        page_size: int = 100,
+        order: str = "UpdatedDateUTC ASC",
+    ) -> Page:
+        return self._list("/Prepayments", "Prepayments", modified_since, page, page_size, order, {})
+
+    def get_prepayment(self, prepayment_id: str) -> dict:
+        return self._get_one(f"/Prepayments/{prepayment_id}", "Prepayments")
+
     # -- credit notes ---------------------------------------------------------------------------
 
     def get_credit_notes(self, ids: Sequence[str]) -> list[dict]:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from connector.clock import ManualClock
 from connector.errors import DataError
 from connector.json_codec import loads_from_api
+from connector.mapping.xero_values import parse_xero_day
 from connector.mapping.money import (
     NO_INVOICES, OUTSTANDING, OVERDUE, PAID_UP, contact_xero_link, money_figures, to_base,
 )
@@ -245,3 +246,89 @@ def test_figures_equal_the_sandboxs_balances_and_records_for_any_history(docs, d
     expected_status = (NO_INVOICES if not posted else OVERDUE if result["overdue"] > 0
                        else OUTSTANDING if any(Decimal(str(i["AmountDue"])) > 0 for i in posted) else PAID_UP)
     assert result["payment_status"] == expected_status
+
+
+# One customer's history in one currency, with credit received as overpayments and prepayments.
+credited_history = st.fixed_dictionaries({
+    "currency": st.sampled_from(["NZD", "USD"]),
+    "rate": st.integers(min_value=100_000, max_value=3_000_000).map(lambda r: Decimal(r) / Decimal(1_000_000)),
+    "invoices": st.lists(st.fixed_dictionaries({
+        "amount": line_amounts,
+        "due_in": st.integers(-40, 40),
+        "pay": st.integers(0, 100),  # percent of the total paid, at the payment day's rate
+        "payment_rate": st.integers(100_000, 3_000_000).map(lambda r: Decimal(r) / Decimal(1_000_000)),
+    }), max_size=5),
+    "credits": st.lists(st.fixed_dictionaries({
+        "kind": st.sampled_from(["Overpayment", "Prepayment"]),
+        "amount": line_amounts,
+        "allocate": st.integers(0, 100),  # percent of the credit applied to the first invoice with money due
+    }), max_size=4),
+})
+
+
+@settings(max_examples=property_examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(history=credited_history, days_later=st.integers(0, 60))
+def test_figures_with_currencies_overpayments_and_prepayments_agree_with_the_sandbox(history, days_later):
+    """In the customer's own currency the figures are Xero's Balances exactly (Balances are not converted);
+    in the NZD base each document converts at its own rate, so the figures are the Balances divided by
+    the rate, give or take half a cent per document."""
+    clock = ManualClock()
+    xero = XeroSandbox(clock)
+    tenant = xero.add_tenant("Money Ltd")
+    contact = xero.create_contact(tenant, Name="Customer Inc")["ContactID"]
+    currency, rate = history["currency"], history["rate"] if history["currency"] != "NZD" else Decimal(1)
+    foreign = {"CurrencyCode": currency, "CurrencyRate": str(rate)} if currency != "NZD" else {}
+    today = clock.now().date()
+    invoice_ids, payment_ids, received = [], [], []
+    for doc in history["invoices"]:
+        created = xero.create_invoice(tenant, contact, [{"Description": "work", "UnitAmount": doc["amount"],
+                                                         "TaxType": "NONE"}],
+                                      DueDate=(today + timedelta(days=doc["due_in"])).isoformat(), **foreign)
+        invoice_ids.append(created["InvoiceID"])
+        paid = (created["Total"] * doc["pay"] / 100).quantize(CENT)
+        if paid > 0:
+            payment = xero.add_payment(tenant, created["InvoiceID"], paid, rate=doc["payment_rate"])
+            payment_ids.append(payment["PaymentID"])
+    for credit in history["credits"]:
+        receive = xero.receive_overpayment if credit["kind"] == "Overpayment" else xero.receive_prepayment
+        record = receive(tenant, contact, credit["amount"], **foreign)
+        credit_id = record[credit["kind"] + "ID"]
+        received.append((credit["kind"], credit_id))
+        open_invoice = next((i for i in invoice_ids if xero.invoice(tenant, i)["AmountDue"] > 0), None)
+        share = (record["Total"] * credit["allocate"] / 100).quantize(CENT)
+        if open_invoice and share > 0:
+            amount = min(share, xero.invoice(tenant, open_invoice)["AmountDue"])
+            xero.allocate_credit(tenant, credit["kind"], credit_id, open_invoice, amount)
+    clock.advance(days_later * 86_400)
+
+    def stored():
+        fetch = {"Overpayment": xero.overpayment, "Prepayment": xero.prepayment}
+        credits = [_api(fetch[kind](tenant, i)) for kind, i in received]
+        return dict(invoices=[_api(xero.invoice(tenant, i)) for i in invoice_ids],
+                    payments=[_api(xero.payment(tenant, p)) for p in payment_ids],
+                    overpayments=[c for c in credits if c["Type"] == "RECEIVE-OVERPAYMENT"],
+                    prepayments=[c for c in credits if c["Type"] == "RECEIVE-PREPAYMENT"])
+
+    documents = stored()
+    day = clock.now().date()
+    own = money_figures(**documents, base_currency=currency, today=day)
+    base = money_figures(**documents, base_currency="NZD", today=day)
+    balances = _api(xero.contact(tenant, contact))["Balances"]["AccountsReceivable"]
+    assert own["outstanding"] == Decimal(str(balances["Outstanding"]))
+    assert own["overdue"] == Decimal(str(balances["Overdue"]))
+    remaining = [Decimal(str(c["RemainingCredit"])) for c in documents["overpayments"] + documents["prepayments"]]
+    assert own["credit_available"] == sum(remaining, Decimal("0.00"))
+    count = len(invoice_ids) + len(received)
+    for key, balance in (("outstanding", balances["Outstanding"]), ("overdue", balances["Overdue"])):
+        assert abs(base[key] - Decimal(str(balance)) / rate) <= Decimal("0.005") * count
+    # The last payment received: payments (at their own day's rate) and credits received, in base currency.
+    money_in = [(parse_xero_day(p["Date"], field="Date"),
+                 to_base(p["Amount"], currency=currency, rate=p["CurrencyRate"], base_currency="NZD", field="p"))
+                for p in documents["payments"]]
+    money_in += [(parse_xero_day(c["Date"], field="Date"),
+                  to_base(c["Total"], currency=currency, rate=c["CurrencyRate"], base_currency="NZD", field="c"))
+                 for c in documents["overpayments"] + documents["prepayments"]]
+    last = max((d for d, _ in money_in), default=None)
+    assert base["last_payment_date"] == last
+    if last is not None:
+        assert base["last_payment_amount"] == sum((a for d, a in money_in if d == last), Decimal("0.00"))

@@ -193,7 +193,7 @@ def test_backfill_command_on_the_embedded_default_imports_everything_and_a_secon
     assert "backfill done: 30 records" in capsys.readouterr().out
     assert embedded.zoho_writes() == writes  # Zoho already holds all of it
     assert main(["backfill", cid, "--resources", "widgets"]) == 2
-    assert "--resources takes contacts, invoices, credit-notes, payments; got 'widgets'" in capsys.readouterr().err
+    assert "--resources takes contacts, invoices, credit-notes, payments, overpayments, prepayments; got 'widgets'" in capsys.readouterr().err
 
 
 def _stepper(embedded, clock=None):

@@ -148,3 +148,49 @@ def test_an_invoice_moved_to_another_customer_leaves_the_old_account_right_by_th
     account = _account(picture, first)
     assert account[zf.ACCOUNT_PAYMENT_STATUS] == "No invoices"
     assert _money(account[zf.ACCOUNT_OUTSTANDING]) == Decimal("0.00")
+
+
+def test_polled_overpayments_and_prepayments_are_credit_on_the_account(make_system):
+    """Received in Xero (no webhook), listed by the payments-cadence poll, stored with their contact, and
+    handed on: the Account's credit available and outstanding follow, with no contact read."""
+    from connector.polling import poll_resource
+    from connector.xero_schedule import CREDIT_RESOURCES, PAYMENT_RESOURCES
+
+    clock = ManualClock()
+    picture = make_system(clock=clock)
+    xero, tenant, store = picture.xero, picture.tenant_id, picture.deps.store
+    contact = xero.create_contact(tenant, Name="Prepaid Ltd")["ContactID"]
+    invoice = xero.create_invoice(tenant, contact, [{**CONSULTING, "UnitAmount": Decimal("200.00")}])["InvoiceID"]
+    picture.sync("invoices", [invoice])
+    overpayment = xero.receive_overpayment(tenant, contact, Decimal("50.00"))["OverpaymentID"]
+    prepayment = xero.receive_prepayment(tenant, contact, Decimal("30.00"))["PrepaymentID"]
+    clock.advance(5)
+    xero.allocate_credit(tenant, "Prepayment", prepayment, invoice, Decimal("10.00"))
+    reads_before = _contact_reads(picture)
+
+    def poll_payments() -> dict[str, list[str]]:
+        handed: dict[str, list[str]] = {}
+        for resource in PAYMENT_RESOURCES + CREDIT_RESOURCES:
+            poll_resource(picture.connection_id, resource, xero=picture.client(priority=2),
+                          cursors=store.poll_cursors, snapshots=store.snapshots, audit=store.audit,
+                          on_changed=lambda ids, sync_ids, r=resource: handed.setdefault(r, []).extend(ids))
+        for resource, ids in handed.items():
+            picture.push().related(resource, ids)
+        return handed
+
+    assert poll_payments() == {"overpayments": [overpayment], "prepayments": [prepayment]}
+    stored = store.snapshots.customers_documents(picture.connection_id, [contact])[contact]
+    assert ([o["OverpaymentID"] for o in stored["overpayments"]], [p["PrepaymentID"] for p in stored["prepayments"]]) \
+        == ([overpayment], [prepayment])
+    account = _account(picture, contact)
+    assert _money(account[zf.ACCOUNT_CREDIT_AVAILABLE]) == Decimal("70.00")  # 50 + 30 - 10 allocated
+    assert (_money(account[zf.ACCOUNT_OUTSTANDING]), _money(account[zf.ACCOUNT_OVERDUE])) == _receivable(picture, contact)
+    assert _money(account[zf.ACCOUNT_OUTSTANDING]) == Decimal("120.00")  # 190 due - 70 credit
+
+    clock.advance(5)
+    xero.allocate_credit(tenant, "Overpayment", overpayment, invoice, Decimal("50.00"))
+    assert poll_payments() == {"overpayments": [overpayment]}  # the cursor skips what did not change
+    account = _account(picture, contact)
+    assert _money(account[zf.ACCOUNT_CREDIT_AVAILABLE]) == Decimal("20.00")
+    assert (_money(account[zf.ACCOUNT_OUTSTANDING]), _money(account[zf.ACCOUNT_OVERDUE])) == _receivable(picture, contact)
+    assert _contact_reads(picture) == reads_before

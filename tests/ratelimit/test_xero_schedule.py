@@ -68,10 +68,13 @@ def test_payments_are_polled_often_only_while_open_invoices_changed_recently():
 
 def test_on_starter_the_shortest_payment_interval_fits_the_share():
     hot = OrgSchedule(open_invoices=3, open_changed_at=NOW - 600)
-    # 100 scheduled calls a day; catch-ups take 9 and the weekly check 1/7: 90 polls, one every 16 minutes
-    interval = payments_interval(hot, POLICY, NOW, allowance=100)[0]
-    assert 900 < interval < 1000 and 86400 / interval + 9 + 1 / 7 <= 100
-    assert payments_interval(hot, POLICY, NOW, allowance=500)[0] == POLICY.payments_min_interval  # Core: 5 min
+    # 300 scheduled calls a day; catch-ups take 9 and the weekly check 1/7; a payments poll lists payments,
+    # overpayments and prepayments (3 calls): 97 polls, one every 15 minutes
+    interval = payments_interval(hot, POLICY, NOW, allowance=300)[0]
+    assert 850 < interval < 900 and 3 * 86400 / interval + 9 + 1 / 7 <= 300
+    # 100 a day: a poll at the longest delay (48 a day, 144 calls) is more than the share; the planner defers
+    assert payments_interval(hot, POLICY, NOW, allowance=100)[0] == POLICY.payments_max_delay
+    assert payments_interval(hot, POLICY, NOW, allowance=1500)[0] == POLICY.payments_min_interval  # Core: 5 min
     assert payments_interval(hot, POLICY, NOW, allowance=10)[0] == POLICY.payments_max_delay  # never past it
 
 
@@ -101,3 +104,15 @@ def test_invoice_sighting_finds_open_invoices_and_recent_payments():
     sighting = sight_invoices(invoices, NOW)
     assert sighting.open_ids == {"a"} and sighting.closed_ids == {"b"}
     assert sighting.payment_ids == {"p-new", "p-old"} and sighting.recent_payment_ids == {"p-new"}
+
+
+def test_overpayments_and_prepayments_ride_the_payments_poll_while_hot_and_daily_otherwise():
+    credits = ("payments", "overpayments", "prepayments")
+    hot = OrgSchedule(open_invoices=3, open_changed_at=NOW - 600, last_credits_poll=NOW - 600)
+    assert payments_due(hot, POLICY, NOW).resources == credits  # at the payments cadence while invoices are hot
+    idle = OrgSchedule(last_payments_poll=NOW - POLICY.payments_max_delay, last_credits_poll=NOW - 3600)
+    assert payments_due(idle, POLICY, NOW).resources == ("payments",)
+    stale = OrgSchedule(last_payments_poll=NOW - POLICY.payments_max_delay,
+                        last_credits_poll=NOW - POLICY.credits_max_delay)
+    assert payments_due(stale, POLICY, NOW).resources == credits
+    assert payments_due(OrgSchedule(), POLICY, NOW).resources == credits  # never listed yet

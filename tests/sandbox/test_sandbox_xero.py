@@ -436,6 +436,114 @@ def test_void_requires_no_payments(sandbox, tenant):
     assert sandbox.void_invoice(tenant, other["InvoiceID"])["Status"] == "VOIDED"
 
 
+
+# ---------------------------------------------------------------- currencies, overpayments, prepayments
+
+
+def test_foreign_documents_and_payments_carry_their_rate_and_balances_stay_unconverted(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Abroad")
+    sandbox.set_day_rate(tenant, "USD", "0.6")
+
+    def put_invoice(**fields):
+        return api.put(api.base + "/Invoices", json={"Invoices": [{
+            "Type": "ACCREC", "Status": "AUTHORISED", "Contact": {"ContactID": contact["ContactID"]},
+            "LineAmountTypes": "NoTax", "LineItems": [{"Description": "x", "UnitAmount": 100}], **fields}]})
+
+    named = put_invoice(CurrencyCode="USD", CurrencyRate=0.75).json()["Invoices"][0]
+    assert (named["CurrencyCode"], named["CurrencyRate"]) == ("USD", 0.75)
+    assert put_invoice(CurrencyCode="USD").json()["Invoices"][0]["CurrencyRate"] == 0.6  # the day rate
+    home = put_invoice().json()["Invoices"][0]
+    assert (home["CurrencyCode"], home["CurrencyRate"]) == ("NZD", 1.0)
+    refused = put_invoice(CurrencyCode="GBP")
+    assert refused.status_code == 400 and "No exchange rate" in refused.text
+
+    paid = api.put(api.base + "/Payments", json={"Payments": [{
+        "Invoice": {"InvoiceID": named["InvoiceID"]}, "Account": {"Code": "090"}, "Amount": 40,
+        "CurrencyRate": 0.8}]}).json()["Payments"][0]
+    assert (paid["Amount"], paid["CurrencyRate"], paid["BankAmount"]) == (40.0, 0.8, 50.0)  # 40 USD / 0.8
+    embedded = sandbox.invoice(tenant, named["InvoiceID"])["Payments"][0]
+    assert embedded["CurrencyRate"] == Decimal("0.800000")
+    # Balances add each document's own amount: 60 + 100 USD and 100 NZD, "not converted to base currency".
+    balances = sandbox.contact(tenant, contact["ContactID"])["Balances"]["AccountsReceivable"]
+    assert balances["Outstanding"] == Decimal("260.00")
+
+
+def test_a_paid_invoice_in_a_foreign_currency_cannot_change_its_rate(sandbox, tenant):
+    contact = sandbox.create_contact(tenant, Name="Locked rate")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}],
+                                     CurrencyCode="AUD", CurrencyRate="0.9")
+    sandbox.add_payment(tenant, invoice["InvoiceID"], Decimal("1.00"))
+    with pytest.raises(XeroValidationError, match="payment or credit note allocated"):
+        sandbox.update_invoice(tenant, invoice["InvoiceID"], CurrencyRate="0.95")
+
+
+def receive(api, contact_id, credit_type, amount, **fields):
+    return api.put(api.base + "/BankTransactions", json={"BankTransactions": [{
+        "Type": credit_type, "Contact": {"ContactID": contact_id}, "BankAccount": {"Code": "090"},
+        "LineAmountTypes": "NoTax", "LineItems": [{"Description": "received", "UnitAmount": amount}], **fields}]})
+
+
+def test_overpayments_and_prepayments_come_from_bank_transactions_and_allocate_to_invoices(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Prepaid")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 100}],
+                                     LineAmountTypes="NoTax")
+    created = receive(api, contact["ContactID"], "RECEIVE-OVERPAYMENT", 30)
+    assert created.status_code == 200, created.text
+    overpayment_id = created.json()["BankTransactions"][0]["OverpaymentID"]
+    prepayment_id = receive(api, contact["ContactID"], "RECEIVE-PREPAYMENT", 50).json()["BankTransactions"][0][
+        "PrepaymentID"]
+    overpayment = get(api, f"/Overpayments/{overpayment_id}").json()["Overpayments"][0]
+    assert (overpayment["Type"], overpayment["Status"], overpayment["Total"], overpayment["RemainingCredit"],
+            overpayment["Contact"]["ContactID"]) == ("RECEIVE-OVERPAYMENT", "AUTHORISED", 30.0, 30.0,
+                                                     contact["ContactID"])
+    balances = sandbox.contact(tenant, contact["ContactID"])["Balances"]["AccountsReceivable"]
+    assert balances["Outstanding"] == Decimal("20.00")  # 100 due - 30 - 50 unallocated credit
+
+    allocated = api.put(api.base + f"/Overpayments/{overpayment_id}/Allocations", json={"Allocations": [
+        {"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": 30, "Date": "2026-01-05"}]})
+    assert allocated.status_code == 200, allocated.text
+    sandbox.allocate_credit(tenant, "Prepayment", prepayment_id, invoice["InvoiceID"], Decimal("20.00"))
+    after = sandbox.invoice(tenant, invoice["InvoiceID"])
+    assert (after["AmountCredited"], after["AmountDue"]) == (Decimal("50.00"), Decimal("50.00"))
+    assert [o["AppliedAmount"] for o in after["Overpayments"]] == [Decimal("30.00")]
+    assert [p["AppliedAmount"] for p in after["Prepayments"]] == [Decimal("20.00")]
+    assert after["CreditNotes"] == []
+    assert sandbox.overpayment(tenant, overpayment_id)["Status"] == "PAID"
+    prepayment = sandbox.prepayment(tenant, prepayment_id)
+    assert (prepayment["Status"], prepayment["RemainingCredit"]) == ("AUTHORISED", Decimal("30.00"))
+    too_much = api.put(api.base + f"/Prepayments/{prepayment_id}/Allocations", json={"Allocations": [
+        {"Invoice": {"InvoiceID": invoice["InvoiceID"]}, "Amount": 31}]})
+    assert too_much.status_code == 400 and "remaining credit on the prepayment" in too_much.text
+    # The outstanding amount is the same however the credit was spent.
+    balances = sandbox.contact(tenant, contact["ContactID"])["Balances"]["AccountsReceivable"]
+    assert balances["Outstanding"] == Decimal("20.00")
+    assert not [e for e in sandbox.pending_events() if e["eventCategory"] not in ("CONTACT", "INVOICE")]
+
+
+def test_credit_in_one_currency_does_not_allocate_to_an_invoice_in_another(sandbox, tenant):
+    contact = sandbox.create_contact(tenant, Name="Two currencies")
+    invoice = sandbox.create_invoice(tenant, contact["ContactID"], [{"Description": "x", "UnitAmount": 10}])
+    credit = sandbox.receive_overpayment(tenant, contact["ContactID"], 5, CurrencyCode="USD", CurrencyRate="0.5")
+    assert (credit["CurrencyCode"], credit["CurrencyRate"]) == ("USD", Decimal("0.500000"))
+    with pytest.raises(XeroValidationError, match="same currency"):
+        sandbox.allocate_credit(tenant, "Overpayment", credit["OverpaymentID"], invoice["InvoiceID"], 5)
+
+
+def test_overpayments_list_with_if_modified_since_and_pages(sandbox, api, tenant, clock):
+    contact = sandbox.create_contact(tenant, Name="Lists")
+    first = sandbox.receive_prepayment(tenant, contact["ContactID"], 1)
+    clock.advance(10)
+    ids = [sandbox.receive_overpayment(tenant, contact["ContactID"], n)["OverpaymentID"] for n in (1, 2, 3)]
+    assert [p["PrepaymentID"] for p in get(api, "/Prepayments").json()["Prepayments"]] == [first["PrepaymentID"]]
+    since = {"If-Modified-Since": "2026-01-05T09:00:05"}
+    assert get(api, "/Prepayments", headers=since).json()["Prepayments"] == []
+    pages = [get(api, "/Overpayments", headers=since,
+                 params={"page": n, "pageSize": 2, "order": "UpdatedDateUTC ASC"}).json() for n in (1, 2)]
+    assert [o["OverpaymentID"] for page in pages for o in page["Overpayments"]] == ids
+    assert pages[0]["pagination"]["itemCount"] == 3
+    assert get(api, "/BankTransactions").status_code == 404  # only written, not listed, by the sandbox
+
+
 # ---------------------------------------------------------------- rate limits
 
 

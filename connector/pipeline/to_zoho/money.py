@@ -1,4 +1,4 @@
-"""The payments and credit-notes round. Neither has a Zoho module: each re-reads from Xero and re-pushes
+"""The payments, credit-notes, overpayments and prepayments round. None has a Zoho module: each re-reads from Xero and re-pushes
 the invoices it touches (amount paid, amount due, status), then re-pushes the contact's Account, whose
 money figures come from the stored documents (no contact re-read)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from connector.mapping.zoho_records import touched_by
+from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.to_zoho.core import RETRYABLE_CODES, WAITING_FOR_CONTACT, BatchOutcome, PushCore
 from connector.store import audit as stages
 
@@ -15,8 +16,9 @@ PushRecords = Callable[[list[str]], BatchOutcome]  # ZohoPush.contacts or ZohoPu
 
 def push_related(push: PushCore, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None,
                  *, contacts: PushRecords, invoices: PushRecords) -> BatchOutcome:
-    """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
-    record_type = {"payments": "payment", "creditnotes": "creditnote"}[resource]
+    """Payments / credit notes / overpayments / prepayments: re-read and re-push the invoices and contacts
+    they change."""
+    record_type = RECORD_TYPES[resource]
     sync_ids = dict(sync_ids or {})
     outcome = BatchOutcome()
     touches: dict[str, tuple[list[str], str | None]] = {}

@@ -11,7 +11,8 @@ its pages, cited in each module. One module per role:
 - ``limits``: minute, day, concurrent and app-minute limits, 429s and the remaining-calls headers;
 - ``webhooks``: the event queue, signed batches, delivery and the intent-to-receive check;
 - ``queries``: ``where``, ``order``, id and status filters, If-Modified-Since, paging (GET);
-- ``accounting``: the write rules for contacts, invoices, credit notes, payments and allocations;
+- ``accounting``: the write rules for contacts, invoices, credit notes, payments, overpayments,
+  prepayments and allocations, and currency rates;
 - ``state``: what an organisation holds, its indexes and derived amounts;
 - ``render``: Xero's JSON shapes of those records and the list envelope;
 - ``formats``: money, dates, the JSON text and the canned error responses.

@@ -7,7 +7,15 @@ Sources: the OAS-ACC spec (https://github.com/XeroAPI/Xero-OpenAPI) and
 https://developer.xero.com/documentation/api/accounting/invoices,
 https://developer.xero.com/documentation/api/accounting/payments,
 https://developer.xero.com/documentation/api/accounting/creditnotes,
-https://developer.xero.com/documentation/api/accounting/contacts.
+https://developer.xero.com/documentation/api/accounting/contacts,
+https://developer.xero.com/documentation/api/accounting/overpayments,
+https://developer.xero.com/documentation/api/accounting/prepayments,
+https://developer.xero.com/documentation/api/accounting/banktransactions.
+
+Currencies: ``CurrencyRate`` is the "Exchange rate to base currency ... e.g. 0.7500" (invoices page):
+foreign units that one base unit buys, so a base amount is amount / rate. A base-currency record has
+rate 1. A foreign one without a rate in the request gets the organisation's day rate (Xero: "If no rate
+is specified, the XE.com day rate is used"; here ``Org.day_rates``, which tests set).
 The caller holds the sandbox's lock; nothing here does I/O.
 """
 
@@ -20,13 +28,14 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Callable
 
 from connector.clock import Clock
-from connector.sandbox.xero.formats import CENT, ZERO, cents, parse_body_date, to_decimal
+from connector.sandbox.xero.formats import CENT, RATE_1, ZERO, cents, parse_body_date, to_decimal
 from connector.sandbox.xero.state import (
     Allocation,
     Contact,
     Document,
     Org,
     Payment,
+    ReceivedCredit,
     allocated,
     index_contact,
     numbered,
@@ -53,6 +62,8 @@ INVOICE_STATUS_MOVES = {  # allowed target statuses per current status
     "VOIDED": set(),
     "DELETED": set(),
 }
+RECEIVED_CREDIT_TYPES = {"RECEIVE-OVERPAYMENT": "Overpayment", "RECEIVE-PREPAYMENT": "Prepayment"}
+RATE_PLACES = Decimal("0.000001")  # CurrencyRate has 6 decimal places (OAS-ACC examples)
 LOCKED_BY_PAYMENT = "This document cannot be edited as it has a payment or credit note allocated to it."
 
 # (org, eventCategory, resourceId, eventType, data or None): queues one webhook event
@@ -155,7 +166,8 @@ class Books:
         else:
             doc_type, contact, status = existing.type, org.contacts[existing.contact_id], existing.status
             target = str(element.get("Status", status)).upper()
-            changes_content = any(k in element for k in ("LineItems", "LineAmountTypes", "Contact", "CurrencyCode"))
+            changes_content = any(k in element for k in ("LineItems", "LineAmountTypes", "Contact", "CurrencyCode",
+                                                         "CurrencyRate"))
             locked = existing.amount_paid > 0 or existing.amount_credited > 0 or allocated(org, existing) > 0
             if status in ("VOIDED", "DELETED") or (status == "PAID" and len(set(element) - {id_key}) > 0):
                 errors.append(LOCKED_BY_PAYMENT if status == "PAID" else "Invoice not of valid status for modification")
@@ -189,6 +201,10 @@ class Books:
         except ValueError:
             errors.append("Date could not be parsed")
             doc_date = due_date = None
+        currency = str(element.get("CurrencyCode") or (existing.currency if existing else org.currency)).upper()
+        rate = None
+        if existing is None or "CurrencyCode" in element or "CurrencyRate" in element:
+            rate = currency_rate(org, currency, element.get("CurrencyRate"), errors)
         if errors:
             return None, errors
         now = self.clock.now()
@@ -198,7 +214,7 @@ class Books:
             elif not number and doc_type == "ACCRECCREDIT":
                 number, org.next_credit_note_number = f"CN-{org.next_credit_note_number:04d}", org.next_credit_note_number + 1
             doc = Document(str(uuid.uuid4()), doc_type, str(number or ""), contact.id, status, line_amount_types,
-                           doc_date or now.date(), now, currency=str(element.get("CurrencyCode") or org.currency))
+                           doc_date or now.date(), now, currency=currency, rate=rate)
             store[doc.id] = doc
             org.documents_by_contact.setdefault(contact.id, set()).add(doc.id)  # a document keeps its contact
             numbers.setdefault((store_name, doc.number.lower()), set()).add(doc.id)
@@ -214,6 +230,8 @@ class Books:
                 doc.date = doc_date
         if due_date:
             doc.due_date = due_date
+        if rate is not None:
+            doc.currency, doc.rate = currency, rate
         if "Reference" in element:
             doc.reference = str(element["Reference"] or "")
         if "SentToContact" in element:
@@ -260,11 +278,17 @@ class Books:
         elif invoice is not None and amount > invoice.amount_due:
             errors.append("Payment amount exceeds the amount outstanding on this document")
         paid_on = self._date_of(element, errors)
+        # A payment is in its invoice's currency, at the rate of the day it was received ("Exchange rate when
+        # payment is received", payments page); without one: the day rate, else the invoice's own
+        # (that fallback is UNVERIFIED).
+        rate = None if invoice is None else currency_rate(
+            org, invoice.currency, element.get("CurrencyRate"), errors,
+            fallback=invoice.rate)
         if errors:
             return None, errors
         now = self.clock.now()
         payment = Payment(str(uuid.uuid4()), invoice.id, str(account.get("Code") or account.get("AccountID")),
-                          amount, paid_on, str(element.get("Reference") or ""), "AUTHORISED", now)
+                          amount, paid_on, str(element.get("Reference") or ""), "AUTHORISED", now, rate=rate)
         org.payments[payment.id] = payment
         invoice.amount_paid += amount
         self._settle(org, invoice, paid_on, now)
@@ -283,37 +307,85 @@ class Books:
         self._settle(org, invoice, None, now)
         return payment, []
 
-    def allocate(self, org: Org, credit_note_id: str, element: dict) -> tuple[Allocation | None, list[str]]:
-        credit = org.credit_notes.get(credit_note_id)
+    def allocate(self, org: Org, credit_note_id: str, element: dict, *, kind: str = "CreditNote"
+                 ) -> tuple[Allocation | None, list[str]]:
+        """Apply part of a credit (``kind``: CreditNote, Overpayment or Prepayment) to an invoice of the same
+        contact and currency. The invoice's AmountCredited counts all three ("Sum of all credit notes,
+        over-payments and pre-payments applied to invoice", invoices page)."""
+        store = {"CreditNote": org.credit_notes, "Overpayment": org.overpayments, "Prepayment": org.prepayments}[kind]
+        label = {"CreditNote": "Credit note", "Overpayment": "Overpayment", "Prepayment": "Prepayment"}[kind]
+        credit = store.get(credit_note_id)
         invoice = org.invoices.get((element.get("Invoice") or {}).get("InvoiceID", ""))
         errors = []
         amount = _amount(element)
         if credit is None or credit.status != "AUTHORISED":
-            errors.append("Credit note must be Authorised to be allocated")
+            errors.append(f"{label} must be Authorised to be allocated")
         if invoice is None or invoice.status != "AUTHORISED":
             errors.append("Invoice must be Authorised to receive an allocation")
         elif credit is not None and invoice.contact_id != credit.contact_id:
-            errors.append("The credit note and invoice must belong to the same contact")
+            errors.append(f"The {label.lower()} and invoice must belong to the same contact")
+        elif credit is not None and invoice.currency != credit.currency:  # wording UNVERIFIED
+            errors.append(f"The {label.lower()} and invoice must be in the same currency")
         if amount is None or amount <= 0:
             errors.append("Allocation amount must be greater than zero")
         elif credit is not None and invoice is not None and not errors:
             if amount > remaining_credit(org, credit):
-                errors.append("The amount allocated exceeds the remaining credit on the credit note")
+                errors.append(f"The amount allocated exceeds the remaining credit on the {label.lower()}")
             elif amount > invoice.amount_due:
                 errors.append("The amount allocated exceeds the outstanding amount on the invoice")
         on = self._date_of(element, errors)
         if errors:
             return None, errors
         now = self.clock.now()
-        allocation = Allocation(str(uuid.uuid4()), credit.id, invoice.id, amount, on)
+        allocation = Allocation(str(uuid.uuid4()), credit.id, invoice.id, amount, on, kind=kind)
         org.allocations.append(allocation)
         invoice.amount_credited += amount
         self._settle(org, invoice, on, now)
         credit.updated = now
         if remaining_credit(org, credit) <= 0:
             credit.status = "PAID"
-        self.emit(org, "CREDITNOTE", credit.id, "UPDATE", {"Type": credit.type, "Status": credit.status})
+        if kind == "CreditNote":  # overpayments and prepayments have no webhooks
+            self.emit(org, "CREDITNOTE", credit.id, "UPDATE", {"Type": credit.type, "Status": credit.status})
         return allocation, []
+
+    # ------------------------------------------------------------------ overpayments and prepayments
+
+    def receive_credit(self, org: Org, element: dict) -> tuple[ReceivedCredit | None, list[str]]:
+        """A bank transaction of Type RECEIVE-OVERPAYMENT or RECEIVE-PREPAYMENT (PUT /BankTransactions) creates
+        the overpayment or prepayment, whose id the bank transaction carries (OAS-ACC ``BankTransaction``:
+        OverpaymentID "will be returned on BankTransactions with a Type of SPEND-OVERPAYMENT or
+        RECEIVE-OVERPAYMENT", likewise PrepaymentID). Other bank transactions are not simulated."""
+        errors: list[str] = []
+        credit_type = str(element.get("Type", "")).upper()
+        kind = RECEIVED_CREDIT_TYPES.get(credit_type)
+        if kind is None:
+            return None, [f"Bank transactions of Type {credit_type or '(none)'} are not simulated"]
+        contact, contact_errors = self._document_contact(org, element.get("Contact"))
+        errors += contact_errors
+        bank = element.get("BankAccount") or {}
+        if not (bank.get("Code") or bank.get("AccountID")):
+            errors.append("A bank account must be specified")
+        line_amount_types = str(element.get("LineAmountTypes") or "Exclusive")
+        lines, line_errors = compute_lines(element.get("LineItems") or [], line_amount_types, "ACCREC", [])
+        errors += line_errors
+        if not element.get("LineItems"):
+            errors.append("At least one line item is required")
+        currency = str(element.get("CurrencyCode") or org.currency).upper()
+        rate = currency_rate(org, currency, element.get("CurrencyRate"), errors)
+        on = self._date_of(element, errors)
+        if errors:
+            return None, errors
+        tax = cents(sum((line["TaxAmount"] for line in lines), ZERO))
+        line_sum = cents(sum((line["LineAmount"] for line in lines), ZERO))
+        sub_total = line_sum - tax if line_amount_types == "Inclusive" else line_sum
+        if sub_total + tax <= 0:
+            return None, ["The total of a bank transaction must be greater than zero"]
+        credit = ReceivedCredit(str(uuid.uuid4()), kind, credit_type, contact.id, "AUTHORISED", on, self.clock.now(),
+                                currency, rate, line_amount_types, lines, sub_total, tax, sub_total + tax,
+                                reference=str(element.get("Reference") or ""))
+        (org.overpayments if kind == "Overpayment" else org.prepayments)[credit.id] = credit
+        org.credits_by_contact.setdefault(contact.id, set()).add(credit.id)
+        return credit, []
 
     def _settle(self, org: Org, doc: Document, paid_on: date | None, now: datetime) -> None:
         """Move between AUTHORISED and PAID as the amount due reaches or leaves zero."""
@@ -332,6 +404,28 @@ class Books:
         except ValueError:
             errors.append("Date could not be parsed")
             return None
+
+
+def currency_rate(org: Org, currency: str, requested, errors: list[str], *, fallback: Decimal | None = None
+                  ) -> Decimal:
+    """The CurrencyRate a record in ``currency`` gets: 1 in the base currency; else the requested rate,
+    the organisation's day rate, or ``fallback`` (a message added to ``errors`` when there is none)."""
+    if currency == org.currency:
+        return RATE_1
+    if requested not in (None, ""):
+        try:
+            rate = to_decimal(requested).quantize(RATE_PLACES, ROUND_HALF_UP)
+        except (InvalidOperation, TypeError, ValueError):
+            rate = ZERO
+        if rate > 0:
+            return rate
+        errors.append("CurrencyRate must be a positive number")
+        return RATE_1
+    rate = org.day_rates.get(currency, fallback)
+    if rate is None:  # Xero would fetch the XE.com rate; the sandbox has no feed
+        errors.append(f"No exchange rate is available for {currency}")
+        return RATE_1
+    return rate
 
 
 def _amount(element: dict) -> Decimal | None:

@@ -9,6 +9,7 @@ import random
 import threading
 import uuid
 from datetime import date
+from decimal import Decimal
 
 from werkzeug.wrappers import Request, Response
 
@@ -35,11 +36,15 @@ from connector.sandbox.xero.render import (
     render_contact,
     render_document,
     render_payment,
+    render_received_credit,
 )
 from connector.sandbox.xero.state import Org, XeroValidationError
 from connector.sandbox.xero.webhooks import ITRResult, WebhookSender
 
-RESOURCES = {"contacts": "Contacts", "invoices": "Invoices", "payments": "Payments", "creditnotes": "CreditNotes"}
+RESOURCES = {"contacts": "Contacts", "invoices": "Invoices", "payments": "Payments", "creditnotes": "CreditNotes",
+             "overpayments": "Overpayments", "prepayments": "Prepayments", "banktransactions": "BankTransactions"}
+# Credits that take allocations (PUT /{Resource}/{id}/Allocations) -> the kind of credit
+ALLOCATABLE = {"creditnotes": "CreditNote", "overpayments": "Overpayment", "prepayments": "Prepayment"}
 
 
 class XeroSandbox(SandboxApp):
@@ -191,8 +196,12 @@ class XeroSandbox(SandboxApp):
             org = self._orgs[tenant_id]
             return render_document(org, org.invoices[invoice_id])
 
-    def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None) -> dict:
+    def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None,
+                    rate=None) -> dict:
+        """``rate``: the payment day's CurrencyRate for a foreign invoice (default: day rate, else the invoice's)."""
         element = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": amount}
+        if rate is not None:
+            element["CurrencyRate"] = str(rate)
         if date is not None:
             element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
         with self._lock:
@@ -218,13 +227,52 @@ class XeroSandbox(SandboxApp):
     def allocate_credit_note(
         self, tenant_id: str, credit_note_id: str, invoice_id: str, amount, date: date | None = None
     ) -> dict:
+        return self.allocate_credit(tenant_id, "CreditNote", credit_note_id, invoice_id, amount, date)
+
+    def set_day_rate(self, tenant_id: str, currency: str, rate) -> None:
+        """The CurrencyRate a ``currency`` record gets when its request names none (Xero: the XE.com day rate)."""
+        with self._lock:
+            self._orgs[tenant_id].day_rates[currency.upper()] = Decimal(str(rate))
+
+    def receive_overpayment(self, tenant_id: str, contact_id: str, amount, **fields) -> dict:
+        """A customer paid more than was due: a RECEIVE-OVERPAYMENT bank transaction of ``amount``, no tax."""
+        return self._receive_credit(tenant_id, contact_id, amount, "RECEIVE-OVERPAYMENT", fields)
+
+    def receive_prepayment(self, tenant_id: str, contact_id: str, amount, **fields) -> dict:
+        """A customer paid before being invoiced: a RECEIVE-PREPAYMENT bank transaction of ``amount``, no tax."""
+        return self._receive_credit(tenant_id, contact_id, amount, "RECEIVE-PREPAYMENT", fields)
+
+    def allocate_credit(self, tenant_id: str, kind: str, credit_id: str, invoice_id: str, amount,
+                        date: date | None = None) -> dict:
+        """Allocate part of a credit (``kind``: CreditNote, Overpayment or Prepayment) to an invoice."""
         element = {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount}
         if date is not None:
             element["Date"] = date.isoformat()
         with self._lock:
             org = self._orgs[tenant_id]
-            allocation = _raise_on_errors(self.books.allocate(org, credit_note_id, element))
+            allocation = _raise_on_errors(self.books.allocate(org, credit_id, element, kind=kind))
             return render_allocation(org, allocation)
+
+    def overpayment(self, tenant_id: str, overpayment_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return render_received_credit(org, org.overpayments[overpayment_id])
+
+    def prepayment(self, tenant_id: str, prepayment_id: str) -> dict:
+        with self._lock:
+            org = self._orgs[tenant_id]
+            return render_received_credit(org, org.prepayments[prepayment_id])
+
+    def _receive_credit(self, tenant_id: str, contact_id: str, amount, credit_type: str, fields: dict) -> dict:
+        element = {"Type": credit_type, "Contact": {"ContactID": contact_id}, "BankAccount": {"Code": "090"},
+                   "LineAmountTypes": "NoTax",
+                   "LineItems": [{"Description": "Received", "UnitAmount": amount, "AccountCode": "200"}], **fields}
+        if isinstance(element.get("Date"), date):
+            element["Date"] = element["Date"].isoformat()
+        with self._lock:
+            org = self._orgs[tenant_id]
+            credit = _raise_on_errors(self.books.receive_credit(org, element))
+            return render_received_credit(org, credit)
 
     def credit_note(self, tenant_id: str, credit_note_id: str) -> dict:
         with self._lock:
@@ -353,14 +401,16 @@ class XeroSandbox(SandboxApp):
                                "Message": "JSON for post data was invalid"})
         parts = rest.split("/") if rest else []
         plural = RESOURCES[resource]
-        if resource == "creditnotes" and len(parts) == 2 and parts[1].lower() == "allocations":
-            if request.method != "PUT" or parts[0] not in org.credit_notes:
+        if resource in ALLOCATABLE and len(parts) == 2 and parts[1].lower() == "allocations":
+            kind = ALLOCATABLE[resource]
+            store = {"CreditNote": org.credit_notes, "Overpayment": org.overpayments, "Prepayment": org.prepayments}
+            if request.method != "PUT" or parts[0] not in store[kind]:
                 return not_found()
             elements = body.get("Allocations", [body]) if isinstance(body, dict) else body
-            results = [self.books.allocate(org, parts[0], e) for e in elements]
+            results = [self.books.allocate(org, parts[0], e, kind=kind) for e in elements]
             return self._write_response(org, request, "Allocations", elements, results, render_allocation)
-        if len(parts) > 1:
-            return not_found()
+        if len(parts) > 1 or resource in ("overpayments", "prepayments"):
+            return not_found()  # created through BankTransactions; changed only by allocations here
         elements = body.get(plural, [body]) if isinstance(body, dict) else body
         path_id = parts[0] if parts else None
         if path_id is not None and request.method == "PUT":
@@ -378,6 +428,10 @@ class XeroSandbox(SandboxApp):
                     element = {**element, id_key: path_id}
                 results.append(self.books.save_document(org, element, credit_note=resource == "creditnotes",
                                                         create_only=request.method == "PUT"))
+            elif resource == "banktransactions":
+                if path_id:
+                    return not_found()
+                results.append(self.books.receive_credit(org, element))
             elif path_id:  # POST /Payments/{id} only deletes
                 if path_id not in org.payments:
                     return not_found()
@@ -387,7 +441,8 @@ class XeroSandbox(SandboxApp):
                     results.append(self.books.delete_payment(org, path_id))
             else:
                 results.append(self.books.save_payment(org, element))
-        render = {"contacts": self._render_contact, "payments": render_payment}.get(resource, render_document)
+        render = {"contacts": self._render_contact, "payments": render_payment,
+                  "banktransactions": render_bank_transaction}.get(resource, render_document)
         return self._write_response(org, request, plural, elements, results, render)
 
     def _write_response(self, org, request, plural, elements, results, render) -> Response:
@@ -406,6 +461,17 @@ class XeroSandbox(SandboxApp):
                     rendered = {**rendered, "StatusAttributeString": "OK"}
                 items.append(rendered)
         return json_ok(self._envelope(plural, items))
+
+
+def render_bank_transaction(org: Org, credit) -> dict:
+    """The bank transaction that created an overpayment or prepayment, with the id of what it created
+    (OAS-ACC ``BankTransaction``: OverpaymentID / PrepaymentID). Its own BankTransactionID is not kept: the
+    sandbox serves no GET /BankTransactions."""
+    rendered = render_received_credit(org, credit)
+    return {"Type": credit.type, "BankTransactionID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-bt:{credit.id}")),
+            **{k: rendered[k] for k in ("Contact", "Date", "Status", "LineAmountTypes", "LineItems", "SubTotal",
+                                        "TotalTax", "Total", "UpdatedDateUTC", "CurrencyCode", "CurrencyRate")},
+            f"{credit.kind}ID": credit.id, "IsReconciled": False}
 
 
 def _raise_on_errors(result):

@@ -31,7 +31,10 @@ REFRESH_TOKEN_IDLE_TTL = 60 * 86400  # unused refresh tokens die after 60 days
 RESOURCE_SCOPES = {"contacts": ["accounting.contacts"],
                    "invoices": ["accounting.transactions", "accounting.invoices"],
                    "creditnotes": ["accounting.transactions", "accounting.invoices"],
-                   "payments": ["accounting.transactions", "accounting.payments"]}
+                   "payments": ["accounting.transactions", "accounting.payments"],
+                   "overpayments": ["accounting.transactions", "accounting.payments"],
+                   "prepayments": ["accounting.transactions", "accounting.payments"],
+                   "banktransactions": ["accounting.transactions", "accounting.banktransactions"]}
 
 
 @dataclass

@@ -27,14 +27,15 @@ from connector.sandbox.xero.formats import (
     plain_text,
     to_decimal,
 )
-from connector.sandbox.xero.render import render_contact, render_document, render_payment
+from connector.sandbox.xero.render import render_contact, render_document, render_payment, render_received_credit
 from connector.sandbox.xero.state import Org, numbered
 
 MAX_IDS_BEFORE_GATEWAY_404 = 52  # 53 GUIDs in IDs= gets a 404 from the gateway, not a 400 (RR)
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
 # Which list filters by id each endpoint takes
-ID_FILTERS = {"contacts": ["IDs"], "invoices": ["IDs", "ContactIDs"], "creditnotes": [], "payments": []}
+ID_FILTERS = {"contacts": ["IDs"], "invoices": ["IDs", "ContactIDs"], "creditnotes": [], "payments": [],
+              "overpayments": [], "prepayments": []}
 SEARCH_FIELDS = {"contacts": ("Name", "FirstName", "LastName", "ContactNumber", "EmailAddress"),
                  "invoices": ("InvoiceNumber", "Reference")}
 
@@ -250,7 +251,11 @@ def read(org: Org, resource: str, rest: str, args, headers, *, today: date, enve
         "invoices": ("Invoices", org.invoices, render_document, "InvoiceNumber"),
         "creditnotes": ("CreditNotes", org.credit_notes, render_document, "CreditNoteNumber"),
         "payments": ("Payments", org.payments, render_payment, None),
-    }[resource]
+        "overpayments": ("Overpayments", org.overpayments, render_received_credit, None),
+        "prepayments": ("Prepayments", org.prepayments, render_received_credit, None),
+    }.get(resource, (None, None, None, None))
+    if plural is None:  # a resource the sandbox only writes (BankTransactions)
+        return not_found()
     if rest:
         item = by_id.get(rest)
         if item is None and key_field:  # /Contacts/{ContactNumber}, /Invoices/{InvoiceNumber}

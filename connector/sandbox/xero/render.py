@@ -1,5 +1,6 @@
 """Xero's JSON shapes of the records the sandbox holds: contacts (with derived balances),
-invoices and credit notes, payments, allocations, and the list envelope around them.
+invoices and credit notes, payments, overpayments and prepayments, allocations, and the list envelope
+around them.
 
 Pure: an organisation's state in, dicts out (``to_json`` writes them). Shapes follow the OAS-ACC
 spec (https://github.com/XeroAPI/Xero-OpenAPI) and the examples on
@@ -11,8 +12,17 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from connector.sandbox.xero.formats import RATE_1, ZERO, cents, day_string, ms_date, utc_string
-from connector.sandbox.xero.state import Allocation, Contact, Document, Org, Payment, remaining_credit
+from connector.sandbox.xero.formats import ZERO, cents, day_string, ms_date, utc_string
+from connector.sandbox.xero.state import (
+    Allocation,
+    Contact,
+    Document,
+    Org,
+    Payment,
+    ReceivedCredit,
+    received_credits,
+    remaining_credit,
+)
 
 ADDRESS_TYPES = ("STREET", "POBOX")
 PHONE_TYPES = ("DEFAULT", "DDI", "FAX", "MOBILE")
@@ -74,18 +84,22 @@ def render_contact(org: Org, contact: Contact, today: date) -> dict:
     ]
     out["HasAttachments"] = False
     out["HasValidationErrors"] = False
-    out["Balances"] = {"AccountsReceivable": _balance(org, documents, "ACCREC", today),
-                       "AccountsPayable": _balance(org, documents, "ACCPAY", today)}
+    out["Balances"] = {"AccountsReceivable": _balance(org, contact.id, documents, "ACCREC", today),
+                       "AccountsPayable": _balance(org, contact.id, documents, "ACCPAY", today)}
     return out
 
 
-def _balance(org: Org, documents: list[Document], side: str, today: date) -> dict:
+def _balance(org: Org, contact_id: str, documents: list[Document], side: str, today: date) -> dict:
     """A contact's Balances side: "the raw ... outstanding and overdue amounts, not converted to base
-    currency" (Xero OpenAPI schema ``Balances``, https://developer.xero.com/documentation/api/accounting/contacts).
-    Approved documents only; unallocated credit lowers Outstanding and, having no due date, never Overdue
-    (Xero's own example contact shows Overdue above Outstanding). Overpayments and prepayments are not
-    simulated; whether Xero counts them here is UNVERIFIED."""
+    currency" (Xero OpenAPI schema ``Balances``, https://developer.xero.com/documentation/api/accounting/contacts):
+    each document's own amount is summed whatever its currency. Approved documents only; unallocated credit
+    lowers Outstanding and, having no due date, never Overdue (Xero's own example contact shows Overdue above
+    Outstanding). Received overpayments and prepayments count on the receivable side as credit notes do
+    (UNVERIFIED: the docs do not say whether Balances include them)."""
     outstanding = overdue = ZERO
+    if side == "ACCREC":
+        outstanding -= sum((remaining_credit(org, c) for c in received_credits(org, contact_id)
+                            if c.status == "AUTHORISED"), ZERO)
     for doc in documents:
         if doc.type.startswith(side) and doc.status == "AUTHORISED":
             due = doc.amount_due
@@ -111,20 +125,23 @@ def render_document(org: Org, doc: Document) -> dict:
         out["RemainingCredit"] = cents(remaining_credit(org, doc))
         out["Allocations"] = [render_allocation(org, a) for a in org.allocations if a.credit_note_id == doc.id]
     else:
+        applied = [a for a in org.allocations if a.invoice_id == doc.id]
         out["CreditNotes"] = [
             {"CreditNoteID": a.credit_note_id, "CreditNoteNumber": org.credit_notes[a.credit_note_id].number,
              "ID": a.credit_note_id, "AppliedAmount": a.amount, "DateString": day_string(a.date),
              "Date": ms_date(a.date), "Total": org.credit_notes[a.credit_note_id].total}
-            for a in org.allocations if a.invoice_id == doc.id
+            for a in applied if a.kind == "CreditNote"
         ]
-        out["Prepayments"] = []
-        out["Overpayments"] = []
+        for kind, store in (("Prepayment", org.prepayments), ("Overpayment", org.overpayments)):
+            out[kind + "s"] = [{f"{kind}ID": a.credit_note_id, "ID": a.credit_note_id, "AppliedAmount": a.amount,
+                                "Date": ms_date(a.date), "Total": store[a.credit_note_id].total}
+                               for a in applied if a.kind == kind]
         out["AmountDue"] = cents(doc.amount_due)
         out["AmountPaid"] = doc.amount_paid
         out["AmountCredited"] = doc.amount_credited
         out["SentToContact"] = doc.sent_to_contact
         out["IsDiscounted"] = doc.total_discount > 0
-    out["CurrencyRate"] = RATE_1
+    out["CurrencyRate"] = doc.rate
     out["HasAttachments"] = False
     out["HasErrors"] = False
     out["Contact"] = {"ContactID": contact.id, "Name": contact.fields.get("Name", ""), "Addresses": [],
@@ -152,7 +169,7 @@ def render_document(org: Org, doc: Document) -> dict:
 
 def _payment_summary(payment: Payment) -> dict:
     return {"PaymentID": payment.id, "Date": ms_date(payment.date), "Amount": payment.amount,
-            "Reference": payment.reference, "CurrencyRate": RATE_1, "HasAccount": False,
+            "Reference": payment.reference, "CurrencyRate": payment.rate, "HasAccount": False,
             "HasValidationErrors": False}
 
 
@@ -162,10 +179,12 @@ def render_payment(org: Org, payment: Payment) -> dict:
     return {
         "PaymentID": payment.id,
         "Date": ms_date(payment.date),
-        "BankAmount": payment.amount,
+        # BankAmount: in the bank account's currency, here always the base currency (UNVERIFIED for
+        # foreign-currency bank accounts, which the sandbox does not have).
+        "BankAmount": cents(payment.amount / payment.rate),
         "Amount": payment.amount,
         "Reference": payment.reference,
-        "CurrencyRate": RATE_1,
+        "CurrencyRate": payment.rate,
         "PaymentType": "ACCRECPAYMENT" if invoice.type == "ACCREC" else "ACCPAYPAYMENT",
         "Status": payment.status,
         "UpdatedDateUTC": ms_date(payment.updated),
@@ -182,8 +201,44 @@ def render_payment(org: Org, payment: Payment) -> dict:
     }
 
 
+def render_received_credit(org: Org, credit: ReceivedCredit) -> dict:
+    """An overpayment or prepayment as GET /Overpayments or /Prepayments shows it (OAS-ACC ``Overpayment``,
+    ``Prepayment``)."""
+    contact = org.contacts[credit.contact_id]
+    out = {
+        "Type": credit.type,
+        "Contact": {"ContactID": contact.id, "Name": contact.fields.get("Name", ""), "Addresses": [], "Phones": [],
+                    "ContactGroups": [], "ContactPersons": [], "HasValidationErrors": False},
+        "DateString": day_string(credit.date),
+        "Date": ms_date(credit.date),
+        "Status": credit.status,
+        "LineAmountTypes": credit.line_amount_types,
+        "LineItems": [dict(line) for line in credit.line_items],
+        "SubTotal": credit.sub_total,
+        "TotalTax": credit.total_tax,
+        "Total": credit.total,
+        "UpdatedDateUTC": ms_date(credit.updated),
+        "UpdatedDateUTCString": utc_string(credit.updated),
+        "CurrencyCode": credit.currency,
+        f"{credit.kind}ID": credit.id,
+        "ID": credit.id,
+        "CurrencyRate": credit.rate,
+        "RemainingCredit": cents(remaining_credit(org, credit)),
+        "Allocations": [render_allocation(org, a) for a in org.allocations if a.credit_note_id == credit.id],
+        "Payments": [],
+        "HasAttachments": False,
+    }
+    if credit.reference:
+        out["Reference"] = credit.reference
+    return out
+
+
 def render_allocation(org: Org, allocation: Allocation) -> dict:
     invoice = org.invoices[allocation.invoice_id]
+    if allocation.kind != "CreditNote":
+        credit = {f"{allocation.kind}ID": allocation.credit_note_id, "ID": allocation.credit_note_id}
+    else:
+        credit = {"CreditNoteID": allocation.credit_note_id, "ID": allocation.credit_note_id, "LineItems": []}
     return {
         "AllocationID": allocation.id,
         "Amount": allocation.amount,
@@ -191,6 +246,6 @@ def render_allocation(org: Org, allocation: Allocation) -> dict:
         "Invoice": {"InvoiceID": invoice.id, "InvoiceNumber": invoice.number, "Payments": [], "CreditNotes": [],
                     "Prepayments": [], "Overpayments": [], "HasErrors": False, "IsDiscounted": False,
                     "LineItems": [], "ValidationErrors": []},
-        "CreditNote": {"CreditNoteID": allocation.credit_note_id, "ID": allocation.credit_note_id, "LineItems": []},
+        allocation.kind: credit,
         "ValidationErrors": [],
     }

@@ -1,4 +1,5 @@
-"""What one Xero organisation holds: contacts, invoices, credit notes, payments and allocations,
+"""What one Xero organisation holds: contacts, invoices, credit notes, payments, overpayments,
+prepayments and allocations,
 with the indexes that keep lookups by name, number and contact from scanning, and the derived
 amounts (allocated, remaining credit) that both the rules and the renderers read.
 """
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from connector.sandbox.xero.formats import ZERO
+from connector.sandbox.xero.formats import RATE_1, ZERO
 
 _CREATION_ORDER = itertools.count()  # lists filtered by id keep the order in which records were created
 
@@ -51,6 +52,7 @@ class Document:
     due_date: date | None = None
     reference: str = ""
     currency: str = "NZD"
+    rate: Decimal = RATE_1  # CurrencyRate: foreign units one base unit buys (1 in the base currency)
     line_items: list = field(default_factory=list)
     sub_total: Decimal = ZERO
     total_tax: Decimal = ZERO
@@ -81,15 +83,42 @@ class Payment:
     reference: str
     status: str
     updated: datetime
+    rate: Decimal = RATE_1  # the rate on the payment day; Amount is in the invoice's currency
+
+
+@dataclass
+class ReceivedCredit:
+    """An overpayment or a prepayment received from a customer: money held as credit until allocated to
+    invoices (https://developer.xero.com/documentation/api/accounting/overpayments,
+    https://developer.xero.com/documentation/api/accounting/prepayments). Refunds are not simulated."""
+
+    id: str
+    kind: str  # "Overpayment" | "Prepayment": the resource, and the prefix of its id field
+    type: str  # RECEIVE-OVERPAYMENT | RECEIVE-PREPAYMENT
+    contact_id: str
+    status: str  # AUTHORISED, PAID (fully allocated), VOIDED
+    date: date
+    updated: datetime
+    currency: str
+    rate: Decimal
+    line_amount_types: str
+    line_items: list
+    sub_total: Decimal
+    total_tax: Decimal
+    total: Decimal
+    reference: str = ""
+    amount_paid: Decimal = ZERO  # refunded (not simulated): keeps remaining_credit one formula
+    created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
 
 
 @dataclass
 class Allocation:
     id: str
-    credit_note_id: str
+    credit_note_id: str  # the credit's id: a credit note's, an overpayment's or a prepayment's
     invoice_id: str
     amount: Decimal
     date: date
+    kind: str = "CreditNote"  # CreditNote | Overpayment | Prepayment
 
 
 @dataclass
@@ -109,7 +138,13 @@ class Org:
     documents_by_contact: dict = field(default_factory=dict)
     documents_by_number: dict = field(default_factory=dict)  # ("invoices"|"credit_notes", number) -> ids
     payments: dict = field(default_factory=dict)
+    overpayments: dict = field(default_factory=dict)
+    prepayments: dict = field(default_factory=dict)
+    credits_by_contact: dict = field(default_factory=dict)  # contact id -> its overpayments' and prepayments' ids
     allocations: list = field(default_factory=list)
+    # The rate a foreign document or payment gets when the request names none (Xero uses the XE.com day
+    # rate; here a table tests set). Currency code -> CurrencyRate.
+    day_rates: dict = field(default_factory=dict)
     next_invoice_number: int = 1
     next_credit_note_number: int = 1
 
@@ -133,9 +168,16 @@ def numbered(org: Org, store_name: str, number) -> list[Document]:
     return [store[i] for i in ids if store[i].number == number]
 
 
-def allocated(org: Org, doc: Document) -> Decimal:
+def received_credits(org: Org, contact_id: str) -> list[ReceivedCredit]:
+    """A contact's overpayments and prepayments, in the order they were received."""
+    ids = org.credits_by_contact.get(contact_id, ())
+    found = [org.overpayments.get(i) or org.prepayments[i] for i in ids]
+    return sorted(found, key=lambda c: c.created_order)
+
+
+def allocated(org: Org, doc: Document | ReceivedCredit) -> Decimal:
     return sum((a.amount for a in org.allocations if a.credit_note_id == doc.id), ZERO)
 
 
-def remaining_credit(org: Org, doc: Document) -> Decimal:
+def remaining_credit(org: Org, doc: Document | ReceivedCredit) -> Decimal:
     return doc.total - allocated(org, doc) - doc.amount_paid
