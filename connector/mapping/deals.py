@@ -91,7 +91,7 @@ def decide_deal(
     for rule in rules:
         if rule == "kept":
             ours = bool(stored and stored.get("deal_id") == zoho_deal and stored.get("rule") in AUTOMATIC_RULES)
-            if zoho_deal and ours and account_id and zoho_deal in deals and _account_of(deals[zoho_deal]) != account_id:
+            if zoho_deal and ours and account_id and zoho_deal in deals and account_of(deals[zoho_deal]) != account_id:
                 # The invoice moved to another customer in Xero: a link the connector's own rule made to the
                 # old customer's deal goes (a person's link would stay); the other rules decide again.
                 reasons.append(f"kept: deal {zoho_deal} belongs to the invoice's former account; link dropped")
@@ -106,7 +106,7 @@ def decide_deal(
             reasons.append("kept: no link yet")
         elif rule == "reference":
             named = [d for d in referenced_deal_ids(invoice.get("Reference"), reference_pattern)
-                     if d in deals and _account_of(deals[d]) == account_id]
+                     if d in deals and account_of(deals[d]) == account_id]
             if len(named) == 1:
                 return _decision(named[0], "reference", f"the Xero Reference {invoice.get('Reference')!r} names it",
                                  dropped)
@@ -118,7 +118,7 @@ def decide_deal(
                                  dropped)
             reasons.append("sales_order: no sales order with a deal")
         elif rule == "only_open_deal":
-            open_deals = sorted(i for i, d in deals.items() if _account_of(d) == account_id
+            open_deals = sorted(i for i, d in deals.items() if account_of(d) == account_id
                                 and d.get("Stage") not in closed)
             if len(open_deals) == 1:
                 return _decision(open_deals[0], "only_open_deal", "the account's only open deal", dropped)
@@ -134,7 +134,7 @@ def _decision(deal_id: str | None, rule: str, reason: str, dropped: str | None =
     return decision
 
 
-def _account_of(deal: Mapping[str, Any]) -> str | None:
+def account_of(deal: Mapping[str, Any]) -> str | None:
     account = deal.get("Account_Name")
     return str(account.get("id")) if isinstance(account, Mapping) and account.get("id") else None
 

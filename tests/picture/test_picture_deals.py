@@ -208,3 +208,39 @@ def test_an_invoice_moved_to_another_customer_leaves_the_deal_the_connector_chos
     assert (_decision(picture, invoice_id)["deal_id"], _decision(picture, invoice_id)["rule"]) == (new_deal, "only_open_deal")
     assert _money(picture.zoho.record("Deals", old_deal)["Xero_Invoiced"]) == Decimal("0.00")
     assert _money(picture.zoho.record("Deals", new_deal)["Xero_Invoiced"]) == Decimal("300.00")
+
+
+def _deal_reads(picture, since):
+    """(Deals list pages, Accounts' Deals related-list reads) the Zoho sandbox served since ``since``."""
+    paths = [r.path.split("?")[0] for r in picture.zoho.requests[since:] if r.method == "GET"]
+    return (sum(p == "/crm/v8/Deals" for p in paths),
+            sum(p.startswith("/crm/v8/Accounts/") and p.endswith("/Deals") for p in paths))
+
+
+def test_a_batch_of_many_accounts_invoices_reads_the_deals_list_once_not_each_account(picture):
+    customers = [_customer(picture, f"Batch customer {n}") for n in range(6)]
+    open_deals = {account: _deal(picture, account, f"Open {n}") for n, (_, account) in enumerate(customers)}
+    invoices = {picture.xero.create_invoice(picture.tenant_id, contact, LINES)["InvoiceID"]: account
+                for contact, account in customers}
+
+    since = len(picture.zoho.requests)
+    picture.sync("invoices", list(invoices))
+
+    assert _deal_reads(picture, since) == (1, 0)  # one page lists every deal; no read per account
+    assert {i: _decision(picture, i)["deal_id"] for i in invoices} == {i: open_deals[a] for i, a in invoices.items()}
+
+
+def test_when_the_deals_list_is_longer_than_the_reads_it_saves_each_account_is_read(picture):
+    customers = [_customer(picture, f"Busy customer {n}") for n in range(2)]
+    open_deals = {account: _deal(picture, account, f"Open {n}") for n, (_, account) in enumerate(customers)}
+    other, other_account = _customer(picture, "Many deals Ltd")
+    for n in range(200):  # the list runs past its first page of 200
+        _deal(picture, other_account, f"Other {n}", stage="Closed Lost")
+    invoices = {picture.xero.create_invoice(picture.tenant_id, contact, LINES)["InvoiceID"]: account
+                for contact, account in customers}
+
+    since = len(picture.zoho.requests)
+    picture.sync("invoices", list(invoices))
+
+    assert _deal_reads(picture, since) == (1, 2)  # one page allowed for two accounts, then each account
+    assert {i: _decision(picture, i)["deal_id"] for i in invoices} == {i: open_deals[a] for i, a in invoices.items()}
