@@ -42,3 +42,11 @@ def test_a_burst_through_vendor_faults_ends_with_every_record_in_zoho_once(org, 
     org.seed(contacts=12, invoices_per_contact=1)
     assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
     org.assert_invariants()
+
+    # The same faults again while invoices naming deals arrive: the links and the deals' figures end right.
+    for fault in faults:
+        stack.control.fault(**fault)
+    deal_of = org.invoices_for_deals(2)
+    assert len(set(deal_of.values())) == 2
+    assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
+    org.assert_invariants()
