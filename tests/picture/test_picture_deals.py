@@ -208,3 +208,46 @@ def test_an_invoice_moved_to_another_customer_leaves_the_deal_the_connector_chos
     assert (_decision(picture, invoice_id)["deal_id"], _decision(picture, invoice_id)["rule"]) == (new_deal, "only_open_deal")
     assert _money(picture.zoho.record("Deals", old_deal)["Xero_Invoiced"]) == Decimal("0.00")
     assert _money(picture.zoho.record("Deals", new_deal)["Xero_Invoiced"]) == Decimal("300.00")
+
+
+def test_a_person_setting_the_deal_lookup_in_zoho_is_the_manual_link_at_once_without_echo(picture):
+    from connector.channels import WATCHED_EVENTS
+
+    # Zoho's notifications watch Invoices (https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html)
+    assert "Invoices.edit" in WATCHED_EVENTS
+    picture.deps.zoho_client(picture.connection).enable_watch([{
+        "channel_id": "1000000068001", "events": list(WATCHED_EVENTS),
+        "notify_url": "https://example.invalid/webhooks/zoho", "token": "t"}])
+    contact, account = _customer(picture)
+    first, second = _deal(picture, account, "Website rebuild"), _deal(picture, account, "Support contract")
+    invoice_id = picture.xero.create_invoice(picture.tenant_id, contact, LINES, Reference=f"for {first}")["InvoiceID"]
+    picture.sync("invoices", [invoice_id])
+    sync = picture.push().deals
+
+    # Our own writes to the invoice notify the channel: handled, they change nothing.
+    for notification in picture.zoho.pending_notifications():
+        if notification["module"] == "Invoices":
+            assert sync.lookups_edited(notification["ids"]) == 0
+    assert _decision(picture, invoice_id)["rule"] == "reference"
+
+    picture.zoho._outbox.clear()
+    zoho_id = _zoho_invoice(picture, invoice_id)["id"]
+    picture.zoho.person_edit("Invoices", zoho_id, **{zf.INVOICE_DEAL: {"id": second}})
+    [edit] = [n for n in picture.zoho.pending_notifications() if n["module"] == "Invoices"]
+    assert sync.lookups_edited(edit["ids"]) == 1
+
+    decision = _decision(picture, invoice_id)
+    assert (decision["deal_id"], decision["rule"]) == (second, "manual")
+    trail = picture.deps.store.audit.trail(picture.connection_id, "invoice_deal", invoice_id)
+    assert trail[-1].detail["rule"] == "manual" and trail[-1].detail["deal_id"] == second
+    assert _money(picture.zoho.record("Deals", second)["Xero_Invoiced"]) == Decimal("300.00")
+    assert _money(picture.zoho.record("Deals", first)["Xero_Invoiced"]) == Decimal("0.00")
+    assert _zoho_invoice(picture, invoice_id)[zf.INVOICE_DEAL]["id"] == second  # never written back over
+
+    # The same notification again (Zoho may resend), and the deals' own writes: nothing more is written.
+    writes = len(picture.zoho.writes())
+    assert sync.lookups_edited(edit["ids"]) == 0
+    assert len(picture.zoho.writes()) == writes
+    # A later sync of the invoice keeps the person's link.
+    picture.sync("invoices", [invoice_id])
+    assert _decision(picture, invoice_id)["deal_id"] == second
