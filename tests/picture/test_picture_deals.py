@@ -251,3 +251,41 @@ def test_a_person_setting_the_deal_lookup_in_zoho_is_the_manual_link_at_once_wit
     # A later sync of the invoice keeps the person's link.
     picture.sync("invoices", [invoice_id])
     assert _decision(picture, invoice_id)["deal_id"] == second
+
+
+def test_a_contact_merged_in_xero_moves_its_money_and_its_rule_made_deal_links_to_the_contact_kept(picture):
+    duplicate, duplicate_account = _customer(picture, "Acme Ltd (duplicate)")
+    kept, kept_account = _customer(picture, "Acme Ltd")
+    old_deal = _deal(picture, duplicate_account, "Deal on the duplicate")
+    person_deal = _deal(picture, duplicate_account, "A person's choice")
+    kept_deal = _deal(picture, kept_account, "Deal on the contact kept")
+    by_rule = picture.xero.create_invoice(picture.tenant_id, duplicate, LINES, Reference=f"for {old_deal}")["InvoiceID"]
+    by_person = picture.xero.create_invoice(picture.tenant_id, duplicate, LINES)["InvoiceID"]
+    picture.sync("invoices", [by_rule, by_person])
+    picture.zoho.person_edit("Invoices", _zoho_invoice(picture, by_person)["id"], **{zf.INVOICE_DEAL: {"id": person_deal}})
+    picture.push().invoices([by_person])  # the person's link is now the kept one
+    assert _decision(picture, by_person)["deal_id"] == person_deal
+
+    # A person merges the duplicate into the contact kept in Xero: the duplicate is archived and names the
+    # contact it went to; its invoices now belong to the contact kept.
+    merged = picture.xero.merge_contacts(picture.tenant_id, duplicate, kept)
+    assert (merged["ContactStatus"], merged["MergedToContactID"]) == ("ARCHIVED", kept)
+    assert {picture.xero.invoice(picture.tenant_id, i)["Contact"]["ContactID"] for i in (by_rule, by_person)} == {kept}
+    picture.sync("invoices", [by_rule, by_person])
+    picture.sync("contacts", [duplicate, kept])
+
+    # Deals: the link a rule made to the duplicate's deal moves to the kept contact's only open deal; a
+    # person's link stays where the person put it. Each deal's figures follow.
+    assert (_decision(picture, by_rule)["deal_id"], _decision(picture, by_rule)["rule"]) == (kept_deal, "only_open_deal")
+    assert _decision(picture, by_person)["deal_id"] == person_deal
+    assert _money(picture.zoho.record("Deals", old_deal)["Xero_Invoiced"]) == Decimal("0.00")
+    assert _money(picture.zoho.record("Deals", kept_deal)["Xero_Invoiced"]) == Decimal("300.00")
+    assert _money(picture.zoho.record("Deals", person_deal)["Xero_Invoiced"]) == Decimal("300.00")
+    # Accounts: the money is on the contact kept; the duplicate reads archived, with nothing owed.
+    kept_in_zoho = picture.zoho.record("Accounts", kept_account)
+    assert _money(kept_in_zoho[zf.ACCOUNT_TOTAL_INVOICED]) == Decimal("600.00")
+    assert _money(kept_in_zoho[zf.ACCOUNT_OUTSTANDING]) == Decimal("600.00")
+    duplicate_in_zoho = picture.zoho.record("Accounts", duplicate_account)
+    assert duplicate_in_zoho[zf.ACCOUNT_XERO_STATUS] == "ARCHIVED"
+    assert duplicate_in_zoho[zf.ACCOUNT_PAYMENT_STATUS] == "No invoices"
+    assert _money(duplicate_in_zoho[zf.ACCOUNT_OUTSTANDING]) == Decimal("0.00")
