@@ -230,7 +230,7 @@ class Books:
     def merge_contacts(self, org: Org, source_id: str, into_id: str) -> None:
         """A person merges contact ``source_id`` into ``into_id`` in Xero (a web-app action: the Accounting
         API has no merge). Xero's help: the merged contact is archived and its transactions move to the
-        contact kept (https://central.xero.com/s/article/Merge-duplicate-contacts); the API then shows
+        contact kept (https://central.xero.com/s/article/Merge-contacts); the API then shows
         ``MergedToContactID`` on it ("ID for the destination of a merged contact", Contacts:
         https://developer.xero.com/documentation/api/accounting/contacts). UNVERIFIED: that each moved
         document's UpdatedDateUTC changes and that Xero sends webhooks for them; simulated as if it did (an
