@@ -29,7 +29,9 @@ from connector.store.credentials import CredentialStore, StaleCredentials
 
 log = logging.getLogger(__name__)
 
-WATCHED_MODULES = ("Contacts", "Accounts")
+# Invoices: a person setting an invoice's Deal lookup is the manual link at once (pipeline/deals.py
+# lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
+WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
 # Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)

@@ -202,6 +202,15 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
     connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
     if connection is None:
         return 0
+    if module == "Invoices":
+        # Nothing on an invoice travels to Xero; a person's change of its Deal lookup is the manual link.
+        if operation != "update":
+            return 0
+        try:
+            return make_zoho_push(deps, connection).deals.lookups_edited(ids)
+        except Exception as exc:
+            self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive)
+            return 0
     try:
         with call_purpose_of(WRITE_BACK):
             outcome = from_zoho.pull_zoho_changes(

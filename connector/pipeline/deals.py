@@ -207,6 +207,44 @@ class DealSync:
                     "reason": f"Zoho refused the invoice's deal lookup: {result.error_text}", "error_code": result.code})
         return failed
 
+    def lookups_edited(self, zoho_invoice_ids: Iterable[str]) -> int:
+        """Zoho invoices edited (the channel watches Invoices.edit,
+        https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html): where a person changed the
+        Deal lookup, that is the manual link, as ``connector deals link`` makes it: stored (rule ``manual``;
+        an emptied lookup: ``cleared_in_zoho``), audited, and both deals totalled again. A lookup equal to
+        the stored decision (our own write coming back, a resent notification) changes nothing. Returns
+        how many links changed."""
+        if not self.lookup_in_zoho:
+            return 0
+        xero_of = {link.zoho_id: link.xero_id for link in
+                   self.links.by_zoho_ids([self.connection_id], "Invoices", list(dict.fromkeys(zoho_invoice_ids)))}
+        if not xero_of:
+            return 0
+        rows = self.zoho.get_records("Invoices", list(xero_of), [self.config.invoice_deal_field])
+        lookups = {xero_of[str(r["id"])]: _id_of(r.get(self.config.invoice_deal_field))
+                   for r in rows if str(r.get("id")) in xero_of}
+        previous = self.deal_links.decisions(self.connection_id, list(lookups))
+        changed, touched = {}, set()
+        for invoice_id, deal_id in lookups.items():
+            last = previous.get(invoice_id) or {}
+            if (last.get("deal_id") or None) == deal_id:
+                continue
+            snapshot = self.snapshots.get_many(self.connection_id, "invoices", [invoice_id]).get(invoice_id)
+            contact = (snapshot.payload.get("Contact") or {}).get("ContactID") if snapshot else None
+            changed[invoice_id] = {
+                "deal_id": deal_id, "rule": "manual" if deal_id else rules.CLEARED_IN_ZOHO,
+                "reason": "set by a person in Zoho" if deal_id else "a person removed the link in Zoho",
+                "contact_id": str(contact) if contact else None}
+            touched |= {deal_id or "", last.get("deal_id") or ""}
+        if not changed:
+            return 0
+        self.deal_links.save(self.connection_id, changed)
+        for invoice_id, decision in changed.items():
+            self._audit(RECORD_TYPE, invoice_id, stages.WRITTEN if decision["deal_id"] else stages.SKIPPED,
+                        {k: decision[k] for k in ("deal_id", "rule", "reason")})
+        self.total_deals(touched)
+        return len(changed)
+
     # -- total ----------------------------------------------------------------------------------
 
     def total_deals(self, deal_ids: Iterable[str]) -> int:

@@ -2,7 +2,7 @@
 
 Tests and operators rehearsing failures drive a sandbox that runs in its own process through it:
 inject faults (status codes, latency that holds a call open, timeouts, answers lost after the work
-was done, 429 storms, 207 partial failures), lapse Zoho channels, revoke grants, create data,
+was done, 429 storms, 207 partial failures), lapse Zoho channels, revoke grants, create data (Xero seeds; Zoho records as a person adds them),
 deliver Xero webhooks and Zoho notifications, and read the simulators' own state and request logs.
 
 Every call needs ``Authorization: Bearer <control token>`` (printed by ``connector sandbox``): the
@@ -61,6 +61,7 @@ class SandboxControl:
             ("GET", "zoho/channels"): lambda r: {"channels": self.zoho.channels()},
             ("POST", "zoho/channels/lapse"): self._lapse_channels,
             ("POST", "zoho/person-edit"): self._person_edit,
+            ("POST", "zoho/person-create"): self._person_create,
             ("GET", "zoho/pending"): lambda r: {"notifications": self.zoho.pending_notifications()},
             ("POST", "zoho/deliver"): lambda r: {"statuses": self.zoho.deliver_notifications()},
         }
@@ -144,7 +145,7 @@ class SandboxControl:
 
     def _seed(self, request: Request) -> dict:
         """{tenant_id, contacts, invoices (per active contact), seed}; or {tenant_id, invoices_for: [ids],
-        invoices} to add invoices to contacts that exist."""
+        invoices, reference (optional: each new invoice's Reference)} to add invoices to contacts that exist."""
         from connector.sandbox.xero_seed import seed_demo_org, seed_invoices
 
         body = self._body(request)
@@ -191,6 +192,10 @@ class SandboxControl:
         for channel_id in lapsed:
             self.zoho.lapse_channel(channel_id)
         return {"lapsed": lapsed}
+
+    def _person_create(self, request: Request) -> dict:
+        body = self._body(request)
+        return self.zoho.person_create(body["module"], **body["fields"])
 
     def _person_edit(self, request: Request) -> dict:
         body = self._body(request)

@@ -103,9 +103,11 @@ def _people(rng: random.Random, domain: str) -> list[dict]:
 
 
 def seed_invoices(
-    sandbox: XeroSandbox, tenant_id: str, contact_ids: list[str], *, per_contact: int = 2, seed: int = 7
+    sandbox: XeroSandbox, tenant_id: str, contact_ids: list[str], *, per_contact: int = 2, seed: int = 7,
+    reference: str | None = None,
 ) -> list[str]:
-    """AUTHORISED sales invoices for active contacts, some part- or fully paid; returns invoice ids."""
+    """AUTHORISED sales invoices for active contacts, some part- or fully paid; returns invoice ids.
+    ``reference``: every invoice's Reference (e.g. naming a Zoho deal), else a random purchase order."""
     rng = random.Random(seed)
     today = sandbox.clock.now().date()
     invoice_ids: list[str] = []
@@ -117,7 +119,7 @@ def seed_invoices(
             issued = today - timedelta(days=rng.randint(0, 60))
             invoice = sandbox.create_invoice(tenant_id, contact_id, lines, Date=issued.isoformat(),
                                              DueDate=(issued + timedelta(days=20)).isoformat(),
-                                             Reference=f"PO-{rng.randint(1000, 9999)}")
+                                             Reference=reference or f"PO-{rng.randint(1000, 9999)}")
             invoice_ids.append(invoice["InvoiceID"])
             roll = rng.random()
             if roll < 0.3:

@@ -78,7 +78,7 @@ def test_zoho_connect_uses_api_domain_links_tenants_to_one_org_and_enables_a_cha
 
     [channel] = world.store.channels.for_connection(owner)
     [live] = world.zoho.channels()
-    assert live["channel_id"] == channel.channel_id and sorted(live["events"]) == ["Accounts.edit", "Contacts.edit"]
+    assert live["channel_id"] == channel.channel_id and sorted(live["events"]) == ["Accounts.edit", "Contacts.edit", "Invoices.edit"]
     assert channel.expires_at.isoformat() == live["channel_expiry"]  # what Zoho granted, not what we asked
     vault_token = world.credentials.load(owner, "zoho").tokens.extra["channel_token"]
     assert live["token"] == vault_token

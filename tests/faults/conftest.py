@@ -100,6 +100,31 @@ class Org:
         return self.stack.control.call("POST", "xero/seed", json_body={
             "tenant_id": self.tenant_id, "invoices_for": contact_ids, "invoices": per_contact})["invoice_ids"]
 
+    def invoices_for_deals(self, count: int) -> dict[str, str]:
+        """For ``count`` active contacts: a person opens a deal on its Account in Zoho (once the Account is
+        there), and Xero gets two invoices whose Reference names that deal, so the reference rule links
+        them. Returns the deal of each new invoice."""
+        contact_ids = [c["ContactID"] for c in self.stack.control.xero_state(self.tenant_id)["contacts"]
+                       if c["ContactStatus"] == "ACTIVE"][:count]
+        accounts: dict[str, str] = {}
+
+        def synced() -> bool:
+            found = {a.get(zf.ACCOUNT_XERO_ID): a["id"] for a in self.stack.control.zoho_records("Accounts")["Accounts"]}
+            accounts.update({c: found[c] for c in contact_ids if c in found})
+            return len(accounts) == len(contact_ids)
+
+        wait_for(synced, timeout=120, interval=1.0, what="the contacts' Accounts in Zoho")
+        deal_of: dict[str, str] = {}
+        for number, contact_id in enumerate(contact_ids, 1):
+            deal = self.stack.control.call("POST", "zoho/person-create", json_body={"module": "Deals", "fields": {
+                "Deal_Name": f"Fault deal {number}", "Account_Name": {"id": accounts[contact_id]},
+                "Closing_Date": "2026-12-31", "Stage": "Qualification"}})["id"]
+            for invoice_id in self.stack.control.call("POST", "xero/seed", json_body={
+                    "tenant_id": self.tenant_id, "invoices_for": [contact_id], "invoices": 2, "seed": number,
+                    "reference": f"PO for deal {deal}"})["invoice_ids"]:
+                deal_of[invoice_id] = deal
+        return deal_of
+
     def zoho_person(self, contact_id: str, key: str | None = None) -> dict:
         """The Zoho Contact of one of the contact's people (the one with this person key, else the first)."""
         people = self.stack.control.zoho_records("Contacts")["Contacts"]

@@ -6,6 +6,9 @@
 - each Account's money figures equal what Xero's records say: outstanding and overdue equal the
   contact's own Balances, and the others (total invoiced, credit, last invoice and payment, status)
   equal the arithmetic over Xero's current invoices,
+- each Deal of the tenant's Accounts with invoices linked to it (the invoice's Deal lookup in Zoho) shows
+  the figures of those invoices as Xero has them now (invoiced, paid, outstanding, credited, last payment
+  date, status), and each invoice whose Reference names one deal of its Account is linked to that deal,
 - and each record's audit trail went received -> fetched -> mapped in that order and ends in written, or
   in skipped (nothing left to write: another push, e.g. an invoice's that brought its contact along, wrote
   it), or in a state the test explains (e.g. parked while a connection waits for a person);
@@ -23,6 +26,7 @@ from decimal import Decimal
 
 from connector.mapping import zoho_fields as zf
 from connector.mapping.contacts import account_money, map_contact
+from connector.mapping.deals import deal_figures, deal_record, referenced_deal_ids
 from connector.mapping.money import money_figures
 from connector.mapping.invoices import expected_totals
 from connector.mapping_config import WRITABLE_TO_XERO
@@ -50,7 +54,7 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
     """Everything that breaks the promise right now (empty when it holds)."""
     problems: list[str] = []
     xero = control.xero_state(tenant_id)
-    zoho = control.zoho_records("Accounts", "Contacts", "Invoices")
+    zoho = control.zoho_records("Accounts", "Contacts", "Invoices", "Deals")
     contact_ids = {c["ContactID"] for c in xero["contacts"]}
     invoice_ids = {i["InvoiceID"] for i in xero["invoices"]}
     accounts: dict[str, list[dict]] = {}
@@ -109,6 +113,8 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
         if lines != len(invoice.get("LineItems") or []):
             problems.append(f"invoice {iid}: {lines} lines in Zoho, {len(invoice.get('LineItems') or [])} in Xero")
 
+    problems += _deal_problems(xero["invoices"], invoices, accounts, zoho["Deals"])
+
     for record_type, ids in (("contact", contact_ids), ("invoice", invoice_ids)):
         for record_id in sorted(ids):
             trail = [e.stage for e in audit.trail(connection_id, record_type, record_id)]
@@ -141,4 +147,41 @@ def _money_problems(cid: str, contact: dict, invoices: list[dict], account: dict
         same = cents(in_zoho) == cents(value) if isinstance(value, Decimal) else (in_zoho or None) == (value or None)
         if not same:
             problems.append(f"contact {cid}: Zoho {name}={in_zoho!r}, Xero's records say {value!r}")
+    return problems
+
+
+def _lookup_id(value) -> str | None:
+    return str(value["id"]) if isinstance(value, dict) and value.get("id") else None
+
+
+def _deal_problems(xero_invoices: list[dict], zoho_invoices: dict[str, list[dict]],
+                   accounts: dict[str, list[dict]], zoho_deals: list[dict]) -> list[str]:
+    """Each Deal of the tenant's Accounts against Xero: its linked invoices' figures, and the links the
+    Reference rule must have made (a Reference naming one deal of the invoice's Account)."""
+    account_of_contact = {cid: found[0]["id"] for cid, found in accounts.items() if len(found) == 1}
+    deals = {str(d["id"]): d for d in zoho_deals if _lookup_id(d.get("Account_Name")) in account_of_contact.values()}
+    members: dict[str, list[dict]] = {}
+    problems = []
+    for invoice in xero_invoices:
+        found = zoho_invoices.get(invoice["InvoiceID"], [])
+        if len(found) != 1:
+            continue  # reported above
+        linked = _lookup_id(found[0].get(zf.INVOICE_DEAL))
+        if linked in deals:
+            members.setdefault(linked, []).append(invoice)
+        account = account_of_contact.get(invoice["Contact"]["ContactID"])
+        named = [d for d in referenced_deal_ids(invoice.get("Reference"))
+                 if d in deals and _lookup_id(deals[d].get("Account_Name")) == account]
+        if len(named) == 1 and linked != named[0]:
+            problems.append(f"invoice {invoice['InvoiceID']}: its Reference names deal {named[0]}, "
+                            f"Zoho links it to {linked!r}")
+    today = datetime.now(timezone.utc).date()
+    for deal_id, linked_invoices in members.items():
+        wanted = deal_record(deal_figures(linked_invoices, base_currency=None, today=today))
+        for name, value in wanted.items():
+            in_zoho = deals[deal_id].get(name)
+            same = cents(in_zoho) == cents(value) if isinstance(value, Decimal) else (in_zoho or None) == (value or None)
+            if not same:
+                problems.append(f"deal {deal_id}: Zoho {name}={in_zoho!r}, Xero's records of its "
+                                f"{len(linked_invoices)} invoice(s) say {value!r}")
     return problems

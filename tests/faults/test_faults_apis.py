@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.faults.conftest import deliver_until_accepted
+from connector.zoho.hooks import THROTTLE_RETRY_AFTER
+from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
 
 pytestmark = pytest.mark.faults
 
@@ -42,3 +43,13 @@ def test_a_burst_through_vendor_faults_ends_with_every_record_in_zoho_once(org, 
     org.seed(contacts=12, invoices_per_contact=1)
     assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
     org.assert_invariants()
+
+    # The same faults again while invoices naming deals arrive: the links and the deals' figures end right.
+    for fault in faults:
+        stack.control.fault(**fault)
+    deal_of = org.invoices_for_deals(2)
+    assert len(set(deal_of.values())) == 2
+    assert set(deliver_until_accepted(stack, max_events_per_post=10)) == {200}
+    # These few invoices go in one batch, which may meet each fault in turn: e.g. two Zoho throttles park it
+    # twice for THROTTLE_RETRY_AFTER (Zoho sends no Retry-After).
+    org.assert_invariants(timeout=RECOVERY_SECONDS + 2 * THROTTLE_RETRY_AFTER)

@@ -244,3 +244,84 @@ def test_when_the_deals_list_is_longer_than_the_reads_it_saves_each_account_is_r
 
     assert _deal_reads(picture, since) == (1, 2)  # one page allowed for two accounts, then each account
     assert {i: _decision(picture, i)["deal_id"] for i in invoices} == {i: open_deals[a] for i, a in invoices.items()}
+
+
+def test_a_person_setting_the_deal_lookup_in_zoho_is_the_manual_link_at_once_without_echo(picture):
+    from connector.channels import WATCHED_EVENTS
+
+    # Zoho's notifications watch Invoices (https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html)
+    assert "Invoices.edit" in WATCHED_EVENTS
+    picture.deps.zoho_client(picture.connection).enable_watch([{
+        "channel_id": "1000000068001", "events": list(WATCHED_EVENTS),
+        "notify_url": "https://example.invalid/webhooks/zoho", "token": "t"}])
+    contact, account = _customer(picture)
+    first, second = _deal(picture, account, "Website rebuild"), _deal(picture, account, "Support contract")
+    invoice_id = picture.xero.create_invoice(picture.tenant_id, contact, LINES, Reference=f"for {first}")["InvoiceID"]
+    picture.sync("invoices", [invoice_id])
+    sync = picture.push().deals
+
+    # Our own writes to the invoice notify the channel: handled, they change nothing.
+    for notification in picture.zoho.pending_notifications():
+        if notification["module"] == "Invoices":
+            assert sync.lookups_edited(notification["ids"]) == 0
+    assert _decision(picture, invoice_id)["rule"] == "reference"
+
+    picture.zoho._outbox.clear()
+    zoho_id = _zoho_invoice(picture, invoice_id)["id"]
+    picture.zoho.person_edit("Invoices", zoho_id, **{zf.INVOICE_DEAL: {"id": second}})
+    [edit] = [n for n in picture.zoho.pending_notifications() if n["module"] == "Invoices"]
+    assert sync.lookups_edited(edit["ids"]) == 1
+
+    decision = _decision(picture, invoice_id)
+    assert (decision["deal_id"], decision["rule"]) == (second, "manual")
+    trail = picture.deps.store.audit.trail(picture.connection_id, "invoice_deal", invoice_id)
+    assert trail[-1].detail["rule"] == "manual" and trail[-1].detail["deal_id"] == second
+    assert _money(picture.zoho.record("Deals", second)["Xero_Invoiced"]) == Decimal("300.00")
+    assert _money(picture.zoho.record("Deals", first)["Xero_Invoiced"]) == Decimal("0.00")
+    assert _zoho_invoice(picture, invoice_id)[zf.INVOICE_DEAL]["id"] == second  # never written back over
+
+    # The same notification again (Zoho may resend), and the deals' own writes: nothing more is written.
+    writes = len(picture.zoho.writes())
+    assert sync.lookups_edited(edit["ids"]) == 0
+    assert len(picture.zoho.writes()) == writes
+    # A later sync of the invoice keeps the person's link.
+    picture.sync("invoices", [invoice_id])
+    assert _decision(picture, invoice_id)["deal_id"] == second
+
+
+def test_a_contact_merged_in_xero_moves_its_money_and_its_rule_made_deal_links_to_the_contact_kept(picture):
+    duplicate, duplicate_account = _customer(picture, "Acme Ltd (duplicate)")
+    kept, kept_account = _customer(picture, "Acme Ltd")
+    old_deal = _deal(picture, duplicate_account, "Deal on the duplicate")
+    person_deal = _deal(picture, duplicate_account, "A person's choice")
+    kept_deal = _deal(picture, kept_account, "Deal on the contact kept")
+    by_rule = picture.xero.create_invoice(picture.tenant_id, duplicate, LINES, Reference=f"for {old_deal}")["InvoiceID"]
+    by_person = picture.xero.create_invoice(picture.tenant_id, duplicate, LINES)["InvoiceID"]
+    picture.sync("invoices", [by_rule, by_person])
+    picture.zoho.person_edit("Invoices", _zoho_invoice(picture, by_person)["id"], **{zf.INVOICE_DEAL: {"id": person_deal}})
+    picture.push().invoices([by_person])  # the person's link is now the kept one
+    assert _decision(picture, by_person)["deal_id"] == person_deal
+
+    # A person merges the duplicate into the contact kept in Xero: the duplicate is archived and names the
+    # contact it went to; its invoices now belong to the contact kept.
+    merged = picture.xero.merge_contacts(picture.tenant_id, duplicate, kept)
+    assert (merged["ContactStatus"], merged["MergedToContactID"]) == ("ARCHIVED", kept)
+    assert {picture.xero.invoice(picture.tenant_id, i)["Contact"]["ContactID"] for i in (by_rule, by_person)} == {kept}
+    picture.sync("invoices", [by_rule, by_person])
+    picture.sync("contacts", [duplicate, kept])
+
+    # Deals: the link a rule made to the duplicate's deal moves to the kept contact's only open deal; a
+    # person's link stays where the person put it. Each deal's figures follow.
+    assert (_decision(picture, by_rule)["deal_id"], _decision(picture, by_rule)["rule"]) == (kept_deal, "only_open_deal")
+    assert _decision(picture, by_person)["deal_id"] == person_deal
+    assert _money(picture.zoho.record("Deals", old_deal)["Xero_Invoiced"]) == Decimal("0.00")
+    assert _money(picture.zoho.record("Deals", kept_deal)["Xero_Invoiced"]) == Decimal("300.00")
+    assert _money(picture.zoho.record("Deals", person_deal)["Xero_Invoiced"]) == Decimal("300.00")
+    # Accounts: the money is on the contact kept; the duplicate reads archived, with nothing owed.
+    kept_in_zoho = picture.zoho.record("Accounts", kept_account)
+    assert _money(kept_in_zoho[zf.ACCOUNT_TOTAL_INVOICED]) == Decimal("600.00")
+    assert _money(kept_in_zoho[zf.ACCOUNT_OUTSTANDING]) == Decimal("600.00")
+    duplicate_in_zoho = picture.zoho.record("Accounts", duplicate_account)
+    assert duplicate_in_zoho[zf.ACCOUNT_XERO_STATUS] == "ARCHIVED"
+    assert duplicate_in_zoho[zf.ACCOUNT_PAYMENT_STATUS] == "No invoices"
+    assert _money(duplicate_in_zoho[zf.ACCOUNT_OUTSTANDING]) == Decimal("0.00")

@@ -160,6 +160,13 @@ class XeroSandbox(SandboxApp):
     def archive_contact(self, tenant_id: str, contact_id: str) -> dict:
         return self.update_contact(tenant_id, contact_id, ContactStatus="ARCHIVED")
 
+    def merge_contacts(self, tenant_id: str, source_id: str, into_id: str) -> dict:
+        """A person merges ``source_id`` into ``into_id`` in Xero's web app; the merged contact as rendered."""
+        with self._lock:
+            org = self._orgs[tenant_id]
+            self.books.merge_contacts(org, source_id, into_id)
+            return self._render_contact(org, org.contacts[source_id])
+
     def contact(self, tenant_id: str, contact_id: str) -> dict:
         with self._lock:
             org = self._orgs[tenant_id]

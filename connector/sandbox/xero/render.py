@@ -49,6 +49,8 @@ def render_contact(org: Org, contact: Contact, today: date) -> dict:
         if f.get(key):
             out[key] = f[key]
     out["ContactStatus"] = contact.status
+    if f.get("MergedToContactID"):  # a contact merged into another (Books.merge_contacts)
+        out["MergedToContactID"] = f["MergedToContactID"]
     for key in ("Name", "FirstName", "LastName", "CompanyNumber", "EmailAddress"):
         if f.get(key):
             out[key] = f[key]
