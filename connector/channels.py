@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
+
+
+def watched_modules(zoho: Any) -> tuple[str, ...]:
+    """The watched modules this org has: Free and Standard editions have no Invoices, and Zoho refuses a watch
+    on (or a listing of) a module the org lacks (https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html)."""
+    present = {str(m.get("api_name")) for m in zoho.modules()}
+    return tuple(m for m in WATCHED_MODULES if m in present)
 # Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)
 # Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
@@ -71,8 +78,8 @@ def ensure_channel(
                              notify_url=notify_url, clock=clock, lifetime=lifetime, force=False)
     channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
     token = _channel_token(credentials, connection_id)
-    expires_at = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime)
-    channels.save(connection_id, channel_id, token=token, events=WATCHED_EVENTS, expires_at=expires_at)
+    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime)
+    channels.save(connection_id, channel_id, token=token, events=events, expires_at=expires_at)
     log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
     return ChannelOutcome(channel_id, "created", expires_at)
 
@@ -159,9 +166,8 @@ def renew_channel(
             if exc.code != "NOT_SUBSCRIBED":
                 raise
     token = _channel_token(credentials, channel.connection_id)
-    expires_at = _enable(zoho, channel.channel_id, token, notify_url, wanted)
-    channels.save(channel.connection_id, channel.channel_id, token=token, events=WATCHED_EVENTS,
-                  expires_at=expires_at)
+    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted)
+    channels.save(channel.connection_id, channel.channel_id, token=token, events=events, expires_at=expires_at)
     channels.renewed(channel.channel_id, expires_at)
     log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
                 channel.channel_id, channel.connection_id, expires_at)
@@ -169,10 +175,10 @@ def renew_channel(
 
 
 def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: Enqueue, channel_id: str,
-                  modules: tuple[str, ...] = WATCHED_MODULES) -> int:
+                  modules: tuple[str, ...] | None = None) -> int:
     """Hand every record modified since ``since`` to the ingest task as a Zoho notification."""
     handed = 0
-    for module in modules:
+    for module in modules if modules is not None else watched_modules(zoho):
         page = 1
         while True:
             rows, more = zoho.list_records(module, fields=["Modified_Time"], modified_since=since, page=page)
@@ -189,10 +195,12 @@ def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: En
     return handed
 
 
-def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime) -> datetime:
-    items = zoho.enable_watch([{"channel_id": int(channel_id), "events": WATCHED_EVENTS, "channel_expiry": wanted,
+def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime) -> tuple[datetime, list[str]]:
+    """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
+    events = [f"{module}.edit" for module in watched_modules(zoho)]
+    items = zoho.enable_watch([{"channel_id": int(channel_id), "events": events, "channel_expiry": wanted,
                                 "token": token, "notify_url": notify_url}])
-    return _granted_expiry(items, channel_id, wanted)
+    return _granted_expiry(items, channel_id, wanted), events
 
 
 def _granted_expiry(items: list[dict], channel_id: str, wanted: datetime) -> datetime:

@@ -123,4 +123,5 @@ def test_status_shows_connection_states_parked_work_and_rejected_callbacks_to_th
     assert status["status"] == "degraded" and status["rejected_zoho_callbacks"] == 1
     assert [(c["id"], c["name"], c["state"], c["parked"]) for c in status["connections"]] == [
         (kea.id, "Kea Ltd", "needs_reauth", {"needs_reauth": 2, "daily_budget": 0, "rate_limited": 0, "outage": 0})]
-    assert status["connections"][0]["xero_calls"]["day_left"] == 5000  # the whole connector status
+    # The whole day is left, of Starter's limit until Xero's headers say otherwise (XERO_DEFAULT_DAY_LIMIT).
+    assert status["connections"][0]["xero_calls"]["day_left"] == world.settings.xero_default_day_limit == 1000

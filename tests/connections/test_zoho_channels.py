@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from connector.channels import ensure_channel, renew_channels
-from tests.connections.conftest import NOTIFY_URL
+from connector.clock import ManualClock
+from connector.sandbox.zoho import ZohoSandbox
+from tests.connections.conftest import NOTIFY_URL, World
 
 
 def connect_both(world):
@@ -71,3 +73,18 @@ def test_an_expired_channel_is_recreated_and_renewals_are_idempotent(world):
     assert world.store.channels.get(channel.channel_id).expires_at > world.clock.now()
     assert renew(world, []) == []  # fresh now: nothing to do, no calls that change anything
     assert len(world.zoho.channels()) == 1
+
+
+def test_an_edition_without_invoices_gets_a_channel_for_the_modules_it_has(make_system):
+    """Free and Standard editions have no Invoices module, and Zoho refuses a watch on a module the org lacks
+    (https://www.zoho.com/crm/developer/docs/api/v8/notifications/enable.html): the channel watches what exists."""
+    clock = ManualClock()
+    world = World(**vars(make_system(clock=clock, zoho=ZohoSandbox(clock, edition="standard"))))
+    kea = connect_both(world)
+    [live] = world.zoho.channels()
+    assert sorted(live["events"]) == ["Accounts.edit", "Contacts.edit"]
+    assert [c.channel_id for c in world.store.channels.for_connection(kea.id)] == [live["channel_id"]]
+    enqueued = []
+    world.clock.advance(timedelta(days=5))
+    [renewed] = renew(world, enqueued)
+    assert renewed.action == "renewed" and sorted(world.zoho.channels()[0]["events"]) == ["Accounts.edit", "Contacts.edit"]
