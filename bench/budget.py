@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from connector.budget import PlanInputs, expected_live, live_reserve, plan_scheduled, scheduled_allowance  # noqa: E402
 from connector.sandbox.xero import XeroSandbox  # noqa: E402
 from connector.xero_schedule import (  # noqa: E402
+    CREDIT_RESOURCES,
     OrgSchedule,
     SchedulePolicy,
     catch_up_due,
@@ -248,10 +249,15 @@ def simulate(org: Org, days: int) -> None:
                 if org.may_schedule(pages, now):
                     org.spend(pages, org.sizes["contact"] * org.spec["contacts_on_file"], now, live=False)
             continue
-        if payments_due(org.schedule, policy, now, allowance) and org.may_schedule(1, now):
-            org.spend(1, org.sizes["empty"] + org.sizes["payment"] * len(org.pending_payments), now, live=False)
+        due = payments_due(org.schedule, policy, now, allowance)
+        calls = len(due.resources) if due else 0  # payments, and overpayments and prepayments when due
+        if due and org.may_schedule(calls, now):
+            org.spend(calls, calls * org.sizes["empty"] + org.sizes["payment"] * len(org.pending_payments), now,
+                      live=False)
             settle_payments(org, now)
-            org.schedule = replace(org.schedule, last_payments_poll=now)
+            credits = set(due.resources) & set(CREDIT_RESOURCES)
+            org.schedule = replace(org.schedule, last_payments_poll=now,
+                                   **({"last_credits_poll": now} if credits else {}))
         if catch_up_due(org.schedule, policy, now, allowance) and org.may_schedule(3, now):
             org.spend(3, 3 * org.sizes["empty"], now, live=False)
             org.schedule = replace(org.schedule, last_catch_up=now, triggers={})
