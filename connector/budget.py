@@ -338,7 +338,7 @@ class BudgetLedger:
         limit = self.day_limit(connection_id, state)
         now = self._clock.time()
         used = self.used_today(connection_id, state)
-        recent = sum(n for name, n in self.calls_by_purpose(connection_id, LIVE_RATE_HOURS).items())
+        recent = sum(self.calls_by_purpose(connection_id, LIVE_RATE_HOURS).values())
         projected = used + math.ceil(recent / LIVE_RATE_HOURS * self.hours_left_today(connection_id, state))
         view = BudgetView(
             day_limit=limit, limit_learned=state.limit is not None, calls_24h=self.calls_by_purpose(connection_id),

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from connector.budget import Deferral
 from connector.call_purpose import BACKFILL
-from connector.call_purpose import purpose as call_purpose_of
+from connector.http import call_purpose
 from connector import queues
 from connector.backfill import BackfillBudget, backfill_step, first_pending
 from connector.errors import RateLimited
@@ -72,7 +72,7 @@ def backfill_step_task(self, connection_id: int, resource: str | None = None, ve
         send_step(connection_id, expect, countdown=BACKLOG_RECHECK_SECONDS)
         return "backlog"
     try:
-        with call_purpose_of(BACKFILL):
+        with call_purpose(BACKFILL):
             outcome = backfill_step(connection_id, xero=deps.xero_client(connection, priority=PRIORITY_BACKFILL),
                                     checkpoints=deps.store.backfills, budget=budget(), snapshots=deps.store.snapshots,
                                     audit=deps.store.audit, clock=deps.store.clock, on_page=push_pages(connection_id),

@@ -8,7 +8,7 @@ import logging
 
 from connector import connect, parking, queues
 from connector.call_purpose import WEBHOOK_FETCH
-from connector.call_purpose import purpose as call_purpose_of
+from connector.http import call_purpose
 from connector.channels import renew_channels
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
 from connector.errors import InvalidArgument
@@ -167,7 +167,7 @@ def replay_in_process(request: ReplayRequest) -> ReplayOutcome:
         return outcome
     to_fetch = needing_fetch(request, deps.store.snapshots)
     if to_fetch:
-        with call_purpose_of(WEBHOOK_FETCH):  # an operator's re-fetch is live work, as the webhook's was
+        with call_purpose(WEBHOOK_FETCH):  # an operator's re-fetch is live work, as the webhook's was
             xero_in.fetch_xero_records(
                 xero_in.FetchBatch(request.connection_id, request.resource, to_fetch, sync_ids),
                 xero=deps.xero_client(connection, priority=PRIORITY_REPLAY), snapshots=deps.store.snapshots,

@@ -15,7 +15,7 @@ from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.budget import BudgetSpent, Deferral
 from connector.call_purpose import CATCH_UP, CHECK, PAYMENTS, WEBHOOK_FETCH
-from connector.call_purpose import purpose as call_purpose_of
+from connector.http import call_purpose
 from connector.coalesce import IDS_PER_FETCH
 from connector.errors import NeedsReauth, RateLimited, is_infrastructure_failure
 from connector.parking import Redrive
@@ -98,7 +98,7 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
         if coalescer.reschedule(connection_id, resource, countdown=0):
             queue_flush(coalescer, flush_xero_buffer, connection_id, resource, countdown=0)
 
-    with call_purpose_of(WEBHOOK_FETCH):
+    with call_purpose(WEBHOOK_FETCH):
         outcome = xero_in.flush_xero_buffer(
             connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
             snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
@@ -160,7 +160,7 @@ def fetch_xero_records(self, connection_id: int, resource: str, ids: list[str], 
         return 0
     batch = xero_in.FetchBatch(connection_id, resource, list(ids), sync_ids)
     try:
-        with call_purpose_of(WEBHOOK_FETCH):
+        with call_purpose(WEBHOOK_FETCH):
             fetched = xero_in.fetch_xero_records(
                 batch, xero=deps.xero_client(connection, priority=priority), snapshots=deps.store.snapshots,
                 audit=deps.store.audit, transaction=deps.store.transaction,
@@ -209,7 +209,7 @@ def poll_xero(self, connection_id: int, resources: list[str] | None = None, full
     xero = deps.xero_client(connection, priority=xero_in.PRIORITY_BACKFILL)
     changed = 0
     try:
-        with call_purpose_of(purpose):
+        with call_purpose(purpose):
             for resource in resources or POLLED_RESOURCES:
                 outcome = poll_resource(connection_id, resource, xero=xero, cursors=deps.store.poll_cursors,
                                         snapshots=deps.store.snapshots, audit=deps.store.audit,

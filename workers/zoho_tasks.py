@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from connector.call_purpose import WRITE_BACK
-from connector.call_purpose import purpose as call_purpose_of
+from connector.http import call_purpose
 from connector import logs, queues
 from connector.backoff import backoff_delay
 from connector.parking import Redrive, park_backoff, zoho_resource
@@ -212,7 +212,7 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
             self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive)
             return 0
     try:
-        with call_purpose_of(WRITE_BACK):
+        with call_purpose(WRITE_BACK):
             outcome = from_zoho.pull_zoho_changes(
                 connection_id, module, ids, operation=operation,
                 zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=1),
