@@ -18,7 +18,9 @@ QUEUE_DEPTH_DB = redis_db("queue-depths")
 
 
 def publish(broker_url: str, queue: Queue, count: int) -> None:
-    with Connection(broker_url) as connection:
+    # Publisher confirms: RabbitMQ routes a publish asynchronously, so without them another connection
+    # may count the queue before every message is in it.
+    with Connection(broker_url, transport_options={"confirm_publish": True}) as connection:
         producer = connection.Producer()
         for n in range(count):
             producer.publish({"n": n}, routing_key=queue.name, declare=[queue], retry=True)
