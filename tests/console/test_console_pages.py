@@ -3,11 +3,16 @@ each form changes, and that a form without the console's CSRF token changes noth
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
+from types import SimpleNamespace
 
-from connector.replay import list_failures
+from connector.operator_console import zoho_record_url
+from connector.replay import dismiss, list_failures
 from connector.store import audit as stages
 from tests.console.console_kit import basic, csrf_of, failed_contact, synced_invoice
+from workers.app import app as celery_app
 from workers.cli import main
 
 
@@ -46,14 +51,11 @@ def test_replay_of_one_failure_is_enqueued_on_the_replay_path_and_needs_the_csrf
         answer = client.post("/console/failures", data=form, headers=basic())
         assert answer.status_code == 403 and b"Reload the page" in answer.data
     assert client.post("/console/failures", data={"replay_one": key, "csrf_token": csrf_of(page)}).status_code == 401
-    assert system.deps.redis is not None
     answer = client.post("/console/failures", data={"replay_one": key, "csrf_token": csrf_of(page)}, headers=basic())
     assert answer.status_code == 303 and "done=replayed&n=1" in answer.headers["Location"]
     assert "Queued a replay of 1 record(s)" in client.get(answer.headers["Location"], headers=basic()).data.decode()
 
     # What the worker receives: connector.replay with the failure's connection, type and id.
-    from workers.app import app as celery_app
-
     with celery_app.connection_for_read() as connection:
         message = connection.SimpleQueue("maintenance", no_ack=True).get(timeout=2)
     assert message.headers["task"] == "connector.replay"
@@ -75,7 +77,7 @@ def test_a_dismissed_failure_leaves_the_console_and_connector_failures_and_keeps
     assert "Dismissed 1 failure(s)" in page and kept in page and dismissed not in page
     assert [f.record_id for f in list_failures(system.deps.store)] == [kept]
     assert main(["failures", "--json"]) == 0
-    assert [f["record_id"] for f in __import__("json").loads(capsys.readouterr().out)] == [kept]
+    assert [f["record_id"] for f in json.loads(capsys.readouterr().out)] == [kept]
     last = system.deps.store.audit.trail(system.connection_id, "contact", dismissed)[-1]
     assert (last.stage, last.detail["reason"], last.detail["by"]) == (stages.DISMISSED, "deleted in Xero on purpose",
                                                                       "console")
@@ -136,12 +138,49 @@ def test_no_page_shows_a_configured_secret(console):
 
 
 def test_the_zoho_record_url_is_in_the_orgs_data_centre():
-    from types import SimpleNamespace
-
-    from connector.operator_console import zoho_record_url
-
     eu = SimpleNamespace(zoho_org_id="20071234", zoho_accounts_url="https://accounts.zoho.eu")
     assert zoho_record_url(eu, "Invoices", "42") == "https://crm.zoho.eu/crm/org20071234/tab/Invoices/42"
     ca = SimpleNamespace(zoho_org_id="7", zoho_accounts_url="https://accounts.zohocloud.ca")
     assert zoho_record_url(ca, "Accounts", "9") == "https://crm.zohocloud.ca/crm/org7/tab/Accounts/9"
     assert zoho_record_url(eu, "Invoices", "") is None
+
+
+def test_replay_of_the_ticked_failures_and_of_all_that_match_are_enqueued(console):
+    client, system = console
+    first, second, other = (failed_contact(system, "First Ltd"), failed_contact(system, "Second Ltd"),
+                            failed_contact(system, "Other Ltd", error="DUPLICATE_DATA"))
+    page = client.get("/console/failures?error=TransientError", headers=basic()).data.decode()
+    assert first in page and second in page and other not in page
+    form = {"selected": [f"{system.connection_id}|contact|{first}", f"{system.connection_id}|contact|{second}",
+                         f"{system.connection_id}|contact|{other}"],  # filtered out: not replayed
+            "error": "TransientError", "action": "replay-selected", "csrf_token": csrf_of(page)}
+    answer = client.post("/console/failures", data=form, headers=basic())
+    assert answer.status_code == 303 and "n=2" in answer.headers["Location"]
+    answer = client.post("/console/failures", data={**form, "action": "replay-all", "age": "24h"}, headers=basic())
+    assert answer.status_code == 303
+    none_ticked = client.post("/console/failures", data={**form, "selected": [], "action": "replay-selected"},
+                              headers=basic())
+    assert none_ticked.status_code == 400 and "Tick at least one failure" in none_ticked.data.decode()
+
+    with celery_app.connection_for_read() as connection:
+        queue = connection.SimpleQueue("maintenance", no_ack=True)
+        messages = [queue.get(timeout=2) for _ in range(2)]
+    replay, replay_failed = [(m.headers["task"], m.payload[0]) for m in messages]
+    assert replay[0] == "connector.replay" and sorted(replay[1][2]) == sorted([first, second])
+    assert replay[1][:2] + replay[1][3:] == [system.connection_id, "contacts", "xero"]
+    assert replay_failed == ("connector.replay_failed", [None, "24h", None, "TransientError", "xero", 1000])
+
+
+def test_a_dismissed_record_that_fails_again_is_listed_again_and_status_counts_agree(console):
+    client, system = console
+    contact = failed_contact(system, "Flaky Ltd")
+    [failure] = list_failures(system.deps.store)
+    assert dismiss(system.deps.store, [failure], reason="Zoho outage, fixed", by="cli") == 1
+    now = system.deps.store.clock.now()
+    assert list_failures(system.deps.store) == []
+    assert system.deps.store.audit.failure_counts(system.connection_id, now - timedelta(hours=1)) == {}
+    system.deps.store.audit.record(connection_id=system.connection_id, record_type="contact", record_id=contact,
+                                   stage=stages.FAILED, detail={"reason": "again", "error": "TransientError"})
+    assert [f.reason for f in list_failures(system.deps.store)] == ["again"]
+    assert system.deps.store.audit.failure_counts(system.connection_id, now - timedelta(hours=1)) == {
+        "TransientError": 1}
