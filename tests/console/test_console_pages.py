@@ -106,6 +106,11 @@ def test_the_mapping_page_validates_the_file_and_previews_one_stored_record(cons
                                        system.deps.store.snapshots.get(system.connection_id, "invoices", invoice)
                                        .payload["Contact"]["ContactID"])
     assert link.zoho_id in page  # the invoice's Account lookup, from the id links
+    contact = system.deps.store.snapshots.get(system.connection_id, "invoices", invoice).payload["Contact"]["ContactID"]
+    page = client.get(f"/console/mapping?connection={system.connection_id}&record=contact&id={contact}",
+                      headers=basic()).data.decode()
+    assert "Zoho Accounts, as it would be written" in page and "Zoho Contacts, as it would be written" in page
+    assert "Harbour Lights Ltd" in page
     page = client.get("/console/mapping?connection=1&record=invoice&id=nope", headers=basic()).data.decode()
     assert "no stored invoice nope" in page
 
