@@ -8,10 +8,14 @@ import re
 from datetime import timedelta
 from types import SimpleNamespace
 
-from connector.operator_console import zoho_record_url
+from celery import Celery
+
+from connector.operator_console import ConsoleData, zoho_record_url
 from connector.replay import dismiss, list_failures
 from connector.store import audit as stages
-from tests.console.console_kit import basic, csrf_of, failed_contact, synced_invoice
+from tests.console.console_kit import ADMIN_TOKEN, basic, csrf_of, failed_contact, synced_invoice
+from webhooks import create_app
+from webhooks.enqueue import celery_enqueuer
 from workers.app import app as celery_app
 from workers.cli import main
 
@@ -189,3 +193,18 @@ def test_a_dismissed_record_that_fails_again_is_listed_again_and_status_counts_a
     assert [f.reason for f in list_failures(system.deps.store)] == ["again"]
     assert system.deps.store.audit.failure_counts(system.connection_id, now - timedelta(hours=1)) == {
         "TransientError": 1}
+
+
+def test_a_replay_the_broker_did_not_take_says_so_and_what_to_do(system, memory_broker):
+    dead_broker = Celery("dead-broker", broker="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    client = create_app(webhook_key="k", enqueue=celery_enqueuer(dead_broker), zoho_channels=system.deps.store.channels,
+                        admin_token=ADMIN_TOKEN, console=ConsoleData(system.deps)).test_client()
+    broken = failed_contact(system, "Unlucky Ltd")
+    page = client.get("/console/failures", headers=basic()).data.decode()
+    answer = client.post("/console/failures", headers=basic(),
+                         data={"replay_one": f"{system.connection_id}|contact|{broken}", "csrf_token": csrf_of(page)})
+    dead_broker.close()
+    assert answer.status_code == 503
+    assert "The replay was not queued" in answer.data.decode() and "check the broker, then try again" in \
+        answer.data.decode()
+    assert broken in answer.data.decode()  # still listed: nothing lost
