@@ -289,7 +289,8 @@ def dumps_lenient(value: Any, *, ensure_ascii: bool = True, default: Callable[[A
     if encoder is None:
         encoder = _LENIENT_ENCODERS[key] = json.JSONEncoder(ensure_ascii=ensure_ascii, default=default,
                                                             indent=indent)
-    if _C_MAKE_ENCODER is None or type(value) is not dict:  # no C accelerator (another interpreter)
+    # The C encoder writes no indentation (json.JSONEncoder uses it only without one).
+    if _C_MAKE_ENCODER is None or type(value) is not dict or indent is not None:
         return encoder.encode(value)
     # What encoder.encode does for a dict, minus its two Python frames and the float closure the C
     # encoder never uses (a log line is one dict): the same C encoder, arguments and fresh markers.
