@@ -160,6 +160,11 @@ def test_replay_of_the_ticked_failures_and_of_all_that_match_are_enqueued(consol
                             failed_contact(system, "Other Ltd", error="DUPLICATE_DATA"))
     page = client.get("/console/failures?error=TransientError", headers=basic()).data.decode()
     assert first in page and second in page and other not in page
+    assert "age must be one of 1h, 24h, 7d, 30d" in client.get("/console/failures?age=5y", headers=basic()).data.decode()
+    page_24h = client.get(f"/console/failures?age=24h&record=contact&connection={system.connection_id}",
+                          headers=basic()).data.decode()
+    assert first in page_24h and other in page_24h
+    assert first not in client.get("/console/failures?record=invoice", headers=basic()).data.decode()
     form = {"selected": [f"{system.connection_id}|contact|{first}", f"{system.connection_id}|contact|{second}",
                          f"{system.connection_id}|contact|{other}"],  # filtered out: not replayed
             "error": "TransientError", "action": "replay-selected", "csrf_token": csrf_of(page)}
