@@ -21,6 +21,8 @@ demo: $(STAMP)
 
 # Integration tests run against real Redis and PostgreSQL; scripts/ensure-services starts
 # them when they are installed but down, and fails loudly when they cannot be reached.
+# The console's browser tests (tests/console) drive Debian's chromium; scripts/ensure-chromium installs it
+# when missing (apt-get) and fails loudly when it cannot.
 # The suite runs on TEST_WORKERS processes (pytest-xdist): most of its time is spent waiting on real
 # processes and services. Each worker starts a redis-server of its own, and the fault suite's tests stay
 # together on one worker, which starts its deployment once (tests/conftest.py).
@@ -28,6 +30,7 @@ TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(BIN)/ruff check .
 	./scripts/ensure-services
+	./scripts/ensure-chromium
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # The edit-test loop: the tests that need no Redis, PostgreSQL or processes (tests/conftest.py marks the others
