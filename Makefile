@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast install services bench clean
+.PHONY: demo test test-fast install services bench screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	TEST_REDIS_PORT=1 TEST_PG_ADMIN_URL=postgresql://postgres@127.0.0.1:1/test \
 		$(BIN)/python -m pytest -p no:xdist -m "not services" --hypothesis-profile fast -q
+
+# The README's console screenshots (docs/console/), taken by the console's browser tests.
+screenshots: $(STAMP)
+	./scripts/ensure-services
+	./scripts/ensure-chromium
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -n 1 -q tests/console/test_console_browser.py
 
 # The pipeline and receiver benchmarks run on the real Redis and PostgreSQL, like the integration tests.
 bench: $(STAMP)

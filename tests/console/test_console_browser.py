@@ -1,7 +1,9 @@
 """The console in a real headless Chromium (Debian's chromium, driven by Playwright): an operator finds a record
 by its invoice number and opens its trail, replays a failure and sees it go once a worker ran it, and dismisses
 one with a reason. The receiver is served over HTTP (werkzeug, a thread) on the embedded system; the replay is
-queued on the in-process broker and run by an EmbeddedWorker. Screenshots land in docs/console/ (README)."""
+queued on the in-process broker and run by an EmbeddedWorker. Screenshots land in CONSOLE_SCREENSHOTS when set
+(`make screenshots` refreshes the README's, docs/console/), else in a temporary folder: a test run leaves the
+working tree as it was."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from workers.embedded import EmbeddedWorker, wait_until
 CHROMIUM = os.environ.get("CONSOLE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,16 @@ def operator(browser, served_console):
     context.close()
 
 
-def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    chosen = os.environ.get("CONSOLE_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("console-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shot(page, folder: Path, name: str) -> None:
+    page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 def test_a_browser_without_the_admin_token_is_refused(browser, served_console):
@@ -65,19 +73,19 @@ def test_a_browser_without_the_admin_token_is_refused(browser, served_console):
         context.close()
 
 
-def test_find_a_record_by_invoice_number_and_open_its_trail(operator):
+def test_find_a_record_by_invoice_number_and_open_its_trail(operator, screenshots):
     page, system = operator
     _, invoice = synced_invoice(system)
     page.goto("/console/")
     expect(page.locator(f"#connection-{system.connection_id} h2")).to_contain_text("Console Test Ltd")
-    shot(page, "connections")
+    shot(page, screenshots, "connections")
 
     page.get_by_role("link", name="Records").click()
     page.get_by_label("Xero id, invoice or credit note number, contact name or email").fill("INV-7001")
     page.keyboard.press("Enter")
     result = page.locator("#results a", has_text="INV-7001")
     expect(result).to_have_count(1)
-    shot(page, "records")
+    shot(page, screenshots, "records")
 
     result.click()
     expect(page.locator("h1")).to_have_text("Invoice INV-7001")
@@ -85,20 +93,20 @@ def test_find_a_record_by_invoice_number_and_open_its_trail(operator):
     link = system.deps.store.links.get(system.connection_id, "invoice", invoice)
     expect(page.locator("#zoho-link a")).to_have_attribute("href", f"{system.settings.zoho_accounts_url}/crm/tab/"
                                                                   f"Invoices/{link.zoho_id}")
-    shot(page, "record-trail")
+    shot(page, screenshots, "record-trail")
 
     page.get_by_role("link", name="preview its mapping").click()
     expect(page.locator("#preview")).to_contain_text("INV-7001")
-    shot(page, "mapping")
+    shot(page, screenshots, "mapping")
 
 
-def test_replay_a_failure_and_see_it_gone_once_a_worker_ran_it(operator):
+def test_replay_a_failure_and_see_it_gone_once_a_worker_ran_it(operator, screenshots):
     page, system = operator
     broken = failed_contact(system, "Broken Pipe Ltd")
     page.goto("/console/failures")
     row = page.locator("#failures tr", has_text=broken)
     expect(row).to_contain_text("TransientError")
-    shot(page, "failures")
+    shot(page, screenshots, "failures")
 
     row.get_by_role("button", name="Replay").click()
     expect(page.get_by_role("status")).to_contain_text("Queued a replay of 1 record(s)")
@@ -109,13 +117,13 @@ def test_replay_a_failure_and_see_it_gone_once_a_worker_ran_it(operator):
     assert system.deps.store.links.get(system.connection_id, "contact", broken) is not None
 
 
-def test_dismiss_a_failure_with_a_reason(operator):
+def test_dismiss_a_failure_with_a_reason(operator, screenshots):
     page, system = operator
     kept, dismissed = failed_contact(system, "Kept Ltd"), failed_contact(system, "Dismissed Ltd")
     page.goto("/console/failures")
     page.get_by_label(f"select contact {dismissed}").check()
     page.get_by_label("Reason").fill("deleted in Xero on purpose")
-    shot(page, "failures-dismiss")
+    shot(page, screenshots, "failures-dismiss")
     page.get_by_role("button", name="Dismiss selected").click()
 
     expect(page.get_by_role("status")).to_contain_text("Dismissed 1 failure(s)")
