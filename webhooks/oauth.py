@@ -83,7 +83,8 @@ def _failed(system: str, message: str, status: int, *, title: str | None = None)
     if system == "zoho":  # its start needs the connection(s), which only the person knows
         message += " To connect Zoho, open /oauth/zoho/start?connection=ID (the ids: `connector connections`)."
     return _page("oauth_failed.html", status, title=title or f"Connecting {name} did not finish", reason=message,
-                 system_name=name, start_url="/oauth/xero/start" if system == "xero" else None)
+                 system_name=name, start_url="/oauth/xero/start" if system == "xero" else None,
+                 console_url=_console_url())
 
 
 def _connected(system: str, connections: list) -> tuple[Response, int]:
@@ -97,8 +98,14 @@ def _connected(system: str, connections: list) -> tuple[Response, int]:
               "zoho_org_id": c.zoho_org_id, "zoho_api_domain": c.zoho_api_domain,
               "zoho_dc": ZOHO_DATA_CENTRES.get((c.zoho_accounts_url or "").rstrip("/"))} for c in connections]
     return _page("oauth_connected.html", 200, title=f"{SYSTEM_NAMES[system]} connected", connections=shown,
-                 zoho_missing=zoho_missing,
+                 zoho_missing=zoho_missing, console_url=_console_url(),
                  zoho_start="/oauth/zoho/start?" + urlencode([("connection", i) for i in zoho_missing]))
+
+
+def _console_url() -> str | None:
+    """Where a person goes on from a result page: the console's "Connect and fit" flow, when this receiver
+    serves the console."""
+    return "/console/connect" if "console" in current_app.blueprints else None
 
 
 @oauth_blueprint.get("/oauth/<system>/start")
@@ -114,7 +121,8 @@ def start(system: str) -> Response | tuple[Response, int]:
     args = request.args
     options: dict = {}
     if system == "xero":
-        options = {"tenant_ids": args.getlist("tenant") or None, "scopes": args.get("scopes"),
+        # A form's empty tenant field means "every organisation ticked in Xero".
+        options = {"tenant_ids": [t.strip() for t in args.getlist("tenant") if t.strip()] or None, "scopes": args.get("scopes"),
                    "zoho_from": int(args["zoho_from"]) if args.get("zoho_from", "").isdigit() else None}
     else:
         connection_ids = [int(v) for v in args.getlist("connection") if v.isdigit()]
