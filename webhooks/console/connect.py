@@ -12,7 +12,7 @@ figures to a machine.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from flask import current_app, jsonify, redirect, request
 
@@ -55,15 +55,34 @@ def _checking(connections: list[dict]) -> int | None:
     return None
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _steps_page(*, status: int = 200, **context):
+    """The steps page. Its Connect forms go to /oauth/*/start, which redirects to Xero's or Zoho's sign-in: the
+    browser holds a form's redirects to the page's form-action too, so this page allows those origins (Xero's
+    login, every Zoho data centre's accounts server, or the configured ones) and no other."""
+    settings = console_data().deps.settings
+    zoho = ZOHO_ACCOUNTS_SERVERS.values() if settings.zoho_accounts_url.rstrip("/") in ZOHO_ACCOUNTS_SERVERS.values() \
+        else [settings.zoho_accounts_url]
+    allowed = " ".join(dict.fromkeys(_origin(u) for u in (settings.xero_login_url, *zoho)))
+    response = page("console/connect.html", section="connect", status=status, offers_connect=_offers_connect(),
+                    data_centres=sorted(ZOHO_ACCOUNTS_SERVERS), **context)
+    response.headers["Content-Security-Policy"] = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "form-action 'self'", f"form-action 'self' {allowed}")
+    return response
+
+
 @console_blueprint.route("/connect", methods=["GET"])
 @console_page
 def connect():
     connections = connect_overview(console_data().deps)
     waiting = _checking(connections)
-    return page("console/connect.html", section="connect", connections=connections, checking=waiting,
-                refresh=REFRESH_SECONDS if waiting is not None else None,
-                offers_connect=_offers_connect(), data_centres=sorted(ZOHO_ACCOUNTS_SERVERS),
-                notice="Checking: this page refreshes until the report is in." if waiting is not None else None)
+    return _steps_page(connections=connections, checking=waiting, refresh=REFRESH_SECONDS if waiting is not None
+                       else None, notice="Checking: this page refreshes until the report is in." if waiting is not None
+                       else None)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/check", methods=["POST"])
@@ -76,7 +95,8 @@ def check(connection_id: int):
     if failed:
         return failed
     query = urlencode({"checking": connection_id, "since": since})
-    return redirect(f"/console/connect?{query}#fit-{connection_id}", code=303)
+    # No #fragment: the page's refresh would reload a URL with one as a jump within the page, not a new request.
+    return redirect(f"/console/connect?{query}", code=303)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/backfill", methods=["POST"])
@@ -132,6 +152,5 @@ def _enqueue(task: str, connection_id: int):
 
 
 def _problem(message: str, status: int):
-    return page("console/connect.html", section="connect", status=status, connections=connect_overview(
-        console_data().deps), checking=None, refresh=None, offers_connect=_offers_connect(),
-        data_centres=sorted(ZOHO_ACCOUNTS_SERVERS), problem=message)
+    return _steps_page(status=status, connections=connect_overview(console_data().deps), checking=None, refresh=None,
+                       problem=message)
