@@ -1,6 +1,6 @@
 """Connect and fit in a real headless Chromium (the harness of test_console_browser.py): an operator connects a
 Xero organisation and then a Zoho org through the receiver's OAuth routes against the sandboxes, comes back into
-the console from the result pages, reads the fit report a worker built, starts the backfill and follows it to
+the console from the result pages (choosing one of the two organisations Xero shared), reads the fit report a worker built, starts the backfill and follows it to
 the end. Screenshots: docs/console/connect*.png with `make screenshots`."""
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def test_connect_both_sides_read_the_fit_report_and_follow_the_backfill(browser,
                                                                         screenshots):  # noqa: F811
     url, system = unconnected
     tenant = system.xero.add_tenant("Kea Traders Ltd")
+    system.xero.add_tenant("Tui Holdings Ltd")  # Xero shares both: the operator connects one
     contacts = [system.xero.create_contact(tenant, Name=f"Customer {i}")["ContactID"] for i in range(3)]
     system.xero.create_invoice(tenant, contacts[0], LINES, InvoiceNumber="INV-9001")
     context = browser.new_context(base_url=url, viewport={"width": 1280, "height": 900},
@@ -49,6 +50,11 @@ def test_connect_both_sides_read_the_fit_report_and_follow_the_backfill(browser,
         shot(page, screenshots, "connect")
 
         page.get_by_role("button", name="Connect Xero").click()  # the sandbox consents and redirects back
+        expect(page.locator("h1")).to_have_text("Choose the Xero organisations to connect")
+        expect(page.locator("#organisations")).to_contain_text("Tui Holdings Ltd")
+        page.get_by_label("Kea Traders Ltd").check()
+        shot(page, screenshots, "connect-tenants")
+        page.get_by_role("button", name="Connect the ticked organisations").click()
         expect(page.locator("h1")).to_have_text("Xero connected")
         expect(page.locator("body")).to_contain_text("Kea Traders Ltd")
         page.locator("#continue").click()
