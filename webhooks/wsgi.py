@@ -27,6 +27,7 @@ def connection_status(deps) -> dict:
 
 def build_receiver() -> Flask:
     from connector import logs
+    from connector.heartbeats import RECEIVER
     from webhooks import create_app
     from webhooks.channels import RememberedChannels
     from webhooks.enqueue import celery_enqueuer, reuse_redis_clients, stop_task_sent_events
@@ -51,6 +52,7 @@ def build_receiver() -> Flask:
         oauth=deps.connector(),
         admin_token=deps.settings.admin_token,
         public_url=deps.settings.public_url,
+        heartbeat=lambda: deps.heartbeats.beat(RECEIVER),
     )
 
 

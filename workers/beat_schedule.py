@@ -1,14 +1,48 @@
 """Beat's scheduler: Celery's own, keeping its state file (when each job last ran) where
-``beat_schedule_filename`` says, CONNECTOR_DATA_DIR by default, and making that folder when needed."""
+``beat_schedule_filename`` says, CONNECTOR_DATA_DIR by default, and making that folder when needed.
+
+Each tick also writes beat's heartbeat and, once a minute, evaluates the alerts here in beat
+(connector/alerts.py): beat needs no worker for it, so a dead worker is still reported. The evaluation
+reads only what the connector stores (no Xero or Zoho call) and never raises into the scheduler."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from celery.beat import PersistentScheduler
 
+from connector.heartbeats import BEAT
+
+log = logging.getLogger(__name__)
+
+ALERT_INTERVAL_SECONDS = 60.0
+
 
 class DataDirScheduler(PersistentScheduler):
+    _alerts_checked_at: float | None = None
+
     def _open_schedule(self):
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
         return super()._open_schedule()
+
+    def tick(self, *args, **kwargs):
+        interval = super().tick(*args, **kwargs)
+        beat_alive_and_check_alerts(self)
+        # Wake at least once a minute, so the heartbeat and the alerts keep their pace whatever the schedule.
+        return min(interval, ALERT_INTERVAL_SECONDS) if interval else interval
+
+
+def beat_alive_and_check_alerts(holder) -> None:
+    """Beat's heartbeat, and the alert evaluation when a minute has passed since ``holder``'s last one."""
+    from workers.deps import get_deps
+
+    try:
+        deps = get_deps()
+        deps.heartbeats.beat(BEAT)
+        now = deps.clock.monotonic()
+        if holder._alerts_checked_at is None or now - holder._alerts_checked_at >= ALERT_INTERVAL_SECONDS:
+            holder._alerts_checked_at = now
+            deps.check_alerts()
+    except Exception as exc:  # Redis or the database out of reach: the schedule goes on, next tick retries
+        log.warning("beat.heartbeat_failed", extra={"error": type(exc).__name__, "retry": "next tick"})
