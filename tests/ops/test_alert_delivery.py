@@ -155,11 +155,11 @@ def test_a_healthy_day_of_ticks_sends_nothing(alerting, catchers, clock):
     webhook, mail = catchers
     deps, cid = alerting.deps, alerting.connection_id
     fail_records(deps, cid, 3)  # a few failures: below the threshold, as on an ordinary day
-    for _ in range(24 * 6):  # a tick every 10 minutes for a day
+    for _ in range(24 * 2):  # a tick every half hour for a day (each tick reads everything, as beat's do)
         processes_alive(deps)
         report = deps.check_alerts()
         assert report.ran and report.open == []
-        clock.advance(600)
+        clock.advance(1800)
     assert webhook.bodies == [] and mail.messages == []
 
 
@@ -265,3 +265,18 @@ def test_status_shows_heartbeats_and_open_alerts(alerting, clock):
     assert status["heartbeats"]["receiver"]["last_seen_seconds_ago"] is None
     [alert] = status["alerts"]
     assert alert["incident"] == f"failures:{cid}" and alert["records"] == 10 and not alert["resolving"]
+
+
+def test_the_worker_reports_a_silent_beat_and_stays_quiet_while_beat_runs(alerting, catchers, clock):
+    from workers import heartbeat_signals
+
+    webhook, _ = catchers
+    deps = alerting.deps
+    heartbeat_signals._state["beat_checked_at"] = None
+    deps.heartbeats.beat(BEAT)
+    heartbeat_signals.worker_alive()  # beat is alive: the worker only beats, beat does the evaluating
+    assert deps.heartbeats.last_seen()[WORKER] == clock.time() and webhook.bodies == []
+    assert deps.incident_book.open_incidents() == {}
+    clock.advance(deps.settings.alert_silence + 60)
+    heartbeat_signals.worker_alive()
+    assert webhook.events() == [("opened", "silent:beat")] and "Fix: connector beat" in webhook.bodies[0]["text"]
