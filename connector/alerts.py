@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
@@ -43,6 +43,10 @@ OPENED, REMINDER, RESOLVED, TEST = "opened", "reminder", "resolved", "test"
 # margin this long after it entered it missed two renewals, which is a failure, not a renewal due.
 CHANNEL_RENEWAL_GRACE = timedelta(hours=1)
 FAILURE_WINDOW = timedelta(hours=1)
+# An open incident of a count near its threshold clears only well below it: a steady trickle of failures
+# (or calls) around the threshold would otherwise open and resolve it every few minutes.
+FAILURES_CLEAR_SHARE = 0.5
+BUDGET_CLEAR_SHARE = 0.9
 PARKED_FOR_A_PERSON = "needs_reauth"  # parked work of a lost grant is the re-authorisation incident's
 
 
@@ -83,6 +87,7 @@ class Facts:
     connections: tuple[ConnectionFacts, ...] = ()
     heartbeats: dict[str, float | None] = field(default_factory=dict)  # role -> epoch seconds of its last beat
     public_url: str = ""
+    open_incidents: frozenset[str] = frozenset()  # keys of the incidents open now (IncidentBook)
 
 
 @dataclass(frozen=True)
@@ -150,17 +155,22 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
                            if expired else "renewal keeps failing; once it lapses Zoho edits wait for its re-creation")),
                 fix=reconnect_command("zoho", [c.id])))
         failing = sum(c.failures_last_hour.values())
-        if failing >= thresholds.failures_per_hour:
+        failures_key = f"{FAILURES}:{c.id}"
+        failures_bar = (max(1, int(thresholds.failures_per_hour * FAILURES_CLEAR_SHARE))
+                        if failures_key in facts.open_incidents else thresholds.failures_per_hour)
+        if failing >= failures_bar:
             classes = ", ".join(f"{name} {n}" for name, n in sorted(c.failures_last_hour.items(), key=lambda i: -i[1]))
             found.append(Condition(
-                key=f"{FAILURES}:{c.id}", kind=FAILURES, connection_id=c.id, records=failing,
+                key=failures_key, kind=FAILURES, connection_id=c.id, records=failing,
                 title=f"{_who(c)}: {failing} records failed in the last hour",
                 detail=(f"still failing, by error: {classes}; the threshold is {thresholds.failures_per_hour} an "
                         f"hour. Details: {console}/failures?connection={c.id}"),
                 fix=f"connector replay {c.id} --failed"))
-        if c.budget_day_limit and c.budget_projected_today >= c.budget_day_limit:
+        budget_key = f"{BUDGET}:{c.id}"
+        budget_bar = c.budget_day_limit * (BUDGET_CLEAR_SHARE if budget_key in facts.open_incidents else 1)
+        if c.budget_day_limit and c.budget_projected_today >= budget_bar:
             found.append(Condition(
-                key=f"{BUDGET}:{c.id}", kind=BUDGET, connection_id=c.id,
+                key=budget_key, kind=BUDGET, connection_id=c.id,
                 title=f"{_who(c)}: the Xero day budget is projected to run out before the day ends",
                 detail=(f"{c.budget_used_today} of {c.budget_day_limit} calls used, {c.budget_projected_today} "
                         "projected at the recent rate; past the limit Xero refuses calls until its day resets "
@@ -393,7 +403,7 @@ def check_alerts(*, book: IncidentBook, channels: dict[str, Send], thresholds: T
     """One evaluation: read, evaluate, reconcile, send. Never raises: a failure is one log line and the next
     tick tries again (beat and the worker call this on their own loops)."""
     try:
-        current = facts()
+        current = replace(facts(), open_incidents=frozenset(book.open_incidents()))
         return book.tick(evaluate(current, thresholds), now=current.now, channels=channels,
                          quiet_period=thresholds.quiet_period)
     except Exception as exc:

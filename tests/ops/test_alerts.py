@@ -90,11 +90,25 @@ def test_failures_open_an_incident_at_the_threshold_an_hour():
     assert "DUPLICATE_DATA 7, Timeout 3" in failing.detail and f"{PUBLIC}/console/failures?connection=3" in failing.detail
 
 
+def test_an_open_failures_incident_clears_only_well_below_the_threshold():
+    trickle = healthy(failures_last_hour={"Timeout": 6})
+    assert evaluate(facts(trickle), THRESHOLDS) == []  # below 10: no new incident
+    still = evaluate(Facts(now=NOW, connections=(trickle,), heartbeats={}, open_incidents=frozenset({"failures:3"})),
+                     THRESHOLDS)
+    assert [c.key for c in still] == ["failures:3"]  # open, and 6 is not yet well below 10
+    cleared = healthy(failures_last_hour={"Timeout": 4})
+    assert evaluate(Facts(now=NOW, connections=(cleared,), heartbeats={}, open_incidents=frozenset({"failures:3"})),
+                    THRESHOLDS) == []
+
+
 def test_the_day_budget_projected_past_the_limit():
     assert evaluate(facts(healthy(budget_projected_today=4999)), THRESHOLDS) == []
     budget = only(evaluate(facts(healthy(budget_used_today=4000, budget_projected_today=5200)), THRESHOLDS))
     assert budget.kind == BUDGET and budget.fix == f"{PUBLIC}/console/budget?connection=3"
     assert "4000 of 5000 calls used, 5200 projected" in budget.detail
+    near = healthy(budget_projected_today=4600)
+    assert [c.kind for c in evaluate(Facts(now=NOW, connections=(near,), heartbeats={},
+                                           open_incidents=frozenset({"xero_budget:3"})), THRESHOLDS)] == [BUDGET]
 
 
 def test_parked_work_older_than_the_threshold():
