@@ -215,3 +215,25 @@ def test_two_evaluators_racing_send_one_message(redis):
                           quiet_period=3600)
     assert later.ran and later.sent == [] and later.open == ["failures:3"]
     assert len(sent) == 1
+
+
+def test_the_receiver_beats_on_a_request_and_a_failing_heartbeat_fails_no_request(redis):
+    from webhooks import create_app
+
+    class Channels:
+        def verify(self, channel_id, token):
+            return None
+
+    clock = ManualClock(NOW)
+    beats = Heartbeats(redis, clock=clock)
+
+    def broken() -> None:
+        raise ConnectionError("redis down")
+
+    app = create_app(webhook_key="k", enqueue=lambda *args: None, zoho_channels=Channels(), liveness={},
+                     heartbeat=lambda: beats.beat(RECEIVER))
+    assert app.test_client().get("/healthz").status_code == 200
+    assert beats.last_seen()[RECEIVER] == NOW.timestamp()
+    broken_app = create_app(webhook_key="k", enqueue=lambda *args: None, zoho_channels=Channels(), liveness={},
+                            heartbeat=broken)
+    assert broken_app.test_client().get("/healthz").status_code == 200
