@@ -3,11 +3,13 @@
 
 Each tick also writes beat's heartbeat and, once a minute, evaluates the alerts here in beat
 (connector/alerts.py): beat needs no worker for it, so a dead worker is still reported. The evaluation
-reads only what the connector stores (no Xero or Zoho call) and never raises into the scheduler."""
+reads only what the connector stores (no Xero or Zoho call), on a thread of its own (one at a time), so a
+slow database never holds up the schedule, and never raises into the scheduler."""
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from celery.beat import PersistentScheduler
@@ -21,6 +23,7 @@ ALERT_INTERVAL_SECONDS = 60.0
 
 class DataDirScheduler(PersistentScheduler):
     _alerts_checked_at: float | None = None
+    _alerts_thread: threading.Thread | None = None
 
     def _open_schedule(self):
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
@@ -28,21 +31,29 @@ class DataDirScheduler(PersistentScheduler):
 
     def tick(self, *args, **kwargs):
         interval = super().tick(*args, **kwargs)
-        beat_alive_and_check_alerts(self)
+        beat_alive_and_check_alerts(self, in_background=True)
         # Wake at least once a minute, so the heartbeat and the alerts keep their pace whatever the schedule.
         return min(interval, ALERT_INTERVAL_SECONDS) if interval else interval
 
 
-def beat_alive_and_check_alerts(holder) -> None:
-    """Beat's heartbeat, and the alert evaluation when a minute has passed since ``holder``'s last one."""
+def beat_alive_and_check_alerts(holder, *, in_background: bool = False) -> None:
+    """Beat's heartbeat, and the alert evaluation when a minute has passed since ``holder``'s last one (and
+    the previous one has finished)."""
     from workers.deps import get_deps
 
     try:
         deps = get_deps()
         deps.heartbeats.beat(BEAT)
         now = deps.clock.monotonic()
-        if holder._alerts_checked_at is None or now - holder._alerts_checked_at >= ALERT_INTERVAL_SECONDS:
-            holder._alerts_checked_at = now
+        if holder._alerts_checked_at is not None and now - holder._alerts_checked_at < ALERT_INTERVAL_SECONDS:
+            return
+        if holder._alerts_thread is not None and holder._alerts_thread.is_alive():
+            return
+        holder._alerts_checked_at = now
+        if in_background:
+            holder._alerts_thread = threading.Thread(target=deps.check_alerts, name="alerts", daemon=True)
+            holder._alerts_thread.start()
+        else:
             deps.check_alerts()
     except Exception as exc:  # Redis or the database out of reach: the schedule goes on, next tick retries
         log.warning("beat.heartbeat_failed", extra={"error": type(exc).__name__, "retry": "next tick"})

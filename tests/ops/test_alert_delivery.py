@@ -218,6 +218,7 @@ def test_beat_ticks_write_its_heartbeat_and_evaluate_once_a_minute(alerting, cat
 
     class Scheduler:
         _alerts_checked_at = None
+        _alerts_thread = None
 
     scheduler = Scheduler()
     beat_alive_and_check_alerts(scheduler)
