@@ -70,7 +70,6 @@ class ConnectionFacts:
     state: str = "active"
     state_reason: str | None = None
     state_since: datetime | None = None
-    zoho_connected: bool = True
     parked_for_reauth: int = 0
     channel_expiries: tuple[datetime, ...] = ()
     failures_last_hour: dict[str, int] = field(default_factory=dict)  # by error class
@@ -144,7 +143,7 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
             continue  # the rest (channels, failures, budget) follow from the lost grant
         renew_by = facts.now + RENEW_BEFORE - CHANNEL_RENEWAL_GRACE
         late = sorted(e for e in c.channel_expiries if e <= renew_by)
-        if c.zoho_connected and late:
+        if late:  # a channel exists only once Zoho was connected
             expired = late[0] <= facts.now
             found.append(Condition(
                 key=f"{CHANNEL_NOT_RENEWED}:{c.id}", kind=CHANNEL_NOT_RENEWED, connection_id=c.id,
@@ -381,7 +380,7 @@ def gather_facts(*, store: Any, credentials: Any, budget_ledger: Any, heartbeats
             continue
         reasons, oldest = aged.get(c.id, ({}, None))
         facts: dict[str, Any] = {"id": c.id, "name": c.name, "state": c.state, "state_reason": c.state_reason,
-                                 "state_since": c.updated_at, "zoho_connected": c.zoho_connected}
+                                 "state_since": c.updated_at}
         if c.state == NEEDS_REAUTH:
             facts["parked_for_reauth"] = store.parked.count(c.id, reason=PARKED_NEEDS_REAUTH)
         else:

@@ -281,3 +281,28 @@ def test_the_worker_reports_a_silent_beat_and_stays_quiet_while_beat_runs(alerti
     clock.advance(deps.settings.alert_silence + 60)
     heartbeat_signals.worker_alive()
     assert webhook.events() == [("opened", "silent:beat")] and "Fix: connector beat" in webhook.bodies[0]["text"]
+
+
+def test_old_parked_work_and_a_channel_not_renewed_read_from_the_store(alerting, catchers, clock):
+    from datetime import timedelta
+
+    from connector.store.parked import NEEDS_REAUTH, OUTAGE
+
+    webhook, _ = catchers
+    deps, cid = alerting.deps, alerting.connection_id
+    deps.store.parked.park(cid, "invoices", ["inv-1", "inv-2", "inv-3"], reason=OUTAGE)
+    deps.store.parked.park(cid, "contacts", ["c-1"], reason=NEEDS_REAUTH)  # the reconnect incident's, not this one's
+    deps.store.channels.save(cid, "1234567890123456", token="t", events=["Contacts.edit"],
+                             expires_at=clock.now() + timedelta(days=3))
+    processes_alive(deps)
+    deps.check_alerts()
+    assert webhook.bodies == []  # parked a moment ago, the channel fresh enough
+    clock.advance(timedelta(hours=25))  # the channel is now inside its margin, past the renewals' hour
+    deps.store.parked.park(cid, "invoices", ["inv-9"], reason=OUTAGE)  # new: too young to count
+    processes_alive(deps)
+    deps.check_alerts()
+    assert sorted(webhook.events()) == [("opened", f"parked_work:{cid}"), ("opened", f"zoho_channel_not_renewed:{cid}")]
+    parked = next(b for b in webhook.bodies if b["incident"]["kind"] == "parked_work")
+    assert parked["incident"]["records"] == 3 and "waiting for: outage 3" in parked["text"]
+    assert parked["incident"]["fix"] == f"https://connector.example.com/console/parked?connection={cid}"
+    assert "Since 2026-01-05T09:00:00+00:00" in parked["text"]

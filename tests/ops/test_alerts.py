@@ -78,9 +78,6 @@ def test_a_zoho_channel_is_an_incident_only_once_renewals_failed():
     assert late.since == NOW + timedelta(hours=20) - timedelta(days=2) and "expires" in late.detail
     lapsed = only(evaluate(facts(healthy(channel_expiries=(NOW - timedelta(hours=1),))), THRESHOLDS))
     assert "expired" in lapsed.detail
-    # No Zoho connected yet: there is no channel to keep.
-    assert evaluate(facts(healthy(zoho_connected=False, channel_expiries=(NOW - timedelta(hours=1),))),
-                    THRESHOLDS) == []
 
 
 def test_failures_open_an_incident_at_the_threshold_an_hour():
