@@ -344,9 +344,11 @@ class IncidentBook:
         if left:
             self._redis.hset(self._key(key), "pending_channels", json.dumps(left))
             return
-        log.warning("alert.%s", event, extra={"incident": key, "kind": condition.kind,
-                                              "connection_id": condition.connection_id, "records": condition.records,
-                                              "fix": condition.fix, "summary": condition.title})
+        # A problem opening (or still open) is a warning; its end is an ordinary outcome.
+        log.log(logging.INFO if event == RESOLVED else logging.WARNING, "alert.%s", event,
+                extra={"incident": key, "kind": condition.kind, "connection_id": condition.connection_id,
+                       "records": condition.records, "fix": condition.fix, "summary": condition.title,
+                       "channels": sorted(channels)})
         report.sent.append((event, key))
         if event == RESOLVED:
             self._close(key)

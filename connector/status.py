@@ -7,6 +7,7 @@ rate governor's counters and the day-budget ledger in Redis, and the broker's qu
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -127,8 +128,6 @@ def collect_status(deps) -> dict[str, Any]:
 
 
 def open_alerts(deps) -> list[dict[str, Any]]:
-    import json
-
     rows = []
     for key, state in deps.incident_book.open_incidents().items():
         condition = json.loads(state.get("condition") or "{}")
