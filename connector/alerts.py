@@ -310,8 +310,8 @@ class IncidentBook:
             stored[key] = state
         for key in [k for k in stored if k not in current]:
             state = stored[key]
-            if not state.get("last_sent") and state.get("pending") == OPENED:
-                self._close(key)  # never announced: nothing to resolve
+            if not state.get("announced") and state.get("pending") == OPENED:
+                self._close(key)  # no channel took its "opened": nothing to resolve
                 del stored[key]
                 continue
             if state.get("pending") != RESOLVED:
@@ -329,20 +329,22 @@ class IncidentBook:
         condition = Condition.from_dict(json.loads(state["condition"]))
         body = message(event, condition, opened_at=datetime.fromtimestamp(float(state["opened_at"]), tz=timezone.utc),
                        now=now)
-        left = []
+        left, took = [], False
         for name in json.loads(state.get("pending_channels") or "[]"):
             send = channels.get(name)
             if send is None:
                 continue  # no longer configured
             try:
                 send(body)
+                took = True
             except Exception as exc:  # logged, retried next tick; never stops the other channels or incidents
                 log.warning("alert.delivery_failed", extra={"alert_event": event, "incident": key, "channel": name,
                                                             "error": redact_text(str(exc)), "retry": "next tick"})
                 left.append(name)
                 report.failed.append((event, key, name))
         if left:
-            self._redis.hset(self._key(key), "pending_channels", json.dumps(left))
+            self._redis.hset(self._key(key), mapping={"pending_channels": json.dumps(left),
+                                                      **({"announced": "1"} if took else {})})
             return
         # A problem opening (or still open) is a warning; its end is an ordinary outcome.
         log.log(logging.INFO if event == RESOLVED else logging.WARNING, "alert.%s", event,
@@ -353,7 +355,7 @@ class IncidentBook:
         if event == RESOLVED:
             self._close(key)
         else:
-            self._redis.hset(self._key(key), mapping={"pending": "", "pending_channels": "[]",
+            self._redis.hset(self._key(key), mapping={"pending": "", "pending_channels": "[]", "announced": "1",
                                                        "last_sent": repr(now.timestamp())})
 
     def _close(self, key: str) -> None:

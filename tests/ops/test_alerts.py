@@ -234,3 +234,32 @@ def test_the_receiver_beats_on_a_request_and_a_failing_heartbeat_fails_no_reques
     broken_app = create_app(webhook_key="k", enqueue=lambda *args: None, zoho_channels=Channels(), liveness={},
                             heartbeat=broken)
     assert broken_app.test_client().get("/healthz").status_code == 200
+
+
+def test_an_incident_one_channel_announced_is_resolved_there_and_one_nobody_heard_of_is_dropped(redis):
+    condition = Condition(key="silent:worker", kind=SILENT, title="the worker is silent", detail="...",
+                          fix="connector worker")
+    got: dict[str, list[str]] = {"webhook": [], "email": []}
+    down = {"webhook"}
+
+    def channel(name: str):
+        def send(message: dict) -> None:
+            if name in down:
+                raise ConnectionError("refused")
+            got[name].append(message["event"])
+        return send
+
+    channels = {"webhook": channel("webhook"), "email": channel("email")}
+    book = IncidentBook(redis)
+    assert book.tick([condition], now=NOW, channels=channels, quiet_period=3600).failed == [
+        ("opened", "silent:worker", "webhook")]
+    down.clear()
+    book.tick([], now=NOW + timedelta(minutes=1), channels=channels, quiet_period=3600)
+    assert got == {"webhook": ["resolved"], "email": ["opened", "resolved"]}
+    assert book.open_incidents() == {}
+
+    down.update(channels)  # nobody hears of the next one before it clears: nothing to resolve
+    book.tick([condition], now=NOW + timedelta(minutes=2), channels=channels, quiet_period=3600)
+    down.clear()
+    book.tick([], now=NOW + timedelta(minutes=3), channels=channels, quiet_period=3600)
+    assert got == {"webhook": ["resolved"], "email": ["opened", "resolved"]} and book.open_incidents() == {}
