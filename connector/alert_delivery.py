@@ -30,8 +30,10 @@ class DeliveryFailed(Exception):
 
 
 class WebhookChannel:
-    """POSTs ``{"text": ..., "event": ..., "incident": {...}, "at": ...}`` as JSON. Slack's incoming webhooks
-    show ``text`` and ignore the other fields (https://api.slack.com/messaging/webhooks); any 2xx is taken."""
+    """POSTs ``{"text": ..., "event": ..., "incident": {...}, "at": ...}`` as JSON; any 2xx is taken. Slack's
+    incoming webhooks show ``text`` (https://api.slack.com/messaging/webhooks). UNVERIFIED: that Slack ignores
+    the other top-level fields rather than refusing the payload; `connector alerts test` against a real
+    workspace's webhook shows it (a refusal is reported as its HTTP status)."""
 
     def __init__(self, url, *, session: requests.Session | None = None, timeout: float = TIMEOUT_SECONDS) -> None:
         self._url = url  # a Secret
