@@ -306,3 +306,25 @@ def test_old_parked_work_and_a_channel_not_renewed_read_from_the_store(alerting,
     assert parked["incident"]["records"] == 3 and "waiting for: outage 3" in parked["text"]
     assert parked["incident"]["fix"] == f"https://connector.example.com/console/parked?connection={cid}"
     assert "Since 2026-01-05T09:00:00+00:00" in parked["text"]
+
+
+def test_a_day_budget_projected_to_run_out_from_the_ledger_then_the_next_day(make_system, catchers, clock):
+    from connector.http import ResponseSeen
+
+    webhook, _ = catchers
+    system = make_system(clock=clock, alert_webhook=Secret(webhook.url), xero_default_day_limit=300,
+                         public_url="https://connector.example.com")
+    deps, cid = system.deps, system.connection_id
+    processes_alive(deps)
+    for _ in range(120):  # an hour's burst of live work: at this rate the day's 300 calls run out by noon
+        deps.budget_ledger.record(ResponseSeen(vendor="xero", connection_id=cid, method="GET",
+                                               endpoint="/api.xro/2.0/Contacts", status=200, bytes_received=100,
+                                               purpose="webhook_fetch"))
+    deps.check_alerts()
+    assert webhook.events() == [("opened", f"xero_budget:{cid}")]
+    assert "120 of 300 calls used" in webhook.bodies[0]["text"]
+    assert webhook.bodies[0]["incident"]["fix"] == f"https://connector.example.com/console/budget?connection={cid}"
+    clock.advance(26 * 3600)  # a new Xero day, nothing spent yet
+    processes_alive(deps)
+    deps.check_alerts()
+    assert webhook.events() == [("opened", f"xero_budget:{cid}"), ("resolved", f"xero_budget:{cid}")]
