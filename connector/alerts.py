@@ -127,6 +127,8 @@ def _who(c: ConnectionFacts) -> str:
 def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
     """Every condition that holds now, in a stable order. Pure: facts in, conditions out."""
     found: list[Condition] = []
+    # The operator console's pages (webhooks/console): its connections page shows each connection's budget
+    # and parked work; its failures page takes the connection as a filter.
     console = facts.public_url.rstrip("/") + "/console"
     for c in facts.connections:
         if c.state == "disabled":
@@ -173,16 +175,18 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
                 title=f"{_who(c)}: the Xero day budget is projected to run out before the day ends",
                 detail=(f"{c.budget_used_today} of {c.budget_day_limit} calls used, {c.budget_projected_today} "
                         "projected at the recent rate; past the limit Xero refuses calls until its day resets "
-                        "and the connector parks that work until then"),
-                fix=f"{console}/budget?connection={c.id}"))
+                        "and the connector parks that work until then. The console shows the calls by purpose "
+                        "and the deferred work"),
+                fix=f"{console}/"))
         parked = sum(c.parked_old.values())
         if parked:
             reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(c.parked_old.items()))
             found.append(Condition(
                 key=f"{PARKED}:{c.id}", kind=PARKED, connection_id=c.id, records=parked, since=c.parked_oldest,
                 title=f"{_who(c)}: {parked} records parked for more than {_duration(thresholds.parked_age)}",
-                detail=f"waiting for: {reasons}",
-                fix=f"{console}/parked?connection={c.id}"))
+                detail=(f"waiting for: {reasons}. Most parked work resumes by itself once its wait is over; the "
+                        "console shows it by reason"),
+                fix=f"{console}/"))
     for role in WATCHED_ROLES:
         seen = facts.heartbeats.get(role)
         # Never seen: no process of this version ran the role yet (a first deploy, or the embedded mode,

@@ -304,7 +304,7 @@ def test_old_parked_work_and_a_channel_not_renewed_read_from_the_store(alerting,
     assert sorted(webhook.events()) == [("opened", f"parked_work:{cid}"), ("opened", f"zoho_channel_not_renewed:{cid}")]
     parked = next(b for b in webhook.bodies if b["incident"]["kind"] == "parked_work")
     assert parked["incident"]["records"] == 3 and "waiting for: outage 3" in parked["text"]
-    assert parked["incident"]["fix"] == f"https://connector.example.com/console/parked?connection={cid}"
+    assert parked["incident"]["fix"] == "https://connector.example.com/console/"
     assert "Since 2026-01-05T09:00:00+00:00" in parked["text"]
 
 
@@ -323,7 +323,7 @@ def test_a_day_budget_projected_to_run_out_from_the_ledger_then_the_next_day(mak
     deps.check_alerts()
     assert webhook.events() == [("opened", f"xero_budget:{cid}")]
     assert "120 of 300 calls used" in webhook.bodies[0]["text"]
-    assert webhook.bodies[0]["incident"]["fix"] == f"https://connector.example.com/console/budget?connection={cid}"
+    assert webhook.bodies[0]["incident"]["fix"] == "https://connector.example.com/console/"
     clock.advance(26 * 3600)  # a new Xero day, nothing spent yet
     processes_alive(deps)
     deps.check_alerts()

@@ -101,7 +101,7 @@ def test_an_open_failures_incident_clears_only_well_below_the_threshold():
 def test_the_day_budget_projected_past_the_limit():
     assert evaluate(facts(healthy(budget_projected_today=4999)), THRESHOLDS) == []
     budget = only(evaluate(facts(healthy(budget_used_today=4000, budget_projected_today=5200)), THRESHOLDS))
-    assert budget.kind == BUDGET and budget.fix == f"{PUBLIC}/console/budget?connection=3"
+    assert budget.kind == BUDGET and budget.fix == f"{PUBLIC}/console/"
     assert "4000 of 5000 calls used, 5200 projected" in budget.detail
     near = healthy(budget_projected_today=4600)
     assert [c.kind for c in evaluate(Facts(now=NOW, connections=(near,), heartbeats={},
