@@ -31,11 +31,13 @@ def create_app(
     oauth=None,
     admin_token: Secret | str = "",
     public_url: str = "",
+    console=None,
     heartbeat: Callable[[], object] | None = None,
 ) -> Flask:
     """``admin_token`` guards the operator routes (none configured: they refuse everyone);
-    ``public_url`` is where the vendors' OAuth redirects come back to; ``heartbeat`` is called on each
-    request (connector/heartbeats.py: at most one Redis write every few seconds)."""
+    ``public_url`` is where the vendors' OAuth redirects come back to; ``console`` (a
+    connector.operator_console.ConsoleData) serves the operator console at /console/; ``heartbeat`` is
+    called on each request (connector/heartbeats.py: at most one Redis write every few seconds)."""
     app = Flask("webhooks")
     # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
     # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".
@@ -60,6 +62,12 @@ def create_app(
         app.extensions[OAUTH_EXTENSION] = oauth
         app.extensions[PUBLIC_URL_EXTENSION] = public_url.rstrip("/")
         app.register_blueprint(oauth_blueprint)
+    if console is not None:
+        from webhooks.console import CONSOLE_EXTENSION, console_blueprint
+        from webhooks.console import connections, failures, mapping, records  # noqa: F401 (their routes)
+
+        app.extensions[CONSOLE_EXTENSION] = console
+        app.register_blueprint(console_blueprint)
     if heartbeat is not None:
         app.before_request(_heartbeat_of(heartbeat))
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
