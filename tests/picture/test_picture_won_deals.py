@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
+from connector.call_purpose import WON_DEAL_INVOICE
 from connector.channels import ensure_channel
 from connector.mapping import won_deals as won
 from connector.pipeline.to_xero import deals as won_deals
@@ -98,6 +99,8 @@ def test_a_won_deal_becomes_one_draft_invoice_for_its_amount_even_notified_twice
     assert "already invoiced" in _trail(won_on, deal)[-1].detail["reason"]
     # One create reached Xero; the repeats read the deal in Zoho and stopped there.
     assert len(won_on.xero.calls(path_prefix=INVOICES, method="PUT")) == 1
+    # Counted in the day budget under its own purpose (live work, never planned away).
+    assert won_on.deps.budget_ledger.calls_by_purpose(won_on.connection_id).get(WON_DEAL_INVOICE) == 1
 
 
 def test_lines_come_from_the_sales_order_else_the_quote_else_the_deal_products(won_on):
@@ -176,6 +179,8 @@ def test_a_lost_answer_on_create_still_leaves_one_invoice(won_on):
     row = won_on.deps.store.won_deals.get(won_on.connection_id, deal)
     assert (row.state, row.invoice_id) == (CREATED, invoice["InvoiceID"])
     assert any(e.detail.get("adopted") for e in _trail(won_on, deal) if e.stage == stages.WRITTEN)
+    # One create, one look for it by Reference after the lost answer, and no further Xero call.
+    assert won_on.deps.budget_ledger.calls_by_purpose(won_on.connection_id).get(WON_DEAL_INVOICE) == 2
 
 
 def test_xero_answers_a_repeated_idempotency_key_with_the_first_invoice(won_on):
