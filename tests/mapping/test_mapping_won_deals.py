@@ -89,3 +89,21 @@ def test_the_idempotency_key_is_per_deal_and_body_and_fits_xero_s_limit():
 ])
 def test_each_refusal_says_what_to_fix(message, key):
     assert key in won.advice_for(message)
+
+
+def test_the_fault_suite_s_invariant_catches_a_deal_invoiced_twice_and_a_won_deal_not_invoiced():
+    from tests.faults.invariants import _won_deal_problems
+
+    accounts = {"c-1": [{"id": "a-1"}]}
+    deals = [{"id": "d-1", "Stage": "Closed Won", "Account_Name": {"id": "a-1"}},
+             {"id": "d-2", "Stage": "Qualification", "Account_Name": {"id": "a-1"}},
+             {"id": "d-3", "Stage": "Closed Won", "Account_Name": {"id": "someone else's"}}]
+    once = [{"Type": "ACCREC", "Status": "DRAFT", "Reference": "d-1"},
+            {"Type": "ACCREC", "Status": "VOIDED", "Reference": "d-1"},  # voided by a person: not counted
+            {"Type": "ACCREC", "Status": "AUTHORISED", "Reference": "PO for deal d-2"}]
+    assert _won_deal_problems(once, accounts, deals, "Closed Won") == []
+    twice = once + [{"Type": "ACCREC", "Status": "DRAFT", "Reference": "d-1"}]
+    assert _won_deal_problems(twice, accounts, deals, None) == ["deal d-1 (Closed Won) has 2 Xero invoices made for it"]
+    assert _won_deal_problems(once[1:], accounts, deals, "Closed Won") == [
+        "deal d-1 (Closed Won) has 0 Xero invoices made for it"]
+    assert _won_deal_problems(once[1:], accounts, deals, None) == []  # won deals not invoiced here
