@@ -14,6 +14,7 @@ from connector.call_purpose import WON_DEAL_INVOICE
 from connector.channels import ensure_channel
 from connector.mapping import won_deals as won
 from connector.pipeline.to_xero import deals as won_deals
+from connector.status import collect_status
 from connector.store import audit as stages
 from connector.store.tables import ParkedWork
 from connector.store.won_deals import CREATED, LEFT
@@ -247,6 +248,8 @@ def test_a_deal_whose_account_is_not_in_xero_waits_parked_then_proceeds_once_lin
     assert store.parked.count(won_on.connection_id, reason=won_deals.WAITING_FOR_ACCOUNT) == 1
     parked = _trail(won_on, deal)[-1]
     assert parked.stage == stages.PARKED and parked.detail["reason"] == "waiting for its account to reach Xero"
+    [status] = collect_status(won_on.deps)["connections"]
+    assert status["won_deals"]["waiting_for_account"] == 1 and status["parked"][won_deals.WAITING_FOR_ACCOUNT] == 1
 
     # The account reaches Xero (here: a contact synced from Xero is linked to it), then the wait ends.
     contact = won_on.xero.create_contact(won_on.tenant_id, Name="Made In Zoho Ltd")["ContactID"]
@@ -262,6 +265,8 @@ def test_a_deal_whose_account_is_not_in_xero_waits_parked_then_proceeds_once_lin
     [invoice] = _invoices_of(won_on, deal)
     assert invoice["Contact"]["ContactID"] == contact
     assert store.parked.count(won_on.connection_id) == 0
+    [status] = collect_status(won_on.deps)["connections"]
+    assert status["won_deals"] == {"creating": 0, "created": 1, "left": 0, "waiting_for_account": 0}
 
 
 def test_the_channel_watches_deals_only_where_won_deal_invoices_are_on(picture):

@@ -40,13 +40,13 @@ from connector.http import call_purpose
 from connector.mapping import won_deals as won
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
+from connector.store.parked import WAITING_FOR_ACCOUNT  # noqa: F401  (the parked reason; tasks park with it)
 from connector.store.won_deals import CREATED, CREATING, LEFT
 
 log = logging.getLogger(__name__)
 
 RECORD_TYPE = "won_deal"  # audit trail: `connector audit won_deal <deal id>`
 LOCK_KIND = "won_deal"
-WAITING_FOR_ACCOUNT = "waiting_for_account"  # the parked reason `connector status` counts
 WAITING_REASON = "waiting for its account to reach Xero"
 DEAL_FIELDS = ("Deal_Name", "Stage", "Account_Name", "Amount")
 OPTIONAL_DEAL_FIELDS = ("Currency", "Pipeline")  # read only where the org has them (multi-currency, pipelines)
