@@ -21,7 +21,10 @@ the first source that has some:
 - else one line for the deal's ``Amount``.
 A line's Xero item is its product's ``Xero_Item_Code`` (the item the product was synced from), else the
 configured ``item_code`` on the Amount line; a line without an item gets the configured ``account_code``.
-``tax_type`` applies to every line when set (else Xero's default for the account or item).
+``tax_type`` applies to every line when set (else Xero's default for the account or item). No Date or
+DueDate is sent: Xero dates the invoice today and takes the due date from the contact's or organisation's
+payment terms (UNVERIFIED: whether Xero refuses a SUBMITTED or AUTHORISED invoice without a DueDate where
+no terms are set; such a refusal is reported per deal like any other).
 """
 
 from __future__ import annotations

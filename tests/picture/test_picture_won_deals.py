@@ -5,6 +5,7 @@ is not in Xero yet waiting. The ingest task run in-process against the Xero and 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from decimal import Decimal
 
 import pytest
@@ -12,8 +13,10 @@ from sqlalchemy import update
 
 from connector.call_purpose import WON_DEAL_INVOICE
 from connector.channels import ensure_channel
+from connector.errors import TransientError
 from connector.mapping import won_deals as won
 from connector.pipeline.to_xero import deals as won_deals
+from connector.record_locks import RecordLocks
 from connector.status import collect_status
 from connector.store import audit as stages
 from connector.store.tables import ParkedWork
@@ -289,3 +292,27 @@ def test_the_channel_watches_deals_only_where_won_deal_invoices_are_on(picture):
     picture.zoho.person_edit("Deals", deal, Stage="Closed Lost")
     [sent] = [n for n in picture.zoho.pending_notifications() if n["module"] == "Deals"]
     assert sent["ids"] == [deal] and sent["operation"] == "update"
+
+
+def test_a_second_worker_cannot_take_a_deal_whose_invoice_is_being_created(won_on):
+    _, account = _customer(won_on)
+    deal = _deal(won_on, account, Amount=Decimal("700"))
+    won_on.zoho.person_edit("Deals", deal, Stage="Closed Won")
+    held = won_on.xero.faults.hold_next(path_prefix=INVOICES)  # the first worker's create waits in Xero
+    first = threading.Thread(target=_notify, args=(won_on, deal))
+    first.start()
+    try:
+        assert held.wait_reached()
+        deps = won_on.deps
+        second = won_deals.WonDealInvoices(
+            connection_id=won_on.connection_id, zoho=deps.zoho_client(won_on.connection), xero=won_on.client(),
+            links=deps.store.links, won_deals=deps.store.won_deals, audit=deps.store.audit,
+            locks=RecordLocks(deps.redis, wait=0), config=deps.sync_config)
+        with pytest.raises(TransientError, match="being written by another worker"):
+            second.take_in([deal])  # its task retries later, and then finds the invoice made
+    finally:
+        held.release()
+        first.join()
+    assert len(_invoices_of(won_on, deal)) == 1
+    _notify(won_on, deal)
+    assert len(_invoices_of(won_on, deal)) == 1
