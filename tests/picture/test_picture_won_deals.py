@@ -210,6 +210,8 @@ def test_a_refused_tax_type_is_a_clear_failure_naming_the_setting_and_is_not_ret
     assert len(won_on.xero.calls(path_prefix=INVOICES, method="PUT")) == 1  # no retry loop
     failures = won_on.deps.store.audit.failures(won_on.connection_id)
     assert [(f.record_type, f.record_id) for f in failures] == [(won_deals.RECORD_TYPE, deal)]
+    assert won_on.deps.store.audit.failure_counts(won_on.connection_id, failures[0].created_at) == {
+        "ValidationException": 1}
 
     won_on.deps.sync_config = dataclasses.replace(won_on.deps.sync_config, won_deal_tax_type="NONE")  # fixed
     won_on.zoho.person_edit("Deals", deal, Description="saved again")
@@ -232,6 +234,7 @@ def test_a_deal_moved_out_of_its_stage_is_reported_once_and_never_invoiced_twice
     assert reports[0].detail["reason"].startswith(
         f"deal {deal} left Closed Won after its invoice {invoice['InvoiceNumber']} was created; review in Xero")
     assert won_on.deps.store.won_deals.get(won_on.connection_id, deal).state == LEFT
+    assert reports[0].detail["error_code"] == "DealLeftWonStage"
     assert won_on.xero.invoice(won_on.tenant_id, invoice["InvoiceID"])["Status"] == "DRAFT"  # not voided
 
     _win(won_on, deal)  # back in Closed Won

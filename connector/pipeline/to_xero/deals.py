@@ -154,7 +154,7 @@ class WonDealInvoices:
             stage = wanted_stage or self.config.won_deal_stage
             message = (f"deal {deal_id} left {stage} after its invoice {number} was created; review in Xero "
                        "(the connector never voids or deletes an invoice)")
-            self._note(deal_id, stages.FAILED, {"reason": message, "error": f"DealLeftWonStage: {message}",
+            self._note(deal_id, stages.FAILED, {"reason": message, "error_code": "DealLeftWonStage",
                                                 "invoice_id": row.invoice_id, "invoice_number": row.invoice_number,
                                                 "stage": deal.get("Stage")})
             log.warning("won_deal.left_stage", extra={"connection_id": self.connection_id, "record_type": RECORD_TYPE,
@@ -175,7 +175,8 @@ class WonDealInvoices:
                 status=self.config.won_deal_status, item_code=self.config.won_deal_item_code,
                 account_code=self.config.won_deal_account_code, tax_type=self.config.won_deal_tax_type)
         except DataError as exc:
-            self._failed(deal_id, str(exc), "fix the deal in Zoho, then save it again (any edit) to retry", outcome)
+            self._failed(deal_id, str(exc), "fix the deal in Zoho, then save it again (any edit) to retry", outcome,
+                         error_code="DataError")
             return
         self.won_deals.claim(self.connection_id, deal_id)
         try:
@@ -184,7 +185,8 @@ class WonDealInvoices:
                     self.connection_id, deal_id, invoice))
         except DataError as exc:  # Xero refused it: nothing was created
             self.won_deals.release(self.connection_id, deal_id)
-            self._failed(deal_id, f"Xero refused the invoice: {exc}", won.advice_for(str(exc)), outcome)
+            self._failed(deal_id, f"Xero refused the invoice: {exc}", won.advice_for(str(exc)), outcome,
+                         error_code="ValidationException")
             return
         # Any other error leaves the row "creating": the retry looks in Xero before creating again.
         number = answer.get("InvoiceNumber") or answer.get("InvoiceID")
@@ -253,8 +255,9 @@ class WonDealInvoices:
 
     # -- audit ---------------------------------------------------------------------------------------
 
-    def _failed(self, deal_id: str, message: str, what_to_do: str, outcome: WonDealOutcome) -> None:
-        self._note(deal_id, stages.FAILED, {"reason": f"{message}; {what_to_do}", "error": f"DataError: {message}",
+    def _failed(self, deal_id: str, message: str, what_to_do: str, outcome: WonDealOutcome, *, error_code: str) -> None:
+        """``error_code``: the failure's class, as `connector failures` and status count them."""
+        self._note(deal_id, stages.FAILED, {"reason": f"{message}; {what_to_do}", "error_code": error_code,
                                             "what_to_do": what_to_do})
         log.warning("won_deal.invoice_refused", extra={"connection_id": self.connection_id, "record_type": RECORD_TYPE,
                                                        "zoho_id": deal_id, "reason": message})
