@@ -265,17 +265,42 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
         task.retry_or_fail(exc, connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=ids,
                            redrive=redrive, split=split)
         return 0
-    if outcome.waiting:
+    waiting = dict(outcome.waiting)
+    if waiting and not notification.get("forwarded"):
+        # One Zoho org, several Xero tenants: the deal belongs to the tenant whose contact its account is.
+        for owner_id, part in _account_owners(deps, connection.id, waiting).items():
+            ingest_zoho_notification.apply_async(
+                args=[owner_id, {**notification, "ids": part, "routed": True, "forwarded": True}],
+                queue=queues.ZOHO_QUEUE)
+            log.info("zoho.deals.forwarded", extra={"connection_id": owner_id, "id_count": len(part)})
+            for deal_id in part:
+                waiting.pop(deal_id)
+    if waiting:
         attempts = redrive.attempts if redrive else 0
         task.parking().park(
-            connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=list(outcome.waiting),
+            connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=list(waiting),
             reason=won_deals.WAITING_FOR_ACCOUNT, redrive=Redrive(NOTIFY, zoho_resource("Deals"), priority=1,
                                                                    attempts=attempts + 1),
             wait=min(park_backoff(attempts), ACCOUNT_RECHECK_CAP_SECONDS),
-            detail={"reason": won_deals.WAITING_REASON, "accounts": sorted(set(outcome.waiting.values()))})
+            detail={"reason": won_deals.WAITING_REASON, "accounts": sorted(set(waiting.values()))})
     log.info("zoho.deals.taken_in", extra={"created": len(outcome.created), "waiting": len(outcome.waiting),
                                            "failed": len(outcome.failed), "reported": len(outcome.reported)})
     return len(outcome.created)
+
+
+def _account_owners(deps, connection_id: int, accounts: dict[str, str]) -> dict[int, list[str]]:
+    """{connection: deal ids} for deals whose account another connection sharing the Zoho org links (the
+    oldest link wins: a contact linked in two tenants is invoiced in the first)."""
+    others = [c for c in deps.credentials.sharing(connection_id, "zoho") if c != connection_id]
+    owner_of: dict[str, int] = {}
+    for link in deps.store.links.by_zoho_ids(others, "Accounts", [a for a in accounts.values() if a]):
+        if link.kind == "contact":
+            owner_of.setdefault(link.zoho_id, link.connection_id)
+    routes: dict[int, list[str]] = {}
+    for deal_id, account in accounts.items():
+        if account in owner_of:
+            routes.setdefault(owner_of[account], []).append(deal_id)
+    return routes
 
 
 @app.task(name="connector.recheck_zoho_orgs", base=ConnectorTask, bind=True)
