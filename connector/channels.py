@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
-# Deals: watched only where won deals become Xero invoices (mapping.yaml won_deals.enabled): otherwise every
-# deal edit, our own figures' writes included, would be a notification to take in for nothing.
+# Deals: watched (edits and creations) only where won deals become Xero invoices (mapping.yaml
+# won_deals.enabled): otherwise every deal edit, our own figures' writes included, would be a notification
+# to take in for nothing.
 DEALS_MODULE = "Deals"
 
 
@@ -216,6 +217,8 @@ def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: dat
             with_deals: bool = False) -> tuple[datetime, list[str]]:
     """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
     events = [f"{module}.edit" for module in watched_modules(zoho, with_deals=with_deals)]
+    if f"{DEALS_MODULE}.edit" in events:
+        events.append(f"{DEALS_MODULE}.create")  # a deal may be entered already won
     items = zoho.enable_watch([{"channel_id": int(channel_id), "events": events, "channel_expiry": wanted,
                                 "token": token, "notify_url": notify_url}])
     return _granted_expiry(items, channel_id, wanted), events

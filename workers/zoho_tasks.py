@@ -200,9 +200,11 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         if not ids:
             return 0
         notification = {**notification, "ids": ids, "routed": True}
-    # Only edits travel to Xero, so only they are kept for later (a reconnect, a limit's reset).
+    # Only edits travel to Xero (and new deals, which may be won already), so only they are kept for later
+    # (a reconnect, a limit's reset).
+    kept = operation == "update" or (module == "Deals" and operation == "insert")
     redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
-                      attempts=int(notification.get("parked_attempts") or 0)) if operation == "update" else None
+                      attempts=int(notification.get("parked_attempts") or 0)) if kept else None
     connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
     if connection is None:
         return 0
@@ -242,7 +244,7 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
                        redrive: Redrive | None) -> int:
     """Deals edited in Zoho: a deal entering its won stage becomes one Xero invoice (mapping.yaml won_deals).
     A deal whose account is not a Xero contact yet waits, parked, and is looked at again when it resumes."""
-    if not deps.sync_config.won_deal_invoices or operation != "update":
+    if not deps.sync_config.won_deal_invoices or operation not in ("update", "insert"):
         log.info("zoho.deals.ignored", extra={"id_count": len(ids), "operation": operation})
         return 0
     org = deps.zoho_org(connection)

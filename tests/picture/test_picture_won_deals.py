@@ -47,8 +47,8 @@ def _deal(picture, account, name="Deck and pergola", stage="Negotiation/Review",
                                       Closing_Date="2026-06-30", Stage=stage, **fields)["id"]
 
 
-def _notify(picture, *deal_ids, source=None):
-    notification = {"module": "Deals", "ids": list(deal_ids), "operation": "update", "channel_id": "7",
+def _notify(picture, *deal_ids, source=None, operation="update"):
+    notification = {"module": "Deals", "ids": list(deal_ids), "operation": operation, "channel_id": "7",
                     "server_time": None, "affected_fields": []}
     if source:
         notification["source"] = source
@@ -291,10 +291,21 @@ def test_the_channel_watches_deals_only_where_won_deal_invoices_are_on(picture):
     assert not [n for n in picture.zoho.pending_notifications() if n["module"] == "Deals"]
 
     assert channel(True).action == "recreated"  # switched on later: the channel is enabled again with Deals
-    assert "Deals.edit" in deps.store.channels.for_connection(picture.connection_id)[0].events
+    assert {"Deals.edit", "Deals.create"} <= set(deps.store.channels.for_connection(picture.connection_id)[0].events)
     picture.zoho.person_edit("Deals", deal, Stage="Closed Lost")
     [sent] = [n for n in picture.zoho.pending_notifications() if n["module"] == "Deals"]
     assert sent["ids"] == [deal] and sent["operation"] == "update"
+    entered_won = _deal(picture, account, "Entered won", stage="Closed Won")
+    assert [n["ids"] for n in picture.zoho.pending_notifications()
+            if n["module"] == "Deals" and n["operation"] == "insert"] == [[entered_won]]
+
+
+def test_a_deal_entered_already_won_is_invoiced_once(won_on):
+    _, account = _customer(won_on)
+    deal = _deal(won_on, account, stage="Closed Won", Amount=Decimal("450"))
+    _notify(won_on, deal, operation="insert")
+    _notify(won_on, deal)  # and edited afterwards
+    assert len(_invoices_of(won_on, deal)) == 1
 
 
 def test_a_second_worker_cannot_take_a_deal_whose_invoice_is_being_created(won_on):
