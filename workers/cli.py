@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
     p.add_argument("type", type=_record_type, help="record type: contact, invoice, credit-note or payment; "
                    "or invoice_deal, payment_note, won_deal")
-    p.add_argument("id", help="the Xero id of the record")
+    p.add_argument("id", help="the Xero id of the record (the Zoho id for invoice_deal, payment_note, won_deal)")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("setup-zoho", help="create the custom fields the connector needs in Zoho (--check: only list them)")
