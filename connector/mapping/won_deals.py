@@ -186,17 +186,20 @@ def advice_for(message: str) -> str:
     ValidationException; exact wordings beyond the tax type's: UNVERIFIED) are matched loosely."""
     text = message.lower()
     if "taxtype" in text or "tax type" in text or "tax rate" in text:
-        return "fix won_deals.tax_type in mapping.yaml (a tax type of your Xero organisation), then save the deal in Zoho again (any edit) to retry"
+        return f"fix won_deals.tax_type in mapping.yaml (a tax type of your Xero organisation), {_RETRY}"
     if "item code" in text or "itemcode" in text or "item with code" in text:
-        return ("fix won_deals.item_code in mapping.yaml, or the product's Xero_Item_Code in Zoho (an item of your "
-                "Xero organisation), then save the deal in Zoho again (any edit) to retry")
-    if "account code" in text or "accountcode" in text or "account" in text and "code" in text:
-        return ("fix won_deals.account_code in mapping.yaml (a revenue account of your Xero organisation), "
-                "then save the deal in Zoho again (any edit) to retry")
-    if "period" in text or "lock date" in text or "locked" in text:
-        return "the invoice date is in a locked period in Xero: move the lock date in Xero, then save the deal in Zoho again (any edit) to retry"
+        return (f"fix won_deals.item_code in mapping.yaml, or the product's Xero_Item_Code in Zoho (an item of your "
+                f"Xero organisation), {_RETRY}")
     if "archived" in text:
-        return "the deal's account is an archived contact in Xero: restore it in Xero, then save the deal in Zoho again (any edit) to retry"
+        return f"the deal's account is an archived contact in Xero: restore it in Xero, {_RETRY}"
+    # "Account must be valid." is what Xero answered for an unknown AccountCode (3P: XeroAPI/Xero-Java issue 353).
+    if "account" in text:
+        return f"fix won_deals.account_code in mapping.yaml (a revenue account of your Xero organisation), {_RETRY}"
+    if "period" in text or "lock date" in text or "locked" in text:
+        return f"the invoice date is in a locked period in Xero: move the lock date in Xero, {_RETRY}"
     if "currency" in text:
-        return "enable the deal's currency in Xero (or change the deal's currency in Zoho), then save the deal in Zoho again (any edit) to retry"
-    return "fix what Xero says, then save the deal in Zoho again (any edit) to retry"
+        return f"enable the deal's currency in Xero (or change the deal's currency in Zoho), {_RETRY}"
+    return f"fix what Xero says, {_RETRY}"
+
+
+_RETRY = "then save the deal in Zoho again (any edit) to retry"

@@ -82,6 +82,8 @@ def test_the_idempotency_key_is_per_deal_and_body_and_fits_xero_s_limit():
 @pytest.mark.parametrize("message, key", [
     ("The TaxType code 'NOSUCHTAX' does not exist or cannot be used with this type of transaction.",
      "won_deals.tax_type"),
+    ("Tax rate must be valid.", "won_deals.tax_type"),
+    ("Account must be valid.", "won_deals.account_code"),
     ("Item code 'DECK' is not valid", "won_deals.item_code"),
     ("Account code '999' is not a valid code for this document.", "won_deals.account_code"),
     ("The document date cannot be before the period lock date", "lock date"),
