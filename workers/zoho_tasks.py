@@ -21,7 +21,7 @@ from connector.pipeline.deals import DealSync
 from connector.pipeline.to_xero import deals as won_deals
 from connector.pipeline.to_xero.deals import WonDealInvoices
 from connector.store import audit as stages
-from connector.store.parked import NOTIFY, OUTAGE, PUSH
+from connector.store.parked import NOTIFY, OUTAGE, PUSH, WAITING_FOR_ACCOUNT
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask
@@ -281,7 +281,7 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
         attempts = redrive.attempts if redrive else 0
         task.parking().park(
             connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=list(waiting),
-            reason=won_deals.WAITING_FOR_ACCOUNT, redrive=Redrive(NOTIFY, zoho_resource("Deals"), priority=1,
+            reason=WAITING_FOR_ACCOUNT, redrive=Redrive(NOTIFY, zoho_resource("Deals"), priority=1,
                                                                    attempts=attempts + 1),
             wait=min(park_backoff(attempts), ACCOUNT_RECHECK_CAP_SECONDS),
             detail={"reason": won_deals.WAITING_REASON, "accounts": sorted(set(waiting.values()))})

@@ -19,6 +19,7 @@ from connector.pipeline.to_xero import deals as won_deals
 from connector.record_locks import RecordLocks
 from connector.status import collect_status
 from connector.store import audit as stages
+from connector.store.parked import WAITING_FOR_ACCOUNT
 from connector.store.tables import ParkedWork
 from connector.store.won_deals import CREATED, LEFT
 from tests.reliability.conftest import published  # noqa: F401  (a fixture)
@@ -251,11 +252,11 @@ def test_a_deal_whose_account_is_not_in_xero_waits_parked_then_proceeds_once_lin
     _win(won_on, deal)
 
     assert _invoices_of(won_on, deal) == []
-    assert store.parked.count(won_on.connection_id, reason=won_deals.WAITING_FOR_ACCOUNT) == 1
+    assert store.parked.count(won_on.connection_id, reason=WAITING_FOR_ACCOUNT) == 1
     parked = _trail(won_on, deal)[-1]
     assert parked.stage == stages.PARKED and parked.detail["reason"] == "waiting for its account to reach Xero"
     [status] = collect_status(won_on.deps)["connections"]
-    assert status["won_deals"]["waiting_for_account"] == 1 and status["parked"][won_deals.WAITING_FOR_ACCOUNT] == 1
+    assert status["won_deals"]["waiting_for_account"] == 1 and status["parked"][WAITING_FOR_ACCOUNT] == 1
 
     # The account reaches Xero (here: a contact synced from Xero is linked to it), then the wait ends.
     contact = won_on.xero.create_contact(won_on.tenant_id, Name="Made In Zoho Ltd")["ContactID"]

@@ -40,7 +40,6 @@ from connector.http import call_purpose
 from connector.mapping import won_deals as won
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
-from connector.store.parked import WAITING_FOR_ACCOUNT  # noqa: F401  (the parked reason; tasks park with it)
 from connector.store.won_deals import CREATED, CREATING, LEFT
 
 log = logging.getLogger(__name__)
