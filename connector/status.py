@@ -18,6 +18,7 @@ from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import day_share_left
 from connector.store import audit as stages
+from connector.store.parked import WAITING_FOR_ACCOUNT
 
 WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
 
@@ -110,6 +111,10 @@ def collect_status(deps) -> dict[str, Any]:
             "backfill": backfill,
             # Invoices no linking rule placed in a deal (`connector deals unassigned` lists them).
             "deals_unassigned": store.deal_links.count_unassigned(c.id),
+            # Won deals made into Xero invoices (pipeline/to_xero/deals.py): by state, and those waiting for
+            # their account to reach Xero.
+            "won_deals": {**store.won_deals.counts(c.id),
+                          "waiting_for_account": store.parked.count(c.id, reason=WAITING_FOR_ACCOUNT)},
         })
     warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
                 if c["xero_budget"]["warning"]]

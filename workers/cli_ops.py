@@ -476,6 +476,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"    last success: {', '.join(f'{k} {v}' for k, v in c['last_success'].items()) or 'none yet'}")
         if c["deals_unassigned"]:
             print(f"    invoices in no deal: {c['deals_unassigned']} (see `connector deals unassigned`)")
+        won = c["won_deals"]
+        if any(won.values()):
+            print(f"    won deals: {won['created'] + won['left']} invoiced in Xero; {won['left']} left their won stage "
+                  f"after (review in Xero, see `connector failures`); {won['waiting_for_account']} waiting for "
+                  f"their account to reach Xero; {won['creating']} being created")
         print("    poll cursors: " + ", ".join(f"{k} {v['modified_since'] or 'not polled'}"
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:

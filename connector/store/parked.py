@@ -28,6 +28,7 @@ RATE_LIMITED = "rate_limited"  # a limit with a reset longer than a broker count
 OUTAGE = "outage"  # the API or a service kept failing past the short retries: waits longer and longer
 REASONS = (NEEDS_REAUTH, DAILY_BUDGET, RATE_LIMITED, OUTAGE)
 ZOHO_NOT_CONNECTED = "zoho_not_connected"  # Zoho-bound work of a connection whose Zoho side is not connected yet
+WAITING_FOR_ACCOUNT = "waiting_for_account"  # a won deal whose account is not a Xero contact yet (to_xero/deals.py)
 
 FETCH = "fetch"
 PUSH = "push"
