@@ -226,6 +226,16 @@ def platform_port(env: Mapping[str, str] | None = None) -> int | None:
     return int(raw)
 
 
+def metrics_port(env: Mapping[str, str]) -> int | None:
+    """CONNECTOR_METRICS_PORT: where a worker host serves its own /metrics; None when unset."""
+    raw = (env.get("CONNECTOR_METRICS_PORT") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"CONNECTOR_METRICS_PORT: {raw!r} is not a port number")
+    return int(raw)
+
+
 def flower_basic_auth(env: Mapping[str, str] | None = None) -> str:
     """FLOWER_BASIC_AUTH (``user:password[,user2:password2]``); Flower itself reads it too."""
     env = os.environ if env is None else env
@@ -301,6 +311,13 @@ class Settings:
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
 
+    # Prometheus (connector/metrics.py): the folder where each process of a gunicorn or Celery worker group
+    # writes its counters for a scrape to add up (PROMETHEUS_MULTIPROC_DIR, which prometheus_client itself
+    # reads when imported: set it in the environment, one folder per process group); and the port of a
+    # worker host's own /metrics (CONNECTOR_METRICS_PORT, which needs the folder).
+    metrics_dir: Path | None = None
+    metrics_port: int | None = None
+
     @property
     def task_time_limit(self) -> float:
         """Kills a stuck task well before the broker would deliver it again (visibility timeout)."""
@@ -367,6 +384,11 @@ class Settings:
             raise ConfigError(f"CONNECTOR_ADMIN_TOKEN: shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; make a "
                               "long random one, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
+        if metrics_port(env) is not None and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Without the folder each prefork child counts alone and the port would show only the parent's zeros.
+            raise ConfigError("CONNECTOR_METRICS_PORT: needs PROMETHEUS_MULTIPROC_DIR, the folder where the "
+                              "worker's processes write their counters")
+
         def url(name: str, default: str) -> str:
             return parse_url(name, env[name], ("https", "http"), default) if env.get(name) else default
 
@@ -415,5 +437,7 @@ class Settings:
             xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
             xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
                                               cls.xero_concurrent_limit),
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            metrics_port=metrics_port(env),
         )
 

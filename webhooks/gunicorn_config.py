@@ -25,6 +25,22 @@ logger_class = "webhooks.gunicorn_config.ConnectorGunicornLogger"
 control_socket_disable = True
 
 
+def on_starting(server) -> None:
+    """The master owns the folder of its workers' metric files (PROMETHEUS_MULTIPROC_DIR): emptied before
+    any worker starts, so a restart does not add up the files of the workers before it."""
+    from connector.metrics import prepare_multiprocess_dir
+    from connector.settings import Settings
+
+    prepare_multiprocess_dir(Settings.from_env().metrics_dir)
+
+
+def child_exit(server, worker) -> None:
+    from connector.metrics import process_exited
+    from connector.settings import Settings
+
+    process_exited(Settings.from_env().metrics_dir, worker.pid)
+
+
 class ConnectorGunicornLogger(glogging.Logger):
     """gunicorn's error and access loggers, sent through connector.logs instead of gunicorn's own format."""
 

@@ -9,6 +9,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
+from connector import metrics
 from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_ids
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from connector.xero.webhook_body import InvalidEnvelope, body_text, read_events
@@ -63,6 +64,7 @@ def receive_xero_webhook() -> Response:
         logger.error("webhook.xero.enqueue_failed", extra={"reason": str(exc), "event_count": len(events)})
         return _empty(503)
 
+    metrics.webhook_events_accepted("xero", len(events))
     logger.info("webhook.xero.accepted", extra=accepted_fields(events, sync_ids))
     return _empty(200)
 

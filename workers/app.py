@@ -37,6 +37,29 @@ def _check_worker_can_start(**_) -> None:
     from workers.startup import exit_unless_ready
 
     exit_unless_ready("worker")
+    _start_worker_metrics()
+
+
+def _start_worker_metrics() -> None:
+    """The worker's main process owns its children's metric files (PROMETHEUS_MULTIPROC_DIR): emptied before
+    the pool starts; and, with CONNECTOR_METRICS_PORT, it serves their sum at /metrics on that port."""
+    from connector.metrics import prepare_multiprocess_dir, serve_worker_metrics
+    from connector.settings import Settings
+
+    settings = Settings.from_env()
+    prepare_multiprocess_dir(settings.metrics_dir)
+    if settings.metrics_port is not None and settings.metrics_dir is not None:
+        serve_worker_metrics(settings.metrics_port, settings.metrics_dir)
+
+
+@signals.worker_process_shutdown.connect
+def _child_metrics_gone(pid=None, **_) -> None:
+    import os
+
+    from connector.metrics import process_exited
+    from connector.settings import Settings
+
+    process_exited(Settings.from_env().metrics_dir, pid or os.getpid())
 
 
 import workers.log_context  # noqa: E402,F401  (connects the Celery signals)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from connector import logs
+from connector import logs, metrics
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.redaction import redact_document
 from connector.store.db import insert_rows, session_scope
@@ -148,6 +148,7 @@ class AuditLog:
         rows, continuing = _fold_repeats(rows)
         if not rows:
             return
+        stored = rows
         with session_scope(self._sessions) as session:
             if continuing:
                 bumped = _bump_retrying(session, [rows[i] for i in continuing])
@@ -155,6 +156,40 @@ class AuditLog:
                 rows = [row for i, row in enumerate(rows) if i in kept]
             if rows:
                 insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
+        # The one place records' outcomes are counted: where the trail stores them, once stored.
+        metrics.record_outcomes(stored)
+        if any(row["stage"] == WRITTEN and row["direction"] == XERO_TO_ZOHO for row in stored):
+            metrics.observe_webhook_to_zoho(self._webhook_to_zoho_delays(stored))
+
+    def _webhook_to_zoho_delays(self, rows: list[dict[str, Any]]) -> list[tuple[int | None, str, float]]:
+        """(connection, record type, seconds) from each written record's first "received" row of the same trip
+        (sync id) that a webhook made (its detail names the event type; a poll's names its source) to the
+        write. One read per (connection, record type), by the record index; never fails the write."""
+        groups: dict[tuple[int | None, str], dict[tuple[str, str], datetime]] = {}
+        for row in rows:
+            if row["stage"] == WRITTEN and row["direction"] == XERO_TO_ZOHO:
+                groups.setdefault((row["connection_id"], row["record_type"]), {})[
+                    (row["record_id"], row["sync_id"])] = row["created_at"]
+        delays = []
+        try:
+            with session_scope(self._sessions) as session:
+                for (connection_id, record_type), written in groups.items():
+                    statement = (self._of_record(connection_id, record_type, None)
+                                 .with_only_columns(AuditEvent.record_id, AuditEvent.sync_id, AuditEvent.created_at,
+                                                    AuditEvent.detail)
+                                 .where(AuditEvent.record_id.in_(sorted({r for r, _ in written})),
+                                        AuditEvent.sync_id.in_(sorted({s for _, s in written})),
+                                        AuditEvent.stage == RECEIVED))
+                    first: dict[tuple[str, str], datetime] = {}
+                    for record_id, sync_id, created_at, detail in session.execute(statement):
+                        key = (record_id, sync_id)
+                        if key in written and (detail or {}).get("event_type") and created_at <= first.get(key, written[key]):
+                            first[key] = created_at
+                    delays += [(connection_id, record_type, (written[key] - at).total_seconds())
+                               for key, at in first.items()]
+        except Exception:
+            log.exception("metrics.webhook_delay_unreadable")
+        return delays
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)
