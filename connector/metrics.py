@@ -4,9 +4,9 @@ Two kinds, kept apart on purpose:
 
 - **Events** (records synced/skipped/failed/parked, the webhook-to-Zoho delay, Xero and Zoho calls,
   webhooks accepted) happen in one process each. gunicorn workers and Celery prefork children are
-  separate processes, so with ``PROMETHEUS_MULTIPROC_DIR`` set each writes its values to files there and
-  a scrape adds them up (prometheus_client's multiprocess mode). The process that owns the folder (the
-  gunicorn master, the Celery worker's main process) empties it when it starts: ``prepare_multiprocess_dir``.
+  separate processes, so each writes its values to files in its group's folder and a scrape adds them up
+  (prometheus_client's multiprocess mode). The process that owns the group (the gunicorn master, the Celery
+  worker's main process) makes the folder, empty, before its children start: ``start_process_group``.
 - **Shared state** (Xero day budget left, queue depths, token and channel expiry, parked records) lives in
   Redis and the database. It is no process's event, so ``SharedStateCollector`` reads it when scraped:
   any host's /metrics reports the same, right values.
@@ -18,15 +18,18 @@ record id. Recording a metric never breaks the work it describes: a failure is l
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
-from connector.http import ResponseSeen, add_response_listener
+if TYPE_CHECKING:  # connector.http imports the store, whose audit trail imports this module
+    from connector.http import ResponseSeen
 
 log = logging.getLogger("connector.metrics")
 
@@ -95,9 +98,9 @@ def webhook_events_accepted(vendor: str, count: int = 1) -> None:
         log.exception("metrics.webhook_events_failed")
 
 
-@add_response_listener
-def count_api_call(seen: ResponseSeen) -> None:
-    """Every Xero and Zoho response of this process (the HTTP pipeline tells its listeners)."""
+def count_api_call(seen: "ResponseSeen") -> None:
+    """Every Xero and Zoho response of this process: a listener of the HTTP pipeline (registered in
+    workers/deps.py, beside the day-budget ledger's)."""
     connection = connection_label(seen.connection_id)
     if seen.vendor == "xero":
         XERO_CALLS.labels(connection, seen.purpose, status_class(seen.status)).inc()
@@ -107,25 +110,60 @@ def count_api_call(seen: ResponseSeen) -> None:
 
 # -- multiprocess mode ---------------------------------------------------------------------------------
 
+_group_folder: Path | None = None  # this process group's folder, once its owner made it (inherited by forks)
 
-def prepare_multiprocess_dir(directory: Path | None) -> None:
-    """Empty (or make) the folder of this process group's metric files: called once by the process that
-    owns it, before its children start, so a restart never adds up the files of processes gone."""
-    if directory is None:
-        return
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
+
+def start_process_group(role: str, settings) -> Path:
+    """Called once by the process that owns a group (the gunicorn master, the Celery worker's main process)
+    before its children start; returns the folder where they all write their counters.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` set: that folder, for this group alone. Otherwise a folder of this process's
+    own under ``CONNECTOR_METRICS_DIR`` (``<role>-<pid>``), so a web and a worker group on one host never
+    share one; folders of the same role whose owner is gone are removed. Either way the folder is emptied:
+    a restart never adds up the files of processes before it.
+    """
+    global _group_folder
+    if settings.metrics_dir is not None:
+        folder = settings.metrics_dir
+    else:
+        base = settings.metrics_base_dir
+        folder = base / f"{role}-{os.getpid()}"
+        for old in base.glob(f"{role}-*") if base.is_dir() else ():
+            owner = old.name.rsplit("-", 1)[-1]
+            if old != folder and owner.isdigit() and not _alive(int(owner)):
+                shutil.rmtree(old, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
         stale.unlink(missing_ok=True)
-    # prometheus_client picks file-backed values when imported, if PROMETHEUS_MULTIPROC_DIR was in the
-    # environment then; a variable that came from the env file afterwards is taken now. Every metric here has
-    # labels, so no value exists before its first use, and the children forked next inherit the choice.
+    # prometheus_client chooses file-backed values from this variable when imported and when told to look
+    # again (here). Every metric has labels, so no value exists before its first use, and the children forked
+    # next inherit both.
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     values.ValueClass = values.get_value_class()
+    _group_folder = folder
+    log.info("metrics.process_group", extra={"role": role, "folder": str(folder)})
+    return folder
 
 
-def process_exited(directory: Path | None, pid: int) -> None:
+def group_folder() -> Path | None:
+    """The folder of this process's group: None outside one (beat, Flower, the CLI count on their own)."""
+    return _group_folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def process_exited(pid: int) -> None:
     """A child process is gone: its live-gauge files stop counting (its counters stay in the sum)."""
-    if directory is not None:
-        multiprocess.mark_process_dead(pid, str(directory))
+    if _group_folder is not None:
+        multiprocess.mark_process_dead(pid, str(_group_folder))
 
 
 def scrape_registry(directory: Path | None, *extra) -> CollectorRegistry:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, MutableMapping
@@ -311,10 +312,11 @@ class Settings:
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
 
-    # Prometheus (connector/metrics.py): the folder where each process of a gunicorn or Celery worker group
-    # writes its counters for a scrape to add up (PROMETHEUS_MULTIPROC_DIR, which prometheus_client itself
-    # reads when imported: set it in the environment, one folder per process group); and the port of a
-    # worker host's own /metrics (CONNECTOR_METRICS_PORT, which needs the folder).
+    # Prometheus (connector/metrics.py). Each process of a gunicorn or Celery worker group writes its counters
+    # to files in its group's folder for a scrape to add up: by default a folder of the group's own under
+    # metrics_base_dir (CONNECTOR_METRICS_DIR); PROMETHEUS_MULTIPROC_DIR names one folder exactly (one group
+    # per folder). metrics_port (CONNECTOR_METRICS_PORT): where a Celery worker serves its group's /metrics.
+    metrics_base_dir: Path = Path(tempfile.gettempdir()) / "ml-connector-metrics"
     metrics_dir: Path | None = None
     metrics_port: int | None = None
 
@@ -384,11 +386,6 @@ class Settings:
             raise ConfigError(f"CONNECTOR_ADMIN_TOKEN: shorter than {MIN_ADMIN_TOKEN_LENGTH} characters; make a "
                               "long random one, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'")
 
-        if metrics_port(env) is not None and not env.get("PROMETHEUS_MULTIPROC_DIR"):
-            # Without the folder each prefork child counts alone and the port would show only the parent's zeros.
-            raise ConfigError("CONNECTOR_METRICS_PORT: needs PROMETHEUS_MULTIPROC_DIR, the folder where the "
-                              "worker's processes write their counters")
-
         def url(name: str, default: str) -> str:
             return parse_url(name, env[name], ("https", "http"), default) if env.get(name) else default
 
@@ -437,6 +434,7 @@ class Settings:
             xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
             xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
                                               cls.xero_concurrent_limit),
+            metrics_base_dir=Path(get("CONNECTOR_METRICS_DIR")) if get("CONNECTOR_METRICS_DIR") else cls.metrics_base_dir,
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             metrics_port=metrics_port(env),
         )

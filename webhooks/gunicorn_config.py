@@ -26,19 +26,18 @@ control_socket_disable = True
 
 
 def on_starting(server) -> None:
-    """The master owns the folder of its workers' metric files (PROMETHEUS_MULTIPROC_DIR): emptied before
-    any worker starts, so a restart does not add up the files of the workers before it."""
-    from connector.metrics import prepare_multiprocess_dir
+    """The master owns the folder of its workers' metric files (connector/metrics.py): made empty before any
+    worker starts, so /metrics on any worker adds up all of theirs, and never those of a run before."""
+    from connector.metrics import start_process_group
     from connector.settings import Settings
 
-    prepare_multiprocess_dir(Settings.from_env().metrics_dir)
+    start_process_group("web", Settings.from_env())
 
 
 def child_exit(server, worker) -> None:
     from connector.metrics import process_exited
-    from connector.settings import Settings
 
-    process_exited(Settings.from_env().metrics_dir, worker.pid)
+    process_exited(worker.pid)
 
 
 class ConnectorGunicornLogger(glogging.Logger):

@@ -33,7 +33,9 @@ def metrics_exposition(deps):
     shared = metrics.SharedStateCollector(deps)
 
     def exposition() -> tuple[bytes, str]:
-        return metrics.exposition(metrics.scrape_registry(deps.settings.metrics_dir, shared))
+        # The master's folder (inherited) under gunicorn; none under a single-process server.
+        folder = metrics.group_folder() or deps.settings.metrics_dir
+        return metrics.exposition(metrics.scrape_registry(folder, shared))
 
     return exposition
 

@@ -41,15 +41,15 @@ def _check_worker_can_start(**_) -> None:
 
 
 def _start_worker_metrics() -> None:
-    """The worker's main process owns its children's metric files (PROMETHEUS_MULTIPROC_DIR): emptied before
-    the pool starts; and, with CONNECTOR_METRICS_PORT, it serves their sum at /metrics on that port."""
-    from connector.metrics import prepare_multiprocess_dir, serve_worker_metrics
+    """The worker's main process owns its children's metric files (connector/metrics.py), made before the
+    pool starts; with CONNECTOR_METRICS_PORT it serves their sum at /metrics on that port."""
+    from connector.metrics import serve_worker_metrics, start_process_group
     from connector.settings import Settings
 
     settings = Settings.from_env()
-    prepare_multiprocess_dir(settings.metrics_dir)
-    if settings.metrics_port is not None and settings.metrics_dir is not None:
-        serve_worker_metrics(settings.metrics_port, settings.metrics_dir)
+    folder = start_process_group("worker", settings)
+    if settings.metrics_port is not None:
+        serve_worker_metrics(settings.metrics_port, folder)
 
 
 @signals.worker_process_shutdown.connect
@@ -57,9 +57,8 @@ def _child_metrics_gone(pid=None, **_) -> None:
     import os
 
     from connector.metrics import process_exited
-    from connector.settings import Settings
 
-    process_exited(Settings.from_env().metrics_dir, pid or os.getpid())
+    process_exited(pid or os.getpid())
 
 
 import workers.log_context  # noqa: E402,F401  (connects the Celery signals)

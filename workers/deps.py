@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector import metrics
 from connector.budget import BudgetLedger, BudgetPlanner
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
@@ -268,3 +269,7 @@ def count_in_the_day_budget(seen: ResponseSeen) -> None:
     deps = _deps
     if deps is not None and seen.vendor == "xero":
         deps.budget_ledger.listen(seen)
+
+
+# Every Xero and Zoho response of this process, counted for /metrics (connector/metrics.py).
+add_response_listener(metrics.count_api_call)
