@@ -46,10 +46,15 @@ def _start_worker_metrics() -> None:
     from connector.metrics import serve_worker_metrics, start_process_group
     from connector.settings import Settings
 
+    from workers.startup import refuse
+
     settings = Settings.from_env()
     folder = start_process_group("worker", settings)
     if settings.metrics_port is not None:
-        serve_worker_metrics(settings.metrics_port, folder)
+        try:
+            serve_worker_metrics(settings.metrics_port, folder)
+        except OSError as exc:  # the port is taken, or not ours to bind
+            refuse(f"CONNECTOR_METRICS_PORT: cannot listen on port {settings.metrics_port} ({exc.strerror or exc})")
 
 
 @signals.worker_process_shutdown.connect
