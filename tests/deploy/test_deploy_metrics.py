@@ -94,7 +94,7 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_a_prefork_worker(deploym
     contact_ids = [xero.create_contact(deployment.tenant_id, Name=f"Metrics {n} Pty Ltd",
                                        EmailAddress=f"ap{n}@metrics.example")["ContactID"] for n in range(CONTACTS)]
     assert xero.intent_to_receive(f"{base}/webhooks/xero").ok
-    # One event a delivery: the deliveries land on both gunicorn workers.
+    # One event a delivery: six requests for the two gunicorn workers to share as they take them.
     assert set(xero.deliver_webhooks(f"{base}/webhooks/xero", max_events_per_post=1)) == {200}
     assert wait_until(lambda: all(deployment.latest_stage("contact", c) == stages.WRITTEN for c in contact_ids),
                       timeout=120), worker.output()[-4000:]
