@@ -28,6 +28,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
+from connector.pipeline.common import webhook_received_at
+
 if TYPE_CHECKING:  # connector.http imports the store, whose audit trail imports this module
     from connector.http import ResponseSeen
 
@@ -44,7 +46,7 @@ RECORD_OUTCOMES = {
 # Webhook deliveries are seconds apart from their write when all is well; a parked record can take hours.
 WEBHOOK_TO_ZOHO_SECONDS = Histogram(
     "connector_webhook_to_zoho_seconds",
-    "From a Xero webhook's record received (its 'received' audit row) to its Zoho write ('written')",
+    "From the receiver accepting a Xero webhook to its record's Zoho write (the 'written' audit row)",
     ["connection", "type"],
     buckets=(1, 2, 5, 10, 30, 60, 120, 300, 900, 1800, 3600, 4 * 3600, 24 * 3600))
 XERO_CALLS = Counter("connector_xero_calls", "Xero API responses, by call purpose and status class",
@@ -72,23 +74,23 @@ def status_class(status: int) -> str:
 
 
 def record_outcomes(rows: Iterable[Mapping]) -> None:
-    """Count audit rows that are a record's outcome (written, skipped, failed, parked), once stored."""
+    """Count audit rows that are a record's outcome (written, skipped, failed, parked), once stored; and for
+    each record written to Zoho on a trip a webhook started, the time since the receiver accepted it (its
+    sync id carries it: connector/pipeline/common.py)."""
     try:
         for row in rows:
             counter = RECORD_OUTCOMES.get(row["stage"])
-            if counter is not None:
-                counter.labels(connection_label(row["connection_id"]), row["record_type"], row["direction"]).inc()
+            if counter is None:
+                continue
+            connection = connection_label(row["connection_id"])
+            counter.labels(connection, row["record_type"], row["direction"]).inc()
+            if row["stage"] == "written" and row["direction"] == "xero_to_zoho":
+                written_at = row["created_at"].timestamp()
+                received_at = webhook_received_at(row["sync_id"], now=written_at)
+                if received_at is not None:
+                    WEBHOOK_TO_ZOHO_SECONDS.labels(connection, row["record_type"]).observe(written_at - received_at)
     except Exception:
         log.exception("metrics.record_outcomes_failed")
-
-
-def observe_webhook_to_zoho(delays: Iterable[tuple[int | None, str, float]]) -> None:
-    """(connection id, record type, seconds) of records written to Zoho after a webhook."""
-    try:
-        for connection_id, record_type, seconds in delays:
-            WEBHOOK_TO_ZOHO_SECONDS.labels(connection_label(connection_id), record_type).observe(max(seconds, 0.0))
-    except Exception:
-        log.exception("metrics.webhook_delay_failed")
 
 
 def webhook_events_accepted(vendor: str, count: int = 1) -> None:

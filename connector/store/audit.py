@@ -158,38 +158,6 @@ class AuditLog:
                 insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
         # The one place records' outcomes are counted: where the trail stores them, once stored.
         metrics.record_outcomes(stored)
-        if any(row["stage"] == WRITTEN and row["direction"] == XERO_TO_ZOHO for row in stored):
-            metrics.observe_webhook_to_zoho(self._webhook_to_zoho_delays(stored))
-
-    def _webhook_to_zoho_delays(self, rows: list[dict[str, Any]]) -> list[tuple[int | None, str, float]]:
-        """(connection, record type, seconds) from each written record's first "received" row of the same trip
-        (sync id) that a webhook made (its detail names the event type; a poll's names its source) to the
-        write. One read per (connection, record type), by the record index; never fails the write."""
-        groups: dict[tuple[int | None, str], dict[tuple[str, str], datetime]] = {}
-        for row in rows:
-            if row["stage"] == WRITTEN and row["direction"] == XERO_TO_ZOHO:
-                groups.setdefault((row["connection_id"], row["record_type"]), {})[
-                    (row["record_id"], row["sync_id"])] = row["created_at"]
-        delays = []
-        try:
-            with session_scope(self._sessions) as session:
-                for (connection_id, record_type), written in groups.items():
-                    statement = (self._of_record(connection_id, record_type, None)
-                                 .with_only_columns(AuditEvent.record_id, AuditEvent.sync_id, AuditEvent.created_at,
-                                                    AuditEvent.detail)
-                                 .where(AuditEvent.record_id.in_(sorted({r for r, _ in written})),
-                                        AuditEvent.sync_id.in_(sorted({s for _, s in written})),
-                                        AuditEvent.stage == RECEIVED))
-                    first: dict[tuple[str, str], datetime] = {}
-                    for record_id, sync_id, created_at, detail in session.execute(statement):
-                        key = (record_id, sync_id)
-                        if key in written and (detail or {}).get("event_type") and created_at <= first.get(key, written[key]):
-                            first[key] = created_at
-                    delays += [(connection_id, record_type, (written[key] - at).total_seconds())
-                               for key, at in first.items()]
-        except Exception:
-            log.exception("metrics.webhook_delay_unreadable")
-        return delays
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)

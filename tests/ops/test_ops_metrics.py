@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from connector import metrics
 from connector.clock import ManualClock
+from connector.pipeline.common import new_sync_id, new_sync_ids, webhook_received_at, webhook_sync_ids
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.store import Store
 from connector.store import audit as stages
@@ -76,39 +77,44 @@ def test_outcome_and_call_counters_match_the_audit_trail_and_the_sandbox(make_sy
                   direction=stages.XERO_TO_ZOHO) - parked_before == 1
 
 
-def test_webhook_to_zoho_delay_is_measured_from_the_webhooks_received_row_only(tmp_path):
+def test_webhook_to_zoho_delay_runs_from_the_receipt_time_in_the_webhooks_sync_id(tmp_path):
     clock = ManualClock()
     store = Store.open(f"sqlite:///{tmp_path / 'audit.db'}", clock=clock)
-    audit = store.audit
     labels = {"connection": "77", "type": "contact"}
     count_before = sample("connector_webhook_to_zoho_seconds_count", **labels)
     sum_before = sample("connector_webhook_to_zoho_seconds_sum", **labels)
-    slow_bucket_before = sample("connector_webhook_to_zoho_seconds_bucket", le="10.0", **labels)
+    le_10_before = sample("connector_webhook_to_zoho_seconds_bucket", le="10.0", **labels)
 
-    # An earlier trip of the same record (another sync id): not this write's webhook.
-    audit.record(connection_id=77, record_type="contact", record_id="c-1", sync_id="trip-0",
-                 stage=stages.RECEIVED, detail={"event_type": "CREATE"})
-    clock.advance(60)
-    # A webhook's record: received, then joined again by a second webhook before the fetch (same trip).
-    audit.record(connection_id=77, record_type="contact", record_id="c-1", sync_id="trip-1",
-                 stage=stages.RECEIVED, detail={"event_type": "UPDATE"})
-    clock.advance(3)
-    audit.record(connection_id=77, record_type="contact", record_id="c-1", sync_id="trip-1",
-                 stage=stages.RECEIVED, detail={"event_type": "UPDATE", "joined_pending_fetch": True})
-    # A poll's record: no webhook, no delay to measure.
-    audit.record(connection_id=77, record_type="contact", record_id="c-2", sync_id="trip-2",
-                 stage=stages.RECEIVED, detail={"source": "poll"})
-    clock.advance(9)
-    batch = audit.batch()
-    for record_id, sync_id in (("c-1", "trip-1"), ("c-2", "trip-2")):
+    [by_webhook] = webhook_sync_ids(1, received_at=clock.time())
+    # Trips no webhook started: a poll's, and an id of a release before the mark whose random digit is "7"
+    # (its "time" is centuries off).
+    by_poll = new_sync_id()
+    old_random = "0000000000017" + by_poll[13:]
+    assert webhook_received_at(by_poll, now=clock.time()) is None
+    assert webhook_received_at(old_random, now=clock.time()) is None
+    clock.advance(12.5)
+    batch = store.audit.batch()
+    for record_id, sync_id in (("c-1", by_webhook), ("c-2", by_poll), ("c-3", old_random)):
         batch.record(connection_id=77, record_type="contact", record_id=record_id, sync_id=sync_id,
                      stage=stages.WRITTEN)
+    # Skipped (Zoho already held it) and the other direction are not webhook-to-Zoho writes.
+    batch.record(connection_id=77, record_type="contact", record_id="c-4", sync_id=by_webhook, stage=stages.SKIPPED)
     batch.flush()
 
     assert sample("connector_webhook_to_zoho_seconds_count", **labels) - count_before == 1
-    assert sample("connector_webhook_to_zoho_seconds_sum", **labels) - sum_before == 12.0  # from the first webhook
-    assert sample("connector_webhook_to_zoho_seconds_bucket", le="10.0", **labels) == slow_bucket_before
+    assert sample("connector_webhook_to_zoho_seconds_sum", **labels) - sum_before == 12.5
+    assert sample("connector_webhook_to_zoho_seconds_bucket", le="10.0", **labels) == le_10_before
     store.close()
+
+
+def test_sync_ids_keep_their_shape_and_only_the_receivers_carry_a_time():
+    ids = new_sync_ids(200)
+    assert len(set(ids)) == 200 and all(re.fullmatch(r"[0-9a-f]{32}", s) for s in ids)
+    stamped = webhook_sync_ids(50, received_at=1_767_600_000.123)
+    assert len(set(stamped)) == 50 and all(re.fullmatch(r"[0-9a-f]{32}", s) for s in stamped)
+    assert {webhook_received_at(s, now=1_767_600_001.0) for s in stamped} == {1_767_600_000.123}
+    assert {webhook_received_at(s, now=1_767_600_001.0) for s in ids} == {None}
+    assert webhook_received_at(stamped[0], now=1_767_600_000.0) is None  # received after "now": not trusted
 
 
 def test_shared_state_collector_reads_budget_tokens_channels_parked_and_queues_at_scrape_time(make_system,

@@ -117,8 +117,6 @@ BATCH_PATH_INDEXES = {
     "FROM write_intents": "uq_write_intents_connection_kind_xero",
     "INSERT INTO write_ledger": "uq_write_ledger_connection_system_record",
     "FROM write_ledger": "uq_write_ledger_connection_system_record",
-    # A batch with records written to Zoho reads their trips' "received" rows (the webhook-to-Zoho delay).
-    "FROM audit_events": "ix_audit_events_record",
 }
 
 
