@@ -34,10 +34,12 @@ def create_app(
     admin_token: Secret | str = "",
     public_url: str = "",
     metrics: Callable[[], tuple[bytes, str]] | None = None,
+    console=None,
 ) -> Flask:
     """``admin_token`` guards the operator routes (none configured: they refuse everyone);
     ``public_url`` is where the vendors' OAuth redirects come back to; ``metrics`` answers /metrics (the
-    Prometheus text body and its content type), behind the same operator check."""
+    Prometheus text body and its content type), behind the same operator check; ``console`` (a
+    connector.operator_console.ConsoleData) serves the operator console at /console/."""
     app = Flask("webhooks")
     # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
     # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".
@@ -62,6 +64,12 @@ def create_app(
         app.extensions[OAUTH_EXTENSION] = oauth
         app.extensions[PUBLIC_URL_EXTENSION] = public_url.rstrip("/")
         app.register_blueprint(oauth_blueprint)
+    if console is not None:
+        from webhooks.console import CONSOLE_EXTENSION, console_blueprint
+        from webhooks.console import connections, failures, mapping, records  # noqa: F401 (their routes)
+
+        app.extensions[CONSOLE_EXTENSION] = console
+        app.register_blueprint(console_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/status", "status", operator_required(_status), methods=["GET"])
     if metrics is not None:

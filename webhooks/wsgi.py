@@ -42,6 +42,7 @@ def metrics_exposition(deps):
 
 def build_receiver() -> Flask:
     from connector import logs
+    from connector.operator_console import ConsoleData
     from webhooks import create_app
     from webhooks.channels import RememberedChannels
     from webhooks.enqueue import celery_enqueuer, reuse_redis_clients, stop_task_sent_events
@@ -53,8 +54,8 @@ def build_receiver() -> Flask:
     stop_task_sent_events(celery_app)
     reuse_redis_clients(celery_app)
     if not deps.settings.admin_token:
-        logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth, /status and "
-                       "/metrics answer 401 to everyone")
+        logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth, /console, "
+                       "/status and /metrics answer 401 to everyone")
     return create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
@@ -67,6 +68,7 @@ def build_receiver() -> Flask:
         admin_token=deps.settings.admin_token,
         public_url=deps.settings.public_url,
         metrics=metrics_exposition(deps),
+        console=ConsoleData(deps),
     )
 
 

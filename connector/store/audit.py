@@ -26,7 +26,10 @@ SKIPPED = "skipped"
 FAILED = "failed"
 RETRYING = "retrying"
 PARKED = "parked"
-STAGES = (RECEIVED, FETCHED, MAPPED, WRITTEN, SKIPPED, FAILED, RETRYING, PARKED)
+# An operator set a failure aside (with a reason in the detail): it leaves the failures list, and the record's
+# trail keeps why. A later failure of the record is listed again.
+DISMISSED = "dismissed"
+STAGES = (RECEIVED, FETCHED, MAPPED, WRITTEN, SKIPPED, FAILED, RETRYING, PARKED, DISMISSED)
 
 XERO_TO_ZOHO = "xero_to_zoho"
 ZOHO_TO_XERO = "zoho_to_xero"
@@ -335,7 +338,7 @@ def _still_failing(connection_id: int | None, since: datetime | None, record_typ
     """The conditions on an audit row that is a failure still standing, as one statement's WHERE.
 
     A failure stands until a later sync of the same record succeeds (written or skipped: Zoho holds
-    it) under the same connection; a later failure takes its place. A webhook of a tenant that was not
+    it) under the same connection, or an operator dismisses it; a later failure takes its place. A webhook of a tenant that was not
     connected yet failed without a connection: its tenant's connection, once there, resolves it.
     """
     later = aliased(AuditEvent)
@@ -346,9 +349,9 @@ def _still_failing(connection_id: int | None, since: datetime | None, record_typ
                          later.id > AuditEvent.id)
     conditions = [
         _IS_FAILED,
-        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED)),
+        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED, DISMISSED)),
                         later.connection_id == func.coalesce(AuditEvent.connection_id, tenant_connection)),
-        ~exists().where(*same_record_later, later.stage == FAILED, AuditEvent.connection_id.is_(None),
+        ~exists().where(*same_record_later, later.stage.in_((FAILED, DISMISSED)), AuditEvent.connection_id.is_(None),
                         later.connection_id.is_(None)),
     ]
     if connection_id is not None:
