@@ -183,6 +183,40 @@ def parse_vault_keys(raw: str) -> Secret:
     return Secret(raw)
 
 
+_ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+")
+
+
+def parse_smtp(env: Mapping[str, str]) -> dict:
+    """The alert e-mail settings. None set: no e-mail. A host without a sender and recipients, or the other
+    way round, is refused rather than dropping alerts in silence."""
+    host = (env.get("CONNECTOR_SMTP_HOST") or "").strip()
+    others = [n for n in ("CONNECTOR_SMTP_FROM", "CONNECTOR_SMTP_TO", "CONNECTOR_SMTP_USER", "CONNECTOR_SMTP_PASSWORD")
+              if env.get(n)]
+    if not host:
+        if others:
+            raise ConfigError(f"CONNECTOR_SMTP_HOST: not set, but {', '.join(others)} is; set the mail server "
+                              "(e.g. smtp.example.com) or unset the others")
+        return {}
+    sender = (env.get("CONNECTOR_SMTP_FROM") or "").strip()
+    recipients = tuple(r.strip() for r in (env.get("CONNECTOR_SMTP_TO") or "").split(",") if r.strip())
+    if not _ADDRESS.fullmatch(sender):
+        raise ConfigError("CONNECTOR_SMTP_FROM: set it to the sender's address (e.g. connector@example.com) when "
+                          "CONNECTOR_SMTP_HOST is set")
+    if not recipients or not all(_ADDRESS.fullmatch(r) for r in recipients):
+        raise ConfigError("CONNECTOR_SMTP_TO: set it to one or more addresses, comma-separated "
+                          "(e.g. ops@example.com,finance@example.com) when CONNECTOR_SMTP_HOST is set")
+    port_text = (env.get("CONNECTOR_SMTP_PORT") or "587").strip()
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"CONNECTOR_SMTP_PORT: {port_text!r} is not a port number (587 for STARTTLS)")
+    user = (env.get("CONNECTOR_SMTP_USER") or "").strip()
+    password = env.get("CONNECTOR_SMTP_PASSWORD") or ""
+    if bool(user) != bool(password):
+        raise ConfigError("CONNECTOR_SMTP_USER and CONNECTOR_SMTP_PASSWORD: set both (to log in) or neither")
+    return {"smtp_host": host, "smtp_port": int(port_text), "smtp_user": user, "smtp_password": Secret(password),
+            "smtp_from": sender, "smtp_to": recipients,
+            "smtp_starttls": parse_flag("CONNECTOR_SMTP_STARTTLS", env.get("CONNECTOR_SMTP_STARTTLS") or "1")}
+
+
 def load_env_file(environ: MutableMapping[str, str] | None = None) -> None:
     """Add the variables of the env file to the environment, each only where the environment does not set it
     (a real variable always wins). The file is ``CONNECTOR_ENV_FILE``, by default ``.env`` in the working
@@ -308,6 +342,21 @@ class Settings:
     sweep_interval: float = 60.0
     visibility_timeout: float = 300.0
 
+    # Alerts (connector/alerts.py): where one message per incident goes (a Slack-compatible incoming webhook,
+    # whose URL is itself a credential, and/or e-mail), and when a condition is an incident.
+    alert_webhook: Secret = field(default_factory=lambda: Secret(""))
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_from: str = ""
+    smtp_to: tuple[str, ...] = ()
+    smtp_starttls: bool = True
+    alert_failures_per_hour: int = 10
+    alert_parked_age: float = 6 * 3600.0
+    alert_quiet_period: float = 4 * 3600.0
+    alert_silence: float = 600.0
+
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
@@ -392,6 +441,7 @@ class Settings:
         def duration(name: str, default: float, **options) -> float:
             return parse_duration(name, env[name], **options) if env.get(name) else default
 
+        smtp = parse_smtp(env)
         return cls(
             data_dir=data_dir,
             database_url=(parse_database_url(env["DATABASE_URL"], embedded_allowed=embedded_allowed)
@@ -437,5 +487,14 @@ class Settings:
             metrics_base_dir=Path(get("CONNECTOR_METRICS_DIR")) if get("CONNECTOR_METRICS_DIR") else cls.metrics_base_dir,
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             metrics_port=metrics_port(env),
+            alert_webhook=(Secret(parse_url("CONNECTOR_ALERT_WEBHOOK", env["CONNECTOR_ALERT_WEBHOOK"],
+                                            ("https", "http"), "https://hooks.slack.com/services/..."))
+                           if env.get("CONNECTOR_ALERT_WEBHOOK") else Secret("")),
+            **smtp,
+            alert_failures_per_hour=parse_count("CONNECTOR_ALERT_FAILURES_PER_HOUR",
+                                                get("CONNECTOR_ALERT_FAILURES_PER_HOUR"), cls.alert_failures_per_hour),
+            alert_parked_age=duration("CONNECTOR_ALERT_PARKED_AGE", cls.alert_parked_age),
+            alert_quiet_period=duration("CONNECTOR_ALERT_QUIET_PERIOD", cls.alert_quiet_period),
+            alert_silence=duration("CONNECTOR_ALERT_SILENCE", cls.alert_silence),
         )
 

@@ -7,6 +7,7 @@ rate governor's counters and the day-budget ledger in Redis, and the broker's qu
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,7 +120,21 @@ def collect_status(deps) -> dict[str, Any]:
         "queues": queue_depths(deps.settings),
         "connections": connections,
         "held_webhooks": held_webhooks(deps),
+        # When each process role last showed it was alive (connector/heartbeats.py).
+        "heartbeats": deps.heartbeats.status(),
+        # The incidents the alerts have open (connector/alerts.py): what happened and what fixes it.
+        "alerts": open_alerts(deps),
     }
+
+
+def open_alerts(deps) -> list[dict[str, Any]]:
+    rows = []
+    for key, state in deps.incident_book.open_incidents().items():
+        condition = json.loads(state.get("condition") or "{}")
+        rows.append({"incident": key, "title": condition.get("title"), "since": condition.get("since"),
+                     "records": condition.get("records"), "fix": condition.get("fix"),
+                     "resolving": state.get("pending") == "resolved"})
+    return rows
 
 
 def held_webhooks(deps) -> list[dict[str, Any]]:

@@ -35,11 +35,13 @@ def create_app(
     public_url: str = "",
     metrics: Callable[[], tuple[bytes, str]] | None = None,
     console=None,
+    heartbeat: Callable[[], object] | None = None,
 ) -> Flask:
     """``admin_token`` guards the operator routes (none configured: they refuse everyone);
     ``public_url`` is where the vendors' OAuth redirects come back to; ``metrics`` answers /metrics (the
     Prometheus text body and its content type), behind the same operator check; ``console`` (a
-    connector.operator_console.ConsoleData) serves the operator console at /console/."""
+    connector.operator_console.ConsoleData) serves the operator console at /console/; ``heartbeat`` is
+    called on each request (connector/heartbeats.py: at most one Redis write every few seconds)."""
     app = Flask("webhooks")
     # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
     # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".
@@ -70,6 +72,8 @@ def create_app(
 
         app.extensions[CONSOLE_EXTENSION] = console
         app.register_blueprint(console_blueprint)
+    if heartbeat is not None:
+        app.before_request(_heartbeat_of(heartbeat))
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/status", "status", operator_required(_status), methods=["GET"])
     if metrics is not None:
@@ -78,6 +82,15 @@ def create_app(
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _heartbeat_of(heartbeat: Callable[[], object]) -> Callable[[], None]:
+    def beat() -> None:
+        try:
+            heartbeat()
+        except Exception as exc:  # a heartbeat never fails a request; /healthz reports Redis itself
+            logger.warning("webhook.heartbeat_failed", extra={"error_type": type(exc).__name__})
+    return beat
 
 
 def _healthz() -> tuple[Response, int]:

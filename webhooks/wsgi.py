@@ -42,6 +42,7 @@ def metrics_exposition(deps):
 
 def build_receiver() -> Flask:
     from connector import logs
+    from connector.heartbeats import RECEIVER
     from connector.operator_console import ConsoleData
     from webhooks import create_app
     from webhooks.channels import RememberedChannels
@@ -69,6 +70,7 @@ def build_receiver() -> Flask:
         public_url=deps.settings.public_url,
         metrics=metrics_exposition(deps),
         console=ConsoleData(deps),
+        heartbeat=lambda: deps.heartbeats.beat(RECEIVER),
     )
 
 

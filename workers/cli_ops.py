@@ -487,6 +487,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("held webhooks of Xero organisations not connected yet:")
         for h in status["held_webhooks"]:
             print(f"    {h['xero_tenant_id']}: {h['held']} ids held since {h['since'] or '?'}; {h['next']}")
+    print("heartbeats: " + ", ".join(
+        f"{role} {'never seen' if beat['last_seen_seconds_ago'] is None else str(beat['last_seen_seconds_ago']) + ' s ago'}"
+        for role, beat in status["heartbeats"].items()))
+    for alert in status["alerts"]:
+        print(f"ALERT {alert['incident']}: {alert['title']} (since {alert['since'] or '?'}); fix: {alert['fix']}")
     return 0
 
 

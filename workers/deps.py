@@ -11,10 +11,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from connector import metrics
+from connector.alert_delivery import channels_from_settings
+from connector.alerts import IncidentBook, Thresholds, TickReport, check_alerts, gather_facts
 from connector.budget import BudgetLedger, BudgetPlanner
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
+from connector.heartbeats import Heartbeats
 from connector.held_events import HeldXeroEvents
 from connector.http import ResponseSeen, add_response_listener, make_session
 from connector.mapping_config import SyncConfig, load_sync_config
@@ -85,6 +88,27 @@ class Deps:
     @cached_property
     def budget_planner(self) -> BudgetPlanner:
         return BudgetPlanner(self.redis, self.budget_ledger, clock=self.clock, share=self.settings.xero_scheduled_share)
+
+    @cached_property
+    def heartbeats(self) -> Heartbeats:
+        return Heartbeats(self.redis, clock=self.clock)
+
+    @cached_property
+    def incident_book(self) -> IncidentBook:
+        return IncidentBook(self.redis)
+
+    @cached_property
+    def alert_channels(self) -> dict:
+        return channels_from_settings(self.settings)
+
+    def check_alerts(self) -> TickReport | None:
+        """One alert evaluation over what this process's collaborators read (connector/alerts.py); never raises."""
+        thresholds = Thresholds.of(self.settings)
+        return check_alerts(
+            book=self.incident_book, channels=self.alert_channels, thresholds=thresholds,
+            facts=lambda: gather_facts(store=self.store, credentials=self.credentials, budget_ledger=self.budget_ledger,
+                                       heartbeats=self.heartbeats, thresholds=thresholds,
+                                       public_url=self.settings.public_url))
 
     @cached_property
     def schedule_state(self) -> ScheduleState:

@@ -26,6 +26,7 @@ from connector.replay import (
 )
 from connector.store.parked import NOTIFY, PUSH, ZOHO_RESOURCE_PREFIX
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
+import workers.heartbeat_signals  # noqa: F401  (connects the worker's heartbeat to Celery's signals)
 from workers.app import app
 from workers.base import ConnectorTask
 from workers.deps import get_deps

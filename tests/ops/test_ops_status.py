@@ -28,7 +28,8 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     deps.store.poll_cursors.advance(cid, "payments", cursor)
 
     status = collect_status(deps)
-    assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks"}
+    assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks", "heartbeats",
+                           "alerts"}
     assert status["mode"] == "embedded" and status["queues"] is None
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
