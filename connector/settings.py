@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, MutableMapping
@@ -260,6 +261,16 @@ def platform_port(env: Mapping[str, str] | None = None) -> int | None:
     return int(raw)
 
 
+def metrics_port(env: Mapping[str, str]) -> int | None:
+    """CONNECTOR_METRICS_PORT: where a worker host serves its own /metrics; None when unset."""
+    raw = (env.get("CONNECTOR_METRICS_PORT") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"CONNECTOR_METRICS_PORT: {raw!r} is not a port number")
+    return int(raw)
+
+
 def flower_basic_auth(env: Mapping[str, str] | None = None) -> str:
     """FLOWER_BASIC_AUTH (``user:password[,user2:password2]``); Flower itself reads it too."""
     env = os.environ if env is None else env
@@ -349,6 +360,14 @@ class Settings:
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
+
+    # Prometheus (connector/metrics.py). Each process of a gunicorn or Celery worker group writes its counters
+    # to files in its group's folder for a scrape to add up: by default a folder of the group's own under
+    # metrics_base_dir (CONNECTOR_METRICS_DIR); PROMETHEUS_MULTIPROC_DIR names one folder exactly (one group
+    # per folder). metrics_port (CONNECTOR_METRICS_PORT): where a Celery worker serves its group's /metrics.
+    metrics_base_dir: Path = Path(tempfile.gettempdir()) / "ml-connector-metrics"
+    metrics_dir: Path | None = None
+    metrics_port: int | None = None
 
     @property
     def task_time_limit(self) -> float:
@@ -465,6 +484,9 @@ class Settings:
             xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
             xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
                                               cls.xero_concurrent_limit),
+            metrics_base_dir=Path(get("CONNECTOR_METRICS_DIR")) if get("CONNECTOR_METRICS_DIR") else cls.metrics_base_dir,
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            metrics_port=metrics_port(env),
             alert_webhook=(Secret(parse_url("CONNECTOR_ALERT_WEBHOOK", env["CONNECTOR_ALERT_WEBHOOK"],
                                             ("https", "http"), "https://hooks.slack.com/services/..."))
                            if env.get("CONNECTOR_ALERT_WEBHOOK") else Secret("")),

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector import metrics
 from connector.alert_delivery import channels_from_settings
 from connector.alerts import IncidentBook, Thresholds, TickReport, check_alerts, gather_facts
 from connector.budget import BudgetLedger, BudgetPlanner
@@ -292,3 +293,7 @@ def count_in_the_day_budget(seen: ResponseSeen) -> None:
     deps = _deps
     if deps is not None and seen.vendor == "xero":
         deps.budget_ledger.listen(seen)
+
+
+# Every Xero and Zoho response of this process, counted for /metrics (connector/metrics.py).
+add_response_listener(metrics.count_api_call)
