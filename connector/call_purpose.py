@@ -14,6 +14,8 @@ PAYMENTS = "payments"
 BACKFILL = "backfill"
 WRITE_BACK = "write_back"
 CHECK = "check"
+# A won Zoho deal becoming its Xero invoice (pipeline/to_xero/deals.py): live work, at webhook priority.
+WON_DEAL_INVOICE = "won_deal_invoice"
 
 # Work the connector schedules itself: planned within the day's share. Everything else is live work
 # (a webhook's fetch, a CRM edit written back) and is never denied by the planner.

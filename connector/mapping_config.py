@@ -27,6 +27,14 @@ Fax.from: Not a valid string.`` Example::
       closed_stages: [Closed Won, Closed Lost, Closed Lost to Competition]
       invoice_field: Deal          # the invoice's lookup to Deals, created by `connector setup-zoho`
       fields: {paid: Amount_Collected}   # the Deal's figures under your own field names
+    won_deals:                     # a deal entering its won stage becomes ONE Xero invoice (off by default)
+      enabled: false
+      stage: Closed Won            # the stage that means won, for every pipeline not listed below
+      pipelines: {}                # optional: Zoho pipeline -> its won stage; when given, only these pipelines
+      status: DRAFT                # DRAFT (default), SUBMITTED or AUTHORISED
+      item_code: null              # the Xero item of the one line made from the deal's Amount
+      account_code: null           # the Xero sales account of lines without an item (e.g. '200')
+      tax_type: null               # the Xero tax type of every line (e.g. OUTPUT2); none: Xero's default
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from connector.errors import ConfigError
 from connector.mapping import deals as deal_mapping
+from connector.mapping import won_deals as won_deal_mapping
 from connector.mapping import zoho_fields as zf
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
@@ -82,6 +91,14 @@ class SyncConfig:
     deal_closed_stages: tuple[str, ...] = deal_mapping.DEFAULT_CLOSED_STAGES
     invoice_deal_field: str = zf.INVOICE_DEAL
     deal_fields: Mapping[str, str] = field(default_factory=lambda: dict(deal_mapping.DEAL_MONEY_FIELDS))
+    # Won deals -> one Xero invoice each (pipeline/to_xero/deals.py; mapping/won_deals.py). Off by default.
+    won_deal_invoices: bool = False
+    won_deal_stage: str = won_deal_mapping.DEFAULT_WON_STAGE
+    won_deal_pipelines: Mapping[str, str] = field(default_factory=dict)
+    won_deal_status: str = "DRAFT"
+    won_deal_item_code: str | None = None
+    won_deal_account_code: str | None = None
+    won_deal_tax_type: str | None = None
 
     def owned_by_crm(self, module: str) -> tuple[str, ...]:
         return tuple(self.crm_owns.get(module, ()))
@@ -137,6 +154,20 @@ class _DealsSchema(Schema):
                                   "never overwritten", field_name="rules")
 
 
+class _WonDealsSchema(Schema):
+    enabled = fields.Boolean()
+    stage = fields.String(validate=validate.Length(min=1, max=120))
+    pipelines = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=120)),
+                            values=fields.String(validate=validate.Length(min=1, max=120)))
+    status = fields.String(validate=validate.OneOf(won_deal_mapping.CREATABLE_STATUSES))
+    # Xero: ItemCode up to 30 characters, AccountCode up to 10 (Items and Accounts pages of
+    # https://developer.xero.com/documentation/api/accounting/items and .../accounts).
+    item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=30))
+    account_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=10))
+    tax_type = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z0-9]{1,50}$",
+                                                                        error="a Xero tax type, e.g. OUTPUT2"))
+
+
 class _ConfigSchema(Schema):
     trigger = fields.List(fields.String(validate=validate.OneOf(WORKFLOW_TRIGGERS)))
     sync_bills = fields.Boolean()
@@ -159,6 +190,7 @@ class _ConfigSchema(Schema):
     )
     base_currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO 4217 code"))
     deals = fields.Nested(_DealsSchema)
+    won_deals = fields.Nested(_WonDealsSchema)
 
     @validates_schema
     def _distinct_account_fields(self, data: dict, **_: Any) -> None:
@@ -225,7 +257,20 @@ def _build(data: dict) -> SyncConfig:
         account_fields={**defaults.account_fields, **(data.get("account_fields") or {})},
         base_currency=data.get("base_currency"),
         **_deal_settings(data.get("deals") or {}, defaults),
+        **_won_deal_settings(data.get("won_deals") or {}, defaults),
     )
+
+
+def _won_deal_settings(won: dict, defaults: SyncConfig) -> dict:
+    return {
+        "won_deal_invoices": bool(won.get("enabled", defaults.won_deal_invoices)),
+        "won_deal_stage": won.get("stage", defaults.won_deal_stage),
+        "won_deal_pipelines": dict(won.get("pipelines") or {}),
+        "won_deal_status": won.get("status", defaults.won_deal_status),
+        "won_deal_item_code": won.get("item_code"),
+        "won_deal_account_code": won.get("account_code"),
+        "won_deal_tax_type": won.get("tax_type"),
+    }
 
 
 def _deal_settings(deals: dict, defaults: SyncConfig) -> dict:

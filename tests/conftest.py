@@ -83,7 +83,7 @@ INTEGRATION_REDIS_DB = int(os.environ.get("TEST_INTEGRATION_REDIS_DB", "12"))
 REDIS_DATABASES = {
     "connections": 3, "connections-cli": 4, "scale": 5, "scale-spare": 6, "picture": 7, "ratelimit": 8,
     "reliability": 9, "clients": 10, "webhooks": 11, "integration": INTEGRATION_REDIS_DB, "deploy": 13,
-    "record-locks": 14, "webhooks-production": 15, "startup": 0, "queue-depths": 1,
+    "record-locks": 14, "webhooks-production": 15, "startup": 0, "queue-depths": 1, "alerts": 2,
 }
 if len(set(REDIS_DATABASES.values())) != len(REDIS_DATABASES):
     raise RuntimeError(f"two groups of tests share a Redis database: {REDIS_DATABASES} (tests/conftest.py)")

@@ -464,6 +464,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"    last success: {', '.join(f'{k} {v}' for k, v in c['last_success'].items()) or 'none yet'}")
         if c["deals_unassigned"]:
             print(f"    invoices in no deal: {c['deals_unassigned']} (see `connector deals unassigned`)")
+        won = c["won_deals"]
+        if any(won.values()):
+            print(f"    won deals: {won['created'] + won['left']} invoiced in Xero; {won['left']} left their won stage "
+                  f"after (review in Xero, see `connector failures`); {won['waiting_for_account']} waiting for "
+                  f"their account to reach Xero; {won['creating']} being created")
         print("    poll cursors: " + ", ".join(f"{k} {v['modified_since'] or 'not polled'}"
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:
@@ -475,6 +480,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("held webhooks of Xero organisations not connected yet:")
         for h in status["held_webhooks"]:
             print(f"    {h['xero_tenant_id']}: {h['held']} ids held since {h['since'] or '?'}; {h['next']}")
+    print("heartbeats: " + ", ".join(
+        f"{role} {'never seen' if beat['last_seen_seconds_ago'] is None else str(beat['last_seen_seconds_ago']) + ' s ago'}"
+        for role, beat in status["heartbeats"].items()))
+    for alert in status["alerts"]:
+        print(f"ALERT {alert['incident']}: {alert['title']} (since {alert['since'] or '?'}); fix: {alert['fix']}")
     return 0
 
 

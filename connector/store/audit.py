@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from connector import logs
+from connector import logs, metrics
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.redaction import redact_document
 from connector.store.db import insert_rows, session_scope
@@ -151,6 +151,7 @@ class AuditLog:
         rows, continuing = _fold_repeats(rows)
         if not rows:
             return
+        stored = rows
         with session_scope(self._sessions) as session:
             if continuing:
                 bumped = _bump_retrying(session, [rows[i] for i in continuing])
@@ -158,6 +159,8 @@ class AuditLog:
                 rows = [row for i, row in enumerate(rows) if i in kept]
             if rows:
                 insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
+        # The one place records' outcomes are counted: where the trail stores them, once stored.
+        metrics.record_outcomes(stored)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)
