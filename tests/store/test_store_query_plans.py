@@ -323,3 +323,13 @@ def test_failures_on_sqlite_read_the_failed_rows_index_not_the_whole_trail(tmp_p
                     statement, plan)
     finally:
         store.close()
+
+
+def test_the_hourly_chart_counts_read_the_audit_trail_through_the_created_at_index(history_store) -> None:
+    """The Connections page's charts: one grouped query, bounded in time, on ix_audit_events_created_at."""
+    store, _ = history_store
+    plans = plans_of_statements(store, lambda: store.audit.hourly_counts((WRITTEN, FAILED),
+                                                                        since=NOW - timedelta(hours=2)))
+    [(statement, nodes)] = plans
+    assert not [n for n in nodes if n.startswith("Seq Scan audit_events")], f"{statement}\n-> {nodes}"
+    assert any("ix_audit_events_created_at" in n for n in nodes), f"{statement}\n-> {nodes}"
