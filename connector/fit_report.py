@@ -46,6 +46,7 @@ def build_fit_report(deps, connection, *, now: datetime) -> dict[str, Any]:
         "xero": check["xero"], "zoho": check["zoho"],
         "xero_day_limit": ledger.day_limit(connection.id, state), "xero_day_limit_learned": state.limit is not None,
     }
+    report["currencies"] = currencies(deps, connection.id)
     try:
         with call_purpose(CHECK):
             sizes = organisation_size(deps.xero_client(connection))
@@ -59,6 +60,17 @@ def build_fit_report(deps, connection, *, now: datetime) -> dict[str, Any]:
     report["size"] = {"records": sizes, "total": sum(n or 0 for n in sizes.values()),
                       "unknown": [r for r, n in sizes.items() if n is None], "backfill": cost.as_dict()}
     return report
+
+
+def currencies(deps, connection_id: int) -> dict[str, Any]:
+    """The Zoho org's home currency (GET /crm/v8/org ``iso_code``). Xero's base currency is in GET /Organisation,
+    which needs the accounting.settings(.read) scope the connector does not ask for
+    (https://developer.xero.com/documentation/guides/oauth2/scopes), so it is not read: the page says so."""
+    try:
+        org = deps.zoho_client_for(connection_id).org()
+    except Exception as exc:  # the Zoho check above says what to do about a broken connection
+        return {"zoho": None, "zoho_error": str(exc)}
+    return {"zoho": org.get("iso_code") or org.get("currency")}
 
 
 class FitReports:
