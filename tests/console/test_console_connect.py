@@ -10,7 +10,7 @@ from datetime import timedelta
 from connector.activity_charts import HOURS, activity_24h, hour_slots, sparkline_svg
 from connector.fit_report import FitReports, backfill_progress
 from connector.store import audit as stages
-from tests.console.console_kit import basic, csrf_of, failed_contact, synced_invoice
+from tests.console.console_kit import basic, console_app, csrf_of, failed_contact, synced_invoice
 from workers.app import app as celery_app
 from workers.console_tasks import fit_check
 
@@ -149,3 +149,26 @@ def test_start_backfill_queues_it_refuses_an_inactive_connection_and_serves_its_
     refused = client.post(f"/console/connect/{cid}/backfill", data={"csrf_token": csrf_of(page)}, headers=basic())
     assert refused.status_code == 409 and "needs_reauth" in refused.data.decode()
     assert client.get("/console/connect/999/backfill", headers=basic()).status_code == 404
+
+
+def test_an_oauth_result_page_leads_back_into_the_console_where_the_receiver_serves_it(system, memory_broker):
+    from webhooks import create_app
+    from webhooks.enqueue import celery_enqueuer
+    from tests.console.console_kit import ADMIN_TOKEN
+
+    def receiver(**console):
+        return create_app(webhook_key=system.xero.webhook_key, enqueue=celery_enqueuer(celery_app),
+                          zoho_channels=system.deps.store.channels, admin_token=ADMIN_TOKEN,
+                          oauth=system.deps.connector(), public_url="http://127.0.0.1:1", **console).test_client()
+
+    browser = {**basic(), "Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    with_console = receiver(console=console_app(system).extensions["ml_connector.console"])
+    failed = with_console.get("/oauth/zoho/start", headers=browser)  # no connection named: refused, with a way on
+    assert failed.status_code == 400 and 'href="/console/connect"' in failed.data.decode()
+    without = receiver().get("/oauth/zoho/start", headers=browser)
+    assert without.status_code == 400 and "/console/connect" not in without.data.decode()
+    page = with_console.get("/console/connect", headers=basic())
+    assert 'action="/oauth/xero/start"' in page.data.decode()
+    # Its Connect forms redirect to Xero's sign-in (here the sandbox): the page allows that origin, no other.
+    policy = page.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {system.settings.xero_login_url.rstrip('/')}" in policy and "*" not in policy
