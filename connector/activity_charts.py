@@ -54,13 +54,12 @@ def activity_24h(store, ledger, connection_ids: list[int], now: datetime) -> dic
     return found
 
 
-def sparkline_svg(values: list[int | float], *, label: str, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT,
-                  limit: float | None = None) -> str:
-    """An inline SVG sparkline of ``values`` (oldest first): a polyline scaled to the largest value (or
-    ``limit``, drawn as a dashed line, when given), the newest value as a dot; ``label`` is its accessible
-    name and tooltip. All zeros draw a flat line at the bottom."""
+def sparkline_svg(values: list[int | float], *, label: str, width: int = SPARK_WIDTH, height: int = SPARK_HEIGHT
+                  ) -> str:
+    """An inline SVG sparkline of ``values`` (oldest first): a polyline scaled to the largest value, the newest
+    value as a dot; ``label`` is its accessible name and tooltip. All zeros draw a flat line at the bottom."""
     points = [max(float(v), 0.0) for v in values] or [0.0]
-    top = max(max(points), float(limit or 0)) or 1.0
+    top = max(points) or 1.0
     pad = 2.0
     step = (width - 2 * pad) / max(len(points) - 1, 1)
 
@@ -74,9 +73,6 @@ def sparkline_svg(values: list[int | float], *, label: str, width: int = SPARK_W
                    f"in the last hour, at most {_number(max(points))} an hour")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="spark" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{title}">', f"<title>{title}</title>"]
-    if limit:
-        parts.append(f'<line x1="0" y1="{y(limit)}" x2="{width}" y2="{y(limit)}" stroke="#a40000" '
-                     f'stroke-dasharray="3,3" stroke-width="1"/>')
     parts.append(f'<polyline fill="none" stroke="#1f3a5f" stroke-width="1.5" points="{coordinates}"/>')
     parts.append(f'<circle cx="{last_x}" cy="{last_y}" r="2" fill="#1f3a5f"/>')
     parts.append("</svg>")

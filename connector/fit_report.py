@@ -91,14 +91,17 @@ def backfill_progress(deps, connection_id: int) -> dict[str, Any] | None:
     """The backfill's progress from its checkpoints (connector/backfill.py ``progress``), as JSON-ready values;
     None when this connection never had one."""
     store = deps.store
-    if not store.backfills.for_connection(connection_id):
+    checkpoints = store.backfills.for_connection(connection_id)
+    if not checkpoints:
         return None
     state = progress(connection_id, checkpoints=store.backfills, budget=BackfillBudget(deps.redis, clock=store.clock),
                      clock=store.clock)
     found = asdict(state)
     for name in ("eta", "resume_after"):
         found[name] = found[name].isoformat() if found[name] else None
-    return {"connection": connection_id, **found}
+    # When the newest run last moved: a page waiting for a run it just queued tells it from the one before.
+    return {"connection": connection_id, **found,
+            "updated_at": max(c.updated_at for c in checkpoints).isoformat()}
 
 
 def connect_overview(deps) -> list[dict[str, Any]]:

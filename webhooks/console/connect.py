@@ -110,11 +110,12 @@ def start_backfill(connection_id: int):
                         "the backfill.", 409)
     if not zoho_connected(console_data().deps, connection_id):
         return _problem(f"Connection #{connection_id} has no Zoho org yet: connect Zoho (step 2) first.", 409)
+    since = console_data().now().isoformat()
     failed = _enqueue(queues.START_BACKFILL, connection_id)
     if failed:
         return failed
     # After a change, a GET: reloading the progress page never starts anything again.
-    return redirect(f"/console/connect/{connection_id}/backfill", code=303)
+    return redirect(f"/console/connect/{connection_id}/backfill?{urlencode({'since': since})}", code=303)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/backfill", methods=["GET"])
@@ -124,9 +125,12 @@ def backfill(connection_id: int):
     if connection is None:
         return _problem(f"There is no connection #{connection_id}.", 404)
     found = backfill_progress(console_data().deps, connection_id)
-    done = found is not None and found["state"] == "done"
-    return page("console/connect_backfill.html", section="connect", connection=connection, progress=found,
-                refresh=None if done else REFRESH_SECONDS)
+    # ?since=: the run queued then has not begun while the checkpoints show only an older one.
+    since = _requested_at(request.args.get("since", ""))
+    queued = found is None or (since is not None and _requested_at(found["updated_at"]) < since)
+    done = not queued and found["state"] == "done"
+    return page("console/connect_backfill.html", section="connect", connection=connection,
+                progress=None if queued else found, refresh=None if done else REFRESH_SECONDS)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/backfill/progress.json", methods=["GET"])
