@@ -13,6 +13,7 @@ CATCH_UP = "catch_up"
 PAYMENTS = "payments"
 BACKFILL = "backfill"
 WRITE_BACK = "write_back"
+CRM_CREATE = "crm_create"  # a new Zoho Account or Contact matched to, or created as, a Xero contact
 CHECK = "check"
 
 # Work the connector schedules itself: planned within the day's share. Everything else is live work

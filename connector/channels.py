@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Invoices: a person setting an invoice's Deal lookup is the manual link at once (pipeline/deals.py
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
-WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
+WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]  # without creations (create_in_xero off)
 
 
 def watched_modules(zoho: Any) -> tuple[str, ...]:
@@ -40,6 +40,12 @@ def watched_modules(zoho: Any) -> tuple[str, ...]:
     on (or a listing of) a module the org lacks (https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html)."""
     present = {str(m.get("api_name")) for m in zoho.modules()}
     return tuple(m for m in WATCHED_MODULES if m in present)
+
+
+def channel_events(modules: tuple[str, ...], create_modules: tuple[str, ...] = ()) -> list[str]:
+    """Edits of every watched module; creations too of the modules whose new records become Xero contacts
+    (mapping.yaml create_in_xero; Zoho's events are {module}.create/edit/delete/all, enable page above)."""
+    return [f"{m}.edit" for m in modules] + [f"{m}.create" for m in modules if m in create_modules]
 # Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)
 # Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
@@ -70,15 +76,22 @@ def ensure_channel(
     notify_url: str,
     clock: Clock = SYSTEM_CLOCK,
     lifetime: timedelta = CHANNEL_LIFETIME,
+    create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
-    """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel."""
+    """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel, watching the
+    creations of ``create_modules`` too. A channel lacking those events (the option was switched on after
+    it was enabled) is enabled again under its id and token, which replaces its events in the sandbox;
+    UNVERIFIED that Zoho replaces rather than refuses: a real org needs a test enabling a live channel id
+    again with more events."""
     existing = channels.for_connection(connection_id)
-    if existing:
+    wanted_events = set(channel_events(WATCHED_MODULES, create_modules))
+    if existing and not ({e for e in wanted_events if e.endswith(".create")} - set(existing[0].events)):
         return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
-                             notify_url=notify_url, clock=clock, lifetime=lifetime, force=False)
-    channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
+                             notify_url=notify_url, clock=clock, lifetime=lifetime, force=False,
+                             create_modules=create_modules)
+    channel_id = existing[0].channel_id if existing else str(secrets.randbelow(9 * 10**15) + 10**15)  # a long
     token = _channel_token(credentials, connection_id)
-    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime)
+    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime, create_modules)
     channels.save(connection_id, channel_id, token=token, events=events, expires_at=expires_at)
     log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
     return ChannelOutcome(channel_id, "created", expires_at)
@@ -95,6 +108,7 @@ def renew_channels(
     lifetime: timedelta = CHANNEL_LIFETIME,
     renew_before: timedelta = RENEW_BEFORE,
     connection_ids: list[int] | None = None,
+    create_modules: tuple[str, ...] = (),
 ) -> list[ChannelOutcome]:
     """The beat job: check every channel is still listed by Zoho, renew those near expiry, re-create
     the missing ones and reconcile their gap. ``zoho_for(connection_id)`` gives a ZohoClient.
@@ -108,7 +122,7 @@ def renew_channels(
         try:
             outcomes += _renew_org(connection_id, zoho=zoho_for(connection_id), channels=channels,
                                    credentials=credentials, notify_url=notify_url, enqueue=enqueue, clock=clock,
-                                   lifetime=lifetime, renew_before=renew_before)
+                                   lifetime=lifetime, renew_before=renew_before, create_modules=create_modules)
         except Exception as exc:
             log.exception("renewing the Zoho channels of connection %s failed; the other orgs go on", connection_id)
             for channel in channels.for_connection(connection_id) or [None]:
@@ -120,7 +134,7 @@ def renew_channels(
 
 def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credentials: CredentialStore,
                notify_url: str, enqueue: Enqueue, clock: Clock, lifetime: timedelta,
-               renew_before: timedelta) -> list[ChannelOutcome]:
+               renew_before: timedelta, create_modules: tuple[str, ...] = ()) -> list[ChannelOutcome]:
     outcomes = []
     live = {str(w.get("channel_id")) for w in zoho.get_watch()}
     for channel in channels.for_connection(connection_id):
@@ -129,7 +143,8 @@ def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credent
         if not (missing or due):
             continue
         outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
-                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing)
+                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing,
+                                create_modules=create_modules)
         if outcome.action == "recreated":
             since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
             outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
@@ -149,6 +164,7 @@ def renew_channel(
     clock: Clock,
     lifetime: timedelta,
     force: bool,
+    create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
     """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED) is enabled again."""
     now = clock.now()
@@ -166,7 +182,7 @@ def renew_channel(
             if exc.code != "NOT_SUBSCRIBED":
                 raise
     token = _channel_token(credentials, channel.connection_id)
-    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted)
+    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, create_modules)
     channels.save(channel.connection_id, channel.channel_id, token=token, events=events, expires_at=expires_at)
     channels.renewed(channel.channel_id, expires_at)
     log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
@@ -195,9 +211,10 @@ def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: En
     return handed
 
 
-def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime) -> tuple[datetime, list[str]]:
+def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime,
+            create_modules: tuple[str, ...] = ()) -> tuple[datetime, list[str]]:
     """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
-    events = [f"{module}.edit" for module in watched_modules(zoho)]
+    events = channel_events(watched_modules(zoho), create_modules)
     items = zoho.enable_watch([{"channel_id": int(channel_id), "events": events, "channel_expiry": wanted,
                                 "token": token, "notify_url": notify_url}])
     return _granted_expiry(items, channel_id, wanted), events

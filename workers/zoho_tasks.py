@@ -18,6 +18,7 @@ from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.deals import DealSync
+from connector.pipeline.to_xero.contacts import ContactCreation, ensure_xero_contact
 from connector.store import audit as stages
 from connector.store.parked import NOTIFY, OUTAGE, PUSH
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
@@ -196,9 +197,11 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         if not ids:
             return 0
         notification = {**notification, "ids": ids, "routed": True}
-    # Only edits travel to Xero, so only they are kept for later (a reconnect, a limit's reset).
+    # Only edits (and creations, where new records become Xero contacts) travel to Xero, so only they are
+    # kept for later (a reconnect, a limit's reset).
+    travels = operation == "update" or (operation == "insert" and deps.sync_config.creates_in_xero(module))
     redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
-                      attempts=int(notification.get("parked_attempts") or 0)) if operation == "update" else None
+                      attempts=int(notification.get("parked_attempts") or 0)) if travels else None
     connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
     if connection is None:
         return 0
@@ -211,6 +214,12 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         except Exception as exc:
             self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive)
             return 0
+    creation = make_contact_creation(deps, connection, task_id=self.request.id)
+
+    def create(zoho_id: str):
+        return ensure_xero_contact(creation, connection_id, module, zoho_id, sync_id=notification.get("sync_id"),
+                                   reason=f"zoho {notification.get('source') or 'notification'} ({operation})")
+
     try:
         with call_purpose(WRITE_BACK):
             outcome = from_zoho.pull_zoho_changes(
@@ -219,6 +228,7 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
                 snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
                 ledger=deps.store.write_ledger, config=deps.sync_config,
                 detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time")},
+                create=create,
             )
     except Exception as exc:
         def split(part: list[str], countdown: float) -> None:
@@ -229,7 +239,16 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive,
                            split=split)
         return 0
-    return outcome.xero_writes
+    return outcome.xero_writes + outcome.created
+
+
+def make_contact_creation(deps, connection, *, task_id: str | None = None) -> ContactCreation:
+    """The creation path's collaborators for this connection; its Xero calls at webhook priority (0)."""
+    return ContactCreation(
+        zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=0),
+        snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
+        ledger=deps.store.write_ledger, locks=deps.record_locks, config=deps.sync_config,
+        today=lambda: deps.clock.now().date(), task_id=task_id, org_fields=deps.zoho_org(connection).fields)
 
 
 @app.task(name="connector.recheck_zoho_orgs", base=ConnectorTask, bind=True)

@@ -1,0 +1,1 @@
+"""Zoho -> Xero creations: new Zoho records that become Xero records (``contacts``: Accounts and Contacts)."""
