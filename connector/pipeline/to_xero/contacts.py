@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ from connector.store import audit as stages
 from connector.store.links import LinkWrite
 
 log = logging.getLogger(__name__)
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 NEEDS_REVIEW = "needs_review"
 LINKED, MATCHED, CREATED, SKIPPED, FAILED = "linked", "matched", "created", "skipped", "failed"
@@ -215,10 +218,7 @@ def link_to_existing(parts: ContactCreation, connection_id: int, zoho_module: st
         record = next(iter(parts.zoho.get_records(zoho_module, [zoho_id], ("id",))), None)
         if record is None:
             raise InvalidArgument(f"Zoho has no {zoho_module} record {zoho_id}")
-        try:
-            contacts = parts.xero.get_contacts([xero_contact_id])
-        except DataError:
-            contacts = []
+        contacts = parts.xero.get_contacts([xero_contact_id]) if _GUID.fullmatch(xero_contact_id) else []
         if not contacts:
             raise InvalidArgument(f"Xero has no contact {xero_contact_id} (a ContactID, as `connector failures "
                                   "--json` shows the candidates)")
