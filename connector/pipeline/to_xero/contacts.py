@@ -39,7 +39,7 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 from connector.call_purpose import CRM_CREATE
-from connector.errors import DataError, InvalidArgument
+from connector.errors import InvalidArgument, ValidationRefused
 from connector.http import call_purpose
 from connector.mapping import zoho_fields as zf
 from connector.mapping import xero_new_contact as new
@@ -168,7 +168,7 @@ def _ensure_locked(parts: ContactCreation, connection_id: int, module: str, zoho
     try:
         [contact] = parts.xero.create_contacts([body], idempotency_key=create_key(connection_id, module, zoho_id,
                                                                                   body))
-    except DataError as exc:
+    except ValidationRefused as exc:
         return trail.outcome(FAILED, f"Xero refused the new contact: {exc}. {what_to_do(str(exc), module, zoho_id)}",
                              error="XeroValidation")
     _adopt(parts, connection_id, module, zoho_id, people, contact)
