@@ -14,6 +14,7 @@ from connector import queues
 from connector.backfill import BackfillBudget, progress
 from connector.errors import reconnect_command
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.pipeline.to_xero.contacts import NEEDS_REVIEW
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import day_share_left
 from connector.store import audit as stages
@@ -45,6 +46,9 @@ def queue_depths(settings, names: tuple[str, ...] = WORKER_QUEUES) -> dict[str, 
             finally:
                 channel.close()
     return depths
+
+
+REVIEW_LISTED = 1000  # counted up to this many: more is a number that says the same
 
 
 def collect_status(deps) -> dict[str, Any]:
@@ -109,6 +113,8 @@ def collect_status(deps) -> dict[str, Any]:
             "backfill": backfill,
             # Invoices no linking rule placed in a deal (`connector deals unassigned` lists them).
             "deals_unassigned": store.deal_links.count_unassigned(c.id),
+            # New Zoho records waiting for a person (a name clash): `connector failures --error needs_review`.
+            "needs_review": len(store.audit.failures(c.id, REVIEW_LISTED, error=NEEDS_REVIEW)),
         })
     warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
                 if c["xero_budget"]["warning"]]

@@ -22,6 +22,7 @@ from connector.pipeline.to_xero.contacts import (
     ensure_xero_contact,
 )
 from connector.replay import list_failures
+from connector.status import collect_status
 from workers import cli_contacts
 from workers.zoho_tasks import ingest_zoho_notification, make_contact_creation
 
@@ -173,6 +174,7 @@ def test_a_name_clash_waits_for_a_person_then_link_or_create_resolves_it(creatin
     assert entry.detail["candidates"][0]["ContactID"] == other["ContactID"]
     _ingest(picture, "Accounts", first)  # a redelivery parks it again, creates nothing
     assert _puts(picture) == []
+    assert collect_status(picture.deps)["connections"][0]["needs_review"] == 2
 
     def run(command, **values):
         return command(argparse.Namespace(connection=None, **values))
@@ -189,6 +191,7 @@ def test_a_name_clash_waits_for_a_person_then_link_or_create_resolves_it(creatin
     assert picture.deps.store.links.get(picture.connection_id, "contact", other["ContactID"]).zoho_id == first
     remaining = {f.record_id for f in list_failures(picture.deps.store, connection_id=picture.connection_id)}
     assert not remaining & {first, second}
+    assert collect_status(picture.deps)["connections"][0]["needs_review"] == 0
     actions = [e.detail.get("action") for e in picture.deps.store.audit.trail(picture.connection_id, "Accounts", first)]
     assert actions[-1] == MATCHED
 
