@@ -214,10 +214,11 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         except Exception as exc:
             self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive)
             return 0
-    creation = make_contact_creation(deps, connection, task_id=self.request.id)
+    made: list[ContactCreation] = []  # built at the first record that needs it: most notifications need none
 
     def create(zoho_id: str):
-        return ensure_xero_contact(creation, connection_id, module, zoho_id, sync_id=notification.get("sync_id"),
+        made[:] = made or [make_contact_creation(deps, connection, task_id=self.request.id)]
+        return ensure_xero_contact(made[0], connection_id, module, zoho_id, sync_id=notification.get("sync_id"),
                                    reason=f"zoho {notification.get('source') or 'notification'} ({operation})")
 
     try:

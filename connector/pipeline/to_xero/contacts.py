@@ -214,6 +214,9 @@ def link_to_existing(parts: ContactCreation, connection_id: int, zoho_module: st
     taken = parts.links.get(connection_id, "contact", xero_contact_id)
     if taken is not None and zoho_module == "Accounts":
         raise InvalidArgument(f"Xero contact {xero_contact_id} is already linked to Zoho Account {taken.zoho_id}")
+    primary = parts.links.get(connection_id, "contact_person", f"{xero_contact_id}:primary")
+    if primary is not None and zoho_module == "Contacts" and primary.zoho_id != zoho_id:
+        raise InvalidArgument(f"Xero contact {xero_contact_id}'s primary person is already Zoho Contact {primary.zoho_id}")
     with call_purpose(CRM_CREATE):
         record = next(iter(parts.zoho.get_records(zoho_module, [zoho_id], ("id",))), None)
         if record is None:
