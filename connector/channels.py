@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Invoices: a person setting an invoice's Deal lookup is the manual link at once (pipeline/deals.py
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
-WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]  # without creations (create_in_xero off)
+WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
 
 
 def watched_modules(zoho: Any) -> tuple[str, ...]:
@@ -79,19 +79,16 @@ def ensure_channel(
     create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
     """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel, watching the
-    creations of ``create_modules`` too. A channel lacking those events (the option was switched on after
-    it was enabled) is enabled again under its id and token, which replaces its events in the sandbox;
-    UNVERIFIED that Zoho replaces rather than refuses: a real org needs a test enabling a live channel id
-    again with more events."""
+    creations of ``create_modules`` too."""
     existing = channels.for_connection(connection_id)
-    wanted_events = set(channel_events(WATCHED_MODULES, create_modules))
-    if existing and not ({e for e in wanted_events if e.endswith(".create")} - set(existing[0].events)):
+    if existing:
         return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
-                             notify_url=notify_url, clock=clock, lifetime=lifetime, force=False,
-                             create_modules=create_modules)
-    channel_id = existing[0].channel_id if existing else str(secrets.randbelow(9 * 10**15) + 10**15)  # a long
+                             notify_url=notify_url, clock=clock, lifetime=lifetime,
+                             force=_lacks_creations(existing[0], create_modules), create_modules=create_modules)
+    channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
     token = _channel_token(credentials, connection_id)
-    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime, create_modules)
+    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime,
+                                 create_modules=create_modules)
     channels.save(connection_id, channel_id, token=token, events=events, expires_at=expires_at)
     log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
     return ChannelOutcome(channel_id, "created", expires_at)
@@ -140,12 +137,14 @@ def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credent
     for channel in channels.for_connection(connection_id):
         missing = channel.channel_id not in live
         due = channel.expires_at - clock.now() <= renew_before
-        if not (missing or due):
+        # New records switched on to become Xero contacts since the channel was enabled: enable it again.
+        lacks_creations = _lacks_creations(channel, create_modules)
+        if not (missing or due or lacks_creations):
             continue
         outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
-                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing,
-                                create_modules=create_modules)
-        if outcome.action == "recreated":
+                                notify_url=notify_url, clock=clock, lifetime=lifetime,
+                                force=missing or lacks_creations, create_modules=create_modules)
+        if outcome.action == "recreated" and missing:
             since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
             outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
                                      reconcile_gap(connection_id, since=since, zoho=zoho, enqueue=enqueue,
@@ -166,7 +165,10 @@ def renew_channel(
     force: bool,
     create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
-    """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED) is enabled again."""
+    """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED), or ``force``d (it lacks events
+    now wanted), is enabled again under its id and token. That enabling a live channel id again replaces its
+    events is what the sandbox does; UNVERIFIED on Zoho (a real org's test: enable a live channel id again
+    with one more event, then list it)."""
     now = clock.now()
     if not force and channel.expires_at - now > RENEW_BEFORE:
         return ChannelOutcome(channel.channel_id, "fresh", channel.expires_at)
@@ -182,7 +184,7 @@ def renew_channel(
             if exc.code != "NOT_SUBSCRIBED":
                 raise
     token = _channel_token(credentials, channel.connection_id)
-    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, create_modules)
+    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, create_modules=create_modules)
     channels.save(channel.connection_id, channel.channel_id, token=token, events=events, expires_at=expires_at)
     channels.renewed(channel.channel_id, expires_at)
     log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
@@ -211,7 +213,11 @@ def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: En
     return handed
 
 
-def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime,
+def _lacks_creations(channel: ChannelInfo, create_modules: tuple[str, ...]) -> bool:
+    return any(f"{m}.create" not in (channel.events or []) for m in create_modules)
+
+
+def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime, *,
             create_modules: tuple[str, ...] = ()) -> tuple[datetime, list[str]]:
     """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
     events = channel_events(watched_modules(zoho), create_modules)

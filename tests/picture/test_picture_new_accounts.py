@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from connector.channels import ensure_channel
+from connector.channels import ensure_channel, renew_channels
 from connector.errors import ConfigError, TransientError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.xero_new_contact import xero_contact_for_account
@@ -263,8 +263,14 @@ def test_the_channel_watches_creations_where_they_become_xero_contacts(creating)
     ensure_channel(picture.connection_id, zoho=zoho, channels=deps.store.channels, credentials=deps.credentials,
                    notify_url=url)
     assert not any(e.endswith(".create") for e in picture.zoho.channels()[0]["events"])
-    ensure_channel(picture.connection_id, zoho=zoho, channels=deps.store.channels, credentials=deps.credentials,
-                   notify_url=url, create_modules=("Accounts",))
+    # Switched on later: the beat's renewal enables the channel again with the creations (no gap to reconcile).
+    handed: list = []
+    [renewed] = renew_channels(zoho_for=lambda _: zoho, channels=deps.store.channels, credentials=deps.credentials,
+                               notify_url=url, enqueue=lambda *a: handed.append(a), create_modules=("Accounts",))
+    assert renewed.action == "recreated" and handed == []
+    again = ensure_channel(picture.connection_id, zoho=zoho, channels=deps.store.channels,
+                           credentials=deps.credentials, notify_url=url, create_modules=("Accounts",))
+    assert again.action == "fresh"
     [channel] = picture.zoho.channels()
     assert "Accounts.create" in channel["events"] and "Contacts.create" not in channel["events"]
     picture.zoho._outbox.clear()
