@@ -244,9 +244,12 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
 
 
 def make_contact_creation(deps, connection, *, task_id: str | None = None) -> ContactCreation:
-    """The creation path's collaborators for this connection; its Xero calls at webhook priority (0)."""
+    """The creation path's collaborators for this connection; its Xero calls at webhook priority.
+    Another flow needing a Zoho Account in Xero (a won deal's invoice) calls
+    ``ensure_xero_contact(make_contact_creation(deps, connection), connection.id, "Accounts", account_id,
+    reason=..., force=True)``."""
     return ContactCreation(
-        zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=0),
+        zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=xero_in.PRIORITY_WEBHOOK),
         snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
         ledger=deps.store.write_ledger, locks=deps.record_locks, config=deps.sync_config,
         today=lambda: deps.clock.now().date(), task_id=task_id, org_fields=deps.zoho_org(connection).fields)
