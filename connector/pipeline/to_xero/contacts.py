@@ -361,7 +361,8 @@ class _Trail:
             detail["error"] = error
         self._record(stage, detail)
         log.info("xero.contact.%s", status, extra={"connection_id": self._connection_id, "record_type": self._module,
-                                                    "zoho_id": self._zoho_id, "xero_id": xero_contact_id})
+                                                    "zoho_id": self._zoho_id, "xero_id": xero_contact_id,
+                                                    "sync_id": self._sync_id, "reason": why})
         return EnsureOutcome(status, xero_contact_id, why)
 
     def review(self, match: new.Match, body: Mapping[str, Any]) -> EnsureOutcome:
@@ -373,6 +374,7 @@ class _Trail:
         self._record(stages.FAILED, {"reason": why, "action": NEEDS_REVIEW, "error": NEEDS_REVIEW,
                                      "zoho": {"Name": body.get("Name"), "EmailAddress": body.get("EmailAddress")},
                                      "candidates": list(candidates)})
-        log.info("xero.contact.needs_review", extra={"connection_id": self._connection_id,
-                                                     "record_type": self._module, "zoho_id": self._zoho_id})
+        log.info("xero.contact.needs_review", extra={"connection_id": self._connection_id, "sync_id": self._sync_id,
+                                                     "record_type": self._module, "zoho_id": self._zoho_id,
+                                                     "candidates": [c["ContactID"] for c in candidates]})
         return EnsureOutcome(NEEDS_REVIEW, None, why, candidates)
