@@ -22,12 +22,25 @@ def _creation(args: argparse.Namespace):
     return connection, make_contact_creation(deps, connection)
 
 
+def _zoho_id_problem(creation, module: str, zoho_id: str) -> str | None:
+    """Why ``zoho_id`` names no record of ``module`` (Zoho record ids are digits), or None."""
+    if not zoho_id.isdigit():
+        return f"a Zoho record id is digits only (as in the record's URL); got {zoho_id!r}"
+    if not creation.zoho.get_records(module, [zoho_id], ("id",)):
+        return f"Zoho has no {module} record {zoho_id}"
+    return None
+
+
 def cmd_link(args: argparse.Namespace) -> int:
     from connector.errors import InvalidArgument
     from connector.pipeline.to_xero.contacts import link_to_existing
 
     connection, creation = _creation(args)
     if creation is None:
+        return 2
+    problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
+    if problem:
+        print(f"link: {problem}", file=sys.stderr)
         return 2
     try:
         outcome = link_to_existing(creation, connection.id, args.zoho_module, args.zoho_id, args.xero_contact_id)
@@ -49,6 +62,10 @@ def cmd_create(args: argparse.Namespace) -> int:
         return 2
     connection, creation = _creation(args)
     if creation is None:
+        return 2
+    problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
+    if problem:
+        print(f"create: {problem}", file=sys.stderr)
         return 2
     try:
         outcome = ensure_xero_contact(creation, connection.id, args.zoho_module, args.zoho_id, name=name,

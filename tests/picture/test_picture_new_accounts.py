@@ -182,6 +182,10 @@ def test_a_name_clash_waits_for_a_person_then_link_or_create_resolves_it(creatin
     assert run(cli_contacts.cmd_link, zoho_module="Accounts", zoho_id=first, xero_contact_id="no-such-id") == 2
     assert run(cli_contacts.cmd_link, zoho_module="Accounts", zoho_id="123", xero_contact_id=other["ContactID"]) == 2
     assert "Zoho has no Accounts record 123" in capsys.readouterr().err
+    assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id="acme", name="Acme NZ") == 2
+    assert "digits only" in capsys.readouterr().err
+    assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id="123", name="Acme NZ") == 2
+    assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id=second, name="  ") == 2
     assert run(cli_contacts.cmd_link, zoho_module="Accounts", zoho_id=first, xero_contact_id=other["ContactID"]) == 0
     assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id=second, name="Acme Ltd (Wellington)") == 0
 
