@@ -253,6 +253,13 @@ def test_a_contact_without_an_account_becomes_a_xero_contact(creating):
     [contact] = _xero_contacts_numbered(picture, person["id"])
     assert (contact["Name"], contact["EmailAddress"]) == ("Mere Rua", "mere@solo.example")
     assert picture.zoho.record("Contacts", person["id"])[zf.CONTACT_PERSON_KEY] == f"{contact['ContactID']}:primary"
+    # Xero's webhook for it: the contact becomes an Account in Zoho (as every Xero contact is) and the person
+    # joins it; the person is not doubled.
+    people = len(picture.zoho.records("Contacts"))
+    picture.sync("contacts", [contact["ContactID"]])
+    assert len(picture.zoho.records("Contacts")) == people
+    account = picture.zoho.record("Contacts", person["id"])["Account_Name"]["id"]
+    assert picture.zoho.record("Accounts", account)[zf.ACCOUNT_XERO_ID] == contact["ContactID"]
     # A Contact of an Account is not one: it travels with its Account.
     account_id = _account(picture, name="Other Ltd", account_type="Prospect", people=[("A", "B", "ab@o.example")])
     member = next(r for r in picture.zoho.records("Contacts") if r["Email"] == "ab@o.example")
