@@ -333,7 +333,8 @@ class BudgetLedger:
         return float(_text(raw)) if raw is not None else None
 
     def view(self, connection_id: int, *, share: float = DEFAULT_SCHEDULED_SHARE,
-             deferred: dict[str, dict] | None = None) -> BudgetView:
+             deferred: dict[str, dict] | None = None, log_warning: bool = True) -> BudgetView:
+        """``log_warning``: False for a reader that reports the projection itself (the alerts, every minute)."""
         state = self.limit_state(connection_id)
         limit = self.day_limit(connection_id, state)
         now = self._clock.time()
@@ -346,7 +347,7 @@ class BudgetLedger:
             egress_bytes_month=int(_text(self._redis.get(self._month_key(connection_id, now)) or 0)),
             used_today=used, projected_today=projected, scheduled_allowance=scheduled_allowance(limit, share),
             deferred=deferred or {})
-        if view.warning:
+        if view.warning and log_warning:
             log.warning("budget.xero.projection_high", extra={"connection_id": connection_id,
                                                               "projected_today": projected, "day_limit": limit})
         return view

@@ -15,6 +15,8 @@ BACKFILL = "backfill"
 WRITE_BACK = "write_back"
 CRM_CREATE = "crm_create"  # a new Zoho Account or Contact matched to, or created as, a Xero contact
 CHECK = "check"
+# A won Zoho deal becoming its Xero invoice (pipeline/to_xero/deals.py): live work, at webhook priority.
+WON_DEAL_INVOICE = "won_deal_invoice"
 
 # Work the connector schedules itself: planned within the day's share. Everything else is live work
 # (a webhook's fetch, a CRM edit written back) and is never denied by the planner.

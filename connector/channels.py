@@ -33,19 +33,26 @@ log = logging.getLogger(__name__)
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
+# Deals: watched (edits and creations) only where won deals become Xero invoices (mapping.yaml
+# won_deals.enabled): otherwise every deal edit, our own figures' writes included, would be a notification
+# to take in for nothing.
+DEALS_MODULE = "Deals"
 
 
-def watched_modules(zoho: Any) -> tuple[str, ...]:
+def watched_modules(zoho: Any, *, with_deals: bool = False) -> tuple[str, ...]:
     """The watched modules this org has: Free and Standard editions have no Invoices, and Zoho refuses a watch
     on (or a listing of) a module the org lacks (https://www.zoho.com/crm/developer/docs/api/v8/modules-api.html)."""
     present = {str(m.get("api_name")) for m in zoho.modules()}
-    return tuple(m for m in WATCHED_MODULES if m in present)
+    wanted = WATCHED_MODULES + ((DEALS_MODULE,) if with_deals else ())
+    return tuple(m for m in wanted if m in present)
 
 
 def channel_events(modules: tuple[str, ...], create_modules: tuple[str, ...] = ()) -> list[str]:
-    """Edits of every watched module; creations too of the modules whose new records become Xero contacts
-    (mapping.yaml create_in_xero; Zoho's events are {module}.create/edit/delete/all, enable page above)."""
-    return [f"{m}.edit" for m in modules] + [f"{m}.create" for m in modules if m in create_modules]
+    """Edits of every watched module; creations too of Deals (a deal may be entered already won) and of the
+    modules whose new records become Xero contacts (mapping.yaml create_in_xero; Zoho's events are
+    {module}.create/edit/delete/all, enable page above)."""
+    return ([f"{m}.edit" for m in modules]
+            + [f"{m}.create" for m in modules if m in create_modules or m == DEALS_MODULE])
 # Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)
 # Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
@@ -76,18 +83,20 @@ def ensure_channel(
     notify_url: str,
     clock: Clock = SYSTEM_CLOCK,
     lifetime: timedelta = CHANNEL_LIFETIME,
+    with_deals: bool = False,
     create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
-    """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel, watching the
-    creations of ``create_modules`` too."""
+    """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel (watching Deals
+    too when ``with_deals``, and the creations of ``create_modules``)."""
     existing = channels.for_connection(connection_id)
     if existing:
         return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
                              notify_url=notify_url, clock=clock, lifetime=lifetime,
-                             force=_lacks_creations(existing[0], create_modules), create_modules=create_modules)
+                             force=_lacks_events(existing[0], with_deals, create_modules), with_deals=with_deals,
+                             create_modules=create_modules)
     channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
     token = _channel_token(credentials, connection_id)
-    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime,
+    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime, with_deals=with_deals,
                                  create_modules=create_modules)
     channels.save(connection_id, channel_id, token=token, events=events, expires_at=expires_at)
     log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
@@ -105,6 +114,7 @@ def renew_channels(
     lifetime: timedelta = CHANNEL_LIFETIME,
     renew_before: timedelta = RENEW_BEFORE,
     connection_ids: list[int] | None = None,
+    with_deals: bool = False,
     create_modules: tuple[str, ...] = (),
 ) -> list[ChannelOutcome]:
     """The beat job: check every channel is still listed by Zoho, renew those near expiry, re-create
@@ -119,7 +129,8 @@ def renew_channels(
         try:
             outcomes += _renew_org(connection_id, zoho=zoho_for(connection_id), channels=channels,
                                    credentials=credentials, notify_url=notify_url, enqueue=enqueue, clock=clock,
-                                   lifetime=lifetime, renew_before=renew_before, create_modules=create_modules)
+                                   lifetime=lifetime, renew_before=renew_before, with_deals=with_deals,
+                                   create_modules=create_modules)
         except Exception as exc:
             log.exception("renewing the Zoho channels of connection %s failed; the other orgs go on", connection_id)
             for channel in channels.for_connection(connection_id) or [None]:
@@ -131,24 +142,27 @@ def renew_channels(
 
 def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credentials: CredentialStore,
                notify_url: str, enqueue: Enqueue, clock: Clock, lifetime: timedelta,
-               renew_before: timedelta, create_modules: tuple[str, ...] = ()) -> list[ChannelOutcome]:
+               renew_before: timedelta, with_deals: bool = False,
+               create_modules: tuple[str, ...] = ()) -> list[ChannelOutcome]:
     outcomes = []
     live = {str(w.get("channel_id")) for w in zoho.get_watch()}
     for channel in channels.for_connection(connection_id):
         missing = channel.channel_id not in live
         due = channel.expires_at - clock.now() <= renew_before
-        # New records switched on to become Xero contacts since the channel was enabled: enable it again.
-        lacks_creations = _lacks_creations(channel, create_modules)
-        if not (missing or due or lacks_creations):
+        # Won-deal invoices (Deals) or new records becoming Xero contacts (their creations) switched on since
+        # the channel was enabled: enable it again with those events.
+        lacks = _lacks_events(channel, with_deals, create_modules)
+        if not (missing or due or lacks):
             continue
         outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
-                                notify_url=notify_url, clock=clock, lifetime=lifetime,
-                                force=missing or lacks_creations, create_modules=create_modules)
+                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing or lacks,
+                                with_deals=with_deals, create_modules=create_modules)
         if outcome.action == "recreated" and missing:
             since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
             outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
                                      reconcile_gap(connection_id, since=since, zoho=zoho, enqueue=enqueue,
-                                                   channel_id=channel.channel_id))
+                                                   channel_id=channel.channel_id,
+                                                   modules=watched_modules(zoho, with_deals=with_deals)))
         outcomes.append(outcome)
     return outcomes
 
@@ -163,6 +177,7 @@ def renew_channel(
     clock: Clock,
     lifetime: timedelta,
     force: bool,
+    with_deals: bool = False,
     create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
     """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED), or ``force``d (it lacks events
@@ -184,7 +199,8 @@ def renew_channel(
             if exc.code != "NOT_SUBSCRIBED":
                 raise
     token = _channel_token(credentials, channel.connection_id)
-    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, create_modules=create_modules)
+    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, with_deals=with_deals,
+                                 create_modules=create_modules)
     channels.save(channel.connection_id, channel.channel_id, token=token, events=events, expires_at=expires_at)
     channels.renewed(channel.channel_id, expires_at)
     log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
@@ -213,14 +229,16 @@ def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: En
     return handed
 
 
-def _lacks_creations(channel: ChannelInfo, create_modules: tuple[str, ...]) -> bool:
-    return any(f"{m}.create" not in (channel.events or []) for m in create_modules)
+def _lacks_events(channel: ChannelInfo, with_deals: bool, create_modules: tuple[str, ...]) -> bool:
+    have = set(channel.events or [])
+    return (with_deals and f"{DEALS_MODULE}.edit" not in have) or any(f"{m}.create" not in have
+                                                                       for m in create_modules)
 
 
 def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime, *,
-            create_modules: tuple[str, ...] = ()) -> tuple[datetime, list[str]]:
+            with_deals: bool = False, create_modules: tuple[str, ...] = ()) -> tuple[datetime, list[str]]:
     """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
-    events = channel_events(watched_modules(zoho), create_modules)
+    events = channel_events(watched_modules(zoho, with_deals=with_deals), create_modules)
     items = zoho.enable_watch([{"channel_id": int(channel_id), "events": events, "channel_expiry": wanted,
                                 "token": token, "notify_url": notify_url}])
     return _granted_expiry(items, channel_id, wanted), events

@@ -276,18 +276,21 @@ def dumps_with_verbatim(value: Any, default: Callable[[Any], Any], **options: An
 # The C half of json's encoder (None without the _json accelerator) and its string encoders.
 _C_MAKE_ENCODER = json.encoder.c_make_encoder
 _ENCODE_STR = {True: json.encoder.encode_basestring_ascii, False: json.encoder.encode_basestring}
-_LENIENT_ENCODERS: dict[tuple[bool, Callable[[Any], Any]], json.JSONEncoder] = {}
+_LENIENT_ENCODERS: dict[tuple[bool, Callable[[Any], Any], int | None], json.JSONEncoder] = {}
 
 
-def dumps_lenient(value: Any, *, ensure_ascii: bool = True, default: Callable[[Any], Any] = str) -> str:
-    """``json.dumps(value, ensure_ascii=ensure_ascii, default=default)``: text people or simulators read,
-    where a value JSON has no type for is written as ``default`` makes it (its ``str`` unless given)
-    rather than refused. A cycle still raises ValueError, as json.dumps does."""
-    key = (ensure_ascii, default)
+def dumps_lenient(value: Any, *, ensure_ascii: bool = True, default: Callable[[Any], Any] = str,
+                  indent: int | None = None) -> str:
+    """``json.dumps(value, ensure_ascii=ensure_ascii, default=default, indent=indent)``: text people or
+    simulators read, where a value JSON has no type for is written as ``default`` makes it (its ``str``
+    unless given) rather than refused. A cycle still raises ValueError, as json.dumps does."""
+    key = (ensure_ascii, default, indent)
     encoder = _LENIENT_ENCODERS.get(key)
     if encoder is None:
-        encoder = _LENIENT_ENCODERS[key] = json.JSONEncoder(ensure_ascii=ensure_ascii, default=default)
-    if _C_MAKE_ENCODER is None or type(value) is not dict:  # no C accelerator (another interpreter)
+        encoder = _LENIENT_ENCODERS[key] = json.JSONEncoder(ensure_ascii=ensure_ascii, default=default,
+                                                            indent=indent)
+    # The C encoder writes no indentation (json.JSONEncoder uses it only without one).
+    if _C_MAKE_ENCODER is None or type(value) is not dict or indent is not None:
         return encoder.encode(value)
     # What encoder.encode does for a dict, minus its two Python frames and the float closure the C
     # encoder never uses (a log line is one dict): the same C encoder, arguments and fresh markers.

@@ -31,6 +31,14 @@ Fax.from: Not a valid string.`` Example::
       modules: [Accounts]          # Accounts and/or Contacts (a Contact with no Account); [] = off (default)
       account_types: [Customer]    # only Accounts whose Account_Type is one of these (omit: any type)
       deal_stages: [Closed Won]    # only once one of the Account's deals reached one of these (omit: no deal needed)
+    won_deals:                     # a deal entering its won stage becomes ONE Xero invoice (off by default)
+      enabled: false
+      stage: Closed Won            # the stage that means won, for every pipeline not listed below
+      pipelines: {}                # optional: Zoho pipeline -> its won stage; when given, only these pipelines
+      status: DRAFT                # DRAFT (default), SUBMITTED or AUTHORISED
+      item_code: null              # the Xero item of the one line made from the deal's Amount
+      account_code: null           # the Xero sales account of lines without an item (e.g. '200')
+      tax_type: null               # the Xero tax type of every line (e.g. OUTPUT2); none: Xero's default
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from connector.errors import ConfigError
 from connector.mapping import deals as deal_mapping
+from connector.mapping import won_deals as won_deal_mapping
 from connector.mapping import zoho_fields as zf
 from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
@@ -95,6 +104,14 @@ class SyncConfig:
 
     def creates_in_xero(self, module: str) -> bool:
         return module in self.create_modules
+    # Won deals -> one Xero invoice each (pipeline/to_xero/deals.py; mapping/won_deals.py). Off by default.
+    won_deal_invoices: bool = False
+    won_deal_stage: str = won_deal_mapping.DEFAULT_WON_STAGE
+    won_deal_pipelines: Mapping[str, str] = field(default_factory=dict)
+    won_deal_status: str = "DRAFT"
+    won_deal_item_code: str | None = None
+    won_deal_account_code: str | None = None
+    won_deal_tax_type: str | None = None
 
     def owned_by_crm(self, module: str) -> tuple[str, ...]:
         return tuple(self.crm_owns.get(module, ()))
@@ -163,6 +180,18 @@ class _CreateSchema(Schema):
         for key in ("account_types", "deal_stages"):
             if key in data and "Accounts" not in modules:
                 raise ValidationError("filters Accounts, but modules does not list Accounts", field_name=key)
+class _WonDealsSchema(Schema):
+    enabled = fields.Boolean()
+    stage = fields.String(validate=validate.Length(min=1, max=120))
+    pipelines = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=120)),
+                            values=fields.String(validate=validate.Length(min=1, max=120)))
+    status = fields.String(validate=validate.OneOf(won_deal_mapping.CREATABLE_STATUSES))
+    # Xero: ItemCode up to 30 characters, AccountCode up to 10 (Items and Accounts pages of
+    # https://developer.xero.com/documentation/api/accounting/items and .../accounts).
+    item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=30))
+    account_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=10))
+    tax_type = fields.String(allow_none=True, validate=validate.Regexp(r"^[A-Z0-9]{1,50}$",
+                                                                        error="a Xero tax type, e.g. OUTPUT2"))
 
 
 class _ConfigSchema(Schema):
@@ -188,6 +217,7 @@ class _ConfigSchema(Schema):
     base_currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO 4217 code"))
     deals = fields.Nested(_DealsSchema)
     create_in_xero = fields.Nested(_CreateSchema)
+    won_deals = fields.Nested(_WonDealsSchema)
 
     @validates_schema
     def _distinct_account_fields(self, data: dict, **_: Any) -> None:
@@ -257,7 +287,20 @@ def _build(data: dict) -> SyncConfig:
         create_modules=tuple((data.get("create_in_xero") or {}).get("modules", ())),
         create_account_types=tuple((data.get("create_in_xero") or {}).get("account_types", ())),
         create_deal_stages=tuple((data.get("create_in_xero") or {}).get("deal_stages", ())),
+        **_won_deal_settings(data.get("won_deals") or {}, defaults),
     )
+
+
+def _won_deal_settings(won: dict, defaults: SyncConfig) -> dict:
+    return {
+        "won_deal_invoices": bool(won.get("enabled", defaults.won_deal_invoices)),
+        "won_deal_stage": won.get("stage", defaults.won_deal_stage),
+        "won_deal_pipelines": dict(won.get("pipelines") or {}),
+        "won_deal_status": won.get("status", defaults.won_deal_status),
+        "won_deal_item_code": won.get("item_code"),
+        "won_deal_account_code": won.get("account_code"),
+        "won_deal_tax_type": won.get("tax_type"),
+    }
 
 
 def _deal_settings(deals: dict, defaults: SyncConfig) -> dict:

@@ -21,3 +21,8 @@ INGEST_ZOHO_NOTIFICATION = "connector.ingest_zoho_notification"
 BUFFER_ZOHO_PUSH = "connector.buffer_zoho_push"
 # Writes now; kwargs attempt: int (retries of Zoho's retryable refusals so far), parked_attempts: int.
 PUSH_RECORDS_TO_ZOHO = "connector.push_records_to_zoho"
+# Replays (workers/maintenance_tasks.py), enqueued by the operator console too.
+# args: [connection: int, record: str (any spelling of the resource), ids: list[str], source: "xero" | "snapshot"]
+REPLAY = "connector.replay"
+# args: [connection: int | None, since: str | None ("24h", ISO), record: str | None, error: str | None, source, limit]
+REPLAY_FAILED = "connector.replay_failed"

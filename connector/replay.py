@@ -154,13 +154,18 @@ def list_failures(store, *, connection_id: int | None = None, since: datetime | 
 
 def failed_replays(store, *, connection_id: int | None, since: datetime | None = None, record: str | None = None,
                    error: str | None = None, source: str = "xero", limit: int = 1000) -> list[ReplayRequest]:
-    """One request per (connection, resource) covering the replayable failures that match.
+    """One request per (connection, resource) covering the replayable failures that match."""
+    return replays_of(store, list_failures(store, connection_id=connection_id, since=since, record=record,
+                                           error=error, limit=limit), source=source)
+
+
+def replays_of(store, failures: Iterable[Failure], *, source: str = "xero") -> list[ReplayRequest]:
+    """One request per (connection, resource) covering the replayable ones of ``failures``.
 
     A failure without a connection is replayed only when a connection now has its tenant."""
     source = source_of(source)
     grouped: dict[tuple[int, str], dict[str, bool]] = {}
-    for failure in list_failures(store, connection_id=connection_id, since=since, record=record, error=error,
-                                 limit=limit):
+    for failure in failures:
         if not failure.replayable:
             continue
         target = failure.connection_id
@@ -175,6 +180,22 @@ def failed_replays(store, *, connection_id: int | None, since: datetime | None =
         ReplayRequest(cid, resource, list(ids), source, frozenset(i for i, unattached in ids.items() if unattached))
         for (cid, resource), ids in sorted(grouped.items())
     ]
+
+
+def dismiss(store, failures: Iterable[Failure], *, reason: str, by: str) -> int:
+    """Set failures aside: each gets a "dismissed" stage in its record's trail, on the failed trip, saying
+    why and who (``by``: "console", "cli"); it leaves the failures list (and `connector failures`, the
+    console, the counts of `connector status`) until the record fails again. Returns how many."""
+    reason = " ".join(str(reason or "").split())
+    if not reason:
+        raise InvalidArgument("a dismissal needs a reason (it is kept in the record's audit trail)")
+    failures = list(failures)
+    store.audit.record_many([
+        {"connection_id": f.connection_id, "record_type": f.record_type, "record_id": f.record_id,
+         "sync_id": f.sync_id, "stage": stages.DISMISSED, "direction": f.direction,
+         "detail": {"reason": reason, "by": by, "failed_with": f.error}}
+        for f in failures])
+    return len(failures)
 
 
 def start_replay(request: ReplayRequest, *, audit, task_id: str | None = None) -> dict[str, str]:

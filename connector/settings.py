@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, MutableMapping
@@ -182,6 +183,40 @@ def parse_vault_keys(raw: str) -> Secret:
     return Secret(raw)
 
 
+_ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+")
+
+
+def parse_smtp(env: Mapping[str, str]) -> dict:
+    """The alert e-mail settings. None set: no e-mail. A host without a sender and recipients, or the other
+    way round, is refused rather than dropping alerts in silence."""
+    host = (env.get("CONNECTOR_SMTP_HOST") or "").strip()
+    others = [n for n in ("CONNECTOR_SMTP_FROM", "CONNECTOR_SMTP_TO", "CONNECTOR_SMTP_USER", "CONNECTOR_SMTP_PASSWORD")
+              if env.get(n)]
+    if not host:
+        if others:
+            raise ConfigError(f"CONNECTOR_SMTP_HOST: not set, but {', '.join(others)} is; set the mail server "
+                              "(e.g. smtp.example.com) or unset the others")
+        return {}
+    sender = (env.get("CONNECTOR_SMTP_FROM") or "").strip()
+    recipients = tuple(r.strip() for r in (env.get("CONNECTOR_SMTP_TO") or "").split(",") if r.strip())
+    if not _ADDRESS.fullmatch(sender):
+        raise ConfigError("CONNECTOR_SMTP_FROM: set it to the sender's address (e.g. connector@example.com) when "
+                          "CONNECTOR_SMTP_HOST is set")
+    if not recipients or not all(_ADDRESS.fullmatch(r) for r in recipients):
+        raise ConfigError("CONNECTOR_SMTP_TO: set it to one or more addresses, comma-separated "
+                          "(e.g. ops@example.com,finance@example.com) when CONNECTOR_SMTP_HOST is set")
+    port_text = (env.get("CONNECTOR_SMTP_PORT") or "587").strip()
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"CONNECTOR_SMTP_PORT: {port_text!r} is not a port number (587 for STARTTLS)")
+    user = (env.get("CONNECTOR_SMTP_USER") or "").strip()
+    password = env.get("CONNECTOR_SMTP_PASSWORD") or ""
+    if bool(user) != bool(password):
+        raise ConfigError("CONNECTOR_SMTP_USER and CONNECTOR_SMTP_PASSWORD: set both (to log in) or neither")
+    return {"smtp_host": host, "smtp_port": int(port_text), "smtp_user": user, "smtp_password": Secret(password),
+            "smtp_from": sender, "smtp_to": recipients,
+            "smtp_starttls": parse_flag("CONNECTOR_SMTP_STARTTLS", env.get("CONNECTOR_SMTP_STARTTLS") or "1")}
+
+
 def load_env_file(environ: MutableMapping[str, str] | None = None) -> None:
     """Add the variables of the env file to the environment, each only where the environment does not set it
     (a real variable always wins). The file is ``CONNECTOR_ENV_FILE``, by default ``.env`` in the working
@@ -223,6 +258,16 @@ def platform_port(env: Mapping[str, str] | None = None) -> int | None:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ConfigError(f"PORT: {raw!r} is not a port number")
+    return int(raw)
+
+
+def metrics_port(env: Mapping[str, str]) -> int | None:
+    """CONNECTOR_METRICS_PORT: where a worker host serves its own /metrics; None when unset."""
+    raw = (env.get("CONNECTOR_METRICS_PORT") or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"CONNECTOR_METRICS_PORT: {raw!r} is not a port number")
     return int(raw)
 
 
@@ -297,9 +342,32 @@ class Settings:
     sweep_interval: float = 60.0
     visibility_timeout: float = 300.0
 
+    # Alerts (connector/alerts.py): where one message per incident goes (a Slack-compatible incoming webhook,
+    # whose URL is itself a credential, and/or e-mail), and when a condition is an incident.
+    alert_webhook: Secret = field(default_factory=lambda: Secret(""))
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: Secret = field(default_factory=lambda: Secret(""))
+    smtp_from: str = ""
+    smtp_to: tuple[str, ...] = ()
+    smtp_starttls: bool = True
+    alert_failures_per_hour: int = 10
+    alert_parked_age: float = 6 * 3600.0
+    alert_quiet_period: float = 4 * 3600.0
+    alert_silence: float = 600.0
+
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
     embedded_allowed: bool = True
+
+    # Prometheus (connector/metrics.py). Each process of a gunicorn or Celery worker group writes its counters
+    # to files in its group's folder for a scrape to add up: by default a folder of the group's own under
+    # metrics_base_dir (CONNECTOR_METRICS_DIR); PROMETHEUS_MULTIPROC_DIR names one folder exactly (one group
+    # per folder). metrics_port (CONNECTOR_METRICS_PORT): where a Celery worker serves its group's /metrics.
+    metrics_base_dir: Path = Path(tempfile.gettempdir()) / "ml-connector-metrics"
+    metrics_dir: Path | None = None
+    metrics_port: int | None = None
 
     @property
     def task_time_limit(self) -> float:
@@ -373,6 +441,7 @@ class Settings:
         def duration(name: str, default: float, **options) -> float:
             return parse_duration(name, env[name], **options) if env.get(name) else default
 
+        smtp = parse_smtp(env)
         return cls(
             data_dir=data_dir,
             database_url=(parse_database_url(env["DATABASE_URL"], embedded_allowed=embedded_allowed)
@@ -415,5 +484,17 @@ class Settings:
             xero_minute_limit=parse_count("XERO_MINUTE_LIMIT", get("XERO_MINUTE_LIMIT"), cls.xero_minute_limit),
             xero_concurrent_limit=parse_count("XERO_CONCURRENT_LIMIT", get("XERO_CONCURRENT_LIMIT"),
                                               cls.xero_concurrent_limit),
+            metrics_base_dir=Path(get("CONNECTOR_METRICS_DIR")) if get("CONNECTOR_METRICS_DIR") else cls.metrics_base_dir,
+            metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
+            metrics_port=metrics_port(env),
+            alert_webhook=(Secret(parse_url("CONNECTOR_ALERT_WEBHOOK", env["CONNECTOR_ALERT_WEBHOOK"],
+                                            ("https", "http"), "https://hooks.slack.com/services/..."))
+                           if env.get("CONNECTOR_ALERT_WEBHOOK") else Secret("")),
+            **smtp,
+            alert_failures_per_hour=parse_count("CONNECTOR_ALERT_FAILURES_PER_HOUR",
+                                                get("CONNECTOR_ALERT_FAILURES_PER_HOUR"), cls.alert_failures_per_hour),
+            alert_parked_age=duration("CONNECTOR_ALERT_PARKED_AGE", cls.alert_parked_age),
+            alert_quiet_period=duration("CONNECTOR_ALERT_QUIET_PERIOD", cls.alert_quiet_period),
+            alert_silence=duration("CONNECTOR_ALERT_SILENCE", cls.alert_silence),
         )
 

@@ -7,6 +7,7 @@ rate governor's counters and the day-budget ledger in Redis, and the broker's qu
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from connector.pipeline.to_xero.contacts import NEEDS_REVIEW
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import day_share_left
 from connector.store import audit as stages
+from connector.store.parked import WAITING_FOR_ACCOUNT
 
 WORKER_QUEUES = (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)
 
@@ -115,6 +117,10 @@ def collect_status(deps) -> dict[str, Any]:
             "deals_unassigned": store.deal_links.count_unassigned(c.id),
             # New Zoho records waiting for a person (a name clash): `connector failures --error needs_review`.
             "needs_review": len(store.audit.failures(c.id, REVIEW_LISTED, error=NEEDS_REVIEW)),
+            # Won deals made into Xero invoices (pipeline/to_xero/deals.py): by state, and those waiting for
+            # their account to reach Xero.
+            "won_deals": {**store.won_deals.counts(c.id),
+                          "waiting_for_account": store.parked.count(c.id, reason=WAITING_FOR_ACCOUNT)},
         })
     warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
                 if c["xero_budget"]["warning"]]
@@ -125,7 +131,21 @@ def collect_status(deps) -> dict[str, Any]:
         "queues": queue_depths(deps.settings),
         "connections": connections,
         "held_webhooks": held_webhooks(deps),
+        # When each process role last showed it was alive (connector/heartbeats.py).
+        "heartbeats": deps.heartbeats.status(),
+        # The incidents the alerts have open (connector/alerts.py): what happened and what fixes it.
+        "alerts": open_alerts(deps),
     }
+
+
+def open_alerts(deps) -> list[dict[str, Any]]:
+    rows = []
+    for key, state in deps.incident_book.open_incidents().items():
+        condition = json.loads(state.get("condition") or "{}")
+        rows.append({"incident": key, "title": condition.get("title"), "since": condition.get("since"),
+                     "records": condition.get("records"), "fix": condition.get("fix"),
+                     "resolving": state.get("pending") == "resolved"})
+    return rows
 
 
 def held_webhooks(deps) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ INTEGRATION_REDIS_DB = int(os.environ.get("TEST_INTEGRATION_REDIS_DB", "12"))
 REDIS_DATABASES = {
     "connections": 3, "connections-cli": 4, "scale": 5, "scale-spare": 6, "picture": 7, "ratelimit": 8,
     "reliability": 9, "clients": 10, "webhooks": 11, "integration": INTEGRATION_REDIS_DB, "deploy": 13,
-    "record-locks": 14, "webhooks-production": 15, "startup": 0, "queue-depths": 1,
+    "record-locks": 14, "webhooks-production": 15, "startup": 0, "queue-depths": 1, "alerts": 2,
 }
 if len(set(REDIS_DATABASES.values())) != len(REDIS_DATABASES):
     raise RuntimeError(f"two groups of tests share a Redis database: {REDIS_DATABASES} (tests/conftest.py)")
@@ -269,11 +269,16 @@ def _root_logger_restored():
     root.setLevel(level)
 
 
+SEPARATE_FAULT_MODULES = ("tests/faults/test_faults_apis.py",)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """How pytest-xdist (make test) hands tests to its workers: the fault suite's tests all go to one worker,
-    first (they share one deployment, started once: tests/faults/conftest.py ``stack``); every other test is
-    handed out on its own to whichever worker is free. (xdist's own --dist loadgroup cannot mark them: it
+    """How pytest-xdist (make test) hands tests to its workers: the fault suite's tests go to one worker
+    (they share one deployment, started once per worker: tests/faults/conftest.py ``stack``), except the
+    vendor-fault bursts, which wait minutes on the vendors' throttles and so run beside the rest on a second
+    worker with a deployment of their own; every other test is handed out on its own to whichever worker
+    is free. (xdist's own --dist loadgroup cannot mark them: it
     rewrites a node id field that pytest 9 no longer has.)"""
     from xdist.scheduler import LoadScopeScheduling
 
@@ -282,6 +287,8 @@ def pytest_xdist_make_scheduler(config, log):
 
     class FaultSuiteTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith(SEPARATE_FAULT_MODULES):
+                return nodeid.split("::", 1)[0]
             return "tests/faults" if nodeid.startswith("tests/faults/") else nodeid
 
     return FaultSuiteTogether(config, log)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,7 @@ MALFORMED_OPTIONAL = [
     ("LOG_FORMAT", "xml", "json, text"),
     ("CELERY_VISIBILITY_TIMEOUT", "abc", "not a duration"),
     ("XERO_POLL_INTERVAL", "5 minutes please", "not a duration"),
+    ("CONNECTOR_METRICS_PORT", "ninety-one-oh-one", "not a port number"),
 ]
 
 
@@ -243,6 +245,17 @@ def test_a_server_with_a_malformed_value_refuses_naming_the_variable(process, va
     require_redis(REDIS_DB)
     line = refusal(start(process, production_env(database_url, **{variable: value}), tmp_path, cli))
     assert variable in line and says in line and SECRET not in line, line
+
+
+def test_a_worker_whose_metrics_port_is_taken_refuses_naming_it(database_url, tmp_path):
+    require_redis(REDIS_DB)
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = refusal(celery_worker(production_env(database_url, CONNECTOR_METRICS_PORT=str(port),
+                                                    CONNECTOR_METRICS_DIR=str(tmp_path / "metrics")), tmp_path))
+    assert f"CONNECTOR_METRICS_PORT: cannot listen on port {port}" in line, line
 
 
 # --- unreachable ------------------------------------------------------------------------------------------

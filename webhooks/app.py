@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from connector.secret import Secret
@@ -18,6 +18,8 @@ from webhooks.enqueue import Enqueue
 from webhooks.receiver import EXTENSION, Receiver, ZohoChannelVerifier, logger, receiver
 from webhooks.xero import xero_blueprint
 from webhooks.zoho import zoho_blueprint
+
+METRICS_EXTENSION = "ml_connector.metrics"
 
 
 def create_app(
@@ -31,9 +33,15 @@ def create_app(
     oauth=None,
     admin_token: Secret | str = "",
     public_url: str = "",
+    metrics: Callable[[], tuple[bytes, str]] | None = None,
+    console=None,
+    heartbeat: Callable[[], object] | None = None,
 ) -> Flask:
     """``admin_token`` guards the operator routes (none configured: they refuse everyone);
-    ``public_url`` is where the vendors' OAuth redirects come back to."""
+    ``public_url`` is where the vendors' OAuth redirects come back to; ``metrics`` answers /metrics (the
+    Prometheus text body and its content type), behind the same operator check; ``console`` (a
+    connector.operator_console.ConsoleData) serves the operator console at /console/; ``heartbeat`` is
+    called on each request (connector/heartbeats.py: at most one Redis write every few seconds)."""
     app = Flask("webhooks")
     # Werkzeug refuses a larger Content-Length and stops reading a chunked body at this size; one
     # byte of slack lets raw_body() tell "exactly at the limit" from "cut off at the limit".
@@ -58,11 +66,31 @@ def create_app(
         app.extensions[OAUTH_EXTENSION] = oauth
         app.extensions[PUBLIC_URL_EXTENSION] = public_url.rstrip("/")
         app.register_blueprint(oauth_blueprint)
+    if console is not None:
+        from webhooks.console import CONSOLE_EXTENSION, console_blueprint
+        from webhooks.console import connections, failures, mapping, records  # noqa: F401 (their routes)
+
+        app.extensions[CONSOLE_EXTENSION] = console
+        app.register_blueprint(console_blueprint)
+    if heartbeat is not None:
+        app.before_request(_heartbeat_of(heartbeat))
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/status", "status", operator_required(_status), methods=["GET"])
+    if metrics is not None:
+        app.extensions[METRICS_EXTENSION] = metrics
+        app.add_url_rule("/metrics", "metrics", operator_required(_metrics), methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _heartbeat_of(heartbeat: Callable[[], object]) -> Callable[[], None]:
+    def beat() -> None:
+        try:
+            heartbeat()
+        except Exception as exc:  # a heartbeat never fails a request; /healthz reports Redis itself
+            logger.warning("webhook.heartbeat_failed", extra={"error_type": type(exc).__name__})
+    return beat
 
 
 def _healthz() -> tuple[Response, int]:
@@ -90,6 +118,15 @@ def _status() -> tuple[Response, int]:
         details.setdefault("rejected_zoho_callbacks", state.counters["rejected_zoho_callbacks"])
     # "degraded" still answers 200: the receiver itself can accept and queue webhooks.
     return jsonify(details), 200
+
+
+def _metrics() -> Response:
+    try:
+        body, content_type = current_app.extensions[METRICS_EXTENSION]()
+    except Exception:
+        logger.exception("webhook.metrics.failed")
+        return Response("metrics unavailable; see the receiver's log\n", status=503, content_type="text/plain")
+    return Response(body, status=200, content_type=content_type)
 
 
 def _http_error(exc: HTTPException) -> Response:

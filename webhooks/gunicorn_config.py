@@ -25,6 +25,21 @@ logger_class = "webhooks.gunicorn_config.ConnectorGunicornLogger"
 control_socket_disable = True
 
 
+def on_starting(server) -> None:
+    """The master owns the folder of its workers' metric files (connector/metrics.py): made empty before any
+    worker starts, so /metrics on any worker adds up all of theirs, and never those of a run before."""
+    from connector.metrics import start_process_group
+    from connector.settings import Settings
+
+    start_process_group("web", Settings.from_env())
+
+
+def child_exit(server, worker) -> None:
+    from connector.metrics import process_exited
+
+    process_exited(worker.pid)
+
+
 class ConnectorGunicornLogger(glogging.Logger):
     """gunicorn's error and access loggers, sent through connector.logs instead of gunicorn's own format."""
 

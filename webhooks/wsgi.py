@@ -25,8 +25,25 @@ def connection_status(deps) -> dict:
     return {"status": "degraded" if degraded else "ok", **status}
 
 
+def metrics_exposition(deps):
+    """What /metrics answers: the counters of every gunicorn worker of this host (the multiprocess folder),
+    plus the shared state (budget, queues, tokens, channels, parked work) read now."""
+    from connector import metrics
+
+    shared = metrics.SharedStateCollector(deps)
+
+    def exposition() -> tuple[bytes, str]:
+        # The master's folder (inherited) under gunicorn; none under a single-process server.
+        folder = metrics.group_folder() or deps.settings.metrics_dir
+        return metrics.exposition(metrics.scrape_registry(folder, shared))
+
+    return exposition
+
+
 def build_receiver() -> Flask:
     from connector import logs
+    from connector.heartbeats import RECEIVER
+    from connector.operator_console import ConsoleData
     from webhooks import create_app
     from webhooks.channels import RememberedChannels
     from webhooks.enqueue import celery_enqueuer, reuse_redis_clients, stop_task_sent_events
@@ -38,8 +55,8 @@ def build_receiver() -> Flask:
     stop_task_sent_events(celery_app)
     reuse_redis_clients(celery_app)
     if not deps.settings.admin_token:
-        logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth and /status "
-                       "answer 401 to everyone")
+        logger.warning("receiver.operator_routes_disabled: CONNECTOR_ADMIN_TOKEN is not set; /oauth, /console, "
+                       "/status and /metrics answer 401 to everyone")
     return create_app(
         webhook_key=deps.settings.xero_webhook_key,
         enqueue=celery_enqueuer(celery_app),
@@ -51,6 +68,9 @@ def build_receiver() -> Flask:
         oauth=deps.connector(),
         admin_token=deps.settings.admin_token,
         public_url=deps.settings.public_url,
+        metrics=metrics_exposition(deps),
+        console=ConsoleData(deps),
+        heartbeat=lambda: deps.heartbeats.beat(RECEIVER),
     )
 
 

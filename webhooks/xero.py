@@ -9,7 +9,8 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
-from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, new_sync_ids
+from connector import metrics
+from connector.pipeline.common import RECORD_TYPES, XERO_CATEGORIES, webhook_sync_ids
 from connector.queues import INGEST_XERO_EVENTS, XERO_QUEUE
 from connector.xero.webhook_body import InvalidEnvelope, body_text, read_events
 from webhooks.receiver import raw_body, receiver
@@ -53,8 +54,9 @@ def receive_xero_webhook() -> Response:
         logger.info("webhook.xero.intent_to_receive")
         return _empty(200)
 
-    # The correlation id of each record's trip starts here and travels with its event (logs carry it).
-    sync_ids = new_sync_ids(len(events))
+    # The correlation id of each record's trip starts here and travels with its event (logs carry it), with
+    # the time it was accepted in it (connector/pipeline/common.py).
+    sync_ids = webhook_sync_ids(len(events))
     try:
         # The body as received (checked above; the worker takes what it needs of each event).
         state.enqueue(INGEST_XERO_EVENTS, [text, sync_ids], XERO_QUEUE)
@@ -63,6 +65,7 @@ def receive_xero_webhook() -> Response:
         logger.error("webhook.xero.enqueue_failed", extra={"reason": str(exc), "event_count": len(events)})
         return _empty(503)
 
+    metrics.webhook_events_accepted("xero", len(events))
     logger.info("webhook.xero.accepted", extra=accepted_fields(events, sync_ids))
     return _empty(200)
 

@@ -12,6 +12,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify
 
+from connector import metrics
 from connector.pipeline.common import new_sync_id
 from connector.queues import INGEST_ZOHO_NOTIFICATION, ZOHO_QUEUE
 from webhooks.receiver import raw_body, receiver
@@ -49,6 +50,7 @@ def receive_zoho_notification() -> tuple[Response, int]:
         logger.error("webhook.zoho.enqueue_failed", extra={"reason": str(exc), "channel_id": channel_id})
         return jsonify(error="could not queue the notification; try again later"), 503
 
+    metrics.webhook_events_accepted("zoho")
     logger.info(
         "webhook.zoho.accepted",
         extra={"connection_id": connection_id, "channel_id": channel_id, "id_count": len(notification["ids"]),

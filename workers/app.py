@@ -37,6 +37,33 @@ def _check_worker_can_start(**_) -> None:
     from workers.startup import exit_unless_ready
 
     exit_unless_ready("worker")
+    _start_worker_metrics()
+
+
+def _start_worker_metrics() -> None:
+    """The worker's main process owns its children's metric files (connector/metrics.py), made before the
+    pool starts; with CONNECTOR_METRICS_PORT it serves their sum at /metrics on that port."""
+    from connector.metrics import serve_worker_metrics, start_process_group
+    from connector.settings import Settings
+
+    from workers.startup import refuse
+
+    settings = Settings.from_env()
+    folder = start_process_group("worker", settings)
+    if settings.metrics_port is not None:
+        try:
+            serve_worker_metrics(settings.metrics_port, folder)
+        except OSError as exc:  # the port is taken, or not ours to bind
+            refuse(f"CONNECTOR_METRICS_PORT: cannot listen on port {settings.metrics_port} ({exc.strerror or exc})")
+
+
+@signals.worker_process_shutdown.connect
+def _child_metrics_gone(pid=None, **_) -> None:
+    import os
+
+    from connector.metrics import process_exited
+
+    process_exited(pid or os.getpid())
 
 
 import workers.log_context  # noqa: E402,F401  (connects the Celery signals)

@@ -223,12 +223,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+# Trails kept under a Zoho record's id rather than a Xero record's: an invoice's deal decisions, payment notes,
+# won deals (pipeline/deals.py, pipeline/to_xero/deals.py).
+ZOHO_SIDE_TRAILS = ("invoice_deal", "payment_note", "won_deal")
+
+
 def _record_type(text: str) -> str:
-    """The record type the audit trail stores, for any spelling `failures` and `replay` take."""
+    """The record type the audit trail stores, for any spelling `failures` and `replay` take (and the trails
+    kept under Zoho ids, by their own names)."""
     from connector.errors import InvalidArgument
     from connector.pipeline.common import RECORD_TYPES
     from connector.replay import resource_of
 
+    if text in ZOHO_SIDE_TRAILS:
+        return text
     try:
         return RECORD_TYPES[resource_of(text)]
     except InvalidArgument as exc:
@@ -322,8 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="show the audit trail of one record")
     p.add_argument("connection", type=int, help="connection id (see `connector connections`)")
-    p.add_argument("type", type=_record_type, help="record type: contact, invoice, credit-note or payment")
-    p.add_argument("id", help="the Xero id of the record")
+    p.add_argument("type", type=_record_type, help="record type: contact, invoice, credit-note or payment; "
+                   "or invoice_deal, payment_note, won_deal")
+    p.add_argument("id", help="the Xero id of the record (the Zoho id for invoice_deal, payment_note, won_deal)")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("setup-zoho", help="create the custom fields the connector needs in Zoho (--check: only list them)")
@@ -331,8 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="print what is missing and exit 1 if anything is")
     p.set_defaults(func=cmd_setup_zoho)
 
-    from workers import cli_contacts, cli_deals, cli_flower, cli_keygen, cli_ops, cli_run
+    from workers import cli_alerts, cli_contacts, cli_deals, cli_flower, cli_keygen, cli_ops, cli_run
 
+    cli_alerts.register(sub)
     cli_deals.register(sub)
     cli_contacts.register(sub)  # link, create
     cli_keygen.register(sub)

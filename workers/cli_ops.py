@@ -89,7 +89,7 @@ def _replay_on_workers(requests) -> int:
 
 
 def cmd_failures(args: argparse.Namespace) -> int:
-    from connector.replay import connection_id_of, list_failures
+    from connector.replay import connection_id_of, dismiss, list_failures
     from workers.deps import get_deps
 
     deps = get_deps()
@@ -97,6 +97,8 @@ def cmd_failures(args: argparse.Namespace) -> int:
         connection_id = None if args.connection is None else connection_id_of(args.connection, deps.store)
         if args.limit < 1:
             raise InvalidArgument(f"--limit must be at least 1; got {args.limit}")
+        if args.dismiss and not (args.reason or "").strip():
+            raise InvalidArgument("--dismiss needs --reason \"why\" (it is kept in each record's audit trail)")
         # One more than asked for tells whether the limit left some out.
         failures = list_failures(deps.store, connection_id=connection_id, since=_parse_since(args.since, deps),
                                  record=args.record, error=args.error, limit=args.limit + 1)
@@ -104,6 +106,11 @@ def cmd_failures(args: argparse.Namespace) -> int:
         print(f"failures: {exc}", file=sys.stderr)
         return 2
     more, failures = len(failures) > args.limit, failures[:args.limit]
+    if args.dismiss:
+        count = dismiss(deps.store, failures, reason=args.reason, by="cli")
+        print(f"dismissed {count} failure(s){' (more match: run it again)' if more else ''}; "
+              "`connector audit` shows each one's reason")
+        return 0
     if args.json:
         print(json.dumps([f.as_dict() for f in failures], indent=2))
         return 0
@@ -472,6 +479,11 @@ def cmd_status(args: argparse.Namespace) -> int:
                   "needs_review`; resolve with `connector link` or `connector create`)")
         if c["deals_unassigned"]:
             print(f"    invoices in no deal: {c['deals_unassigned']} (see `connector deals unassigned`)")
+        won = c["won_deals"]
+        if any(won.values()):
+            print(f"    won deals: {won['created'] + won['left']} invoiced in Xero; {won['left']} left their won stage "
+                  f"after (review in Xero, see `connector failures`); {won['waiting_for_account']} waiting for "
+                  f"their account to reach Xero; {won['creating']} being created")
         print("    poll cursors: " + ", ".join(f"{k} {v['modified_since'] or 'not polled'}"
                                                 for k, v in c["poll_cursors"].items()))
         if c["backfill"]:
@@ -483,6 +495,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("held webhooks of Xero organisations not connected yet:")
         for h in status["held_webhooks"]:
             print(f"    {h['xero_tenant_id']}: {h['held']} ids held since {h['since'] or '?'}; {h['next']}")
+    print("heartbeats: " + ", ".join(
+        f"{role} {'never seen' if beat['last_seen_seconds_ago'] is None else str(beat['last_seen_seconds_ago']) + ' s ago'}"
+        for role, beat in status["heartbeats"].items()))
+    for alert in status["alerts"]:
+        print(f"ALERT {alert['incident']}: {alert['title']} (since {alert['since'] or '?'}); fix: {alert['fix']}")
     return 0
 
 
@@ -554,6 +571,9 @@ def register(sub) -> None:
     p.add_argument("--error", default=None, help="only this error class")
     p.add_argument("--limit", type=int, default=200, help="at most this many (newest first)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--dismiss", action="store_true",
+                   help="set the listed failures aside (no replay): they leave this list until they fail again")
+    p.add_argument("--reason", default=None, help="with --dismiss: why (kept in each record's audit trail)")
     p.set_defaults(func=cmd_failures)
 
     p = sub.add_parser("backfill", help="import the records that already exist in Xero (resumable, budget-aware)")

@@ -41,7 +41,7 @@ from connector.store.credentials import TokenSet
 from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
 from workers.app import app as celery_app
-from workers.demo_deals import deal_by_reference
+from workers.demo_deals import deal_by_reference, won_deal_invoice
 from workers.demo_new_account import new_account_to_xero
 from workers.deps import Deps, configure
 from workers.embedded import EmbeddedWorker, wait_until
@@ -253,6 +253,9 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
             deal_ok, deal_lines = deal_by_reference(deps, xero, zoho, connection_id, tenant_id, contact_ids,
                                                     hook_url, timeout)
             wait_until(worker.idle, timeout=timeout)
+            won_ok, won_lines = won_deal_invoice(deps, xero, zoho, connection_id, tenant_id, contact_ids,
+                                                 f"{receiver_server.url}/webhooks/zoho", timeout)
+            wait_until(worker.idle, timeout=timeout)
             new_ok, new_lines = new_account_to_xero(deps, xero, zoho, connection_id, tenant_id,
                                                     f"{receiver_server.url}/webhooks/zoho", hook_url, worker.idle,
                                                     timeout)
@@ -277,6 +280,9 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
     out.write("".join(f"{line}\n" for line in deal_lines))
     if not deal_ok:
         failures.append(f"deal by reference: {deal_lines[-1]}")
+    out.write("".join(f"{line}\n" for line in won_lines))
+    if not won_ok:
+        failures.append(f"won deal: {won_lines[-1]}")
     out.write("".join(f"{line}\n" for line in new_lines))
     if not new_ok:
         failures.append(new_lines[-1])

@@ -1,9 +1,14 @@
-"""The demo's Deal: an invoice whose Xero Reference names a Zoho deal lands on that deal, and the deal's
-figures before and after a payment (connector/pipeline/deals.py)."""
+"""The demo's Deals: an invoice whose Xero Reference names a Zoho deal lands on that deal, and the deal's
+figures before and after a payment (connector/pipeline/deals.py); a deal won in Zoho becomes one draft Xero
+invoice, however often Zoho notifies (connector/pipeline/to_xero/deals.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from decimal import Decimal
+
+import requests
 
 from connector.mapping import zoho_fields
 from connector.mapping.deals import DEAL_MONEY_FIELDS
@@ -64,3 +69,48 @@ def deal_by_reference(deps, xero, zoho, connection_id: int, tenant_id: str, cont
     lines.append(f"  on the invoice in Zoho: {len(notes())} payment note(s): "
                  + "; ".join(n["Note_Title"] for n in notes()))
     return True, lines
+
+
+WON_DEAL_CHANNEL = "1000000068004"
+
+
+def won_deal_invoice(deps, xero, zoho, connection_id: int, tenant_id: str, contact_ids: list[str],
+                     notify_url: str, timeout: float) -> tuple[bool, list[str]]:
+    """A salesperson wins a deal in Zoho; Zoho notifies twice; ONE draft invoice appears in Xero
+    (pipeline/to_xero/deals.py, switched on here as mapping.yaml ``won_deals`` would)."""
+    deps.sync_config = dataclasses.replace(deps.sync_config, won_deal_invoices=True, won_deal_account_code="200",
+                                           won_deal_tax_type="NONE")
+    contact_id = next((c for c in contact_ids if deps.store.links.get(connection_id, "contact", c)), None)
+    if contact_id is None:
+        return False, ["FAILED: no contact reached Zoho, so no deal could be won for one"]
+    account = deps.store.links.get(connection_id, "contact", contact_id).zoho_id
+    connection = deps.store.connections.get(connection_id)
+    token = "demo-deals-channel-token"
+    [answer] = deps.zoho_client(connection).enable_watch([{
+        "channel_id": WON_DEAL_CHANNEL, "events": ["Deals.edit"], "notify_url": notify_url, "token": token}])
+    deps.store.channels.save(connection_id, WON_DEAL_CHANNEL, token=token, events=["Deals.edit"],
+                             expires_at=datetime.fromisoformat(answer["details"]["events"][0]["channel_expiry"]))
+    deal = zoho.person_create("Deals", Deal_Name="Harbour store fit-out", Account_Name={"id": account},
+                              Closing_Date="2026-06-30", Stage="Negotiation/Review", Amount=Decimal("2400"))["id"]
+    zoho.person_edit("Deals", deal, Stage="Closed Won")
+    sent = [n for n in zoho.pending_notifications() if n["channel_id"] == WON_DEAL_CHANNEL]
+    zoho.deliver_notifications()
+    for payload in sent:  # Zoho delivers the same notification again
+        requests.post(notify_url, json=payload, timeout=5).raise_for_status()
+
+    def invoices() -> list[dict]:
+        return [i for i in xero.invoices(tenant_id) if i.get("Reference") == deal]
+
+    def done() -> bool:
+        trail = deps.store.audit.trail(connection_id, "won_deal", deal)
+        return bool(invoices()) and len([e for e in trail if e.stage in ("written", "skipped")]) >= 2
+
+    if not wait_until(done, timeout=timeout):
+        return False, [f"FAILED: winning deal {deal} made {len(invoices())} invoice(s) in Xero, not one"]
+    found = invoices()
+    [invoice] = found if len(found) == 1 else [None]
+    if invoice is None:
+        return False, [f"FAILED: winning deal {deal} made {len(found)} invoices in Xero, not one"]
+    return True, [f"won deal 'Harbour store fit-out' (Closed Won, notified {len(sent) * 2} times): "
+                  f"{len(found)} {invoice['Status']} invoice {invoice['InvoiceNumber']} in Xero for "
+                  f"{invoice['Total']} {invoice['CurrencyCode']}, Reference {deal}"]

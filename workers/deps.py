@@ -10,10 +10,14 @@ import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from connector import metrics
+from connector.alert_delivery import channels_from_settings
+from connector.alerts import IncidentBook, Thresholds, TickReport, check_alerts, gather_facts
 from connector.budget import BudgetLedger, BudgetPlanner
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.coalesce import XERO_FETCH_BUFFER, ZOHO_PUSH_BUFFER, LeasedBuffer
 from connector.errors import ConfigError
+from connector.heartbeats import Heartbeats
 from connector.held_events import HeldXeroEvents
 from connector.http import ResponseSeen, add_response_listener, make_session
 from connector.mapping_config import SyncConfig, load_sync_config
@@ -84,6 +88,27 @@ class Deps:
     @cached_property
     def budget_planner(self) -> BudgetPlanner:
         return BudgetPlanner(self.redis, self.budget_ledger, clock=self.clock, share=self.settings.xero_scheduled_share)
+
+    @cached_property
+    def heartbeats(self) -> Heartbeats:
+        return Heartbeats(self.redis, clock=self.clock)
+
+    @cached_property
+    def incident_book(self) -> IncidentBook:
+        return IncidentBook(self.redis)
+
+    @cached_property
+    def alert_channels(self) -> dict:
+        return channels_from_settings(self.settings)
+
+    def check_alerts(self) -> TickReport | None:
+        """One alert evaluation over what this process's collaborators read (connector/alerts.py); never raises."""
+        thresholds = Thresholds.of(self.settings)
+        return check_alerts(
+            book=self.incident_book, channels=self.alert_channels, thresholds=thresholds,
+            facts=lambda: gather_facts(store=self.store, credentials=self.credentials, budget_ledger=self.budget_ledger,
+                                       heartbeats=self.heartbeats, thresholds=thresholds,
+                                       public_url=self.settings.public_url))
 
     @cached_property
     def schedule_state(self) -> ScheduleState:
@@ -170,7 +195,8 @@ class Deps:
 
         return ensure_channel(owner_connection_id, zoho=self.zoho_client_for(owner_connection_id),
                               channels=self.store.channels, credentials=self.credentials,
-                              notify_url=self.zoho_notify_url, create_modules=self.sync_config.create_modules)
+                              notify_url=self.zoho_notify_url, with_deals=self.sync_config.won_deal_invoices,
+                              create_modules=self.sync_config.create_modules)
 
     def connector(self):
         """The connect flows (CLI and the receiver's /oauth routes), wired to set up the Zoho channel
@@ -268,3 +294,7 @@ def count_in_the_day_budget(seen: ResponseSeen) -> None:
     deps = _deps
     if deps is not None and seen.vendor == "xero":
         deps.budget_ledger.listen(seen)
+
+
+# Every Xero and Zoho response of this process, counted for /metrics (connector/metrics.py).
+add_response_listener(metrics.count_api_call)

@@ -26,6 +26,7 @@ from connector.replay import (
 )
 from connector.store.parked import NOTIFY, PUSH, ZOHO_RESOURCE_PREFIX
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
+import workers.heartbeat_signals  # noqa: F401  (connects the worker's heartbeat to Celery's signals)
 from workers.app import app
 from workers.base import ConnectorTask
 from workers.deps import get_deps
@@ -52,6 +53,7 @@ def renew_zoho_channels(self) -> int:
     outcomes = renew_channels(
         zoho_for=deps.zoho_client_for, channels=deps.store.channels, credentials=deps.credentials,
         notify_url=deps.zoho_notify_url, enqueue=enqueue_zoho_notification,
+        with_deals=deps.sync_config.won_deal_invoices,
         create_modules=deps.sync_config.create_modules,
     )
     failed = {o.connection_id: o.error for o in outcomes if o.action == "failed"}

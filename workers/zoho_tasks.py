@@ -19,8 +19,10 @@ from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.deals import DealSync
 from connector.pipeline.to_xero.contacts import ContactCreation, ensure_xero_contact
+from connector.pipeline.to_xero import deals as won_deals
+from connector.pipeline.to_xero.deals import WonDealInvoices
 from connector.store import audit as stages
-from connector.store.parked import NOTIFY, OUTAGE, PUSH
+from connector.store.parked import NOTIFY, OUTAGE, PUSH, WAITING_FOR_ACCOUNT
 from connector.zoho.client import MAX_RECORDS_PER_WRITE
 from workers.app import app
 from workers.base import ConnectorTask
@@ -35,6 +37,8 @@ BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for compan
 # their own, growing backoff (never dead-lettered for a refusal Zoho calls temporary).
 MAX_RECORD_RETRIES = 5
 RECORD_RETRY_CAP_SECONDS = 60.0
+# A won deal waiting for its account to reach Xero is looked at again at least hourly (one Zoho read each).
+ACCOUNT_RECHECK_CAP_SECONDS = 3600.0
 
 
 @app.task(name=queues.BUFFER_ZOHO_PUSH, base=ConnectorTask, bind=True)
@@ -197,14 +201,17 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         if not ids:
             return 0
         notification = {**notification, "ids": ids, "routed": True}
-    # Only edits (and creations, where new records become Xero contacts) travel to Xero, so only they are
-    # kept for later (a reconnect, a limit's reset).
-    travels = operation == "update" or (operation == "insert" and deps.sync_config.creates_in_xero(module))
+    # Only edits travel to Xero (and creations: new deals, which may be won already, and new records of the
+    # modules that become Xero contacts), so only they are kept for later (a reconnect, a limit's reset).
+    kept = operation == "update" or (operation == "insert" and (
+        module == "Deals" or deps.sync_config.creates_in_xero(module)))
     redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
-                      attempts=int(notification.get("parked_attempts") or 0)) if travels else None
+                      attempts=int(notification.get("parked_attempts") or 0)) if kept else None
     connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
     if connection is None:
         return 0
+    if module == "Deals":
+        return _take_in_won_deals(self, deps, connection, ids, notification, operation, redrive)
     if module == "Invoices":
         # Nothing on an invoice travels to Xero; a person's change of its Deal lookup is the manual link.
         if operation != "update":
@@ -253,6 +260,73 @@ def make_contact_creation(deps, connection, *, task_id: str | None = None) -> Co
         snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
         ledger=deps.store.write_ledger, locks=deps.record_locks, config=deps.sync_config,
         today=lambda: deps.clock.now().date(), task_id=task_id, org_fields=deps.zoho_org(connection).fields)
+
+
+def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], notification: dict, operation: str,
+                       redrive: Redrive | None) -> int:
+    """Deals edited in Zoho: a deal entering its won stage becomes one Xero invoice (mapping.yaml won_deals).
+    A deal whose account is not a Xero contact yet waits, parked, and is looked at again when it resumes."""
+    if not deps.sync_config.won_deal_invoices or operation not in ("update", "insert"):
+        log.info("zoho.deals.ignored", extra={"id_count": len(ids), "operation": operation})
+        return 0
+    org = deps.zoho_org(connection)
+    won = WonDealInvoices(
+        connection_id=connection.id, zoho=deps.zoho_client(connection),
+        xero=deps.xero_client(connection, priority=xero_in.PRIORITY_WEBHOOK), links=deps.store.links,
+        won_deals=deps.store.won_deals, audit=deps.store.audit, locks=deps.record_locks, config=deps.sync_config,
+        modules=org.modules, org_fields=org.fields, task_id=task.request.id,
+        ensure_contact=lambda account_id: ensure_xero_contact(
+            make_contact_creation(deps, connection, task_id=task.request.id), connection.id, "Accounts", account_id,
+            reason="won deal", force=True, sync_id=notification.get("sync_id")).xero_contact_id,
+        detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time"),
+                "source": notification.get("source") or "notification"})
+    try:
+        outcome = won.take_in(ids)
+    except Exception as exc:
+        def split(part: list[str], countdown: float) -> None:
+            ingest_zoho_notification.apply_async(args=[connection.id, {**notification, "ids": part}],
+                                                 countdown=countdown, retries=task.request.retries + 1,
+                                                 queue=queues.ZOHO_QUEUE)
+
+        task.retry_or_fail(exc, connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=ids,
+                           redrive=redrive, split=split)
+        return 0
+    waiting = dict(outcome.waiting)
+    if waiting and not notification.get("forwarded"):
+        # One Zoho org, several Xero tenants: the deal belongs to the tenant whose contact its account is.
+        for owner_id, part in _account_owners(deps, connection.id, waiting).items():
+            ingest_zoho_notification.apply_async(
+                args=[owner_id, {**notification, "ids": part, "routed": True, "forwarded": True}],
+                queue=queues.ZOHO_QUEUE)
+            log.info("zoho.deals.forwarded", extra={"connection_id": owner_id, "id_count": len(part)})
+            for deal_id in part:
+                waiting.pop(deal_id)
+    if waiting:
+        attempts = redrive.attempts if redrive else 0
+        task.parking().park(
+            connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=list(waiting),
+            reason=WAITING_FOR_ACCOUNT, redrive=Redrive(NOTIFY, zoho_resource("Deals"), priority=1,
+                                                                   attempts=attempts + 1),
+            wait=min(park_backoff(attempts), ACCOUNT_RECHECK_CAP_SECONDS),
+            detail={"reason": won_deals.WAITING_REASON, "accounts": sorted(set(waiting.values()))})
+    log.info("zoho.deals.taken_in", extra={"created": len(outcome.created), "waiting": len(outcome.waiting),
+                                           "failed": len(outcome.failed), "reported": len(outcome.reported)})
+    return len(outcome.created)
+
+
+def _account_owners(deps, connection_id: int, accounts: dict[str, str]) -> dict[int, list[str]]:
+    """{connection: deal ids} for deals whose account another connection sharing the Zoho org links (the
+    oldest link wins: a contact linked in two tenants is invoiced in the first)."""
+    others = [c for c in deps.credentials.sharing(connection_id, "zoho") if c != connection_id]
+    owner_of: dict[str, int] = {}
+    for link in deps.store.links.by_zoho_ids(others, "Accounts", [a for a in accounts.values() if a]):
+        if link.kind == "contact":
+            owner_of.setdefault(link.zoho_id, link.connection_id)
+    routes: dict[int, list[str]] = {}
+    for deal_id, account in accounts.items():
+        if account in owner_of:
+            routes.setdefault(owner_of[account], []).append(deal_id)
+    return routes
 
 
 @app.task(name="connector.recheck_zoho_orgs", base=ConnectorTask, bind=True)

@@ -17,6 +17,7 @@ from connector.store.connections import ConnectionStore
 from connector.store.credentials import CredentialStore
 from connector.store.cursors import PollCursorStore
 from connector.store.deal_links import DealLinkStore
+from connector.store.won_deals import WonDealInvoiceStore
 from connector.store.db import make_engine, make_session_factory, migrate, one_transaction
 from connector.store.links import LinkStore
 from connector.store.parked import ParkedWorkStore
@@ -40,6 +41,7 @@ class Store:
         self.write_ledger = WriteLedger(self.sessions, clock=clock)
         self.backfills = BackfillCheckpointStore(self.sessions, clock=clock)
         self.deal_links = DealLinkStore(self.sessions, clock=clock)
+        self.won_deals = WonDealInvoiceStore(self.sessions, clock=clock)
 
     @classmethod
     def open(cls, database_url: str, *, clock: Clock = SYSTEM_CLOCK) -> "Store":

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from connector import logs
+from connector import logs, metrics
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.redaction import redact_document
 from connector.store.db import insert_rows, session_scope
@@ -26,7 +26,10 @@ SKIPPED = "skipped"
 FAILED = "failed"
 RETRYING = "retrying"
 PARKED = "parked"
-STAGES = (RECEIVED, FETCHED, MAPPED, WRITTEN, SKIPPED, FAILED, RETRYING, PARKED)
+# An operator set a failure aside (with a reason in the detail): it leaves the failures list, and the record's
+# trail keeps why. A later failure of the record is listed again.
+DISMISSED = "dismissed"
+STAGES = (RECEIVED, FETCHED, MAPPED, WRITTEN, SKIPPED, FAILED, RETRYING, PARKED, DISMISSED)
 
 XERO_TO_ZOHO = "xero_to_zoho"
 ZOHO_TO_XERO = "zoho_to_xero"
@@ -148,6 +151,7 @@ class AuditLog:
         rows, continuing = _fold_repeats(rows)
         if not rows:
             return
+        stored = rows
         with session_scope(self._sessions) as session:
             if continuing:
                 bumped = _bump_retrying(session, [rows[i] for i in continuing])
@@ -155,6 +159,8 @@ class AuditLog:
                 rows = [row for i, row in enumerate(rows) if i in kept]
             if rows:
                 insert_rows(session, AuditEvent.__table__, list(rows[0]), rows)
+        # The one place records' outcomes are counted: where the trail stores them, once stored.
+        metrics.record_outcomes(stored)
 
     def batch(self) -> "AuditBatch":
         return AuditBatch(self)
@@ -332,7 +338,7 @@ def _still_failing(connection_id: int | None, since: datetime | None, record_typ
     """The conditions on an audit row that is a failure still standing, as one statement's WHERE.
 
     A failure stands until a later sync of the same record succeeds (written or skipped: Zoho holds
-    it) under the same connection; a later failure takes its place. A webhook of a tenant that was not
+    it) under the same connection, or an operator dismisses it; a later failure takes its place. A webhook of a tenant that was not
     connected yet failed without a connection: its tenant's connection, once there, resolves it.
     """
     later = aliased(AuditEvent)
@@ -343,9 +349,9 @@ def _still_failing(connection_id: int | None, since: datetime | None, record_typ
                          later.id > AuditEvent.id)
     conditions = [
         _IS_FAILED,
-        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED)),
+        ~exists().where(*same_record_later, later.stage.in_((WRITTEN, SKIPPED, FAILED, DISMISSED)),
                         later.connection_id == func.coalesce(AuditEvent.connection_id, tenant_connection)),
-        ~exists().where(*same_record_later, later.stage == FAILED, AuditEvent.connection_id.is_(None),
+        ~exists().where(*same_record_later, later.stage.in_((FAILED, DISMISSED)), AuditEvent.connection_id.is_(None),
                         later.connection_id.is_(None)),
     ]
     if connection_id is not None:

@@ -28,6 +28,7 @@ RATE_LIMITED = "rate_limited"  # a limit with a reset longer than a broker count
 OUTAGE = "outage"  # the API or a service kept failing past the short retries: waits longer and longer
 REASONS = (NEEDS_REAUTH, DAILY_BUDGET, RATE_LIMITED, OUTAGE)
 ZOHO_NOT_CONNECTED = "zoho_not_connected"  # Zoho-bound work of a connection whose Zoho side is not connected yet
+WAITING_FOR_ACCOUNT = "waiting_for_account"  # a won deal whose account is not a Xero contact yet (to_xero/deals.py)
 
 FETCH = "fetch"
 PUSH = "push"
@@ -128,6 +129,21 @@ class ParkedWorkStore:
         counts = dict.fromkeys(REASONS, 0)
         counts.update({reason: int(n) for reason, n in rows})
         return counts
+
+    def parked_before(self, cutoff: datetime) -> dict[int, tuple[dict[str, int], datetime]]:
+        """Per connection, the records parked before ``cutoff`` by reason, and when the oldest was parked
+        (parking a record again keeps its first ``parked_at``, so a record that keeps failing ages too)."""
+        with session_scope(self._sessions) as session:
+            rows = session.execute(
+                select(ParkedWork.connection_id, ParkedWork.reason, func.count(), func.min(ParkedWork.parked_at))
+                .where(ParkedWork.parked_at < cutoff)
+                .group_by(ParkedWork.connection_id, ParkedWork.reason)).all()
+        aged: dict[int, tuple[dict[str, int], datetime]] = {}
+        for connection_id, reason, count, oldest in rows:
+            reasons, first = aged.get(connection_id, ({}, oldest))
+            reasons[reason] = int(count)
+            aged[connection_id] = (reasons, min(first, oldest))
+        return aged
 
     def connections_with_due_work(self, *, reason: str | None = None) -> list[int]:
         now = self._clock.now()

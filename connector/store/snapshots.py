@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
@@ -34,6 +34,8 @@ class Snapshot:
 _SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "contact_id", "source_updated_at", "payload",
                      "fetched_at"]
 
+# What the console's record search looks in.
+SEARCHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
 # The resources a customer's money figures read (connector/mapping/money.py).
 MONEY_RESOURCES = ("invoices", "creditnotes", "payments", "overpayments", "prepayments")
 # Where a payment names its contact: on the document it pays, one of these.
@@ -157,6 +159,36 @@ class SnapshotStore:
                     XeroSnapshot.contact_id.is_not(None),
                 ).distinct().order_by(XeroSnapshot.contact_id)
             ))
+
+    def search(self, text: str, *, connection_ids: list[int], limit: int = 20) -> list[Snapshot]:
+        """Snapshots a person looks for (the console's record search), at most ``limit``, newest first: the
+        record with this Xero id (the unique key's index, per connection and resource), else invoices and
+        credit notes with this number, contacts with this email or whose name contains the text (any case).
+        The second read looks into the payloads, without an index: it stops at ``limit`` matches, and runs on
+        a submitted search, never per keystroke."""
+        text = text.strip()
+        if not text or not connection_ids:
+            return []
+        with session_scope(self._sessions) as session:
+            by_id = session.scalars(select(XeroSnapshot).where(
+                XeroSnapshot.connection_id.in_(connection_ids), XeroSnapshot.resource.in_(SEARCHED_RESOURCES),
+                XeroSnapshot.xero_id == text).limit(limit)).all()
+            if by_id:
+                return [_snapshot(row) for row in by_id]
+            lowered = text.lower()
+            pattern = "%" + lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+            def field(name: str):
+                return func.lower(XeroSnapshot.payload[name].as_string())
+
+            rows = session.scalars(select(XeroSnapshot).where(
+                XeroSnapshot.connection_id.in_(connection_ids),
+                or_((XeroSnapshot.resource == "invoices") & (field("InvoiceNumber") == lowered),
+                    (XeroSnapshot.resource == "creditnotes") & (field("CreditNoteNumber") == lowered),
+                    (XeroSnapshot.resource == "contacts") & (field("EmailAddress") == lowered),
+                    (XeroSnapshot.resource == "contacts") & field("Name").like(pattern, escape="\\")),
+            ).order_by(XeroSnapshot.source_updated_at.desc()).limit(limit)).all()
+            return [_snapshot(row) for row in rows]
 
     def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
         with session_scope(self._sessions) as session:

@@ -134,6 +134,25 @@ class IdLink(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class WonDealInvoice(Base):
+    """The one Xero invoice a won Zoho deal became (pipeline/to_xero/deals.py). One row per deal, ever: the
+    row is claimed (``creating``) before the Xero create, so a second attempt knows one may have landed.
+    ``state``: creating (sent, answer not seen yet), created (in its won stage), left (moved out of it
+    after the invoice was made, reported once)."""
+
+    __tablename__ = "won_deal_invoices"
+    __table_args__ = (UniqueConstraint("connection_id", "deal_id", name="uq_won_deal_invoices_connection_deal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    deal_id: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    invoice_id: Mapped[str | None] = mapped_column(String(64))
+    invoice_number: Mapped[str | None] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class AuditEvent(Base):
     """One stage of one record's journey. Append-only, but for the count of a run of retries (``times``)."""
 

@@ -132,6 +132,13 @@ class XeroClient:
 
     # -- invoices -------------------------------------------------------------------------------
 
+    def create_invoice(self, invoice: dict, *, idempotency_key: str) -> dict:
+        """PUT /Invoices (create only): one invoice; Xero answers a repeat of ``idempotency_key`` in its window
+        with the first result (https://developer.xero.com/documentation/guides/idempotent-requests/idempotency/)."""
+        body = self._call("PUT", self._accounting + "/Invoices", json_body={"Invoices": [invoice]},
+                          idempotency_key=idempotency_key)
+        return body["Invoices"][0]
+
     def get_invoices(self, ids: Sequence[str]) -> list[dict]:
         return self._get_by_ids("/Invoices", "Invoices", ids, includeArchived="true")
 

@@ -30,6 +30,9 @@ def test_lenient_text_is_json_dumps_with_the_same_default(monkeypatch, c_encoder
     as_float = {Decimal: float}
     written = dumps_lenient(DOCUMENT, default=lambda v: as_float.get(type(v), str)(v))
     assert json.loads(written)["amount"] == 110.5
+    # Indented for people (the console's mapping preview), as json.dumps indents.
+    assert dumps_lenient(DOCUMENT, ensure_ascii=ensure_ascii, indent=2) == json.dumps(
+        DOCUMENT, ensure_ascii=ensure_ascii, default=str, indent=2)
 
 
 def test_the_zoho_sandbox_writes_money_as_a_double_and_times_without_fraction():

@@ -125,3 +125,7 @@ def test_status_shows_connection_states_parked_work_and_rejected_callbacks_to_th
         (kea.id, "Kea Ltd", "needs_reauth", {"needs_reauth": 2, "daily_budget": 0, "rate_limited": 0, "outage": 0})]
     # The whole day is left, of Starter's limit until Xero's headers say otherwise (XERO_DEFAULT_DAY_LIMIT).
     assert status["connections"][0]["xero_calls"]["day_left"] == world.settings.xero_default_day_limit == 1000
+    # The console (webhooks/console) is composed in too, behind the same token.
+    assert client.get("/console/").status_code == 401
+    console = client.get("/console/", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).get_data(as_text=True)
+    assert f"#{kea.id} Kea Ltd" in console and "needs_reauth" in console

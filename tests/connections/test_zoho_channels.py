@@ -88,3 +88,18 @@ def test_an_edition_without_invoices_gets_a_channel_for_the_modules_it_has(make_
     world.clock.advance(timedelta(days=5))
     [renewed] = renew(world, enqueued)
     assert renewed.action == "renewed" and sorted(world.zoho.channels()[0]["events"]) == ["Accounts.edit", "Contacts.edit"]
+
+
+def test_switching_won_deal_invoices_on_enables_the_channel_again_with_deals_at_the_next_renewal(world):
+    kea = connect_both(world)
+    [channel] = world.store.channels.for_connection(kea.id)
+    assert "Deals.edit" not in channel.events
+    assert renew(world, []) == []  # nothing due: nothing done
+
+    [outcome] = renew_channels(zoho_for=world.zoho_client, channels=world.store.channels, credentials=world.credentials,
+                               notify_url=NOTIFY_URL, enqueue=lambda cid, n: None, clock=world.clock, with_deals=True)
+    assert outcome.action == "recreated" and outcome.channel_id == channel.channel_id
+    [live] = world.zoho.channels()
+    assert "Deals.edit" in live["events"] and "Deals.edit" in world.store.channels.get(channel.channel_id).events
+    assert renew_channels(zoho_for=world.zoho_client, channels=world.store.channels, credentials=world.credentials,
+                          notify_url=NOTIFY_URL, enqueue=lambda cid, n: None, clock=world.clock, with_deals=True) == []

@@ -108,3 +108,8 @@ def test_audit_refuses_an_unknown_record_type_in_one_line(capsys):
         build_parser().parse_args(["audit", "1", "quote", "q-1"])
     assert exit_.value.code == 2
     assert "credit-note" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("trail", ["won_deal", "invoice_deal", "payment_note"])
+def test_audit_shows_the_trails_kept_under_zoho_ids(trail):
+    assert build_parser().parse_args(["audit", "1", trail, "4876876000000400001"]).type == trail

@@ -9,6 +9,9 @@
 - each Deal of the tenant's Accounts with invoices linked to it (the invoice's Deal lookup in Zoho) shows
   the figures of those invoices as Xero has them now (invoiced, paid, outstanding, credited, last payment
   date, status), and each invoice whose Reference names one deal of its Account is linked to that deal,
+- no such Deal has more than one Xero invoice made for it (Reference exactly its id, as a won deal's
+  invoice is made: pipeline/to_xero/deals.py), and, where won deals are invoiced (``won_stage``), each
+  Deal in that stage has exactly one,
 - and each record's audit trail went received -> fetched -> mapped in that order and ends in written, or
   in skipped (nothing left to write: another push, e.g. an invoice's that brought its contact along, wrote
   it), or in a state the test explains (e.g. parked while a connection waits for a person);
@@ -54,7 +57,8 @@ def _in_order(trail: list[str], wanted: tuple[str, ...]) -> bool:
 
 def violations(control, audit, *, connection_id: int, tenant_id: str,
                terminal: frozenset[str] = frozenset({stages.WRITTEN, stages.SKIPPED}),
-               sharing: tuple[int, ...] = (), opted_in: frozenset[str] = frozenset()) -> list[str]:
+               sharing: tuple[int, ...] = (), won_stage: str | None = None,
+               opted_in: frozenset[str] = frozenset()) -> list[str]:
     """Everything that breaks the promise right now (empty when it holds)."""
     problems: list[str] = []
     xero = control.xero_state(tenant_id)
@@ -119,6 +123,7 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
 
     problems += _deal_problems(xero["invoices"], invoices, accounts, zoho["Deals"])
     problems += _creation_problems(xero["contacts"], zoho["Accounts"] + zoho["Contacts"], opted_in)
+    problems += _won_deal_problems(xero["invoices"], accounts, zoho["Deals"], won_stage)
 
     for record_type, ids in (("contact", contact_ids), ("invoice", invoice_ids)):
         for record_id in sorted(ids):
@@ -172,6 +177,25 @@ def _money_problems(cid: str, contact: dict, invoices: list[dict], account: dict
 
 def _lookup_id(value) -> str | None:
     return str(value["id"]) if isinstance(value, dict) and value.get("id") else None
+
+
+def _won_deal_problems(xero_invoices: list[dict], accounts: dict[str, list[dict]], zoho_deals: list[dict],
+                       won_stage: str | None) -> list[str]:
+    """A deal is invoiced at most once (never doubled), and exactly once when won and won deals are invoiced."""
+    ours = {a[0]["id"] for a in accounts.values() if a}
+    made_for: dict[str, int] = {}
+    for invoice in xero_invoices:
+        if invoice.get("Type") == "ACCREC" and invoice.get("Status") not in ("DELETED", "VOIDED"):
+            reference = str(invoice.get("Reference") or "")
+            made_for[reference] = made_for.get(reference, 0) + 1
+    problems = []
+    for deal in zoho_deals:
+        if _lookup_id(deal.get("Account_Name")) not in ours:
+            continue
+        count = made_for.get(str(deal["id"]), 0)
+        if count > 1 or (won_stage is not None and deal.get("Stage") == won_stage and count != 1):
+            problems.append(f"deal {deal['id']} ({deal.get('Stage')}) has {count} Xero invoices made for it")
+    return problems
 
 
 def _deal_problems(xero_invoices: list[dict], zoho_invoices: dict[str, list[dict]],

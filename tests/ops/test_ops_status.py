@@ -28,12 +28,13 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     deps.store.poll_cursors.advance(cid, "payments", cursor)
 
     status = collect_status(deps)
-    assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks"}
+    assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks", "heartbeats",
+                           "alerts"}
     assert status["mode"] == "embedded" and status["queues"] is None
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
                       "xero_calls", "xero_budget", "zoho_credits_used", "parked", "failures_24h", "last_success",
-                      "poll_cursors", "backfill", "deals_unassigned", "needs_review"}
+                      "poll_cursors", "backfill", "deals_unassigned", "won_deals", "needs_review"}
     assert c["id"] == cid and c["state"] == "active" and c["xero_tenant_id"] == embedded.tenant_id
     xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
     assert xero_calls >= 1
@@ -52,6 +53,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert c["poll_cursors"]["payments"]["modified_since"] == cursor.isoformat()
     assert c["poll_cursors"]["contacts"]["modified_since"] is None
     assert c["backfill"] is None
+    assert c["won_deals"] == {"creating": 0, "created": 0, "left": 0, "waiting_for_account": 0}
 
     assert main(["status", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)

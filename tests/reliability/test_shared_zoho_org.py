@@ -5,8 +5,10 @@ record no tenant links (or whose Xero contact is gone) ends in a clear skip, not
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -158,3 +160,24 @@ def test_a_linked_record_deleted_in_zoho_before_its_edit_is_taken_in_is_skipped_
     assert trail[-1].stage == stages.SKIPPED, [(e.stage, e.detail) for e in trail]
     assert trail[-1].detail["reason"] == "the record is no longer in Zoho"
     assert "Edited" not in last_names(tenant_a, contact_id)
+
+
+def test_a_won_deal_is_invoiced_in_the_tenant_whose_contact_its_account_is(shared, published):
+    world, tenant_b = shared
+    world.deps.sync_config = dataclasses.replace(world.deps.sync_config, won_deal_invoices=True,
+                                                 won_deal_account_code="200")
+    ensure_channel(world.connection_id, zoho=world.deps.zoho_client_for(world.connection_id),
+                   channels=world.deps.store.channels, credentials=world.deps.credentials,
+                   notify_url=world.zoho.channels()[0]["notify_url"], with_deals=True)  # now watching Deals too
+    [contact] = make_contacts(tenant_b, "Bravo", 1)
+    tenant_b.sync("contacts", [contact])
+    account = tenant_b.deps.store.links.get(tenant_b.connection_id, "contact", contact).zoho_id
+    deal = world.zoho.person_create("Deals", Deal_Name="Bravo expansion", Account_Name={"id": account},
+                                    Closing_Date="2026-06-30", Stage="Closed Won", Amount=Decimal("900"))["id"]
+    world.zoho.person_edit("Deals", deal, Description="won on the phone")
+
+    deliver(world, published)  # reaches tenant A's channel; forwarded to tenant B, whose contact it is
+
+    assert [i for i in world.xero.invoices(tenant_b.tenant_id) if i.get("Reference") == deal] != []
+    assert [i for i in world.xero.invoices(world.tenant_id) if i.get("Reference") == deal] == []
+    assert world.deps.store.parked.count() == 0

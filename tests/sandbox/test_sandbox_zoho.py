@@ -361,7 +361,7 @@ def test_invoice_validation(api, zoho):
 def test_metadata_lists_custom_fields(api):
     modules = api.get("/settings/modules").json()["modules"]
     assert {m["api_name"] for m in modules} == {"Accounts", "Contacts", "Products", "Invoices", "Deals",
-                                                "Sales_Orders", "Notes"}
+                                                "Sales_Orders", "Notes", "Quotes"}
     assert all(m["api_supported"] and m["id"].isdigit() for m in modules)
     fields = {f["api_name"]: f for f in api.get("/settings/fields?module=Invoices").json()["fields"]}
     assert fields["Xero_Invoice_ID"]["unique"] == {"casesensitive": "false"}

@@ -97,3 +97,28 @@ def test_concurrent_writers_leave_the_newest_version(store: Store, connection_id
     stored = store.snapshots.get(connection_id, "contacts", "hot")
     assert stored.payload == {"version": 39}
     assert stored.source_updated_at == T0 + timedelta(seconds=39)
+
+
+def test_search_finds_by_id_number_email_or_part_of_a_name_at_most_limit(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+    snapshots.put_if_newer(connection_id, "contacts", "c-1", source_updated_at=T0,
+                           payload={"ContactID": "c-1", "Name": "Harbour 100% Lights_Ltd", "EmailAddress": "AP@x.example"})
+    snapshots.put_if_newer(connection_id, "contacts", "c-2", source_updated_at=T0 + timedelta(seconds=1),
+                           payload={"ContactID": "c-2", "Name": "Harbourside", "EmailAddress": "ap@y.example"})
+    snapshots.put_if_newer(connection_id, "invoices", "i-1", source_updated_at=T0,
+                           payload={"InvoiceID": "i-1", "InvoiceNumber": "INV-0042", "Contact": {"ContactID": "c-1"}})
+    snapshots.put_if_newer(connection_id, "creditnotes", "n-1", source_updated_at=T0,
+                           payload={"CreditNoteID": "n-1", "CreditNoteNumber": "CN-7"})
+
+    def found(text: str, **options) -> list[str]:
+        return [s.xero_id for s in snapshots.search(text, connection_ids=[connection_id], **options)]
+
+    assert found("i-1") == ["i-1"]
+    assert found("inv-0042") == ["i-1"] and found("INV-004") == []
+    assert found("CN-7") == ["n-1"]
+    assert found("ap@x.example") == ["c-1"]
+    assert found("harbour") == ["c-2", "c-1"]  # newest first
+    assert found("harbour", limit=1) == ["c-2"]
+    assert found("100%") == ["c-1"] and found("r_i") == [] and found("s_l") == ["c-1"]  # LIKE wildcards are literal
+    assert found("  ") == [] and snapshots.search("harbour", connection_ids=[]) == []
+    assert snapshots.search("harbour", connection_ids=[connection_id + 1]) == []

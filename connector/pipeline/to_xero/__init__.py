@@ -1,1 +1,1 @@
-"""Zoho -> Xero creations: new Zoho records that become Xero records (``contacts``: Accounts and Contacts)."""
+"""Zoho -> Xero writes that create Xero records (as opposed to from_zoho's edits of linked contacts)."""

@@ -79,6 +79,8 @@ class ZohoSandbox(AccountsServer, MetadataApi, RecordsApi, RecordRules, Notifica
         self._channels: dict[str, dict] = {}
         self._outbox: list[tuple[str, dict]] = []
         self._writes: list[dict] = []
+        # (module, record id, related module) -> ids related by a many-to-many list (a deal's products)
+        self._relations: dict[tuple[str, str, str], list[str]] = {}
         self._in_flight = 0
         self._sub_in_flight = 0
         self._gate: threading.Event | None = None

@@ -30,6 +30,8 @@ DEAL_STAGES = ("Qualification", "Needs Analysis", "Value Proposition", "Id. Deci
 CLOSED_DEAL_STAGES = ("Closed Won", "Closed Lost", "Closed Lost to Competition")
 DEAL_TYPES = ("-None-", "Existing Business", "New Business")
 SALES_ORDER_STATUSES = ("Created", "Approved", "Delivered", "Cancelled")
+# Quote stages of the standard layout (UNVERIFIED: an org edits its picklist).
+QUOTE_STAGES = ("Draft", "Negotiation", "Delivered", "On Hold", "Confirmed", "Closed Won", "Closed Lost")
 INVOICE_STATUSES = ("Created", "Approved", "Delivered", "Cancelled", "Paid", "Partially Paid", "Void")
 ACCOUNT_TYPES = ("-None-", "Analyst", "Competitor", "Customer", "Distributor", "Integrator", "Investor",
                  "Partner", "Press", "Prospect", "Reseller", "Supplier", "Vendor", "Other")
@@ -71,6 +73,7 @@ MODULES = {
     "Sales_Orders": ModuleSpec("Sales_Orders", "Sales Order", "4876876000000002187", "Subject", "Subject",
                                inventory=True),
     "Notes": ModuleSpec("Notes", "Note", "4876876000000002189", "Note_Title", "Note_Title"),
+    "Quotes": ModuleSpec("Quotes", "Quote", "4876876000000002191", "Subject", "Subject", inventory=True),
 }
 
 
@@ -125,11 +128,20 @@ STANDARD_FIELDS: dict[str, list[FieldSpec]] = {
         FieldSpec("Stage", "picklist", 120, mandatory=True, picklist=DEAL_STAGES), FieldSpec("Probability", "double", 3),
         _money("Expected_Revenue", read_only=True), FieldSpec("Description", "textarea", 32000),
     ],
-    # Header only: the sales order's lines (Ordered_Items) are not modelled here.
+    # Lines: Ordered_Items (Sales Orders) and Quoted_Items (Quotes), line items as Invoiced_Items are
+    # (v8 field names: Zoho's SDK field list; https://www.zoho.com/crm/developer/docs/api/v8/get-records.html).
+    # Not mandatory here (Zoho's layout requires a line: UNVERIFIED for the API); totals are not computed.
     "Sales_Orders": [
         _text("Subject", 255, mandatory=True), FieldSpec("Account_Name", "lookup", mandatory=True, lookup="Accounts"),
         FieldSpec("Deal_Name", "lookup", lookup="Deals"), FieldSpec("Contact_Name", "lookup", lookup="Contacts"),
         FieldSpec("Status", "picklist", 120, picklist=SALES_ORDER_STATUSES), FieldSpec("Description", "textarea", 32000),
+        FieldSpec("Ordered_Items", "lineitem"),
+    ],
+    "Quotes": [
+        _text("Subject", 255, mandatory=True), FieldSpec("Account_Name", "lookup", mandatory=True, lookup="Accounts"),
+        FieldSpec("Deal_Name", "lookup", lookup="Deals"), FieldSpec("Contact_Name", "lookup", lookup="Contacts"),
+        FieldSpec("Quote_Stage", "picklist", 120, picklist=QUOTE_STAGES), FieldSpec("Valid_Till", "date"),
+        FieldSpec("Description", "textarea", 32000), FieldSpec("Quoted_Items", "lineitem"),
     ],
     # Note_Content's limit and which of the two is mandatory are UNVERIFIED (the create-notes page's samples
     # always send both); Parent_Id is required to attach the note.

@@ -64,6 +64,17 @@ class RecordsApi:
             self._forget_references(module, [record_id])
             self._notify(module, "delete", [record_id], {})
 
+    def relate(self, module: str, record_id: str, related: str, related_id: str) -> None:
+        """A person adds a record to another's many-to-many related list, as a product to a deal (Zoho "Update
+        Related Records", https://www.zoho.com/crm/developer/docs/api/v8/update-related-records.html; a
+        quantity on the relation is not modelled: UNVERIFIED)."""
+        with self._lock:
+            if record_id not in self._records[module] or related_id not in self._records[related]:
+                raise ValueError(f"no {module} {record_id} or {related} {related_id}")
+            listed = self._relations.setdefault((module, record_id, related), [])
+            if related_id not in listed:
+                listed.append(related_id)
+
     def _forget_references(self, module: str, ids: list[str]) -> None:
         """A deleted record's notes go with it and lookups to it become empty (Zoho moves the record to the
         recycle bin; what its lookups and notes show meanwhile is UNVERIFIED: this is what a person sees)."""
@@ -106,6 +117,8 @@ class RecordsApi:
             rows = [rec for rec in self._records[related].values()
                     if any(isinstance(rec.get(k), dict) and rec[k].get("id") == record_id
                            and rec[k].get("module", {"api_name": module})["api_name"] == module for k in keys)]
+            rows += [self._records[related][i] for i in self._relations.get((module, record_id, related), [])
+                     if i in self._records[related]]
             if not rows:
                 return Response(status=204)
             rows.sort(key=lambda r: int(r["id"]))
@@ -183,7 +196,7 @@ class RecordsApi:
                 module = value["module"]["api_name"]
                 value = {"module": {"api_name": module, "id": self.modules[module].id},
                          **self._lookup_view(module, value["id"])}
-            elif key == "Invoiced_Items":
+            elif spec is not None and spec.data_type == "lineitem" and value:
                 value = [{**line, "Product_Name": self._lookup_view("Products", line["Product_Name"]["id"])}
                          for line in value]
             out[key] = _plain(value)

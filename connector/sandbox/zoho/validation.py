@@ -123,7 +123,7 @@ class RecordRules:
         if kind == "lookup":
             return {"id": self._lookup_id(spec.lookup, value, path, spec.api_name)}
         if kind == "lineitem":
-            return self._coerce_lines(value, path, existing)
+            return self._coerce_lines(value, path, existing, spec.api_name)
         if kind == "parent":  # a Note's Parent_Id: {"module": {"api_name": ...}, "id": ...} (create-notes page)
             module = value.get("module") if isinstance(value, dict) else None
             target = module.get("api_name") if isinstance(module, dict) else None
@@ -138,16 +138,16 @@ class RecordRules:
             raise _Rejected(_item_error("INVALID_DATA", "invalid data", api_name, path))
         return str(record_id)
 
-    def _coerce_lines(self, lines, path: str, existing: dict | None) -> list[dict]:
-        """Invoiced_Items: a line with an existing ``id`` is edited, ``_delete`` removes it, a line
+    def _coerce_lines(self, lines, path: str, existing: dict | None, name: str = "Invoiced_Items") -> list[dict]:
+        """Line items (Invoiced_Items, Ordered_Items, Quoted_Items): a line with an existing ``id`` is edited, ``_delete`` removes it, a line
         without ``id`` is added, and lines not mentioned stay (Zoho line-item semantics, UNVERIFIED)."""
         if not isinstance(lines, list):
-            raise _Rejected(_item_error("INVALID_DATA", "invalid data", "Invoiced_Items", path))
-        current = {line["id"]: dict(line) for line in (existing or {}).get("Invoiced_Items", [])}
+            raise _Rejected(_item_error("INVALID_DATA", "invalid data", name, path))
+        current = {line["id"]: dict(line) for line in (existing or {}).get(name) or []}
         for n, line in enumerate(lines):
             line_path = f"{path}[{n}]"
             if not isinstance(line, dict):
-                raise _Rejected(_item_error("INVALID_DATA", "invalid data", "Invoiced_Items", line_path))
+                raise _Rejected(_item_error("INVALID_DATA", "invalid data", name, line_path))
             line_id = str(line["id"]) if line.get("id") is not None else None
             if line_id is not None and line_id not in current:
                 raise _Rejected(_item_error("INVALID_DATA", "invalid data", "id", f"{line_path}.id"))
