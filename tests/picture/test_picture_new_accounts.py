@@ -172,8 +172,9 @@ def test_a_name_clash_waits_for_a_person_then_link_or_create_resolves_it(creatin
     assert other["ContactID"] in failures[first].reason and "connector link Accounts" in failures[first].reason
     [entry] = [e for e in picture.deps.store.audit.trail(picture.connection_id, "Accounts", first) if e.stage == "failed"]
     assert entry.detail["candidates"][0]["ContactID"] == other["ContactID"]
-    _ingest(picture, "Accounts", first)  # a redelivery parks it again, creates nothing
-    assert _puts(picture) == []
+    xero_calls = len(picture.xero.calls(path_prefix=CONTACTS_PATH))
+    _ingest(picture, "Accounts", first)  # a redelivery: still waiting for a person, nothing looked up again
+    assert _puts(picture) == [] and len(picture.xero.calls(path_prefix=CONTACTS_PATH)) == xero_calls
     assert collect_status(picture.deps)["connections"][0]["needs_review"] == 2
 
     def run(command, **values):

@@ -60,9 +60,9 @@ LINKED, MATCHED, CREATED, SKIPPED, FAILED = "linked", "matched", "created", "ski
 MAX_IDEMPOTENCY_KEY = 128  # Xero's limit (idempotency page above)
 
 _ADDRESS = ("Street", "City", "State", "Code", "Country")
-ACCOUNT_FIELDS = ("Account_Name", "Account_Type", "Account_Number", "Phone", "Fax", zf.ACCOUNT_XERO_ID,
+ACCOUNT_FIELDS = ("Account_Name", "Account_Type", "Account_Number", "Phone", "Fax", zf.ACCOUNT_XERO_ID, "Modified_Time",
                   *(f"Billing_{p}" for p in _ADDRESS), *(f"Shipping_{p}" for p in _ADDRESS))
-PERSON_FIELDS = ("First_Name", "Last_Name", "Full_Name", "Email", "Phone", "Mobile", "Account_Name",
+PERSON_FIELDS = ("First_Name", "Last_Name", "Full_Name", "Email", "Phone", "Mobile", "Account_Name", "Modified_Time",
                  zf.CONTACT_PERSON_KEY, "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
                  "Mailing_Country")
 
@@ -146,6 +146,9 @@ def _ensure_locked(parts: ContactCreation, connection_id: int, module: str, zoho
         return trail.outcome(SKIPPED, f"it came from Xero (its {zf.CONTACT_PERSON_KEY} is set)")
     if module == "Contacts" and record.get("Account_Name"):
         return trail.outcome(SKIPPED, "it belongs to an Account: it reaches Xero as one of the Account's people")
+    waiting = _waiting_for_review(parts, connection_id, module, zoho_id, record) if name is None else None
+    if waiting is not None:
+        return EnsureOutcome(NEEDS_REVIEW, None, waiting)
     if not force and name is None:
         refusal = _filtered_out(parts, module, zoho_id, record)
         if refusal:
@@ -242,6 +245,26 @@ def _linked_contact(parts: ContactCreation, connection_id: int, module: str, zoh
         if module == "Contacts" and link.kind == "contact_person":
             return link.xero_id.split(":", 1)[0]
     return None
+
+
+def _waiting_for_review(parts: ContactCreation, connection_id: int, module: str, zoho_id: str,
+                        record: Mapping[str, Any]) -> str | None:
+    """Why nothing is looked up again: the record waits for a person's review (`connector link` or `create`)
+    and has not changed in Zoho since (a won deal's hourly recheck, a redelivery: no Xero call for them).
+    A person's edit in Zoho (a new name, another email) is looked at afresh, unless made within the second of
+    the review (Zoho's Modified_Time has no fraction). None: look it up."""
+    last = next((e for e in reversed(parts.audit.trail(connection_id, module, zoho_id))
+                 if e.stage in (stages.WRITTEN, stages.SKIPPED, stages.FAILED)), None)
+    if last is None or (last.detail or {}).get("action") != NEEDS_REVIEW:
+        return None
+    try:
+        modified = datetime.fromisoformat(str(record.get("Modified_Time") or ""))
+    except ValueError:
+        return None
+    reviewed = last.created_at if last.created_at.tzinfo else last.created_at.replace(tzinfo=timezone.utc)
+    if modified.tzinfo is None or modified > reviewed:
+        return None
+    return f"waiting for a person's review since {reviewed.isoformat(timespec='seconds')}: {last.detail.get('reason')}"
 
 
 def _filtered_out(parts: ContactCreation, module: str, zoho_id: str, record: Mapping[str, Any]) -> str | None:
