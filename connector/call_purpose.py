@@ -13,6 +13,7 @@ CATCH_UP = "catch_up"
 PAYMENTS = "payments"
 BACKFILL = "backfill"
 WRITE_BACK = "write_back"
+CRM_CREATE = "crm_create"  # a new Zoho Account or Contact matched to, or created as, a Xero contact
 CHECK = "check"
 # A won Zoho deal becoming its Xero invoice (pipeline/to_xero/deals.py): live work, at webhook priority.
 WON_DEAL_INVOICE = "won_deal_invoice"

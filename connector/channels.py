@@ -45,6 +45,14 @@ def watched_modules(zoho: Any, *, with_deals: bool = False) -> tuple[str, ...]:
     present = {str(m.get("api_name")) for m in zoho.modules()}
     wanted = WATCHED_MODULES + ((DEALS_MODULE,) if with_deals else ())
     return tuple(m for m in wanted if m in present)
+
+
+def channel_events(modules: tuple[str, ...], create_modules: tuple[str, ...] = ()) -> list[str]:
+    """Edits of every watched module; creations too of Deals (a deal may be entered already won) and of the
+    modules whose new records become Xero contacts (mapping.yaml create_in_xero; Zoho's events are
+    {module}.create/edit/delete/all, enable page above)."""
+    return ([f"{m}.edit" for m in modules]
+            + [f"{m}.create" for m in modules if m in create_modules or m == DEALS_MODULE])
 # Zoho v8 allows at most a week (update-info page above); six days leaves a day to notice a failed renewal.
 CHANNEL_LIFETIME = timedelta(days=6)
 # Renew when less than this is left; the beat runs every 30 minutes, so even a one-hour grant survives.
@@ -76,17 +84,20 @@ def ensure_channel(
     clock: Clock = SYSTEM_CLOCK,
     lifetime: timedelta = CHANNEL_LIFETIME,
     with_deals: bool = False,
+    create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
     """Make sure the org behind ``connection_id`` (its Zoho token owner) has a live channel (watching Deals
-    too when ``with_deals``)."""
+    too when ``with_deals``, and the creations of ``create_modules``)."""
     existing = channels.for_connection(connection_id)
     if existing:
         return renew_channel(existing[0], zoho=zoho, channels=channels, credentials=credentials,
                              notify_url=notify_url, clock=clock, lifetime=lifetime,
-                             force=_lacks_deals(existing[0], with_deals), with_deals=with_deals)
+                             force=_lacks_events(existing[0], with_deals, create_modules), with_deals=with_deals,
+                             create_modules=create_modules)
     channel_id = str(secrets.randbelow(9 * 10**15) + 10**15)  # a long, as Zoho's enable page wants
     token = _channel_token(credentials, connection_id)
-    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime, with_deals=with_deals)
+    expires_at, events = _enable(zoho, channel_id, token, notify_url, clock.now() + lifetime, with_deals=with_deals,
+                                 create_modules=create_modules)
     channels.save(connection_id, channel_id, token=token, events=events, expires_at=expires_at)
     log.info("enabled Zoho channel %s for connection %s until %s", channel_id, connection_id, expires_at)
     return ChannelOutcome(channel_id, "created", expires_at)
@@ -104,6 +115,7 @@ def renew_channels(
     renew_before: timedelta = RENEW_BEFORE,
     connection_ids: list[int] | None = None,
     with_deals: bool = False,
+    create_modules: tuple[str, ...] = (),
 ) -> list[ChannelOutcome]:
     """The beat job: check every channel is still listed by Zoho, renew those near expiry, re-create
     the missing ones and reconcile their gap. ``zoho_for(connection_id)`` gives a ZohoClient.
@@ -117,7 +129,8 @@ def renew_channels(
         try:
             outcomes += _renew_org(connection_id, zoho=zoho_for(connection_id), channels=channels,
                                    credentials=credentials, notify_url=notify_url, enqueue=enqueue, clock=clock,
-                                   lifetime=lifetime, renew_before=renew_before, with_deals=with_deals)
+                                   lifetime=lifetime, renew_before=renew_before, with_deals=with_deals,
+                                   create_modules=create_modules)
         except Exception as exc:
             log.exception("renewing the Zoho channels of connection %s failed; the other orgs go on", connection_id)
             for channel in channels.for_connection(connection_id) or [None]:
@@ -129,19 +142,21 @@ def renew_channels(
 
 def _renew_org(connection_id: int, *, zoho: Any, channels: ChannelStore, credentials: CredentialStore,
                notify_url: str, enqueue: Enqueue, clock: Clock, lifetime: timedelta,
-               renew_before: timedelta, with_deals: bool = False) -> list[ChannelOutcome]:
+               renew_before: timedelta, with_deals: bool = False,
+               create_modules: tuple[str, ...] = ()) -> list[ChannelOutcome]:
     outcomes = []
     live = {str(w.get("channel_id")) for w in zoho.get_watch()}
     for channel in channels.for_connection(connection_id):
         missing = channel.channel_id not in live
         due = channel.expires_at - clock.now() <= renew_before
-        # Won-deal invoices switched on since the channel was enabled: enable it again with Deals.
-        lacks_deals = _lacks_deals(channel, with_deals)
-        if not (missing or due or lacks_deals):
+        # Won-deal invoices (Deals) or new records becoming Xero contacts (their creations) switched on since
+        # the channel was enabled: enable it again with those events.
+        lacks = _lacks_events(channel, with_deals, create_modules)
+        if not (missing or due or lacks):
             continue
         outcome = renew_channel(channel, zoho=zoho, channels=channels, credentials=credentials,
-                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing or lacks_deals,
-                                with_deals=with_deals)
+                                notify_url=notify_url, clock=clock, lifetime=lifetime, force=missing or lacks,
+                                with_deals=with_deals, create_modules=create_modules)
         if outcome.action == "recreated" and missing:
             since = (channel.renewed_at or channel.created_at) - RECONCILE_OVERLAP
             outcome = ChannelOutcome(outcome.channel_id, outcome.action, outcome.expires_at,
@@ -163,8 +178,12 @@ def renew_channel(
     lifetime: timedelta,
     force: bool,
     with_deals: bool = False,
+    create_modules: tuple[str, ...] = (),
 ) -> ChannelOutcome:
-    """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED) is enabled again."""
+    """PATCH a new expiry; a channel Zoho no longer knows (NOT_SUBSCRIBED), or ``force``d (it lacks events
+    now wanted), is enabled again under its id and token. That enabling a live channel id again replaces its
+    events is what the sandbox does; UNVERIFIED on Zoho (a real org's test: enable a live channel id again
+    with one more event, then list it)."""
     now = clock.now()
     if not force and channel.expires_at - now > RENEW_BEFORE:
         return ChannelOutcome(channel.channel_id, "fresh", channel.expires_at)
@@ -180,7 +199,8 @@ def renew_channel(
             if exc.code != "NOT_SUBSCRIBED":
                 raise
     token = _channel_token(credentials, channel.connection_id)
-    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, with_deals=with_deals)
+    expires_at, events = _enable(zoho, channel.channel_id, token, notify_url, wanted, with_deals=with_deals,
+                                 create_modules=create_modules)
     channels.save(channel.connection_id, channel.channel_id, token=token, events=events, expires_at=expires_at)
     channels.renewed(channel.channel_id, expires_at)
     log.warning("Zoho channel %s of connection %s had lapsed; re-created until %s",
@@ -209,16 +229,16 @@ def reconcile_gap(connection_id: int, *, since: datetime, zoho: Any, enqueue: En
     return handed
 
 
-def _lacks_deals(channel: ChannelInfo, with_deals: bool) -> bool:
-    return with_deals and f"{DEALS_MODULE}.edit" not in (channel.events or [])
+def _lacks_events(channel: ChannelInfo, with_deals: bool, create_modules: tuple[str, ...]) -> bool:
+    have = set(channel.events or [])
+    return (with_deals and f"{DEALS_MODULE}.edit" not in have) or any(f"{m}.create" not in have
+                                                                       for m in create_modules)
 
 
 def _enable(zoho: Any, channel_id: str, token: str, notify_url: str, wanted: datetime, *,
-            with_deals: bool = False) -> tuple[datetime, list[str]]:
+            with_deals: bool = False, create_modules: tuple[str, ...] = ()) -> tuple[datetime, list[str]]:
     """Enable the channel on the watched modules the org has; (the expiry Zoho granted, the events)."""
-    events = [f"{module}.edit" for module in watched_modules(zoho, with_deals=with_deals)]
-    if f"{DEALS_MODULE}.edit" in events:
-        events.append(f"{DEALS_MODULE}.create")  # a deal may be entered already won
+    events = channel_events(watched_modules(zoho, with_deals=with_deals), create_modules)
     items = zoho.enable_watch([{"channel_id": int(channel_id), "events": events, "channel_expiry": wanted,
                                 "token": token, "notify_url": notify_url}])
     return _granted_expiry(items, channel_id, wanted), events

@@ -80,6 +80,16 @@ class DataError(ConnectorError):
         self.field = field
 
 
+class ValidationRefused(DataError):
+    """Xero refused a write with a 400 ValidationException (a name already used by another active contact,
+    an archived contact, ...): the record as sent can never pass, so it is never retried; ``messages`` are
+    all of Xero's validation messages, the first one in the text."""
+
+    def __init__(self, message: str, *, messages: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.messages = tuple(messages)
+
+
 class RecordRejected(ConnectorError):
     """The remote API refused one record (e.g. a Zoho per-record error in a 207)."""
 

@@ -27,6 +27,10 @@ Fax.from: Not a valid string.`` Example::
       closed_stages: [Closed Won, Closed Lost, Closed Lost to Competition]
       invoice_field: Deal          # the invoice's lookup to Deals, created by `connector setup-zoho`
       fields: {paid: Amount_Collected}   # the Deal's figures under your own field names
+    create_in_xero:                # new Zoho records become Xero contacts (pipeline/to_xero/contacts.py); off
+      modules: [Accounts]          # Accounts and/or Contacts (a Contact with no Account); [] = off (default)
+      account_types: [Customer]    # only Accounts whose Account_Type is one of these (omit: any type)
+      deal_stages: [Closed Won]    # only once one of the Account's deals reached one of these (omit: no deal needed)
     won_deals:                     # a deal entering its won stage becomes ONE Xero invoice (off by default)
       enabled: false
       stage: Closed Won            # the stage that means won, for every pipeline not listed below
@@ -57,6 +61,8 @@ from connector.mapping.invoices import XERO_TO_ZOHO_INVOICE_STATUS
 from connector.mapping.overrides import FieldOverride
 
 MODULES = ("Accounts", "Contacts", "Products", "Invoices")
+# Zoho modules whose new records may become Xero contacts (create_in_xero.modules).
+CREATABLE_IN_XERO = ("Accounts", "Contacts")
 # What the two-way sync can write back to Xero (see pipeline/from_zoho.py). Not Website: it is
 # read-only in Xero's Contacts API, which ignores it on write.
 WRITABLE_TO_XERO = {
@@ -91,6 +97,13 @@ class SyncConfig:
     deal_closed_stages: tuple[str, ...] = deal_mapping.DEFAULT_CLOSED_STAGES
     invoice_deal_field: str = zf.INVOICE_DEAL
     deal_fields: Mapping[str, str] = field(default_factory=lambda: dict(deal_mapping.DEAL_MONEY_FIELDS))
+    # New Zoho records that become Xero contacts (create_in_xero): the modules (empty: off), and the filter.
+    create_modules: tuple[str, ...] = ()
+    create_account_types: tuple[str, ...] = ()  # empty: any Account_Type
+    create_deal_stages: tuple[str, ...] = ()  # empty: no deal needed
+
+    def creates_in_xero(self, module: str) -> bool:
+        return module in self.create_modules
     # Won deals -> one Xero invoice each (pipeline/to_xero/deals.py; mapping/won_deals.py). Off by default.
     won_deal_invoices: bool = False
     won_deal_stage: str = won_deal_mapping.DEFAULT_WON_STAGE
@@ -154,6 +167,19 @@ class _DealsSchema(Schema):
                                   "never overwritten", field_name="rules")
 
 
+class _CreateSchema(Schema):
+    modules = fields.List(fields.String(validate=validate.OneOf(CREATABLE_IN_XERO)), required=True)
+    account_types = fields.List(fields.String(validate=validate.Length(min=1, max=120)), validate=validate.Length(min=1))
+    deal_stages = fields.List(fields.String(validate=validate.Length(min=1, max=120)), validate=validate.Length(min=1))
+
+    @validates_schema
+    def _filters_need_accounts(self, data: dict, **_: Any) -> None:
+        modules = data.get("modules") or []
+        if len(set(modules)) != len(modules):
+            raise ValidationError("a module is listed twice", field_name="modules")
+        for key in ("account_types", "deal_stages"):
+            if key in data and "Accounts" not in modules:
+                raise ValidationError("filters Accounts, but modules does not list Accounts", field_name=key)
 class _WonDealsSchema(Schema):
     enabled = fields.Boolean()
     stage = fields.String(validate=validate.Length(min=1, max=120))
@@ -190,6 +216,7 @@ class _ConfigSchema(Schema):
     )
     base_currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="a 3-letter ISO 4217 code"))
     deals = fields.Nested(_DealsSchema)
+    create_in_xero = fields.Nested(_CreateSchema)
     won_deals = fields.Nested(_WonDealsSchema)
 
     @validates_schema
@@ -257,6 +284,9 @@ def _build(data: dict) -> SyncConfig:
         account_fields={**defaults.account_fields, **(data.get("account_fields") or {})},
         base_currency=data.get("base_currency"),
         **_deal_settings(data.get("deals") or {}, defaults),
+        create_modules=tuple((data.get("create_in_xero") or {}).get("modules", ())),
+        create_account_types=tuple((data.get("create_in_xero") or {}).get("account_types", ())),
+        create_deal_stages=tuple((data.get("create_in_xero") or {}).get("deal_stages", ())),
         **_won_deal_settings(data.get("won_deals") or {}, defaults),
     )
 

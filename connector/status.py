@@ -15,6 +15,7 @@ from connector import queues
 from connector.backfill import BackfillBudget, progress
 from connector.errors import reconnect_command
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
+from connector.pipeline.to_xero.contacts import NEEDS_REVIEW
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import day_share_left
 from connector.store import audit as stages
@@ -47,6 +48,9 @@ def queue_depths(settings, names: tuple[str, ...] = WORKER_QUEUES) -> dict[str, 
             finally:
                 channel.close()
     return depths
+
+
+REVIEW_LISTED = 1000  # counted up to this many: more is a number that says the same
 
 
 def collect_status(deps) -> dict[str, Any]:
@@ -111,6 +115,8 @@ def collect_status(deps) -> dict[str, Any]:
             "backfill": backfill,
             # Invoices no linking rule placed in a deal (`connector deals unassigned` lists them).
             "deals_unassigned": store.deal_links.count_unassigned(c.id),
+            # New Zoho records waiting for a person (a name clash): `connector failures --error needs_review`.
+            "needs_review": len(store.audit.failures(c.id, REVIEW_LISTED, error=NEEDS_REVIEW)),
             # Won deals made into Xero invoices (pipeline/to_xero/deals.py): by state, and those waiting for
             # their account to reach Xero.
             "won_deals": {**store.won_deals.counts(c.id),

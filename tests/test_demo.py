@@ -27,6 +27,8 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert "1 payment note(s): Xero payment 500.00 NZD" in out
     # A won deal notified twice: one draft invoice in Xero.
     assert re.search(r"won deal .Harbour store fit-out. \(Closed Won, notified 2 times\): 1 DRAFT invoice INV-", out)
+    assert "(notified 2 times) -> 1 Xero contact 'Kauri Coffee Roasters'" in out  # a new Zoho Account, once
+    assert "Xero creates: 1; echo writes back to Zoho: 0" in out
     assert (tmp_path / "demo" / "connector.db").exists()
 
 

@@ -340,10 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="print what is missing and exit 1 if anything is")
     p.set_defaults(func=cmd_setup_zoho)
 
-    from workers import cli_alerts, cli_deals, cli_flower, cli_keygen, cli_ops, cli_run
+    from workers import cli_alerts, cli_contacts, cli_deals, cli_flower, cli_keygen, cli_ops, cli_run
 
     cli_alerts.register(sub)
     cli_deals.register(sub)
+    cli_contacts.register(sub)  # link, create
     cli_keygen.register(sub)
     cli_flower.add_parser(sub)
     cli_run.add_parser(sub)

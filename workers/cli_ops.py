@@ -462,6 +462,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"    parked: {', '.join(f'{k}={v}' for k, v in c['parked'].items())}; failures 24h: "
               f"{', '.join(f'{k}={v}' for k, v in c['failures_24h'].items()) or 'none'}")
         print(f"    last success: {', '.join(f'{k} {v}' for k, v in c['last_success'].items()) or 'none yet'}")
+        if c.get("needs_review"):
+            print(f"    new Zoho records waiting for review: {c['needs_review']} (see `connector failures --error "
+                  "needs_review`; resolve with `connector link` or `connector create`)")
         if c["deals_unassigned"]:
             print(f"    invoices in no deal: {c['deals_unassigned']} (see `connector deals unassigned`)")
         won = c["won_deals"]

@@ -42,6 +42,7 @@ from webhooks import create_app
 from webhooks.enqueue import celery_enqueuer
 from workers.app import app as celery_app
 from workers.demo_deals import deal_by_reference, won_deal_invoice
+from workers.demo_new_account import new_account_to_xero
 from workers.deps import Deps, configure
 from workers.embedded import EmbeddedWorker, wait_until
 
@@ -254,6 +255,10 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
             wait_until(worker.idle, timeout=timeout)
             won_ok, won_lines = won_deal_invoice(deps, xero, zoho, connection_id, tenant_id, contact_ids,
                                                  f"{receiver_server.url}/webhooks/zoho", timeout)
+            wait_until(worker.idle, timeout=timeout)
+            new_ok, new_lines = new_account_to_xero(deps, xero, zoho, connection_id, tenant_id,
+                                                    f"{receiver_server.url}/webhooks/zoho", hook_url, worker.idle,
+                                                    timeout)
 
         rows, unsynced = collect_rows(deps, xero, zoho, connection_id, tenant_id, contact_ids)
         synced = len(contact_ids) - len(unsynced)
@@ -278,6 +283,9 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
     out.write("".join(f"{line}\n" for line in won_lines))
     if not won_ok:
         failures.append(f"won deal: {won_lines[-1]}")
+    out.write("".join(f"{line}\n" for line in new_lines))
+    if not new_ok:
+        failures.append(new_lines[-1])
     if unsynced:
         failures.append(f"contacts not synced to Zoho: {listed(unsynced)}")
     if invoices_unsynced:

@@ -195,7 +195,8 @@ class Deps:
 
         return ensure_channel(owner_connection_id, zoho=self.zoho_client_for(owner_connection_id),
                               channels=self.store.channels, credentials=self.credentials,
-                              notify_url=self.zoho_notify_url, with_deals=self.sync_config.won_deal_invoices)
+                              notify_url=self.zoho_notify_url, with_deals=self.sync_config.won_deal_invoices,
+                              create_modules=self.sync_config.create_modules)
 
     def connector(self):
         """The connect flows (CLI and the receiver's /oauth routes), wired to set up the Zoho channel

@@ -54,6 +54,7 @@ def renew_zoho_channels(self) -> int:
         zoho_for=deps.zoho_client_for, channels=deps.store.channels, credentials=deps.credentials,
         notify_url=deps.zoho_notify_url, enqueue=enqueue_zoho_notification,
         with_deals=deps.sync_config.won_deal_invoices,
+        create_modules=deps.sync_config.create_modules,
     )
     failed = {o.connection_id: o.error for o in outcomes if o.action == "failed"}
     for connection_id, error in failed.items():

@@ -18,6 +18,7 @@ from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.deals import DealSync
+from connector.pipeline.to_xero.contacts import ContactCreation, ensure_xero_contact
 from connector.pipeline.to_xero import deals as won_deals
 from connector.pipeline.to_xero.deals import WonDealInvoices
 from connector.store import audit as stages
@@ -200,9 +201,10 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         if not ids:
             return 0
         notification = {**notification, "ids": ids, "routed": True}
-    # Only edits travel to Xero (and new deals, which may be won already), so only they are kept for later
-    # (a reconnect, a limit's reset).
-    kept = operation == "update" or (module == "Deals" and operation == "insert")
+    # Only edits travel to Xero (and creations: new deals, which may be won already, and new records of the
+    # modules that become Xero contacts), so only they are kept for later (a reconnect, a limit's reset).
+    kept = operation == "update" or (operation == "insert" and (
+        module == "Deals" or deps.sync_config.creates_in_xero(module)))
     redrive = Redrive(NOTIFY, zoho_resource(module), priority=1,
                       attempts=int(notification.get("parked_attempts") or 0)) if kept else None
     connection = self.active_connection(connection_id, record_type=module, record_ids=ids, redrive=redrive)
@@ -219,6 +221,13 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         except Exception as exc:
             self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive)
             return 0
+    made: list[ContactCreation] = []  # built at the first record that needs it: most notifications need none
+
+    def create(zoho_id: str):
+        made[:] = made or [make_contact_creation(deps, connection, task_id=self.request.id)]
+        return ensure_xero_contact(made[0], connection_id, module, zoho_id, sync_id=notification.get("sync_id"),
+                                   reason=f"zoho {notification.get('source') or 'notification'} ({operation})")
+
     try:
         with call_purpose(WRITE_BACK):
             outcome = from_zoho.pull_zoho_changes(
@@ -227,6 +236,7 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
                 snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
                 ledger=deps.store.write_ledger, config=deps.sync_config,
                 detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time")},
+                create=create,
             )
     except Exception as exc:
         def split(part: list[str], countdown: float) -> None:
@@ -237,7 +247,19 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
         self.retry_or_fail(exc, connection_id=connection_id, record_type=module, record_ids=ids, redrive=redrive,
                            split=split)
         return 0
-    return outcome.xero_writes
+    return outcome.xero_writes + outcome.created
+
+
+def make_contact_creation(deps, connection, *, task_id: str | None = None) -> ContactCreation:
+    """The creation path's collaborators for this connection; its Xero calls at webhook priority.
+    Another flow needing a Zoho Account in Xero (a won deal's invoice) calls
+    ``ensure_xero_contact(make_contact_creation(deps, connection), connection.id, "Accounts", account_id,
+    reason=..., force=True)``."""
+    return ContactCreation(
+        zoho=deps.zoho_client(connection), xero=deps.xero_client(connection, priority=xero_in.PRIORITY_WEBHOOK),
+        snapshots=deps.store.snapshots, links=deps.store.links, audit=deps.store.audit,
+        ledger=deps.store.write_ledger, locks=deps.record_locks, config=deps.sync_config,
+        today=lambda: deps.clock.now().date(), task_id=task_id, org_fields=deps.zoho_org(connection).fields)
 
 
 def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], notification: dict, operation: str,
@@ -253,7 +275,9 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
         xero=deps.xero_client(connection, priority=xero_in.PRIORITY_WEBHOOK), links=deps.store.links,
         won_deals=deps.store.won_deals, audit=deps.store.audit, locks=deps.record_locks, config=deps.sync_config,
         modules=org.modules, org_fields=org.fields, task_id=task.request.id,
-        # Zoho -> Xero contacts: ensure_contact=<to_xero.contacts.ensure_xero_contact bound to this connection>
+        ensure_contact=lambda account_id: ensure_xero_contact(
+            make_contact_creation(deps, connection, task_id=task.request.id), connection.id, "Accounts", account_id,
+            reason="won deal", force=True, sync_id=notification.get("sync_id")).xero_contact_id,
         detail={"channel_id": notification.get("channel_id"), "server_time": notification.get("server_time"),
                 "source": notification.get("source") or "notification"})
     try:

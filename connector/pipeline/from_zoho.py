@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -52,12 +52,18 @@ class PullOutcome:
     echoes: int = 0
     conflicts: int = 0
     refused: int = 0
+    created: int = 0  # new Zoho records matched to or created as Xero contacts (pipeline/to_xero/contacts.py)
 
 
 def pull_zoho_changes(
     connection_id: int, module: str, zoho_ids: list[str], *, operation: str, zoho, xero, snapshots, links, audit,
     ledger, config: SyncConfig, detail: Mapping[str, Any] | None = None,
+    create: Callable[[str], Any] | None = None,
 ) -> PullOutcome:
+    """``create(zoho_id)``: the creation path (to_xero.contacts.ensure_xero_contact) for a record no id link
+    holds, when mapping.yaml's create_in_xero lists the module; it audits its own outcome. An edit of such
+    a record comes this way too: a filter it did not pass before (a deal's stage) may pass now, and a
+    channel gap's reconciliation hands creations in as edits."""
     outcome = PullOutcome()
 
     def note(record_id: str, stage: str, extra: Mapping[str, Any]) -> None:
@@ -67,6 +73,14 @@ def pull_zoho_changes(
     owned = config.owned_by_crm(module)
     for zid in zoho_ids:
         note(zid, stages.RECEIVED, {"operation": operation})
+    if create is not None and config.creates_in_xero(module) and operation in ("insert", "update"):
+        linked = {link.zoho_id for link in links.by_zoho_ids([connection_id], module, zoho_ids)}
+        for zid in dict.fromkeys(zoho_ids):
+            if zid not in linked and getattr(create(zid), "ok", False):
+                outcome.created += 1
+        zoho_ids = [zid for zid in zoho_ids if zid in linked]
+        if not zoho_ids:
+            return outcome
     if module not in WRITABLE_TO_XERO or operation != "update" or not owned:
         reason = ("deletes and new records in Zoho are not sent to Xero" if operation != "update"
                   else f"the CRM owns no {module} fields (field ownership policy)")

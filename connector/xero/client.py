@@ -108,6 +108,13 @@ class XeroClient:
         params = {"includeArchived": _bool(include_archived)}
         return self._list("/Contacts", "Contacts", modified_since, page, page_size, order, params)
 
+    def search_contacts(self, term: str, *, include_archived: bool = False) -> list[dict]:
+        """GET /Contacts?searchTerm=: contacts whose Name, FirstName, LastName, ContactNumber or EmailAddress
+        contains ``term``, case-insensitively (https://developer.xero.com/documentation/api/accounting/contacts);
+        the first page (100) only: a term that many contacts contain is ambiguous anyway."""
+        params = {"searchTerm": term, "page": 1, "includeArchived": _bool(include_archived)}
+        return self._call("GET", self._accounting + "/Contacts", params=params).get("Contacts") or []
+
     def update_contact(self, contact: dict, *, idempotency_key: str) -> dict:
         """POST /Contacts/{ContactID}: omitted elements keep their values."""
         contact_id = contact.get("ContactID")

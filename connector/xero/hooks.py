@@ -15,11 +15,11 @@ import requests
 
 from connector.errors import (
     ConnectorError,
-    DataError,
     NeedsReauth,
     NotFound,
     RateLimited,
     Unauthorized,
+    ValidationRefused,
 )
 from connector.http import VendorHooks, body_excerpt
 from connector.ratelimit import Denial, Limits
@@ -95,8 +95,9 @@ class XeroApiHooks(VendorHooks):
                        secrets: tuple[str, ...]) -> ConnectorError | None:
         status = response.status_code
         if status == 400 and isinstance(body, dict) and body.get("Type") == "ValidationException":
-            detail = _first_validation_message(body) or _detail(body)
-            return DataError(redact_text(f"{_where(response)}: {detail}", *secrets))
+            messages = [redact_text(m, *secrets) for m in _validation_messages(body)]
+            detail = messages[0] if messages else _detail(body)
+            return ValidationRefused(redact_text(f"{_where(response)}: {detail}", *secrets), messages=messages)
         detail = _detail(body) if isinstance(body, dict) else body_excerpt(response)
         if status == 403 and "AuthenticationUnsuccessful" in detail:
             tenant = f"tenant {self.tenant_id}" if self.tenant_id else "the tenant"
@@ -158,9 +159,6 @@ def _detail(body: dict) -> str:
     return str(body.get("Detail") or body.get("Message") or body.get("Title") or body)[:300]
 
 
-def _first_validation_message(body: dict) -> str | None:
-    for element in body.get("Elements") or []:
-        for error in element.get("ValidationErrors") or []:
-            if error.get("Message"):
-                return str(error["Message"])
-    return None
+def _validation_messages(body: dict) -> list[str]:
+    return [str(error["Message"]) for element in body.get("Elements") or []
+            for error in element.get("ValidationErrors") or [] if error.get("Message")]

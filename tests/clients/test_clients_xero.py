@@ -12,7 +12,7 @@ import requests
 import responses
 from tests.clients.conftest import TENANT_ID, XERO_API_URL, XERO_TOKEN_URL
 
-from connector.errors import ApiError, DataError, NeedsReauth, NotFound, RateLimited, TransientError
+from connector.errors import ApiError, NeedsReauth, NotFound, RateLimited, TransientError, ValidationRefused
 from connector.ratelimit import Limits
 from connector.xero.client import XeroClient, format_modified_since
 
@@ -182,7 +182,7 @@ FORBIDDEN_403 = {"Type": None, "Title": "Forbidden", "Status": 403, "Detail": "A
 @pytest.mark.parametrize(
     ("status", "body", "content_type", "error", "text"),
     [
-        (400, json.dumps(VALIDATION_400), JSON, DataError, "already assigned to another contact"),
+        (400, json.dumps(VALIDATION_400), JSON, ValidationRefused, "already assigned to another contact"),
         (400, "Supplied parameter 'Ids' cannot be parsed - must be of type UUID.", "text/plain", ApiError, "cannot be parsed"),
         (403, json.dumps(FORBIDDEN_403), JSON, NeedsReauth, f"tenant {TENANT_ID} is no longer connected"),
         (404, "The resource you're looking for cannot be found", "text/html", NotFound, "cannot be found"),

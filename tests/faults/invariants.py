@@ -19,7 +19,11 @@
   ways (names, email, phones) are equal on both sides, so a person's edit in Zoho has reached Xero; and
   the Zoho-side audit trail of each of the tenant's Zoho records ends the same way, under the tenant's
   connection and under every other connection sharing its Zoho org (``sharing``), which must never have
-  taken the tenant's records for its own.
+  taken the tenant's records for its own;
+- a Zoho Account or Contact is never in Xero twice: no two of the tenant's Xero contacts carry the same
+  Zoho record id as their ContactNumber (the creation path, pipeline/to_xero/contacts.py), and each of
+  ``opted_in`` (Zoho Account ids that passed mapping.yaml's create_in_xero filter) is there exactly once,
+  by its ContactNumber or the Account's own Xero id.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ def _in_order(trail: list[str], wanted: tuple[str, ...]) -> bool:
 
 def violations(control, audit, *, connection_id: int, tenant_id: str,
                terminal: frozenset[str] = frozenset({stages.WRITTEN, stages.SKIPPED}),
-               sharing: tuple[int, ...] = (), won_stage: str | None = None) -> list[str]:
+               sharing: tuple[int, ...] = (), won_stage: str | None = None,
+               opted_in: frozenset[str] = frozenset()) -> list[str]:
     """Everything that breaks the promise right now (empty when it holds)."""
     problems: list[str] = []
     xero = control.xero_state(tenant_id)
@@ -117,6 +122,7 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
             problems.append(f"invoice {iid}: {lines} lines in Zoho, {len(invoice.get('LineItems') or [])} in Xero")
 
     problems += _deal_problems(xero["invoices"], invoices, accounts, zoho["Deals"])
+    problems += _creation_problems(xero["contacts"], zoho["Accounts"] + zoho["Contacts"], opted_in)
     problems += _won_deal_problems(xero["invoices"], accounts, zoho["Deals"], won_stage)
 
     for record_type, ids in (("contact", contact_ids), ("invoice", invoice_ids)):
@@ -134,6 +140,21 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
             if trail and trail[-1] not in terminal:
                 problems.append(f"Zoho {module} {zoho_id}: audit trail of connection {owner} ends in "
                                 f"{trail[-1]!r}: {trail}")
+    return problems
+
+
+def _creation_problems(xero_contacts: list[dict], zoho_records: list[dict], opted_in: frozenset[str]) -> list[str]:
+    zoho_ids = {str(r["id"]) for r in zoho_records}
+    numbered: dict[str, list[str]] = {}
+    for contact in xero_contacts:
+        number = str(contact.get("ContactNumber") or "")
+        if number in zoho_ids or number in opted_in:
+            numbered.setdefault(number, []).append(contact["ContactID"])
+    problems = [f"Zoho record {zid} is in Xero {len(cids)} times: {cids}" for zid, cids in numbered.items()
+                if len(cids) > 1]
+    linked = {str(r["id"]) for r in zoho_records if r.get(zf.ACCOUNT_XERO_ID)}
+    problems += [f"opted-in Zoho Account {zid} is not in Xero" for zid in sorted(opted_in)
+                 if zid not in numbered and zid not in linked]
     return problems
 
 

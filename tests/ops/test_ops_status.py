@@ -34,7 +34,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
                       "xero_calls", "xero_budget", "zoho_credits_used", "parked", "failures_24h", "last_success",
-                      "poll_cursors", "backfill", "deals_unassigned", "won_deals"}
+                      "poll_cursors", "backfill", "deals_unassigned", "won_deals", "needs_review"}
     assert c["id"] == cid and c["state"] == "active" and c["xero_tenant_id"] == embedded.tenant_id
     xero_calls = len(embedded.xero.calls(path_prefix="/api.xro/2.0", tenant=embedded.tenant_id))
     assert xero_calls >= 1

@@ -77,8 +77,8 @@ class WonDealInvoices:
     config: SyncConfig = field(default_factory=SyncConfig)
     modules: frozenset[str] = frozenset()  # the org's Zoho modules (Quotes, Sales_Orders only where present)
     org_fields: Mapping[str, frozenset[str]] = field(default_factory=dict)
-    # account id -> its Xero ContactID, creating the contact; None until Zoho -> Xero contacts exist, and then
-    # the deal waits (see ``_contact_of``).
+    # account id -> its Xero ContactID, linking or creating the contact (to_xero.contacts.ensure_xero_contact,
+    # forced past create_in_xero's filter); None when it cannot (a name clash waiting for a person): the deal waits.
     ensure_contact: Callable[[str], str | None] | None = None
     detail: Mapping[str, Any] = field(default_factory=dict)
     task_id: str | None = None
@@ -137,8 +137,8 @@ class WonDealInvoices:
         for link in self.links.by_zoho_ids([self.connection_id], "Accounts", [account_id]):
             if link.kind == "contact":
                 return link.xero_id
-        # An Account made in Zoho: creating its Xero contact is connector.pipeline.to_xero.contacts'
-        # ensure_xero_contact, passed in as ``ensure_contact`` (workers/zoho_tasks.py); without it, the deal waits.
+        # An Account made in Zoho: connector.pipeline.to_xero.contacts' ensure_xero_contact links or creates its
+        # Xero contact, passed in as ``ensure_contact`` (workers/zoho_tasks.py); without it, the deal waits.
         return self.ensure_contact(account_id) if self.ensure_contact is not None else None
 
     def _invoiced(self, deal: dict, row, in_stage: bool, wanted_stage: str | None, outcome: WonDealOutcome) -> None:

@@ -110,7 +110,13 @@ class Books:
             errors.append(f"The contact name {name} is already assigned to another contact. "
                           "The contact name must be unique across all active contacts.")
         number = fields.get("ContactNumber")
-        if number and org.contacts_by_number.get(number, set()) - {contact_id}:
+        # ContactNumber: "max length = 50", settable only through the API (Contacts page,
+        # https://developer.xero.com/documentation/api/accounting/contacts). That a PUT whose ContactNumber
+        # another contact (archived ones too) holds is refused, and these messages' wording, are UNVERIFIED:
+        # a real org's test would PUT two contacts with one ContactNumber, then one of 51 characters.
+        if number and len(number) > 50:
+            errors.append("The contact number must be 50 characters or fewer.")
+        elif number and org.contacts_by_number.get(number, set()) - {contact_id}:
             errors.append(f"The contact number {number} is already assigned to another contact.")
         email = fields.get("EmailAddress", "")
         if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):

@@ -1,0 +1,96 @@
+"""`connector link ZOHO_MODULE ZOHO_ID XERO_CONTACT_ID` and `connector create ZOHO_MODULE ZOHO_ID --name NAME`:
+a person's answer to a new Zoho record parked as needs_review (connector/pipeline/to_xero/contacts.py).
+Both are audited on the Zoho record; the audited outcome ends its listing in `connector failures`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from workers.cli_deals import _connection
+
+
+def _creation(args: argparse.Namespace):
+    from workers.deps import get_deps
+    from workers.zoho_tasks import make_contact_creation
+
+    deps = get_deps()
+    connection = _connection(deps, args.connection)
+    if connection is None:
+        print("say which connection with --connection (see `connector connections`)", file=sys.stderr)
+        return None, None
+    return connection, make_contact_creation(deps, connection)
+
+
+def _zoho_id_problem(creation, module: str, zoho_id: str) -> str | None:
+    """Why ``zoho_id`` names no record of ``module`` (Zoho record ids are digits), or None."""
+    if not zoho_id.isdigit():
+        return f"a Zoho record id is digits only (as in the record's URL); got {zoho_id!r}"
+    if not creation.zoho.get_records(module, [zoho_id], ("id",)):
+        return f"Zoho has no {module} record {zoho_id}"
+    return None
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    from connector.errors import InvalidArgument
+    from connector.pipeline.to_xero.contacts import link_to_existing
+
+    connection, creation = _creation(args)
+    if creation is None:
+        return 2
+    problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
+    if problem:
+        print(f"link: {problem}", file=sys.stderr)
+        return 2
+    try:
+        outcome = link_to_existing(creation, connection.id, args.zoho_module, args.zoho_id, args.xero_contact_id)
+    except InvalidArgument as exc:
+        print(f"link: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.zoho_module} {args.zoho_id} is linked to Xero contact {outcome.xero_contact_id}; "
+          "later edits go both ways")
+    return 0
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    from connector.errors import InvalidArgument
+    from connector.pipeline.to_xero.contacts import ensure_xero_contact
+
+    name = (args.name or "").strip()
+    if not name:
+        print("create: --name must not be empty", file=sys.stderr)
+        return 2
+    connection, creation = _creation(args)
+    if creation is None:
+        return 2
+    problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
+    if problem:
+        print(f"create: {problem}", file=sys.stderr)
+        return 2
+    try:
+        outcome = ensure_xero_contact(creation, connection.id, args.zoho_module, args.zoho_id, name=name,
+                                      reason="connector create (operator)")
+    except InvalidArgument as exc:
+        print(f"create: {exc}", file=sys.stderr)
+        return 2
+    if not outcome.ok:
+        print(f"create: {outcome.reason}", file=sys.stderr)
+        return 1
+    verb = "already linked to" if outcome.status == "linked" else f"{outcome.status}:"
+    print(f"{args.zoho_module} {args.zoho_id} {verb} Xero contact {outcome.xero_contact_id}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("link", help="link a new Zoho Account or Contact to an existing Xero contact (no create)")
+    p.add_argument("zoho_module", choices=("Accounts", "Contacts"), help="Accounts or Contacts")
+    p.add_argument("zoho_id", help="the Zoho record id")
+    p.add_argument("xero_contact_id", help="the Xero ContactID (`connector failures --json` lists the candidates)")
+    p.add_argument("--connection", type=int, default=None, help="connection number (needed when there are several)")
+    p.set_defaults(func=cmd_link)
+    p = sub.add_parser("create", help="create a new Zoho Account or Contact in Xero under the name you give")
+    p.add_argument("zoho_module", choices=("Accounts", "Contacts"), help="Accounts or Contacts")
+    p.add_argument("zoho_id", help="the Zoho record id")
+    p.add_argument("--name", required=True, help="the new Xero contact's name (unique among active contacts)")
+    p.add_argument("--connection", type=int, default=None, help="connection number (needed when there are several)")
+    p.set_defaults(func=cmd_create)
