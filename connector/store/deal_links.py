@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, probe_rows, session_scope
 from connector.store.tables import InvoiceDeal, XeroSnapshot
 
 _CHUNK = 500
@@ -29,9 +29,10 @@ class DealLinkStore:
         found: dict[str, dict[str, Any]] = {}
         with session_scope(self._sessions) as session:
             for start in range(0, len(wanted), _CHUNK):
-                for row in session.scalars(select(InvoiceDeal).where(
-                        InvoiceDeal.connection_id == connection_id,
-                        InvoiceDeal.invoice_id.in_(wanted[start:start + _CHUNK]))):
+                # One probe per invoice (probe_rows): an IN list read the connection's every decision per batch
+                # while the table's statistics lagged its growth.
+                for row in probe_rows(session, InvoiceDeal.__table__, "invoice_id", wanted[start:start + _CHUNK],
+                                      connection_id=connection_id):
                     found[row.invoice_id] = _view(row)
         return found
 
@@ -105,5 +106,6 @@ class DealLinkStore:
         return invoices
 
 
-def _view(row: InvoiceDeal) -> dict[str, Any]:
+def _view(row) -> dict[str, Any]:  # an InvoiceDeal or a Core row of its table
     return {"deal_id": row.deal_id, "rule": row.rule, "reason": row.reason, "contact_id": row.contact_id}
+

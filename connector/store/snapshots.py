@@ -132,20 +132,18 @@ class SnapshotStore:
 
     def customers_documents(self, connection_id: int, contact_ids: list[str],
                             resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, dict[str, list[dict]]]:
-        """``customer_documents`` for several contacts, in one query per 500 contacts."""
+        """``customer_documents`` for several contacts, in one query per 500 contacts: one index probe per
+        contact (``probe_rows``), so a batch reads its customers' rows and no others however stale the table's
+        statistics (a plain IN list read a whole connection's snapshots per batch on a table grown from empty)."""
         wanted = list(dict.fromkeys(contact_ids))
         found = {contact: {resource: [] for resource in resources} for contact in wanted}
+        rows = []
         with session_scope(self._sessions) as session:
             for start in range(0, len(wanted), 500):
-                rows = session.execute(
-                    select(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.payload).where(
-                        XeroSnapshot.connection_id == connection_id,
-                        XeroSnapshot.contact_id.in_(wanted[start:start + 500]),
-                        XeroSnapshot.resource.in_(resources),
-                    ).order_by(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.xero_id)
-                )
-                for contact, resource, payload in rows:
-                    found[contact][resource].append(payload)
+                rows += probe_rows(session, XeroSnapshot.__table__, "contact_id", wanted[start:start + 500],
+                                   unique=False, among={"resource": list(resources)}, connection_id=connection_id)
+        for row in sorted(rows, key=lambda r: (r.contact_id, r.resource, r.xero_id)):
+            found[row.contact_id][row.resource].append(row.payload)
         return found
 
     def contacts_with(self, connection_id: int, resource: str = "invoices") -> list[str]:

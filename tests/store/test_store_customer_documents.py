@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 
 from connector.store import Store
-from connector.store.db import MIGRATIONS_DIR, make_engine, migrate
+from connector.store.db import MIGRATIONS_DIR, make_engine, migrate, session_scope
 from connector.store.snapshots import contact_of
 from tests.conftest import fresh_pg_database
 
@@ -128,3 +128,60 @@ def _check_migration_fills(engine) -> None:
             for r, v in found.items()} == {"contacts": ["c-1"], "invoices": ["inv-1"], "payments": ["pay-1"],
                                            "creditnotes": []}
     assert [n["CreditNoteID"] for n in store.snapshots.customer_documents(1, "c-2")["creditnotes"]] == ["cn-1"]
+
+
+# The table and its indexes: index entries returned (an index) and rows read by sequential scans (the table),
+# in this transaction so far.
+_ENTRIES_READ = text(
+    "SELECT sum(pg_stat_get_xact_tuples_returned(oid)) FROM ("
+    " SELECT CAST(CAST(:table AS text) AS regclass) AS oid"
+    " UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = CAST(CAST(:table AS text) AS regclass)) AS relations")
+
+
+def _entries_read(store: Store, table: str) -> int:
+    with session_scope(store.sessions) as session:
+        return int(session.execute(_ENTRIES_READ, {"table": table}).scalar_one())
+
+
+def _reads_of(store: Store, table: str, read) -> tuple[dict, int]:
+    """What ``read()`` returns and how many of ``table``'s index entries and rows it read, as PostgreSQL
+    counts them."""
+    with store.transaction():
+        before = _entries_read(store, table)
+        found = read()
+        return found, _entries_read(store, table) - before
+
+
+def test_a_batch_reads_its_customers_rows_and_no_others_on_a_table_never_analysed(pg_admin) -> None:
+    # A first import: the table grew from empty and has no statistics yet (autovacuum kept away, as in the
+    # minute before it first runs). An IN list was then planned as "every row of the connection, filtered".
+    with fresh_pg_database(pg_admin) as url:
+        store = Store.open(url)
+        try:
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE xero_snapshots SET (autovacuum_enabled = false)")
+            connection_id = store.connections.create(name="Big", xero_tenant_id="t-big").id
+            customers = [f"c-{n:03d}" for n in range(300)]
+            store.snapshots.put_many_if_newer(connection_id, "contacts",
+                                              [(c, T0, {"ContactID": c}) for c in customers])
+            store.snapshots.put_many_if_newer(connection_id, "invoices", [
+                (f"inv-{n}", T0, _invoice(n, customers[n % 300])) for n in range(3000)])
+            batch = customers[:50]
+
+            found, read = _reads_of(store, "xero_snapshots", lambda: store.snapshots.customers_documents(connection_id, batch))
+            returned = sum(len(docs["invoices"]) for docs in found.values())
+            assert returned == 500
+            # One probe per customer: what it returns, not the 3,300 rows of the connection.
+            assert read <= returned + len(batch), read
+
+            # The same for the decisions of a batch of invoices (one row each).
+            store.deal_links.save(connection_id, {f"inv-{n}": {"deal_id": None, "rule": "unassigned"}
+                                                  for n in range(3000)})
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE invoice_deals SET (autovacuum_enabled = false)")
+            decisions, read = _reads_of(store, "invoice_deals", lambda: store.deal_links.decisions(
+                connection_id, [f"inv-{n}" for n in range(50)]))
+            assert len(decisions) == 50
+            assert read <= 2 * len(decisions), read
+        finally:
+            store.close()
