@@ -143,15 +143,6 @@ def _entries_read(store: Store, table: str) -> int:
         return int(session.execute(_ENTRIES_READ, {"table": table}).scalar_one())
 
 
-def _reads_of(store: Store, table: str, read) -> tuple[dict, int]:
-    """What ``read()`` returns and how many of ``table``'s index entries and rows it read, as PostgreSQL
-    counts them."""
-    with store.transaction():
-        before = _entries_read(store, table)
-        found = read()
-        return found, _entries_read(store, table) - before
-
-
 def test_a_batch_reads_its_customers_rows_and_no_others_on_a_table_never_analysed(pg_admin) -> None:
     # A first import: the table grew from empty and has no statistics yet (autovacuum kept away, as in the
     # minute before it first runs). An IN list was then planned as "every row of the connection, filtered".
@@ -164,24 +155,36 @@ def test_a_batch_reads_its_customers_rows_and_no_others_on_a_table_never_analyse
             customers = [f"c-{n:03d}" for n in range(300)]
             store.snapshots.put_many_if_newer(connection_id, "contacts",
                                               [(c, T0, {"ContactID": c}) for c in customers])
-            store.snapshots.put_many_if_newer(connection_id, "invoices", [
-                (f"inv-{n}", T0, _invoice(n, customers[n % 300])) for n in range(3000)])
-            batch = customers[:50]
+            # Batches of 50 invoices as a first import brings them, each followed by its customers' read.
+            returned = 0
+            with store.transaction():
+                before = _entries_read(store, "xero_snapshots")
+                for batch in range(60):
+                    numbers = range(50 * batch, 50 * batch + 50)
+                    store.snapshots.put_many_if_newer(connection_id, "invoices", [
+                        (f"inv-{n}", T0, _invoice(n, customers[n % 300])) for n in numbers])
+                    found = store.snapshots.customers_documents(connection_id, [customers[n % 300] for n in numbers])
+                    returned += sum(len(docs["invoices"]) for docs in found.values())
+                read = _entries_read(store, "xero_snapshots") - before
+            # Customer c has, after batch b, the invoices n < 50 (b + 1) with n % 300 == c.
+            assert returned == sum(len(range(n % 300, 50 * (n // 50 + 1), 300)) for n in range(3000))
+            # One probe per customer: what it returns, not the connection's rows once per batch.
+            assert read <= returned + 60 * 50, read
 
-            found, read = _reads_of(store, "xero_snapshots", lambda: store.snapshots.customers_documents(connection_id, batch))
-            returned = sum(len(docs["invoices"]) for docs in found.values())
-            assert returned == 500
-            # One probe per customer: what it returns, not the 3,300 rows of the connection.
-            assert read <= returned + len(batch), read
-
-            # The same for the decisions of a batch of invoices (one row each).
-            store.deal_links.save(connection_id, {f"inv-{n}": {"deal_id": None, "rule": "unassigned"}
-                                                  for n in range(3000)})
+            # The same for the deal decisions of invoice batches, the table growing from empty as each batch's
+            # decisions are saved: each batch reads its own invoices' rows (here, the previous batch's again).
             with store.engine.begin() as connection:
                 connection.exec_driver_sql("ALTER TABLE invoice_deals SET (autovacuum_enabled = false)")
-            decisions, read = _reads_of(store, "invoice_deals", lambda: store.deal_links.decisions(
-                connection_id, [f"inv-{n}" for n in range(50)]))
-            assert len(decisions) == 50
-            assert read <= 2 * len(decisions), read
+            found = 0
+            with store.transaction():
+                before = _entries_read(store, "invoice_deals")
+                for batch in range(40):
+                    ids = [f"inv-{n}" for n in range(50 * batch, 50 * batch + 50)]
+                    found += len(store.deal_links.decisions(connection_id, [f"inv-{n}" for n in range(
+                        50 * batch - 50, 50 * batch + 50)]))
+                    store.deal_links.save(connection_id, {i: {"deal_id": None, "rule": "unassigned"} for i in ids})
+                read = _entries_read(store, "invoice_deals") - before
+            assert found == 39 * 50
+            assert read <= 2 * found, read
         finally:
             store.close()
