@@ -88,10 +88,11 @@ class ZohoPush(PushCore):
             return push_related(self, resource, xero_ids, sync_ids, contacts=self._account_figures,
                                 invoices=self.invoices)
 
-    def _account_figures(self, contact_ids: list[str]) -> BatchOutcome:
+    def _account_figures(self, contact_ids: list[str], *, skip_unfetched: bool = False) -> BatchOutcome:
         """The customers' Accounts with their current figures (refresh_account_figures), each once a call."""
         done = self._accounts_done
-        outcome = refresh_account_figures(self, [c for c in contact_ids if c not in done], self.contacts)
+        outcome = refresh_account_figures(self, [c for c in contact_ids if c not in done], self.contacts,
+                                          skip_unfetched=skip_unfetched)
         for cid in contact_ids:
             if cid in done:  # already pushed in this call, with the figures of everything stored
                 (outcome.written if done[cid] == "written" else outcome.skipped).append(cid)

@@ -123,35 +123,35 @@ def _with_money(figures: Mapping[str, Any], config) -> Callable[[Mapping[str, An
 
 
 def refresh_accounts(push: PushCore, resource: str, xero_ids: Iterable[str],
-                     refresh: Callable[[list[str]], BatchOutcome]) -> BatchOutcome:
+                     refresh: Callable[..., BatchOutcome]) -> BatchOutcome:
     """Write again (with ``refresh``: ``refresh_account_figures``) the Accounts of the customers these stored
-    documents belong to: their money figures may have changed."""
+    documents belong to: their money figures may have changed. A customer whose contact was never fetched
+    has no Account to write yet and is left alone."""
     wanted = list(dict.fromkeys(xero_ids))
     with push.transaction():
-        push.snapshots.prefetch_missing(push.connection_id, resource, wanted)
+        push.snapshots.prefetch_missing(push.connection_id, resource, wanted)  # the round read them: no query
         customers = [contact_of(resource, s.payload) for x in wanted
                      if (s := push.snapshots.get(push.connection_id, resource, x)) is not None]
-        customers = list(dict.fromkeys(c for c in customers if c))
-        push.snapshots.prefetch_missing(push.connection_id, "contacts", customers)
-    stored = [c for c in customers if push.snapshots.get(push.connection_id, "contacts", c) is not None]
-    return refresh(stored) if stored else BatchOutcome()
+    customers = list(dict.fromkeys(c for c in customers if c))
+    return refresh(customers, skip_unfetched=True) if customers else BatchOutcome()
 
 
-def refresh_account_figures(push: PushCore, contact_ids: list[str],
-                            contacts: Callable[[list[str]], BatchOutcome]) -> BatchOutcome:
+def refresh_account_figures(push: PushCore, contact_ids: list[str], contacts: Callable[[list[str]], BatchOutcome],
+                            *, skip_unfetched: bool = False) -> BatchOutcome:
     """The Accounts of customers whose documents changed, written again only where their record (money
     figures included) differs from the one last written: the link's content hash, as every push compares.
 
     Only the Account: the people and the contact's own fields are the contacts round's, run when the contact
     changes. So an unchanged Account costs no Zoho call and no audit row, and a changed one a single upsert
     (one per batch for all). A customer this cannot settle alone (no link yet, a newer version linked, a
-    document the figures cannot read) goes through the whole contacts round (``contacts``), as before."""
+    document the figures cannot read) goes through the whole contacts round (``contacts``), as before; so does
+    one with no contact snapshot (which fails it), unless ``skip_unfetched``."""
     outcome = BatchOutcome()
     whole: list[str] = []
     stale: list[str] = []
     with closing(push.locks.rounds(push.connection_id, "contact", contact_ids)) as rounds:
         for ids in rounds:
-            round_whole, round_stale = _figures_round(push, ids, outcome)
+            round_whole, round_stale = _figures_round(push, ids, outcome, skip_unfetched=skip_unfetched)
             whole += round_whole
             stale += round_stale
     push.rewrite_stale(stale, lambda ids: _contacts_round(push, ids, {}, BatchOutcome(), force=True), "contact")
@@ -165,7 +165,8 @@ def refresh_account_figures(push: PushCore, contact_ids: list[str],
     return outcome
 
 
-def _figures_round(push: PushCore, contact_ids: list[str], outcome: BatchOutcome) -> tuple[list[str], list[str]]:
+def _figures_round(push: PushCore, contact_ids: list[str], outcome: BatchOutcome, *,
+                   skip_unfetched: bool) -> tuple[list[str], list[str]]:
     """One locked round of ``refresh_account_figures``; returns (the ids for the whole contacts round, the ids
     whose link save met a newer version)."""
     connection_id, config = push.connection_id, push.config
@@ -179,6 +180,8 @@ def _figures_round(push: PushCore, contact_ids: list[str], outcome: BatchOutcome
         snapshot = push.snapshots.get(connection_id, "contacts", cid)
         link = push.links.get(connection_id, "contact", cid)
         money = figures.get(cid)
+        if snapshot is None and skip_unfetched:
+            continue
         if snapshot is None or link is None or newer(link, snapshot) or isinstance(money, DataError):
             whole.append(cid)
             continue
