@@ -275,11 +275,14 @@ def core_connection(session: Session):
     return session.connection()
 
 
-def _probe_statement(dialect_name: str, table, key_column: str, equal: tuple[str, ...], among: tuple[str, ...],
-                     unique: bool):
-    statement = select(table).where(*[table.c[name] == bindparam(name) for name in equal],
-                                    *[table.c[name].in_(bindparam(name, expanding=True)) for name in among])
-    column = table.c[key_column]
+def _probe_statement(dialect_name: str, table, key_column: str, equal: tuple[str, ...]):
+    statement = select(table).where(*[table.c[name] == bindparam(name) for name in equal])
+    return probe_by_key(dialect_name, statement, table.c[key_column], unique=True)
+
+
+def probe_by_key(dialect_name: str, statement, column, *, unique: bool):
+    """``statement`` (a SELECT with its own conditions) for each of the keys bound as ``probe_keys`` in
+    ``column``: on PostgreSQL a LATERAL probe per key (see ``probe_rows``), elsewhere an IN list."""
     if dialect_name != "postgresql":
         return statement.where(column.in_(bindparam("probe_keys", expanding=True)))
     wanted = func.unnest(sa_cast(bindparam("probe_keys", type_=ARRAY(String)), ARRAY(String))).table_valued(
@@ -295,25 +298,21 @@ def _probe_statement(dialect_name: str, table, key_column: str, equal: tuple[str
 _probe_statements: dict[tuple, Any] = {}
 
 
-def probe_rows(session: Session, table, key_column: str, keys: list[str], *, unique: bool = True,
-               among: dict[str, list] | None = None, **equal: Any):
-    """The rows of ``table`` whose columns equal ``equal`` (and are one of ``among``'s values) and whose
-    ``key_column`` is one of ``keys``, read by one index probe per key, as Core rows (a batch read needs no
-    identity map, and one would keep stale copies in a shared session).
+def probe_rows(session: Session, table, key_column: str, keys: list[str], **equal: Any):
+    """The rows of ``table`` whose columns equal ``equal`` and whose ``key_column`` is one of ``keys``, read by
+    one index probe per key, as Core rows (a batch read needs no identity map, and one would keep stale copies
+    in a shared session).
 
     On PostgreSQL a plain IN list is only as good as the table's statistics: while they still describe
     a much smaller table (a first import, a burst; never analysed, every equality counts as 0.5 %, so a list
     of 50 keys looks 50 times less selective than the connection alone), the planner probes an index by the
     other columns alone and filters the list over every row they match: a whole connection per batch. A
-    LATERAL probe per key keeps the key in the index condition whatever the statistics say. ``unique``:
-    the key is unique among the rows matching ``equal`` (one row a key at most); otherwise every matching
-    row comes back. SQLite's planner probes per key for an IN list on its own.
+    LATERAL probe per key (``key_column`` must be unique among the rows matching ``equal``) keeps the key in
+    the index condition whatever the statistics say. SQLite's planner probes per key for an IN list on its own.
     """
-    among = among or {}
     connection = core_connection(session)
-    shape = (connection.dialect.name, table, key_column, tuple(equal), tuple(among), unique)
+    shape = (connection.dialect.name, table, key_column, tuple(equal))
     statement = _probe_statements.get(shape)
     if statement is None:
         statement = _probe_statements[shape] = _probe_statement(*shape)
-    return connection.execute(statement, {**equal, **{name: list(values) for name, values in among.items()},
-                                          "probe_keys": keys})
+    return connection.execute(statement, {**equal, "probe_keys": keys})

@@ -188,3 +188,16 @@ def test_a_batch_reads_its_customers_rows_and_no_others_on_a_table_never_analyse
             assert read <= 2 * found, read
         finally:
             store.close()
+
+
+def test_the_documents_without_their_lines_are_the_same_documents_less_their_lines(store: Store,
+                                                                                    connection_id: int) -> None:
+    invoice = {**_invoice(1, "a"), "LineItems": [{"Description": "Consulting", "LineAmount": "10.00"}],
+               "Payments": [{"PaymentID": "pay-1", "Amount": "4.00"}]}
+    store.snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=invoice)
+    store.snapshots.put_if_newer(connection_id, "payments", "pay-1", source_updated_at=T0, payload=_payment(1, "a"))
+    whole = store.snapshots.customers_documents(connection_id, ["a"])["a"]
+    assert whole["invoices"] == [invoice]
+    lean = store.snapshots.customers_documents(connection_id, ["a"], without_lines=True)["a"]
+    assert lean["invoices"] == [{k: v for k, v in invoice.items() if k != "LineItems"}]
+    assert lean["payments"] == whole["payments"] == [_payment(1, "a")]
