@@ -30,6 +30,7 @@ from typing import Any
 from connector.errors import DataError
 from connector.mapping import deals as rules
 from connector.mapping.hashing import content_hash
+from connector.mapping.zoho_records import touched_by
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
 from connector.store.links import LinkWrite
@@ -305,6 +306,29 @@ class DealSync:
                         {"deal_id": None, "rule": rules.UNASSIGNED, "reason": DELETED_DEAL})
 
     # -- notes ----------------------------------------------------------------------------------
+
+    def refund_notes(self, refunds: Iterable[Mapping[str, Any]], accounts: Mapping[str, str]) -> int:
+        """Note each refund (a payment out of a credit note, overpayment or prepayment) on its customer's
+        Account (``accounts``: Xero contact id -> Zoho Account id), keyed by the Xero payment id as an invoice's
+        payment notes are: created once, edited when it changes (reversed), left alone otherwise. Returns how
+        many notes were written."""
+        wanted: dict[str, tuple[str, str, dict]] = {}
+        for refund in refunds:
+            account = accounts.get(str(touched_by("payments", refund)[1] or ""))
+            try:
+                notes = rules.refund_notes([refund])
+            except DataError as exc:
+                self._audit(NOTE_RECORD_TYPE, str(refund.get("PaymentID")), stages.FAILED,
+                            {"reason": str(exc), "field": exc.field})
+                continue
+            for key, note in notes.items():
+                if account:
+                    wanted[key] = ("Accounts", account, note)
+                else:  # the payment's own trail says why (its contact failed); the note comes with its next push
+                    self._audit(NOTE_RECORD_TYPE, key, stages.SKIPPED, {"reason": "its customer's Account is not in Zoho"})
+        with self.transaction():
+            known, begun = self._note_links(wanted)
+        return self._notes(wanted, known, begun)
 
     def _invoice_notes(self, invoices: Mapping[str, dict], zoho_ids: Mapping[str, str],
                        payments: list[dict]) -> dict[str, tuple[str, str, dict]]:

@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 
+from connector.mapping.zoho_records import REFUND_TYPES, refunded_credit, touched_by
 from connector.pipeline.to_zoho.contacts import push_contacts, refresh_account_figures, refresh_accounts
 from connector.pipeline.to_zoho.core import (
     RETRYABLE_CODES,
@@ -85,8 +86,26 @@ class ZohoPush(PushCore):
     def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
         with self._one_batch():
-            return push_related(self, resource, xero_ids, sync_ids, contacts=self._account_figures,
-                                invoices=self.invoices)
+            outcome = push_related(self, resource, xero_ids, sync_ids, contacts=self._account_figures,
+                                   invoices=self.invoices)
+            if resource == "payments" and self.deals is not None:
+                self._refund_notes(xero_ids, outcome)
+            return outcome
+
+    def _refund_notes(self, payment_ids: Iterable[str], outcome: BatchOutcome) -> None:
+        """Refunds have no invoice to carry their note: it goes on the customer's Account (pipeline/deals.py)."""
+        refunds = {}
+        for payment_id in dict.fromkeys(payment_ids):
+            snapshot = self.snapshots.get(self.connection_id, "payments", payment_id)
+            if snapshot is not None and payment_id not in outcome.failed and refunded_credit(snapshot.payload) \
+                    and snapshot.payload.get("PaymentType") in REFUND_TYPES:
+                refunds[payment_id] = snapshot.payload
+        if not refunds:
+            return
+        customers = [c for p in refunds.values() if (c := touched_by("payments", p)[1])]
+        with self.transaction():
+            accounts = {c: link.zoho_id for c, link in self.links.get_many(self.connection_id, "contact", customers).items()}
+        dataclasses.replace(self.deals, audit=self._trail).refund_notes(refunds.values(), accounts)
 
     def _account_figures(self, contact_ids: list[str], *, skip_unfetched: bool = False) -> BatchOutcome:
         """The customers' Accounts with their current figures (refresh_account_figures), each once a call."""
