@@ -234,13 +234,14 @@ class DealSync:
         rows = self.zoho.get_records("Invoices", list(xero_of), [self.config.invoice_deal_field])
         lookups = {xero_of[str(r["id"])]: _id_of(r.get(self.config.invoice_deal_field))
                    for r in rows if str(r.get("id")) in xero_of}
-        previous = self.deal_links.decisions(self.connection_id, list(lookups))
+        with self.transaction():
+            previous = self.deal_links.decisions(self.connection_id, list(lookups))
+            moved = [i for i, deal_id in lookups.items() if ((previous.get(i) or {}).get("deal_id") or None) != deal_id]
+            snapshots = self.snapshots.get_many(self.connection_id, "invoices", moved)
         changed, touched = {}, set()
-        for invoice_id, deal_id in lookups.items():
-            last = previous.get(invoice_id) or {}
-            if (last.get("deal_id") or None) == deal_id:
-                continue
-            snapshot = self.snapshots.get_many(self.connection_id, "invoices", [invoice_id]).get(invoice_id)
+        for invoice_id in moved:
+            deal_id, last = lookups[invoice_id], previous.get(invoice_id) or {}
+            snapshot = snapshots.get(invoice_id)
             contact = (snapshot.payload.get("Contact") or {}).get("ContactID") if snapshot else None
             changed[invoice_id] = {
                 "deal_id": deal_id, "rule": "manual" if deal_id else rules.CLEARED_IN_ZOHO,
