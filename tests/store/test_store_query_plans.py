@@ -290,8 +290,9 @@ def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url
         with psycopg.connect(pg_database_url) as conn:
             options = dict(conn.execute(
                 "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
-                (["id_links", "xero_snapshots", "write_ledger", "write_intents", "audit_events"],)).fetchall())
-        assert len(options) == 5
+                (["id_links", "xero_snapshots", "write_ledger", "write_intents", "audit_events", "invoice_deals"],)
+            ).fetchall())
+        assert len(options) == 6
         for table, reloptions in options.items():
             assert "autovacuum_analyze_threshold=1000" in (reloptions or []), table
             assert "autovacuum_analyze_scale_factor=0.02" in (reloptions or []), table
