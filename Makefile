@@ -45,7 +45,7 @@ test-fast: $(STAMP)
 screenshots: $(STAMP)
 	./scripts/ensure-services
 	./scripts/ensure-chromium
-	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -n 1 -q tests/console/test_console_browser.py
+	CONSOLE_SCREENSHOTS=docs/console $(BIN)/python -m pytest -n 1 -q tests/console/test_console_browser.py tests/console/test_console_connect_browser.py
 
 # The pipeline and receiver benchmarks run on the real Redis and PostgreSQL, like the integration tests.
 bench: $(STAMP)

@@ -122,6 +122,19 @@ def first_pending(checkpoints, connection_id: int):
     return min(pending, key=lambda c: RESOURCES.index(c.resource)) if pending else None
 
 
+def chain_start(checkpoints, connection_id: int, resources: list[str]) -> tuple[str, int] | None:
+    """The (resource, version) the first step of a chain just started (``checkpoints.start``) expects. start()
+    moved the versions of ``resources`` on; an unfinished resource of an earlier run that comes first is claimed.
+    None: another sender took the backfill over meanwhile, and carries it on."""
+    first = first_pending(checkpoints, connection_id)
+    if first is None:
+        return None
+    if first.resource in resources:
+        return first.resource, first.version
+    version = checkpoints.claim(first)
+    return (first.resource, version) if version is not None else None
+
+
 def next_position(anchor: datetime | None, page: int, oldest: datetime | None, newest: datetime | None,
                   in_newest_second: int = 1) -> tuple[datetime | None, int]:
     """Where the next page request starts, after a page holding records from ``oldest`` to ``newest``.

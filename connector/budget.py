@@ -300,6 +300,12 @@ class BudgetLedger:
                     totals[name] = totals.get(name, 0) + count
         return totals
 
+    def hourly_calls(self, connection_id: int, hours: int = 24) -> list[int]:
+        """Calls per hourly bucket over the last ``hours`` buckets (the current one last), every purpose."""
+        now = self._clock.time()
+        return [sum(n for name, n in bucket.items() if name != BYTES)
+                for bucket in self._buckets(connection_id, now - (hours - 1) * HOUR, now)]
+
     def egress_bytes(self, connection_id: int, hours: float = 24) -> int:
         now = self._clock.time()
         return sum(b.get(BYTES, 0) for b in self._buckets(connection_id, now - (hours - 1) * HOUR, now))

@@ -15,6 +15,9 @@
   takes it atomically: of two callbacks racing with one state, one wins). A flow started in a
   browser also keeps a ``browser`` binding (a hash of the nonce in that browser's signed cookie):
   its callback finishes only in the browser that started it (RFC 6749 §10.12, login CSRF).
+- A Xero flow started with ``pick`` (the console's) whose consent reached several organisations links none
+  yet: the grant waits, sealed by the vault, in Redis as long as a state (``HeldGrants``), and the person's
+  choice (``Connector.choose_tenants``, same browser, once) links the ticked ones.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from connector.secret import Secret
 from connector.settings import XERO_DEFAULT_SCOPES, ZOHO_ACCOUNTS_SERVERS, Settings
 from connector.store import Store
 from connector.store.connections import ConnectionInfo
-from connector.store.credentials import CredentialStore
+from connector.store.credentials import CredentialStore, TokenSet
 from connector.xero.auth import XeroTokenManager
 from connector.xero.client import XeroClient
 from connector.zoho.auth import ZohoTokenManager
@@ -96,6 +99,56 @@ class ConnectStates:
     @staticmethod
     def _key(state: str) -> str:
         return f"connector:oauth-state:{state}"
+
+
+@dataclass(frozen=True)
+class TenantChoice:
+    """The consent reached several Xero organisations and the flow was started to let the person pick: the
+    grant is held (sealed, in Redis, as long as a state) under ``pending`` until ``Connector.choose_tenants``."""
+
+    pending: str
+    organisations: list[dict]  # {"tenantId", "tenantName"} each
+
+
+class HeldGrants:
+    """Xero grants waiting for the person's choice of organisations: single-use, sealed by the vault (the
+    tokens never sit in Redis in the clear), bound to the browser that consented, gone after STATE_TTL_SECONDS."""
+
+    def __init__(self, redis: Any, credentials: CredentialStore, *, ttl: int = STATE_TTL_SECONDS) -> None:
+        self._redis = redis
+        self._credentials = credentials
+        self._ttl = ttl
+
+    def hold(self, tokens: TokenSet, organisations: list[dict], *, browser: str | None, zoho_from: int | None) -> str:
+        pending = secrets.token_urlsafe(32)
+        held = {"tokens": self._credentials.seal(tokens.to_json()), "organisations": organisations,
+                "browser": browser, "zoho_from": zoho_from}
+        self._redis.set(self._key(pending), json.dumps(held), ex=self._ttl)
+        return pending
+
+    def peek(self, pending: str | None) -> dict:
+        raw = self._redis.get(self._key(pending)) if pending else None
+        if not raw:
+            raise StateRejected("this choice of organisations expired or was made already; start the connect "
+                                "flow again")
+        return json.loads(raw)
+
+    def take(self, pending: str) -> dict:
+        raw = self._redis.getdel(self._key(pending))  # of two submissions racing, one wins
+        if not raw:
+            raise StateRejected("this choice of organisations was made already; see the connections")
+        return json.loads(raw)
+
+    def tokens_of(self, held: dict) -> TokenSet:
+        return TokenSet.from_json(self._credentials.unseal(held["tokens"]))
+
+    @staticmethod
+    def _key(pending: str) -> str:
+        return f"connector:oauth-held-grant:{pending}"
+
+
+def _same_browser(bound: str | None, browser: str | None) -> bool:
+    return (bound is None) == (browser is None) and (bound is None or hmac.compare_digest(str(bound), str(browser)))
 
 
 # -- authorize URLs ------------------------------------------------------------------------------
@@ -180,9 +233,11 @@ class Connector:
     # Called with every connection made active again, so its parked work resumes.
     on_connected: Callable[[list[int]], None] | None = None
     states: ConnectStates = field(init=False)
+    held: HeldGrants = field(init=False)
 
     def __post_init__(self) -> None:
         self.states = ConnectStates(self.redis)
+        self.held = HeldGrants(self.redis, self.credentials)
 
     def __repr__(self) -> str:
         return "Connector()"
@@ -201,16 +256,16 @@ class Connector:
                                       scopes=options.get("scopes"))
         return zoho_authorize_url(self.settings, state=state, redirect_uri=redirect_uri, dc=options.get("dc"))
 
-    def finish(self, system: str, params: Mapping[str, str], *, browser: str | None = None) -> list[ConnectionInfo]:
-        """Complete the flow from the callback's query parameters (state checked and used up).
+    def finish(self, system: str, params: Mapping[str, str], *, browser: str | None = None
+               ) -> list[ConnectionInfo] | TenantChoice:
+        """Complete the flow from the callback's query parameters (state checked and used up); a TenantChoice
+        when it was started with ``pick`` and the consent reached several organisations.
 
         ``browser`` is the binding of the browser the callback reached; a state issued with a
         binding finishes only with the same one, and one issued without (the CLI) only without.
         """
         context = self.states.consume(system, params.get("state"))
-        bound = context.get("browser")
-        if (bound is None) != (browser is None) or (
-                bound is not None and not hmac.compare_digest(str(bound), str(browser))):
+        if not _same_browser(context.get("browser"), browser):
             raise StateRejected("this connect flow was started in another browser (or not in a browser); "
                                 "start it again where you mean to finish it")
         if params.get("error"):
@@ -220,10 +275,26 @@ class Connector:
             raise ConnectFailed("the callback carries no authorization code")
         if system == "xero":
             return complete_xero_connect(self, code=params["code"], redirect_uri=context["redirect_uri"],
-                                         tenant_ids=context.get("tenant_ids"), zoho_from=context.get("zoho_from"))
+                                         tenant_ids=context.get("tenant_ids"), zoho_from=context.get("zoho_from"),
+                                         pick=bool(context.get("pick")), browser=browser)
         return complete_zoho_connect(self, code=params["code"], redirect_uri=context["redirect_uri"],
                                      connection_ids=context["connection_ids"], dc=context.get("dc"),
                                      accounts_server=params.get("accounts-server"))
+
+    def choose_tenants(self, pending: str, tenant_ids: Iterable[str], *, browser: str | None = None
+                       ) -> list[ConnectionInfo]:
+        """Link the organisations the person ticked from a held grant (``TenantChoice``); the others are not
+        linked. Only in the browser that consented; once."""
+        held = self.held.peek(pending)
+        if not _same_browser(held.get("browser"), browser):
+            raise StateRejected("this choice of organisations belongs to another browser; start the connect flow "
+                                "again where you mean to finish it")
+        wanted = set(tenant_ids)
+        chosen = [o for o in held["organisations"] if o["tenantId"] in wanted]
+        if not chosen:
+            raise ConnectFailed("tick at least one organisation to connect")
+        held = self.held.take(pending)
+        return link_xero_tenants(self, self.held.tokens_of(held), chosen, held.get("zoho_from"))
 
     def finish_from_url(self, system: str, url: str) -> list[ConnectionInfo]:
         """Complete the flow from the full redirect URL (pasted by a person, or caught on loopback)."""
@@ -232,9 +303,11 @@ class Connector:
 
 def complete_xero_connect(
     ctx: Connector, *, code: str, redirect_uri: str, tenant_ids: Iterable[str] | None = None,
-    zoho_from: int | None = None,
-) -> list[ConnectionInfo]:
-    """Swap the code, list the tenants the consent reached, link the chosen ones (all by default)."""
+    zoho_from: int | None = None, pick: bool = False, browser: str | None = None,
+) -> list[ConnectionInfo] | TenantChoice:
+    """Swap the code, list the tenants the consent reached, link the chosen ones (all by default). With
+    ``pick`` and no tenants named, a consent reaching several organisations links none yet: the grant is held
+    and the person chooses (``TenantChoice``, then ``Connector.choose_tenants``)."""
     settings = ctx.settings
     exchanger = XeroTokenManager(
         connection_id=0, credentials=ctx.credentials, redis=ctx.redis, session=ctx.session, clock=ctx.clock,
@@ -253,7 +326,15 @@ def complete_xero_connect(
         organisations = [c for c in organisations if c["tenantId"] in wanted]
     if not organisations:
         raise ConnectFailed("the consent reached no Xero organisation; choose at least one in Xero")
+    if pick and not wanted and len(organisations) > 1:
+        shown = [{"tenantId": c["tenantId"], "tenantName": c.get("tenantName") or c["tenantId"]} for c in organisations]
+        return TenantChoice(ctx.held.hold(tokens, shown, browser=browser, zoho_from=zoho_from), shown)
+    return link_xero_tenants(ctx, tokens, organisations, zoho_from)
 
+
+def link_xero_tenants(ctx: Connector, tokens: TokenSet, organisations: list[dict], zoho_from: int | None
+                      ) -> list[ConnectionInfo]:
+    """One connection per organisation, all on one stored token set (the first's; the others share it)."""
     connections = [
         ctx.store.connections.create(name=c.get("tenantName") or c["tenantId"], xero_tenant_id=c["tenantId"],
                                      xero_tenant_name=c.get("tenantName") or "")

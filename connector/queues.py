@@ -26,3 +26,7 @@ PUSH_RECORDS_TO_ZOHO = "connector.push_records_to_zoho"
 REPLAY = "connector.replay"
 # args: [connection: int | None, since: str | None ("24h", ISO), record: str | None, error: str | None, source, limit]
 REPLAY_FAILED = "connector.replay_failed"
+# The console's fit report of one connection (connector/fit_report.py), stored for its page. args: [connection_id]
+FIT_CHECK = "connector.fit_check"
+# The console's "start the backfill": what `connector backfill ID --detach` does. args: [connection_id]
+START_BACKFILL = "connector.start_backfill"

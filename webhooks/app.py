@@ -69,6 +69,7 @@ def create_app(
     if console is not None:
         from webhooks.console import CONSOLE_EXTENSION, console_blueprint
         from webhooks.console import connections, failures, mapping, records  # noqa: F401 (their routes)
+        from webhooks.console import connect  # noqa: F401 (its routes)
 
         app.extensions[CONSOLE_EXTENSION] = console
         app.register_blueprint(console_blueprint)

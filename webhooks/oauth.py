@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from connector.connect import STATE_TTL_SECONDS, ConsentDeclined, StateRejected
+from connector.connect import STATE_TTL_SECONDS, ConsentDeclined, StateRejected, TenantChoice
 from connector.errors import ConnectorError
 from connector.settings import ZOHO_ACCOUNTS_SERVERS
 from webhooks.auth import ADMIN_TOKEN_EXTENSION, operator_required
@@ -45,7 +45,10 @@ PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
 class ConnectFlows(Protocol):
     def start(self, system: str, *, redirect_uri: str, **options) -> str: ...
 
-    def finish(self, system: str, params: Mapping[str, str], *, browser: str | None = None) -> list: ...
+    def finish(self, system: str, params: Mapping[str, str], *, browser: str | None = None) -> list | TenantChoice:
+        ...
+
+    def choose_tenants(self, pending: str, tenant_ids: list[str], *, browser: str | None = None) -> list: ...
 
 
 def _flows() -> ConnectFlows:
@@ -83,7 +86,8 @@ def _failed(system: str, message: str, status: int, *, title: str | None = None)
     if system == "zoho":  # its start needs the connection(s), which only the person knows
         message += " To connect Zoho, open /oauth/zoho/start?connection=ID (the ids: `connector connections`)."
     return _page("oauth_failed.html", status, title=title or f"Connecting {name} did not finish", reason=message,
-                 system_name=name, start_url="/oauth/xero/start" if system == "xero" else None)
+                 system_name=name, start_url="/oauth/xero/start" if system == "xero" else None,
+                 console_url=_console_url())
 
 
 def _connected(system: str, connections: list) -> tuple[Response, int]:
@@ -97,8 +101,14 @@ def _connected(system: str, connections: list) -> tuple[Response, int]:
               "zoho_org_id": c.zoho_org_id, "zoho_api_domain": c.zoho_api_domain,
               "zoho_dc": ZOHO_DATA_CENTRES.get((c.zoho_accounts_url or "").rstrip("/"))} for c in connections]
     return _page("oauth_connected.html", 200, title=f"{SYSTEM_NAMES[system]} connected", connections=shown,
-                 zoho_missing=zoho_missing,
+                 zoho_missing=zoho_missing, console_url=_console_url(),
                  zoho_start="/oauth/zoho/start?" + urlencode([("connection", i) for i in zoho_missing]))
+
+
+def _console_url() -> str | None:
+    """Where a person goes on from a result page: the console's "Connect and fit" flow, when this receiver
+    serves the console."""
+    return "/console/connect" if "console" in current_app.blueprints else None
 
 
 @oauth_blueprint.get("/oauth/<system>/start")
@@ -114,8 +124,11 @@ def start(system: str) -> Response | tuple[Response, int]:
     args = request.args
     options: dict = {}
     if system == "xero":
-        options = {"tenant_ids": args.getlist("tenant") or None, "scopes": args.get("scopes"),
-                   "zoho_from": int(args["zoho_from"]) if args.get("zoho_from", "").isdigit() else None}
+        # A form's empty tenant field means "every organisation ticked in Xero".
+        options = {"tenant_ids": [t.strip() for t in args.getlist("tenant") if t.strip()] or None, "scopes": args.get("scopes"),
+                   "zoho_from": int(args["zoho_from"]) if args.get("zoho_from", "").isdigit() else None,
+                   # pick=1: a consent reaching several organisations shows a page to choose them on
+                   "pick": args.get("pick") == "1"}
     else:
         connection_ids = [int(v) for v in args.getlist("connection") if v.isdigit()]
         if not connection_ids:
@@ -139,14 +152,12 @@ def start(system: str) -> Response | tuple[Response, int]:
 def callback(system: str) -> tuple[Response, int]:
     if system not in SYSTEMS:
         return _failed(system, f"there is no system {system!r} to connect", 404)
-    try:
-        nonce = _signer(system).loads(request.cookies.get(_cookie_name(system), ""), max_age=STATE_TTL_SECONDS)
-    except BadSignature:  # missing, forged or expired (SignatureExpired is a BadSignature)
-        logger.warning("oauth.callback_without_browser_binding", extra={"system": system})
+    nonce = _browser_nonce(system)
+    if nonce is None:
         return _failed(system, "this browser did not start a connect flow here (or it expired); start it again",
                        403, title="This connect flow cannot finish in this browser")
     try:
-        connections = _flows().finish(system, request.args.to_dict(), browser=_binding(str(nonce)))
+        connections = _flows().finish(system, request.args.to_dict(), browser=_binding(nonce))
     except StateRejected as exc:
         logger.warning("oauth.state_rejected", extra={"system": system, "reason": str(exc)})
         return _failed(system, str(exc), 403, title="This connect flow cannot finish")
@@ -156,6 +167,47 @@ def callback(system: str) -> tuple[Response, int]:
     except ConnectorError as exc:
         logger.warning("oauth.connect_failed", extra={"system": system, "reason": str(exc)})
         return _failed(system, str(exc), 400)
+    if isinstance(connections, TenantChoice):  # the binding cookie stays: the choice is made in this browser
+        logger.info("oauth.tenants_to_choose", extra={"system": system, "organisations": len(connections.organisations)})
+        if not _wants_page():
+            return jsonify(status="choose_tenants", organisations=connections.organisations,
+                           choose_at="/oauth/xero/tenants", pending=connections.pending), 200
+        return _page("oauth_tenants.html", 200, title="Choose the Xero organisations to connect",
+                     choice=connections)
+    return _finished(system, connections)
+
+
+@oauth_blueprint.post("/oauth/xero/tenants")
+@operator_required
+def choose_tenants() -> tuple[Response, int]:
+    """The organisations ticked on the choice page. It changes state, so it is guarded like the callback: only
+    with this browser's binding cookie (signed, HttpOnly, SameSite=Lax: another site's form posting here carries
+    none) and the single-use id of the held grant, which only the page shown to this browser holds."""
+    nonce = _browser_nonce("xero")
+    if nonce is None:
+        return _failed("xero", "this browser did not start a connect flow here (or it expired); start it again",
+                       403, title="This connect flow cannot finish in this browser")
+    try:
+        connections = _flows().choose_tenants(request.form.get("pending", ""), request.form.getlist("tenant"),
+                                              browser=_binding(nonce))
+    except StateRejected as exc:
+        logger.warning("oauth.state_rejected", extra={"system": "xero", "reason": str(exc)})
+        return _failed("xero", str(exc), 403, title="This connect flow cannot finish")
+    except ConnectorError as exc:
+        return _failed("xero", f"{exc}. Go back to the list and tick one", 400, title="Nothing was chosen")
+    return _finished("xero", connections)
+
+
+def _browser_nonce(system: str) -> str | None:
+    """The nonce in this browser's signed binding cookie; None when it is missing, forged or expired."""
+    try:
+        return str(_signer(system).loads(request.cookies.get(_cookie_name(system), ""), max_age=STATE_TTL_SECONDS))
+    except BadSignature:  # SignatureExpired is a BadSignature
+        logger.warning("oauth.callback_without_browser_binding", extra={"system": system})
+        return None
+
+
+def _finished(system: str, connections: list) -> tuple[Response, int]:
     logger.info("oauth.connected", extra={"system": system, "connections": [c.id for c in connections]})
     response, status = _connected(system, connections)
     response.delete_cookie(_cookie_name(system), path=f"/oauth/{system}/")

@@ -25,7 +25,7 @@ class ConnectorCelery(Celery):
 
 app = ConnectorCelery("ml_connector", include=["workers.xero_tasks", "workers.zoho_tasks",
                                                "workers.maintenance_tasks", "workers.backfill_tasks",
-                                               "workers.schedule_tasks"])
+                                               "workers.schedule_tasks", "workers.console_tasks"])
 app.config_from_object("celeryconfig")
 
 

@@ -150,8 +150,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if connection.state != "active":
         print(f"backfill: connection #{connection_id} is {connection.state}; reconnect it first", file=sys.stderr)
         return 1
+    from connector.backfill import chain_start
+
     deps.store.backfills.start(connection_id, resources, since=since, calls_per_day=args.budget)
-    expect = _chain_start(deps.store.backfills, connection_id, resources)
+    expect = chain_start(deps.store.backfills, connection_id, resources)
     if deps.settings.embedded:
         return _backfill_here(deps, connection_id, expect)
     from workers.backfill_tasks import send_step
@@ -307,20 +309,6 @@ def _dry_run_here(deps, connection, resources: list[str], since, args) -> int:
     print(f"  a real backfill: {cost.xero_calls} Xero calls, {days} at the current budget "
           f"({cost.calls_per_day} calls per 24 h: {budget}; {cost.left_today} left now)")
     return 0
-
-
-def _chain_start(checkpoints, connection_id: int, resources: list[str]) -> tuple[str, int] | None:
-    """The (resource, version) the first step of the chain just started expects. start() moved the
-    versions of ``resources`` on; an unfinished resource of an earlier run that comes first is claimed."""
-    from connector.backfill import first_pending
-
-    first = first_pending(checkpoints, connection_id)
-    if first is None:
-        return None
-    if first.resource in resources:
-        return first.resource, first.version
-    version = checkpoints.claim(first)
-    return (first.resource, version) if version is not None else None
 
 
 def _claim_next(checkpoints, connection_id: int) -> tuple[str, int] | None:

@@ -37,6 +37,7 @@ from typing import Any
 
 from connector.mapping.money import ZERO, money_figures, to_base
 from connector.mapping.xero_values import parse_xero_day, to_money, xero_deep_link
+from connector.mapping.zoho_records import REFUND_TYPES, REFUNDED_DOCUMENTS, refunded_credit
 
 RULES = ("kept", "reference", "sales_order", "only_open_deal")
 DEFAULT_RULES = RULES
@@ -180,8 +181,8 @@ def payment_notes(invoice: Mapping[str, Any], payments: Iterable[Mapping[str, An
 
     ``payments``: the stored payment records that name this invoice. A payment the invoice still embeds
     but the payment list has not delivered yet counts as it is embedded; a payment the list says is
-    DELETED is shown as reversed. Refunds (ARCREDITPAYMENT) are on credit notes, not invoices: they show
-    in the allocated credit note's own payments, not here.
+    DELETED is shown as reversed. Refunds (ARCREDITPAYMENT and the like) pay out of a credit, not into an
+    invoice: they are noted on the customer's Account (``refund_notes``), not here.
     """
     invoice_id = str(invoice.get("InvoiceID"))
     number = invoice.get("InvoiceNumber") or invoice_id
@@ -222,6 +223,39 @@ def payment_notes(invoice: Mapping[str, Any], payments: Iterable[Mapping[str, An
     return notes
 
 
+def refund_notes(payments: Iterable[Mapping[str, Any]], *,
+                 xero_base: str = "https://go.xero.com") -> dict[str, dict[str, str]]:
+    """The notes a customer's Account carries for its refunds, by Xero payment id: one per payment that pays
+    money back out of a credit note, an overpayment or a prepayment (``REFUND_TYPES``; there is no invoice to
+    attach it to), each ``{"Note_Title", "Note_Content"}``. A refund Xero lists as DELETED is shown reversed."""
+    notes: dict[str, dict[str, str]] = {}
+    for payment in payments:
+        payment_id = payment.get("PaymentID")
+        refunded = refunded_credit(payment)
+        if not payment_id or refunded is None or payment.get("PaymentType") not in REFUND_TYPES:
+            continue
+        payment_id = str(payment_id)
+        resource, credit_id = refunded
+        credit = payment.get(REFUNDED_DOCUMENTS[resource]) or {}
+        what = {"creditnotes": f"credit note {credit.get('CreditNoteNumber') or credit_id}",
+                "overpayments": f"overpayment {credit_id}", "prepayments": f"prepayment {credit_id}"}[resource]
+        currency = credit.get("CurrencyCode") or ""
+        reversed_ = payment.get("Status") == "DELETED"
+        amount = to_money(payment.get("Amount") or 0, field=f"Payment[{payment_id}].Amount")
+        day = parse_xero_day(payment.get("Date"), field=f"Payment[{payment_id}].Date")
+        # The same deep link as a payment's (UNVERIFIED that Xero opens a refund there: a real org would need
+        # a refund's link followed once).
+        link = xero_deep_link(f"/Bank/ViewTransaction.aspx?bankTransactionID={payment_id}", base=xero_base)
+        notes[payment_id] = {
+            "Note_Title": f"Xero refund {amount} {currency}".rstrip() + (" (REVERSED in Xero)" if reversed_ else ""),
+            "Note_Content": _lines(
+                ("Refund of", what), ("Date", day.isoformat() if day else ""), ("Amount", f"{amount} {currency}".strip()),
+                ("Reference", payment.get("Reference") or ""),
+                ("Status", "reversed (deleted in Xero): no longer counts" if reversed_ else "paid out to the customer"),
+                ("Xero payment id", payment_id), ("Open in Xero", link)) + "\n" + note_key_line(payment_id)}
+    return notes
+
+
 def note_key_line(key: str) -> str:
     """The line of a note's content that names its key (a payment id, or credit note id:invoice id)."""
     return f"Xero key: {key}"
@@ -233,4 +267,4 @@ def _lines(*pairs: tuple[str, str]) -> str:
 
 __all__ = ["CLEARED_IN_ZOHO", "DEAL_MONEY_FIELDS", "DEAL_MONEY_TYPES", "DEFAULT_CLOSED_STAGES",
            "DEFAULT_REFERENCE_PATTERN", "DEFAULT_RULES", "RULES", "UNASSIGNED", "deal_figures",
-           "deal_record", "decide_deal", "note_key_line", "payment_notes", "referenced_deal_ids"]
+           "deal_record", "decide_deal", "note_key_line", "payment_notes", "referenced_deal_ids", "refund_notes"]

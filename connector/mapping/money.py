@@ -34,8 +34,9 @@ Decisions (the why, in one place):
 - Payments. The last payment is the latest-dated authorised payment received: payments on sales
   invoices (from the payments list, and the invoices' embedded ``Payments[]`` for any the list has
   not delivered yet; the list's record wins, so a DELETED payment is not counted) and overpayments /
-  prepayments received. Several payments on that same day are one figure (their sum). Refunds of
-  credit (ARCREDITPAYMENT) are money paid out, not received, and are left out.
+  prepayments received. Several payments on that same day are one figure (their sum). Refunds out of a
+  credit note, an overpayment or a prepayment (ARCREDITPAYMENT, AROVERPAYMENTPAYMENT, ARPREPAYMENTPAYMENT)
+  are money paid out, not received, and are left out.
 - Status, for a person at a glance: "Overdue" when anything is overdue, else "Outstanding" when any
   invoice has money due, else "Paid up"; "No invoices" when no invoice counts at all.
 """
@@ -66,8 +67,11 @@ _POSTED = {"AUTHORISED", "PAID"}
 _SALES_INVOICE = "ACCREC"
 _SALES_CREDIT = "ACCRECCREDIT"
 _RECEIVED_CREDIT_TYPES = {"RECEIVE-OVERPAYMENT", "RECEIVE-PREPAYMENT", "AROVERPAYMENT", "ARPREPAYMENT"}
-# Payments that bring money in against a sales document. ARCREDITPAYMENT is a refund paid out.
-_RECEIVED_PAYMENT_TYPES = {"ACCRECPAYMENT", "AROVERPAYMENTPAYMENT", "ARPREPAYMENTPAYMENT"}
+# Payments that bring money in against a sales document. ARCREDITPAYMENT, AROVERPAYMENTPAYMENT and
+# ARPREPAYMENTPAYMENT are refunds paid out of a credit note, an overpayment or a prepayment
+# (https://developer.xero.com/documentation/api/accounting/payments); an overpayment or prepayment received
+# counts from its own document.
+_RECEIVED_PAYMENT_TYPES = {"ACCRECPAYMENT"}
 
 
 def contact_xero_link(contact_id: str, *, base: str = "https://go.xero.com", short_code: str | None = None) -> str:

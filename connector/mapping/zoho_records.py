@@ -52,11 +52,32 @@ def primary_person_key(invoice: Mapping[str, Any]) -> str | None:
     return f"{contact_id}:primary" if contact_id else None
 
 
+# A refund is a payment naming the credit it pays out of instead of an invoice; its PaymentType on the sales
+# side (https://developer.xero.com/documentation/api/accounting/payments).
+REFUND_TYPES = frozenset({"ARCREDITPAYMENT", "AROVERPAYMENTPAYMENT", "ARPREPAYMENTPAYMENT"})
+REFUNDED_DOCUMENTS = {"creditnotes": "CreditNote", "overpayments": "Overpayment", "prepayments": "Prepayment"}
+
+
+def refunded_credit(payment: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(resource, id) of the credit note, overpayment or prepayment a refund pays out of; None for a payment
+    of an invoice."""
+    if payment.get("Invoice"):
+        return None
+    for resource, key in REFUNDED_DOCUMENTS.items():
+        document = payment.get(key) or {}
+        if document.get(f"{key}ID"):
+            return resource, str(document[f"{key}ID"])
+    return None
+
+
 def touched_by(resource: str, payload: Mapping[str, Any]) -> tuple[list[str], str | None, bool]:
     """(invoice ids, contact id, is it a sales document) of a Xero payment, credit note, overpayment or
     prepayment (the last three list the invoices they are allocated to in ``Allocations``)."""
     if resource == "payments":
         invoice = payload.get("Invoice") or {}
+        if not invoice and (refunded := refunded_credit(payload)):  # a refund: no invoice, its credit's contact
+            document = payload.get(REFUNDED_DOCUMENTS[refunded[0]]) or {}
+            return [], (document.get("Contact") or {}).get("ContactID"), payload.get("PaymentType") in REFUND_TYPES
         contact = (invoice.get("Contact") or {}).get("ContactID")
         sales = invoice.get("Type", "ACCREC") == "ACCREC"
         return ([str(invoice["InvoiceID"])] if invoice.get("InvoiceID") else []), contact, sales

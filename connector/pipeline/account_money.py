@@ -22,7 +22,7 @@ from connector.mapping.money import money_figures
 def account_figures(snapshots, connection_id: int, contact_ids: list[str], *, today: date,
                     base_currency: str | None) -> dict[str, dict[str, Any] | DataError]:
     """Per contact: its figures, or the DataError that one of its stored documents raised."""
-    documents = snapshots.customers_documents(connection_id, contact_ids)
+    documents = snapshots.customers_documents(connection_id, contact_ids, without_lines=True)
     result: dict[str, dict[str, Any] | DataError] = {}
     for contact_id, stored in documents.items():
         try:

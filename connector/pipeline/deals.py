@@ -30,6 +30,7 @@ from typing import Any
 from connector.errors import DataError
 from connector.mapping import deals as rules
 from connector.mapping.hashing import content_hash
+from connector.mapping.zoho_records import touched_by
 from connector.mapping_config import SyncConfig
 from connector.store import audit as stages
 from connector.store.links import LinkWrite
@@ -68,6 +69,7 @@ class DealSync:
 
     def after_invoices(self, invoice_ids: Iterable[str]) -> dict[str, int]:
         """Link, total and annotate these (pushed) invoices; returns counts of what was written."""
+        # Everything the store holds that the batch's decisions and notes start from, in one transaction.
         with self.transaction():
             stored = self.snapshots.get_many(self.connection_id, "invoices", list(dict.fromkeys(invoice_ids)))
             invoices = {i: s.payload for i, s in stored.items() if s.payload.get("Type") == "ACCREC"}
@@ -75,11 +77,23 @@ class DealSync:
                 return {"linked": 0, "deals": 0, "notes": 0}
             zoho_ids = {i: link.zoho_id
                         for i, link in self.links.get_many(self.connection_id, "invoice", list(invoices)).items()}
-        current, changed, moved_from = self._link(invoices, zoho_ids)
+            contacts = {i: str((inv.get("Contact") or {}).get("ContactID") or "") for i, inv in invoices.items()}
+            accounts = {c: link.zoho_id for c, link in
+                        self.links.get_many(self.connection_id, "contact", [c for c in contacts.values() if c]).items()}
+            previous = self.deal_links.decisions(self.connection_id, list(invoices))
+            notes = self._invoice_notes(invoices, zoho_ids, self._payments(contacts.values())) \
+                if self.invoices_module else {}
+            known, begun = self._note_links(notes)
+        current, changed, moved_from = self._link(invoices, zoho_ids, contacts, accounts, previous)
         # Every deal these invoices belong to (their money may have changed), and any an invoice left.
         deals = self.total_deals({d for d in current.values() if d} | moved_from)
-        notes = self._notes(invoices, zoho_ids) if self.invoices_module else 0
-        return {"linked": changed, "deals": deals, "notes": notes}
+        return {"linked": changed, "deals": deals, "notes": self._notes(notes, known, begun)}
+
+    def _payments(self, contact_ids: Iterable[str]) -> list[dict]:
+        """The stored payments of these customers (the payments an invoice's notes may show)."""
+        documents = self.snapshots.customers_documents(self.connection_id, sorted(set(contact_ids) - {""}),
+                                                       ("payments",))
+        return [p for docs in documents.values() for p in docs["payments"]]
 
     # -- link -----------------------------------------------------------------------------------
 
@@ -89,16 +103,13 @@ class DealSync:
         known = (self.org_fields or {}).get("Invoices")
         return self.invoices_module and (not known or self.config.invoice_deal_field in known)
 
-    def _link(self, invoices: Mapping[str, dict], zoho_ids: Mapping[str, str]) -> tuple[dict[str, str | None], int, set[str]]:
-        """Decide each invoice's deal; returns (invoice -> its deal now, how many decisions changed, the
-        deals an invoice left)."""
+    def _link(self, invoices: Mapping[str, dict], zoho_ids: Mapping[str, str], contacts: Mapping[str, str],
+              accounts: Mapping[str, str], previous: Mapping[str, dict]) -> tuple[dict[str, str | None], int, set[str]]:
+        """Decide each invoice's deal (``contacts``: each invoice's Xero contact, ``accounts``: their Zoho
+        Accounts, ``previous``: the stored decisions); returns (invoice -> its deal now, how many decisions
+        changed, the deals an invoice left)."""
         deal_field = self.config.invoice_deal_field
         lookups = self._invoice_lookups(zoho_ids)
-        contacts = {i: str((inv.get("Contact") or {}).get("ContactID") or "") for i, inv in invoices.items()}
-        with self.transaction():
-            accounts = {c: link.zoho_id for c, link in
-                        self.links.get_many(self.connection_id, "contact", [c for c in contacts.values() if c]).items()}
-            previous = self.deal_links.decisions(self.connection_id, list(invoices))
         deals = self._named_deals(invoices, lookups, {d["deal_id"] for d in previous.values() if d.get("deal_id")})
 
         def decide(invoice_id: str) -> dict:
@@ -223,13 +234,14 @@ class DealSync:
         rows = self.zoho.get_records("Invoices", list(xero_of), [self.config.invoice_deal_field])
         lookups = {xero_of[str(r["id"])]: _id_of(r.get(self.config.invoice_deal_field))
                    for r in rows if str(r.get("id")) in xero_of}
-        previous = self.deal_links.decisions(self.connection_id, list(lookups))
+        with self.transaction():
+            previous = self.deal_links.decisions(self.connection_id, list(lookups))
+            moved = [i for i, deal_id in lookups.items() if ((previous.get(i) or {}).get("deal_id") or None) != deal_id]
+            snapshots = self.snapshots.get_many(self.connection_id, "invoices", moved)
         changed, touched = {}, set()
-        for invoice_id, deal_id in lookups.items():
-            last = previous.get(invoice_id) or {}
-            if (last.get("deal_id") or None) == deal_id:
-                continue
-            snapshot = self.snapshots.get_many(self.connection_id, "invoices", [invoice_id]).get(invoice_id)
+        for invoice_id in moved:
+            deal_id, last = lookups[invoice_id], previous.get(invoice_id) or {}
+            snapshot = snapshots.get(invoice_id)
             contact = (snapshot.payload.get("Contact") or {}).get("ContactID") if snapshot else None
             changed[invoice_id] = {
                 "deal_id": deal_id, "rule": "manual" if deal_id else rules.CLEARED_IN_ZOHO,
@@ -296,11 +308,33 @@ class DealSync:
 
     # -- notes ----------------------------------------------------------------------------------
 
-    def _notes(self, invoices: Mapping[str, dict], zoho_ids: Mapping[str, str]) -> int:
-        contacts = {str((inv.get("Contact") or {}).get("ContactID")) for inv in invoices.values()}
-        documents = self.snapshots.customers_documents(self.connection_id, sorted(contacts), ("payments",))
-        payments = [p for docs in documents.values() for p in docs["payments"]]
-        wanted: dict[str, tuple[str, dict]] = {}  # note key -> (invoice zoho id, note)
+    def refund_notes(self, refunds: Iterable[Mapping[str, Any]], accounts: Mapping[str, str]) -> int:
+        """Note each refund (a payment out of a credit note, overpayment or prepayment) on its customer's
+        Account (``accounts``: Xero contact id -> Zoho Account id), keyed by the Xero payment id as an invoice's
+        payment notes are: created once, edited when it changes (reversed), left alone otherwise. Returns how
+        many notes were written."""
+        wanted: dict[str, tuple[str, str, dict]] = {}
+        for refund in refunds:
+            account = accounts.get(str(touched_by("payments", refund)[1] or ""))
+            try:
+                notes = rules.refund_notes([refund])
+            except DataError as exc:
+                self._audit(NOTE_RECORD_TYPE, str(refund.get("PaymentID")), stages.FAILED,
+                            {"reason": str(exc), "field": exc.field})
+                continue
+            for key, note in notes.items():
+                if account:
+                    wanted[key] = ("Accounts", account, note)
+                else:  # the payment's own trail says why (its contact failed); the note comes with its next push
+                    self._audit(NOTE_RECORD_TYPE, key, stages.SKIPPED, {"reason": "its customer's Account is not in Zoho"})
+        with self.transaction():
+            known, begun = self._note_links(wanted)
+        return self._notes(wanted, known, begun)
+
+    def _invoice_notes(self, invoices: Mapping[str, dict], zoho_ids: Mapping[str, str],
+                       payments: list[dict]) -> dict[str, tuple[str, str, dict]]:
+        """The notes the invoices in Zoho carry: note key -> ("Invoices", the Zoho invoice id, the note)."""
+        wanted: dict[str, tuple[str, str, dict]] = {}
         for invoice_id, invoice in invoices.items():
             if invoice_id not in zoho_ids:
                 continue
@@ -310,27 +344,39 @@ class DealSync:
                 self._audit(NOTE_RECORD_TYPE, invoice_id, stages.FAILED, {"reason": str(exc), "field": exc.field})
                 continue
             for key, note in notes.items():
-                wanted[key] = (zoho_ids[invoice_id], note)
+                wanted[key] = ("Invoices", zoho_ids[invoice_id], note)
+        return wanted
+
+    def _note_links(self, wanted: Mapping[str, tuple[str, str, dict]]) -> tuple[dict[str, Any], set[str]]:
+        """The notes' links, and of the notes without one those whose insert was begun (store reads only)."""
+        if not wanted:
+            return {}, set()
         known = self.links.get_many(self.connection_id, NOTE_LINK, list(wanted))
-        known.update(self._notes_landed(wanted, known))
+        return known, self.links.writes_begun(self.connection_id, NOTE_LINK, [k for k in wanted if k not in known])
+
+    def _notes(self, wanted: Mapping[str, tuple[str, str, dict]], known: Mapping[str, Any], begun: set[str]) -> int:
+        """Write the ``wanted`` notes (key -> (parent module, parent Zoho id, note)) that are new or changed, given
+        their links (``known``) and begun inserts (``_note_links``); returns how many were written."""
+        if not wanted:
+            return 0
+        known = {**known, **self._notes_landed(wanted, begun)}
         inserts, updates = [], []
-        for key, (parent, note) in wanted.items():
+        for key, (module, parent, note) in wanted.items():
             digest = content_hash(note)
             if key not in known:
-                inserts.append((key, {**note, "Parent_Id": {"module": {"api_name": "Invoices"}, "id": parent}}, digest))
+                inserts.append((key, {**note, "Parent_Id": {"module": {"api_name": module}, "id": parent}}, digest))
             elif known[key].content_hash != digest:
                 updates.append((key, {"id": known[key].zoho_id, **note}, digest))
         return self._write_notes(inserts, updates)
 
-    def _notes_landed(self, wanted: Mapping[str, tuple[str, dict]], known: Mapping[str, Any]) -> dict[str, Any]:
-        """Notes an earlier insert created whose answer was lost (a write intent but no link): found on their
-        invoice by the Xero id line their content carries, so they are edited, never inserted twice."""
-        begun = self.links.writes_begun(self.connection_id, NOTE_LINK, [k for k in wanted if k not in known])
+    def _notes_landed(self, wanted: Mapping[str, tuple[str, str, dict]], begun: set[str]) -> dict[str, Any]:
+        """Notes an earlier insert created whose answer was lost (``begun``: a write intent but no link): found on
+        their record by the Xero id line their content carries, so they are edited, never inserted twice."""
         found: dict[str, Any] = {}
-        for parent in dict.fromkeys(wanted[k][0] for k in begun):
-            for note in self.zoho.related_records("Invoices", parent, "Notes", ["Note_Title", "Note_Content"]):
+        for module, parent in dict.fromkeys(wanted[k][:2] for k in begun):
+            for note in self.zoho.related_records(module, parent, "Notes", ["Note_Title", "Note_Content"]):
                 for key in begun:
-                    if wanted[key][0] == parent and rules.note_key_line(key) in (note.get("Note_Content") or ""):
+                    if wanted[key][:2] == (module, parent) and rules.note_key_line(key) in (note.get("Note_Content") or ""):
                         found[key] = LinkWrite(NOTE_LINK, key, "Notes", str(note["id"]), "")  # hash "": rewrite it
         return found
 

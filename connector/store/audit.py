@@ -250,6 +250,25 @@ class AuditLog:
         with session_scope(self._sessions) as session:
             return {name: int(count) for name, count in session.execute(statement)}
 
+    def hourly_counts(self, stages: tuple[str, ...], since: datetime) -> dict[tuple[int | None, str, datetime], int]:
+        """Rows per (connection, stage, hour they started in) since ``since``: one grouped query, its range
+        on ix_audit_events_created_at (bounded by ``since``, so it reads the last hours only)."""
+        with session_scope(self._sessions) as session:
+            dialect = session.get_bind().dialect.name
+            # The UTC hour a row falls in, as each database spells it (SQLite keeps naive UTC; PostgreSQL's
+            # date_trunc would truncate in the session's zone, so the value is taken to UTC first).
+            hour = (func.date_trunc("hour", func.timezone("UTC", AuditEvent.created_at)) if dialect == "postgresql"
+                    else func.strftime("%Y-%m-%d %H:00:00", AuditEvent.created_at))
+            statement = (select(AuditEvent.connection_id, AuditEvent.stage, hour, func.count())
+                         .where(AuditEvent.created_at >= since, AuditEvent.stage.in_(stages))
+                         .group_by(AuditEvent.connection_id, AuditEvent.stage, hour))
+            counts = {}
+            for connection_id, stage, started, n in session.execute(statement):
+                if isinstance(started, str):
+                    started = datetime.fromisoformat(started)
+                counts[(connection_id, stage, started.replace(tzinfo=None))] = int(n)
+            return counts
+
     def count(self, stage: str | None = None) -> int:
         statement = select(func.count()).select_from(AuditEvent)
         if stage is not None:

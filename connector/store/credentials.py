@@ -87,6 +87,14 @@ class CredentialStore:
         self._vault = vault
         self._clock = clock
 
+    def seal(self, plaintext: str) -> str:
+        """Encrypt with the vault's primary key: for a grant held briefly outside this store (a connect flow
+        waiting for the person's choice of organisations)."""
+        return self._vault.encrypt(plaintext)
+
+    def unseal(self, ciphertext: str) -> str:
+        return self._vault.decrypt(ciphertext)
+
     def load(self, connection_id: int, system: str) -> StoredTokens | None:
         _check_system(system)
         with session_scope(self._sessions) as session:

@@ -277,13 +277,20 @@ def core_connection(session: Session):
 
 def _probe_statement(dialect_name: str, table, key_column: str, equal: tuple[str, ...]):
     statement = select(table).where(*[table.c[name] == bindparam(name) for name in equal])
-    column = table.c[key_column]
+    return probe_by_key(dialect_name, statement, table.c[key_column], unique=True)
+
+
+def probe_by_key(dialect_name: str, statement, column, *, unique: bool):
+    """``statement`` (a SELECT with its own conditions) for each of the keys bound as ``probe_keys`` in
+    ``column``: on PostgreSQL a LATERAL probe per key (see ``probe_rows``), elsewhere an IN list."""
     if dialect_name != "postgresql":
         return statement.where(column.in_(bindparam("probe_keys", expanding=True)))
     wanted = func.unnest(sa_cast(bindparam("probe_keys", type_=ARRAY(String)), ARRAY(String))).table_valued(
         "key").render_derived(name="wanted")
-    # LIMIT 1 (the key is unique) also keeps the planner from flattening the probe into a plain join.
-    probe = statement.where(column == wanted.c.key).limit(1).lateral("probe")
+    # LIMIT 1 (a unique key) or OFFSET 0 (several rows a key) keeps the planner from flattening the probe
+    # into a plain join, which the same stale statistics would plan as a scan.
+    probe = statement.where(column == wanted.c.key)
+    probe = (probe.limit(1) if unique else probe.offset(0)).lateral("probe")
     return select(*probe.c).select_from(wanted).join(probe, true())
 
 
@@ -292,15 +299,16 @@ _probe_statements: dict[tuple, Any] = {}
 
 
 def probe_rows(session: Session, table, key_column: str, keys: list[str], **equal: Any):
-    """The rows of ``table`` whose columns equal ``equal`` and whose ``key_column`` is one of ``keys``,
-    read by one index probe per key, as Core rows (a batch read needs no identity map, and one would
-    keep stale copies in a shared session).
+    """The rows of ``table`` whose columns equal ``equal`` and whose ``key_column`` is one of ``keys``, read by
+    one index probe per key, as Core rows (a batch read needs no identity map, and one would keep stale copies
+    in a shared session).
 
     On PostgreSQL a plain IN list is only as good as the table's statistics: while they still describe
-    a much smaller table (a first import, a burst), the planner probes the index by the other columns
-    alone and filters the list over every row they match. A LATERAL probe per key (``key_column`` must be
-    unique among the rows matching ``equal``) keeps every column in the index condition whatever the
-    statistics say. SQLite's planner probes per key for an IN list on its own.
+    a much smaller table (a first import, a burst; never analysed, every equality counts as 0.5 %, so a list
+    of 50 keys looks 50 times less selective than the connection alone), the planner probes an index by the
+    other columns alone and filters the list over every row they match: a whole connection per batch. A
+    LATERAL probe per key (``key_column`` must be unique among the rows matching ``equal``) keeps the key in
+    the index condition whatever the statistics say. SQLite's planner probes per key for an IN list on its own.
     """
     connection = core_connection(session)
     shape = (connection.dialect.name, table, key_column, tuple(equal))

@@ -12,10 +12,18 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import insert_rows, probe_rows, session_scope
 from connector.store.tables import InvoiceDeal, XeroSnapshot
 
 _CHUNK = 500
+_DECISION_COLUMNS = ["connection_id", "invoice_id", "deal_id", "rule", "reason", "contact_id", "decided_at"]
+
+
+def _replace_decision(statement):
+    """``save``'s upsert: a decision replaces the invoice's last."""
+    return statement.on_conflict_do_update(
+        index_elements=[InvoiceDeal.connection_id, InvoiceDeal.invoice_id],
+        set_={name: statement.excluded[name] for name in _DECISION_COLUMNS[2:]})
 
 
 class DealLinkStore:
@@ -29,9 +37,10 @@ class DealLinkStore:
         found: dict[str, dict[str, Any]] = {}
         with session_scope(self._sessions) as session:
             for start in range(0, len(wanted), _CHUNK):
-                for row in session.scalars(select(InvoiceDeal).where(
-                        InvoiceDeal.connection_id == connection_id,
-                        InvoiceDeal.invoice_id.in_(wanted[start:start + _CHUNK]))):
+                # One probe per invoice (probe_rows): an IN list read the connection's every decision per batch
+                # while the table's statistics lagged its growth.
+                for row in probe_rows(session, InvoiceDeal.__table__, "invoice_id", wanted[start:start + _CHUNK],
+                                      connection_id=connection_id):
                     found[row.invoice_id] = _view(row)
         return found
 
@@ -44,13 +53,9 @@ class DealLinkStore:
                  "rule": d["rule"], "reason": d.get("reason") or "", "contact_id": d.get("contact_id"),
                  "decided_at": now} for invoice_id, d in decisions.items()]
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, InvoiceDeal)
-            statement = statement.on_conflict_do_update(
-                index_elements=[InvoiceDeal.connection_id, InvoiceDeal.invoice_id],
-                set_={name: statement.excluded[name] for name in ("deal_id", "rule", "reason", "contact_id",
-                                                                  "decided_at")})
-            for start in range(0, len(rows), _CHUNK):  # one statement per chunk, executed as a batch
-                session.execute(statement, rows[start:start + _CHUNK])
+            for start in range(0, len(rows), _CHUNK):  # one statement per chunk (db.insert_rows)
+                insert_rows(session, InvoiceDeal.__table__, _DECISION_COLUMNS, rows[start:start + _CHUNK],
+                            on_conflict=_replace_decision)
 
     def unassigned(self, connection_id: int) -> list[dict[str, Any]]:
         """The invoices no rule placed (oldest decision first), for a person to link."""
@@ -105,5 +110,6 @@ class DealLinkStore:
         return invoices
 
 
-def _view(row: InvoiceDeal) -> dict[str, Any]:
+def _view(row) -> dict[str, Any]:  # an InvoiceDeal or a Core row of its table
     return {"deal_id": row.deal_id, "rule": row.rule, "reason": row.reason, "contact_id": row.contact_id}
+

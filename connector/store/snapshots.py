@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, literal, or_, select, type_coerce
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import dialect_insert, insert_rows, probe_rows, session_scope
-from connector.store.tables import XeroSnapshot
+from connector.store.db import core_connection, dialect_insert, insert_rows, probe_by_key, probe_rows, session_scope
+from connector.store.tables import JsonDocument, XeroSnapshot
 
 
 @dataclass(frozen=True)
@@ -133,21 +133,27 @@ class SnapshotStore:
         return self.customers_documents(connection_id, [contact_id], resources)[contact_id]
 
     def customers_documents(self, connection_id: int, contact_ids: list[str],
-                            resources: tuple[str, ...] = MONEY_RESOURCES) -> dict[str, dict[str, list[dict]]]:
-        """``customer_documents`` for several contacts, in one query per 500 contacts."""
+                            resources: tuple[str, ...] = MONEY_RESOURCES, *,
+                            without_lines: bool = False) -> dict[str, dict[str, list[dict]]]:
+        """``customer_documents`` for several contacts, in one query per 500 contacts: one index probe per
+        contact (``db.probe_by_key``), so a batch reads its customers' rows and no others however stale the
+        table's statistics (a plain IN list read a whole connection's snapshots per batch on a table grown from
+        empty). ``without_lines``: each document without its LineItems, left out by the database (most of an
+        invoice's size, and nothing the money figures read), so they are neither sent nor decoded."""
         wanted = list(dict.fromkeys(contact_ids))
         found = {contact: {resource: [] for resource in resources} for contact in wanted}
+        rows = []
         with session_scope(self._sessions) as session:
+            connection = core_connection(session)
+            shape = (connection.dialect.name, without_lines)
+            statement = _documents_statements.get(shape)
+            if statement is None:
+                statement = _documents_statements[shape] = _documents_statement(*shape)
             for start in range(0, len(wanted), 500):
-                rows = session.execute(
-                    select(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.payload).where(
-                        XeroSnapshot.connection_id == connection_id,
-                        XeroSnapshot.contact_id.in_(wanted[start:start + 500]),
-                        XeroSnapshot.resource.in_(resources),
-                    ).order_by(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.xero_id)
-                )
-                for contact, resource, payload in rows:
-                    found[contact][resource].append(payload)
+                rows += connection.execute(statement, {"connection_id": connection_id, "resources": list(resources),
+                                                       "probe_keys": wanted[start:start + 500]})
+        for row in sorted(rows, key=lambda r: (r.contact_id, r.resource, r.xero_id)):
+            found[row.contact_id][row.resource].append(row.payload)
         return found
 
     def contacts_with(self, connection_id: int, resource: str = "invoices") -> list[str]:
@@ -200,6 +206,26 @@ class SnapshotStore:
                 )
             ).one_or_none()
             return None if row is None else _snapshot(row)
+
+
+def _documents_statement(dialect_name: str, without_lines: bool):
+    """``customers_documents``' query: a customer's documents of some resources, by one probe per customer."""
+    payload = XeroSnapshot.payload
+    if without_lines:
+        # jsonb's "-" drops a key without parsing anything (https://www.postgresql.org/docs/current/functions-json.html);
+        # SQLite's json_remove (https://www.sqlite.org/json1.html#jrm).
+        payload = (payload.op("-")(literal("LineItems")) if dialect_name == "postgresql"
+                   else func.json_remove(payload, "$.LineItems"))
+        payload = type_coerce(payload, JsonDocument)
+    statement = select(XeroSnapshot.contact_id, XeroSnapshot.resource, XeroSnapshot.xero_id,
+                       payload.label("payload")).where(
+        XeroSnapshot.connection_id == bindparam("connection_id"),
+        XeroSnapshot.resource.in_(bindparam("resources", expanding=True)))
+    return probe_by_key(dialect_name, statement, XeroSnapshot.contact_id, unique=False)
+
+
+# Built once per dialect and shape, as db.probe_rows' statements.
+_documents_statements: dict[tuple, Any] = {}
 
 
 def _snapshot(row) -> Snapshot:

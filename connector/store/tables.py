@@ -211,8 +211,9 @@ class InvoiceDeal(Base):
     __tablename__ = "invoice_deals"
     __table_args__ = (
         UniqueConstraint("connection_id", "invoice_id", name="uq_invoice_deals_connection_invoice"),
-        # A deal's invoices, read together for its figures (DealLinkStore.deals_invoices).
-        Index("ix_invoice_deals_deal", "connection_id", "deal_id"),
+        # A deal's invoices, read together for its figures (DealLinkStore.deals_invoices). Led by deal_id: led by
+        # connection_id it also matched an invoice's lookup, and a planner without statistics took it (migration 0016).
+        Index("ix_invoice_deals_deal", "deal_id", "connection_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

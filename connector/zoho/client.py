@@ -181,6 +181,11 @@ class ZohoClient:
 
     # -- metadata -------------------------------------------------------------------------------
 
+    def org(self) -> dict:
+        """GET /crm/v8/org: the org's details, its home currency (``iso_code``) among them
+        (https://www.zoho.com/crm/developer/docs/api/v8/get-org-data.html; scope ZohoCRM.org.READ)."""
+        return (self._call("GET", "/org").get("org") or [{}])[0]
+
     def modules(self) -> list[dict]:
         return self._call("GET", "/settings/modules").get("modules") or []
 

@@ -124,6 +124,18 @@ def test_an_overpayment_is_credit_and_a_payment_received():
     assert (result["last_payment_date"], result["last_payment_amount"]) == (date(2026, 3, 6), Decimal("120.00"))
 
 
+def test_refunds_of_an_overpayment_or_a_prepayment_are_money_paid_out_not_a_payment_received():
+    # Xero's payments page: AROVERPAYMENTPAYMENT / ARPREPAYMENTPAYMENT are payments out of an overpayment or a
+    # prepayment (refunds), as ARCREDITPAYMENT is out of a credit note; the credit itself is the money received.
+    refunds = [{"PaymentID": f"r-{kind}", "Status": "AUTHORISED", "PaymentType": kind, "Date": "2026-03-07",
+                "Amount": "20.00", document: {f"{document}ID": "o1", "CurrencyCode": "NZD"}}
+               for kind, document in (("AROVERPAYMENTPAYMENT", "Overpayment"), ("ARPREPAYMENTPAYMENT", "Prepayment"))]
+    result = figures([invoice(1, total="100.00", due="0.00", status="PAID")], payments=refunds, overpayments=[
+        {"OverpaymentID": "o1", "Type": "RECEIVE-OVERPAYMENT", "Status": "AUTHORISED", "Date": "2026-03-06",
+         "Total": "120.00", "RemainingCredit": "0.00", "CurrencyCode": "NZD"}])
+    assert (result["last_payment_date"], result["last_payment_amount"]) == (date(2026, 3, 6), Decimal("120.00"))
+
+
 def test_contact_link_uses_xeros_org_safe_deep_link_when_the_short_code_is_known():
     assert contact_xero_link("abc", short_code="!xkYv") == (
         "https://go.xero.com/organisationlogin/default.aspx?shortcode=!xkYv&redirecturl=/Contacts/View/abc")

@@ -194,3 +194,44 @@ def test_polled_overpayments_and_prepayments_are_credit_on_the_account(make_syst
     assert _money(account[zf.ACCOUNT_CREDIT_AVAILABLE]) == Decimal("20.00")
     assert (_money(account[zf.ACCOUNT_OUTSTANDING]), _money(account[zf.ACCOUNT_OVERDUE])) == _receivable(picture, contact)
     assert _contact_reads(picture) == reads_before
+
+
+def test_a_batch_writes_each_account_once_and_only_when_its_figures_change(make_system):
+    picture = make_system()
+    store = picture.deps.store
+    first = picture.xero.create_contact(picture.tenant_id, Name="Once Ltd")["ContactID"]
+    second = picture.xero.create_contact(picture.tenant_id, Name="Twice Ltd")["ContactID"]
+    invoices = [picture.xero.create_invoice(picture.tenant_id, contact, [{**CONSULTING, "UnitAmount": amount}])["InvoiceID"]
+                for contact, amount in ((first, Decimal("100.00")), (first, Decimal("50.00")),
+                                        (second, Decimal("70.00")))]
+
+    def account_writes() -> int:
+        return sum(w["count"] for w in picture.zoho.writes("Accounts"))
+
+    def contact_stages(contact: str) -> list[str]:
+        """What each push of its Account ended in, as the audit trail tells."""
+        return [e.stage for e in store.audit.trail(picture.connection_id, "contact", contact) for _ in range(e.times)
+                if e.stage in ("written", "skipped")]
+
+    # Neither customer is in Zoho yet: the invoices push them first, with the figures of all three invoices
+    # (stored before the push), and the same batch does not push their Accounts a second time.
+    picture.sync("invoices", invoices)
+    assert account_writes() == 2
+    assert contact_stages(first) == contact_stages(second) == ["written"]
+    assert _money(_account(picture, first)[zf.ACCOUNT_OUTSTANDING]) == Decimal("150.00")
+
+    # The same invoices again (a replay): no figure changed, so no Account is written, nor audited.
+    picture.push().invoices(invoices)
+    assert account_writes() == 2
+    assert contact_stages(first) == ["written"]
+
+    # One customer's invoice paid: that Account alone is written, once, and none of its people.
+    people_writes = len(picture.zoho.writes("Contacts"))
+    _pay(picture, invoices[0], Decimal("100.00"), date.today())
+    assert account_writes() == 3
+    assert len(picture.zoho.writes("Contacts")) == people_writes
+    assert contact_stages(first) == ["written", "written"]
+    assert contact_stages(second) == ["written"]
+    assert (_money(_account(picture, first)[zf.ACCOUNT_OUTSTANDING]), _money(_account(picture, first)[zf.ACCOUNT_OVERDUE])
+            ) == _receivable(picture, first)
+    assert _money(_account(picture, first)[zf.ACCOUNT_OUTSTANDING]) == Decimal("50.00")

@@ -325,3 +325,53 @@ def test_a_contact_merged_in_xero_moves_its_money_and_its_rule_made_deal_links_t
     assert duplicate_in_zoho[zf.ACCOUNT_XERO_STATUS] == "ARCHIVED"
     assert duplicate_in_zoho[zf.ACCOUNT_PAYMENT_STATUS] == "No invoices"
     assert _money(duplicate_in_zoho[zf.ACCOUNT_OUTSTANDING]) == Decimal("0.00")
+
+
+def _store_payment(picture, payment):
+    picture.deps.store.snapshots.put_if_newer(picture.connection_id, "payments", payment["PaymentID"],
+                                              source_updated_at=parse_xero_date(payment["UpdatedDateUTC"]), payload=payment)
+
+
+def test_refunds_are_noted_on_the_account_once_each_and_shown_reversed(picture):
+    contact, account = _customer(picture, "Refunded Ltd")
+    credit = picture.xero.create_credit_note(picture.tenant_id, contact, LINES, Status="AUTHORISED")
+    picture.fetch("creditnotes", [credit["CreditNoteID"]])
+    refund = picture.xero.refund(picture.tenant_id, "CreditNote", credit["CreditNoteID"], Decimal("120.00"),
+                                 reference="Cheque 55")
+    _store_payment(picture, refund)
+    picture.push().related("payments", [refund["PaymentID"]])
+
+    [note] = picture.zoho.records("Notes")
+    assert note["Parent_Id"]["id"] == account  # no invoice to attach it to: the customer's Account
+    assert note["Note_Title"] == "Xero refund 120.00 NZD"
+    for line in (f"Refund of: credit note {credit['CreditNoteNumber']}", "Amount: 120.00 NZD", "Reference: Cheque 55",
+                 f"Xero payment id: {refund['PaymentID']}", "Status: paid out to the customer"):
+        assert line in note["Note_Content"]
+    # The refund lowered the credit: the credit note was read again, and the Account's credit follows.
+    stored = picture.deps.store.snapshots.get(picture.connection_id, "creditnotes", credit["CreditNoteID"])
+    assert _money(stored.payload["RemainingCredit"]) == Decimal("180.00")
+    assert _money(picture.zoho.record("Accounts", account)["Xero_Credit_Available"]) == Decimal("180.00")
+
+    writes = len(picture.zoho.writes())
+    picture.push().related("payments", [refund["PaymentID"]])  # a replay writes nothing
+    assert len(picture.zoho.writes()) == writes and len(picture.zoho.records("Notes")) == 1
+
+    _store_payment(picture, picture.xero.reverse_payment(picture.tenant_id, refund["PaymentID"]))
+    picture.push().related("payments", [refund["PaymentID"]])
+    [note] = picture.zoho.records("Notes")
+    assert note["Note_Title"] == "Xero refund 120.00 NZD (REVERSED in Xero)"
+
+    overpayment = picture.xero.receive_overpayment(picture.tenant_id, contact, Decimal("50.00"))["OverpaymentID"]
+    prepayment = picture.xero.receive_prepayment(picture.tenant_id, contact, Decimal("30.00"))["PrepaymentID"]
+    picture.fetch("overpayments", [overpayment])
+    picture.fetch("prepayments", [prepayment])
+    refunds = [picture.xero.refund(picture.tenant_id, "Overpayment", overpayment, Decimal("50.00")),
+               picture.xero.refund(picture.tenant_id, "Prepayment", prepayment, Decimal("10.00"))]
+    for payment in refunds:
+        _store_payment(picture, payment)
+    picture.push().related("payments", [p["PaymentID"] for p in refunds])
+    notes = {n["Note_Title"]: n for n in picture.zoho.records("Notes")}
+    assert set(notes) == {"Xero refund 120.00 NZD (REVERSED in Xero)", "Xero refund 50.00 NZD", "Xero refund 10.00 NZD"}
+    assert f"Refund of: overpayment {overpayment}" in notes["Xero refund 50.00 NZD"]["Note_Content"]
+    assert f"Refund of: prepayment {prepayment}" in notes["Xero refund 10.00 NZD"]["Note_Content"]
+    assert {n["Parent_Id"]["id"] for n in notes.values()} == {account}

@@ -44,3 +44,22 @@ def test_a_fetched_batch_is_stored_with_its_audit_rows_in_one_transaction(make_s
     assert all(picture.deps.store.snapshots.get(picture.connection_id, "contacts", c) for c in contacts)
     trail = picture.deps.store.audit.trail(picture.connection_id, "contact", contacts[-1])
     assert [e.stage for e in trail] == ["fetched"]
+
+
+def test_pushing_a_batch_of_invoices_with_their_deals_notes_and_accounts_costs_a_fixed_few_transactions(
+        make_system, pg_admin, pg_database_url):
+    picture = make_system(database_url=pg_database_url)
+    contacts = seed_demo_org(picture.xero, picture.tenant_id, contacts=8)
+    assert not picture.sync("invoices", seed_invoices(picture.xero, picture.tenant_id, contacts, per_contact=1)).failed
+    # New invoices of customers already in Zoho, some paid: each has its deal decided, its payments noted,
+    # and its customer's Account written with new figures.
+    batch = seed_invoices(picture.xero, picture.tenant_id, contacts, per_contact=2, seed=11)
+    picture.fetch("invoices", batch)
+    outcome = []
+    notes_before = len(picture.zoho.writes("Notes"))
+    cost = server_transactions(pg_admin, picture.deps.store, lambda: outcome.append(picture.push().invoices(batch)))
+    assert sorted(outcome[0].written) == sorted(batch)
+    assert len(picture.zoho.writes("Notes")) > notes_before  # the batch's payments were noted
+    # Counted by the server, the push's own setup included (its connection, credentials, token): 21 before its
+    # reads were gathered (a customer's Account written twice, the deals' and notes' reads apart).
+    assert cost <= 15, cost

@@ -754,3 +754,46 @@ def test_a_clock_swapped_on_the_sandbox_keeps_time_for_every_part_of_it(sandbox,
     contact = sandbox.create_contact(tenant, Name="Swapped")
     assert contact["UpdatedDateUTC"] == f"/Date({int(later.time() * 1000)}+0000)/"
     assert all(part.clock is later for part in (sandbox.identity, sandbox.limits, sandbox.webhooks, sandbox.books))
+
+
+def test_refunds_of_a_credit_note_an_overpayment_and_a_prepayment_are_payments_naming_them(sandbox, api, tenant):
+    contact = sandbox.create_contact(tenant, Name="Refunded")
+    credit = api.put(api.base + "/CreditNotes", json={"CreditNotes": [{
+        "Type": "ACCRECCREDIT", "Status": "AUTHORISED", "Contact": {"ContactID": contact["ContactID"]},
+        "LineAmountTypes": "NoTax", "LineItems": [{"Description": "returned", "UnitAmount": 40}]}]}).json()["CreditNotes"][0]
+    refunded = api.put(api.base + "/Payments", json={"Payments": [{
+        "CreditNote": {"CreditNoteID": credit["CreditNoteID"]}, "Account": {"Code": "090"}, "Date": "2026-01-06",
+        "Amount": 15, "Reference": "REF-1"}]})
+    assert refunded.status_code == 200, refunded.text
+    refund = refunded.json()["Payments"][0]
+    assert (refund["PaymentType"], refund["Amount"], refund["Reference"], refund["Status"]) == (
+        "ARCREDITPAYMENT", 15.0, "REF-1", "AUTHORISED")
+    assert refund["CreditNote"]["CreditNoteID"] == credit["CreditNoteID"] and "Invoice" not in refund
+    assert refund["CreditNote"]["Contact"]["ContactID"] == contact["ContactID"]
+    note = sandbox.credit_note(tenant, credit["CreditNoteID"])
+    assert (note["RemainingCredit"], [p["PaymentID"] for p in note["Payments"]]) == (
+        Decimal("25.00"), [refund["PaymentID"]])
+    too_much = api.put(api.base + "/Payments", json={"Payments": [{
+        "CreditNote": {"CreditNoteID": credit["CreditNoteID"]}, "Account": {"Code": "090"}, "Amount": 26}]})
+    assert too_much.status_code == 400 and "exceeds the amount outstanding" in too_much.text
+    rest = sandbox.refund(tenant, "CreditNote", credit["CreditNoteID"], Decimal("25.00"))
+    assert sandbox.credit_note(tenant, credit["CreditNoteID"])["Status"] == "PAID"
+    # A refund reversed (deleted) gives the credit back.
+    sandbox.reverse_payment(tenant, rest["PaymentID"])
+    note = sandbox.credit_note(tenant, credit["CreditNoteID"])
+    assert (note["Status"], note["RemainingCredit"]) == ("AUTHORISED", Decimal("25.00"))
+    assert get(api, f"/Payments/{rest['PaymentID']}").json()["Payments"][0]["Status"] == "DELETED"
+
+    overpayment_id = receive(api, contact["ContactID"], "RECEIVE-OVERPAYMENT", 30).json()["BankTransactions"][0][
+        "OverpaymentID"]
+    prepayment_id = receive(api, contact["ContactID"], "RECEIVE-PREPAYMENT", 50).json()["BankTransactions"][0][
+        "PrepaymentID"]
+    over = sandbox.refund(tenant, "Overpayment", overpayment_id, Decimal("30.00"))
+    pre = sandbox.refund(tenant, "Prepayment", prepayment_id, Decimal("10.00"))
+    assert (over["PaymentType"], over["Overpayment"]["OverpaymentID"]) == ("AROVERPAYMENTPAYMENT", overpayment_id)
+    assert (pre["PaymentType"], pre["Prepayment"]["PrepaymentID"]) == ("ARPREPAYMENTPAYMENT", prepayment_id)
+    assert sandbox.overpayment(tenant, overpayment_id)["Status"] == "PAID"
+    prepayment = get(api, f"/Prepayments/{prepayment_id}").json()["Prepayments"][0]
+    assert (prepayment["RemainingCredit"], [p["PaymentID"] for p in prepayment["Payments"]]) == (40.0, [pre["PaymentID"]])
+    listed = {p["PaymentID"]: p["PaymentType"] for p in get(api, "/Payments").json()["Payments"]}
+    assert listed[over["PaymentID"]] == "AROVERPAYMENTPAYMENT" and listed[refund["PaymentID"]] == "ARCREDITPAYMENT"

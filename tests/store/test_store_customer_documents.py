@@ -11,7 +11,7 @@ from alembic.config import Config
 from sqlalchemy import event, text
 
 from connector.store import Store
-from connector.store.db import MIGRATIONS_DIR, make_engine, migrate
+from connector.store.db import MIGRATIONS_DIR, make_engine, migrate, session_scope
 from connector.store.snapshots import contact_of
 from tests.conftest import fresh_pg_database
 
@@ -128,3 +128,76 @@ def _check_migration_fills(engine) -> None:
             for r, v in found.items()} == {"contacts": ["c-1"], "invoices": ["inv-1"], "payments": ["pay-1"],
                                            "creditnotes": []}
     assert [n["CreditNoteID"] for n in store.snapshots.customer_documents(1, "c-2")["creditnotes"]] == ["cn-1"]
+
+
+# The table and its indexes: index entries returned (an index) and rows read by sequential scans (the table),
+# in this transaction so far.
+_ENTRIES_READ = text(
+    "SELECT sum(pg_stat_get_xact_tuples_returned(oid)) FROM ("
+    " SELECT CAST(CAST(:table AS text) AS regclass) AS oid"
+    " UNION ALL SELECT indexrelid FROM pg_index WHERE indrelid = CAST(CAST(:table AS text) AS regclass)) AS relations")
+
+
+def _entries_read(store: Store, table: str) -> int:
+    with session_scope(store.sessions) as session:
+        return int(session.execute(_ENTRIES_READ, {"table": table}).scalar_one())
+
+
+def test_a_batch_reads_its_customers_rows_and_no_others_on_a_table_never_analysed(pg_admin) -> None:
+    # A first import: the table grew from empty and has no statistics yet (autovacuum kept away, as in the
+    # minute before it first runs). An IN list was then planned as "every row of the connection, filtered".
+    with fresh_pg_database(pg_admin) as url:
+        store = Store.open(url)
+        try:
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE xero_snapshots SET (autovacuum_enabled = false)")
+            connection_id = store.connections.create(name="Big", xero_tenant_id="t-big").id
+            customers = [f"c-{n:03d}" for n in range(300)]
+            store.snapshots.put_many_if_newer(connection_id, "contacts",
+                                              [(c, T0, {"ContactID": c}) for c in customers])
+            # Batches of 50 invoices as a first import brings them, each followed by its customers' read.
+            returned = 0
+            with store.transaction():
+                before = _entries_read(store, "xero_snapshots")
+                for batch in range(60):
+                    numbers = range(50 * batch, 50 * batch + 50)
+                    store.snapshots.put_many_if_newer(connection_id, "invoices", [
+                        (f"inv-{n}", T0, _invoice(n, customers[n % 300])) for n in numbers])
+                    found = store.snapshots.customers_documents(connection_id, [customers[n % 300] for n in numbers])
+                    returned += sum(len(docs["invoices"]) for docs in found.values())
+                read = _entries_read(store, "xero_snapshots") - before
+            # Customer c has, after batch b, the invoices n < 50 (b + 1) with n % 300 == c.
+            assert returned == sum(len(range(n % 300, 50 * (n // 50 + 1), 300)) for n in range(3000))
+            # One probe per customer: what it returns, not the connection's rows once per batch.
+            assert read <= returned + 60 * 50, read
+
+            # The same for the deal decisions of invoice batches, the table growing from empty as each batch's
+            # decisions are saved: each batch reads its own invoices' rows (here, the previous batch's again).
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql("ALTER TABLE invoice_deals SET (autovacuum_enabled = false)")
+            found = 0
+            with store.transaction():
+                before = _entries_read(store, "invoice_deals")
+                for batch in range(40):
+                    ids = [f"inv-{n}" for n in range(50 * batch, 50 * batch + 50)]
+                    found += len(store.deal_links.decisions(connection_id, [f"inv-{n}" for n in range(
+                        50 * batch - 50, 50 * batch + 50)]))
+                    store.deal_links.save(connection_id, {i: {"deal_id": None, "rule": "unassigned"} for i in ids})
+                read = _entries_read(store, "invoice_deals") - before
+            assert found == 39 * 50
+            assert read <= 2 * found, read
+        finally:
+            store.close()
+
+
+def test_the_documents_without_their_lines_are_the_same_documents_less_their_lines(store: Store,
+                                                                                    connection_id: int) -> None:
+    invoice = {**_invoice(1, "a"), "LineItems": [{"Description": "Consulting", "LineAmount": "10.00"}],
+               "Payments": [{"PaymentID": "pay-1", "Amount": "4.00"}]}
+    store.snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=invoice)
+    store.snapshots.put_if_newer(connection_id, "payments", "pay-1", source_updated_at=T0, payload=_payment(1, "a"))
+    whole = store.snapshots.customers_documents(connection_id, ["a"])["a"]
+    assert whole["invoices"] == [invoice]
+    lean = store.snapshots.customers_documents(connection_id, ["a"], without_lines=True)["a"]
+    assert lean["invoices"] == [{k: v for k, v in invoice.items() if k != "LineItems"}]
+    assert lean["payments"] == whole["payments"] == [_payment(1, "a")]

@@ -290,8 +290,9 @@ def test_tables_every_record_writes_are_analysed_while_they_grow(pg_database_url
         with psycopg.connect(pg_database_url) as conn:
             options = dict(conn.execute(
                 "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)",
-                (["id_links", "xero_snapshots", "write_ledger", "write_intents", "audit_events"],)).fetchall())
-        assert len(options) == 5
+                (["id_links", "xero_snapshots", "write_ledger", "write_intents", "audit_events", "invoice_deals"],)
+            ).fetchall())
+        assert len(options) == 6
         for table, reloptions in options.items():
             assert "autovacuum_analyze_threshold=1000" in (reloptions or []), table
             assert "autovacuum_analyze_scale_factor=0.02" in (reloptions or []), table
@@ -323,3 +324,13 @@ def test_failures_on_sqlite_read_the_failed_rows_index_not_the_whole_trail(tmp_p
                     statement, plan)
     finally:
         store.close()
+
+
+def test_the_hourly_chart_counts_read_the_audit_trail_through_the_created_at_index(history_store) -> None:
+    """The Connections page's charts: one grouped query, bounded in time, on ix_audit_events_created_at."""
+    store, _ = history_store
+    plans = plans_of_statements(store, lambda: store.audit.hourly_counts((WRITTEN, FAILED),
+                                                                        since=NOW - timedelta(hours=2)))
+    [(statement, nodes)] = plans
+    assert not [n for n in nodes if n.startswith("Seq Scan audit_events")], f"{statement}\n-> {nodes}"
+    assert any("ix_audit_events_created_at" in n for n in nodes), f"{statement}\n-> {nodes}"

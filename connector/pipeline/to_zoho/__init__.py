@@ -20,10 +20,12 @@ written, line and total comparisons) lives in connector/mapping/.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
-from connector.pipeline.to_zoho.contacts import push_contacts, refresh_accounts
+from connector.mapping.zoho_records import REFUND_TYPES, refunded_credit, touched_by
+from connector.pipeline.to_zoho.contacts import push_contacts, refresh_account_figures, refresh_accounts
 from connector.pipeline.to_zoho.core import (
     RETRYABLE_CODES,
     WAITING_FOR_CONTACT,
@@ -38,25 +40,80 @@ __all__ = ["RETRYABLE_CODES", "WAITING_FOR_CONTACT", "BatchOutcome", "ZohoPush"]
 
 
 class ZohoPush(PushCore):
-    """A push of one connection's records; each call writes its audit rows together when it returns."""
+    """A push of one connection's records; each call writes its audit rows together when it returns.
+
+    Within one call (and the calls it makes: an invoice's contact pushed first, a payment's invoices), each
+    customer's Account is written with its figures at most once: the figures are computed under its lock
+    from what is stored, and a batch's documents are all stored before it is pushed, so a second write in
+    the same call could only repeat the first."""
+
+    # Per customer, during one outermost call: "written" or "skipped", what its Account push did.
+    _accounts_done: dict[str, str] | None = None
+
+    @contextlib.contextmanager
+    def _one_batch(self) -> Iterator[None]:
+        outermost = self._accounts_done is None
+        if outermost:
+            self._accounts_done = {}
+        try:
+            yield
+        finally:
+            if outermost:
+                self._accounts_done = None
 
     @one_audit_write
     def contacts(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
-        return push_contacts(self, xero_ids, sync_ids)
+        with self._one_batch():
+            outcome = push_contacts(self, xero_ids, sync_ids)
+            self._accounts_done.update({**dict.fromkeys(outcome.skipped, "skipped"),
+                                        **dict.fromkeys(outcome.written, "written")})
+            return outcome
 
     @one_audit_write
     def invoices(self, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         """Writes invoices, then their deals (links, figures, payment notes) and their customers' Accounts,
         whose money figures they change."""
         xero_ids = list(xero_ids)
-        outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
-        if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
-            dataclasses.replace(self.deals, audit=self._trail).after_invoices(
-                [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
-        refresh_accounts(self, "invoices", xero_ids, self.contacts)
-        return outcome
+        with self._one_batch():
+            outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
+            if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
+                dataclasses.replace(self.deals, audit=self._trail).after_invoices(
+                    [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
+            refresh_accounts(self, "invoices", xero_ids, self._account_figures)
+            return outcome
 
     @one_audit_write
     def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
         """Payments / credit notes: re-read and re-push the invoices and contacts they change."""
-        return push_related(self, resource, xero_ids, sync_ids, contacts=self.contacts, invoices=self.invoices)
+        with self._one_batch():
+            outcome = push_related(self, resource, xero_ids, sync_ids, contacts=self._account_figures,
+                                   invoices=self.invoices)
+            if resource == "payments" and self.deals is not None:
+                self._refund_notes(xero_ids, outcome)
+            return outcome
+
+    def _refund_notes(self, payment_ids: Iterable[str], outcome: BatchOutcome) -> None:
+        """Refunds have no invoice to carry their note: it goes on the customer's Account (pipeline/deals.py)."""
+        refunds = {}
+        for payment_id in dict.fromkeys(payment_ids):
+            snapshot = self.snapshots.get(self.connection_id, "payments", payment_id)
+            if snapshot is not None and payment_id not in outcome.failed and refunded_credit(snapshot.payload) \
+                    and snapshot.payload.get("PaymentType") in REFUND_TYPES:
+                refunds[payment_id] = snapshot.payload
+        if not refunds:
+            return
+        customers = [c for p in refunds.values() if (c := touched_by("payments", p)[1])]
+        with self.transaction():
+            accounts = {c: link.zoho_id for c, link in self.links.get_many(self.connection_id, "contact", customers).items()}
+        dataclasses.replace(self.deals, audit=self._trail).refund_notes(refunds.values(), accounts)
+
+    def _account_figures(self, contact_ids: list[str], *, skip_unfetched: bool = False) -> BatchOutcome:
+        """The customers' Accounts with their current figures (refresh_account_figures), each once a call."""
+        done = self._accounts_done
+        outcome = refresh_account_figures(self, [c for c in contact_ids if c not in done], self.contacts,
+                                          skip_unfetched=skip_unfetched)
+        for cid in contact_ids:
+            if cid in done:  # already pushed in this call, with the figures of everything stored
+                (outcome.written if done[cid] == "written" else outcome.skipped).append(cid)
+        done.update({**dict.fromkeys(outcome.skipped, "skipped"), **dict.fromkeys(outcome.written, "written")})
+        return outcome

@@ -17,6 +17,7 @@ from connector.mapping.hashing import content_hash
 from connector.mapping.zoho_records import zoho_contact_records
 from connector.pipeline.account_money import account_figures
 from connector.pipeline.to_zoho.core import BatchOutcome, PushCore, newer, rejection
+from connector.store import audit as stages
 from connector.store.links import LinkWrite
 from connector.store.snapshots import contact_of
 
@@ -122,15 +123,96 @@ def _with_money(figures: Mapping[str, Any], config) -> Callable[[Mapping[str, An
 
 
 def refresh_accounts(push: PushCore, resource: str, xero_ids: Iterable[str],
-                     contacts: Callable[[list[str]], BatchOutcome]) -> BatchOutcome:
-    """Push again (with ``contacts``) the Accounts of the customers these stored documents belong to: their
-    money figures changed. An Account whose figures did not change is skipped by its content hash."""
+                     refresh: Callable[..., BatchOutcome]) -> BatchOutcome:
+    """Write again (with ``refresh``: ``refresh_account_figures``) the Accounts of the customers these stored
+    documents belong to: their money figures may have changed. A customer whose contact was never fetched
+    has no Account to write yet and is left alone."""
     wanted = list(dict.fromkeys(xero_ids))
     with push.transaction():
-        push.snapshots.prefetch_missing(push.connection_id, resource, wanted)
+        push.snapshots.prefetch_missing(push.connection_id, resource, wanted)  # the round read them: no query
         customers = [contact_of(resource, s.payload) for x in wanted
                      if (s := push.snapshots.get(push.connection_id, resource, x)) is not None]
-        customers = list(dict.fromkeys(c for c in customers if c))
-        push.snapshots.prefetch_missing(push.connection_id, "contacts", customers)
-    stored = [c for c in customers if push.snapshots.get(push.connection_id, "contacts", c) is not None]
-    return contacts(stored) if stored else BatchOutcome()
+    customers = list(dict.fromkeys(c for c in customers if c))
+    return refresh(customers, skip_unfetched=True) if customers else BatchOutcome()
+
+
+def refresh_account_figures(push: PushCore, contact_ids: list[str], contacts: Callable[[list[str]], BatchOutcome],
+                            *, skip_unfetched: bool = False) -> BatchOutcome:
+    """The Accounts of customers whose documents changed, written again only where their record (money
+    figures included) differs from the one last written: the link's content hash, as every push compares.
+
+    Only the Account: the people and the contact's own fields are the contacts round's, run when the contact
+    changes. So an unchanged Account costs no Zoho call and no audit row, and a changed one a single upsert
+    (one per batch for all). A customer this cannot settle alone (no link yet, a newer version linked, a
+    document the figures cannot read) goes through the whole contacts round (``contacts``), as before; so does
+    one with no contact snapshot (which fails it), unless ``skip_unfetched``."""
+    outcome = BatchOutcome()
+    whole: list[str] = []
+    stale: list[str] = []
+    with closing(push.locks.rounds(push.connection_id, "contact", contact_ids)) as rounds:
+        for ids in rounds:
+            round_whole, round_stale = _figures_round(push, ids, outcome, skip_unfetched=skip_unfetched)
+            whole += round_whole
+            stale += round_stale
+    push.rewrite_stale(stale, lambda ids: _contacts_round(push, ids, {}, BatchOutcome(), force=True), "contact")
+    if whole:
+        rest = contacts(whole)
+        outcome.written += rest.written
+        outcome.skipped += rest.skipped
+        outcome.failed.update(rest.failed)
+        outcome.retry += rest.retry
+        outcome.zoho_ids.update(rest.zoho_ids)
+    return outcome
+
+
+def _figures_round(push: PushCore, contact_ids: list[str], outcome: BatchOutcome, *,
+                   skip_unfetched: bool) -> tuple[list[str], list[str]]:
+    """One locked round of ``refresh_account_figures``; returns (the ids for the whole contacts round, the ids
+    whose link save met a newer version)."""
+    connection_id, config = push.connection_id, push.config
+    with push.transaction():  # afresh under the locks
+        push.snapshots.prefetch(connection_id, "contacts", contact_ids)
+        push.links.prefetch(connection_id, "contact", contact_ids)
+        figures = account_figures(push.snapshots, connection_id, contact_ids, today=push.today(),
+                                  base_currency=config.base_currency)
+    whole, pending = [], []
+    for cid in contact_ids:
+        snapshot = push.snapshots.get(connection_id, "contacts", cid)
+        link = push.links.get(connection_id, "contact", cid)
+        money = figures.get(cid)
+        if snapshot is None and skip_unfetched:
+            continue
+        if snapshot is None or link is None or newer(link, snapshot) or isinstance(money, DataError):
+            whole.append(cid)
+            continue
+        try:
+            mapped = map_contact(snapshot.payload, money=money, money_fields=config.account_fields)
+        except DataError:
+            whole.append(cid)  # the contacts round fails it with the field named
+            continue
+        account, _ = zoho_contact_records(mapped, snapshot.payload, config)
+        account_hash = content_hash(account)
+        outcome.zoho_ids[cid] = link.zoho_id
+        if link.content_hash == account_hash:
+            outcome.skipped.append(cid)
+        else:
+            pending.append((cid, account, account_hash, snapshot))
+    links, ledger = [], {}
+    for (cid, account, account_hash, snapshot), result in zip(
+        pending, push.upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
+    ):
+        if result.ok:
+            links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash, snapshot.source_updated_at))
+            outcome.zoho_ids[cid] = result.id
+            outcome.written.append(cid)
+            ledger[result.id] = account
+        else:
+            outcome.merge_failure(cid, rejection(result, "Accounts"))
+            push.audit_failure("contact", cid, {}, outcome)
+    push.record_in_ledger("Accounts", ledger)  # at once: Zoho's notification of this write may come any moment
+    with push.transaction():
+        stale = push.save_links(links)
+    for link in links:
+        push.audit_stage("contact", link.xero_id, {}, stages.WRITTEN,
+                         {"zoho_id": link.zoho_id, "reason": "its money figures changed"})
+    return whole, stale

@@ -216,6 +216,18 @@ class XeroSandbox(SandboxApp):
             payment = _raise_on_errors(self.books.save_payment(org, element))
             return render_payment(org, payment)
 
+    def refund(self, tenant_id: str, kind: str, credit_id: str, amount, date: date | str | None = None,
+               reference: str = "") -> dict:
+        """A refund out of a credit (``kind``: CreditNote, Overpayment or Prepayment), as PUT /Payments makes it."""
+        element = {kind: {f"{kind}ID": credit_id}, "Account": {"Code": "090"}, "Amount": amount,
+                   "Reference": reference}
+        if date is not None:
+            element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
+        with self._lock:
+            org = self._orgs[tenant_id]
+            payment = _raise_on_errors(self.books.save_payment(org, element))
+            return render_payment(org, payment)
+
     def reverse_payment(self, tenant_id: str, payment_id: str) -> dict:
         with self._lock:
             org = self._orgs[tenant_id]

@@ -122,7 +122,7 @@ def render_document(org: Org, doc: Document) -> dict:
         out.update(InvoiceID=doc.id, InvoiceNumber=doc.number)
     out["Reference"] = doc.reference
     out["Payments"] = [_payment_summary(p) for p in org.payments.values()
-                       if p.invoice_id == doc.id and p.status == "AUTHORISED"]
+                       if p.document_id == doc.id and p.status == "AUTHORISED"]
     if doc.is_credit_note:
         out["RemainingCredit"] = cents(remaining_credit(org, doc))
         out["Allocations"] = [render_allocation(org, a) for a in org.allocations if a.credit_note_id == doc.id]
@@ -175,9 +175,32 @@ def _payment_summary(payment: Payment) -> dict:
             "HasValidationErrors": False}
 
 
+# A refund's PaymentType, by what it refunds (payments page, PaymentType: ARCREDITPAYMENT "Accounts Receivable
+# Credit Payment", AROVERPAYMENTPAYMENT, ARPREPAYMENTPAYMENT).
+REFUND_PAYMENT_TYPES = {"CreditNote": "ARCREDITPAYMENT", "Overpayment": "AROVERPAYMENTPAYMENT",
+                        "Prepayment": "ARPREPAYMENTPAYMENT"}
+
+
 def render_payment(org: Org, payment: Payment) -> dict:
-    invoice = org.invoices[payment.invoice_id]
-    contact = org.contacts[invoice.contact_id]
+    if payment.kind == "Invoice":
+        document = org.invoices[payment.document_id]
+        payment_type = "ACCRECPAYMENT" if document.type == "ACCREC" else "ACCPAYPAYMENT"
+        paid = {"Type": document.type, "InvoiceID": document.id, "InvoiceNumber": document.number}
+    else:
+        # A refund names its credit as a payment names its invoice, partially (OAS-ACC ``Payment``: CreditNote,
+        # Prepayment, Overpayment). Which fields the nested credit carries is UNVERIFIED (a real org would need
+        # a GET /Payments/{id} of a refund): its id, number (a credit note's), Type, Contact and currency here.
+        document = {"CreditNote": org.credit_notes, "Overpayment": org.overpayments,
+                    "Prepayment": org.prepayments}[payment.kind][payment.document_id]
+        payment_type = REFUND_PAYMENT_TYPES[payment.kind]
+        paid = {"Type": document.type, f"{payment.kind}ID": document.id}
+        if payment.kind == "CreditNote":
+            paid["CreditNoteNumber"] = document.number
+    contact = org.contacts[document.contact_id]
+    paid.update({"Contact": {"ContactID": contact.id, "Name": contact.fields.get("Name", "")},
+                 "CurrencyCode": document.currency})
+    if payment.kind == "Invoice":
+        paid.update({"Payments": [], "CreditNotes": [], "Prepayments": [], "Overpayments": []})
     return {
         "PaymentID": payment.id,
         "Date": ms_date(payment.date),
@@ -187,7 +210,7 @@ def render_payment(org: Org, payment: Payment) -> dict:
         "Amount": payment.amount,
         "Reference": payment.reference,
         "CurrencyRate": payment.rate,
-        "PaymentType": "ACCRECPAYMENT" if invoice.type == "ACCREC" else "ACCPAYPAYMENT",
+        "PaymentType": payment_type,
         "Status": payment.status,
         "UpdatedDateUTC": ms_date(payment.updated),
         "UpdatedDateUTCString": utc_string(payment.updated),
@@ -195,10 +218,7 @@ def render_payment(org: Org, payment: Payment) -> dict:
         "IsReconciled": False,
         "Account": {"AccountID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"xero-account:{org.id}:{payment.account_code}")),
                     "Code": payment.account_code},
-        "Invoice": {"Type": invoice.type, "InvoiceID": invoice.id, "InvoiceNumber": invoice.number,
-                    "Contact": {"ContactID": contact.id, "Name": contact.fields.get("Name", "")},
-                    "CurrencyCode": invoice.currency, "Payments": [], "CreditNotes": [], "Prepayments": [],
-                    "Overpayments": []},
+        payment.kind: paid,
         "HasValidationErrors": False,
     }
 
@@ -227,7 +247,8 @@ def render_received_credit(org: Org, credit: ReceivedCredit) -> dict:
         "CurrencyRate": credit.rate,
         "RemainingCredit": cents(remaining_credit(org, credit)),
         "Allocations": [render_allocation(org, a) for a in org.allocations if a.credit_note_id == credit.id],
-        "Payments": [],
+        "Payments": [_payment_summary(p) for p in org.payments.values()
+                     if p.document_id == credit.id and p.status == "AUTHORISED"],  # its refunds
         "HasAttachments": False,
     }
     if credit.reference:

@@ -75,8 +75,12 @@ class Document:
 
 @dataclass
 class Payment:
+    """A payment on an invoice, or a refund paid out of a credit note, an overpayment or a prepayment
+    (https://developer.xero.com/documentation/api/accounting/payments: a payment names one of Invoice,
+    CreditNote, Prepayment or Overpayment)."""
+
     id: str
-    invoice_id: str
+    document_id: str  # the id of the invoice paid, or of the credit refunded
     account_code: str
     amount: Decimal
     date: date
@@ -84,13 +88,14 @@ class Payment:
     status: str
     updated: datetime
     rate: Decimal = RATE_1  # the rate on the payment day; Amount is in the invoice's currency
+    kind: str = "Invoice"  # Invoice | CreditNote | Overpayment | Prepayment: what ``document_id`` names
 
 
 @dataclass
 class ReceivedCredit:
     """An overpayment or a prepayment received from a customer: money held as credit until allocated to
     invoices (https://developer.xero.com/documentation/api/accounting/overpayments,
-    https://developer.xero.com/documentation/api/accounting/prepayments). Refunds are not simulated."""
+    https://developer.xero.com/documentation/api/accounting/prepayments), or refunded (a Payment naming it)."""
 
     id: str
     kind: str  # "Overpayment" | "Prepayment": the resource, and the prefix of its id field
@@ -107,7 +112,7 @@ class ReceivedCredit:
     total_tax: Decimal
     total: Decimal
     reference: str = ""
-    amount_paid: Decimal = ZERO  # refunded (not simulated): keeps remaining_credit one formula
+    amount_paid: Decimal = ZERO  # refunded: keeps remaining_credit one formula
     created_order: int = field(default_factory=lambda: next(_CREATION_ORDER))
 
 
