@@ -17,6 +17,7 @@ import requests
 
 from connector.mapping import zoho_fields as zf
 from connector.mapping_config import load_sync_config
+from connector.pipeline.to_xero.deals import RECORD_TYPE as WON_DEAL
 from tests.faults.conftest import RECOVERY_SECONDS, deliver_until_accepted
 from tests.faults.harness import process_connected_to
 from tests.processes import wait_for
@@ -108,6 +109,12 @@ def _assert_faults_met(stack, tenant_id: str, faults: list[dict]) -> None:
             assert len(met) >= fault["count"], f"{fault}: only {len(met)} call(s) met it"
 
 
+def _adopted(org, record_type: str, ids: list[str], key: str, value) -> list[str]:
+    """Which of these records' audit trails say an earlier attempt's Xero record was adopted."""
+    return [i for i in ids if any((e.detail or {}).get(key) == value
+                                  for e in org.deps.store.audit.trail(org.connection_id, record_type, i))]
+
+
 def _burst(org, number: int) -> tuple[list[str], dict[str, Decimal]]:
     """A salesperson adds Customer Accounts in Zoho and enters won deals on the first few of them."""
     control = org.stack.control
@@ -161,6 +168,11 @@ def test_new_accounts_and_won_deals_reach_xero_once_through_faults(crm_org, faul
         [contact] = [c for c in xero["contacts"] if c.get("ContactNumber") == account]
         [in_zoho] = [a for a in zoho if a["id"] == account]
         assert in_zoho.get(zf.ACCOUNT_XERO_ID) == contact["ContactID"]
+    # A create whose answer never came (lost, or its caller killed) was adopted, not made again.
+    if request.node.callspec.id != "xero-429s-and-503s":
+        assert _adopted(org, "Accounts", accounts, "action", "matched"), "no contact create was settled by adoption"
+    if request.node.callspec.id == "xero-lost-answers":
+        assert _adopted(org, WON_DEAL, list(amounts), "adopted", True), "no invoice create was settled by adoption"
     # Nothing made in Zoho for our own creates: no second Account carries any of the new contacts' ids.
     ours = {c["ContactID"] for c in xero["contacts"]}
     assert len([a for a in zoho if a.get(zf.ACCOUNT_XERO_ID) in ours]) == len(ours) == ACCOUNTS
