@@ -11,7 +11,8 @@
   date, status), and each invoice whose Reference names one deal of its Account is linked to that deal,
 - no such Deal has more than one Xero invoice made for it (Reference exactly its id, as a won deal's
   invoice is made: pipeline/to_xero/deals.py), and, where won deals are invoiced (``won_stage``), each
-  Deal in that stage has exactly one,
+  Deal in that stage has exactly one, in mapping.yaml's status (DRAFT by default) and of the deal's Amount
+  (its one line, tax exclusive: the SubTotal),
 - and each record's audit trail went received -> fetched -> mapped in that order and ends in written, or
   in skipped (nothing left to write: another push, e.g. an invoice's that brought its contact along, wrote
   it), or in a state the test explains (e.g. parked while a connection waits for a person);
@@ -57,7 +58,7 @@ def _in_order(trail: list[str], wanted: tuple[str, ...]) -> bool:
 
 def violations(control, audit, *, connection_id: int, tenant_id: str,
                terminal: frozenset[str] = frozenset({stages.WRITTEN, stages.SKIPPED}),
-               sharing: tuple[int, ...] = (), won_stage: str | None = None,
+               sharing: tuple[int, ...] = (), won_stage: str | None = None, won_status: str = "DRAFT",
                opted_in: frozenset[str] = frozenset()) -> list[str]:
     """Everything that breaks the promise right now (empty when it holds)."""
     problems: list[str] = []
@@ -123,7 +124,7 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
 
     problems += _deal_problems(xero["invoices"], invoices, accounts, zoho["Deals"])
     problems += _creation_problems(xero["contacts"], zoho["Accounts"] + zoho["Contacts"], opted_in)
-    problems += _won_deal_problems(xero["invoices"], accounts, zoho["Deals"], won_stage)
+    problems += _won_deal_problems(xero["invoices"], accounts, zoho["Deals"], won_stage, won_status)
 
     for record_type, ids in (("contact", contact_ids), ("invoice", invoice_ids)):
         for record_id in sorted(ids):
@@ -180,21 +181,27 @@ def _lookup_id(value) -> str | None:
 
 
 def _won_deal_problems(xero_invoices: list[dict], accounts: dict[str, list[dict]], zoho_deals: list[dict],
-                       won_stage: str | None) -> list[str]:
-    """A deal is invoiced at most once (never doubled), and exactly once when won and won deals are invoiced."""
+                       won_stage: str | None, won_status: str) -> list[str]:
+    """A deal is invoiced at most once (never doubled), and exactly once when won and won deals are invoiced:
+    in ``won_status``, for the deal's Amount (SubTotal: its one line is tax exclusive, mapping/won_deals.py)."""
     ours = {a[0]["id"] for a in accounts.values() if a}
-    made_for: dict[str, int] = {}
+    made_for: dict[str, list[dict]] = {}
     for invoice in xero_invoices:
         if invoice.get("Type") == "ACCREC" and invoice.get("Status") not in ("DELETED", "VOIDED"):
-            reference = str(invoice.get("Reference") or "")
-            made_for[reference] = made_for.get(reference, 0) + 1
+            made_for.setdefault(str(invoice.get("Reference") or ""), []).append(invoice)
     problems = []
     for deal in zoho_deals:
         if _lookup_id(deal.get("Account_Name")) not in ours:
             continue
-        count = made_for.get(str(deal["id"]), 0)
-        if count > 1 or (won_stage is not None and deal.get("Stage") == won_stage and count != 1):
-            problems.append(f"deal {deal['id']} ({deal.get('Stage')}) has {count} Xero invoices made for it")
+        made = made_for.get(str(deal["id"]), [])
+        won = won_stage is not None and deal.get("Stage") == won_stage
+        if len(made) > 1 or (won and len(made) != 1):
+            problems.append(f"deal {deal['id']} ({deal.get('Stage')}) has {len(made)} Xero invoices made for it")
+        elif won and made[0].get("Status") != won_status:
+            problems.append(f"deal {deal['id']}: its Xero invoice is {made[0].get('Status')}, not {won_status}")
+        elif won and deal.get("Amount") is not None and cents(made[0].get("SubTotal")) != cents(deal["Amount"]):
+            problems.append(f"deal {deal['id']}: its Xero invoice's SubTotal is {made[0].get('SubTotal')}, "
+                            f"the deal's Amount {deal['Amount']}")
     return problems
 
 
