@@ -53,7 +53,7 @@ STATE_TTL_SECONDS = 600
 # (https://developer.xero.com/documentation/oauth2/scopes).
 XERO_SCOPE_PRESETS = {
     "broad": XERO_DEFAULT_SCOPES,
-    "granular": "offline_access accounting.contacts accounting.invoices accounting.payments",
+    "granular": "offline_access accounting.contacts accounting.invoices accounting.payments accounting.settings.read",
 }
 # Records, field metadata, notification channels, and the org's id (GET /crm/v8/org)
 # (https://www.zoho.com/crm/developer/docs/api/v8/scopes.html).

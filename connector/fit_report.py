@@ -1,8 +1,8 @@
 """The fit report of one connection: will this Xero organisation and this Zoho org work with the connector, and
 what will the backfill cost? The console's "Connect and fit" page shows it (webhooks/console/connect.py).
 
-It makes API calls (``connector check``'s: Xero's connections list, Zoho's field metadata; and one list call per
-Xero record type to learn how many there are), so a task builds it (workers/console_tasks.py) and stores it in
+It makes API calls (``connector check``'s: Xero's connections list and organisation, Zoho's field metadata and org;
+and one list call per Xero record type to learn how many there are), so a task builds it (workers/console_tasks.py) and stores it in
 Redis; the receiver only enqueues that task and reads what was stored.
 """
 
@@ -46,7 +46,8 @@ def build_fit_report(deps, connection, *, now: datetime) -> dict[str, Any]:
         "xero": check["xero"], "zoho": check["zoho"],
         "xero_day_limit": ledger.day_limit(connection.id, state), "xero_day_limit_learned": state.limit is not None,
     }
-    report["currencies"] = currencies(deps, connection.id)
+    report["organisation"] = check["xero"].get("organisation")  # plan, base currency, country, or why not
+    report["currencies"] = check["currencies"]
     try:
         with call_purpose(CHECK):
             sizes = organisation_size(deps.xero_client(connection))
@@ -60,17 +61,6 @@ def build_fit_report(deps, connection, *, now: datetime) -> dict[str, Any]:
     report["size"] = {"records": sizes, "total": sum(n or 0 for n in sizes.values()),
                       "unknown": [r for r, n in sizes.items() if n is None], "backfill": cost.as_dict()}
     return report
-
-
-def currencies(deps, connection_id: int) -> dict[str, Any]:
-    """The Zoho org's home currency (GET /crm/v8/org ``iso_code``). Xero's base currency is in GET /Organisation,
-    which needs the accounting.settings(.read) scope the connector does not ask for
-    (https://developer.xero.com/documentation/guides/oauth2/scopes), so it is not read: the page says so."""
-    try:
-        org = deps.zoho_client_for(connection_id).org()
-    except Exception as exc:  # the Zoho check above says what to do about a broken connection
-        return {"zoho": None, "zoho_error": str(exc)}
-    return {"zoho": org.get("iso_code") or org.get("currency")}
 
 
 class FitReports:

@@ -41,7 +41,11 @@ ZOHO_ACCOUNTS_SERVERS = {
 }
 
 # Broad scopes work for apps made before 2 March 2026; newer apps must use the granular ones.
-XERO_DEFAULT_SCOPES = "offline_access accounting.contacts accounting.transactions"
+# accounting.settings.read opens GET /Organisation (its plan and base currency, for the fit report and `check`);
+# the granular change split accounting.transactions and accounting.reports.read only, so the settings scope is
+# the same for both kinds of app (https://developer.xero.com/documentation/guides/oauth2/scopes/,
+# https://developer.xero.com/faq/granular-scopes).
+XERO_DEFAULT_SCOPES = "offline_access accounting.contacts accounting.transactions accounting.settings.read"
 
 EMBEDDED_PUBLIC_URL = "http://127.0.0.1:8000"
 MIN_ADMIN_TOKEN_LENGTH = 16

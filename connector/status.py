@@ -168,9 +168,10 @@ def held_webhooks(deps) -> list[dict[str, Any]]:
 
 
 def check_connections(deps, connections=None) -> list[dict[str, Any]]:
-    """Per connection: Xero (the tenant is reachable, the scopes granted) and Zoho (the edition, our
-    custom fields), each "ok" or what to do."""
+    """Per connection: Xero (the tenant is reachable, the scopes granted, the organisation's plan and base
+    currency: connector/xero_organisation.py) and Zoho (the edition, our custom fields), each "ok" or what to do."""
     from connector.errors import ZohoNotConnected
+    from connector.xero_organisation import read_organisation
     from connector.zoho_setup import check_org, needed_for
 
     results = []
@@ -179,10 +180,12 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
         result: dict[str, Any] = {"connection": c.id, "name": c.name}
         try:
             stored = deps.credentials.load(deps.credentials.owner_of(c.id, "xero"), "xero")
-            tenants = {str(t.get("tenantId")) for t in deps.xero_client(c).get_connections()}
+            xero = deps.xero_client(c)
+            tenants = {str(t.get("tenantId")) for t in xero.get_connections()}
             scopes = sorted((stored.tokens.scope or "").split()) if stored else []
             if c.xero_tenant_id in tenants:
-                result["xero"] = {"ok": True, "scopes": scopes}
+                # Plan, base currency, country: one GET /Organisation, or the line saying to reconnect for them.
+                result["xero"] = {"ok": True, "scopes": scopes, "organisation": read_organisation(xero, scopes)}
             else:
                 result["xero"] = {"ok": False, "scopes": scopes, "todo": (
                     "the Xero grant no longer covers this organisation; run `connector connect xero` and tick it")}
@@ -211,5 +214,22 @@ def check_connections(deps, connections=None) -> list[dict[str, Any]]:
             sharing = sorted({owner, *(i for i, o in zoho_owners.items() if o == owner)})
             result["zoho"] = {"ok": False, "error": str(exc),
                               "todo": f"reconnect with `{reconnect_command('zoho', sharing)}`, or check ZOHO_* settings"}
+        result["currencies"] = _currencies(deps, c.id, result["xero"].get("organisation"))
         results.append(result)
     return results
+
+
+def _currencies(deps, connection_id: int, organisation: dict[str, Any] | None) -> dict[str, Any]:
+    """Xero's base currency (from GET /Organisation, when read), the Zoho org's home currency (GET /crm/v8/org
+    ``iso_code``) and what a difference means for the figures (connector/xero_organisation.py ``currency_note``)."""
+    from connector.xero_organisation import currency_note
+
+    xero = organisation.get("base_currency") if organisation and organisation.get("read") else None
+    found: dict[str, Any] = {"xero": xero}
+    try:
+        org = deps.zoho_client_for(connection_id).org()
+        found["zoho"] = org.get("iso_code") or org.get("currency")
+    except Exception as exc:  # the Zoho check says what to do about a broken connection; a missing scope, here
+        found.update(zoho=None, zoho_error=str(exc))
+    found["note"] = currency_note(xero, found["zoho"], deps.sync_config.base_currency)
+    return found

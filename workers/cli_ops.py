@@ -517,6 +517,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"    xero: PROBLEM: {x['error']}")
             else:
                 print(f"    xero: {'ok' if x['ok'] else 'PROBLEM'}; scopes: {' '.join(x.get('scopes', [])) or '?'}")
+            organisation = x.get("organisation")
+            if organisation is not None:
+                print(f"    xero organisation: {_organisation_line(organisation)}")
             if "error" in z:
                 print(f"    zoho: PROBLEM: {z['error']}")
             else:
@@ -525,6 +528,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                          or "?"))
                 if z.get("missing_fields"):
                     print(f"    zoho: missing custom fields: {', '.join(z['missing_fields'])}")
+            currencies = r.get("currencies") or {}
+            if currencies.get("zoho"):
+                print(f"    zoho: home currency {currencies['zoho']}")
+            if currencies.get("note"):
+                print(f"    currencies: {currencies['note']}")
             todo += [side["todo"] for side in (x, z) if not side["ok"] and side["todo"] not in todo]
         if todo:
             print("to do:")
@@ -533,6 +541,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not results:
         print("no connections yet; run `connector connect xero`")
     return 0 if all(r["xero"]["ok"] and r["zoho"]["ok"] for r in results) else 1
+
+
+def _organisation_line(organisation: dict) -> str:
+    """The plan, base currency and country (connector/xero_organisation.py), or why they are not shown."""
+    if organisation.get("read"):
+        partner = " (Partner edition: no invoicing)" if organisation.get("edition") == "PARTNER" else ""
+        return (f"plan {organisation.get('plan') or '?'}{partner}, base currency {organisation.get('base_currency') or '?'}"
+                f", country {organisation.get('country') or '?'}")
+    if organisation.get("note"):
+        return organisation["note"]
+    return f"not read: {organisation.get('error')}; {organisation.get('todo')}"
 
 
 # -- registration ---------------------------------------------------------------------------------

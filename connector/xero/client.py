@@ -88,6 +88,12 @@ class XeroClient:
         """Tenants this token can reach (GET /connections); no tenant header, not counted against a tenant."""
         return self._call("GET", self._api_url + "/connections", tenant=False)
 
+    def get_organisation(self) -> dict:
+        """The tenant's settings (GET /Organisation: Name, BaseCurrency, CountryCode, Class = the plan, Edition,
+        ...; https://developer.xero.com/documentation/api/accounting/organisation). Needs accounting.settings or
+        accounting.settings.read (https://developer.xero.com/documentation/guides/oauth2/scopes/)."""
+        return self._get_one("/Organisation", "Organisations")
+
     # -- contacts -------------------------------------------------------------------------------
 
     def get_contacts(self, ids: Sequence[str]) -> list[dict]:

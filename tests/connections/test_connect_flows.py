@@ -53,10 +53,11 @@ def test_authorize_urls_carry_scopes_and_the_data_centre():
     settings = Settings(xero_client_id="cid", zoho_client_id="zid")
     xero = parse_qs(urlsplit(xero_authorize_url(settings, state="s", redirect_uri="http://localhost/cb",
                                                 scopes="granular")).query)
-    assert xero["scope"] == ["offline_access accounting.contacts accounting.invoices accounting.payments"]
+    assert xero["scope"] == ["offline_access accounting.contacts accounting.invoices accounting.payments "
+                             "accounting.settings.read"]
     assert xero["state"] == ["s"] and xero["response_type"] == ["code"]
     broad = parse_qs(urlsplit(xero_authorize_url(settings, state="s", redirect_uri="x", scopes="broad")).query)
-    assert broad["scope"] == ["offline_access accounting.contacts accounting.transactions"]
+    assert broad["scope"] == ["offline_access accounting.contacts accounting.transactions accounting.settings.read"]
     assert parse_qs(urlsplit(xero_authorize_url(settings, state="s", redirect_uri="x",
                                                 scopes="accounting.contacts")).query)["scope"] == [
         "offline_access accounting.contacts"]

@@ -23,6 +23,7 @@ from connector.sandbox.xero.formats import (
     json_error,
     json_ok,
     not_found,
+    plain_text,
     problem,
     validation_error,
     with_errors,
@@ -35,6 +36,7 @@ from connector.sandbox.xero.render import (
     render_allocation,
     render_contact,
     render_document,
+    render_organisation,
     render_payment,
     render_received_credit,
 )
@@ -115,10 +117,13 @@ class XeroSandbox(SandboxApp):
 
     # ------------------------------------------------------------------ hooks for tests and demo
 
-    def add_tenant(self, name: str, *, day_limit: int | None = None) -> str:
+    def add_tenant(self, name: str, *, day_limit: int | None = None, base_currency: str = "NZD",
+                   plan: str = "STANDARD", country: str = "NZ") -> str:
+        """A new organisation; ``plan`` is GET /Organisation's ``Class`` (STARTER, STANDARD, PREMIUM, DEMO, ...)."""
         tenant_id = str(uuid.uuid4())
         with self._lock:
-            self._orgs[tenant_id] = Org(tenant_id, name, self.clock.now())
+            self._orgs[tenant_id] = Org(tenant_id, name, self.clock.now(), currency=base_currency, plan=plan,
+                                        country=country)
         self.limits.add_tenant(tenant_id, self._random, day_limit)
         return tenant_id
 
@@ -388,6 +393,8 @@ class XeroSandbox(SandboxApp):
             threading.Event().wait(self.latency)
         resource, _, rest = request.path[len(API_PREFIX) + 1:].partition("/")
         resource = resource.lower()
+        if resource == "organisation" and not rest:
+            return self._organisation(request, grant, tenant_id)
         if resource not in RESOURCES:
             return not_found()
         self.identity.check_scope(grant, resource, request.method)
@@ -408,6 +415,20 @@ class XeroSandbox(SandboxApp):
             if key is not None:
                 self._idempotent[(tenant_id, key)] = (response.status_code, response.get_data())
             return response
+
+    def _organisation(self, request: Request, grant, tenant_id: str) -> Response:
+        """GET /Organisation: one element, the tenant's settings
+        (https://developer.xero.com/documentation/api/accounting/organisation). Without accounting.settings(.read)
+        the answer is 401 AuthorizationUnsuccessful like any resource whose scope was not granted (``check_scope``;
+        UNVERIFIED for this endpoint in particular: a real org connected without the scope would show it). Only GET
+        is offered: Xero's response-codes page names "POST Organisation" as its 501 example
+        (https://developer.xero.com/documentation/api/http-response-codes)."""
+        if request.method != "GET":
+            return plain_text("The method you have called has not been implemented", 501)
+        self.identity.check_scope(grant, "organisation", request.method)
+        with self._lock:
+            element = render_organisation(self._orgs[tenant_id])
+        return json_ok(self._envelope("Organisations", [element]))
 
     def _envelope(self, plural: str, items: list, pagination: dict | None = None) -> dict:
         return envelope(plural, items, provider_name=self.provider_name, now=self.clock.now(), pagination=pagination)

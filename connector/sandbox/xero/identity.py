@@ -34,7 +34,10 @@ RESOURCE_SCOPES = {"contacts": ["accounting.contacts"],
                    "payments": ["accounting.transactions", "accounting.payments"],
                    "overpayments": ["accounting.transactions", "accounting.payments"],
                    "prepayments": ["accounting.transactions", "accounting.payments"],
-                   "banktransactions": ["accounting.transactions", "accounting.banktransactions"]}
+                   "banktransactions": ["accounting.transactions", "accounting.banktransactions"],
+                   # GET /Organisation: accounting.settings or .read (Xero's OpenAPI, operation getOrganisations;
+                   # https://developer.xero.com/documentation/guides/oauth2/scopes/); the granular change left it.
+                   "organisation": ["accounting.settings"]}
 
 
 @dataclass

@@ -272,3 +272,19 @@ def render_allocation(org: Org, allocation: Allocation) -> dict:
         allocation.kind: credit,
         "ValidationErrors": [],
     }
+
+
+def render_organisation(org: Org) -> dict:
+    """GET /Organisation's one element, with the fields of the OpenAPI ``Organisation`` schema the connector and
+    a person read (https://developer.xero.com/documentation/api/accounting/organisation); the ShortCode is derived
+    from the id, as a real one is fixed per organisation."""
+    day, month = org.financial_year_end
+    version = {"GB": "UK"}.get(org.country, org.country if org.country in ("AU", "NZ", "US") else "GLOBAL")
+    return {"Name": org.name, "LegalName": org.name, "PaysTax": True, "Version": version,
+            "OrganisationType": org.organisation_type, "BaseCurrency": org.currency, "CountryCode": org.country,
+            "IsDemoCompany": org.plan == "DEMO", "OrganisationStatus": "ACTIVE",
+            "FinancialYearEndDay": day, "FinancialYearEndMonth": month,
+            "CreatedDateUTC": ms_date(org.created, with_offset=False), "OrganisationEntityType": org.organisation_type,
+            "Timezone": org.timezone, "ShortCode": "!" + org.id.replace("-", "")[:5], "OrganisationID": org.id,
+            "Edition": org.edition, "Class": org.plan, "Addresses": [], "Phones": [], "ExternalLinks": [],
+            "PaymentTerms": {}}

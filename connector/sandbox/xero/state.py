@@ -131,7 +131,15 @@ class Org:
     id: str
     name: str
     created: datetime
-    currency: str = "NZD"
+    currency: str = "NZD"  # BaseCurrency: a record in it has CurrencyRate 1 (accounting.py ``currency_rate``)
+    # GET /Organisation's settings (https://developer.xero.com/documentation/api/accounting/organisation):
+    # the plan (``Class``), the country and the rest of what the fit report reads.
+    plan: str = "STANDARD"
+    country: str = "NZ"
+    edition: str = "BUSINESS"
+    organisation_type: str = "COMPANY"
+    timezone: str = "NEWZEALANDSTANDARDTIME"
+    financial_year_end: tuple[int, int] = (31, 3)  # (day, month)
     contacts: dict = field(default_factory=dict)
     # Indexes for the uniqueness checks, so an org of tens of thousands of contacts is seeded in seconds.
     contacts_by_name: dict = field(default_factory=dict)  # lower-case Name of ACTIVE contacts -> ids
