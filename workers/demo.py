@@ -125,7 +125,10 @@ def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str,
     `connector connect` would after consent."""
     tenant_id = tenant_id or sandboxes.xero.add_tenant(tenant_name)
     connection = deps.store.connections.create(name=tenant_name, xero_tenant_id=tenant_id, xero_tenant_name=tenant_name)
-    save_sandbox_grants(deps, connection.id, sandboxes.xero.issue_grant([tenant_id]),
+    # The scopes the connector asks for (XERO_SCOPES and offline_access), as a consent would grant them.
+    from connector.connect import xero_scopes
+
+    save_sandbox_grants(deps, connection.id, sandboxes.xero.issue_grant([tenant_id], scope=xero_scopes(None, deps.settings)),
                         sandboxes.zoho.issue_refresh_token())
     return connection.id, tenant_id
 

@@ -9,6 +9,7 @@ from connector.clock import ManualClock
 from connector.pipeline import xero_in
 from connector.sandbox.xero_seed import seed_demo_org
 from connector.secret import Secret
+from connector.settings import XERO_DEFAULT_SCOPES
 from connector.status import collect_status
 from connector.store import audit as stages
 from connector.store.credentials import TokenSet
@@ -177,10 +178,10 @@ def test_status_shows_the_webhooks_held_for_organisations_not_connected_yet(make
 def test_check_of_a_connection_whose_zoho_side_is_not_connected_yet_says_to_connect_it(embedded, capsys):
     tenant_id = embedded.xero.add_tenant("Xero Only Ltd")
     connection = embedded.deps.store.connections.create(name="Xero Only Ltd", xero_tenant_id=tenant_id)
-    grant = embedded.xero.issue_grant([tenant_id])
+    grant = embedded.xero.issue_grant([tenant_id], scope=XERO_DEFAULT_SCOPES)  # as consented now
     embedded.deps.credentials.save(connection.id, "xero", TokenSet(
         access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
-        expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(grant["expires_in"]))))
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=int(grant["expires_in"])), scope=grant["scope"]))
 
     assert main(["check", str(connection.id)]) == 1
     out = capsys.readouterr().out
@@ -218,3 +219,82 @@ def test_check_lists_an_account_money_field_someone_deleted_in_zoho(embedded, ca
     assert main(["check"]) == 1
     out = capsys.readouterr().out
     assert "zoho: missing custom fields: Accounts.Xero_Payment_Status" in out and "connector setup-zoho" in out
+
+
+# -- the Xero organisation's plan and base currency (connector/xero_organisation.py) ------------------------------
+
+
+def _organisation_calls(embedded, tenant_id: str) -> list:
+    return embedded.xero.calls(path_prefix="/api.xro/2.0/Organisation", tenant=tenant_id)
+
+
+def test_check_shows_the_xero_plan_base_currency_and_country_from_one_call_counted_as_check(embedded, capsys):
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "    xero organisation: plan Standard, base currency NZD, country NZ\n" in out, out
+    assert "currencies:" not in out, out  # Zoho's home currency is not read here, and nothing differs
+    assert main(["check", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    organisation = result["xero"]["organisation"]
+    assert organisation == {"read": True, "name": embedded.deps.store.connections.get(embedded.connection_id).name,
+                            "plan": "Standard", "plan_class": "STANDARD", "base_currency": "NZD", "country": "NZ",
+                            "edition": "BUSINESS", "organisation_type": "COMPANY"}
+    assert result["currencies"]["xero"] == "NZD" and result["currencies"]["note"] is None
+    assert len(_organisation_calls(embedded, embedded.tenant_id)) == 2  # one per check, nothing cached
+    calls = embedded.deps.budget_ledger.calls_by_purpose(embedded.connection_id)
+    assert calls.get("check", 0) >= 2, calls
+
+
+def test_check_of_a_consent_given_before_the_settings_scope_says_to_reconnect_xero_for_the_plan(embedded, capsys):
+    deps, cid, tenant = embedded.deps, embedded.connection_id, embedded.tenant_id
+    before = "offline_access accounting.contacts accounting.transactions"
+    grant = embedded.xero.issue_grant([tenant], scope=before)
+    stored_scope = TokenSet(access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+                            expires_at=datetime.now(timezone.utc) + timedelta(seconds=1800), scope=before)
+    deps.credentials.save(cid, "xero", stored_scope)
+
+    assert main(["check"]) == 0  # a line, not a problem: the rest of the check stands
+    out = capsys.readouterr().out
+    assert "xero: ok" in out and "    xero organisation: reconnect Xero to show the plan and base currency\n" in out
+    assert _organisation_calls(embedded, tenant) == []  # the stored scopes said so: no call made
+
+    # A token set stored without its scopes: the call is made, and Xero's 401 AuthorizationUnsuccessful says so.
+    deps.credentials.save(cid, "xero", TokenSet(access_token=stored_scope.access_token,
+                                                refresh_token=stored_scope.refresh_token,
+                                                expires_at=stored_scope.expires_at))
+    assert main(["check", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["xero"]["ok"] and result["xero"]["organisation"] == {
+        "read": False, "note": "reconnect Xero to show the plan and base currency"}
+    assert [c.status for c in _organisation_calls(embedded, tenant)] == [401, 401]  # refreshed once, then said so
+    assert deps.store.connections.get(cid).state == "active"  # a missing scope is no broken connection
+
+
+def test_check_says_what_a_zoho_home_currency_other_than_xero_base_currency_means(embedded, capsys):
+    from connector.connect import ZOHO_SCOPES
+    from workers.demo import save_sandbox_grants
+
+    deps = embedded.deps
+    tenant = embedded.xero.add_tenant("Sydney Pty Ltd", base_currency="AUD", plan="STARTER", country="AU")
+    connection = deps.store.connections.create(name="Sydney Pty Ltd", xero_tenant_id=tenant)
+    save_sandbox_grants(deps, connection.id, embedded.xero.issue_grant([tenant], scope=XERO_DEFAULT_SCOPES),
+                        embedded.zoho.issue_refresh_token(ZOHO_SCOPES))  # a consent that includes ZohoCRM.org.READ
+
+    main(["check", str(connection.id)])
+    out = capsys.readouterr().out
+    assert "xero organisation: plan Starter, base currency AUD, country AU" in out, out
+    assert "zoho: home currency NZD" in out, out
+    assert ("currencies: Zoho's home currency NZD is not Xero's base currency AUD: the money figures on Accounts "
+            "and Deals are in AUD") in out, out
+
+
+def test_plan_words_and_currency_notes():
+    from connector.xero_organisation import currency_note, describe_organisation, plan_in_words
+
+    assert [plan_in_words(c) for c in ("STARTER", "PREMIUM_20", "DEMO", "NON_GST_CASHBOOK", None)] == [
+        "Starter", "Premium 20", "Demo company", "Non-GST Cashbook", None]
+    assert describe_organisation({"Class": "PREMIUM", "BaseCurrency": "GBP", "CountryCode": "GB"})["plan"] == "Premium"
+    assert currency_note("NZD", "NZD") is None and currency_note(None, "USD") is None
+    assert currency_note("NZD", None, "AUD").startswith(
+        "mapping.yaml says base_currency AUD but Xero's base currency is NZD: set base_currency: NZD")
+    assert "not Xero's base currency GBP" in currency_note("GBP", "EUR")

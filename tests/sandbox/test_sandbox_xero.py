@@ -195,6 +195,31 @@ def test_scope_without_transactions_cannot_read_invoices(sandbox, server, tenant
     assert refused.status_code == 401 and refused.json()["Detail"] == "AuthorizationUnsuccessful"
 
 
+def test_organisation_answers_its_settings_with_the_settings_scope_and_401_without(sandbox, server, tenant):
+    # https://developer.xero.com/documentation/api/accounting/organisation; scope accounting.settings(.read).
+    sydney = sandbox.add_tenant("Sydney Pty Ltd", base_currency="AUD", plan="PREMIUM", country="AU")
+    token = sandbox.issue_grant(scope="offline_access accounting.settings.read")["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": sydney, "Accept": "application/json"}
+    answer = requests.get(server.url + API + "/Organisation", headers=headers)
+    assert answer.status_code == 200
+    [organisation] = answer.json()["Organisations"]
+    assert {k: organisation[k] for k in ("Name", "BaseCurrency", "CountryCode", "Class", "Edition", "Version",
+                                         "OrganisationID", "OrganisationStatus", "IsDemoCompany")} == {
+        "Name": "Sydney Pty Ltd", "BaseCurrency": "AUD", "CountryCode": "AU", "Class": "PREMIUM",
+        "Edition": "BUSINESS", "Version": "AU", "OrganisationID": sydney, "OrganisationStatus": "ACTIVE",
+        "IsDemoCompany": False}
+    assert re.fullmatch(r"/Date\(\d+\)/", organisation["CreatedDateUTC"])  # as Xero's example: no offset
+    assert requests.post(server.url + API + "/Organisation", headers=headers, json={}).status_code == 501
+
+    # The default tenant: NZD, as every record in its base currency (CurrencyRate 1) assumes.
+    headers["xero-tenant-id"] = tenant
+    assert requests.get(server.url + API + "/Organisation", headers=headers).json()["Organisations"][0][
+        "BaseCurrency"] == "NZD"
+    older = sandbox.issue_grant(scope="offline_access accounting.contacts accounting.transactions")["access_token"]
+    refused = requests.get(server.url + API + "/Organisation", headers={**headers, "Authorization": f"Bearer {older}"})
+    assert refused.status_code == 401 and refused.json()["Detail"] == "AuthorizationUnsuccessful"
+
+
 # ---------------------------------------------------------------- envelope, paging, filters
 
 
