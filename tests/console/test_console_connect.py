@@ -116,10 +116,35 @@ def test_check_fit_queues_the_check_and_the_page_shows_the_stored_report(console
     assert re.search(r"<strong>2</strong> records in Xero: contacts 1, invoices 1", fit)
     assert f"{report['size']['backfill']['xero_calls']} Xero calls, 1 day(s)" in fit
     assert "Xero day limit" in fit and "edition:" in fit and "Start the backfill" in fit
+    assert report["organisation"]["plan"] == "Standard" and report["currencies"]["xero"] == "NZD"
+    assert "<strong>Standard</strong>; base currency <strong>NZD</strong>; country NZ" in fit
     # The embedded system's Zoho grant predates ZohoCRM.org.READ: the page says so and what to do.
     assert "OAUTH_SCOPE_MISMATCH" in report["currencies"]["zoho_error"] and "connecting Zoho again grants it" in fit
     for secret in (system.xero.client_secret, system.zoho.client_secret):
         assert secret not in page
+
+
+def test_the_fit_report_of_a_xero_consent_without_the_settings_scope_says_to_reconnect_for_the_plan(console):
+    from datetime import datetime, timedelta, timezone
+
+    from connector.secret import Secret
+    from connector.store.credentials import TokenSet
+
+    client, system = console
+    before = "offline_access accounting.contacts accounting.transactions"  # as consented before the scope was asked
+    grant = system.xero.issue_grant([system.tenant_id], scope=before)
+    system.deps.credentials.save(system.connection_id, "xero", TokenSet(
+        access_token=Secret(grant["access_token"]), refresh_token=Secret(grant["refresh_token"]),
+        expires_at=datetime.now(timezone.utc) + timedelta(seconds=1800), scope=before))
+
+    assert fit_check(system.connection_id) == "checked"
+    report = FitReports(system.deps.redis).load(system.connection_id)
+    assert report["xero"]["ok"] and report["organisation"] == {
+        "read": False, "note": "reconnect Xero to show the plan and base currency"}
+    page = client.get("/console/connect", headers=basic()).data.decode()
+    fit = page[page.index(f'id="fit-{system.connection_id}"'):]
+    assert "reconnect Xero to show the plan and base currency" in fit and "; base currency <strong>" not in fit
+    assert "records in Xero" in fit  # the rest of the report stands
 
 
 def test_start_backfill_queues_it_refuses_an_inactive_connection_and_serves_its_progress(console):

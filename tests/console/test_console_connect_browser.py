@@ -75,6 +75,7 @@ def test_connect_both_sides_read_the_fit_report_and_follow_the_backfill(browser,
             expect(fit).to_contain_text("Xero calls, 1 day(s) at the current budget")
             expect(fit).to_contain_text("edition:")
             expect(fit).to_contain_text("Zoho home currency: NZD")
+            expect(fit).to_contain_text("Standard; base currency NZD; country NZ")  # GET /Organisation's Class
             shot(page, screenshots, "connect-fit")
 
             fit.get_by_role("button", name="Start the backfill").click()
