@@ -88,11 +88,18 @@ class ZohoPush(PushCore):
         with self._one_batch():
             outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
             if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
-                dataclasses.replace(self.deals, audit=self._trail).after_invoices(
-                    [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
+                pushed = [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed]
+                dataclasses.replace(self.deals, audit=self._trail).after_invoices(pushed, self._pushed_snapshots(pushed))
             refresh_accounts(self, "invoices", xero_ids, self._account_figures if later is None
                              else functools.partial(self._account_figures_later, later))
             return outcome
+
+    def _pushed_snapshots(self, invoice_ids: list[str]) -> dict:
+        """The invoices' snapshots this push read under their locks and wrote from (any it did not keep are read
+        again, together): the deals start from what was written, without a second read of the batch."""
+        with self.transaction():
+            self.snapshots.prefetch_missing(self.connection_id, "invoices", invoice_ids)
+            return {i: s for i in invoice_ids if (s := self.snapshots.get(self.connection_id, "invoices", i)) is not None}
 
     @one_audit_write
     def account_figures(self, contact_ids: Iterable[str]) -> BatchOutcome:
