@@ -31,8 +31,13 @@ from workers.deps import get_deps
 
 log = logging.getLogger(__name__)
 
-PUSHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
+# The buffer's name for customers whose Account figures an invoice batch changed (ZohoPush.account_figures).
+ACCOUNT_FIGURES = "account_figures"
+PUSHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments", ACCOUNT_FIGURES)
 BUFFER_LINGER_SECONDS = 0.5  # how long the first id of a burst waits for company
+# How long a customer's Account waits for more of its invoices' batches before its figures are written: one
+# write a window instead of one a batch, the figures at most this much (plus the queue's wait) behind.
+ACCOUNT_FIGURES_LINGER_SECONDS = 2.0
 # Per-record retries of Zoho's retryable 207 codes on the broker; then the records are parked with
 # their own, growing backoff (never dead-lettered for a refusal Zoho calls temporary).
 MAX_RECORD_RETRIES = 5
@@ -106,21 +111,34 @@ def flush_zoho_buffer(self, connection_id: int, resource: str) -> int:
     return batches
 
 
+def _defer_account_figures(connection_id: int, contact_ids: list[str]) -> None:
+    """An invoice batch's customers join the Zoho buffer as ``account_figures``; the first of a window queues
+    its flush. A customer already waiting is not added twice, so its Account is written once a window."""
+    buffer = get_deps().zoho_buffer
+    flush_needed, _ = buffer.add(connection_id, ACCOUNT_FIGURES, dict.fromkeys(contact_ids, ""),
+                                 countdown=ACCOUNT_FIGURES_LINGER_SECONDS)
+    if flush_needed:
+        queue_flush(buffer, flush_zoho_buffer, connection_id, ACCOUNT_FIGURES, countdown=ACCOUNT_FIGURES_LINGER_SECONDS)
+
+
 def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: list[str], sync_ids: dict,
               attempt: int, parked_attempts: int) -> int:
     deps = get_deps()
-    record_type = RECORD_TYPES[resource]
+    record_type = "contact" if resource == ACCOUNT_FIGURES else RECORD_TYPES[resource]
     redrive = Redrive(PUSH, resource, attempts=parked_attempts)
     connection = task.active_connection(connection_id, record_type=record_type, record_ids=xero_ids,
                                         sync_ids=sync_ids, redrive=redrive)
     if connection is None:
         return 0
     try:
-        push = make_zoho_push(deps, connection, task_id=task.request.id)
+        push = make_zoho_push(deps, connection, task_id=task.request.id,
+                              defer_account_figures=lambda ids: _defer_account_figures(connection_id, ids))
         if resource == "contacts":
             outcome = push.contacts(xero_ids, sync_ids)
         elif resource == "invoices":
             outcome = push.invoices(xero_ids, sync_ids)
+        elif resource == ACCOUNT_FIGURES:
+            outcome = push.account_figures(xero_ids)
         else:
             outcome = push.related(resource, xero_ids, sync_ids)
     except Exception as exc:
@@ -152,9 +170,11 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
     return len(outcome.written)
 
 
-def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: int = 0) -> to_zoho.ZohoPush:
+def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: int = 0,
+                   defer_account_figures=None) -> to_zoho.ZohoPush:
     """A ZohoPush wired to this connection's clients; refreshes read through the Xero rate governor
-    (at ``priority``: a backfill or replay run in-process reads behind live work)."""
+    (at ``priority``: a backfill or replay run in-process reads behind live work). ``defer_account_figures``:
+    see ZohoPush (the push task's; others write the Accounts before they return)."""
 
     def refresh(resource: str, ids: list[str]) -> list[str]:
         if not ids:
@@ -176,6 +196,7 @@ def make_zoho_push(deps, connection, *, task_id: str | None = None, priority: in
         locks=deps.record_locks, config=deps.sync_config,
         invoices_enabled=org.has_invoices, refresh=refresh, task_id=task_id, org_fields=org.fields,
         transaction=deps.store.transaction, today=lambda: deps.clock.now().date(), deals=deals,
+        defer_account_figures=defer_account_figures,
     )
 
 

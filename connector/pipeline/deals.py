@@ -67,11 +67,13 @@ class DealSync:
 
     # -- the one entry point ------------------------------------------------------------------------
 
-    def after_invoices(self, invoice_ids: Iterable[str]) -> dict[str, int]:
-        """Link, total and annotate these (pushed) invoices; returns counts of what was written."""
+    def after_invoices(self, invoice_ids: Iterable[str], stored: Mapping[str, Any] | None = None) -> dict[str, int]:
+        """Link, total and annotate these (pushed) invoices; returns counts of what was written. ``stored``: their
+        snapshots as the push just wrote them (read if not given)."""
         # Everything the store holds that the batch's decisions and notes start from, in one transaction.
         with self.transaction():
-            stored = self.snapshots.get_many(self.connection_id, "invoices", list(dict.fromkeys(invoice_ids)))
+            if stored is None:
+                stored = self.snapshots.get_many(self.connection_id, "invoices", list(dict.fromkeys(invoice_ids)))
             invoices = {i: s.payload for i, s in stored.items() if s.payload.get("Type") == "ACCREC"}
             if not invoices:
                 return {"linked": 0, "deals": 0, "notes": 0}

@@ -375,3 +375,25 @@ def test_refunds_are_noted_on_the_account_once_each_and_shown_reversed(picture):
     assert f"Refund of: overpayment {overpayment}" in notes["Xero refund 50.00 NZD"]["Note_Content"]
     assert f"Refund of: prepayment {prepayment}" in notes["Xero refund 10.00 NZD"]["Note_Content"]
     assert {n["Parent_Id"]["id"] for n in notes.values()} == {account}
+
+
+def test_a_pushed_batch_of_invoices_is_read_from_the_store_once_its_deals_included(picture, monkeypatch):
+    contact, account = _customer(picture)
+    deal = _deal(picture, account, "Read once")
+    invoices = [picture.xero.create_invoice(picture.tenant_id, contact, LINES, Reference=f"PO {n} / {deal}")["InvoiceID"]
+                for n in range(3)]
+    picture.fetch("invoices", invoices)
+    store = picture.deps.store.snapshots
+    reads: list[list[str]] = []
+    read_many = store.get_many
+
+    def counted(connection_id, resource, xero_ids):
+        if resource == "invoices":
+            reads.append(sorted(xero_ids))
+        return read_many(connection_id, resource, xero_ids)
+
+    monkeypatch.setattr(store, "get_many", counted)
+    assert sorted(picture.push().invoices(invoices).written) == sorted(invoices)
+    assert reads == [sorted(invoices)]  # the push's own read under the locks; the deals start from it
+    assert all(_decision(picture, i)["deal_id"] == deal for i in invoices)
+    assert _money(picture.zoho.record("Deals", deal)["Xero_Invoiced"]) == Decimal("900.00")

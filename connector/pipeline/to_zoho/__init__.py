@@ -21,8 +21,9 @@ written, line and total comparisons) lives in connector/mapping/.
 from __future__ import annotations
 
 import contextlib
+import functools
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from connector.mapping.zoho_records import REFUND_TYPES, refunded_credit, touched_by
 from connector.pipeline.to_zoho.contacts import push_contacts, refresh_account_figures, refresh_accounts
@@ -49,6 +50,14 @@ class ZohoPush(PushCore):
 
     # Per customer, during one outermost call: "written" or "skipped", what its Account push did.
     _accounts_done: dict[str, str] | None = None
+    # When set, an invoice batch hands its customers' ids here instead of writing their Accounts itself: the
+    # worker gathers them in the Zoho buffer and writes each Account once a window (``account_figures``),
+    # however many batches of its invoices arrive in it. None: written before the call returns.
+    defer_account_figures: Callable[[list[str]], None] | None = None
+
+    def __init__(self, *args, defer_account_figures: Callable[[list[str]], None] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.defer_account_figures = defer_account_figures
 
     @contextlib.contextmanager
     def _one_batch(self) -> Iterator[None]:
@@ -74,13 +83,38 @@ class ZohoPush(PushCore):
         """Writes invoices, then their deals (links, figures, payment notes) and their customers' Accounts,
         whose money figures they change."""
         xero_ids = list(xero_ids)
+        # Deferred only for a batch of invoices itself: a payment's push (``related``) reports its Account's outcome.
+        later = self.defer_account_figures if self._accounts_done is None else None
         with self._one_batch():
             outcome = push_invoices(self, xero_ids, sync_ids, contacts=self.contacts)
             if self.deals is not None:  # the invoices' deals, their figures and payment notes; audited with this push
-                dataclasses.replace(self.deals, audit=self._trail).after_invoices(
-                    [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed])
-            refresh_accounts(self, "invoices", xero_ids, self._account_figures)
+                pushed = [x for x in dict.fromkeys(xero_ids) if x not in outcome.failed]
+                dataclasses.replace(self.deals, audit=self._trail).after_invoices(pushed, self._pushed_snapshots(pushed))
+            refresh_accounts(self, "invoices", xero_ids, self._account_figures if later is None
+                             else functools.partial(self._account_figures_later, later))
             return outcome
+
+    def _pushed_snapshots(self, invoice_ids: list[str]) -> dict:
+        """The invoices' snapshots this push read under their locks and wrote from (any it did not keep are read
+        again, together): the deals start from what was written, without a second read of the batch."""
+        with self.transaction():
+            self.snapshots.prefetch_missing(self.connection_id, "invoices", invoice_ids)
+            return {i: s for i in invoice_ids if (s := self.snapshots.get(self.connection_id, "invoices", i)) is not None}
+
+    @one_audit_write
+    def account_figures(self, contact_ids: Iterable[str]) -> BatchOutcome:
+        """The Accounts of these customers with their current figures, each written only if they changed: what
+        an invoice batch deferred (``defer_account_figures``). A customer never fetched is left alone."""
+        with self._one_batch():
+            return self._account_figures(list(dict.fromkeys(contact_ids)), skip_unfetched=True)
+
+    def _account_figures_later(self, later: Callable[[list[str]], None], contact_ids: list[str], *,
+                               skip_unfetched: bool = False) -> BatchOutcome:
+        """Hands on the customers whose Account this call did not already write with everything stored."""
+        waiting = [c for c in contact_ids if c not in self._accounts_done]
+        if waiting:
+            later(waiting)
+        return BatchOutcome()
 
     @one_audit_write
     def related(self, resource: str, xero_ids: Iterable[str], sync_ids: Mapping[str, str] | None = None) -> BatchOutcome:
