@@ -604,7 +604,7 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the JSON the receiver's GET /status serves")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("check", help="one cheap authenticated call to Xero and Zoho per connection: ok, or what to do")
+    p = sub.add_parser("check", help="a few cheap authenticated calls to Xero and Zoho per connection: ok, or what to do")
     p.add_argument("connection", nargs="?", default=None, help="only this connection (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_check)

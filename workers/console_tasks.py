@@ -26,8 +26,9 @@ def fit_check(connection_id: int) -> str:
         return "unknown"
     report = build_fit_report(deps, connection, now=deps.store.clock.now())
     FitReports(deps.redis).save(report)
-    log.info("console.fit_checked connection=%s xero_ok=%s zoho_ok=%s", connection_id, report["xero"]["ok"],
-             report["zoho"]["ok"])
+    organisation = report.get("organisation") or {}
+    log.info("console.fit_checked connection=%s xero_ok=%s zoho_ok=%s xero_plan=%s base_currency=%s", connection_id,
+             report["xero"]["ok"], report["zoho"]["ok"], organisation.get("plan_class"), organisation.get("base_currency"))
     return "checked"
 
 
