@@ -367,11 +367,27 @@ def test_with_won_deal_invoices_too_a_won_deal_makes_one_contact_and_one_invoice
     [invoice] = [i for i in picture.xero.invoices(picture.tenant_id) if i.get("Reference") == deal]
     assert invoice["Contact"]["ContactID"] == contact["ContactID"] and len(_puts(picture)) == 1
 
+    # A deal in a stage that is not won but brings its Account: the contact, no invoice (the deal read once).
+    picture.deps.sync_config = dataclasses.replace(picture.deps.sync_config,
+                                                   create_deal_stages=("Negotiation/Review", "Closed Won"))
+    early = _account(picture, name="Early Ltd", people=[])
+    deal = _deal(picture, early, stage="Negotiation/Review")
+    deal_reads = len(picture.zoho.calls(path_prefix="/crm/v8/Deals"))
+    _ingest(picture, "Deals", deal, operation="update")
+    assert len(_xero_contacts_numbered(picture, early)) == 1
+    assert [i for i in picture.xero.invoices(picture.tenant_id) if i.get("Reference") == deal] == []
+    assert len(picture.zoho.calls(path_prefix="/crm/v8/Deals")) == deal_reads + 1
+
 
 def test_the_channel_watches_deals_where_a_deal_stage_brings_accounts_to_xero(at_stage):
     picture = at_stage
     deps = picture.deps
-    assert watch_options(dataclasses.replace(deps.sync_config, create_deal_stages=()))["with_deals"] is False
+    stages_on = deps.sync_config
+    deps.sync_config = dataclasses.replace(stages_on, create_deal_stages=())
+    assert watch_options(deps.sync_config)["with_deals"] is False
     deps.ensure_zoho_channel(picture.connection_id)
+    assert not any(e.startswith("Deals.") for e in picture.zoho.channels()[0]["events"])
+    deps.sync_config = stages_on  # switched on later: the next connect enables the channel again with Deals
+    assert deps.ensure_zoho_channel(picture.connection_id).action == "recreated"
     [channel] = picture.zoho.channels()
     assert {"Deals.edit", "Deals.create", "Accounts.create"} <= set(channel["events"])
