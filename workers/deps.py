@@ -190,7 +190,8 @@ class Deps:
         return f"{self.settings.public_url}/webhooks/zoho"
 
     def zoho_client_for(self, connection_id: int) -> ZohoClient:
-        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection_id))
+        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection_id),
+                          rate_limit_wait=self.settings.zoho_rate_limit_wait)
 
     def ensure_zoho_channel(self, owner_connection_id: int):
         from connector.channels import ensure_channel, watch_options
@@ -226,7 +227,8 @@ class Deps:
         )
 
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:
-        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id))
+        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id),
+                          rate_limit_wait=self.settings.zoho_rate_limit_wait)
 
     # -- the user's sync config and each Zoho org's capabilities --------------------------------
 
