@@ -326,16 +326,17 @@ def _accounts_at_deal_stage(task: ConnectorTask, deps, connection, ids: list[str
     """create_in_xero.deal_stages: each deal standing in one of the stages brings its Account to Xero through
     ensure_xero_contact (its lock, id link, matching, review and filter, not forced). Reading the deals costs
     one Zoho call (none when the won path read them); an Account already linked costs no call at all."""
-    parts = make_contact_creation(deps, connection, task_id=task.request.id)
     if deals is None:
         with call_purpose(CRM_CREATE):
-            deals = {str(d["id"]): d for d in parts.zoho.get_records("Deals", ids, DEAL_STAGE_FIELDS)} if ids else {}
+            zoho = deps.zoho_client(connection)
+            deals = {str(d["id"]): d for d in zoho.get_records("Deals", ids, DEAL_STAGE_FIELDS)} if ids else {}
     accounts = accounts_at_deal_stage(deals.values(), deps.sync_config)
     if not accounts:
         return 0
     # One Zoho org, several Xero tenants: an Account another of them links is in Xero already.
     mine = from_zoho.route_by_link(connection.id, "Accounts", list(accounts), links=deps.store.links,
                                    sharing=deps.credentials.sharing(connection.id, "zoho")).get(connection.id, [])
+    parts = make_contact_creation(deps, connection, task_id=task.request.id) if mine else None
     created = 0
     for account_id in mine:
         outcome = ensure_xero_contact(parts, connection.id, "Accounts", account_id, sync_id=notification.get("sync_id"),
