@@ -145,7 +145,8 @@ def _push_now(task: ConnectorTask, connection_id: int, resource: str, xero_ids: 
         elif resource == "invoices":
             outcome = push.invoices(xero_ids, sync_ids)
         elif resource == ACCOUNT_FIGURES:
-            outcome = push.account_figures(xero_ids)
+            outcome = push.account_figures(
+                xero_ids, after_a_failure=bool(task.request.retries or attempt or parked_attempts))
         else:
             outcome = push.related(resource, xero_ids, sync_ids)
     except Exception as exc:

@@ -46,3 +46,31 @@ def test_batches_of_one_customers_invoices_write_its_account_once_a_window(world
     # Run again (a redelivery): the figures did not change, so nothing is written.
     run(push)
     assert account_writes() == writes_before + 1
+
+
+def test_a_retried_figures_push_ends_each_customers_trail_settled_even_with_nothing_left_to_write(world, published):
+    from connector.store import audit as stages
+
+    customer = world.xero.create_contact(world.tenant_id, Name="Retried Ltd")["ContactID"]
+    world.sync("contacts", [customer])
+    invoice = world.xero.create_invoice(world.tenant_id, customer, [{**CONSULTING, "UnitAmount": Decimal("50.00")}]
+                                        )["InvoiceID"]
+    world.fetch("invoices", [invoice])
+    assert push_records_to_zoho.apply(args=[world.connection_id, "invoices", [invoice], {}]).successful()
+    [flush] = published.take(FLUSH_ZOHO)
+    run(flush)
+    [push] = published.take(PUSH)
+    run(push)  # the Account holds the figures now
+
+    def last_stage() -> str:
+        return world.deps.store.audit.latest_stage(world.connection_id, "contact", customer)
+
+    # A figures push of this customer failed before (Zoho answered 500, say): its trail says 'retrying'.
+    world.deps.store.audit.record(connection_id=world.connection_id, record_type="contact", record_id=customer,
+                                  stage=stages.RETRYING, detail={"reason": "Zoho answered 500"})
+    # The first delivery of a push that finds nothing to write adds no row; the retry of a failed one settles it.
+    assert push_records_to_zoho.apply(args=[world.connection_id, ACCOUNT_FIGURES, [customer], {}]).successful()
+    assert last_stage() == stages.RETRYING
+    assert push_records_to_zoho.apply(args=[world.connection_id, ACCOUNT_FIGURES, [customer], {}],
+                                      kwargs={"attempt": 1}).successful()
+    assert last_stage() == stages.SKIPPED

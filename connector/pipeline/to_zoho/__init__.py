@@ -36,6 +36,7 @@ from connector.pipeline.to_zoho.core import (
 )
 from connector.pipeline.to_zoho.invoices import push_invoices
 from connector.pipeline.to_zoho.money import push_related
+from connector.store import audit as stages
 
 __all__ = ["RETRYABLE_CODES", "WAITING_FOR_CONTACT", "BatchOutcome", "ZohoPush"]
 
@@ -102,11 +103,19 @@ class ZohoPush(PushCore):
             return {i: s for i in invoice_ids if (s := self.snapshots.get(self.connection_id, "invoices", i)) is not None}
 
     @one_audit_write
-    def account_figures(self, contact_ids: Iterable[str]) -> BatchOutcome:
+    def account_figures(self, contact_ids: Iterable[str], *, after_a_failure: bool = False) -> BatchOutcome:
         """The Accounts of these customers with their current figures, each written only if they changed: what
-        an invoice batch deferred (``defer_account_figures``). A customer never fetched is left alone."""
+        an invoice batch deferred (``defer_account_figures``). A customer never fetched is left alone.
+        ``after_a_failure``: this push retries one that failed, which left each customer's trail at 'retrying';
+        one whose Account turns out to hold its figures already (another push wrote them meanwhile) gets a
+        'skipped' row, so every trail ends settled (an unchanged Account otherwise costs no audit row)."""
         with self._one_batch():
-            return self._account_figures(list(dict.fromkeys(contact_ids)), skip_unfetched=True)
+            outcome = self._account_figures(list(dict.fromkeys(contact_ids)), skip_unfetched=True)
+            if after_a_failure:
+                for cid in outcome.skipped:
+                    self.audit_stage("contact", cid, {}, stages.SKIPPED,
+                                     {"reason": "its money figures were already in Zoho"})
+            return outcome
 
     def _account_figures_later(self, later: Callable[[list[str]], None], contact_ids: list[str], *,
                                skip_unfetched: bool = False) -> BatchOutcome:
