@@ -194,12 +194,11 @@ class Deps:
                           rate_limit_wait=self.settings.zoho_rate_limit_wait)
 
     def ensure_zoho_channel(self, owner_connection_id: int):
-        from connector.channels import ensure_channel
+        from connector.channels import ensure_channel, watch_options
 
         return ensure_channel(owner_connection_id, zoho=self.zoho_client_for(owner_connection_id),
                               channels=self.store.channels, credentials=self.credentials,
-                              notify_url=self.zoho_notify_url, with_deals=self.sync_config.won_deal_invoices,
-                              create_modules=self.sync_config.create_modules)
+                              notify_url=self.zoho_notify_url, **watch_options(self.sync_config))
 
     def connector(self):
         """The connect flows (CLI and the receiver's /oauth routes), wired to set up the Zoho channel
