@@ -231,20 +231,35 @@ def _duration(seconds: float) -> str:
 # -- messages --------------------------------------------------------------------------------------
 
 
+# Slack truncates a message's text past 40,000 characters and recommends at most 4,000
+# (https://api.slack.com/methods/chat.postMessage#truncating); a mail subject (the first line) is best kept short.
+# A vendor's refusal text or an organisation's name can be any length: the detail is cut, never the fix.
+MESSAGE_MAX_CHARS = 3500
+TITLE_MAX_CHARS = 200
+FIX_MAX_CHARS = 500
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:max(limit - 1, 0)] + "…"
+
+
 def message(event: str, condition: Condition, *, opened_at: datetime, now: datetime) -> dict[str, Any]:
-    """What every channel sends: a line of text and the same facts as fields."""
+    """What every channel sends: a line of text and the same facts as fields, within MESSAGE_MAX_CHARS."""
     since = condition.since or opened_at
     headline = {OPENED: "OPEN", REMINDER: "STILL OPEN", RESOLVED: "RESOLVED", TEST: "TEST"}[event]
-    lines = [f"[ml-connector] {headline}: {condition.title}"]
+    title, fix = _clip(condition.title, TITLE_MAX_CHARS), _clip(condition.fix, FIX_MAX_CHARS)
+    lines = [f"[ml-connector] {headline}: {title}"]
+    detail = _clip(condition.detail, MESSAGE_MAX_CHARS - TITLE_MAX_CHARS - FIX_MAX_CHARS)
     if event == RESOLVED:
         lines.append(f"Cleared at {_iso(now)} (open since {_iso(since)}).")
     else:
         lines.append(f"Since {_iso(since)}"
                      + (f"; {condition.records} records" if condition.records is not None else "") + ".")
-        lines.append(condition.detail)
-        lines.append(f"Fix: {condition.fix}")
-    return {"text": "\n".join(lines), "event": event, "incident": {**condition.as_dict(), "since": _iso(since)},
-            "at": _iso(now)}
+        room = MESSAGE_MAX_CHARS - len("\n".join([*lines, f"Fix: {fix}"])) - 1
+        detail = _clip(detail, room)
+        lines += [detail, f"Fix: {fix}"]
+    incident = {**condition.as_dict(), "title": title, "detail": detail, "fix": fix, "since": _iso(since)}
+    return {"text": "\n".join(lines), "event": event, "incident": incident, "at": _iso(now)}
 
 
 def test_message(now: datetime) -> dict[str, Any]:

@@ -186,12 +186,14 @@ def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def serve_worker_metrics(port: int, directory: Path) -> None:
-    """A worker host's own /metrics (its prefork children's counters, summed) on ``port``, on a thread."""
+def serve_worker_metrics(port: int, directory: Path, *, address: str = "127.0.0.1"):
+    """A worker host's own /metrics (its prefork children's counters, summed) on ``address``:``port``, on a
+    thread; the server is returned. It has no auth, hence loopback unless the operator names an interface."""
     from prometheus_client import start_http_server
 
-    start_http_server(port, registry=scrape_registry(directory))
-    log.info("metrics.serving", extra={"port": port, "path": "/metrics"})
+    server, _thread = start_http_server(port, addr=address, registry=scrape_registry(directory))
+    log.info("metrics.serving", extra={"address": address, "port": port, "path": "/metrics"})
+    return server
 
 
 # -- shared state, read at scrape time -------------------------------------------------------------------

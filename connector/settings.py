@@ -15,6 +15,7 @@ would answer Xero 200 for events that sit in a broker no worker reads.
 from __future__ import annotations
 
 import io
+import ipaddress
 import os
 import re
 import tempfile
@@ -275,6 +276,20 @@ def metrics_port(env: Mapping[str, str]) -> int | None:
     return int(raw)
 
 
+def metrics_address(env: Mapping[str, str]) -> str:
+    """CONNECTOR_METRICS_ADDRESS: the interface a worker's /metrics listens on. That endpoint has no auth, so
+    by default only this host reaches it (127.0.0.1); 0.0.0.0 (or a private interface's address) lets a
+    scraper on another host in, behind a firewall."""
+    raw = (env.get("CONNECTOR_METRICS_ADDRESS") or "").strip()
+    if not raw:
+        return "127.0.0.1"
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError:
+        raise ConfigError(f"CONNECTOR_METRICS_ADDRESS: {raw!r} is not an IP address; use 127.0.0.1 (this host "
+                          "only, the default) or the address of the interface a scraper reaches") from None
+
+
 def flower_basic_auth(env: Mapping[str, str] | None = None) -> str:
     """FLOWER_BASIC_AUTH (``user:password[,user2:password2]``); Flower itself reads it too."""
     env = os.environ if env is None else env
@@ -374,6 +389,7 @@ class Settings:
     metrics_base_dir: Path = Path(tempfile.gettempdir()) / "ml-connector-metrics"
     metrics_dir: Path | None = None
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
     @property
     def task_time_limit(self) -> float:
@@ -494,6 +510,7 @@ class Settings:
             metrics_base_dir=Path(get("CONNECTOR_METRICS_DIR")) if get("CONNECTOR_METRICS_DIR") else cls.metrics_base_dir,
             metrics_dir=Path(env["PROMETHEUS_MULTIPROC_DIR"]) if env.get("PROMETHEUS_MULTIPROC_DIR") else None,
             metrics_port=metrics_port(env),
+            metrics_address=metrics_address(env),
             alert_webhook=(Secret(parse_url("CONNECTOR_ALERT_WEBHOOK", env["CONNECTOR_ALERT_WEBHOOK"],
                                             ("https", "http"), "https://hooks.slack.com/services/..."))
                            if env.get("CONNECTOR_ALERT_WEBHOOK") else Secret("")),

@@ -82,7 +82,25 @@ def create_app(
         app.add_url_rule("/metrics", "metrics", operator_required(_metrics), methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.after_request(_operator_answer_headers)
     return app
+
+
+# What every console and connect page sends (webhooks/console PAGE_HEADERS), given to every other answer under
+# those paths too: a refusal, an unknown path or a JSON body there is not cached, framed, sniffed or referred.
+OPERATOR_PATHS = ("/console", "/oauth/")
+OPERATOR_ANSWER_HEADERS = {
+    "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+}
+
+
+def _operator_answer_headers(response: Response) -> Response:
+    if request.path.startswith(OPERATOR_PATHS):
+        for name, value in OPERATOR_ANSWER_HEADERS.items():
+            response.headers.setdefault(name, value)  # a page's own (its CSP) stays
+    return response
 
 
 def _heartbeat_of(heartbeat: Callable[[], object]) -> Callable[[], None]:

@@ -37,8 +37,10 @@ PUBLIC_URL_EXTENSION = "ml_connector.public_url"
 SYSTEMS = ("xero", "zoho")
 SYSTEM_NAMES = {"xero": "Xero", "zoho": "Zoho CRM"}
 ZOHO_DATA_CENTRES = {server: dc for dc, server in ZOHO_ACCOUNTS_SERVERS.items()}
-# The pages name connections and organisations: no cache keeps them, no other site frames or styles them.
-PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+# The pages name connections and organisations: no cache keeps them, no other site frames or styles them, and a
+# link followed from the callback's page sends no Referer (its URL carries the code and the state).
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"}
 
 

@@ -52,7 +52,7 @@ def _start_worker_metrics() -> None:
     folder = start_process_group("worker", settings)
     if settings.metrics_port is not None:
         try:
-            serve_worker_metrics(settings.metrics_port, folder)
+            serve_worker_metrics(settings.metrics_port, folder, address=settings.metrics_address)
         except OSError as exc:  # the port is taken, or not ours to bind
             refuse(f"CONNECTOR_METRICS_PORT: cannot listen on port {settings.metrics_port} ({exc.strerror or exc})")
 

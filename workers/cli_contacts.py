@@ -6,8 +6,32 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import wraps
 
 from workers.cli_deals import _connection
+
+
+def _vendor_failure_in_one_line(command: str):
+    """Xero or Zoho failing (down, rate-limited, the grant lost) is the command's one line and exit 1, not a
+    traceback. Running it again is safe: a create is sent under its idempotency key and first looks for the
+    contact by its ContactNumber (connector/pipeline/to_xero/contacts.py), so it never makes a second one."""
+    def decorate(run):
+        @wraps(run)
+        def guarded(args: argparse.Namespace) -> int:
+            from connector.errors import ConnectorError, InvalidArgument
+
+            try:
+                return run(args)
+            except InvalidArgument as exc:
+                print(f"{command}: {exc}", file=sys.stderr)
+                return 2
+            except ConnectorError as exc:
+                said = " ".join(str(exc).split()) or type(exc).__name__
+                print(f"{command}: {said}. Nothing is lost; once that is fixed, run the same command again "
+                      "(`connector connections` shows a connection that needs reconnecting)", file=sys.stderr)
+                return 1
+        return guarded
+    return decorate
 
 
 def _creation(args: argparse.Namespace):
@@ -31,6 +55,7 @@ def _zoho_id_problem(creation, module: str, zoho_id: str) -> str | None:
     return None
 
 
+@_vendor_failure_in_one_line("link")
 def cmd_link(args: argparse.Namespace) -> int:
     from connector.errors import InvalidArgument
     from connector.pipeline.to_xero.contacts import link_to_existing
@@ -52,6 +77,7 @@ def cmd_link(args: argparse.Namespace) -> int:
     return 0
 
 
+@_vendor_failure_in_one_line("create")
 def cmd_create(args: argparse.Namespace) -> int:
     from connector.errors import InvalidArgument
     from connector.pipeline.to_xero.contacts import ensure_xero_contact

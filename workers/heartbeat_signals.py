@@ -19,11 +19,13 @@ from connector.heartbeats import BEAT, WORKER
 log = logging.getLogger(__name__)
 
 BEAT_CHECK_INTERVAL_SECONDS = 60.0
-_state = {"beat_checked_at": None}
+_state: dict = {"beat_checked_at": None, "alerts_thread": None}
 _state_lock = threading.Lock()
 
 
-def worker_alive() -> None:
+def worker_alive(*, in_background: bool = False) -> None:
+    """The worker's heartbeat, and beat's check. ``in_background`` (the signals): an evaluation it starts runs
+    on a thread, as beat's does, so a channel that is slow to answer holds up no heartbeat and no task."""
     from workers.deps import get_deps
 
     try:
@@ -37,16 +39,28 @@ def worker_alive() -> None:
         if due:
             seen = deps.heartbeats.last_seen()[BEAT]
             if seen is not None and deps.clock.time() - seen > deps.settings.alert_silence:
-                deps.check_alerts()
+                _evaluate(deps.check_alerts, in_background)
     except Exception as exc:  # never breaks the worker's loop or a task; the next beat tries again
         log.warning("worker.heartbeat_failed", extra={"error": type(exc).__name__, "retry": "next heartbeat"})
 
 
+def _evaluate(check_alerts, in_background: bool) -> None:
+    if not in_background:
+        check_alerts()
+        return
+    with _state_lock:
+        running = _state["alerts_thread"]
+        if running is not None and running.is_alive():  # the last one is still sending: it covers this minute
+            return
+        _state["alerts_thread"] = threading.Thread(target=check_alerts, name="alerts", daemon=True)
+        _state["alerts_thread"].start()
+
+
 @signals.heartbeat_sent.connect
 def _on_heartbeat_sent(**_) -> None:
-    worker_alive()
+    worker_alive(in_background=True)
 
 
 @signals.task_postrun.connect
 def _on_task_postrun(**_) -> None:
-    worker_alive()
+    worker_alive(in_background=True)

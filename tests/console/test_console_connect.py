@@ -3,6 +3,7 @@ the embedded system; the sparkline renderer on its own (numbers in, SVG out)."""
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ElementTree
 from datetime import timedelta
@@ -10,7 +11,7 @@ from datetime import timedelta
 from connector.activity_charts import HOURS, activity_24h, hour_slots, sparkline_svg
 from connector.fit_report import FitReports, backfill_progress
 from connector.store import audit as stages
-from tests.console.console_kit import basic, console_app, csrf_of, failed_contact, synced_invoice
+from tests.console.console_kit import ADMIN_TOKEN, basic, console_app, csrf_of, failed_contact, synced_invoice
 from workers.app import app as celery_app
 from workers.console_tasks import fit_check
 
@@ -120,8 +121,14 @@ def test_check_fit_queues_the_check_and_the_page_shows_the_stored_report(console
     assert "<strong>Standard</strong>; base currency <strong>NZD</strong>; country NZ" in fit
     # The embedded system's Zoho grant predates ZohoCRM.org.READ: the page says so and what to do.
     assert "OAUTH_SCOPE_MISMATCH" in report["currencies"]["zoho_error"] and "connecting Zoho again grants it" in fit
-    for secret in (system.xero.client_secret, system.zoho.client_secret):
-        assert secret not in page
+    # Neither the page nor the stored report (in Redis) carries a client secret, a token or the admin token.
+    secrets = [system.xero.client_secret, system.zoho.client_secret, ADMIN_TOKEN]
+    for vendor in ("xero", "zoho"):
+        tokens = system.deps.credentials.load(system.deps.credentials.owner_of(system.connection_id, vendor),
+                                              vendor).tokens
+        secrets += [tokens.access_token.reveal(), tokens.refresh_token.reveal()]
+    stored = json.dumps(report)
+    assert [s[:4] for s in secrets if s and (s in page or s in stored)] == []
 
 
 def test_the_fit_report_of_a_xero_consent_without_the_settings_scope_says_to_reconnect_for_the_plan(console):

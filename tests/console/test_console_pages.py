@@ -213,3 +213,18 @@ def test_a_replay_the_broker_did_not_take_says_so_and_what_to_do(system, memory_
     assert "The replay was not queued" in answer.data.decode() and "check the broker, then try again" in \
         answer.data.decode()
     assert broken in answer.data.decode()  # still listed: nothing lost
+
+
+def test_replay_all_with_a_filter_that_is_not_valid_queues_nothing_and_says_which(console):
+    """A hand-edited or stale form never queues a replay the worker would refuse (the page would have said
+    "queued" and nothing would happen), nor answers a bare 500: the filter is named, nothing is queued."""
+    client, system = console
+    failed_contact(system, "Stale Filter Ltd")
+    token = csrf_of(client.get("/console/failures", headers=basic()).data.decode())
+    for field, value, said in (("age", "5y", "age must be one of"),
+                               ("connection", "abc", "connection must be a connection number")):
+        answer = client.post("/console/failures", data={"action": "replay-all", field: value, "csrf_token": token},
+                             headers=basic())
+        assert answer.status_code == 400 and said in answer.data.decode(), (field, answer.data[:300])
+    with celery_app.connection_for_read() as connection:
+        assert connection.SimpleQueue("maintenance", no_ack=True).qsize() == 0

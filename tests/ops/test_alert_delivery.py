@@ -350,3 +350,32 @@ def test_a_day_budget_projected_to_run_out_from_the_ledger_then_the_next_day(mak
     processes_alive(deps)
     deps.check_alerts()
     assert webhook.events() == [("opened", f"xero_budget:{cid}"), ("resolved", f"xero_budget:{cid}")]
+
+
+def test_the_workers_check_of_a_silent_beat_never_waits_on_a_slow_alert_channel(make_system, clock):
+    """The worker's heartbeat runs in its consumer: when beat is silent the evaluation it starts sends on a thread,
+    so a webhook that does not answer holds up no heartbeat and no task."""
+    import socket
+
+    from workers import heartbeat_signals
+
+    with socket.socket() as silent_webhook:
+        silent_webhook.bind(("127.0.0.1", 0))
+        silent_webhook.listen(1)
+        port = silent_webhook.getsockname()[1]
+        deps = make_system(clock=clock, alert_webhook=Secret(f"http://127.0.0.1:{port}/hook")).deps
+        heartbeat_signals._state["beat_checked_at"] = None
+        deps.heartbeats.beat(BEAT)
+        clock.advance(deps.settings.alert_silence + 60)
+
+        heartbeat_signals.worker_alive(in_background=True)  # returns while the webhook holds the message
+
+        silent_webhook.settimeout(30)  # a safety net only: the connection is normally there already
+        connection, _ = silent_webhook.accept()
+        with connection:
+            sending = heartbeat_signals._state["alerts_thread"]
+            assert sending.is_alive()  # the message is in flight; the heartbeat has long returned
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        sending.join()
+    assert list(deps.incident_book.open_incidents()) == ["silent:beat"]

@@ -279,3 +279,20 @@ def test_an_incident_one_channel_announced_is_resolved_there_and_one_nobody_hear
     down.clear()
     book.tick([], now=NOW + timedelta(minutes=3), channels=channels, quiet_period=3600)
     assert got == {"webhook": ["resolved"], "email": ["opened", "resolved"]} and book.open_incidents() == {}
+
+
+def test_a_message_stays_within_slacks_recommended_length_and_keeps_its_headline_and_fix():
+    """A vendor's long refusal text or a long organisation name never makes a message Slack truncates (or a
+    mail subject a server refuses): the detail is cut, the headline and the one fix survive."""
+    from connector.alerts import MESSAGE_MAX_CHARS, OPENED, message
+
+    condition = only(evaluate(facts(healthy(name="Org " + "N" * 5000, state="needs_reauth", state_since=NOW,
+                                            parked_for_reauth=7, state_reason="Xero refused: " + "x" * 100_000)),
+                              THRESHOLDS))
+    sent = message(OPENED, condition, opened_at=NOW, now=NOW)
+    lines = sent["text"].splitlines()
+    assert len(sent["text"]) <= MESSAGE_MAX_CHARS
+    assert lines[0].startswith("[ml-connector] OPEN: connection 3 (Org NNN") and len(lines[0]) <= 300
+    assert lines[-1] == f"Fix: {condition.fix}" and "connector connect xero" in lines[-1]
+    assert "…" in sent["text"]
+    assert len(sent["incident"]["detail"]) + len(sent["incident"]["title"]) <= MESSAGE_MAX_CHARS

@@ -205,3 +205,29 @@ def test_the_sample_alert_rules_parse_and_name_only_metrics_that_exist():
     histogram = metrics.WEBHOOK_TO_ZOHO_SECONDS._name
     documented = {histogram if name.startswith(histogram) else name for name in metric_names_exposed()}
     assert sorted(name for name in documented if f"`{name}" not in readme) == []
+
+
+def test_a_workers_metrics_listen_on_loopback_unless_an_address_is_configured(tmp_path):
+    """The worker's /metrics has no auth: by default only this host reaches it; CONNECTOR_METRICS_ADDRESS
+    opens it to a scraper elsewhere, and a malformed address refuses to start."""
+    import socket
+
+    import pytest
+
+    from connector.errors import ConfigError
+    from connector.settings import Settings
+
+    assert Settings.from_env({"CONNECTOR_EMBEDDED": "1"}).metrics_address == "127.0.0.1"
+    assert Settings.from_env({"CONNECTOR_EMBEDDED": "1", "CONNECTOR_METRICS_ADDRESS": "0.0.0.0"}
+                             ).metrics_address == "0.0.0.0"
+    with pytest.raises(ConfigError, match="CONNECTOR_METRICS_ADDRESS"):
+        Settings.from_env({"CONNECTOR_EMBEDDED": "1", "CONNECTOR_METRICS_ADDRESS": "every interface"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = metrics.serve_worker_metrics(port, tmp_path, address="127.0.0.1")
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.shutdown()
+        server.server_close()

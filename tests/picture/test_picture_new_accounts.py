@@ -301,6 +301,29 @@ def test_invalid_create_in_xero_config_is_a_clear_error():
     assert not parse_sync_config("").creates_in_xero("Accounts")
 
 
+def test_link_and_create_answer_a_vendor_failure_in_one_line_saying_to_run_them_again(creating, capsys):
+    """At 3 a.m. Xero or Zoho failing under `connector create` / `connector link` is one line saying what happened
+    and what to do, exit 1, never a traceback; running the command again then creates the contact once."""
+    picture = creating
+    account_id = _account(picture)
+    picture.xero.faults.fail_next(1, lost_response=True, delay=0.0, path_prefix=CONTACTS_PATH, method="PUT")
+
+    def run(command, **values):
+        return command(argparse.Namespace(connection=None, **values))
+
+    assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id=account_id, name="Acme Ltd") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("create: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "run the same command again" in err
+    picture.zoho.faults.fail_next(1, status=503, path_prefix="/crm/")
+    assert run(cli_contacts.cmd_link, zoho_module="Accounts", zoho_id=account_id, xero_contact_id="x") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("link: ") and err.count("\n") == 1 and "run the same command again" in err, err
+
+    assert run(cli_contacts.cmd_create, zoho_module="Accounts", zoho_id=account_id, name="Acme Ltd") == 0
+    assert len(_xero_contacts_numbered(picture, account_id)) == 1
+
+
 @pytest.fixture
 def at_stage(creating):
     """Accounts become Xero contacts once one of their deals reaches Closed Won (won-deal invoices off)."""

@@ -139,3 +139,29 @@ def test_over_real_http_a_chunked_zoho_callback_over_the_limit_is_413_not_400(li
     response = requests.post(f"{live_server}/webhooks/zoho", data=chunks(), timeout=5)
     assert response.status_code == 413
     assert response.json() == {"error": "request body is larger than the 2048 byte limit"}
+
+
+def test_operator_pages_and_their_refusals_send_no_referrer_and_carry_the_page_headers():
+    """Every answer under /console and /oauth (pages, refusals, unknown paths) keeps its URL out of any Referer,
+    is never cached nor framed, and is not sniffed into HTML: a 401 or 404 there is as guarded as a page."""
+    def enqueue_nothing(task_name: str, args: list, queue: str) -> None:
+        raise AssertionError("these requests must not enqueue")
+
+    app = create_app(webhook_key=WEBHOOK_KEY, enqueue=enqueue_nothing, zoho_channels=ChannelBook({}),
+                     admin_token=ADMIN_TOKEN, oauth=object(), public_url="https://connector.example",
+                     console=object())
+    client = app.test_client()
+    operator = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Accept": "text/html"}
+    answers = {
+        "oauth page": client.get("/oauth/nosuch/start", headers=operator),
+        "oauth refusal": client.get("/oauth/xero/callback?code=c&state=s", headers={"Accept": "text/html"}),
+        "console refusal": client.get("/console/", headers={"Accept": "text/html"}),
+        "console unknown path": client.get("/console/no-such-page", headers=operator),
+    }
+    assert answers["oauth page"].status_code == 404 and answers["oauth page"].mimetype == "text/html"
+    assert answers["console refusal"].status_code == 401
+    for name, answer in answers.items():
+        assert answer.headers.get("Referrer-Policy") == "no-referrer", name
+        assert answer.headers.get("X-Content-Type-Options") == "nosniff", name
+        assert answer.headers.get("Cache-Control") == "no-store", name
+        assert "frame-ancestors 'none'" in answer.headers.get("Content-Security-Policy", ""), name

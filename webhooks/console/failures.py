@@ -62,6 +62,7 @@ def act_on_failures():
     data = console_data()
     try:
         if action == "replay-all":
+            data.failures(**filters)  # the worker would refuse a filter that is not valid: say so here, queue nothing
             _enqueue(queues.REPLAY_FAILED, [int(filters["connection"]) if filters["connection"] else None,
                                             filters["age"] or None, filters["record"] or None,
                                             filters["error"] or None, "xero", 1000])
