@@ -12,7 +12,7 @@ from sqlalchemy import inspect, select, text
 from connector.store import Store
 from connector.store.db import (MIGRATIONS_DIR, _built_for, insert_rows, make_engine, migrate, normalise_url, probe_rows,
                                 session_scope)
-from connector.store.tables import Base, Connection, WriteLedgerEntry
+from connector.store.tables import SEARCH_NAME_TRIGRAM_INDEX, Base, Connection, WriteLedgerEntry
 
 
 def _head_revision() -> str:
@@ -23,7 +23,10 @@ def _head_revision() -> str:
 
 def test_migration_from_empty_reaches_head_and_matches_the_models(store: Store) -> None:
     with store.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        # The trigram index exists only where pg_trgm could be had, so the models leave it out.
+        context = MigrationContext.configure(connection, opts={
+            "compare_type": True,
+            "include_object": lambda obj, name, kind, reflected, compare_to: name != SEARCH_NAME_TRIGRAM_INDEX})
         assert context.get_current_revision() == _head_revision()
         assert compare_metadata(context, Base.metadata) == []
     assert set(Base.metadata.tables) <= set(inspect(store.engine).get_table_names())
