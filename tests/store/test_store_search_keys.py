@@ -6,7 +6,7 @@ import json
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from connector.store import Store
 from connector.store.db import MIGRATIONS_DIR, make_engine, migrate
@@ -71,3 +71,28 @@ def test_migration_fills_the_search_keys_of_rows_stored_before_it_on_postgresql(
             _check_migration_fills(engine)
         finally:
             engine.dispose()
+
+
+def test_on_postgresql_the_fill_commits_batch_by_batch_so_others_read_and_write_the_table_meanwhile(pg_admin) -> None:
+    """While the second batch is being filled, another session reads the table, sees the first batch's keys
+    committed, and updates a row of it, none of them waiting on a lock (lock_timeout makes a wait fail)."""
+    import psycopg
+
+    with fresh_pg_database(pg_admin) as url:
+        engine = make_engine(url)
+        seen: list[int] = []
+
+        def from_another_session(conn, cursor, statement, parameters, context, executemany):
+            if statement.startswith("SELECT id, resource") and parameters.get("after") and not seen:
+                with psycopg.connect(url, autocommit=True) as other:
+                    other.execute("SET lock_timeout = '2s'")
+                    seen.append(other.execute("SELECT count(*) FROM xero_snapshots WHERE search_name IS NOT NULL"
+                                              ).fetchone()[0])
+                    other.execute("UPDATE xero_snapshots SET fetched_at = fetched_at WHERE id = 1")
+
+        event.listen(engine, "before_cursor_execute", from_another_session)
+        try:
+            _check_migration_fills(engine)
+        finally:
+            engine.dispose()
+    assert seen and seen[0] > 0, seen

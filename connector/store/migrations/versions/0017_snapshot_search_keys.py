@@ -3,11 +3,14 @@ credit note's number), ``search_email`` and ``search_name`` (a contact's), trimm
 writes them on every upsert (connector/store/snapshots.py ``search_keys``).
 
 Existing rows are filled in keyset batches of 2,000 ids: each batch reads only the four fields out of the JSON
-and writes the keys by id, so no statement runs long and memory stays flat however big the table. Adding the
-nullable columns is a catalog change (no rewrite). The batches share the migration's transaction (``migrate``
-holds its advisory lock in it), so the rows filled stay locked to other writers until it commits; every process
-of this version waits for that lock before it writes anything, so only a process of the previous version still
-running could wait.
+and writes the keys by id in one statement, so no statement runs long and memory stays flat however big the
+table. On PostgreSQL the columns are added and committed first (nullable, no default: a catalog change, no
+rewrite, its exclusive lock held for an instant), then each batch commits on its own (an autocommit block), so
+no lock is held across the fill: readers and writers of other rows never wait, and a writer of a row waits at
+most for one batch. The other processes of this version wait for the migration lock (``db.migrate``, held by
+the session) before they write. Stopped part-way, the migration starts again where it is safe to: columns
+that exist are kept, and the fill is written again whole. The indexes are built at the end in the migration's
+transaction (a build holds writes, not reads, back for its few seconds).
 
 Indexes: btree on the number and the email (exact), and on the name with text_pattern_ops (prefix, whatever
 the collation). On PostgreSQL also a pg_trgm GIN index for a part of a name, when the extension is there or can
@@ -19,6 +22,8 @@ Revises: 0016
 """
 
 from __future__ import annotations
+
+import json
 
 import sqlalchemy as sa
 from alembic import op
@@ -42,15 +47,24 @@ def _key(value) -> str | None:
     return key or None
 
 
+COLUMNS = ("search_number", "search_email", "search_name")
+
+
 def _fill(bind) -> None:
-    if bind.dialect.name == "postgresql":
+    postgres = bind.dialect.name == "postgresql"
+    if postgres:
         fields = ", ".join(f"payload ->> '{name}'" for name in PAYLOAD_FIELDS)
+        # A batch's keys travel as one JSON parameter: one statement (one commit) per batch.
+        write = sa.text("UPDATE xero_snapshots SET search_number = k.search_number, search_email = k.search_email,"
+                        " search_name = k.search_name FROM jsonb_to_recordset(CAST(:rows AS jsonb))"
+                        " AS k(id integer, search_number text, search_email text, search_name text)"
+                        " WHERE xero_snapshots.id = k.id")
     else:
         fields = ", ".join(f"json_extract(payload, '$.{name}')" for name in PAYLOAD_FIELDS)
+        write = sa.text("UPDATE xero_snapshots SET search_number = :search_number, search_email = :search_email,"
+                        " search_name = :search_name WHERE id = :id")
     read = sa.text(f"SELECT id, resource, {fields} FROM xero_snapshots WHERE id > :after"
                    f" AND resource IN ('invoices', 'creditnotes', 'contacts') ORDER BY id LIMIT {BATCH}")
-    write = sa.text("UPDATE xero_snapshots SET search_number = :search_number, search_email = :search_email,"
-                    " search_name = :search_name WHERE id = :id")
     after = 0
     while rows := bind.execute(read, {"after": after}).all():
         updates = []
@@ -59,7 +73,7 @@ def _fill(bind) -> None:
             keys = {"id": row_id, "search_number": None, "search_email": None, "search_name": None}
             keys.update({column: _key(payload[name]) for column, name in FIELDS[resource].items()})
             updates.append(keys)
-        bind.execute(write, updates)
+        bind.execute(write, {"rows": json.dumps(updates)} if postgres else updates)
         after = rows[-1][0]
 
 
@@ -79,9 +93,17 @@ def _trigram_available(bind) -> bool:
 
 def upgrade() -> None:
     bind = op.get_bind()
-    for column in ("search_number", "search_email", "search_name"):
-        op.add_column("xero_snapshots", sa.Column(column, sa.String(255), nullable=True))
-    _fill(bind)
+    present = {column["name"] for column in sa.inspect(bind).get_columns("xero_snapshots")}
+    for column in COLUMNS:
+        if column not in present:  # a run stopped after the columns were committed
+            op.add_column("xero_snapshots", sa.Column(column, sa.String(255), nullable=True))
+    context = op.get_context()
+    # Alembic owns the transaction when db.migrate runs it; one begun by the caller cannot be committed part-way.
+    if bind.dialect.name == "postgresql" and not context._in_external_transaction:
+        with context.autocommit_block():
+            _fill(op.get_bind())
+    else:
+        _fill(bind)
     op.create_index("ix_xero_snapshots_search_number", "xero_snapshots", ["search_number", "connection_id"])
     op.create_index("ix_xero_snapshots_search_email", "xero_snapshots", ["search_email", "connection_id"])
     op.create_index("ix_xero_snapshots_search_name", "xero_snapshots", ["search_name"],
