@@ -38,6 +38,24 @@ def test_migrate_twice_changes_nothing(store: Store) -> None:
         assert MigrationContext.configure(connection).get_current_revision() == _head_revision()
 
 
+def test_processes_migrating_postgresql_together_wait_for_each_other_and_release_the_lock(pg_database_url) -> None:
+    """The lock is the session's (a migration may commit part-way): the second waits, finds nothing to do, and
+    neither leaves it held."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [make_engine(pg_database_url) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(migrate, engines))
+        with engines[0].connect() as connection:
+            assert MigrationContext.configure(connection).get_current_revision() == _head_revision()
+            assert connection.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+                                           "(SELECT oid FROM pg_database WHERE datname = current_database())")).scalar() == 0
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
 def test_sqlite_engine_creates_its_directory_and_uses_wal_and_foreign_keys(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'deep' / 'er' / 'c.db'}")
     try:
