@@ -167,12 +167,24 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (``alembic upgrade head``), safely from many processes."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            # Workers start together; the lock makes the second one wait, then find nothing to do.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE makes a second process wait
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        return
+    with engine.connect() as connection:
+        # Workers start together; the lock makes the second one wait, then find nothing to do. Held by the
+        # session, not a transaction: a migration may commit part-way (0017 fills a big table in batches, each
+        # committed, so no lock is held across the whole fill), and the others must still wait for its end.
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        connection.commit()
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")  # in alembic's own transaction (migrations/env.py)
+        finally:
+            connection.rollback()  # after a failure nothing is left open, so the unlock runs
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            connection.commit()
 
 
 def dialect_insert(session: Session, model):

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, or_, select, type_coerce
+from sqlalchemy import bindparam, func, literal, select, type_coerce
+from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
 from connector.store.db import core_connection, dialect_insert, insert_rows, probe_by_key, probe_rows, session_scope
-from connector.store.tables import JsonDocument, XeroSnapshot
+from connector.store.tables import SEARCH_NAME_TRIGRAM_INDEX, JsonDocument, XeroSnapshot
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class Snapshot:
     fetched_at: datetime
 
 
-_SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "contact_id", "source_updated_at", "payload",
-                     "fetched_at"]
+_SNAPSHOT_COLUMNS = ["connection_id", "resource", "xero_id", "contact_id", "search_number", "search_email",
+                     "search_name", "source_updated_at", "payload", "fetched_at"]
 
 # What the console's record search looks in.
 SEARCHED_RESOURCES = ("contacts", "invoices", "creditnotes", "payments", "overpayments", "prepayments")
@@ -59,11 +60,37 @@ def contact_of(resource: str, payload: dict) -> str | None:
     return contact_in(payload)
 
 
+# The search columns' width; Xero's numbers, emails and names are shorter (https://developer.xero.com/documentation/api/accounting/contacts
+# and /invoices give 255 for Name, EmailAddress and InvoiceNumber).
+SEARCH_KEY_LENGTH = 255
+# The payload field each search column is read from, per resource. Migration 0017 fills existing rows from the same.
+SEARCH_FIELDS = {"invoices": {"search_number": "InvoiceNumber"},
+                 "creditnotes": {"search_number": "CreditNoteNumber"},
+                 "contacts": {"search_email": "EmailAddress", "search_name": "Name"}}
+_NO_SEARCH_KEYS = {"search_number": None, "search_email": None, "search_name": None}
+
+
+def search_key(value: object) -> str | None:
+    """How a searched value and the text searched for are compared: trimmed, case folded."""
+    key = str(value).strip().casefold()[:SEARCH_KEY_LENGTH] if value is not None else ""
+    return key or None
+
+
+def search_keys(resource: str, payload: dict) -> dict[str, str | None]:
+    """The search columns of a record (all three, None where it has none), computed in the upsert's own pass."""
+    fields = SEARCH_FIELDS.get(resource)
+    if fields is None:
+        return _NO_SEARCH_KEYS
+    return {**_NO_SEARCH_KEYS, **{column: search_key(payload.get(name)) for column, name in fields.items()}}
+
+
 def _replace_if_not_newer(statement):
     """``put_if_newer``'s upsert for a batch, returning the ids stored."""
     return statement.on_conflict_do_update(
         index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
         set_={"source_updated_at": statement.excluded.source_updated_at, "contact_id": statement.excluded.contact_id,
+              "search_number": statement.excluded.search_number, "search_email": statement.excluded.search_email,
+              "search_name": statement.excluded.search_name,
               "payload": statement.excluded.payload, "fetched_at": statement.excluded.fetched_at},
         where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
     ).returning(XeroSnapshot.xero_id)
@@ -73,6 +100,7 @@ class SnapshotStore:
     def __init__(self, session_factory: sessionmaker[Session], *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._sessions = session_factory
         self._clock = clock
+        self._has_trigram_index: bool | None = None  # PostgreSQL: learnt on the first search
 
     def put_if_newer(
         self, connection_id: int, resource: str, xero_id: str, *, source_updated_at: datetime, payload: dict
@@ -82,7 +110,7 @@ class SnapshotStore:
         Decimal values in the payload are stored as strings and come back as strings.
         """
         values = {"source_updated_at": source_updated_at, "contact_id": contact_of(resource, payload),
-                  "payload": payload, "fetched_at": self._clock.now()}
+                  **search_keys(resource, payload), "payload": payload, "fetched_at": self._clock.now()}
         with session_scope(self._sessions) as session:
             statement = dialect_insert(session, XeroSnapshot).values(
                 connection_id=connection_id, resource=resource, xero_id=xero_id, **values
@@ -109,7 +137,8 @@ class SnapshotStore:
             return set()
         now = self._clock.now()
         rows = [{"connection_id": connection_id, "resource": resource, "xero_id": xero_id,
-                 "contact_id": contact_of(resource, payload), "source_updated_at": updated, "payload": payload, "fetched_at": now}
+                 "contact_id": contact_of(resource, payload), **search_keys(resource, payload),
+                 "source_updated_at": updated, "payload": payload, "fetched_at": now}
                 for xero_id, (updated, payload) in newest.items()]
         with session_scope(self._sessions) as session:  # one statement for the batch
             return set(insert_rows(session, XeroSnapshot.__table__, _SNAPSHOT_COLUMNS, rows,
@@ -169,9 +198,10 @@ class SnapshotStore:
     def search(self, text: str, *, connection_ids: list[int], limit: int = 20) -> list[Snapshot]:
         """Snapshots a person looks for (the console's record search), at most ``limit``, newest first: the
         record with this Xero id (the unique key's index, per connection and resource), else invoices and
-        credit notes with this number, contacts with this email or whose name contains the text (any case).
-        The second read looks into the payloads, without an index: it stops at ``limit`` matches, and runs on
-        a submitted search, never per keystroke."""
+        credit notes with this number, contacts with this email, and contacts whose name contains the text
+        (PostgreSQL with pg_trgm, from 3 characters) or starts with it (elsewhere), any case. Each is one read
+        of its indexed search column (filled on every upsert, ``search_keys``), at most ``limit`` rows: no
+        payload is read to decide a match, so a search that finds nothing costs a few index probes."""
         text = text.strip()
         if not text or not connection_ids:
             return []
@@ -181,20 +211,33 @@ class SnapshotStore:
                 XeroSnapshot.xero_id == text).limit(limit)).all()
             if by_id:
                 return [_snapshot(row) for row in by_id]
-            lowered = text.lower()
-            pattern = "%" + lowered.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            key = search_key(text)
+            found = {}
+            for matches in (XeroSnapshot.search_number == key, XeroSnapshot.search_email == key,
+                            self._name_match(session, key)):
+                found.update((row.id, row) for row in session.scalars(select(XeroSnapshot).where(
+                    matches, XeroSnapshot.connection_id.in_(connection_ids),
+                ).order_by(XeroSnapshot.source_updated_at.desc()).limit(limit)))
+            newest = sorted(found.values(), key=lambda row: row.source_updated_at, reverse=True)[:limit]
+            return [_snapshot(row) for row in newest]
 
-            def field(name: str):
-                return func.lower(XeroSnapshot.payload[name].as_string())
-
-            rows = session.scalars(select(XeroSnapshot).where(
-                XeroSnapshot.connection_id.in_(connection_ids),
-                or_((XeroSnapshot.resource == "invoices") & (field("InvoiceNumber") == lowered),
-                    (XeroSnapshot.resource == "creditnotes") & (field("CreditNoteNumber") == lowered),
-                    (XeroSnapshot.resource == "contacts") & (field("EmailAddress") == lowered),
-                    (XeroSnapshot.resource == "contacts") & field("Name").like(pattern, escape="\\")),
-            ).order_by(XeroSnapshot.source_updated_at.desc()).limit(limit)).all()
-            return [_snapshot(row) for row in rows]
+    def _name_match(self, session: Session, key: str):
+        """Names containing ``key`` through the trigram index where migration 0017 could make it (a pattern of
+        fewer than 3 characters has no trigram to look up, so it matches a prefix), else names starting with it."""
+        if session.get_bind().dialect.name != "postgresql":
+            # SQLite compares text bytewise (BINARY), so a prefix is a range of its plain index; LIKE would
+            # fold case and skip the index.
+            return (XeroSnapshot.search_name >= key) & (XeroSnapshot.search_name < key + "\U0010ffff")
+        if self._has_trigram_index is None:
+            self._has_trigram_index = session.execute(
+                text_sql("SELECT 1 FROM pg_indexes WHERE indexname = :name"),
+                {"name": SEARCH_NAME_TRIGRAM_INDEX}).first() is not None
+        # Backslash is PostgreSQL's LIKE escape by default; an explicit ESCAPE clause would hide the pattern's
+        # constant prefix from the planner (https://www.postgresql.org/docs/current/functions-matching.html).
+        literal_key = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        if self._has_trigram_index and len(key) >= 3:
+            return XeroSnapshot.search_name.like(f"%{literal_key}%")
+        return XeroSnapshot.search_name.like(f"{literal_key}%")
 
     def get(self, connection_id: int, resource: str, xero_id: str) -> Snapshot | None:
         with session_scope(self._sessions) as session:

@@ -189,6 +189,12 @@ class XeroSnapshot(Base):
         UniqueConstraint("connection_id", "resource", "xero_id", name="uq_xero_snapshots_connection_resource_xero"),
         # A customer's documents, read together for their money figures (SnapshotStore.customer_documents).
         Index("ix_xero_snapshots_contact", "connection_id", "contact_id", "resource"),
+        # The console's record search (SnapshotStore.search), by exact number or email and by a name's prefix
+        # (text_pattern_ops: LIKE 'prefix%' whatever the database's collation). Migration 0017 adds a pg_trgm
+        # index for a part of a name when the extension can be had (SEARCH_NAME_TRIGRAM_INDEX).
+        Index("ix_xero_snapshots_search_number", "search_number", "connection_id"),
+        Index("ix_xero_snapshots_search_email", "search_email", "connection_id"),
+        Index("ix_xero_snapshots_search_name", "search_name", postgresql_ops={"search_name": "text_pattern_ops"}),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -199,7 +205,16 @@ class XeroSnapshot(Base):
     contact_id: Mapped[str | None] = mapped_column(String(64))
     source_updated_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]]
+    # What the console's search matches, case folded, from the payload on every upsert (snapshots.search_keys):
+    # an invoice's or credit note's number, a contact's email and name.
+    search_number: Mapped[str | None] = mapped_column(String(255))
+    search_email: Mapped[str | None] = mapped_column(String(255))
+    search_name: Mapped[str | None] = mapped_column(String(255))
     fetched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Created by migration 0017 only where pg_trgm could be had (so not in the models): a part of a contact's name.
+SEARCH_NAME_TRIGRAM_INDEX = "ix_xero_snapshots_search_name_trgm"
 
 
 class InvoiceDeal(Base):

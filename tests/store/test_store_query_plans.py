@@ -334,3 +334,51 @@ def test_the_hourly_chart_counts_read_the_audit_trail_through_the_created_at_ind
     [(statement, nodes)] = plans
     assert not [n for n in nodes if n.startswith("Seq Scan audit_events")], f"{statement}\n-> {nodes}"
     assert any("ix_audit_events_created_at" in n for n in nodes), f"{statement}\n-> {nodes}"
+
+
+def test_the_record_search_reads_snapshots_only_through_its_search_indexes(history_store, pg_database_url) -> None:
+    """The console's search on an organisation of 20,000 contacts and 40,000 invoices: by number, email and a
+    part of a name (pg_trgm), and by a name's prefix where the trigram index is missing, each an index read."""
+    store, connection_id = history_store
+    with psycopg.connect(pg_database_url) as conn:
+        with conn.cursor() as cur:
+            with cur.copy("COPY xero_snapshots (connection_id, resource, xero_id, search_email, search_name, "
+                          "source_updated_at, payload, fetched_at) FROM STDIN") as copy:
+                for n in range(20_000):
+                    copy.write_row((connection_id, "contacts", f"c-{n}", f"ap{n}@x.example", f"customer {n} ltd",
+                                    NOW, '{"ContactID": "c"}', NOW))
+            cur.execute("UPDATE xero_snapshots SET search_number = 'inv-' || substr(xero_id, 3)"
+                        " WHERE resource = 'invoices'")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("ANALYZE xero_snapshots")
+
+    def searches():
+        assert [s.xero_id for s in store.snapshots.search("INV-123", connection_ids=[connection_id])] == ["x-123"]
+        assert [s.xero_id for s in store.snapshots.search("AP77@x.example", connection_ids=[connection_id])] == ["c-77"]
+        assert [s.xero_id for s in store.snapshots.search("mer 12345 l", connection_ids=[connection_id])] == ["c-12345"]
+        assert store.snapshots.search("nobody at all", connection_ids=[connection_id]) == []
+
+    searched = [(statement, nodes) for statement, nodes in plans_of_statements(store, searches)
+                if "search_" in statement.split("WHERE", 1)[-1]]
+    assert len(searched) == 12  # number, email, name: for each of the four searches
+    for statement, nodes in searched:
+        assert not [n for n in nodes if n.startswith("Seq Scan xero_snapshots")], f"{statement}\n-> {nodes}"
+        condition = statement.split("WHERE", 1)[1]
+        column = next(c for c in ("search_number", "search_email", "search_name") if f"xero_snapshots.{c}" in condition)
+        index = {"search_number": "ix_xero_snapshots_search_number", "search_email": "ix_xero_snapshots_search_email",
+                 "search_name": "ix_xero_snapshots_search_name_trgm"}[column]
+        assert any(index in n for n in nodes), f"{statement}\n-> {nodes}"
+
+    # Without pg_trgm's index (the extension could not be created): a prefix, on the text_pattern_ops btree.
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_xero_snapshots_search_name_trgm")
+    fallback = Store(store.engine)
+    assert [s.xero_id for s in fallback.snapshots.search("Customer 12345", connection_ids=[connection_id])] == [
+        "c-12345"]
+    assert fallback.snapshots.search("mer 12345", connection_ids=[connection_id]) == []
+    [(statement, nodes)] = [(s, n) for s, n in plans_of_statements(
+        store, lambda: fallback.snapshots.search("customer 1", connection_ids=[connection_id]))
+        if "search_name" in s.split("WHERE", 1)[-1]]
+    assert not [n for n in nodes if n.startswith("Seq Scan xero_snapshots")], f"{statement}\n-> {nodes}"
+    assert any(n.endswith(" ix_xero_snapshots_search_name") for n in nodes), f"{statement}\n-> {nodes}"

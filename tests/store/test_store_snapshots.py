@@ -114,11 +114,45 @@ def test_search_finds_by_id_number_email_or_part_of_a_name_at_most_limit(store: 
         return [s.xero_id for s in snapshots.search(text, connection_ids=[connection_id], **options)]
 
     assert found("i-1") == ["i-1"]
-    assert found("inv-0042") == ["i-1"] and found("INV-004") == []
-    assert found("CN-7") == ["n-1"]
-    assert found("ap@x.example") == ["c-1"]
+    assert found("inv-0042") == ["i-1"] and found(" INV-0042 ") == ["i-1"] and found("INV-004") == []
+    assert found("CN-7") == ["n-1"] and found("cn-7") == ["n-1"]
+    assert found("ap@x.example") == ["c-1"] and found("AP@Y.EXAMPLE") == ["c-2"] and found("ap@") == []
     assert found("harbour") == ["c-2", "c-1"]  # newest first
     assert found("harbour", limit=1) == ["c-2"]
-    assert found("100%") == ["c-1"] and found("r_i") == [] and found("s_l") == ["c-1"]  # LIKE wildcards are literal
+    assert found("HARBOUR 100%") == ["c-1"] and found("harbour%side") == []  # LIKE wildcards are literal
+    assert found("harbou_") == [] and found("ha") == ["c-2", "c-1"]
     assert found("  ") == [] and snapshots.search("harbour", connection_ids=[]) == []
+    if store.engine.dialect.name == "postgresql":  # pg_trgm: a part of a name (from 3 characters)
+        assert found("lights") == ["c-1"] and found("100%") == ["c-1"]
+        assert found("s_l") == ["c-1"] and found("r_i") == []  # LIKE wildcards are literal
+        assert found("side") == ["c-2"] and found("bou") == ["c-2", "c-1"]
+    else:  # SQLite: a prefix
+        assert found("lights") == [] and found("side") == []
     assert snapshots.search("harbour", connection_ids=[connection_id + 1]) == []
+
+
+def test_search_keys_follow_every_upsert_single_or_batched(store: Store, connection_id: int) -> None:
+    snapshots = store.snapshots
+
+    def found(text: str) -> list[str]:
+        return [s.xero_id for s in snapshots.search(text, connection_ids=[connection_id])]
+
+    snapshots.put_many_if_newer(connection_id, "contacts", [
+        ("c-1", T0, {"ContactID": "c-1", "Name": "Kea Traders", "EmailAddress": "kea@x.example"}),
+        ("c-2", T0, {"ContactID": "c-2", "Name": "Tui Ltd"})])
+    snapshots.put_many_if_newer(connection_id, "invoices", [("i-1", T0, {"InvoiceID": "i-1", "InvoiceNumber": "INV-1"})])
+    assert found("kea") == ["c-1"] and found("kea@x.example") == ["c-1"] and found("inv-1") == ["i-1"]
+
+    # Renamed, re-addressed, renumbered: the old keys no longer find them, the new ones do.
+    snapshots.put_if_newer(connection_id, "contacts", "c-1", source_updated_at=T0 + timedelta(seconds=1),
+                           payload={"ContactID": "c-1", "Name": "Kereru Traders"})
+    snapshots.put_many_if_newer(connection_id, "invoices", [("i-1", T0 + timedelta(seconds=1),
+                                                             {"InvoiceID": "i-1", "InvoiceNumber": "INV-2"})])
+    assert found("kea") == [] and found("kea@x.example") == [] and found("inv-1") == []
+    assert found("kereru") == ["c-1"] and found("INV-2") == ["i-1"]
+    # An older version offered later changes nothing, keys included.
+    snapshots.put_if_newer(connection_id, "contacts", "c-1", source_updated_at=T0, payload={"Name": "Kea Traders"})
+    assert found("kea") == [] and found("kereru") == ["c-1"]
+    # A payment's or contact's number field is not a document number.
+    snapshots.put_if_newer(connection_id, "payments", "p-1", source_updated_at=T0, payload={"InvoiceNumber": "INV-9"})
+    assert found("inv-9") == []
