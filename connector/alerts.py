@@ -87,6 +87,9 @@ class Facts:
     heartbeats: dict[str, float | None] = field(default_factory=dict)  # role -> epoch seconds of its last beat
     public_url: str = ""
     open_incidents: frozenset[str] = frozenset()  # keys of the incidents open now (IncidentBook)
+    # Since when the evaluating process (beat) has been watching: a role never seen for longer than the
+    # silence threshold since then never started (a worker not scaled up, crashing at start).
+    watching_since: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -189,9 +192,21 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
                 fix=f"{console}/"))
     for role in WATCHED_ROLES:
         seen = facts.heartbeats.get(role)
-        # Never seen: no process of this version ran the role yet (a first deploy, or the embedded mode,
-        # whose one process has no separate beat); only a role that stopped is an incident.
-        if seen is None or facts.now.timestamp() - seen <= thresholds.silence:
+        if seen is None:
+            # Never seen: not an incident while the evaluator itself has just started (a first deploy starts
+            # its processes side by side; the embedded mode has no separate beat and passes no start), but
+            # one once it has watched for longer than the silence threshold.
+            watching = facts.watching_since
+            if watching is None or (facts.now - watching).total_seconds() <= thresholds.silence:
+                continue
+            found.append(Condition(
+                key=f"{SILENT}:{role}", kind=SILENT, since=watching,
+                title=f"no {role} has run: no heartbeat since {_iso(watching)}, when beat started watching",
+                detail=(f"a {role} has never sent a heartbeat to this Redis; check that its process is deployed "
+                        "(scaled up) and that its log shows it starting"),
+                fix=f"connector {role}"))
+            continue
+        if facts.now.timestamp() - seen <= thresholds.silence:
             continue
         last = datetime.fromtimestamp(seen, tz=timezone.utc)
         found.append(Condition(
@@ -375,7 +390,7 @@ def _text(value: Any) -> str:
 
 
 def gather_facts(*, store: Any, credentials: Any, budget_ledger: Any, heartbeats: Any, thresholds: Thresholds,
-                 public_url: str) -> Facts:
+                 public_url: str, watching_since: datetime | None = None) -> Facts:
     """What ``evaluate`` needs, from the store, the ledger and the heartbeats: a handful of queries per
     connection, no call to Xero or Zoho."""
     from connector.store.parked import NEEDS_REAUTH as PARKED_NEEDS_REAUTH
@@ -402,7 +417,8 @@ def gather_facts(*, store: Any, credentials: Any, budget_ledger: Any, heartbeats
                 budget_day_limit=budget.day_limit, budget_used_today=budget.used_today,
                 budget_projected_today=budget.projected_today)
         connections.append(ConnectionFacts(**facts))
-    return Facts(now=now, connections=tuple(connections), heartbeats=heartbeats.last_seen(), public_url=public_url)
+    return Facts(now=now, connections=tuple(connections), heartbeats=heartbeats.last_seen(), public_url=public_url,
+                 watching_since=watching_since)
 
 
 def check_alerts(*, book: IncidentBook, channels: dict[str, Send], thresholds: Thresholds,

@@ -33,10 +33,22 @@ log = logging.getLogger(__name__)
 # lookups_edited); Zoho's notifications support the module (enable page above lists Invoices).
 WATCHED_MODULES = ("Contacts", "Accounts", "Invoices")
 WATCHED_EVENTS = [f"{module}.edit" for module in WATCHED_MODULES]
-# Deals: watched (edits and creations) only where won deals become Xero invoices (mapping.yaml
-# won_deals.enabled): otherwise every deal edit, our own figures' writes included, would be a notification
-# to take in for nothing.
+# Deals: watched (edits and creations) only where a deal's stage makes something in Xero: won deals become
+# Xero invoices (mapping.yaml won_deals.enabled), or a deal reaching a stage brings its Account to Xero
+# (create_in_xero.deal_stages). Otherwise every deal edit, our own figures' writes included, would be a
+# notification to take in for nothing.
 DEALS_MODULE = "Deals"
+
+
+def watches_deals(config: Any) -> bool:
+    """Whether mapping.yaml (a SyncConfig) needs the Deals notifications: the one place that decides."""
+    return bool(config.won_deal_invoices or (config.creates_in_xero("Accounts") and config.create_deal_stages))
+
+
+def watch_options(config: Any) -> dict[str, Any]:
+    """``ensure_channel``'s and ``renew_channels``' watched-event options for this mapping.yaml: switching an
+    option on enables the channel again with its events at the next connect or renewal."""
+    return {"with_deals": watches_deals(config), "create_modules": tuple(config.create_modules)}
 
 
 def watched_modules(zoho: Any, *, with_deals: bool = False) -> tuple[str, ...]:

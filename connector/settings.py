@@ -329,6 +329,8 @@ class Settings:
     max_webhook_bytes: int = 1_000_000
     # Seconds a worker trusts its cached read of a Zoho org's modules and fields (ZOHO_ORG_TTL).
     zoho_org_ttl: float = 3600.0
+    # How long Zoho work waits after a 429 (Zoho sends no Retry-After): connector/zoho/hooks.py.
+    zoho_rate_limit_wait: float = 30.0
     # Our own Xero governor's per-tenant minute and in-flight bounds. Xero's are 60 and 5
     # (https://developer.xero.com/documentation/oauth2/limits); only a sandbox with relaxed limits
     # (benchmarks) sets them higher.
@@ -480,6 +482,7 @@ class Settings:
             xero_sweep_hour=parse_hour("XERO_SWEEP_HOUR", env["XERO_SWEEP_HOUR"]) if env.get("XERO_SWEEP_HOUR") else
             cls.xero_sweep_hour,
             zoho_org_ttl=duration("ZOHO_ORG_TTL", cls.zoho_org_ttl),
+            zoho_rate_limit_wait=duration("ZOHO_RATE_LIMIT_WAIT", cls.zoho_rate_limit_wait),
             lease_seconds=duration("CONNECTOR_LEASE_SECONDS", cls.lease_seconds),
             sweep_interval=duration("CONNECTOR_SWEEP_INTERVAL", cls.sweep_interval),
             visibility_timeout=duration("CELERY_VISIBILITY_TIMEOUT", cls.visibility_timeout),

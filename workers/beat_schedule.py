@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from celery.beat import PersistentScheduler
@@ -24,6 +26,7 @@ ALERT_INTERVAL_SECONDS = 60.0
 class DataDirScheduler(PersistentScheduler):
     _alerts_checked_at: float | None = None
     _alerts_thread: threading.Thread | None = None
+    _watching_since: datetime | None = None  # beat's first tick: a worker never seen since then is reported
 
     def _open_schedule(self):
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +47,8 @@ def beat_alive_and_check_alerts(holder, *, in_background: bool = False) -> None:
     try:
         deps = get_deps()
         deps.heartbeats.beat(BEAT)
+        if holder._watching_since is None:
+            holder._watching_since = deps.clock.now()
         now = deps.clock.monotonic()
         if holder._alerts_checked_at is not None and now - holder._alerts_checked_at < ALERT_INTERVAL_SECONDS:
             return
@@ -51,9 +56,10 @@ def beat_alive_and_check_alerts(holder, *, in_background: bool = False) -> None:
             return
         holder._alerts_checked_at = now
         if in_background:
-            holder._alerts_thread = threading.Thread(target=deps.check_alerts, name="alerts", daemon=True)
+            holder._alerts_thread = threading.Thread(target=partial(deps.check_alerts, holder._watching_since),
+                                                     name="alerts", daemon=True)
             holder._alerts_thread.start()
         else:
-            deps.check_alerts()
+            deps.check_alerts(holder._watching_since)
     except Exception as exc:  # Redis or the database out of reach: the schedule goes on, next tick retries
         log.warning("beat.heartbeat_failed", extra={"error": type(exc).__name__, "retry": "next tick"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 
 from connector import metrics
@@ -101,14 +102,15 @@ class Deps:
     def alert_channels(self) -> dict:
         return channels_from_settings(self.settings)
 
-    def check_alerts(self) -> TickReport | None:
-        """One alert evaluation over what this process's collaborators read (connector/alerts.py); never raises."""
+    def check_alerts(self, watching_since: datetime | None = None) -> TickReport | None:
+        """One alert evaluation over what this process's collaborators read (connector/alerts.py); never raises.
+        ``watching_since``: when the evaluating process (beat) started, so a role never seen since is reported."""
         thresholds = Thresholds.of(self.settings)
         return check_alerts(
             book=self.incident_book, channels=self.alert_channels, thresholds=thresholds,
             facts=lambda: gather_facts(store=self.store, credentials=self.credentials, budget_ledger=self.budget_ledger,
                                        heartbeats=self.heartbeats, thresholds=thresholds,
-                                       public_url=self.settings.public_url))
+                                       public_url=self.settings.public_url, watching_since=watching_since))
 
     @cached_property
     def schedule_state(self) -> ScheduleState:
@@ -188,15 +190,15 @@ class Deps:
         return f"{self.settings.public_url}/webhooks/zoho"
 
     def zoho_client_for(self, connection_id: int) -> ZohoClient:
-        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection_id))
+        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection_id),
+                          rate_limit_wait=self.settings.zoho_rate_limit_wait)
 
     def ensure_zoho_channel(self, owner_connection_id: int):
-        from connector.channels import ensure_channel
+        from connector.channels import ensure_channel, watch_options
 
         return ensure_channel(owner_connection_id, zoho=self.zoho_client_for(owner_connection_id),
                               channels=self.store.channels, credentials=self.credentials,
-                              notify_url=self.zoho_notify_url, with_deals=self.sync_config.won_deal_invoices,
-                              create_modules=self.sync_config.create_modules)
+                              notify_url=self.zoho_notify_url, **watch_options(self.sync_config))
 
     def connector(self):
         """The connect flows (CLI and the receiver's /oauth routes), wired to set up the Zoho channel
@@ -225,7 +227,8 @@ class Deps:
         )
 
     def zoho_client(self, connection: ConnectionInfo) -> ZohoClient:
-        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id))
+        return ZohoClient(session=self.http, tokens=self.zoho_tokens(connection.id),
+                          rate_limit_wait=self.settings.zoho_rate_limit_wait)
 
     # -- the user's sync config and each Zoho org's capabilities --------------------------------
 

@@ -9,7 +9,7 @@ import logging
 from connector import connect, parking, queues
 from connector.call_purpose import WEBHOOK_FETCH
 from connector.http import call_purpose
-from connector.channels import renew_channels
+from connector.channels import renew_channels, watch_options
 from connector.connect import BEAT_REFRESH_MARGIN_SECONDS, refresh_expiring_tokens
 from connector.errors import InvalidArgument
 from connector.pipeline import xero_in
@@ -53,8 +53,7 @@ def renew_zoho_channels(self) -> int:
     outcomes = renew_channels(
         zoho_for=deps.zoho_client_for, channels=deps.store.channels, credentials=deps.credentials,
         notify_url=deps.zoho_notify_url, enqueue=enqueue_zoho_notification,
-        with_deals=deps.sync_config.won_deal_invoices,
-        create_modules=deps.sync_config.create_modules,
+        **watch_options(deps.sync_config),
     )
     failed = {o.connection_id: o.error for o in outcomes if o.action == "failed"}
     for connection_id, error in failed.items():

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from connector.call_purpose import WRITE_BACK
+from connector.call_purpose import CRM_CREATE, WRITE_BACK
+from connector.channels import watches_deals
 from connector.http import call_purpose
 from connector import logs, queues
 from connector.backoff import backoff_delay
@@ -18,7 +19,13 @@ from connector.parking import Redrive, park_backoff, zoho_resource
 from connector.pipeline import from_zoho, to_zoho, xero_in
 from connector.pipeline.common import RECORD_TYPES
 from connector.pipeline.deals import DealSync
-from connector.pipeline.to_xero.contacts import ContactCreation, ensure_xero_contact
+from connector.pipeline.to_xero.contacts import (
+    CREATED,
+    DEAL_STAGE_FIELDS,
+    ContactCreation,
+    accounts_at_deal_stage,
+    ensure_xero_contact,
+)
 from connector.pipeline.to_xero import deals as won_deals
 from connector.pipeline.to_xero.deals import WonDealInvoices
 from connector.store import audit as stages
@@ -232,7 +239,7 @@ def ingest_zoho_notification(self, connection_id: int, notification: dict) -> in
     if connection is None:
         return 0
     if module == "Deals":
-        return _take_in_won_deals(self, deps, connection, ids, notification, operation, redrive)
+        return _take_in_deals(self, deps, connection, ids, notification, operation, redrive)
     if module == "Invoices":
         # Nothing on an invoice travels to Xero; a person's change of its Deal lookup is the manual link.
         if operation != "update":
@@ -283,13 +290,69 @@ def make_contact_creation(deps, connection, *, task_id: str | None = None) -> Co
         today=lambda: deps.clock.now().date(), task_id=task_id, org_fields=deps.zoho_org(connection).fields)
 
 
-def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], notification: dict, operation: str,
-                       redrive: Redrive | None) -> int:
-    """Deals edited in Zoho: a deal entering its won stage becomes one Xero invoice (mapping.yaml won_deals).
-    A deal whose account is not a Xero contact yet waits, parked, and is looked at again when it resumes."""
-    if not deps.sync_config.won_deal_invoices or operation not in ("update", "insert"):
+def _take_in_deals(task: ConnectorTask, deps, connection, ids: list[str], notification: dict, operation: str,
+                   redrive: Redrive | None) -> int:
+    """Deals edited or created in Zoho. The one place deciding what a deal's stage does: a deal in its won
+    stage is the won-deal path's (an invoice; its account's Xero contact ensured there, mapping.yaml
+    won_deals); any other deal standing in one of create_in_xero.deal_stages brings its Account to Xero."""
+    config = deps.sync_config
+    if not watches_deals(config) or operation not in ("update", "insert"):
         log.info("zoho.deals.ignored", extra={"id_count": len(ids), "operation": operation})
         return 0
+    done, not_won = 0, None
+    if config.won_deal_invoices:
+        outcome = _take_in_won_deals(task, deps, connection, ids, notification, redrive)
+        if outcome is None:
+            return 0
+        done, not_won = len(outcome.created), outcome.not_won
+    if not (config.creates_in_xero("Accounts") and config.create_deal_stages):
+        return done
+    try:
+        return done + _accounts_at_deal_stage(task, deps, connection, [i for i in ids if i.isdigit()], not_won,
+                                              notification)
+    except Exception as exc:
+        def split(part: list[str], countdown: float) -> None:
+            ingest_zoho_notification.apply_async(args=[connection.id, {**notification, "ids": part}],
+                                                 countdown=countdown, retries=task.request.retries + 1,
+                                                 queue=queues.ZOHO_QUEUE)
+
+        task.retry_or_fail(exc, connection_id=connection.id, record_type="Deals", record_ids=ids, redrive=redrive,
+                           split=split)
+        return 0
+
+
+def _accounts_at_deal_stage(task: ConnectorTask, deps, connection, ids: list[str], deals: dict | None,
+                            notification: dict) -> int:
+    """create_in_xero.deal_stages: each deal standing in one of the stages brings its Account to Xero through
+    ensure_xero_contact (its lock, id link, matching, review and filter, not forced). Reading the deals costs
+    one Zoho call (none when the won path read them); an Account already linked costs no call at all."""
+    if deals is None:
+        with call_purpose(CRM_CREATE):
+            zoho = deps.zoho_client(connection)
+            deals = {str(d["id"]): d for d in zoho.get_records("Deals", ids, DEAL_STAGE_FIELDS)} if ids else {}
+    accounts = accounts_at_deal_stage(deals.values(), deps.sync_config)
+    if not accounts:
+        return 0
+    # One Zoho org, several Xero tenants: an Account another of them links is in Xero already.
+    mine = from_zoho.route_by_link(connection.id, "Accounts", list(accounts), links=deps.store.links,
+                                   sharing=deps.credentials.sharing(connection.id, "zoho")).get(connection.id, [])
+    parts = make_contact_creation(deps, connection, task_id=task.request.id) if mine else None
+    created = 0
+    for account_id in mine:
+        outcome = ensure_xero_contact(parts, connection.id, "Accounts", account_id, sync_id=notification.get("sync_id"),
+                                      reason=f"deal {accounts[account_id]} reached its stage (create_in_xero.deal_stages)")
+        created += outcome.status == CREATED
+    log.info("zoho.deals.accounts_at_stage", extra={"connection_id": connection.id, "id_count": len(ids),
+                                                    "accounts": len(accounts), "created": created,
+                                                    "sync_id": notification.get("sync_id")})
+    return created
+
+
+def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], notification: dict,
+                       redrive: Redrive | None) -> won_deals.WonDealOutcome | None:
+    """A deal entering its won stage becomes one Xero invoice (mapping.yaml won_deals). A deal whose account
+    is not a Xero contact yet waits, parked, and is looked at again when it resumes. None: it failed (retried
+    or recorded)."""
     org = deps.zoho_org(connection)
     won = WonDealInvoices(
         connection_id=connection.id, zoho=deps.zoho_client(connection),
@@ -311,7 +374,7 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
 
         task.retry_or_fail(exc, connection_id=connection.id, record_type=won_deals.RECORD_TYPE, record_ids=ids,
                            redrive=redrive, split=split)
-        return 0
+        return None
     waiting = dict(outcome.waiting)
     if waiting and not notification.get("forwarded"):
         # One Zoho org, several Xero tenants: the deal belongs to the tenant whose contact its account is.
@@ -332,7 +395,7 @@ def _take_in_won_deals(task: ConnectorTask, deps, connection, ids: list[str], no
             detail={"reason": won_deals.WAITING_REASON, "accounts": sorted(set(waiting.values()))})
     log.info("zoho.deals.taken_in", extra={"created": len(outcome.created), "waiting": len(outcome.waiting),
                                            "failed": len(outcome.failed), "reported": len(outcome.reported)})
-    return len(outcome.created)
+    return outcome
 
 
 def _account_owners(deps, connection_id: int, accounts: dict[str, str]) -> dict[int, list[str]]:

@@ -15,7 +15,7 @@ import requests
 
 from connector.errors import ApiError, RecordRejected
 from connector.http import DEFAULT_TIMEOUT, RequestPipeline
-from connector.zoho.hooks import ZohoApiHooks, describe_zoho_error
+from connector.zoho.hooks import RATE_LIMIT_RETRY_AFTER, ZohoApiHooks, describe_zoho_error
 
 if TYPE_CHECKING:
     from connector.zoho.auth import ZohoTokenSource
@@ -95,8 +95,10 @@ def _chunks(values: Sequence[Any], size: int) -> Iterator[tuple[int, list[Any]]]
 
 
 class ZohoClient:
-    def __init__(self, *, session: requests.Session, tokens: "ZohoTokenSource") -> None:
-        self._pipeline = RequestPipeline(session, ZohoApiHooks(tokens), tokens=tokens)
+    def __init__(self, *, session: requests.Session, tokens: "ZohoTokenSource",
+                 rate_limit_wait: float = RATE_LIMIT_RETRY_AFTER) -> None:
+        self._pipeline = RequestPipeline(session, ZohoApiHooks(tokens, rate_limit_wait=rate_limit_wait),
+                                         tokens=tokens)
 
     def __repr__(self) -> str:
         return "ZohoClient()"

@@ -17,7 +17,8 @@ from connector.errors import ApiError, ConnectorError, NeedsReauth, RateLimited,
 from connector.http import VendorHooks, body_excerpt, json_body
 from connector.json_codec import loads_from_api
 
-# Zoho sends no Retry-After on 429 (limits page above); concurrency clears in seconds, credits are the task's problem.
+# Zoho sends no Retry-After on 429 (limits page above); concurrency clears in seconds, credits are the task's
+# problem. The default wait; ZOHO_RATE_LIMIT_WAIT (Settings.zoho_rate_limit_wait) sets it.
 RATE_LIMIT_RETRY_AFTER = 30.0
 # "Access Denied" = more than 10 token requests in 10 minutes (token limits page above); a minute lets the window move.
 THROTTLE_RETRY_AFTER = 60.0
@@ -68,8 +69,9 @@ class ZohoApiHooks(VendorHooks):
     vendor = "zoho"
     status_errors = {401: Unauthorized}
 
-    def __init__(self, tokens: Any = None) -> None:
+    def __init__(self, tokens: Any = None, *, rate_limit_wait: float = RATE_LIMIT_RETRY_AFTER) -> None:
         self._tokens = tokens  # with a token source, targets are paths under its data centre's API
+        self._rate_limit_wait = rate_limit_wait
 
     def url(self, target: str) -> str:
         if self._tokens is None:
@@ -100,7 +102,7 @@ class ZohoApiHooks(VendorHooks):
         return None
 
     def retry_after(self, response: requests.Response, body: Any) -> float:
-        return RATE_LIMIT_RETRY_AFTER
+        return self._rate_limit_wait
 
     def rate_problem(self, response: requests.Response, body: Any) -> str | None:
         return _code(body) or None

@@ -226,6 +226,20 @@ def test_request_level_errors(client, http, status, code, error):
         assert raised.value.status == status
 
 
+def test_a_429_parks_the_work_for_the_configured_wait(session, zoho_tokens, http, monkeypatch):
+    from connector.settings import Settings
+
+    monkeypatch.setenv("ZOHO_RATE_LIMIT_WAIT", "5s")
+    wait = Settings.from_env().zoho_rate_limit_wait
+    assert wait == 5.0 and Settings().zoho_rate_limit_wait == 30.0  # Zoho sends no Retry-After: ours
+    http.post(CRM + "/Widgets/upsert", status=429,
+              json={"code": "TOO_MANY_REQUESTS", "details": {}, "message": "too many requests", "status": "error"})
+    with pytest.raises(RateLimited) as raised:
+        ZohoClient(session=session, tokens=zoho_tokens, rate_limit_wait=wait).upsert(
+            "Widgets", [{"Name": "x"}], duplicate_check_fields=["Name"])
+    assert raised.value.retry_after == 5.0
+
+
 def test_a_write_that_adds_or_deletes_lines_is_not_replayed_on_a_read_timeout(client, http):
     import requests
 

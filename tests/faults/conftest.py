@@ -24,6 +24,8 @@ _names = itertools.count(1)
 # kills a process waits seconds, not the production minutes: a dead worker's claim lapses after
 # LEASE_SECONDS, beat sweeps every SWEEP_SECONDS, and a dead parent's messages return after VISIBILITY_SECONDS.
 LEASE_SECONDS, SWEEP_SECONDS, VISIBILITY_SECONDS = 15, 5, 45
+# and a Zoho 429 parks the work for ZOHO_RATE_LIMIT_WAIT seconds instead of the production 30.
+ZOHO_RATE_LIMIT_WAIT = 5
 # How long orphaned work may take to come back: a lease plus a sweep, or the visibility timeout, with
 # slack for a busy machine (and for the retries a fault adds on top).
 RECOVERY_SECONDS = 150.0
@@ -46,7 +48,7 @@ def stack(pg_admin, tmp_path_factory):
             "REDIS_URL": redis.url, "CELERY_BROKER_URL": redis.url,
             "CONNECTOR_PUBLIC_URL": f"http://127.0.0.1:{receiver_port}", "XERO_BATCH_WINDOW": "0.5", "LOG_FORMAT": "text",
             "CONNECTOR_LEASE_SECONDS": str(LEASE_SECONDS), "CONNECTOR_SWEEP_INTERVAL": str(SWEEP_SECONDS),
-            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
+            "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS), "ZOHO_RATE_LIMIT_WAIT": str(ZOHO_RATE_LIMIT_WAIT),
         }
         stack = Stack(workdir=workdir, redis=redis, database_url=database_url,
                       database_name=database_url.rsplit("/", 1)[1], sandbox=sandbox, control=control, env=env,

@@ -103,9 +103,12 @@ def test_the_fault_suite_s_invariant_catches_a_deal_invoiced_twice_and_a_won_dea
     once = [{"Type": "ACCREC", "Status": "DRAFT", "Reference": "d-1"},
             {"Type": "ACCREC", "Status": "VOIDED", "Reference": "d-1"},  # voided by a person: not counted
             {"Type": "ACCREC", "Status": "AUTHORISED", "Reference": "PO for deal d-2"}]
-    assert _won_deal_problems(once, accounts, deals, "Closed Won") == []
+    assert _won_deal_problems(once, accounts, deals, "Closed Won", "DRAFT") == []
     twice = once + [{"Type": "ACCREC", "Status": "DRAFT", "Reference": "d-1"}]
-    assert _won_deal_problems(twice, accounts, deals, None) == ["deal d-1 (Closed Won) has 2 Xero invoices made for it"]
-    assert _won_deal_problems(once[1:], accounts, deals, "Closed Won") == [
+    assert _won_deal_problems(twice, accounts, deals, None, "DRAFT") == [
+        "deal d-1 (Closed Won) has 2 Xero invoices made for it"]
+    assert _won_deal_problems(once[1:], accounts, deals, "Closed Won", "DRAFT") == [
         "deal d-1 (Closed Won) has 0 Xero invoices made for it"]
-    assert _won_deal_problems(once[1:], accounts, deals, None) == []  # won deals not invoiced here
+    assert _won_deal_problems(once[1:], accounts, deals, None, "DRAFT") == []  # won deals not invoiced here
+    assert _won_deal_problems(once, accounts, deals, "Closed Won", "AUTHORISED") == [
+        "deal d-1: its Xero invoice is DRAFT, not AUTHORISED"]

@@ -210,17 +210,39 @@ def test_a_failed_delivery_is_logged_once_and_sent_next_tick_to_that_channel_onl
     assert "connector connect xero" in webhook.bodies[0]["text"]
 
 
+class BeatScheduler:
+    """What beat_alive_and_check_alerts keeps on the scheduler (workers/beat_schedule.DataDirScheduler)."""
+    _alerts_checked_at = None
+    _alerts_thread = None
+    _watching_since = None
+
+
+def test_beat_reports_a_worker_that_never_started_once_it_has_watched_longer_than_the_silence(alerting, catchers,
+                                                                                              clock):
+    webhook, _ = catchers
+    deps = alerting.deps
+    scheduler = BeatScheduler()
+    started = clock.time()
+    while clock.time() - started <= deps.settings.alert_silence:  # no worker anywhere, yet: it may be starting
+        beat_alive_and_check_alerts(scheduler)
+        clock.advance(60)
+    assert webhook.events() == []
+    beat_alive_and_check_alerts(scheduler)
+    assert webhook.events() == [("opened", "silent:worker")]
+    assert "connector worker" in webhook.bodies[0]["text"]
+    deps.heartbeats.beat(WORKER)  # the worker starts
+    clock.advance(60)
+    beat_alive_and_check_alerts(scheduler)
+    assert webhook.events()[-1] == ("resolved", "silent:worker")
+
+
 def test_beat_ticks_write_its_heartbeat_and_evaluate_once_a_minute(alerting, catchers, clock):
     webhook, _ = catchers
     deps, cid = alerting.deps, alerting.connection_id
     deps.heartbeats.beat(WORKER)
     fail_records(deps, cid, 12)
 
-    class Scheduler:
-        _alerts_checked_at = None
-        _alerts_thread = None
-
-    scheduler = Scheduler()
+    scheduler = BeatScheduler()
     beat_alive_and_check_alerts(scheduler)
     assert deps.heartbeats.last_seen()[BEAT] == clock.time()
     assert webhook.events() == [("opened", f"failures:{cid}")]

@@ -3,6 +3,8 @@ alerts, the heartbeats, and the incident book on a real Redis (two evaluators ra
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -124,6 +126,20 @@ def test_a_silent_worker_or_beat_but_not_one_never_seen():
                                                                          None)
     assert "10 min" in worker.title
     assert evaluate(facts(healthy(), heartbeats={WORKER: None, BEAT: None, RECEIVER: None}), THRESHOLDS) == []
+
+
+def test_a_worker_never_seen_since_beat_started_watching_longer_than_the_silence_is_an_incident():
+    never_seen = {WORKER: None, BEAT: NOW.timestamp(), RECEIVER: None}
+
+    def evaluated(watching_for: float):
+        return evaluate(replace(facts(healthy(), heartbeats=never_seen),
+                                watching_since=NOW - timedelta(seconds=watching_for)), THRESHOLDS)
+
+    assert evaluated(600) == []  # beat has only just started: the worker may still be starting
+    worker = only(evaluated(601))
+    assert (worker.kind, worker.key, worker.fix) == (SILENT, "silent:worker", "connector worker")
+    assert worker.since == NOW - timedelta(seconds=601) and "no heartbeat since" in worker.title
+    assert "never" in worker.detail
 
 
 def test_a_disabled_connection_is_not_watched():

@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from connector.channels import ensure_channel, renew_channels
+from connector.channels import ensure_channel, renew_channels, watch_options
 from connector.errors import ConfigError, TransientError
 from connector.mapping import zoho_fields as zf
 from connector.mapping.xero_new_contact import xero_contact_for_account
@@ -299,3 +299,95 @@ def test_invalid_create_in_xero_config_is_a_clear_error():
     config = parse_sync_config("create_in_xero: {modules: [Accounts], account_types: [Customer]}")
     assert config.creates_in_xero("Accounts") and not config.creates_in_xero("Contacts")
     assert not parse_sync_config("").creates_in_xero("Accounts")
+
+
+@pytest.fixture
+def at_stage(creating):
+    """Accounts become Xero contacts once one of their deals reaches Closed Won (won-deal invoices off)."""
+    creating.deps.sync_config = dataclasses.replace(creating.deps.sync_config, create_deal_stages=("Closed Won",))
+    return creating
+
+
+def _deal(picture, account_id, stage="Qualification"):
+    return picture.zoho.person_create("Deals", Deal_Name="Big one", Account_Name={"id": account_id},
+                                      Closing_Date="2026-12-24", Stage=stage)["id"]
+
+
+def test_a_deal_reaching_the_stage_brings_its_account_to_xero_once_without_waiting_for_the_account(at_stage):
+    picture = at_stage
+    customer = _account(picture, name="Deal Ltd")
+    deal = _deal(picture, customer)
+    _ingest(picture, "Accounts", customer)
+    _ingest(picture, "Deals", deal)  # created in another stage: nothing, and no Xero call to find that out
+    assert _puts(picture) == [] and picture.xero.calls(path_prefix=CONTACTS_PATH) == []
+
+    picture.zoho.person_edit("Deals", deal, Stage="Closed Won")
+    _ingest(picture, "Deals", deal, operation="update")  # the deal's notification alone, no Account edit
+    [contact] = _xero_contacts_numbered(picture, customer)
+    assert contact["Name"] == "Deal Ltd" and contact["EmailAddress"] == "aroha@acme.example"
+    assert picture.zoho.record("Accounts", customer)[zf.ACCOUNT_XERO_ID] == contact["ContactID"]
+    audit = picture.deps.store.audit.trail(picture.connection_id, "Accounts", customer)
+    assert [e.detail.get("action") for e in audit if e.stage == "written"] == [CREATED]
+
+    xero_calls = len(picture.xero.calls())
+    _ingest(picture, "Deals", deal, operation="update")  # Zoho delivers it twice
+    _ingest(picture, "Deals", deal)  # and a replay of its creation
+    assert len(_xero_contacts_numbered(picture, customer)) == 1 and len(_puts(picture)) == 1
+    assert len(picture.xero.calls()) == xero_calls  # the id link answers: no Xero call
+
+
+def test_a_deal_in_another_stage_or_of_a_linked_or_filtered_account_creates_nothing(at_stage):
+    picture = at_stage
+    customer = _account(picture, name="Early Ltd")
+    _ingest(picture, "Deals", _deal(picture, customer, stage="Negotiation/Review"), operation="update")
+    prospect = _account(picture, name="Prospect Ltd", account_type="Prospect", people=[])
+    _ingest(picture, "Deals", _deal(picture, prospect, stage="Closed Won"), operation="update")  # account_types
+    assert _puts(picture) == [] and _xero_contacts_numbered(picture, customer) == []
+    stage = picture.deps.store.audit.latest_stage(picture.connection_id, "Accounts", prospect)
+    assert stage == "skipped"
+
+    from_xero = picture.xero.create_contact(picture.tenant_id, Name="Synced Ltd")["ContactID"]
+    picture.sync("contacts", [from_xero])
+    linked = picture.deps.store.links.get(picture.connection_id, "contact", from_xero).zoho_id
+    xero_calls = len(picture.xero.calls())
+    _ingest(picture, "Deals", _deal(picture, linked, stage="Closed Won"))
+    assert len(picture.xero.calls()) == xero_calls and len(picture.xero.contacts(picture.tenant_id)) == 1
+
+
+def test_with_won_deal_invoices_too_a_won_deal_makes_one_contact_and_one_invoice(at_stage):
+    picture = at_stage
+    picture.deps.sync_config = dataclasses.replace(picture.deps.sync_config, won_deal_invoices=True,
+                                                   won_deal_account_code="200")
+    customer = _account(picture, name="Both Ltd")
+    deal = picture.zoho.person_create("Deals", Deal_Name="Deck", Account_Name={"id": customer}, Amount=450,
+                                      Closing_Date="2026-12-24", Stage="Closed Won")["id"]
+    _ingest(picture, "Deals", deal)
+    _ingest(picture, "Deals", deal, operation="update")
+    [contact] = _xero_contacts_numbered(picture, customer)
+    [invoice] = [i for i in picture.xero.invoices(picture.tenant_id) if i.get("Reference") == deal]
+    assert invoice["Contact"]["ContactID"] == contact["ContactID"] and len(_puts(picture)) == 1
+
+    # A deal in a stage that is not won but brings its Account: the contact, no invoice (the deal read once).
+    picture.deps.sync_config = dataclasses.replace(picture.deps.sync_config,
+                                                   create_deal_stages=("Negotiation/Review", "Closed Won"))
+    early = _account(picture, name="Early Ltd", people=[])
+    deal = _deal(picture, early, stage="Negotiation/Review")
+    deal_reads = len(picture.zoho.calls(path_prefix="/crm/v8/Deals"))
+    _ingest(picture, "Deals", deal, operation="update")
+    assert len(_xero_contacts_numbered(picture, early)) == 1
+    assert [i for i in picture.xero.invoices(picture.tenant_id) if i.get("Reference") == deal] == []
+    assert len(picture.zoho.calls(path_prefix="/crm/v8/Deals")) == deal_reads + 1
+
+
+def test_the_channel_watches_deals_where_a_deal_stage_brings_accounts_to_xero(at_stage):
+    picture = at_stage
+    deps = picture.deps
+    stages_on = deps.sync_config
+    deps.sync_config = dataclasses.replace(stages_on, create_deal_stages=())
+    assert watch_options(deps.sync_config)["with_deals"] is False
+    deps.ensure_zoho_channel(picture.connection_id)
+    assert not any(e.startswith("Deals.") for e in picture.zoho.channels()[0]["events"])
+    deps.sync_config = stages_on  # switched on later: the next connect enables the channel again with Deals
+    assert deps.ensure_zoho_channel(picture.connection_id).action == "recreated"
+    [channel] = picture.zoho.channels()
+    assert {"Deals.edit", "Deals.create", "Accounts.create"} <= set(channel["events"])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -42,6 +42,7 @@ from connector.call_purpose import CRM_CREATE
 from connector.errors import InvalidArgument, ValidationRefused
 from connector.http import call_purpose
 from connector.mapping import zoho_fields as zf
+from connector.mapping import won_deals
 from connector.mapping import xero_new_contact as new
 from connector.mapping.hashing import canonical_json, content_hash
 from connector.mapping.xero_values import parse_xero_date
@@ -62,6 +63,7 @@ MAX_IDEMPOTENCY_KEY = 128  # Xero's limit (idempotency page above)
 _ADDRESS = ("Street", "City", "State", "Code", "Country")
 ACCOUNT_FIELDS = ("Account_Name", "Account_Type", "Account_Number", "Phone", "Fax", zf.ACCOUNT_XERO_ID, "Modified_Time",
                   *(f"Billing_{p}" for p in _ADDRESS), *(f"Shipping_{p}" for p in _ADDRESS))
+DEAL_STAGE_FIELDS = ("Stage", "Account_Name")  # what a deal's notification reads for create_in_xero.deal_stages
 PERSON_FIELDS = ("First_Name", "Last_Name", "Full_Name", "Email", "Phone", "Mobile", "Account_Name", "Modified_Time",
                  zf.CONTACT_PERSON_KEY, "Mailing_Street", "Mailing_City", "Mailing_State", "Mailing_Zip",
                  "Mailing_Country")
@@ -177,6 +179,20 @@ def _ensure_locked(parts: ContactCreation, connection_id: int, module: str, zoho
     _adopt(parts, connection_id, module, zoho_id, people, contact)
     return trail.outcome(CREATED, "created in Xero", xero_contact_id=str(contact["ContactID"]),
                          persons=len(body.get("ContactPersons") or []))
+
+
+def accounts_at_deal_stage(deals: Iterable[Mapping[str, Any]], config: SyncConfig) -> dict[str, str]:
+    """{Account id: the id of the deal that brings it to Xero} for the deals standing in one of
+    create_in_xero.deal_stages (pure). A deal's notification is then enough: the Account need not be edited.
+    The rest of the filter (account_types) and the id link are ``ensure_xero_contact``'s, as for any Account."""
+    if not (config.creates_in_xero("Accounts") and config.create_deal_stages):
+        return {}
+    accounts: dict[str, str] = {}
+    for deal in deals:
+        account_id = won_deals.account_id_of(deal)
+        if account_id and deal.get("Stage") in config.create_deal_stages:
+            accounts.setdefault(account_id, str(deal.get("id")))
+    return accounts
 
 
 def create_key(connection_id: int, module: str, zoho_id: str, body: Mapping[str, Any]) -> str:

@@ -63,6 +63,9 @@ class WonDealOutcome:
     failed: list[str] = field(default_factory=list)
     reported: list[str] = field(default_factory=list)  # left their won stage after being invoiced
     skipped: list[str] = field(default_factory=list)
+    # deal id -> the deal as read, for the deals not in their won stage: whatever else a deal's stage does
+    # (create_in_xero.deal_stages) takes these; a won deal's account is this path's own.
+    not_won: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +114,8 @@ class WonDealInvoices:
         deal_id = str(deal["id"])
         wanted_stage = won.won_stage(deal, stage=self.config.won_deal_stage, pipelines=self.config.won_deal_pipelines)
         in_stage = won.is_won(deal, stage=self.config.won_deal_stage, pipelines=self.config.won_deal_pipelines)
+        if not in_stage:
+            outcome.not_won[deal_id] = deal
         row = self.won_deals.get(self.connection_id, deal_id)
         if row is not None and row.state == CREATING:
             row = self._settle_unknown_attempt(deal_id) or row
