@@ -89,17 +89,27 @@ def note_delivery(deps, body, events: list[dict], connection_ids: set[int]) -> N
 
 def sighting_invoices(deps, connection_id: int, resource: str, on_fetched):
     """Wrap a webhook-driven fetch's hand-over: fetched invoices tell the schedule which invoices are open
-    and which payments they show (a payment first seen there: payments raise invoice webhooks here)."""
+    and which payments they show (a payment first seen there: payments raise invoice webhooks here).
+
+    Returns (on_fetched, on_stored) for ``xero_in.flush_xero_buffer``: the fetch hands ``on_stored`` the
+    invoices it stored as their newest state, so the hand-over sights them without reading them back; any
+    other id handed over (stored newer meanwhile by another fetch) is read from the store, as all were."""
     if resource != "invoices":
-        return on_fetched
+        return on_fetched, None
+    kept: dict[str, dict] = {}
 
     def observe(xero_ids: list[str], sync_ids: dict[str, str]) -> None:
         try:
-            stored = deps.store.snapshots.get_many(connection_id, "invoices", list(xero_ids))
-            sighting = sight_invoices([s.payload for s in stored.values()], deps.clock.time())
+            taken = {i: kept.pop(i) for i in xero_ids if i in kept}
+            payloads = list(taken.values())
+            unread = [i for i in xero_ids if i not in taken]
+            if unread:
+                payloads += [s.payload for s in deps.store.snapshots.get_many(connection_id, "invoices",
+                                                                             unread).values()]
+            sighting = sight_invoices(payloads, deps.clock.time())
             if deps.schedule_state.note_invoices(connection_id, sighting, webhook_driven=True):
                 log.info("xero.schedule.payments_raise_invoice_webhooks", extra={"connection_id": connection_id})
         except Exception:  # the schedule learns from it; the hand-over must not depend on it
             log.exception("xero.schedule.sighting_failed")
         on_fetched(xero_ids, sync_ids)
-    return observe
+    return observe, kept.update

@@ -98,11 +98,12 @@ def flush_xero_buffer(self, connection_id: int, resource: str) -> int:
         if coalescer.reschedule(connection_id, resource, countdown=0):
             queue_flush(coalescer, flush_xero_buffer, connection_id, resource, countdown=0)
 
+    on_fetched, on_stored = sighting_invoices(deps, connection_id, resource, hand_over_to_zoho(connection_id, resource))
     with call_purpose(WEBHOOK_FETCH):
         outcome = xero_in.flush_xero_buffer(
             connection_id, resource, coalescer=coalescer, xero=deps.xero_client(connection, priority=0),
             snapshots=deps.store.snapshots, audit=deps.store.audit, parked=deps.store.parked, clock=deps.store.clock,
-            on_fetched=sighting_invoices(deps, connection_id, resource, hand_over_to_zoho(connection_id, resource)),
+            on_fetched=on_fetched, on_stored=on_stored,
             transaction=deps.store.transaction, on_claimed=let_another_flush_take_the_rest,
             hand_over_size=MAX_RECORDS_PER_WRITE,
         )

@@ -53,7 +53,7 @@ from connector.mapping.xero_values import CENT, clean_text, parse_xero_day, to_d
 
 __all__ = [
     "NO_INVOICES", "OUTSTANDING", "OVERDUE", "PAID_UP", "PAYMENT_STATUSES",
-    "contact_xero_link", "money_figures", "to_base",
+    "MONEY_DOCUMENT_KEYS", "contact_xero_link", "money_figures", "to_base",
 ]
 
 PAID_UP = "Paid up"
@@ -72,6 +72,15 @@ _RECEIVED_CREDIT_TYPES = {"RECEIVE-OVERPAYMENT", "RECEIVE-PREPAYMENT", "AROVERPA
 # (https://developer.xero.com/documentation/api/accounting/payments); an overpayment or prepayment received
 # counts from its own document.
 _RECEIVED_PAYMENT_TYPES = {"ACCRECPAYMENT"}
+
+# Every top-level key money_figures reads of any document it takes (nested values are read whole). A store
+# may hand it documents cut down to these keys: the figures are the same, and the rest is not decoded.
+# tests/mapping/test_money_document_keys.py records the keys read and fails when one is missing here.
+MONEY_DOCUMENT_KEYS = (
+    "Type", "Status", "Date", "DueDate", "Total", "AmountDue", "RemainingCredit", "Amount", "CurrencyCode",
+    "CurrencyRate", "Payments", "Invoice", "PaymentType",
+    "InvoiceID", "CreditNoteID", "OverpaymentID", "PrepaymentID", "PaymentID",
+)
 
 
 def contact_xero_link(contact_id: str, *, base: str = "https://go.xero.com", short_code: str | None = None) -> str:

@@ -16,13 +16,14 @@ from typing import Any
 
 from connector.errors import DataError
 from connector.mapping.contacts import map_contact
-from connector.mapping.money import money_figures
+from connector.mapping.money import MONEY_DOCUMENT_KEYS, money_figures
 
 
 def account_figures(snapshots, connection_id: int, contact_ids: list[str], *, today: date,
                     base_currency: str | None) -> dict[str, dict[str, Any] | DataError]:
     """Per contact: its figures, or the DataError that one of its stored documents raised."""
-    documents = snapshots.customers_documents(connection_id, contact_ids, without_lines=True)
+    documents = snapshots.customers_documents(connection_id, contact_ids, without_lines=True,
+                                              only_keys=MONEY_DOCUMENT_KEYS)
     result: dict[str, dict[str, Any] | DataError] = {}
     for contact_id, stored in documents.items():
         try:

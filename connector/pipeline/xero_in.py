@@ -37,6 +37,7 @@ PRIORITY_BACKFILL = 2
 
 # Called with (fetched ids, id → sync id) once a chunk is stored: the hand-over to Zoho.
 OnFetched = Callable[[list[str], dict[str, str]], None]
+OnStored = Callable[[dict[str, dict]], None]  # fetched records stored as their newest state, by Xero id
 # Makes a block whose store writes share one transaction (Store.transaction); none by default.
 Transaction = Callable[[], AbstractContextManager]
 
@@ -185,10 +186,13 @@ def buffer_xero_events(events: Iterable[dict], *, connections, audit, coalescer:
     return to_flush
 
 
-def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction: Transaction = nullcontext) -> list[str]:
+def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction: Transaction = nullcontext,
+                       on_stored: OnStored | None = None) -> list[str]:
     """GET the records of a batch and keep the newest state of each; returns the ids fetched.
 
-    The snapshots and their audit rows are written in one ``transaction()`` (after the GET).
+    The snapshots and their audit rows are written in one ``transaction()`` (after the GET); then
+    ``on_stored`` gets the records stored as their newest state, by id (what a read of the store would
+    give now, without the read).
     """
     getter = {
         "contacts": xero.get_contacts,
@@ -203,10 +207,18 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction
     records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
                 record) for record in getter(batch.ids)]
     with transaction():
-        return _store_fetched(batch, records, snapshots=snapshots, audit=audit)
+        fetched, stored = _store_fetched(batch, records, snapshots=snapshots, audit=audit)
+    if on_stored is not None:
+        newest: dict[str, tuple[datetime, dict]] = {}
+        for xero_id, updated, record in records:
+            if xero_id in stored and (xero_id not in newest or updated > newest[xero_id][0]):
+                newest[xero_id] = (updated, record)
+        on_stored({xero_id: record for xero_id, (_, record) in newest.items()})
+    return fetched
 
 
-def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]], *, snapshots, audit) -> list[str]:
+def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]], *, snapshots,
+                   audit) -> tuple[list[str], set[str]]:
     record_type = RECORD_TYPES[batch.resource]
     stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)  # one statement
     trail = audit.batch()
@@ -232,7 +244,7 @@ def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]],
                     "error": "NotFound"},
         )
     trail.flush()
-    return fetched
+    return fetched, stored
 
 
 def _each(get_one, ids: list[str]) -> list[dict]:
@@ -264,7 +276,8 @@ class FlushOutcome:
 def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: LeasedBuffer, xero, snapshots, audit,
                       parked, clock: Clock, on_fetched: OnFetched, transaction: Transaction = nullcontext,
                       on_claimed: Callable[[], None] | None = None, hand_over_size: int = IDS_PER_FETCH,
-                      max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH) -> FlushOutcome:
+                      max_ids: int = DEFAULT_FLUSH_CHUNKS * IDS_PER_FETCH,
+                      on_stored: OnStored | None = None) -> FlushOutcome:
     """Claim up to ``max_ids`` buffered ids and fetch them, ≤50 per call, oldest first.
 
     ``on_claimed`` runs once ids are claimed (the task lets another flush take what is left, so a
@@ -286,12 +299,12 @@ def flush_xero_buffer(connection_id: int, resource: str, *, coalescer: LeasedBuf
     with logs.bound(**logs.one_trip(claim.ids, claim.sync_ids)):
         return _fetch_claim(claim, outcome, connection_id, resource, coalescer=coalescer, xero=xero,
                             snapshots=snapshots, audit=audit, parked=parked, clock=clock, on_fetched=on_fetched,
-                            transaction=transaction, hand_over_size=hand_over_size)
+                            transaction=transaction, hand_over_size=hand_over_size, on_stored=on_stored)
 
 
 def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str, *, coalescer, xero, snapshots,
                  audit, parked, clock: Clock, on_fetched: OnFetched, transaction: Transaction,
-                 hand_over_size: int) -> FlushOutcome:
+                 hand_over_size: int, on_stored: OnStored | None = None) -> FlushOutcome:
     remaining = list(claim.ids)
     held: list[str] = []  # claimed ids fetched (or found missing) whose push is not queued yet: still leased
     held_fetched: list[str] = []
@@ -308,7 +321,8 @@ def _fetch_claim(claim, outcome: FlushOutcome, connection_id: int, resource: str
             chunk = remaining[:IDS_PER_FETCH]
             batch = FetchBatch(connection_id, resource, chunk, {i: claim.sync_ids[i] for i in chunk
                                                                 if i in claim.sync_ids})
-            fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit, transaction=transaction)
+            fetched = fetch_xero_records(batch, xero=xero, snapshots=snapshots, audit=audit, transaction=transaction,
+                                         on_stored=on_stored)
             remaining = remaining[IDS_PER_FETCH:]
             held += chunk
             held_fetched += fetched

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal, select, type_coerce
+from sqlalchemy import bindparam, func, literal, literal_column, select, type_coerce
 from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -163,18 +163,22 @@ class SnapshotStore:
 
     def customers_documents(self, connection_id: int, contact_ids: list[str],
                             resources: tuple[str, ...] = MONEY_RESOURCES, *,
-                            without_lines: bool = False) -> dict[str, dict[str, list[dict]]]:
+                            without_lines: bool = False,
+                            only_keys: tuple[str, ...] | None = None) -> dict[str, dict[str, list[dict]]]:
         """``customer_documents`` for several contacts, in one query per 500 contacts: one index probe per
         contact (``db.probe_by_key``), so a batch reads its customers' rows and no others however stale the
         table's statistics (a plain IN list read a whole connection's snapshots per batch on a table grown from
         empty). ``without_lines``: each document without its LineItems, left out by the database (most of an
-        invoice's size, and nothing the money figures read), so they are neither sent nor decoded."""
+        invoice's size, and nothing the money figures read), so they are neither sent nor decoded.
+        ``only_keys`` (with ``without_lines``): on PostgreSQL each document cut down to those of its top-level
+        keys (the money figures' ``MONEY_DOCUMENT_KEYS``), the rest neither sent nor decoded; elsewhere the
+        documents without their lines."""
         wanted = list(dict.fromkeys(contact_ids))
         found = {contact: {resource: [] for resource in resources} for contact in wanted}
         rows = []
         with session_scope(self._sessions) as session:
             connection = core_connection(session)
-            shape = (connection.dialect.name, without_lines)
+            shape = (connection.dialect.name, without_lines, only_keys)
             statement = _documents_statements.get(shape)
             if statement is None:
                 statement = _documents_statements[shape] = _documents_statement(*shape)
@@ -251,10 +255,20 @@ class SnapshotStore:
             return None if row is None else _snapshot(row)
 
 
-def _documents_statement(dialect_name: str, without_lines: bool):
+def _documents_statement(dialect_name: str, without_lines: bool, only_keys: tuple[str, ...] | None):
     """``customers_documents``' query: a customer's documents of some resources, by one probe per customer."""
     payload = XeroSnapshot.payload
-    if without_lines:
+    # Keys are written into the statement, so only plain names are taken.
+    if only_keys and not all(key.isidentifier() for key in only_keys):
+        raise ValueError(f"only_keys must be plain names: {only_keys!r}")
+    if only_keys and dialect_name == "postgresql":
+        # The wanted keys present (a missing key stays missing, a null stays null): jsonb_each and
+        # jsonb_object_agg (https://www.postgresql.org/docs/current/functions-json.html).
+        keys = ", ".join(f"'{key}'" for key in only_keys)
+        payload = type_coerce(literal_column(
+            "(SELECT coalesce(jsonb_object_agg(kept.key, kept.value), '{}'::jsonb) "
+            f"FROM jsonb_each(xero_snapshots.payload) AS kept WHERE kept.key IN ({keys}))"), JsonDocument)
+    elif without_lines:
         # jsonb's "-" drops a key without parsing anything (https://www.postgresql.org/docs/current/functions-json.html);
         # SQLite's json_remove (https://www.sqlite.org/json1.html#jrm).
         payload = (payload.op("-")(literal("LineItems")) if dialect_name == "postgresql"

@@ -107,3 +107,29 @@ def test_a_payment_first_seen_in_a_webhook_driven_invoice_fetch_lengthens_the_pa
     assert state.payments_raise_invoice_webhooks and state.open_invoices == 1
     clock.advance(world.deps.schedule_policy.payments_min_interval)
     assert due(world.deps, world.connection_id, "payments") is None  # no longer polled often
+
+
+def test_the_sighting_uses_the_invoices_the_fetch_stored_without_reading_them_back(make_system, published,
+                                                                                   monkeypatch):
+    from workers.xero_tasks import ingest_xero_events
+
+    world, clock = simulated_world(make_system)
+    xero, tenant = world.xero, world.tenant_id
+    contact = xero.create_contact(tenant, Name="Payer Ltd")["ContactID"]
+    invoice = xero.create_invoice(tenant, contact, [{"Description": "Work", "Quantity": 1, "UnitAmount": 100,
+                                                     "AccountCode": "200"}])["InvoiceID"]
+    xero.add_payment(tenant, invoice, 40, date=clock.now().date())
+    snapshots = world.deps.store.snapshots
+    reads: list[str] = []
+    real_get_many = snapshots.get_many
+    monkeypatch.setattr(snapshots, "get_many", lambda connection_id, resource, ids: (
+        reads.append(resource), real_get_many(connection_id, resource, ids))[1])
+    ingest_xero_events.run([{"resourceId": invoice, "eventCategory": "INVOICE", "eventType": "UPDATE",
+                             "tenantId": tenant, "eventDateUtc": clock.now().replace(tzinfo=None).isoformat(),
+                             "sync_id": "s-1"}])
+    for flush in published.take("connector.flush_xero_buffer"):
+        run(flush)
+    assert [p.args[2] for p in published.take("connector.buffer_zoho_push")] == [[invoice]]  # handed over
+    assert "invoices" not in reads
+    state = world.deps.schedule_state.load(world.connection_id)
+    assert state.payments_raise_invoice_webhooks and state.open_invoices == 1  # sighted all the same

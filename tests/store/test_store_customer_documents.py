@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -201,3 +202,17 @@ def test_the_documents_without_their_lines_are_the_same_documents_less_their_lin
     lean = store.snapshots.customers_documents(connection_id, ["a"], without_lines=True)["a"]
     assert lean["invoices"] == [{k: v for k, v in invoice.items() if k != "LineItems"}]
     assert lean["payments"] == whole["payments"] == [_payment(1, "a")]
+
+
+def test_the_documents_cut_to_some_keys_keep_those_present_nulls_included(store: Store, connection_id: int) -> None:
+    invoice = {**_invoice(1, "a"), "LineItems": [{"Description": "Consulting", "LineAmount": "10.00"}],
+               "Payments": [{"PaymentID": "pay-1", "Amount": "4.00", "Note": None}], "DueDate": None}
+    store.snapshots.put_if_newer(connection_id, "invoices", "inv-1", source_updated_at=T0, payload=invoice)
+    keys = ("InvoiceID", "Payments", "DueDate", "CurrencyRate")  # CurrencyRate: absent, stays absent
+    cut = store.snapshots.customers_documents(connection_id, ["a"], without_lines=True, only_keys=keys)["a"]
+    if store.engine.dialect.name == "postgresql":
+        assert cut["invoices"] == [{k: invoice[k] for k in ("InvoiceID", "Payments", "DueDate")}]
+    else:  # SQLite: the documents without their lines
+        assert cut["invoices"] == [{k: v for k, v in invoice.items() if k != "LineItems"}]
+    with pytest.raises(ValueError):
+        store.snapshots.customers_documents(connection_id, ["a"], without_lines=True, only_keys=("a' OR '1",))

@@ -74,7 +74,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
     """
     snapshots = {}
     with push.transaction():
-        begun = _read_for_invoices(push, xero_ids)
+        begun, items = _read_for_invoices(push, xero_ids)
     for iid in xero_ids:
         snapshot = push.snapshots.get(push.connection_id, "invoices", iid)
         if snapshot is None:
@@ -93,7 +93,7 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
 
     account_ids = _ensure_contacts(push, {iid: invoice_contact_id(s.payload) for iid, s in snapshots.items()},
                                    contacts)
-    product_ids = _ensure_products(push, [s.payload for s in snapshots.values()])
+    product_ids = _ensure_products(push, [items[i] for i in snapshots if i in items])
     placeholder_id = product_ids.get(push.config.placeholder_item_code)
 
     prepared: dict[str, _PreparedInvoice] = {}
@@ -178,17 +178,21 @@ def _invoices_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
     return stale
 
 
-def _read_for_invoices(push: PushCore, xero_ids: list[str]) -> set[str]:
+def _read_for_invoices(push: PushCore, xero_ids: list[str]) -> tuple[set[str], dict[str, list[dict]]]:
     """A round's reads: the invoices' snapshots, then every link the round looks at (their contacts,
-    contact people, items, their own and their lines'); returns the ids with a write intent."""
+    contact people, items, their own and their lines'); returns the ids with a write intent and each
+    readable invoice's products (``invoice_items``, worked out once a round)."""
     push.snapshots.prefetch(push.connection_id, "invoices", xero_ids)
-    payloads = [s.payload for i in xero_ids if (s := push.snapshots.get(push.connection_id, "invoices", i))]
+    by_id = {i: s.payload for i in xero_ids if (s := push.snapshots.get(push.connection_id, "invoices", i))}
     codes = [push.config.placeholder_item_code]
-    for payload in payloads:
+    items: dict[str, list[dict]] = {}
+    for iid, payload in by_id.items():
         try:
-            codes += [p[zf.PRODUCT_ITEM_CODE] for p in invoice_items(payload)]
+            items[iid] = invoice_items(payload)
         except DataError:
             continue  # map_invoice reports it
+        codes += [p[zf.PRODUCT_ITEM_CODE] for p in items[iid]]
+    payloads = list(by_id.values())
     # Contacts before their people: a contact's links are saved together, so one read after the other
     # (each statement sees what was committed before it, on PostgreSQL too) finds the people of every
     # contact it found. A contact not found yet is pushed first (_ensure_contacts), under its lock.
@@ -197,7 +201,7 @@ def _read_for_invoices(push: PushCore, xero_ids: list[str]) -> set[str]:
     push.links.prefetch(push.connection_id, "item", codes)
     push.links.prefetch(push.connection_id, "invoice", xero_ids)
     push.links.prefetch(push.connection_id, "invoice_lines", xero_ids)
-    return push.links.writes_begun(push.connection_id, "invoice", xero_ids)
+    return push.links.writes_begun(push.connection_id, "invoice", xero_ids), items
 
 
 def _find_earlier_writes(push: PushCore, probes: list[str], prepared: Mapping[str, _PreparedInvoice]) -> dict[str, str]:
@@ -292,8 +296,9 @@ def _ensure_contacts(push: PushCore, contact_of: Mapping[str, str | None], conta
     return found
 
 
-def _ensure_products(push: PushCore, invoices: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Zoho Product ids by Xero item code, upserting new or renamed items and the placeholder.
+def _ensure_products(push: PushCore, invoices_items: Iterable[list[dict]]) -> dict[str, str]:
+    """Zoho Product ids by Xero item code, upserting new or renamed items (each invoice's ``invoice_items``;
+    an unreadable invoice has none: map_invoice reports it) and the placeholder.
 
     Unit_Price is sent only when a product is created: a line's price is not the item's list
     price, and rewriting it per invoice would write the same product again and again.
@@ -304,12 +309,9 @@ def _ensure_products(push: PushCore, invoices: Iterable[Mapping[str, Any]]) -> d
             zf.PRODUCT_ITEM_CODE: push.config.placeholder_item_code,
         }
     }
-    for invoice in invoices:
-        try:
-            for product in invoice_items(invoice):
-                products.setdefault(product[zf.PRODUCT_ITEM_CODE], as_written("Products", product, push.config))
-        except DataError:
-            continue  # map_invoice reports the same problem for that invoice
+    for invoice_products in invoices_items:
+        for product in invoice_products:
+            products.setdefault(product[zf.PRODUCT_ITEM_CODE], as_written("Products", product, push.config))
     ids, pending = {}, []
     push.links.prefetch_missing(push.connection_id, "item", list(products))  # the round read them
     for code, product in products.items():
