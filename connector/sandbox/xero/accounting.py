@@ -304,13 +304,7 @@ class Books:
             errors.append("Invoice could not be found")
         elif invoice.status != "AUTHORISED":
             errors.append("Payment can only be made against an Authorised invoice")
-        if not (account.get("Code") or account.get("AccountID")):
-            errors.append("You must specify an Account code or AccountID for the payment")
-        amount = _amount(element)
-        if amount is None or amount <= 0:
-            errors.append("Payment amount must be greater than zero")
-        elif invoice is not None and amount > invoice.amount_due:
-            errors.append("Payment amount exceeds the amount outstanding on this document")
+        amount = _account_and_amount(element, None if invoice is None else invoice.amount_due, errors)
         paid_on = self._date_of(element, errors)
         # A payment is in its invoice's currency, at the rate of the day it was received ("Exchange rate when
         # payment is received", payments page); without one: the day rate, else the invoice's own
@@ -348,13 +342,7 @@ class Books:
             errors.append(f"A refund can only be made against an Authorised {label.lower()}")
         elif kind == "CreditNote" and credit.type != "ACCRECCREDIT":
             errors.append("Refunds of bills' credit notes are not simulated")
-        if not (account.get("Code") or account.get("AccountID")):
-            errors.append("You must specify an Account code or AccountID for the payment")
-        amount = _amount(element)
-        if amount is None or amount <= 0:
-            errors.append("Payment amount must be greater than zero")
-        elif credit is not None and amount > remaining_credit(org, credit):
-            errors.append("Payment amount exceeds the amount outstanding on this document")
+        amount = _account_and_amount(element, None if credit is None else remaining_credit(org, credit), errors)
         paid_on = self._date_of(element, errors)
         rate = None if credit is None else currency_rate(org, credit.currency, element.get("CurrencyRate"), errors,
                                                           fallback=credit.rate)
@@ -518,6 +506,20 @@ def currency_rate(org: Org, currency: str, requested, errors: list[str], *, fall
         errors.append(f"No exchange rate is available for {currency}")
         return RATE_1
     return rate
+
+
+def _account_and_amount(element: dict, outstanding: Decimal | None, errors: list[str]) -> Decimal | None:
+    """A payment's (or refund's) Account and Amount checked as Xero refuses them, against what the document
+    has ``outstanding`` (None: the document was not found, so only the amount's sign is checked)."""
+    account = element.get("Account") or {}
+    if not (account.get("Code") or account.get("AccountID")):
+        errors.append("You must specify an Account code or AccountID for the payment")
+    amount = _amount(element)
+    if amount is None or amount <= 0:
+        errors.append("Payment amount must be greater than zero")
+    elif outstanding is not None and amount > outstanding:
+        errors.append("Payment amount exceeds the amount outstanding on this document")
+    return amount
 
 
 def _amount(element: dict) -> Decimal | None:

@@ -214,18 +214,17 @@ class XeroSandbox(SandboxApp):
         element = {"Invoice": {"InvoiceID": invoice_id}, "Account": {"Code": "090"}, "Amount": amount}
         if rate is not None:
             element["CurrencyRate"] = str(rate)
-        if date is not None:
-            element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
-        with self._lock:
-            org = self._orgs[tenant_id]
-            payment = _raise_on_errors(self.books.save_payment(org, element))
-            return render_payment(org, payment)
+        return self._save_payment(tenant_id, element, date)
 
     def refund(self, tenant_id: str, kind: str, credit_id: str, amount, date: date | str | None = None,
                reference: str = "") -> dict:
         """A refund out of a credit (``kind``: CreditNote, Overpayment or Prepayment), as PUT /Payments makes it."""
         element = {kind: {f"{kind}ID": credit_id}, "Account": {"Code": "090"}, "Amount": amount,
                    "Reference": reference}
+        return self._save_payment(tenant_id, element, date)
+
+    def _save_payment(self, tenant_id: str, element: dict, date: date | str | None) -> dict:
+        """A payment or refund element saved as PUT /Payments saves it (errors raised), rendered as Xero answers."""
         if date is not None:
             element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
         with self._lock:
