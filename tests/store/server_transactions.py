@@ -20,6 +20,20 @@ def _settled_count(admin, store: Store) -> int:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the backends of {name} did not end")
         time.sleep(0.05)
+    # An exiting backend may leave pg_stat_activity a moment before its last counts reach pg_stat_database:
+    # the count is settled once it reads the same twice, a tenth of a second apart.
+    count = _count(admin, name)
+    while True:
+        time.sleep(0.1)
+        again = _count(admin, name)
+        if again == count:
+            return count
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the transaction count of {name} did not settle")
+        count = again
+
+
+def _count(admin, name: str) -> int:
     admin.execute("SELECT pg_stat_clear_snapshot()")
     row = admin.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s",
                         (name,)).fetchone()
