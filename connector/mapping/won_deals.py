@@ -192,7 +192,8 @@ def advice_for(message: str) -> str:
                 f"Xero organisation), {_RETRY}")
     if "archived" in text:
         return f"the deal's account is an archived contact in Xero: restore it in Xero, {_RETRY}"
-    # "Account must be valid." is what Xero answered for an unknown AccountCode (3P: XeroAPI/Xero-Java issue 353).
+    # "Account must be valid." is what Xero answered for an unknown AccountCode, as reported on Xero's own SDK
+    # tracker: https://github.com/XeroAPI/Xero-Java/issues/353 (UNVERIFIED against a real org).
     if "account" in text:
         return f"fix won_deals.account_code in mapping.yaml (a revenue account of your Xero organisation), {_RETRY}"
     if "period" in text or "lock date" in text or "locked" in text:
