@@ -54,19 +54,8 @@ def _contacts_round(push: PushCore, xero_ids: list[str], sync_ids: dict, outcome
             outcome.zoho_ids[cid] = link.zoho_id
         else:
             pending.append((cid, account, account_hash, snapshot))
-    account_links, ledger = [], {}
-    for (cid, account, account_hash, snapshot), result in zip(
-        pending, push.upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
-    ):
-        if result.ok:
-            account_links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash,
-                                           snapshot.source_updated_at))
-            outcome.zoho_ids[cid] = result.id
-            changed.add(cid)
-            ledger[result.id] = account
-        else:
-            outcome.merge_failure(cid, rejection(result, "Accounts"))
-    push.record_in_ledger("Accounts", ledger)  # at once: Zoho's notification of this write may come any moment
+    account_links, _ = _upsert_accounts(push, pending, outcome)
+    changed.update(link.xero_id for link in account_links)
 
     candidates = []
     for cid, (result, snapshot) in mapped.items():
@@ -197,22 +186,32 @@ def _figures_round(push: PushCore, contact_ids: list[str], outcome: BatchOutcome
             outcome.skipped.append(cid)
         else:
             pending.append((cid, account, account_hash, snapshot))
-    links, ledger = [], {}
-    for (cid, account, account_hash, snapshot), result in zip(
-        pending, push.upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
-    ):
-        if result.ok:
-            links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash, snapshot.source_updated_at))
-            outcome.zoho_ids[cid] = result.id
-            outcome.written.append(cid)
-            ledger[result.id] = account
-        else:
-            outcome.merge_failure(cid, rejection(result, "Accounts"))
-            push.audit_failure("contact", cid, {}, outcome)
-    push.record_in_ledger("Accounts", ledger)  # at once: Zoho's notification of this write may come any moment
+    links, refused = _upsert_accounts(push, pending, outcome)
+    outcome.written += [link.xero_id for link in links]
+    for cid in refused:
+        push.audit_failure("contact", cid, {}, outcome)
     with push.transaction():
         stale = push.save_links(links)
     for link in links:
         push.audit_stage("contact", link.xero_id, {}, stages.WRITTEN,
                          {"zoho_id": link.zoho_id, "reason": "its money figures changed"})
     return whole, stale
+
+
+def _upsert_accounts(push: PushCore, pending: list, outcome: BatchOutcome) -> tuple[list[LinkWrite], list[str]]:
+    """Upserts the pending Accounts, ``(xero id, record, its hash, snapshot)`` each, in one call: returns the
+    links of those Zoho took and the ids of those it refused (their failure merged into ``outcome``). Our
+    writes go into the write ledger at once: Zoho's notification of this write may come any moment."""
+    links, refused, ledger = [], [], {}
+    for (cid, account, account_hash, snapshot), result in zip(
+        pending, push.upsert("Accounts", [p[1] for p in pending], zf.ACCOUNT_XERO_ID)
+    ):
+        if result.ok:
+            links.append(LinkWrite("contact", cid, "Accounts", result.id, account_hash, snapshot.source_updated_at))
+            outcome.zoho_ids[cid] = result.id
+            ledger[result.id] = account
+        else:
+            outcome.merge_failure(cid, rejection(result, "Accounts"))
+            refused.append(cid)
+    push.record_in_ledger("Accounts", ledger)
+    return links, refused
