@@ -341,7 +341,8 @@ def _accounts_at_deal_stage(task: ConnectorTask, deps, connection, ids: list[str
     created = 0
     for account_id in mine:
         outcome = ensure_xero_contact(parts, connection.id, "Accounts", account_id, sync_id=notification.get("sync_id"),
-                                      reason=f"deal {accounts[account_id]} reached its stage (create_in_xero.deal_stages)")
+                                      reason=f"deal {accounts[account_id]} reached its stage (create_in_xero.deal_stages)",
+                                      deal_stage_seen=True)
         created += outcome.status == CREATED
     log.info("zoho.deals.accounts_at_stage", extra={"connection_id": connection.id, "id_count": len(ids),
                                                     "accounts": len(accounts), "created": created,

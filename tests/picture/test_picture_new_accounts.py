@@ -344,8 +344,14 @@ def test_a_deal_reaching_the_stage_brings_its_account_to_xero_once_without_waiti
     _ingest(picture, "Deals", deal)  # created in another stage: nothing, and no Xero call to find that out
     assert _puts(picture) == [] and picture.xero.calls(path_prefix=CONTACTS_PATH) == []
 
+    def deals_of_account_read() -> int:
+        return sum(r.path.endswith(f"/Accounts/{customer}/Deals") for r in picture.zoho.requests)
+
     picture.zoho.person_edit("Deals", deal, Stage="Closed Won")
+    reads_before = deals_of_account_read()
     _ingest(picture, "Deals", deal, operation="update")  # the deal's notification alone, no Account edit
+    # The deal just read stands in the stage: the filter does not read the Account's deals again.
+    assert deals_of_account_read() == reads_before
     [contact] = _xero_contacts_numbered(picture, customer)
     assert contact["Name"] == "Deal Ltd" and contact["EmailAddress"] == "aroha@acme.example"
     assert picture.zoho.record("Accounts", customer)[zf.ACCOUNT_XERO_ID] == contact["ContactID"]

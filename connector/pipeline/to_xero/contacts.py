@@ -110,11 +110,13 @@ class ContactCreation:
 
 def ensure_xero_contact(parts: ContactCreation, connection_id: int, zoho_module: str, zoho_id: str, *,
                         reason: str, force: bool = False, name: str | None = None,
-                        sync_id: str | None = None) -> EnsureOutcome:
+                        sync_id: str | None = None, deal_stage_seen: bool = False) -> EnsureOutcome:
     """The Xero ContactID of this Zoho Account (or Contact with no Account), linking or creating it as the
     module docstring says. ``force``: skip the mapping.yaml filter (a caller that needs the customer in
     Xero whatever it is); ``name``: an operator's name for the new contact (`connector create`), which
-    also skips the email and name matches the operator has reviewed. Audited on the Zoho record."""
+    also skips the email and name matches the operator has reviewed; ``deal_stage_seen``: the caller has
+    just read one of the Account's deals standing in a create_in_xero.deal_stages stage, so the filter
+    does not read its deals again (the rest of the filter still applies). Audited on the Zoho record."""
     if zoho_module not in CREATABLE_IN_XERO:
         raise InvalidArgument(f"only {' and '.join(CREATABLE_IN_XERO)} become Xero contacts; got {zoho_module!r}")
     zoho_id = str(zoho_id)
@@ -130,12 +132,13 @@ def ensure_xero_contact(parts: ContactCreation, connection_id: int, zoho_module:
             linked = _linked_contact(parts, connection_id, zoho_module, zoho_id)  # a writer before us
             if linked is not None:
                 return EnsureOutcome(LINKED, linked)
-            return _ensure_locked(parts, connection_id, zoho_module, zoho_id, trail, force=force, name=name)
+            return _ensure_locked(parts, connection_id, zoho_module, zoho_id, trail, force=force, name=name,
+                                  deal_stage_seen=deal_stage_seen)
     raise AssertionError("unreachable: RecordLocks.rounds yields this one record or raises")
 
 
 def _ensure_locked(parts: ContactCreation, connection_id: int, module: str, zoho_id: str, trail: "_Trail", *,
-                   force: bool, name: str | None) -> EnsureOutcome:
+                   force: bool, name: str | None, deal_stage_seen: bool) -> EnsureOutcome:
     found = parts.zoho.get_records(module, [zoho_id], ACCOUNT_FIELDS if module == "Accounts" else PERSON_FIELDS)
     record = next((r for r in found if str(r.get("id")) == zoho_id), None)
     if record is None:
@@ -152,7 +155,7 @@ def _ensure_locked(parts: ContactCreation, connection_id: int, module: str, zoho
     if waiting is not None:
         return EnsureOutcome(NEEDS_REVIEW, None, waiting)
     if not force and name is None:
-        refusal = _filtered_out(parts, module, zoho_id, record)
+        refusal = _filtered_out(parts, module, zoho_id, record, deal_stage_seen=deal_stage_seen)
         if refusal:
             return trail.outcome(SKIPPED, refusal)
     people = _people(parts, zoho_id) if module == "Accounts" else [record]
@@ -283,7 +286,8 @@ def _waiting_for_review(parts: ContactCreation, connection_id: int, module: str,
     return f"waiting for a person's review since {reviewed.isoformat(timespec='seconds')}: {last.detail.get('reason')}"
 
 
-def _filtered_out(parts: ContactCreation, module: str, zoho_id: str, record: Mapping[str, Any]) -> str | None:
+def _filtered_out(parts: ContactCreation, module: str, zoho_id: str, record: Mapping[str, Any], *,
+                  deal_stage_seen: bool = False) -> str | None:
     """Why mapping.yaml's create_in_xero filter leaves this record in Zoho only; None: it passes."""
     config = parts.config
     if module != "Accounts":
@@ -291,7 +295,7 @@ def _filtered_out(parts: ContactCreation, module: str, zoho_id: str, record: Map
     if config.create_account_types and record.get("Account_Type") not in config.create_account_types:
         return (f"its Account_Type is {record.get('Account_Type') or 'empty'}, not one of "
                 f"{', '.join(config.create_account_types)} (create_in_xero.account_types)")
-    if config.create_deal_stages:
+    if config.create_deal_stages and not deal_stage_seen:
         deals = parts.zoho.related_records("Accounts", zoho_id, "Deals", ["Stage"])
         if not any(d.get("Stage") in config.create_deal_stages for d in deals):
             return (f"none of its deals reached {', '.join(config.create_deal_stages)} yet "
