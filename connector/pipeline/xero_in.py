@@ -199,9 +199,9 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction
         "invoices": xero.get_invoices,
         "creditnotes": xero.get_credit_notes,
         # Payments, overpayments and prepayments have no IDs= filter (OAS-ACC): one GET each.
-        "payments": lambda ids: _each(xero.get_payment, ids),
-        "overpayments": lambda ids: _each(xero.get_overpayment, ids),
-        "prepayments": lambda ids: _each(xero.get_prepayment, ids),
+        "payments": lambda ids: _each(xero, "payments", ids),
+        "overpayments": lambda ids: _each(xero, "overpayments", ids),
+        "prepayments": lambda ids: _each(xero, "prepayments", ids),
     }[batch.resource]
     id_field = ID_FIELDS[batch.resource]
     records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
@@ -247,11 +247,11 @@ def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]],
     return fetched, stored
 
 
-def _each(get_one, ids: list[str]) -> list[dict]:
+def _each(xero, resource: str, ids: list[str]) -> list[dict]:
     found = []
     for record_id in ids:
         try:
-            found.append(get_one(record_id))
+            found.append(xero.get_record(resource, record_id))
         except NotFound:
             pass  # audited below as missing, like an id an IDs= list leaves out
     return found
