@@ -222,27 +222,18 @@ def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]],
     record_type = RECORD_TYPES[batch.resource]
     stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)  # one statement
     trail = audit.batch()
+
+    def record(xero_id: str, stage: str, detail: dict) -> None:
+        trail.record(connection_id=batch.connection_id, record_type=record_type, record_id=xero_id,
+                     sync_id=batch.sync_ids.get(xero_id), stage=stage, detail=detail)
+
     fetched: list[str] = []
     for xero_id, updated, _ in records:
-        trail.record(
-            connection_id=batch.connection_id,
-            record_type=record_type,
-            record_id=xero_id,
-            sync_id=batch.sync_ids.get(xero_id),
-            stage=stages.FETCHED,
-            detail={"updated_utc": updated.isoformat(), "newest": xero_id in stored},
-        )
+        record(xero_id, stages.FETCHED, {"updated_utc": updated.isoformat(), "newest": xero_id in stored})
         fetched.append(xero_id)
     for missing in set(batch.ids) - set(fetched):
-        trail.record(
-            connection_id=batch.connection_id,
-            record_type=record_type,
-            record_id=missing,
-            sync_id=batch.sync_ids.get(missing),
-            stage=stages.FAILED,
-            detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)",
-                    "error": "NotFound"},
-        )
+        record(missing, stages.FAILED, {"reason": "Xero returned no record for this id (deleted, or not visible "
+                                                  "to this app)", "error": "NotFound"})
     trail.flush()
     return fetched, stored
 
