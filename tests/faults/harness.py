@@ -22,21 +22,19 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import ROOT, Process, RedisServer, wait_for
+from tests.processes import ROOT, Process, RedisServer, procfile, wait_for
 
 BIN = Path(sys.executable).parent
 
 
 def procfile_command(process: str) -> list[str]:
     """The command of one Procfile process type, split as a shell would, with the venv's executables."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and name.strip() == process:
-            argv = shlex.split(command.strip())
-            if (BIN / argv[0]).exists():
-                argv[0] = str(BIN / argv[0])
-            return argv
-    raise AssertionError(f"the Procfile has no {process!r} process")
+    commands = procfile()
+    assert process in commands, f"the Procfile has no {process!r} process"
+    argv = shlex.split(commands[process])
+    if (BIN / argv[0]).exists():
+        argv[0] = str(BIN / argv[0])
+    return argv
 
 
 def replace_option(argv: list[str], option: str, value: str) -> list[str]:
