@@ -299,7 +299,7 @@ def pytest_xdist_make_scheduler(config, log):
 SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "broker_url",
                               "make_system"})
 # parametrised fixtures whose named variant reaches a service (their other variants run in memory):
-SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
+SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("empty_engine", "postgresql"), ("any_redis", "redis")})
 # markers that mean real services by definition:
 SERVICE_MARKERS = frozenset({"integration", "faults"})
 # and modules that start processes (they import one of these, or a starter of tests/processes.py).
