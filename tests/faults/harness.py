@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from tests.processes import ROOT, Process, RedisServer, procfile, wait_for
+from tests.system import ReceivesWebhooks
 
 BIN = Path(sys.executable).parent
 
@@ -112,7 +113,7 @@ class SandboxControl:
 
 
 @dataclass
-class Stack:
+class Stack(ReceivesWebhooks):
     """A running deployment: its processes, its environment, and how to reach each part."""
 
     workdir: Path
@@ -132,14 +133,6 @@ class Stack:
     @property
     def receiver_url(self) -> str:
         return f"http://127.0.0.1:{self.receiver_port}"
-
-    @property
-    def xero_hook(self) -> str:
-        return f"{self.receiver_url}/webhooks/xero"
-
-    @property
-    def zoho_hook(self) -> str:
-        return f"{self.receiver_url}/webhooks/zoho"
 
     # -- processes as the Procfile starts them ----------------------------------------------------
 
