@@ -6,7 +6,8 @@ to 24 hours, then disables the subscription and never sends those events again
 (https://developer.xero.com/documentation/guides/webhooks/configuring-your-server/). A receiver outage with no
 write-back during it (so no missing echo) that outlasts the retries leaves no other trace; the probe sees it
 directly. When the receiver answers again after an outage that counts (``ProbePolicy``: at least two failed
-probes, the first at least 90 s before the recovery), one catch-up is owed to every active connection: the task
+probes, the first at least 90 s before the recovery; or probes that stopped for over 10 minutes, so nothing was
+seen of the receiver meanwhile), one catch-up is owed to every active connection: the task
 raises the schedule's ``RECEIVER_OUTAGE`` trigger (connector/xero_schedule.py), and the next planner tick runs
 the catch-up within the day's budget. One trigger per outage, not per probe.
 
@@ -51,6 +52,10 @@ class ProbePolicy:
     outage_grace: float = 90.0
     # Past this, Xero may have disabled the webhook subscription (its retries last up to 24 hours).
     xero_retry_window: float = 24 * HOUR
+    # Probes that stopped for longer than this (no worker or beat ran them: a host down with everything on it)
+    # saw nothing of the receiver meanwhile: the first answer after such a gap owes a catch-up too. A deploy
+    # restarting beat or the workers stays well inside it.
+    blind_gap: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ class ProbeState:
     last_ok: float | None = None
     up_since: float | None = None  # the first probe answered since the last failure
     down_since: float | None = None  # the first failed probe of the current run of failures
+    # The last probe before a blind gap, while the receiver has not answered since: it may have been down since.
+    unseen_since: float | None = None
     failures: int = 0  # consecutive failed probes
     last_error: str | None = None  # its type only (http_503, ConnectTimeout...): never a message
     reported: bool = False  # the current outage (or never having answered) was logged
@@ -106,6 +113,7 @@ class Transition:
 
     outage_ended: float | None = None  # seconds: an outage that counts ended now (a catch-up is owed)
     xero_may_have_disabled: bool = False  # that outage outlasted Xero's retries
+    unseen: bool = False  # part of it no probe ran (a blind gap): the receiver may or may not have answered
     went_down: bool = False  # an outage just started to count (after having answered before)
     never_reachable: bool = False  # the receiver has not answered once since probing began: reported now
     first_reachable: bool = False  # the first answer ever (or after never having answered)
@@ -116,24 +124,30 @@ def observe(state: ProbeState, ok: bool, error: str | None, now: float, policy: 
             ) -> tuple[ProbeState, Transition]:
     """The state after one probe (``ok``: answered 200; ``error``: why not), and what changed. Pure."""
     first = state.first_probe if state.first_probe is not None else now
+    unseen_since = state.unseen_since
+    if unseen_since is None and state.last_probe is not None and now - state.last_probe > policy.blind_gap:
+        unseen_since = state.last_probe
     if ok:
         up = replace(state, first_probe=first, last_probe=now, last_ok=now,
                      up_since=state.up_since if state.down_since is None and state.up_since is not None else now,
-                     down_since=None, failures=0, last_error=None, reported=False)
+                     down_since=None, unseen_since=None, failures=0, last_error=None, reported=False)
         if state.last_ok is None:
             return up, Transition(first_reachable=True)
-        if state.down_since is None:
-            return up, Transition()
-        if state.failures >= policy.outage_failures and now - state.down_since >= policy.outage_grace:
-            lasted = now - state.down_since
-            return (replace(up, outage_from=state.down_since, outage_to=now, catch_up_owed=now),
-                    Transition(outage_ended=lasted, xero_may_have_disabled=lasted >= policy.xero_retry_window))
-        return up, Transition(blip=True)
+        failed = state.down_since is not None and (
+            state.failures >= policy.outage_failures and now - state.down_since >= policy.outage_grace)
+        if failed or unseen_since is not None:
+            began = min(t for t in (state.down_since if failed else None, unseen_since) if t is not None)
+            lasted = now - began
+            return (replace(up, outage_from=began, outage_to=now, catch_up_owed=now),
+                    Transition(outage_ended=lasted, xero_may_have_disabled=lasted >= policy.xero_retry_window,
+                               unseen=unseen_since is not None))
+        return up, Transition(blip=state.down_since is not None)
     down_since = state.down_since if state.down_since is not None else now
     failures = state.failures + 1
     report = failures >= policy.outage_failures and not state.reported
     down = replace(state, first_probe=first, last_probe=now, down_since=down_since, failures=failures,
-                   last_error=error or "unknown", up_since=None, reported=state.reported or report)
+                   unseen_since=unseen_since, last_error=error or "unknown", up_since=None,
+                   reported=state.reported or report)
     if not report:
         return down, Transition()
     if state.last_ok is None:
@@ -240,6 +254,8 @@ class ReceiverProbe:
             log.warning("receiver.probe.recovered", extra={
                 "url": self.url, "outage_seconds": round(t.outage_ended), "since": _iso(state.outage_from),
                 "catch_up": "owed to every active connection",
+                **({"unseen": "no probe ran for part of it (no worker or beat): the receiver may have answered"}
+                   if t.unseen else {}),
                 **({"xero_webhook": "Xero retries for up to 24 hours, then disables the webhook: if the developer "
                                     "portal shows it disabled, re-enable it (the catch-up fetches what was missed)"}
                    if t.xero_may_have_disabled else {})})

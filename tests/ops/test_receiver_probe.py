@@ -53,6 +53,7 @@ def outages_ended(changes) -> list[float]:
 def test_up_then_down_then_back_up_owes_exactly_one_catch_up():
     state, changes = run([True, True, False, False, False, True, True, True])
     assert outages_ended(changes) == [180.0]  # from the first failed probe to the one that found it back
+    assert not any(t.unseen for t in changes)
     assert state.state == REACHABLE and state.catch_up_owed == T0 + 5 * MINUTE
     assert (state.outage_from, state.outage_to) == (T0 + 2 * MINUTE, T0 + 5 * MINUTE)
     assert [t.went_down for t in changes] == [False, False, False, True, False, False, False, False]  # logged once
@@ -83,10 +84,33 @@ def test_a_receiver_never_reachable_is_reported_once_and_owes_no_catch_up():
     assert changes[0].first_reachable and outages_ended(changes) == [] and state.catch_up_owed is None
 
 
-def test_an_outage_past_xeros_day_of_retries_says_xero_may_have_disabled_the_webhook():
+def test_probes_that_stopped_for_longer_than_the_blind_gap_owe_a_catch_up_once_the_receiver_answers():
+    # No worker or beat ran the probes for an hour (a host down with everything on it): whether the receiver
+    # answered meanwhile is unknown, so the first answer after it owes a catch-up, dated from the last probe.
+    state, _ = run([True, True])
+    state, changes = run([True], start=state, every=3600.0)
+    assert outages_ended(changes) == [3600.0] and state.outage_from == T0 + MINUTE and changes[0].unseen
+    # The same after a failed first probe: back a minute later is not a blip then.
+    state, _ = run([True, True])
+    state, changes = run([False], start=state, every=3600.0)
+    state, more = run([True], start=state)
+    assert outages_ended(changes + more) == [3660.0] and state.outage_from == T0 + MINUTE
+    # A gap shorter than the blind gap (a deploy restarting beat) is nothing.
     state, _ = run([True])
-    state, changes = run([False, False, True], start=state, every=13 * 3600.0)
-    assert outages_ended(changes) == [26 * 3600.0] and changes[-1].xero_may_have_disabled
+    state, changes = run([True], start=state, every=POLICY.blind_gap)
+    assert outages_ended(changes) == [] and state.catch_up_owed is None
+    # Never answered before the gap: still nothing owed.
+    state, _ = run([False, False])
+    state, changes = run([True], start=state, every=3600.0)
+    assert outages_ended(changes) == [] and changes[0].first_reachable
+
+
+def test_an_outage_past_xeros_day_of_retries_says_xero_may_have_disabled_the_webhook():
+    up, _ = run([True])
+    _, changes = run([False] * 24 * 60 + [True], start=up)
+    assert outages_ended(changes) == [24 * 3600.0] and changes[-1].xero_may_have_disabled
+    _, changes = run([False] * 23 * 60 + [True], start=up)
+    assert outages_ended(changes) == [23 * 3600.0] and not changes[-1].xero_may_have_disabled
 
 
 def test_an_owed_catch_up_survives_later_probes_until_settled():
