@@ -509,10 +509,10 @@ def describe_receiver_probe(probe: dict) -> str:
                 f"last error {probe['last_error']})")
     outage = probe["last_outage"]
     if outage:
-        line += f"; last outage {outage['from']} to {outage['to']} ({outage['seconds']} s), caught up after"
+        line += f"; last outage {outage['from']} to {outage['to']} ({outage['seconds']} s; catch-up raised)"
     if probe["catch_up_owed"]:
-        line += "; catch-up owed"
-    return line
+        line += "; catch-up owed, not raised yet"
+    return line + f"; last probe {probe['last_probe_seconds_ago']} s ago"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -103,6 +103,8 @@ def test_a_receiver_back_after_an_outage_raises_one_catch_up_per_connection_and_
     status = probe_status(world.deps)
     assert status["state"] == REACHABLE and status["last_outage"]["seconds"] == 180
     assert status["url"] == f"http://127.0.0.1:{receiver.port}/healthz"
+    line = describe_receiver_probe(status)
+    assert line.startswith(f"reachable at {status['url']} since ") and "(180 s; catch-up raised)" in line
 
 
 def test_a_single_failed_probe_raises_no_catch_up(probed, published):
