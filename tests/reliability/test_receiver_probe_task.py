@@ -57,6 +57,17 @@ def probe() -> str:
     return probe_receiver.run()
 
 
+def reachable_gauge(world) -> float | None:
+    """The /metrics gauge of the receiver probe, as a scrape reads it (None: not exposed)."""
+    from connector.metrics import SharedStateCollector
+
+    for family in SharedStateCollector(world.deps, queue_depths=lambda settings: None).collect():
+        if family.name == "connector_receiver_reachable":
+            [sample] = family.samples
+            return sample.value
+    return None
+
+
 def triggers(world, connection_id: int | None = None) -> dict:
     return world.deps.schedule_state.load(connection_id or world.connection_id).triggers
 
@@ -79,6 +90,7 @@ def test_a_receiver_back_after_an_outage_raises_one_catch_up_per_connection_and_
             assert probe() == UNREACHABLE
         assert triggers(world) == {} and plan_and_run(published) == []  # nothing while it is down
         assert "UNREACHABLE at http://127.0.0.1" in describe_receiver_probe(probe_status(world.deps))
+        assert reachable_gauge(world) == 0.0
 
         receiver.start()
         clock.advance(MINUTE)
@@ -103,6 +115,7 @@ def test_a_receiver_back_after_an_outage_raises_one_catch_up_per_connection_and_
     status = probe_status(world.deps)
     assert status["state"] == REACHABLE and status["last_outage"]["seconds"] == 180
     assert status["url"] == f"http://127.0.0.1:{receiver.port}/healthz"
+    assert reachable_gauge(world) == 1.0
     line = describe_receiver_probe(status)
     assert line.startswith(f"reachable at {status['url']} since ") and "(180 s; catch-up raised)" in line
 
@@ -152,6 +165,6 @@ def test_nothing_is_probed_with_the_probe_switched_off(make_system, published):
         assert probe() == "not_probed"
         assert probe_status(world.deps) == {"probed": False, "url": f"http://127.0.0.1:{port}/healthz",
                                             "state": "not_probed", "reason": "CONNECTOR_RECEIVER_PROBE=off"}
-        assert world.deps.receiver_probe.load().last_probe is None
+        assert world.deps.receiver_probe.load().last_probe is None and reachable_gauge(world) is None
     finally:
         receiver.stop()
