@@ -257,22 +257,21 @@ def log_settings(env: Mapping[str, str] | None = None) -> tuple[str | None, str]
 
 def platform_port(env: Mapping[str, str] | None = None) -> int | None:
     """PORT, which a PaaS sets for the process it routes HTTP to; None when unset."""
-    env = os.environ if env is None else env
-    raw = (env.get("PORT") or "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"PORT: {raw!r} is not a port number")
-    return int(raw)
+    return _port(os.environ if env is None else env, "PORT")
 
 
 def metrics_port(env: Mapping[str, str]) -> int | None:
     """CONNECTOR_METRICS_PORT: where a worker host serves its own /metrics; None when unset."""
-    raw = (env.get("CONNECTOR_METRICS_PORT") or "").strip()
+    return _port(env, "CONNECTOR_METRICS_PORT")
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    """The port number in ``name``; None when unset; ConfigError when it is no port number."""
+    raw = (env.get(name) or "").strip()
     if not raw:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"CONNECTOR_METRICS_PORT: {raw!r} is not a port number")
+        raise ConfigError(f"{name}: {raw!r} is not a port number")
     return int(raw)
 
 
@@ -377,6 +376,9 @@ class Settings:
     alert_parked_age: float = 6 * 3600.0
     alert_quiet_period: float = 4 * 3600.0
     alert_silence: float = 600.0
+    # The receiver probe (connector/receiver_probe.py): a worker GETs {public_url}/healthz every minute; off
+    # (CONNECTOR_RECEIVER_PROBE=off) where workers cannot reach their own public URL by design.
+    receiver_probe: bool = True
 
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
@@ -520,5 +522,7 @@ class Settings:
             alert_parked_age=duration("CONNECTOR_ALERT_PARKED_AGE", cls.alert_parked_age),
             alert_quiet_period=duration("CONNECTOR_ALERT_QUIET_PERIOD", cls.alert_quiet_period),
             alert_silence=duration("CONNECTOR_ALERT_SILENCE", cls.alert_silence),
+            receiver_probe=(parse_flag("CONNECTOR_RECEIVER_PROBE", env["CONNECTOR_RECEIVER_PROBE"])
+                            if env.get("CONNECTOR_RECEIVER_PROBE") else cls.receiver_probe),
         )
 

@@ -60,7 +60,7 @@ def test_expiring_token_is_rotated_and_stored_before_it_is_used(xero_tokens, cre
     clock.advance(1800 - 299)  # inside the 300 s refresh margin
 
     client = XeroClient(session=session, tokens=xero_tokens, tenant_id="t", api_url=XERO_API_URL)
-    client.get_contact("c-1")
+    client.get_record("contacts", "c-1")
 
     token_call = http.calls[0]
     assert form(token_call) == {"grant_type": "refresh_token", "refresh_token": "xero-refresh-1"}
@@ -72,6 +72,23 @@ def test_expiring_token_is_rotated_and_stored_before_it_is_used(xero_tokens, cre
     assert stored.expires_at == clock.now() + timedelta(seconds=1800)
 
 
+def _access_tokens_of_ten_threads_at_once(manager) -> list[str]:
+    """What ``manager.access_token()`` gives each of ten threads released together."""
+    barrier = threading.Barrier(10)
+    tokens: list[str] = []
+
+    def worker():
+        barrier.wait()
+        tokens.append(manager.access_token())
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return tokens
+
+
 def test_ten_threads_with_an_expired_token_make_exactly_one_refresh(xero_tokens, clock, http):
     def slow_token_endpoint(request):
         time.sleep(0.2)  # keep the window open so every thread arrives while the refresh is running
@@ -79,19 +96,7 @@ def test_ten_threads_with_an_expired_token_make_exactly_one_refresh(xero_tokens,
 
     http.add_callback(responses.POST, XERO_TOKEN_URL, callback=slow_token_endpoint)
     clock.advance(3600)
-    barrier = threading.Barrier(10)
-    tokens: list[str] = []
-
-    def worker():
-        barrier.wait()
-        tokens.append(xero_tokens.access_token())
-
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
+    tokens = _access_tokens_of_ten_threads_at_once(xero_tokens)
     assert tokens == ["xero-access-2"] * 10
     assert len(http.calls) == 1
 
@@ -130,12 +135,12 @@ def test_invalid_grant_means_reconnect(xero_tokens, http):
 
 def test_force_refresh_skips_the_call_when_another_process_refreshed_meanwhile(xero_tokens, credentials, connection_id, clock, http, redis):
     http.post(XERO_TOKEN_URL, json=xero_token_body(3))
+    assert xero_tokens.access_token() == "xero-access-1"  # the token of a call that was refused: force a refresh
     lock = redis.lock(f"connector:oauth-refresh:xero:{connection_id}", timeout=5)
     lock.acquire()  # "another process" holds the lock and is refreshing
     outcome: list[str] = []
     waiter = threading.Thread(target=lambda: outcome.append(xero_tokens.refresh(force=True)))
     waiter.start()
-    time.sleep(0.2)
     credentials.save(connection_id, "xero", token_set(clock, access="xero-access-2", refresh="xero-refresh-2"),
                      expected_version=1)
     lock.release()
@@ -197,19 +202,7 @@ def test_zoho_ten_threads_share_one_refresh(zoho_tokens, clock, http):
 
     http.add_callback(responses.POST, ZOHO_TOKEN_URL, callback=slow)
     clock.advance(7200)
-    barrier = threading.Barrier(10)
-    tokens: list[str] = []
-
-    def worker():
-        barrier.wait()
-        tokens.append(zoho_tokens.access_token())
-
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
+    tokens = _access_tokens_of_ten_threads_at_once(zoho_tokens)
     assert tokens == ["zoho-access-2"] * 10 and len(http.calls) == 1
 
 
@@ -268,7 +261,7 @@ def test_a_managers_calls_read_the_stored_token_once_and_a_401_reads_it_again(xe
     for n in range(3):
         http.get(XERO_API_URL + f"/api.xro/2.0/Contacts/c-{n}", json={"Contacts": [{"ContactID": f"c-{n}"}]})
     for n in range(3):
-        client.get_contact(f"c-{n}")
+        client.get_record("contacts", f"c-{n}")
     assert counting.loads == 1  # one read serves a task's calls while the token is good
 
     # Another process refreshed and Xero no longer takes the old token: the 401 makes us read again.
@@ -276,6 +269,6 @@ def test_a_managers_calls_read_the_stored_token_once_and_a_401_reads_it_again(xe
                      expected_version=1)
     http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", status=401, json={"Title": "Unauthorized"})
     http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", json={"Contacts": [{"ContactID": "c-9"}]})
-    client.get_contact("c-9")
+    client.get_record("contacts", "c-9")
     assert http.calls[-1].request.headers["Authorization"] == "Bearer xero-access-9"
     assert counting.loads > 1
