@@ -59,6 +59,14 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
+# Answers given before the API ran: a rate limit's 429, and an access token refused (401, or 403 for a tenant
+# not connected). Whether Xero counts them against the day is not documented (UNVERIFIED: a real organisation
+# would show it by comparing X-DayLimit-Remaining before and after a deliberately expired token's call). Not
+# counting them is the safe way to be wrong: the limit learned (remaining + calls counted) comes out lower,
+# never higher than the real one.
+REFUSED = frozenset({401, 403, 429})
+
+
 def counted_by_xero(endpoint: str) -> bool:
     """Whether a call counts against an organisation's limits: the APIs (/api.xro/2.0/..., /payroll.xro/...),
     not the identity service's token endpoint nor /connections."""
@@ -83,18 +91,22 @@ class LimitState:
         return self.reset_at is not None
 
 
-def learn_limit(state: LimitState, *, remaining: int | None, day_problem: bool, now: float) -> LimitState:
-    """The state after one more Xero response (``remaining``: its X-DayLimit-Remaining, if any)."""
-    calls = state.calls_since_reset + 1
+def learn_limit(state: LimitState, *, remaining: int | None, day_problem: bool, now: float,
+                refused: bool = False) -> LimitState:
+    """The state after one more Xero response (``remaining``: its X-DayLimit-Remaining, if any). A ``refused``
+    call (``REFUSED``) is not counted as one of the day's: counted when Xero does not count it, it would make
+    the learned limit higher than the real one by every refusal seen."""
+    refused = refused or day_problem
+    calls = state.calls_since_reset + (0 if refused else 1)
     reset_at = state.reset_at
     if remaining is not None and state.last_remaining is not None and remaining > state.last_remaining:
-        calls, reset_at = 1, now  # more left than before: Xero's day window started again
+        calls, reset_at = (0 if refused else 1), now  # more left than before: Xero's day window started again
     elif reset_at is not None and now - reset_at >= DAY:
-        calls, reset_at = 1, day_started(state, now)  # a whole day since the last reset: the window is new
+        calls, reset_at = (0 if refused else 1), day_started(state, now)  # a whole day since the last reset
     limit = state.limit
     if day_problem:
-        # Xero refused for the day: the limit is what was spent (a 429 itself is not counted).
-        limit = max(calls - 1, 1)
+        # Xero refused for the day: the limit is what was spent.
+        limit = max(calls, 1)
         remaining = 0
     elif remaining is not None:
         estimate = remaining + calls
@@ -225,7 +237,7 @@ class BudgetLedger:
         remaining = int(raw) if raw is not None and raw.lstrip("-").isdigit() and int(raw) >= 0 else None
         day_problem = seen.status == 429 and problem_scope(_header(headers, "x-rate-limit-problem")) == "day"
         before = self.limit_state(connection_id)
-        after = self._update_limit(connection_id, remaining, day_problem, now)
+        after = self._update_limit(connection_id, remaining, day_problem, now, refused=seen.status in REFUSED)
         if after.limit != before.limit and after.limit is not None:
             log.info("budget.xero.limit_learned", extra={"connection_id": connection_id, "day_limit": after.limit,
                                                          "exact": after.exact})
@@ -237,14 +249,15 @@ class BudgetLedger:
         except Exception:
             log.exception("budget.xero.record_failed")
 
-    def _update_limit(self, connection_id: int, remaining: int | None, day_problem: bool, now: float) -> LimitState:
+    def _update_limit(self, connection_id: int, remaining: int | None, day_problem: bool, now: float, *,
+                      refused: bool) -> LimitState:
         key = self.key(connection_id, "limit")
         with self._redis.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(key)
                     state = self._read_limit(pipe.get(key))
-                    new = learn_limit(state, remaining=remaining, day_problem=day_problem, now=now)
+                    new = learn_limit(state, remaining=remaining, day_problem=day_problem, now=now, refused=refused)
                     pipe.multi()
                     pipe.set(key, json.dumps(new.__dict__))
                     pipe.execute()

@@ -135,3 +135,17 @@ def test_an_operators_cap_bounds_every_day_limit(any_redis, clock):
     ledger.record(seen(remaining=4999))
     assert (ledger.day_limit(CONNECTION), ledger.governing_day_limit(CONNECTION)) == (50, 50)
     assert ledger.governing_day_limit(8) == 1000  # no cap known: the default
+
+
+def test_a_refused_call_is_not_counted_in_the_learned_limit(ledger):
+    # A minute or concurrency 429, or an access token refused, is answered before the API runs (the sandbox does
+    # not count them; X-DayLimit-Remaining stays where it was): counting them would learn a limit above the real
+    # one, and the planner would grant scheduled calls past its share.
+    ledger.record(seen(remaining=5))
+    ledger.record(seen(remaining=999))  # a reset: 1,000 a day, one call spent
+    for _ in range(2):
+        ledger.record(seen(status=429, problem="minute", remaining=999))
+    ledger.record(seen(status=401, remaining=999))
+    ledger.record(seen(remaining=998))
+    assert ledger.day_limit(CONNECTION) == 1000
+    assert ledger.limit_state(CONNECTION).calls_since_reset == 2
