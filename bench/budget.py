@@ -1,9 +1,16 @@
 """A simulated month of Xero calls for three organisations on Xero's Starter tier (1,000 calls a day):
-today's fixed schedule (naive) against the planner, in the same run.
+the old fixed beat against the planner, in the same run.
 
-Nothing waits on a wall clock: a faithful in-process model steps a simulated clock one beat tick (60 s) at
-a time. The decisions are the real code: the schedule's pure functions (connector/xero_schedule.py) and the
-planner's rule (connector/budget.py plan_scheduled). What each kind of work costs follows the code paths:
+The primary figures are the real code's (bench/support/budget_real.py): the connector's tasks, its receiver
+over HTTP and its whole beat schedule against the Xero and Zoho sandboxes on a ManualClock, for the idle,
+typical and busy organisations, each with the fixed beat (poll_xero_connections every 300 s, through today's
+planner) and with the planner's beat, for ``--real-days`` (30 by default). Nothing waits on a wall clock: the
+simulated clock goes from one due thing to the next. One process per row, ``--jobs`` at once; on a machine
+shared with others a month of all six rows takes long (the JSON gives each row's wall-clock seconds).
+
+The in-process model below stays as a cross-check, and is the only place the unbounded naive schedule (every
+300 s, four lists, no share) still exists: it steps a simulated clock one minute at a time, with the real
+decisions (connector/xero_schedule.py, connector/budget.py plan_scheduled) and modelled costs:
 
 - a webhook delivery's ids are fetched with one IDs= call per resource per batch window (1 s, up to 50 ids);
 - a CRM edit written back costs a GET and a POST of the contact, and its webhook echo one fetch;
@@ -13,21 +20,14 @@ planner's rule (connector/budget.py plan_scheduled). What each kind of work cost
 - planner: a catch-up poll of three resources when triggered or every 8 h, a weekly contact check, and
   adaptive payment polls, each call granted by plan_scheduled within 10 % of the day.
 
-Response sizes are measured from the Xero sandbox's own renderings. Webhook delivery latency is modelled as
-1 to 5 s (Xero does not publish it: UNVERIFIED), the fetch and the Zoho push as 1.5 s. Zoho API credits are
-counted as one per Zoho call (an upsert of a change, plus a read-back for invoices; a write-back's read).
-Changes happen on working days (Monday to Friday) between 08:00 and 18:00 UTC.
+Response sizes are measured from the Xero sandbox's own renderings. Webhook delivery latency is 1 to 5 s
+(Xero does not publish it: UNVERIFIED), the model's fetch and Zoho push 1.5 s. Changes happen on working days
+(Monday to Friday) between 08:00 and 18:00 UTC. CRM edits written back to Xero are in the model only.
 
-In the same run, the real code (bench/support/budget_real.py): the connector's tasks, receiver and beat schedule
-against the Xero and Zoho sandboxes on a ManualClock, for the idle and typical organisations, the old fixed beat
-(which today's poll task still sends through the planner: the naive schedule itself exists only in the model) and
-the planner,
-over ``--real-days`` (7 by default: a simulated month of the real code is too slow for one run; the JSON gives
-the per-day figures and their extrapolation to 30 days, and says so). ``--real-days 0`` skips it.
+    .venv/bin/python bench/budget.py [--real-days 30] [--orgs idle,typical,busy] [--modes fixed_beat,planner]
+                                     [--jobs 2] [--progress-dir DIR] [--days 30] [--seed 7]
 
-    .venv/bin/python bench/budget.py [--days 30] [--seed 7] [--real-days 7]
-
-The last line printed is one JSON object with the figures.
+The last line printed is one JSON object with the figures (real code under "real_code", model under "model").
 """
 
 from __future__ import annotations
@@ -379,7 +379,7 @@ def main() -> int:
     parser.add_argument("--orgs", default=",".join(ORGS), help="organisations of the real run, comma-separated")
     parser.add_argument("--modes", default=",".join(REAL_MODES), help="modes of the real run, comma-separated")
     parser.add_argument("--jobs", type=int, default=2, help="real-code rows run at once, one process each")
-    parser.add_argument("--progress-dir", help="write each real row's figures every 5 simulated days, and its "
+    parser.add_argument("--progress-dir", help="write each real row's figures every simulated day, and its "
                         "connector log, here (by default the log goes to a temporary folder)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench stops its redis-servers too

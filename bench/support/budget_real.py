@@ -156,8 +156,8 @@ def changes_of_month(spec: dict, days: int, rng: random.Random) -> list[tuple[fl
 
 
 def run_org(name: str, spec: dict, mode: str, days: int, seed: int, log_dir: Path | None = None,
-            progress=None) -> dict:
-    """One organisation's run; ``progress(days_done, figures)`` is called after every fifth simulated day."""
+            progress=None, progress_every: int = 1) -> dict:
+    """One organisation's run; ``progress(days_done, figures)`` is called every ``progress_every`` simulated days."""
     import celeryconfig
     from bench.support.own_redis import own_redis
     from webhooks import create_app
@@ -242,7 +242,7 @@ def run_org(name: str, spec: dict, mode: str, days: int, seed: int, log_dir: Pat
                 if progress is not None and upcoming >= day_ends[checkpoint]:
                     clock.advance(max(day_ends[checkpoint] - clock.time(), 0.0))
                     checkpoint += 1
-                    if checkpoint % 5 == 0:
+                    if checkpoint % progress_every == 0:
                         figures = summary(deps, connection_id, tenant, xero, zoho, made, day_ends[:checkpoint],
                                           checkpoint, events, task_failures)
                         figures["bench_seconds"] = round(time.perf_counter() - wall, 1)
