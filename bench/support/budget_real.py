@@ -317,11 +317,12 @@ def pct(values: list[float], share: float):
     return round(ordered[min(int(math.ceil(share * len(ordered))) - 1, len(ordered) - 1)], 1)
 
 
-def written_times(deps, connection_id: int) -> dict[tuple[str, str], list[float]]:
-    """When each record was written to Zoho (or found unchanged there): its audit rows, in one query."""
+def written_times(deps, connection_id: int) -> tuple[dict[tuple[str, str], list[float]], dict[str, str]]:
+    """When each record was written to Zoho (or found unchanged there), from its audit rows; and the records
+    whose work is parked now, with the reason."""
     from sqlalchemy import create_engine, select
 
-    from connector.store.tables import AuditEvent
+    from connector.store.tables import AuditEvent, ParkedWork
 
     engine = create_engine(deps.settings.database_url)
     statement = select(AuditEvent.record_type, AuditEvent.record_id, AuditEvent.created_at).where(
@@ -332,8 +333,10 @@ def written_times(deps, connection_id: int) -> dict[tuple[str, str], list[float]
             if created_at.tzinfo is None:
                 created_at = created_at.replace(tzinfo=timezone.utc)
             times.setdefault((record_type, record_id), []).append(created_at.timestamp())
+        parked = dict(db.execute(select(ParkedWork.record_id, ParkedWork.reason).where(
+            ParkedWork.connection_id == connection_id)).all())
     engine.dispose()
-    return times
+    return times, parked
 
 
 def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, days: int, events: Events,
@@ -344,12 +347,14 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
     scheduled = sorted(c.started for c in xero_log if c.status == 200 and "IDs=" not in c.query)
     zoho_credits_by_day = by_day([c.started for c in zoho.calls(path_prefix="/crm/")], day_ends)
     delays: dict[str, list[float]] = {"invoices": [], "payments": [], "contacts": []}
-    trails = written_times(deps, connection_id)
-    lost = Counter()
+    trails, parked_ids = written_times(deps, connection_id)
+    lost, waiting_parked = Counter(), Counter()
     for at, kind, record_id in made:
         after = [t for t in trails.get((RECORD_TYPES[kind], record_id), ()) if t >= at]
         if after:
             delays[kind].append(min(after) - at)
+        elif record_id in parked_ids:
+            waiting_parked[f"{kind}: {parked_ids[record_id]}"] += 1
         else:
             lost[kind] += 1
     parked = {reason: n for reason, n in deps.store.parked.counts_by_reason(connection_id).items() if n}
@@ -363,7 +368,10 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
         "changes": dict(Counter(kind for _, kind, _ in made)),
         "delay_seconds": {kind: {"p50": pct(v, 0.50), "p95": pct(v, 0.95), "max": round(max(v), 1) if v else None,
                                  "in_zoho": len(v)} for kind, v in delays.items()},
+        # a change not in Zoho by the end: its record's work parked (shown, with the reason), or neither (lost,
+        # or still waiting for a poll the planner deferred)
         "not_in_zoho_at_end": dict(lost),
+        "not_in_zoho_parked": dict(waiting_parked),
         "parked_at_end": parked,
         "webhook_flushes_denied": events.counts["webhook_flushes_denied"],
         "webhook_ids_parked": events.counts["webhook_ids_parked"],

@@ -1,0 +1,35 @@
+"""Two simulated working days of a typical organisation through the budget bench's real run
+(bench/support/budget_real.py: the connector's tasks, receiver over HTTP and whole beat schedule against the
+sandboxes on a ManualClock, the planner's beat): the invariants the month's figures rest on hold. Scheduled
+work never takes more than its share of the day in any 24 hours, webhook work is never denied or parked,
+Xero never answers 429, and every change reaches Zoho, invoices and contacts within seconds of their webhook
+and payments within the configured longest delay. Nothing here reads a wall clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.budget import ORGS
+from bench.support.budget_real import run_org
+from connector.budget import scheduled_allowance
+
+# Two simulated days of every beat entry: a minute or two on a quiet machine, several on a loaded one.
+pytestmark = [pytest.mark.start_early, pytest.mark.timeout(900)]
+
+
+def test_two_typical_days_of_the_real_code_keep_the_budget_invariants(tmp_path):
+    figures = run_org("typical", ORGS["typical"], "planner", 2, seed=11, log_dir=tmp_path)
+
+    changes = figures["changes"]
+    assert changes == {"invoices": 80, "payments": 50, "contacts": 30}  # 2 March 2026 is a Monday
+    assert figures["task_failures"] == {}
+    assert figures["xero_429s"] == 0
+    assert 0 < figures["scheduled_calls_max_in_24h"] <= scheduled_allowance(1000, 0.10)
+    assert figures["webhook_flushes_denied"] == 0 and figures["webhook_ids_parked"] == 0
+    assert figures["parked_at_end"] == {}
+    assert figures["not_in_zoho_at_end"] == {} and figures["not_in_zoho_parked"] == {}
+    delays = figures["delay_seconds"]
+    assert all(delays[kind]["in_zoho"] == changes[kind] for kind in changes)
+    assert delays["invoices"]["p95"] <= 10 and delays["contacts"]["p95"] <= 10
+    assert delays["payments"]["max"] <= 30 * 60
+    assert max(figures["xero_calls_per_day"]["by_day"]) <= 250
