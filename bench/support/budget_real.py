@@ -343,8 +343,9 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
             task_failures: Counter) -> dict:
     xero_log = xero.calls(path_prefix=API, tenant=tenant)
     calls_by_day = by_day([c.started for c in xero_log if c.status == 200], day_ends)
-    # A webhook's fetch names its ids (IDs=); every other answered call is scheduled work (polls, sweeps).
-    scheduled = sorted(c.started for c in xero_log if c.status == 200 and "IDs=" not in c.query)
+    # Scheduled work (polls, sweeps, checks, backfills) reads listed pages (order=...); webhook work fetches by
+    # IDs= (credit notes by a where chain), and a single record by its id.
+    scheduled = sorted(c.started for c in xero_log if c.status == 200 and "order=" in c.query)
     zoho_credits_by_day = by_day([c.started for c in zoho.calls(path_prefix="/crm/")], day_ends)
     delays: dict[str, list[float]] = {"invoices": [], "payments": [], "contacts": []}
     trails, parked_ids = written_times(deps, connection_id)
