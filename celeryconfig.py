@@ -33,6 +33,7 @@ task_routes = {
     "connector.poll_xero": {"queue": queues.XERO_QUEUE},
     "connector.poll_xero_connections": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.plan_xero_polls": {"queue": queues.MAINTENANCE_QUEUE},
+    "connector.probe_receiver": {"queue": queues.MAINTENANCE_QUEUE},
     "connector.sweep_buffers": {"queue": queues.MAINTENANCE_QUEUE},
     queues.BUFFER_ZOHO_PUSH: {"queue": queues.ZOHO_QUEUE},
     queues.PUSH_RECORDS_TO_ZOHO: {"queue": queues.ZOHO_QUEUE},
@@ -109,6 +110,13 @@ def settings_config(settings: Settings) -> dict:
             # day's share. At the sweep hour the contact consistency check runs where it is due (weekly); a
             # crontab, so a restart or deploy does not restart its clock.
             "xero-plan-polls": {"task": "connector.plan_xero_polls", "schedule": 60.0},
+            # The receiver probe (connector/receiver_probe.py): GET the public /healthz, the route Xero delivers
+            # to. A receiver back after an outage raises a catch-up for every connection (a delivery Xero gave up
+            # on is seen no other way when nothing was written back meanwhile); one unreachable for
+            # CONNECTOR_ALERT_SILENCE is an alert. No Xero call; nothing is probed in the embedded mode or with
+            # CONNECTOR_RECEIVER_PROBE=off.
+            # A probe that waited past the next one's time is dropped (expires): a backlog says nothing now.
+            "probe-receiver": {"task": "connector.probe_receiver", "schedule": 60.0, "options": {"expires": 55.0}},
             "xero-full-sweep": {"task": "connector.poll_xero_connections",
                                 "schedule": crontab(minute=7, hour=settings.xero_sweep_hour),
                                 "kwargs": {"full_sweep": True}},

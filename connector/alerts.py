@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 from connector.channels import RENEW_BEFORE
 from connector.errors import reconnect_command
 from connector.heartbeats import WATCHED_ROLES
+from connector.receiver_probe import NEVER_REACHABLE, ProbeState
 from connector.redaction import redact_text
 
 log = logging.getLogger("connector.alerts")
@@ -35,7 +36,8 @@ FAILURES = "failures"
 BUDGET = "xero_budget"
 PARKED = "parked_work"
 SILENT = "silent"
-KINDS = (NEEDS_REAUTH, CHANNEL_NOT_RENEWED, FAILURES, BUDGET, PARKED, SILENT)
+RECEIVER_UNREACHABLE = "receiver_unreachable"
+KINDS = (NEEDS_REAUTH, CHANNEL_NOT_RENEWED, FAILURES, BUDGET, PARKED, SILENT, RECEIVER_UNREACHABLE)
 
 OPENED, REMINDER, RESOLVED, TEST = "opened", "reminder", "resolved", "test"
 
@@ -90,6 +92,9 @@ class Facts:
     # Since when the evaluating process (beat) has been watching: a role never seen for longer than the
     # silence threshold since then never started (a worker not scaled up, crashing at start).
     watching_since: datetime | None = None
+    # What the receiver probe saw at the public URL (connector/receiver_probe.py); None: not probed here.
+    receiver: ProbeState | None = None
+    receiver_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -216,7 +221,40 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> list[Condition]:
                     + ("nothing is synced while no worker runs; queued work waits in the broker"
                        if role == "worker" else "no scheduled work runs (token refresh, polls, parked work)")),
             fix=f"connector {role}"))
+    receiver = _receiver_unreachable(facts, thresholds)
+    if receiver is not None:
+        found.append(receiver)
     return found
+
+
+def _receiver_unreachable(facts: Facts, thresholds: Thresholds) -> Condition | None:
+    """The receiver not answering at its public URL for the silence threshold: what Xero and Zoho reach. The
+    receiver's heartbeat cannot say it (the receiver is idle whenever no webhook arrives); the probe asks every
+    minute, through the same DNS, TLS and proxy as Xero."""
+    probe = facts.receiver
+    if probe is None or probe.down_since is None:
+        return None
+    down_for = facts.now.timestamp() - probe.down_since
+    if down_for <= thresholds.silence:
+        return None
+    url, since = facts.receiver_url, datetime.fromtimestamp(probe.down_since, tz=timezone.utc)
+    if probe.state == NEVER_REACHABLE:
+        return Condition(
+            key=RECEIVER_UNREACHABLE, kind=RECEIVER_UNREACHABLE, since=since,
+            title=f"the receiver has never answered at its public URL {url}",
+            detail=(f"{probe.failures} probes since {_iso(since)} failed (last: {probe.last_error}). Check that "
+                    "CONNECTOR_PUBLIC_URL is the address Xero and Zoho deliver to, that it resolves and its TLS "
+                    "certificate is valid, that the web process runs, and that the workers may reach it "
+                    "(CONNECTOR_RECEIVER_PROBE=off where they cannot by design)"),
+            fix=f"curl -fsS {url}")
+    last_ok = datetime.fromtimestamp(probe.last_ok, tz=timezone.utc) if probe.last_ok is not None else since
+    return Condition(
+        key=RECEIVER_UNREACHABLE, kind=RECEIVER_UNREACHABLE, since=since,
+        title=f"the receiver is unreachable at {url}: no answer for {_duration(down_for)}",
+        detail=(f"last answered {_iso(last_ok)}; last error {probe.last_error}. Xero retries its deliveries for up "
+                "to 24 hours, then disables the webhook; once the receiver answers again a catch-up poll fetches "
+                "what was missed"),
+        fix=f"restart the web process, then curl -fsS {url}")
 
 
 def _duration(seconds: float) -> str:
@@ -405,9 +443,10 @@ def _text(value: Any) -> str:
 
 
 def gather_facts(*, store: Any, credentials: Any, budget_ledger: Any, heartbeats: Any, thresholds: Thresholds,
-                 public_url: str, watching_since: datetime | None = None) -> Facts:
-    """What ``evaluate`` needs, from the store, the ledger and the heartbeats: a handful of queries per
-    connection, no call to Xero or Zoho."""
+                 public_url: str, watching_since: datetime | None = None, receiver_probe: Any = None) -> Facts:
+    """What ``evaluate`` needs, from the store, the ledger, the heartbeats and the receiver probe's state
+    (``receiver_probe``: a connector.receiver_probe.ReceiverProbe, None where not probed): a handful of queries
+    per connection, no call to Xero or Zoho."""
     from connector.store.parked import NEEDS_REAUTH as PARKED_NEEDS_REAUTH
 
     now = store.clock.now()
@@ -433,7 +472,9 @@ def gather_facts(*, store: Any, credentials: Any, budget_ledger: Any, heartbeats
                 budget_projected_today=budget.projected_today)
         connections.append(ConnectionFacts(**facts))
     return Facts(now=now, connections=tuple(connections), heartbeats=heartbeats.last_seen(), public_url=public_url,
-                 watching_since=watching_since)
+                 watching_since=watching_since,
+                 receiver=receiver_probe.load() if receiver_probe is not None else None,
+                 receiver_url=receiver_probe.url if receiver_probe is not None else "")
 
 
 def check_alerts(*, book: IncidentBook, channels: dict[str, Send], thresholds: Thresholds,

@@ -17,7 +17,9 @@ WORKER = "worker"
 BEAT = "beat"
 RECEIVER = "receiver"
 ROLES = (WORKER, BEAT, RECEIVER)
-# The roles whose silence is an incident: the receiver is idle whenever no webhook arrives.
+# The roles whose silence is an incident. Not the receiver: it is idle whenever no webhook arrives, and where
+# probed (connector/receiver_probe.py) its /healthz answers a worker every minute at the public URL, which tells
+# more than its heartbeat (the route Xero takes: DNS, TLS, proxy); the alerts watch that probe instead.
 WATCHED_ROLES = (WORKER, BEAT)
 # A key outlives any silence worth reporting, then goes: a role no longer deployed stops being shown.
 KEY_TTL_SECONDS = 7 * 86400

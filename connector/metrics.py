@@ -60,7 +60,7 @@ WEBHOOK_EVENTS = Counter("connector_webhook_events_accepted",
 SHARED_GAUGES = (
     "connector_shared_state_up", "connector_connection_active", "connector_xero_day_limit",
     "connector_xero_day_budget_remaining", "connector_queue_depth", "connector_token_expiry_seconds",
-    "connector_zoho_channel_expiry_seconds", "connector_parked_records",
+    "connector_zoho_channel_expiry_seconds", "connector_parked_records", "connector_receiver_reachable",
 )
 
 
@@ -265,6 +265,16 @@ class SharedStateCollector:
             for reason, count in store.parked.counts_by_reason(c.id).items():
                 parked.add_metric([label, reason], count)
         yield from (active, limit, remaining, tokens, channels, parked)
+        probe_off = getattr(deps, "receiver_probe_off", "not wired")
+        if probe_off is None:  # the receiver probe (connector/receiver_probe.py), where it runs
+            from connector.receiver_probe import NOT_PROBED_YET, REACHABLE
+
+            probed = deps.receiver_probe.load()
+            if probed.state != NOT_PROBED_YET:
+                receiver = GaugeMetricFamily("connector_receiver_reachable", "1 when the receiver answered its last "
+                                             "probe at the public URL's /healthz, 0 while it does not")
+                receiver.add_metric([], 1 if probed.state == REACHABLE else 0)
+                yield receiver
         depths = (self._queue_depths or _broker_queue_depths)(deps.settings)
         if depths is not None:
             queues = GaugeMetricFamily("connector_queue_depth", "Messages waiting on a worker queue",

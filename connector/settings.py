@@ -377,6 +377,9 @@ class Settings:
     alert_parked_age: float = 6 * 3600.0
     alert_quiet_period: float = 4 * 3600.0
     alert_silence: float = 600.0
+    # The receiver probe (connector/receiver_probe.py): a worker GETs {public_url}/healthz every minute; off
+    # (CONNECTOR_RECEIVER_PROBE=off) where workers cannot reach their own public URL by design.
+    receiver_probe: bool = True
 
     # Whether the embedded stand-ins may fill what is not configured. Settings built in code (the demo,
     # tests) say what they want; from the environment only CONNECTOR_EMBEDDED=1 allows them.
@@ -520,5 +523,7 @@ class Settings:
             alert_parked_age=duration("CONNECTOR_ALERT_PARKED_AGE", cls.alert_parked_age),
             alert_quiet_period=duration("CONNECTOR_ALERT_QUIET_PERIOD", cls.alert_quiet_period),
             alert_silence=duration("CONNECTOR_ALERT_SILENCE", cls.alert_silence),
+            receiver_probe=(parse_flag("CONNECTOR_RECEIVER_PROBE", env["CONNECTOR_RECEIVER_PROBE"])
+                            if env.get("CONNECTOR_RECEIVER_PROBE") else cls.receiver_probe),
         )
 

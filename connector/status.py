@@ -1,7 +1,7 @@
 """The operator's view, as one JSON-able dict: `connector status` prints it, the receiver serves it.
 
 ``collect_status(deps)`` reads only: the store, the credentials' expiries (never a token), the Xero
-rate governor's counters and the day-budget ledger in Redis, and the broker's queue lengths. ``check_connections(deps)`` is the
+rate governor's counters and the day-budget ledger in Redis, the receiver probe's last results, and the broker's queue lengths. ``check_connections(deps)`` is the
 "ping your real systems" check: one cheap authenticated call to each side per connection.
 """
 
@@ -18,6 +18,7 @@ from connector.pipeline.xero_in import PRIORITY_BACKFILL
 from connector.pipeline.to_xero.contacts import NEEDS_REVIEW
 from connector.polling import POLLED_RESOURCES
 from connector.ratelimit import day_share_left
+from connector.receiver_probe import NEVER_REACHABLE, UNREACHABLE, not_probed_status, probe_url
 from connector.store import audit as stages
 from connector.store.parked import WAITING_FOR_ACCOUNT
 
@@ -124,6 +125,10 @@ def collect_status(deps) -> dict[str, Any]:
         })
     warnings = [f"connection {c['id']}: {c['xero_budget']['warning']}" for c in connections
                 if c["xero_budget"]["warning"]]
+    probe = receiver_probe(deps)
+    if probe["state"] in (UNREACHABLE, NEVER_REACHABLE):
+        warnings.append(f"the receiver {'has never answered' if probe['state'] == NEVER_REACHABLE else 'is unreachable'}"
+                        f" at {probe['url']} (since {probe['unreachable_since']}; last error {probe['last_error']})")
     return {
         "generated_at": _iso(now),
         "warnings": warnings,
@@ -133,9 +138,19 @@ def collect_status(deps) -> dict[str, Any]:
         "held_webhooks": held_webhooks(deps),
         # When each process role last showed it was alive (connector/heartbeats.py).
         "heartbeats": deps.heartbeats.status(),
+        # Whether the receiver answers at the public URL, the route Xero takes (connector/receiver_probe.py); a
+        # receiver back after an outage raised a catch-up for every connection.
+        "receiver_probe": probe,
         # The incidents the alerts have open (connector/alerts.py): what happened and what fixes it.
         "alerts": open_alerts(deps),
     }
+
+
+def receiver_probe(deps) -> dict[str, Any]:
+    off = deps.receiver_probe_off
+    if off is not None:
+        return not_probed_status(off, probe_url(deps.settings.public_url) if deps.settings.public_url else "")
+    return deps.receiver_probe.status()
 
 
 def open_alerts(deps) -> list[dict[str, Any]]:

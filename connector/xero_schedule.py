@@ -14,6 +14,9 @@ So a catch-up poll is needed only when something says a delivery went missing:
 - an outage: a change the connector wrote to Xero was not echoed by a webhook within the echo
   timeout (our receiver or Xero's sending is down), or deliveries arrive late (Xero was retrying, or
   the workers are behind): their events are older than the backlog lag;
+- a receiver outage: the probe of our public /healthz (connector/receiver_probe.py) found the receiver
+  back after an outage; Xero's retries may have given up meanwhile, and a write-back echo is missed only
+  where something was written;
 - and a rare safety poll, within the day's scheduled share.
 
 Payments have no webhook. Whether applying one raises an INVOICE UPDATE event is not documented
@@ -40,6 +43,7 @@ CHECK_RESOURCES = ("contacts",)
 GAP = "sequence_gap"
 ECHO_MISSING = "webhook_echo_missing"
 LATE_DELIVERY = "late_delivery"
+RECEIVER_OUTAGE = "receiver_outage"
 SAFETY = "safety"
 
 

@@ -197,31 +197,23 @@ def sandbox_env(*, database_url: str, data_dir, vault_keys: str, xero, xero_url:
     }
 
 
-def start_celery_worker(env: dict[str, str], name: str):
-    """A real `celery worker` process on the integration broker, consuming every queue."""
-    import subprocess
+def start_celery_worker(env: dict[str, str], name: str, log_dir):
+    """A real `celery worker` process on the integration broker, consuming every queue (a tests/processes.py
+    ``Process``, its output in ``log_dir``)."""
     import sys
 
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES),
-         "-P", "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
-         "--without-gossip", "-n", f"{name}-{os.getpid()}@%h"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    from tests.processes import Process
+
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(WORKER_QUEUES),
+            "-P", "threads", "-c", "4", "--loglevel", "WARNING", "--without-heartbeat", "--without-mingle",
+            "--without-gossip", "-n", f"{name}-{os.getpid()}@%h"]
+    return Process(name, argv, env, log_dir).start()
 
 
 def stop_celery_worker(worker) -> str:
     """Warm shutdown (SIGTERM), killed if it hangs; returns the tail of what it printed."""
-    import signal
-    import subprocess
-
-    worker.send_signal(signal.SIGTERM)
-    try:
-        output, _ = worker.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        output, _ = worker.communicate()
-    return output[-5000:]
+    worker.stop(timeout=20)
+    return worker.tail(5000)
 
 
 def integration_broker(name: str):
@@ -299,7 +291,7 @@ def pytest_xdist_make_scheduler(config, log):
 SERVICE_FIXTURES = frozenset({"pg_admin", "real_redis", "broker_redis", "redis", "own_redis", "broker_url",
                               "make_system"})
 # parametrised fixtures whose named variant reaches a service (their other variants run in memory):
-SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("any_redis", "redis")})
+SERVICE_VARIANTS = frozenset({("store", "postgresql"), ("empty_engine", "postgresql"), ("any_redis", "redis")})
 # markers that mean real services by definition:
 SERVICE_MARKERS = frozenset({"integration", "faults"})
 # and modules that start processes (they import one of these, or a starter of tests/processes.py).

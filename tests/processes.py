@@ -1,8 +1,10 @@
 """Child processes the tests start and wait on: shared by the whole suite's fixtures (a redis-server per
-xdist worker, tests/conftest.py) and the fault suite's deployment (tests/faults/harness.py)."""
+xdist worker, tests/conftest.py), the fault suite's deployment (tests/faults/harness.py) and the deployment
+tests' Procfile processes (tests/deploy/conftest.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -18,6 +20,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def procfile(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    """The Procfile's process types and their command lines, as written (blank lines and comments skipped)."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = command.strip()
+    return commands
 
 
 def printed_lines_until_url(process: subprocess.Popen) -> list[str]:
@@ -48,13 +60,40 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, interval: float
         time.sleep(interval)
 
 
-class Process:
-    """One child process in its own session (so its whole group can be killed), output kept in a file."""
+def wait_for_http(url: str, *, timeout: float, process: "Process | None" = None):
+    """The first HTTP answer from ``url`` (any status, a ``requests.Response``); fails with the process's
+    output if none comes (or the process exits first)."""
+    import requests
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    answer: list[requests.Response] = []
+
+    def answered() -> bool:
+        if process is not None and not process.alive():
+            return True
+        answer.append(requests.get(url, timeout=2))
+        return True
+
+    try:
+        wait_for(answered, timeout=timeout, interval=0.2, what=f"an answer from {url}")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{process.tail() if process else ''}") from None
+    assert answer, f"{process.name} exited before {url} answered:\n{process.tail()}"
+    return answer[0]
+
+
+class Process:
+    """One child process in its own session (so its whole group can be killed), output kept in a file.
+
+    It runs in ``cwd`` with ``env`` over this process's environment, or with ``env`` alone when
+    ``inherit_env`` is false (a deployment's processes get exactly the environment it sets)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path, *, cwd: Path = ROOT,
+                 inherit_env: bool = True) -> None:
         self.name = name
         self.argv = argv
         self.env = env
+        self.cwd = cwd
+        self.inherit_env = inherit_env
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -62,8 +101,9 @@ class Process:
         log = open(self.log_path, "a")
         log.write(f"\n==== start {time.strftime('%H:%M:%S')} {' '.join(self.argv)}\n")
         log.flush()
-        self.proc = subprocess.Popen(self.argv, env={**os.environ, **self.env}, cwd=ROOT, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, **self.env} if self.inherit_env else dict(self.env)
+        self.proc = subprocess.Popen(self.argv, env=env, cwd=self.cwd, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         log.close()
         return self
 
@@ -78,17 +118,22 @@ class Process:
     def children(self) -> list[int]:
         return children_of(self.pid) if self.alive() else []
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
-        """Ask the process to stop; kill its whole group if it has not after ``timeout``."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0, *, whole_group: bool = False) -> int | None:
+        """Ask the process (or, with ``whole_group``, every process of its group, as a platform stopping a
+        container does) to stop; kill its whole group after ``timeout``, or once it has stopped. Its exit code."""
         if self.proc is None:
-            return
+            return None
         if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+            if whole_group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 pass
         self.kill_group()
+        return self.proc.returncode
 
     def kill_group(self) -> None:
         if self.proc is None:
@@ -111,11 +156,27 @@ class Process:
             log.seek(mark)
             return log.read().decode(errors="replace")
 
-    def tail(self, chars: int = 4000) -> str:
+    def output(self) -> str:
+        """Everything the process printed (after a ``==== start`` line of each start)."""
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.output()[-chars:]
+
+    def json_lines(self) -> list[dict]:
+        """The lines of its output that are JSON objects (its log records, under LOG_FORMAT=json)."""
+        lines = []
+        for text in self.output().splitlines():
+            text = text.strip()
+            if text.startswith("{"):
+                try:
+                    lines.append(json.loads(text))
+                except ValueError:
+                    pass
+        return lines
 
 
 def children_of(pid: int) -> list[int]:

@@ -20,7 +20,6 @@ same pieces: ``Sandboxed`` (or the sandboxes' control API), ``sandbox_env`` and 
 
 from __future__ import annotations
 
-import subprocess
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from tests.conftest import (
     start_celery_worker,
     stop_celery_worker,
 )
+from tests.processes import Process
 from workers.demo import Sandboxes, connect_sandbox_tenant, embedded_settings
 from workers.deps import Deps, configure
 from workers.zoho_tasks import make_zoho_push
@@ -86,29 +86,37 @@ class OnSandboxes:
     zoho_server = property(lambda self: self.served.zoho_server)
 
 
+class ReceivesWebhooks:
+    """Where the webhook receiver served at ``receiver_url`` takes each vendor's notifications (a system of
+    processes here, the fault suite's deployment in tests/faults/harness.py)."""
+
+    receiver_url: str | None
+
+    @property
+    def hook_url(self) -> str:
+        """Xero's webhook URL."""
+        return f"{self.receiver_url}/webhooks/xero"
+
+    @property
+    def zoho_hook_url(self) -> str:
+        return f"{self.receiver_url}/webhooks/zoho"
+
+
 @dataclass(eq=False)  # one system is one system: tests key dicts by it
-class System(OnSandboxes):
+class System(OnSandboxes, ReceivesWebhooks):
     served: Sandboxed
     settings: Settings
     deps: Deps
     clock: Clock
     connection_id: int | None = None
     tenant_id: str | None = None
-    worker: subprocess.Popen | None = None  # with processes=True
+    worker: Process | None = None  # with processes=True
     receiver_url: str | None = None  # with processes=True
     env: dict[str, str] = field(default_factory=dict)  # the worker's, with processes=True
 
     @property
     def sandboxes(self) -> Sandboxes:
         return self.served.sandboxes
-
-    @property
-    def hook_url(self) -> str:
-        return f"{self.receiver_url}/webhooks/xero"
-
-    @property
-    def zoho_hook_url(self) -> str:
-        return f"{self.receiver_url}/webhooks/zoho"
 
     @property
     def connection(self):
@@ -210,7 +218,9 @@ class Systems:
         from webhooks.enqueue import celery_enqueuer
 
         assert system.settings.redis_url == redis_url(INTEGRATION_REDIS_DB)
-        worker = system.worker = start_celery_worker(system.env, "itest")
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        worker = system.worker = start_celery_worker(system.env, "itest", logs)
         self.started.callback(lambda: print(stop_celery_worker(worker)))
         receiver = create_app(webhook_key=system.xero.webhook_key,
                               enqueue=celery_enqueuer(integration_broker("itest-receiver")),

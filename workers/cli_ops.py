@@ -486,9 +486,33 @@ def cmd_status(args: argparse.Namespace) -> int:
     print("heartbeats: " + ", ".join(
         f"{role} {'never seen' if beat['last_seen_seconds_ago'] is None else str(beat['last_seen_seconds_ago']) + ' s ago'}"
         for role, beat in status["heartbeats"].items()))
+    print("receiver: " + describe_receiver_probe(status["receiver_probe"]))
     for alert in status["alerts"]:
         print(f"ALERT {alert['incident']}: {alert['title']} (since {alert['since'] or '?'}); fix: {alert['fix']}")
     return 0
+
+
+def describe_receiver_probe(probe: dict) -> str:
+    """One line: what the probe of the receiver's public /healthz saw (connector/receiver_probe.py)."""
+    if not probe["probed"]:
+        return f"not probed ({probe['reason']})"
+    state, url = probe["state"], probe["url"]
+    if state == "not_probed_yet":
+        return f"{url} not probed yet (a worker probes it every minute)"
+    if state == "reachable":
+        line = f"reachable at {url} since {probe['reachable_since']}, last ok {probe['last_ok']}"
+    elif state == "never_reachable":
+        line = (f"NEVER REACHABLE at {url}: {probe['failed_probes']} probes failed since {probe['unreachable_since']} "
+                f"(last error {probe['last_error']}); check CONNECTOR_PUBLIC_URL")
+    else:
+        line = (f"UNREACHABLE at {url} since {probe['unreachable_since']} (last ok {probe['last_ok']}, "
+                f"last error {probe['last_error']})")
+    outage = probe["last_outage"]
+    if outage:
+        line += f"; last outage {outage['from']} to {outage['to']} ({outage['seconds']} s; catch-up raised)"
+    if probe["catch_up_owed"]:
+        line += "; catch-up owed, not raised yet"
+    return line + f"; last probe {probe['last_probe_seconds_ago']} s ago"
 
 
 def cmd_check(args: argparse.Namespace) -> int:

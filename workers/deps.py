@@ -23,6 +23,7 @@ from connector.held_events import HeldXeroEvents
 from connector.http import ResponseSeen, add_response_listener, make_session
 from connector.mapping_config import SyncConfig, load_sync_config
 from connector.ratelimit import Limits, XeroRateGovernor
+from connector.receiver_probe import ReceiverProbe, disabled_reason
 from connector.record_locks import RecordLocks
 from connector.redis_conn import connect_redis
 from connector.schedule_state import ScheduleState
@@ -110,7 +111,18 @@ class Deps:
             book=self.incident_book, channels=self.alert_channels, thresholds=thresholds,
             facts=lambda: gather_facts(store=self.store, credentials=self.credentials, budget_ledger=self.budget_ledger,
                                        heartbeats=self.heartbeats, thresholds=thresholds,
-                                       public_url=self.settings.public_url, watching_since=watching_since))
+                                       public_url=self.settings.public_url, watching_since=watching_since,
+                                       receiver_probe=None if self.receiver_probe_off else self.receiver_probe))
+
+    @property
+    def receiver_probe_off(self) -> str | None:
+        """Why the receiver is not probed here (embedded, switched off, no public URL); None: it is."""
+        return disabled_reason(self.settings)
+
+    @cached_property
+    def receiver_probe(self) -> ReceiverProbe:
+        """The probe of the receiver's public /healthz and its shared state (connector/receiver_probe.py)."""
+        return ReceiverProbe(self.redis, public_url=self.settings.public_url, clock=self.clock)
 
     @cached_property
     def schedule_state(self) -> ScheduleState:

@@ -1,7 +1,8 @@
 """Scheduled Xero work, planned: beat asks the schedule (connector/xero_schedule.py) every minute which
 polls are due per organisation, and each poll asks the budget planner (connector/budget.py) before every
 page. Webhook intake feeds the schedule: deliveries seen, gaps in their sequence, late deliveries, and
-invoices whose fetch showed payments."""
+invoices whose fetch showed payments; and the receiver probe (connector/receiver_probe.py), beat's other
+minute job here, a receiver back after an outage."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from connector.xero.webhook_body import delivery_sequences
 from connector.xero_schedule import (
     GAP,
     LATE_DELIVERY,
+    RECEIVER_OUTAGE,
     catch_up_due,
     check_due,
     delivery_is_late,
@@ -59,6 +61,32 @@ def plan_xero_polls(self) -> int:
                           kwargs={"purpose": purpose, "planned": True}, queue=queues.XERO_QUEUE)
             queued += 1
     return queued
+
+
+@app.task(name="connector.probe_receiver", base=ConnectorTask, bind=True)
+def probe_receiver(self) -> str:
+    """Beat, every minute: GET the receiver's public /healthz and record what it saw. When the receiver is back
+    after an outage that counts, every active connection owes a catch-up: the RECEIVER_OUTAGE trigger is raised
+    for each (the next planner tick runs it, within the budget). Returns the receiver's state."""
+    deps = get_deps()
+    if deps.receiver_probe_off is not None:
+        return "not_probed"
+    state, _ = deps.receiver_probe.probe()
+    if state.catch_up_owed is not None:  # just owed, or owed by a probe whose task died before raising it
+        raise_outage_triggers(deps)
+        deps.receiver_probe.settle_catch_up(state.catch_up_owed)
+    return state.state
+
+
+def raise_outage_triggers(deps) -> list[int]:
+    """A catch-up for every active connection (the trigger's first time stays until a catch-up clears it)."""
+    raised = []
+    for connection in deps.store.connections.all():
+        if connection.state == "active":
+            deps.schedule_state.raise_trigger(connection.id, RECEIVER_OUTAGE)
+            raised.append(connection.id)
+    log.info("xero.schedule.receiver_outage_catch_up", extra={"connection_ids": raised})
+    return raised
 
 
 def note_delivery(deps, body, events: list[dict], connection_ids: set[int]) -> None:

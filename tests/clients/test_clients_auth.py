@@ -72,6 +72,23 @@ def test_expiring_token_is_rotated_and_stored_before_it_is_used(xero_tokens, cre
     assert stored.expires_at == clock.now() + timedelta(seconds=1800)
 
 
+def _access_tokens_of_ten_threads_at_once(manager) -> list[str]:
+    """What ``manager.access_token()`` gives each of ten threads released together."""
+    barrier = threading.Barrier(10)
+    tokens: list[str] = []
+
+    def worker():
+        barrier.wait()
+        tokens.append(manager.access_token())
+
+    threads = [threading.Thread(target=worker) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return tokens
+
+
 def test_ten_threads_with_an_expired_token_make_exactly_one_refresh(xero_tokens, clock, http):
     def slow_token_endpoint(request):
         time.sleep(0.2)  # keep the window open so every thread arrives while the refresh is running
@@ -79,19 +96,7 @@ def test_ten_threads_with_an_expired_token_make_exactly_one_refresh(xero_tokens,
 
     http.add_callback(responses.POST, XERO_TOKEN_URL, callback=slow_token_endpoint)
     clock.advance(3600)
-    barrier = threading.Barrier(10)
-    tokens: list[str] = []
-
-    def worker():
-        barrier.wait()
-        tokens.append(xero_tokens.access_token())
-
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
+    tokens = _access_tokens_of_ten_threads_at_once(xero_tokens)
     assert tokens == ["xero-access-2"] * 10
     assert len(http.calls) == 1
 
@@ -130,12 +135,12 @@ def test_invalid_grant_means_reconnect(xero_tokens, http):
 
 def test_force_refresh_skips_the_call_when_another_process_refreshed_meanwhile(xero_tokens, credentials, connection_id, clock, http, redis):
     http.post(XERO_TOKEN_URL, json=xero_token_body(3))
+    assert xero_tokens.access_token() == "xero-access-1"  # the token of a call that was refused: force a refresh
     lock = redis.lock(f"connector:oauth-refresh:xero:{connection_id}", timeout=5)
     lock.acquire()  # "another process" holds the lock and is refreshing
     outcome: list[str] = []
     waiter = threading.Thread(target=lambda: outcome.append(xero_tokens.refresh(force=True)))
     waiter.start()
-    time.sleep(0.2)
     credentials.save(connection_id, "xero", token_set(clock, access="xero-access-2", refresh="xero-refresh-2"),
                      expected_version=1)
     lock.release()
@@ -197,19 +202,7 @@ def test_zoho_ten_threads_share_one_refresh(zoho_tokens, clock, http):
 
     http.add_callback(responses.POST, ZOHO_TOKEN_URL, callback=slow)
     clock.advance(7200)
-    barrier = threading.Barrier(10)
-    tokens: list[str] = []
-
-    def worker():
-        barrier.wait()
-        tokens.append(zoho_tokens.access_token())
-
-    threads = [threading.Thread(target=worker) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-
+    tokens = _access_tokens_of_ten_threads_at_once(zoho_tokens)
     assert tokens == ["zoho-access-2"] * 10 and len(http.calls) == 1
 
 

@@ -5,7 +5,6 @@ out as that writer writes it, or fail as it fails."""
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from uuid import UUID
@@ -17,21 +16,7 @@ from hypothesis import strategies as st
 from connector.json_codec import _api_writable, _dumps_for_api_stdlib, dumps_for_api
 from connector.secret import Secret
 from tests.conftest import property_examples
-
-
-def outcome(write, value):
-    try:
-        return write(value)
-    except Exception as error:  # noqa: BLE001 - the error itself is what is compared
-        return (type(error), str(error))
-
-
-class Colour(enum.Enum):
-    RED = 1.5
-
-
-class Level(enum.IntEnum):
-    HIGH = 3
+from tests.json_edges import Colour, Level, any_text, documents, outcome
 
 
 class Name(str):
@@ -77,21 +62,11 @@ def test_dumps_json_refuses_a_document_that_contains_itself_as_before():
         dumps_for_api(looped)
 
 
-any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
 leaves = (any_text | st.integers() | st.floats() | st.booleans() | st.none()
           | st.decimals(allow_nan=True, allow_infinity=True) | st.decimals(allow_nan=False, allow_infinity=False)
           | st.dates() | st.datetimes())
-documents = st.recursive(
-    leaves,
-    lambda children: st.lists(children, max_size=4) | st.tuples(children, children)
-    | st.dictionaries(any_text, children, max_size=4)
-    | st.dictionaries(st.integers() | st.booleans() | st.none(), children, max_size=2),
-    max_leaves=20,
-)
-
-
 @settings(max_examples=property_examples(400), deadline=None)
-@given(documents)
+@given(documents(leaves))
 def test_dumps_json_matches_the_recursive_writer_on_any_document(value):
     assert outcome(dumps_for_api, value) == outcome(_dumps_for_api_stdlib, value)
 

@@ -5,78 +5,28 @@ sandboxes (served from this process on loopback) standing in for Xero and Zoho.
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import requests
 
 from connector.sandbox.xero import XeroSandbox
 from connector.sandbox.zoho import ZohoSandbox
 from connector.settings import Settings
 from connector.store.vault import Vault
 from tests.conftest import redis_db, redis_url, require_redis
+from tests.processes import Process
 from tests.system import OnSandboxes, Sandboxed
 from workers.demo import connect_sandbox_tenant
 from workers.deps import configure
-from workers.embedded import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 # Its own Redis database, so a leftover message of another test's broker never reaches these workers.
 DEPLOY_REDIS_DB = redis_db("deploy")
 FLOWER_AUTH = ("ops", "flower-test-password")
-
-
-def procfile(path: Path = REPO / "Procfile") -> dict[str, str]:
-    """The Procfile's process types and their command lines."""
-    commands = {}
-    for line in path.read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            name, _, command = line.partition(":")
-            commands[name.strip()] = command.strip()
-    return commands
-
-
-@dataclass
-class Process:
-    """One process started from a command line as a PaaS starts it (``bash -c``), in its own process group."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def json_lines(self) -> list[dict]:
-        lines = []
-        for text in self.output().splitlines():
-            text = text.strip()
-            if text.startswith("{"):
-                try:
-                    lines.append(json.loads(text))
-                except ValueError:
-                    pass
-        return lines
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.alive():
-            os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        return self.popen.returncode
 
 
 @dataclass
@@ -90,11 +40,10 @@ class Deployment(OnSandboxes):
     connection_id: int | None = None
 
     def start(self, name: str, command: str, **env: str) -> Process:
-        log_path = self.workdir / f"{name}.log"
-        with open(log_path, "w") as log:
-            popen = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.workdir, stdout=log,
-                                     stderr=subprocess.STDOUT, env={**self.env, **env}, start_new_session=True)
-        process = Process(name, popen, log_path)
+        """A process started from a command line as a PaaS starts it (``bash -c``), with the deployment's
+        environment and nothing else, in its own process group."""
+        process = Process(name, ["bash", "-c", f"exec {command}"], {**self.env, **env}, self.workdir,
+                          cwd=self.workdir, inherit_env=False).start()
         self.processes.append(process)
         return process
 
@@ -111,24 +60,6 @@ class Deployment(OnSandboxes):
 
     def latest_stage(self, record_type: str, record_id: str) -> str | None:
         return self.deps.store.audit.latest_stage(self.connection_id, record_type, record_id)
-
-
-def wait_for_http(url: str, *, timeout: float, process: Process | None = None) -> requests.Response:
-    """The first HTTP answer from ``url`` (any status); fails with the process's output if none comes."""
-    answer: list[requests.Response] = []
-
-    def answered() -> bool:
-        if process is not None and not process.alive():
-            return True
-        try:
-            answer.append(requests.get(url, timeout=2))
-            return True
-        except requests.RequestException:
-            return False
-
-    wait_until(answered, timeout=timeout, interval=0.2)
-    assert answer, f"no answer from {url}\n{process.output()[-4000:] if process else ''}"
-    return answer[0]
 
 
 @pytest.fixture
@@ -158,11 +89,7 @@ def deployment(pg_database_url, tmp_path):
                             workdir=workdir)
     yield deployment
     for process in reversed(deployment.processes):
-        process.stop()
+        process.stop(whole_group=True)
     if deployment.deps is not None:
         deployment.deps.store.engine.dispose()
     served.close()
-
-
-def shell_words(command: str) -> list[str]:
-    return shlex.split(command)

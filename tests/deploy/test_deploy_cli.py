@@ -48,10 +48,10 @@ def test_version_prints_the_installed_version():
 def test_a_bad_mapping_file_stops_the_worker_at_start_with_the_line_at_fault(deployment):
     (deployment.workdir / "mapping.yaml").write_text("trigger: []\nfields:\n  Accounts:\n    Fax: {from: 7}\n")
     deployment.env["CONNECTOR_DATA_DIR"] = str(deployment.workdir)
-    from tests.deploy.conftest import procfile
+    from tests.processes import procfile
 
     worker = deployment.start("worker", procfile()["worker"])
-    assert worker.popen.wait(timeout=60) != 0
+    assert worker.proc.wait(timeout=60) != 0
     output = worker.output()
     assert "mapping" in output and "line 4" in output and "Fax" in output, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
@@ -59,7 +59,7 @@ def test_a_bad_mapping_file_stops_the_worker_at_start_with_the_line_at_fault(dep
 
 @pytest.mark.integration
 def test_a_bad_log_setting_stops_every_process_with_one_line_naming_it(deployment):
-    from tests.deploy.conftest import procfile
+    from tests.processes import procfile
     from tests.processes import free_port
 
     deployment.env["LOG_FORMAT"] = "yaml"

@@ -15,8 +15,7 @@ from connector import call_purpose
 from connector.store import audit as stages
 from connector.store.db import session_scope
 from connector.store.tables import AuditEvent
-from tests.deploy.conftest import procfile, wait_for_http
-from tests.processes import free_port
+from tests.processes import free_port, procfile, wait_for_http
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
@@ -79,11 +78,11 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_a_prefork_worker(deploym
     base = f"http://127.0.0.1:{web_port}"
     assert wait_for_http(f"{base}/healthz", timeout=60, process=web).status_code == 200
     worker_url = f"http://127.0.0.1:{worker_metrics_port}/metrics"
-    assert wait_for_http(worker_url, timeout=60, process=worker).status_code == 200, worker.output()[-4000:]
+    assert wait_for_http(worker_url, timeout=60, process=worker).status_code == 200, worker.tail(4000)
     assert not gone.exists()
     # One folder per process group, named by its owner: the gunicorn master's, the Celery main process's.
-    assert sorted(p.name for p in metrics_base.iterdir()) == [f"web-{web.popen.pid}", f"worker-{worker.popen.pid}"]
-    web_dir, worker_dir = metrics_base / f"web-{web.popen.pid}", metrics_base / f"worker-{worker.popen.pid}"
+    assert sorted(p.name for p in metrics_base.iterdir()) == [f"web-{web.pid}", f"worker-{worker.pid}"]
+    web_dir, worker_dir = metrics_base / f"web-{web.pid}", metrics_base / f"worker-{worker.pid}"
 
     # /metrics is an operator route: no token, no metrics.
     assert requests.get(f"{base}/metrics", timeout=5).status_code == 401
@@ -97,7 +96,7 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_a_prefork_worker(deploym
     # One event a delivery: six requests for the two gunicorn workers to share as they take them.
     assert set(xero.deliver_webhooks(f"{base}/webhooks/xero", max_events_per_post=1)) == {200}
     assert wait_until(lambda: all(deployment.latest_stage("contact", c) == stages.WRITTEN for c in contact_ids),
-                      timeout=120), worker.output()[-4000:]
+                      timeout=120), worker.tail(4000)
 
     # The worker host's counters (its prefork children's files, summed) are the audit trail's outcomes.
     audited = audited_outcomes(deployment)
@@ -122,7 +121,7 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_a_prefork_worker(deploym
     # shared state read now.
     # Which gunicorn workers took deliveries is up to them; each one that did wrote its own file.
     pids = {path.stem.rsplit("_", 1)[-1] for path in web_dir.glob("counter_*.db")}
-    assert pids and str(web.popen.pid) not in pids  # the master counts nothing itself
+    assert pids and str(web.pid) not in pids  # the master counts nothing itself
     assert list(worker_dir.glob("counter_*.db"))
     for _ in range(4):
         web_samples = scrape(f"{base}/metrics", **auth)
@@ -140,5 +139,5 @@ def test_metrics_add_up_across_two_gunicorn_workers_and_a_prefork_worker(deploym
     # The web host reports no record outcomes of its own (the worker host does): no double counting.
     assert scraped_outcomes(web_samples, cid) == Counter()
     for process in (web, worker):
-        assert process.alive(), process.output()[-3000:]
+        assert process.alive(), process.tail(3000)
     assert token not in web.output() and token not in worker.output()

@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from connector.store import audit as stages
-from tests.deploy.conftest import FLOWER_AUTH, procfile, wait_for_http
-from tests.processes import free_port
+from tests.deploy.conftest import FLOWER_AUTH
+from tests.processes import free_port, procfile, wait_for_http
 from tests.deploy.sync_log_checks import assert_every_line_of_the_sync_carries_its_sync_id
 from workers.embedded import wait_until
 
@@ -35,8 +35,8 @@ def test_the_procfile_processes_sync_a_signed_webhook_and_each_log_line_of_it_ca
     base = f"http://127.0.0.1:{web_port}"
     assert wait_for_http(f"{base}/healthz", timeout=60, process=web).status_code == 200
     assert wait_until(lambda: any("ready" in line.get("message", "") for line in worker.json_lines())
-                      or not worker.alive(), timeout=60), worker.output()[-4000:]
-    assert worker.alive(), worker.output()[-4000:]
+                      or not worker.alive(), timeout=60), worker.tail(4000)
+    assert worker.alive(), worker.tail(4000)
 
     xero = deployment.xero
     contact = xero.create_contact(deployment.tenant_id, Name="Procfile Pty Ltd", EmailAddress="ap@procfile.example")
@@ -44,12 +44,12 @@ def test_the_procfile_processes_sync_a_signed_webhook_and_each_log_line_of_it_ca
     assert set(xero.deliver_webhooks(f"{base}/webhooks/xero")) == {200}
     contact_id = contact["ContactID"]
     assert wait_until(lambda: deployment.latest_stage("contact", contact_id) == stages.WRITTEN, timeout=90), \
-        (deployment.deps.store.audit.trail(deployment.connection_id, "contact", contact_id), worker.output()[-4000:])
+        (deployment.deps.store.audit.trail(deployment.connection_id, "contact", contact_id), worker.tail(4000))
     [account] = [a for a in deployment.zoho.records("Accounts") if a["Account_Name"] == "Procfile Pty Ltd"]
 
     # Beat runs and schedules its jobs on the same broker.
     assert wait_until(lambda: "beat: Starting..." in beat.output() or not beat.alive(), timeout=30), beat.output()
-    assert beat.alive(), beat.output()[-4000:]
+    assert beat.alive(), beat.tail(4000)
 
     # Flower answers, only with the credentials of FLOWER_BASIC_AUTH.
     flower_url = f"http://127.0.0.1:{flower_port}/"
@@ -60,16 +60,17 @@ def test_the_procfile_processes_sync_a_signed_webhook_and_each_log_line_of_it_ca
     # gunicorn's access log is on, with the path and never the query string (OAuth codes travel there).
     requests.get(f"{base}/healthz?code=should-not-be-logged", timeout=5)
     assert wait_until(lambda: any(line.get("path") == "/healthz" for line in web.json_lines()), timeout=10), \
-        web.output()[-3000:]
+        web.tail(3000)
     assert "should-not-be-logged" not in web.output()
     assert any(line.get("path") == "/webhooks/xero" and str(line.get("status")) == "200" for line in web.json_lines())
 
     # One logging setup for every process: each one's lines are JSON, stamped with the process.
     for process in (web, worker, beat, flower):
-        assert process.name in {line.get("service") for line in process.json_lines()}, process.output()[-2000:]
+        assert process.name in {line.get("service") for line in process.json_lines()}, process.tail(2000)
     for process in (web, worker, beat, flower):
-        assert process.alive(), f"{process.name} exited:\n{process.output()[-3000:]}"
-        assert process.stop() in (0, -15, 143), f"{process.name} did not stop cleanly:\n{process.output()[-3000:]}"
+        assert process.alive(), f"{process.name} exited:\n{process.tail(3000)}"
+        assert process.stop(whole_group=True) in (0, -15, 143), \
+            f"{process.name} did not stop cleanly:\n{process.tail(3000)}"
     assert account["Account_Name"] == "Procfile Pty Ltd"
     assert_every_line_of_the_sync_carries_its_sync_id(deployment, web, worker, contact_id)
 
@@ -89,6 +90,6 @@ def test_beat_keeps_its_schedule_file_in_the_data_dir_not_in_the_working_directo
     data_dir = Path(deployment.env["CONNECTOR_DATA_DIR"]) / "beat"
     beat = deployment.start("beat", procfile()["beat"], CONNECTOR_DATA_DIR=str(data_dir))  # not made yet: beat makes it
     assert wait_until(lambda: list(data_dir.glob("celerybeat-schedule*")) or not beat.alive(), timeout=60), \
-        beat.output()[-4000:]
-    assert beat.alive(), beat.output()[-4000:]
+        beat.tail(4000)
+    assert beat.alive(), beat.tail(4000)
     assert not list(deployment.workdir.glob("celerybeat-schedule*"))

@@ -9,8 +9,7 @@ import signal
 import pytest
 
 from connector.store import audit as stages
-from tests.deploy.conftest import wait_for_http
-from tests.processes import free_port
+from tests.processes import free_port, wait_for_http
 from workers.embedded import wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,7 +28,7 @@ def test_connector_run_syncs_a_webhook_on_redis_and_postgresql_and_stops_on_sigt
     port = free_port()
     run = deployment.start("run", f"connector run --port {port}")
     base = f"http://127.0.0.1:{port}"
-    assert wait_for_http(f"{base}/healthz", timeout=90, process=run).status_code == 200, run.output()[-4000:]
+    assert wait_for_http(f"{base}/healthz", timeout=90, process=run).status_code == 200, run.tail(4000)
     deployment.connect()
 
     xero = deployment.xero
@@ -37,13 +36,13 @@ def test_connector_run_syncs_a_webhook_on_redis_and_postgresql_and_stops_on_sigt
     assert wait_until(lambda: set(xero.deliver_webhooks(f"{base}/webhooks/xero")) == {200}
                       and not xero.pending_events(), timeout=30)
     assert wait_until(lambda: deployment.latest_stage("contact", contact_id) == stages.WRITTEN, timeout=90), \
-        run.output()[-4000:]
+        run.tail(4000)
     assert [a["Account_Name"] for a in deployment.zoho.records("Accounts")] == ["One Process Ltd"]
     services = {line.get("service") for line in run.json_lines()}
     assert {"run", "web", "worker", "beat"} <= services, services
 
-    run.popen.send_signal(signal.SIGTERM)
-    assert run.popen.wait(timeout=60) == 0, run.output()[-4000:]
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.proc.wait(timeout=60) == 0, run.tail(4000)
     # Nothing it started outlives it (the children run in their own process groups).
     children = [line["pids"] for line in run.json_lines() if line.get("message") == "run.started"][0]
     assert wait_until(lambda: all(group_gone(pid) for pid in children.values()), timeout=10), children
@@ -63,13 +62,13 @@ def test_connector_run_without_redis_refuses_unless_embedded_is_asked_for(deploy
     deployment.env["CONNECTOR_EMBEDDED"] = "1"
     run = deployment.start("run-embedded", f"connector run --port {port}")
     base = f"http://127.0.0.1:{port}"
-    assert wait_for_http(f"{base}/healthz", timeout=60, process=run).status_code == 200, run.output()[-4000:]
+    assert wait_for_http(f"{base}/healthz", timeout=60, process=run).status_code == 200, run.tail(4000)
     deployment.connect()  # the same SQLite database and vault key, from this process
     xero = deployment.xero
     contact_id = xero.create_contact(deployment.tenant_id, Name="Embedded Ltd")["ContactID"]
     assert set(xero.deliver_webhooks(f"{base}/webhooks/xero")) == {200}
     assert wait_until(lambda: deployment.latest_stage("contact", contact_id) == stages.WRITTEN, timeout=60), \
-        run.output()[-4000:]
-    run.popen.send_signal(signal.SIGINT)
-    assert run.popen.wait(timeout=30) == 0, run.output()[-4000:]
+        run.tail(4000)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.proc.wait(timeout=30) == 0, run.tail(4000)
     assert (tmp_path / "data" / "connector.db").exists()

@@ -25,8 +25,8 @@ from connector.sandbox.xero_seed import seed_demo_org
 from connector.settings import Settings
 from connector.store import audit as stages
 from tests.connections.conftest import browse
-from tests.deploy.conftest import REPO, procfile, wait_for_http
-from tests.processes import free_port, printed_lines_until_url
+from tests.processes import ROOT as REPO
+from tests.processes import free_port, printed_lines_until_url, procfile, wait_for_http
 from workers.deps import configure
 from workers.embedded import wait_until
 
@@ -132,7 +132,7 @@ def test_the_first_deployment_as_the_readme_lays_it_out(deployment):
     beat = deployment.start("beat", commands["beat"])
     wait_for_http(f"{public_url}/healthz", timeout=60, process=web)
     [health] = step["Start `web`, `worker` and `beat`"].commands
-    assert wait_until(lambda: deployment.run(health, timeout=10).returncode == 0, timeout=60), web.output()[-3000:]
+    assert wait_until(lambda: deployment.run(health, timeout=10).returncode == 0, timeout=60), web.tail(3000)
     assert json.loads(deployment.run(health).stdout) == {"status": "ok"}
 
     # 5. Xero's check of the registered webhook URL; then events of the not yet connected organisation.
@@ -140,7 +140,7 @@ def test_the_first_deployment_as_the_readme_lays_it_out(deployment):
     early = xero.create_contact(tenant, Name="Early Webhook Ltd", EmailAddress="ap@early.example")["ContactID"]
     assert set(xero.deliver_webhooks(hook_url)) == {200}
     deps = deployment.deps = configure(Settings.from_env(env))
-    assert wait_until(lambda: deps.held_xero_events.count(tenant) == 1, timeout=60), worker.output()[-3000:]
+    assert wait_until(lambda: deps.held_xero_events.count(tenant) == 1, timeout=60), worker.tail(3000)
 
     # 6. In a browser, as the operator: the page names the connection; 1, as the commands below assume.
     browser = requests.Session()
@@ -167,7 +167,7 @@ def test_the_first_deployment_as_the_readme_lays_it_out(deployment):
     for title in ("Create the Zoho fields and check both sides", "Import what is already in Xero"):
         for command in step[title].commands:
             done = deployment.run(command, timeout=300)
-            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}\n{worker.output()[-3000:]}"
+            assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}\n{worker.tail(3000)}"
             if command.startswith("connector check"):
                 assert "PROBLEM" not in done.stdout and done.stdout.count(": ok") == 2, done.stdout
 
@@ -175,10 +175,10 @@ def test_the_first_deployment_as_the_readme_lays_it_out(deployment):
     deployment.connection_id = 1
     audit = deps.store.audit
     assert wait_until(lambda: all(audit.latest_stage(1, "contact", i) in (stages.WRITTEN, stages.SKIPPED)
-                                  for i in [*existing, early]), timeout=120), worker.output()[-4000:]
+                                  for i in [*existing, early]), timeout=120), worker.tail(4000)
     in_zoho = {a.get("Xero_Contact_ID") for a in zoho.records("Accounts")}
     assert {*existing, early} <= in_zoho
     assert audit.failures() == []
     assert audit.trail(1, "contact", early)[0].detail.get("held_until_connected") is True
     for process in (web, worker, beat):
-        assert process.alive(), f"{process.name} exited:\n{process.output()[-3000:]}"
+        assert process.alive(), f"{process.name} exited:\n{process.tail(3000)}"

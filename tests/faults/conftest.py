@@ -197,7 +197,7 @@ def deliver_until_accepted(stack: Stack, *, timeout: float = 120.0, **options) -
     statuses: list[int] = []
 
     def all_delivered() -> bool:
-        statuses.extend(stack.control.deliver(stack.xero_hook, **options))
+        statuses.extend(stack.control.deliver(stack.hook_url, **options))
         return stack.control.pending_webhooks() == 0
 
     wait_for(all_delivered, timeout=timeout, interval=0.5, what="every webhook to be accepted")

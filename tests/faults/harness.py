@@ -22,21 +22,20 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import ROOT, Process, RedisServer, wait_for
+from tests.processes import ROOT, Process, RedisServer, procfile, wait_for
+from tests.system import ReceivesWebhooks
 
 BIN = Path(sys.executable).parent
 
 
 def procfile_command(process: str) -> list[str]:
     """The command of one Procfile process type, split as a shell would, with the venv's executables."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        name, sep, command = line.partition(":")
-        if sep and name.strip() == process:
-            argv = shlex.split(command.strip())
-            if (BIN / argv[0]).exists():
-                argv[0] = str(BIN / argv[0])
-            return argv
-    raise AssertionError(f"the Procfile has no {process!r} process")
+    commands = procfile()
+    assert process in commands, f"the Procfile has no {process!r} process"
+    argv = shlex.split(commands[process])
+    if (BIN / argv[0]).exists():
+        argv[0] = str(BIN / argv[0])
+    return argv
 
 
 def replace_option(argv: list[str], option: str, value: str) -> list[str]:
@@ -114,7 +113,7 @@ class SandboxControl:
 
 
 @dataclass
-class Stack:
+class Stack(ReceivesWebhooks):
     """A running deployment: its processes, its environment, and how to reach each part."""
 
     workdir: Path
@@ -134,14 +133,6 @@ class Stack:
     @property
     def receiver_url(self) -> str:
         return f"http://127.0.0.1:{self.receiver_port}"
-
-    @property
-    def xero_hook(self) -> str:
-        return f"{self.receiver_url}/webhooks/xero"
-
-    @property
-    def zoho_hook(self) -> str:
-        return f"{self.receiver_url}/webhooks/zoho"
 
     # -- processes as the Procfile starts them ----------------------------------------------------
 

@@ -51,6 +51,15 @@ def cents(value) -> Decimal | None:
     return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
+def _grouped(records: list[dict], key, wanted=lambda key: True) -> dict[str, list[dict]]:
+    """``records`` by ``key(record)``, in their order, those whose key is ``wanted``."""
+    grouped: dict[str, list[dict]] = {}
+    for record in records:
+        if wanted(found := key(record)):
+            grouped.setdefault(found, []).append(record)
+    return grouped
+
+
 def _in_order(trail: list[str], wanted: tuple[str, ...]) -> bool:
     stages_left = iter(trail)
     return all(any(stage == step for stage in stages_left) for step in wanted)
@@ -66,23 +75,12 @@ def violations(control, audit, *, connection_id: int, tenant_id: str,
     zoho = control.zoho_records("Accounts", "Contacts", "Invoices", "Deals")
     contact_ids = {c["ContactID"] for c in xero["contacts"]}
     invoice_ids = {i["InvoiceID"] for i in xero["invoices"]}
-    accounts: dict[str, list[dict]] = {}
-    for account in zoho["Accounts"]:
-        if account.get(zf.ACCOUNT_XERO_ID) in contact_ids:
-            accounts.setdefault(account[zf.ACCOUNT_XERO_ID], []).append(account)
-    people: dict[str, list[dict]] = {}
-    for person in zoho["Contacts"]:
-        key = str(person.get(zf.CONTACT_PERSON_KEY) or "")
-        if key.split(":", 1)[0] in contact_ids:
-            people.setdefault(key, []).append(person)
-    invoices: dict[str, list[dict]] = {}
-    for invoice in zoho["Invoices"]:
-        if invoice.get(zf.INVOICE_XERO_ID) in invoice_ids:
-            invoices.setdefault(invoice[zf.INVOICE_XERO_ID], []).append(invoice)
+    accounts = _grouped(zoho["Accounts"], lambda a: a.get(zf.ACCOUNT_XERO_ID), lambda xid: xid in contact_ids)
+    people = _grouped(zoho["Contacts"], lambda p: str(p.get(zf.CONTACT_PERSON_KEY) or ""),
+                      lambda key: key.split(":", 1)[0] in contact_ids)
+    invoices = _grouped(zoho["Invoices"], lambda i: i.get(zf.INVOICE_XERO_ID), lambda xid: xid in invoice_ids)
 
-    invoices_of: dict[str, list[dict]] = {}
-    for invoice in xero["invoices"]:
-        invoices_of.setdefault(invoice["Contact"]["ContactID"], []).append(invoice)
+    invoices_of = _grouped(xero["invoices"], lambda i: i["Contact"]["ContactID"])
     for contact in xero["contacts"]:
         cid = contact["ContactID"]
         found = accounts.get(cid, [])
@@ -185,10 +183,8 @@ def _won_deal_problems(xero_invoices: list[dict], accounts: dict[str, list[dict]
     """A deal is invoiced at most once (never doubled), and exactly once when won and won deals are invoiced:
     in ``won_status``, for the deal's Amount (SubTotal: its one line is tax exclusive, mapping/won_deals.py)."""
     ours = {a[0]["id"] for a in accounts.values() if a}
-    made_for: dict[str, list[dict]] = {}
-    for invoice in xero_invoices:
-        if invoice.get("Type") == "ACCREC" and invoice.get("Status") not in ("DELETED", "VOIDED"):
-            made_for.setdefault(str(invoice.get("Reference") or ""), []).append(invoice)
+    made_for = _grouped([i for i in xero_invoices if i.get("Type") == "ACCREC"
+                         and i.get("Status") not in ("DELETED", "VOIDED")], lambda i: str(i.get("Reference") or ""))
     problems = []
     for deal in zoho_deals:
         if _lookup_id(deal.get("Account_Name")) not in ours:

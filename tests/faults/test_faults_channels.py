@@ -34,7 +34,7 @@ def test_a_channel_lapsed_overnight_is_recreated_and_its_gap_reconciled(org):
     stack = org.stack
     contacts = _synced_org(org)
     [channel] = [c for c in stack.control.call("GET", "zoho/channels")["channels"]
-                 if c["notify_url"] == stack.zoho_hook and c["channel_id"] in
+                 if c["notify_url"] == stack.zoho_hook_url and c["channel_id"] in
                  {ch.channel_id for ch in org.deps.store.channels.for_connection(org.connection_id)}]
     stack.control.call("POST", "zoho/channels/lapse", json_body={"channel_id": str(channel["channel_id"])})
 

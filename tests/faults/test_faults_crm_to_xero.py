@@ -137,7 +137,7 @@ def _deliver_zoho_twice(stack) -> None:
     assert pending, "the burst announced nothing"
     assert set(stack.control.call("POST", "zoho/deliver")["statuses"]) == {200}
     for notification in pending:
-        assert requests.post(stack.zoho_hook, json=notification, timeout=10).status_code == 200
+        assert requests.post(stack.zoho_hook_url, json=notification, timeout=10).status_code == 200
 
 
 @pytest.mark.timeout(RECOVERY_SECONDS + 120)

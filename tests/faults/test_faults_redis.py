@@ -28,7 +28,7 @@ def test_redis_restart_mid_burst_loses_nothing_and_the_worker_reconnects_by_itse
              timeout=60, what="the worker to notice the broker is gone")
     # More of the burst arrives while Redis is down: not queued, so not accepted.
     org.seed_invoices(contacts[:12])
-    while_down = stack.control.deliver(stack.xero_hook, max_events_per_post=5)
+    while_down = stack.control.deliver(stack.hook_url, max_events_per_post=5)
     assert while_down == [503], while_down
     assert stack.control.pending_webhooks() > 0, "what was answered 503 stays pending for redelivery"
 

@@ -30,8 +30,11 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
 
     status = collect_status(deps)
     assert set(status) == {"generated_at", "warnings", "mode", "queues", "connections", "held_webhooks", "heartbeats",
-                           "alerts"}
+                           "receiver_probe", "alerts"}
     assert status["mode"] == "embedded" and status["queues"] is None
+    # One process: its receiver may listen anywhere but the default public URL, so it is not probed.
+    assert status["receiver_probe"]["probed"] is False and status["receiver_probe"]["state"] == "not_probed"
+    assert status["receiver_probe"]["reason"].startswith("embedded mode")
     [c] = status["connections"]
     assert set(c) == {"id", "name", "xero_tenant_id", "state", "state_reason", "tokens", "zoho_channels",
                       "xero_calls", "xero_budget", "zoho_credits_used", "parked", "failures_24h", "last_success",
@@ -64,6 +67,7 @@ def test_status_shape_and_values_after_a_known_run(embedded, capsys):
     assert f"Xero today: {xero_calls} used by syncing, 0 by dry runs, {5000 - xero_calls} left of 5000" in text
     assert "Xero budget: limit 5000 a day (learned), projected today" in text
     assert f"last 24 h: webhook_fetch={xero_calls}" in text
+    assert "receiver: not probed (embedded mode: the receiver runs in this process)" in text
 
 
 def test_check_reports_each_side_ok_with_scopes_edition_and_fields(embedded, capsys):

@@ -24,6 +24,16 @@ def as_events(events: list[dict], sync_ids: list[str]) -> list:
     return [[{**event, "sync_id": sync_id} for event, sync_id in zip(events, sync_ids)]]
 
 
+def received_with(world, ids: list[str], sync_ids: list[str]) -> list:
+    """Each contact's audit trail: only its 'received' event, with the sync id given for it."""
+    events = []
+    for xero_id, sync_id in zip(ids, sync_ids, strict=True):
+        [received] = world.deps.store.audit.trail(world.connection_id, "contact", xero_id)
+        assert (received.stage, received.sync_id) == (stages.RECEIVED, sync_id)
+        events.append(received)
+    return events
+
+
 @pytest.mark.parametrize("queued_as", [as_body, as_events])
 def test_a_delivery_is_received_with_the_sync_ids_the_receiver_gave_it(world, published, queued_as):
     ids = seed_contacts(world, 3)
@@ -31,9 +41,7 @@ def test_a_delivery_is_received_with_the_sync_ids_the_receiver_gave_it(world, pu
 
     assert ingest_xero_events.apply(args=queued_as(contact_events(world, ids), sync_ids)).successful()
 
-    for xero_id, sync_id in zip(ids, sync_ids):
-        [received] = world.deps.store.audit.trail(world.connection_id, "contact", xero_id)
-        assert (received.stage, received.sync_id) == (stages.RECEIVED, sync_id)
+    for received in received_with(world, ids, sync_ids):
         assert received.detail["event_type"] == "UPDATE"
     assert len(published.take(FLUSH_XERO)) == 1
 
@@ -56,8 +64,6 @@ def test_the_naive_benchmark_app_takes_the_delivery_the_receiver_queues(world, p
 
     assert naive_ingest.apply(args=as_body(contact_events(world, ids), sync_ids)).successful()
 
-    for xero_id, sync_id in zip(ids, sync_ids):
-        [received] = world.deps.store.audit.trail(world.connection_id, "contact", xero_id)
-        assert (received.stage, received.sync_id) == (stages.RECEIVED, sync_id)
+    received_with(world, ids, sync_ids)
     queued = published.take(NAIVE_SYNC)  # one task per event, carrying the receiver's sync id
     assert sorted((m.args[2], m.args[3]) for m in queued) == sorted(zip(ids, sync_ids))

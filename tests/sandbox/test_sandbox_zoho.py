@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
@@ -15,6 +14,7 @@ import requests
 from connector.clock import ManualClock
 from connector.sandbox.common import serve
 from connector.sandbox.zoho import ZohoSandbox
+from workers.embedded import wait_until
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -485,13 +485,6 @@ def test_notifications_reach_the_receiver_with_token_and_query_params(api, zoho)
 # ------------------------------------------------------------------ concurrency
 
 
-def wait_for(condition, seconds=5.0):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
-
-
 def test_concurrency_limit_answers_429(make_zoho):
     zoho = make_zoho(concurrency_limit=1)
     api = Api(zoho)
@@ -499,7 +492,7 @@ def test_concurrency_limit_answers_429(make_zoho):
     held = []
     worker = threading.Thread(target=lambda: held.append(api.get("/settings/modules").status_code))
     worker.start()
-    wait_for(lambda: zoho.in_flight() == 1)
+    assert wait_until(lambda: zoho.in_flight() == 1, timeout=5)
     refused = api.get("/settings/modules")
     assert refused.status_code == 429 and refused.json()["code"] == "TOO_MANY_REQUESTS"
     zoho.release_requests()
@@ -516,12 +509,12 @@ def test_writes_of_more_than_ten_records_share_the_sub_concurrency_limit(make_zo
     held = []
     worker = threading.Thread(target=lambda: held.append(api.post("/Products", json=eleven).status_code))
     worker.start()
-    wait_for(lambda: zoho.in_flight() == 1)
+    assert wait_until(lambda: zoho.in_flight() == 1, timeout=5)
     assert api.post("/Products/upsert", json={"data": [{"Product_Name": f"Q{n}"} for n in range(11)]}).status_code == 429
     small = threading.Thread(target=lambda: held.append(
         api.post("/Products", json={"data": [{"Product_Name": "small"}]}).status_code))
     small.start()
-    wait_for(lambda: zoho.in_flight() == 2)  # a one-record write is admitted alongside
+    assert wait_until(lambda: zoho.in_flight() == 2, timeout=5)  # a one-record write is admitted alongside
     zoho.release_requests()
     worker.join(5)
     small.join(5)

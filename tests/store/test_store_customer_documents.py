@@ -7,14 +7,13 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 
 from connector.store import Store
-from connector.store.db import MIGRATIONS_DIR, make_engine, migrate, session_scope
+from connector.store.db import migrate, session_scope
 from connector.store.snapshots import contact_of
 from tests.conftest import fresh_pg_database
+from tests.store.conftest import migrated_to
 
 T0 = datetime(2026, 2, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -86,31 +85,8 @@ def test_an_invoice_moved_to_another_contact_moves_with_its_newer_version(store:
     assert snapshots.customer_documents(connection_id, "old")["invoices"] == []
 
 
-def test_migration_fills_the_contact_of_rows_stored_before_it(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'old.db'}")
-    try:
-        _check_migration_fills(engine)
-    finally:
-        engine.dispose()
-
-
-def test_migration_fills_the_contact_of_rows_stored_before_it_on_postgresql(pg_admin) -> None:
-    with fresh_pg_database(pg_admin) as url:
-        engine = make_engine(url)
-        try:
-            _check_migration_fills(engine)
-        finally:
-            engine.dispose()
-
-
-def _check_migration_fills(engine) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0012")
-        connection.execute(text("INSERT INTO connections (id, name, xero_tenant_id, created_at, updated_at) "
-                                "VALUES (1, 'Old', 't-1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+def test_migration_fills_the_contact_of_rows_stored_before_it(empty_engine) -> None:
+    with migrated_to(empty_engine, "0012") as connection:
         for number, (resource, xero_id, payload) in enumerate([
             ("contacts", "c-1", {"ContactID": "c-1"}),
             ("invoices", "inv-1", _invoice(1, "c-1")),
@@ -122,8 +98,8 @@ def _check_migration_fills(engine) -> None:
                 "fetched_at) VALUES (:id, 1, :resource, :xero_id, '2026-01-01 00:00:00', :payload, "
                 "'2026-01-01 00:00:00')"), {"id": number + 1, "resource": resource, "xero_id": xero_id,
                                            "payload": json.dumps(payload)})
-    migrate(engine)
-    store = Store(engine)
+    migrate(empty_engine)
+    store = Store(empty_engine)
     found = store.snapshots.customer_documents(1, "c-1", ("contacts", "invoices", "payments", "creditnotes"))
     assert {r: [p.get("ContactID") or p.get("InvoiceID") or p.get("PaymentID") for p in v]
             for r, v in found.items()} == {"contacts": ["c-1"], "invoices": ["inv-1"], "payments": ["pay-1"],

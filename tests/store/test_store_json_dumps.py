@@ -4,7 +4,6 @@ DEL, NUL, self-nesting) must come out as the stdlib writes it, or fail as it fai
 
 from __future__ import annotations
 
-import enum
 import json
 from collections import namedtuple
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from hypothesis import strategies as st
 from connector.secret import Secret
 from connector.json_codec import _storage_default, _storage_writable, dumps_for_storage, without_nul
 from tests.conftest import property_examples
+from tests.json_edges import Colour, Level, any_text, documents, outcome
 
 
 def stdlib_json_dumps(value):
@@ -28,21 +28,6 @@ def stdlib_json_dumps(value):
     if "\\u0000" in text:
         text = json.dumps(without_nul(value), default=_storage_default, separators=(",", ":"))
     return text
-
-
-def outcome(write, value):
-    try:
-        return write(value)
-    except Exception as error:  # noqa: BLE001 - the error itself is what is compared
-        return (type(error), str(error))
-
-
-class Colour(enum.Enum):
-    RED = 1.5
-
-
-class Level(enum.IntEnum):
-    HIGH = 3
 
 
 class Name(str):
@@ -100,23 +85,13 @@ def test_json_dumps_deep_nesting_beyond_orjson_limit_is_written_by_json_dumps():
     assert dumps_for_storage(deep) == stdlib_json_dumps(deep)
 
 
-any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=12)
 leaves = (any_text | st.integers() | st.floats() | st.booleans() | st.none()
           | st.decimals(allow_nan=True, allow_infinity=True) | st.dates()
           | st.datetimes(timezones=st.none() | st.just(timezone.utc) | st.timezones()
                          | st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23)).map(timezone))
           | st.uuids() | st.builds(Secret, st.text(max_size=4)))
-documents = st.recursive(
-    leaves,
-    lambda children: st.lists(children, max_size=4) | st.tuples(children, children)
-    | st.dictionaries(any_text, children, max_size=4)
-    | st.dictionaries(st.integers() | st.booleans() | st.none(), children, max_size=2),
-    max_leaves=20,
-)
-
-
 @settings(max_examples=property_examples(400), deadline=None)
-@given(documents)
+@given(documents(leaves))
 def test_json_dumps_matches_json_dumps_on_any_document(value):
     assert outcome(dumps_for_storage, value) == outcome(stdlib_json_dumps, value)
 

@@ -50,6 +50,14 @@ def history_store(pg_database_url):
     store.close()
 
 
+@pytest.fixture
+def fresh_store(pg_database_url):
+    """A store on an empty PostgreSQL database and a connection in it: tables written later are never analysed."""
+    store = Store.open(pg_database_url)
+    yield store, store.connections.create(name="Fresh Ltd", xero_tenant_id="tenant-f").id
+    store.close()
+
+
 def plans_of_statements(store: Store, work) -> list[tuple[str, list[str]]]:
     """Run ``work`` against the store; EXPLAIN each statement it sent, with its own parameters."""
     return [(statement, list(_nodes(explain(store, statement, parameters))))
@@ -221,60 +229,53 @@ def test_the_retention_delete_uses_the_created_at_index(history_store) -> None:
     assert any("ix_audit_events_created_at" in n for n in select_oldest), select_oldest
 
 
-def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(pg_database_url) -> None:
+def test_a_link_lookup_uses_the_link_key_even_before_the_table_is_analysed(fresh_store, pg_database_url) -> None:
     """Links written since the last ANALYZE (a first import, a burst) must not make a lookup by Xero id
     scan every link of the connection: only the (connection, kind, xero id) key may serve it."""
-    store = Store.open(pg_database_url)
-    try:
-        connection_id = store.connections.create(name="Fresh Ltd", xero_tenant_id="tenant-f").id
-        with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
-            with cur.copy("COPY id_links (connection_id, kind, xero_id, zoho_module, zoho_id, content_hash, "
-                          "updated_at) FROM STDIN") as copy:
-                for n in range(3_000):  # no ANALYZE afterwards: the planner still sees an empty table
-                    copy.write_row((connection_id, ("contact", "invoice")[n % 2], f"x-{n}", "Invoices",
-                                    str(10**18 + n), "h", NOW))
-            conn.commit()
+    store, connection_id = fresh_store
+    with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY id_links (connection_id, kind, xero_id, zoho_module, zoho_id, content_hash, "
+                      "updated_at) FROM STDIN") as copy:
+            for n in range(3_000):  # no ANALYZE afterwards: the planner still sees an empty table
+                copy.write_row((connection_id, ("contact", "invoice")[n % 2], f"x-{n}", "Invoices",
+                                str(10**18 + n), "h", NOW))
+        conn.commit()
 
-        plans = plans_of_statements(store, lambda: (
-            store.links.get(connection_id, "invoice", "x-1"),
-            store.links.get_many(connection_id, "invoice", [f"x-{n}" for n in range(1, 200, 2)])))
+    plans = plans_of_statements(store, lambda: (
+        store.links.get(connection_id, "invoice", "x-1"),
+        store.links.get_many(connection_id, "invoice", [f"x-{n}" for n in range(1, 200, 2)])))
 
-        for statement, nodes in plans:
-            assert any("uq_id_links_connection_kind_xero" in n for n in nodes), f"{statement}\n-> {nodes}"
-        # ...and with the Xero id in the index condition, not filtered over every link of the kind.
-        conds = index_conditions(store, lambda: store.links.get_many(connection_id, "invoice",
-                                                                     [f"x-{n}" for n in range(1, 200, 2)]))
-        assert conds and all("xero_id" in c for c in conds), conds
-    finally:
-        store.close()
+    for statement, nodes in plans:
+        assert any("uq_id_links_connection_kind_xero" in n for n in nodes), f"{statement}\n-> {nodes}"
+    # ...and with the Xero id in the index condition, not filtered over every link of the kind.
+    conds = index_conditions(store, lambda: store.links.get_many(connection_id, "invoice",
+                                                                 [f"x-{n}" for n in range(1, 200, 2)]))
+    assert conds and all("xero_id" in c for c in conds), conds
 
 
-def test_ledger_and_write_intent_lookups_probe_their_keys_before_the_tables_are_analysed(pg_database_url) -> None:
+def test_ledger_and_write_intent_lookups_probe_their_keys_before_the_tables_are_analysed(fresh_store,
+                                                                                         pg_database_url) -> None:
     """As for links: rows written since the last ANALYZE must not turn a batch lookup into a filter over
     every ledger entry or write intent of the connection."""
-    store = Store.open(pg_database_url)
-    try:
-        connection_id = store.connections.create(name="Fresh Ltd", xero_tenant_id="tenant-f").id
-        with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
-            with cur.copy("COPY write_ledger (connection_id, system, record_key, content_hash, written_at) "
-                          "FROM STDIN") as copy:
-                for n in range(3_000):  # no ANALYZE afterwards
-                    copy.write_row((connection_id, "zoho", str(10**18 + n), "h", NOW))
-            with cur.copy("COPY write_intents (connection_id, kind, xero_id, started_at) FROM STDIN") as copy:
-                for n in range(3_000):
-                    copy.write_row((connection_id, "invoice", f"x-{n}", NOW))
-            conn.commit()
-        keys = [str(10**18 + n) for n in range(0, 3_000, 30)]
-        assert store.write_ledger.hashes(connection_id, "zoho", keys) == {k: "h" for k in keys}
-        assert store.links.writes_begun(connection_id, "invoice", ["x-1", "x-2", "y-1"]) == {"x-1", "x-2"}
+    store, connection_id = fresh_store
+    with psycopg.connect(pg_database_url) as conn, conn.cursor() as cur:
+        with cur.copy("COPY write_ledger (connection_id, system, record_key, content_hash, written_at) "
+                      "FROM STDIN") as copy:
+            for n in range(3_000):  # no ANALYZE afterwards
+                copy.write_row((connection_id, "zoho", str(10**18 + n), "h", NOW))
+        with cur.copy("COPY write_intents (connection_id, kind, xero_id, started_at) FROM STDIN") as copy:
+            for n in range(3_000):
+                copy.write_row((connection_id, "invoice", f"x-{n}", NOW))
+        conn.commit()
+    keys = [str(10**18 + n) for n in range(0, 3_000, 30)]
+    assert store.write_ledger.hashes(connection_id, "zoho", keys) == {k: "h" for k in keys}
+    assert store.links.writes_begun(connection_id, "invoice", ["x-1", "x-2", "y-1"]) == {"x-1", "x-2"}
 
-        conds = index_conditions(store, lambda: (
-            store.write_ledger.hashes(connection_id, "zoho", keys),
-            store.links.writes_begun(connection_id, "invoice", [f"x-{n}" for n in range(0, 3_000, 30)])))
-        assert len(conds) == 2, conds
-        assert "record_key" in conds[0] and "xero_id" in conds[1], conds
-    finally:
-        store.close()
+    conds = index_conditions(store, lambda: (
+        store.write_ledger.hashes(connection_id, "zoho", keys),
+        store.links.writes_begun(connection_id, "invoice", [f"x-{n}" for n in range(0, 3_000, 30)])))
+    assert len(conds) == 2, conds
+    assert "record_key" in conds[0] and "xero_id" in conds[1], conds
 
 
 def index_conditions(store: Store, work) -> list[str]:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, text
 
 from connector.store import Store
-from connector.store.db import MIGRATIONS_DIR, make_engine, migrate
+from connector.store.db import make_engine, migrate
 from connector.store.snapshots import search_keys
 from tests.conftest import fresh_pg_database
+from tests.store.conftest import migrated_to
 
 # More rows than one batch of the migration (2,000), so the fill must carry on past the first.
 ROWS = 4_500
@@ -26,13 +25,7 @@ def _payload(n: int) -> tuple[str, dict]:
 
 
 def _check_migration_fills(engine) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0016")
-        connection.execute(text("INSERT INTO connections (id, name, xero_tenant_id, created_at, updated_at) "
-                                "VALUES (1, 'Old', 't-1', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    with migrated_to(engine, "0016") as connection:
         connection.execute(text(
             "INSERT INTO xero_snapshots (connection_id, resource, xero_id, source_updated_at, payload, fetched_at) "
             "VALUES (1, :resource, :xero_id, '2026-01-01 00:00:00', :payload, '2026-01-01 00:00:00')"),
@@ -56,21 +49,8 @@ def _check_migration_fills(engine) -> None:
     assert store.snapshots.search("inv-4403", connection_ids=[1]) == []  # a payment's invoice number
 
 
-def test_migration_fills_the_search_keys_of_rows_stored_before_it(tmp_path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'old.db'}")
-    try:
-        _check_migration_fills(engine)
-    finally:
-        engine.dispose()
-
-
-def test_migration_fills_the_search_keys_of_rows_stored_before_it_on_postgresql(pg_admin) -> None:
-    with fresh_pg_database(pg_admin) as url:
-        engine = make_engine(url)
-        try:
-            _check_migration_fills(engine)
-        finally:
-            engine.dispose()
+def test_migration_fills_the_search_keys_of_rows_stored_before_it(empty_engine) -> None:
+    _check_migration_fills(empty_engine)
 
 
 def test_on_postgresql_the_fill_commits_batch_by_batch_so_others_read_and_write_the_table_meanwhile(pg_admin) -> None:
