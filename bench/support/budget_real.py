@@ -186,7 +186,7 @@ def run_org(name: str, spec: dict, mode: str, days: int, seed: int, log_dir: Pat
         file_handler = logging.FileHandler(log_file)
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         root = logging.getLogger()
-        saved = root.handlers[:], root.level
+        saved = root.handlers[:], root.level, logging.getLogger("celery.app.trace").level
         root.handlers = [file_handler, events]
         root.setLevel(logging.INFO)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -290,6 +290,7 @@ def run_org(name: str, spec: dict, mode: str, days: int, seed: int, log_dir: Pat
                 redis_server.stop()
             root.handlers = saved[0]
             root.setLevel(saved[1])
+            logging.getLogger("celery.app.trace").setLevel(saved[2])
             file_handler.close()
 
 
