@@ -380,7 +380,7 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
         "parked_at_end": parked,
         "webhook_flushes_denied": events.counts["webhook_flushes_denied"],
         "webhook_ids_parked": events.counts["webhook_ids_parked"],
-        "scheduled_deferred": events.counts["budget.xero.deferred"] + events.counts["xero.poll.deferred"],
+        "scheduled_deferred": events.counts["budget.xero.deferred"],  # the planner's; the poll logs each again
         "events": dict(events.counts),
         "task_failures": dict(task_failures),
         "xero_calls_by_purpose_last_24h": deps.budget_ledger.calls_by_purpose(connection_id),
