@@ -27,7 +27,7 @@ from typing import Callable
 
 from connector.clock import Clock
 from connector.errors import InvalidArgument, RateLimited
-from connector.listed_pages import is_known, lister, store_listed_page
+from connector.listed_pages import is_known, store_listed_page
 from connector.mapping.hashing import content_hash
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.account_money import map_contact_as_pushed
@@ -175,8 +175,8 @@ def backfill_step(connection_id: int, *, xero, checkpoints, budget: BackfillBudg
         checkpoints.wait_until(checkpoint, clock.now() + timedelta(seconds=wait))
         return StepOutcome("waiting", resource, retry_after=wait)
     try:
-        page = lister(xero, resource)(modified_since=checkpoint.anchor, page=checkpoint.page, page_size=PAGE_SIZE,
-                                      order=ORDER)
+        page = xero.list_records(resource, modified_since=checkpoint.anchor, page=checkpoint.page,
+                                 page_size=PAGE_SIZE, order=ORDER)
     except RateLimited as exc:
         if problem_scope(exc.problem) != "day":
             raise
@@ -325,7 +325,7 @@ def dry_run(connection_id: int, resources: list[str], *, since: datetime | None,
         counted: set[str] = set()  # ids of the last page's newest second: listed again after re-anchoring
         anchor, page_number = since, 1
         while True:
-            page = _list_when_allowed(lister(xero, resource), wait, modified_since=anchor, page=page_number,
+            page = _list_when_allowed(xero, resource, wait, modified_since=anchor, page=page_number,
                                       page_size=PAGE_SIZE, order=ORDER)
             report.xero_calls += 1
             oldest = newest = None
@@ -358,11 +358,11 @@ def dry_run(connection_id: int, resources: list[str], *, since: datetime | None,
     return report
 
 
-def _list_when_allowed(list_page, wait, **query):
+def _list_when_allowed(xero, resource: str, wait, **query):
     """One page; while a rate limit (ours or Xero's) holds it, wait it out and ask again."""
     while True:
         try:
-            return list_page(**query)
+            return xero.list_records(resource, **query)
         except RateLimited as exc:
             wait(problem_scope(exc.problem), exc.retry_after)
 

@@ -17,7 +17,6 @@ from typing import Any
 from connector.backfill import PAGE_SIZE, RESOURCES, BackfillBudget, progress, real_backfill_cost
 from connector.call_purpose import CHECK
 from connector.http import call_purpose
-from connector.listed_pages import lister
 from connector.status import check_connections
 
 FIT_REPORT_TTL_SECONDS = 7 * 86400  # a week-old report is stale: the page asks for a new one
@@ -32,7 +31,7 @@ def organisation_size(xero) -> dict[str, int | None]:
     total (``itemCount``: https://developer.xero.com/documentation/api/accounting/requests-and-responses#pagination).
     None where the answer had no pagination block (UNVERIFIED that every list endpoint sends one for
     pageSize=1: a real organisation's fit report would show it)."""
-    return {resource: lister(xero, resource)(page=1, page_size=1).item_count for resource in RESOURCES}
+    return {resource: xero.list_records(resource, page=1, page_size=1).item_count for resource in RESOURCES}
 
 
 def build_fit_report(deps, connection, *, now: datetime) -> dict[str, Any]:

@@ -22,18 +22,6 @@ from connector.store import audit as stages
 Wanted = Callable[[object, datetime, dict], bool]
 
 
-def lister(xero, resource: str):
-    """The client's list call for a polled resource."""
-    return {
-        "contacts": xero.list_contacts,
-        "invoices": xero.list_invoices,
-        "creditnotes": xero.list_credit_notes,
-        "payments": xero.list_payments,
-        "overpayments": xero.list_overpayments,
-        "prepayments": xero.list_prepayments,
-    }[resource]
-
-
 def is_known(previous, updated: datetime, record: dict) -> bool:
     """True when the stored snapshot is newer than ``record``, or the same version with the same content."""
     if previous is None or previous.source_updated_at < updated:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from connector.listed_pages import is_known, lister, store_listed_page
+from connector.listed_pages import is_known, store_listed_page
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def poll_resource(connection_id: int, resource: str, *, xero, cursors, snapshots
     while max_pages is None or outcome.pages < max_pages:
         if before_page is not None:
             before_page()
-        page = lister(xero, resource)(modified_since=since, page=page_number, page_size=page_size, order=ORDER)
+        page = xero.list_records(resource, modified_since=since, page=page_number, page_size=page_size, order=ORDER)
         outcome.pages += 1
         stored = store_listed_page(connection_id, resource, page.items, snapshots=snapshots, audit=audit,
                                    source="full_sweep" if full_sweep else "poll", wanted=_is_news)

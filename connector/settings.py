@@ -257,22 +257,21 @@ def log_settings(env: Mapping[str, str] | None = None) -> tuple[str | None, str]
 
 def platform_port(env: Mapping[str, str] | None = None) -> int | None:
     """PORT, which a PaaS sets for the process it routes HTTP to; None when unset."""
-    env = os.environ if env is None else env
-    raw = (env.get("PORT") or "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"PORT: {raw!r} is not a port number")
-    return int(raw)
+    return _port(os.environ if env is None else env, "PORT")
 
 
 def metrics_port(env: Mapping[str, str]) -> int | None:
     """CONNECTOR_METRICS_PORT: where a worker host serves its own /metrics; None when unset."""
-    raw = (env.get("CONNECTOR_METRICS_PORT") or "").strip()
+    return _port(env, "CONNECTOR_METRICS_PORT")
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    """The port number in ``name``; None when unset; ConfigError when it is no port number."""
+    raw = (env.get(name) or "").strip()
     if not raw:
         return None
     if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"CONNECTOR_METRICS_PORT: {raw!r} is not a port number")
+        raise ConfigError(f"{name}: {raw!r} is not a port number")
     return int(raw)
 
 

@@ -1,6 +1,6 @@
 """The `connector` command: demo, sandbox (and sandbox-control), worker, beat, receiver, migrate, connections,
 audit, setup-zoho, keygen, flower, run, and the operating commands of workers/cli_ops.py (replay, failures,
-backfill, status, check)."""
+status, check) and workers/cli_backfill.py (backfill)."""
 
 from __future__ import annotations
 

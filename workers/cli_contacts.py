@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from functools import wraps
+from typing import Any, Callable
 
 from workers.cli_deals import _connection
 
@@ -55,22 +56,31 @@ def _zoho_id_problem(creation, module: str, zoho_id: str) -> str | None:
     return None
 
 
-@_vendor_failure_in_one_line("link")
-def cmd_link(args: argparse.Namespace) -> int:
+def _on_zoho_record(command: str, args: argparse.Namespace, act: Callable[[Any, Any], Any]) -> Any:
+    """``act(creation, connection)`` for the Zoho record ``args`` name, once its connection is found and its id
+    checked; None (the reason on stderr) where any of that, or ``act``, refuses it (InvalidArgument)."""
     from connector.errors import InvalidArgument
-    from connector.pipeline.to_xero.contacts import link_to_existing
 
     connection, creation = _creation(args)
     if creation is None:
-        return 2
+        return None
     problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
-    if problem:
-        print(f"link: {problem}", file=sys.stderr)
-        return 2
     try:
-        outcome = link_to_existing(creation, connection.id, args.zoho_module, args.zoho_id, args.xero_contact_id)
+        if problem:
+            raise InvalidArgument(problem)
+        return act(creation, connection)
     except InvalidArgument as exc:
-        print(f"link: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
+        return None
+
+
+@_vendor_failure_in_one_line("link")
+def cmd_link(args: argparse.Namespace) -> int:
+    from connector.pipeline.to_xero.contacts import link_to_existing
+
+    outcome = _on_zoho_record("link", args, lambda creation, connection: link_to_existing(
+        creation, connection.id, args.zoho_module, args.zoho_id, args.xero_contact_id))
+    if outcome is None:
         return 2
     print(f"{args.zoho_module} {args.zoho_id} is linked to Xero contact {outcome.xero_contact_id}; "
           "later edits go both ways")
@@ -79,25 +89,15 @@ def cmd_link(args: argparse.Namespace) -> int:
 
 @_vendor_failure_in_one_line("create")
 def cmd_create(args: argparse.Namespace) -> int:
-    from connector.errors import InvalidArgument
     from connector.pipeline.to_xero.contacts import ensure_xero_contact
 
     name = (args.name or "").strip()
     if not name:
         print("create: --name must not be empty", file=sys.stderr)
         return 2
-    connection, creation = _creation(args)
-    if creation is None:
-        return 2
-    problem = _zoho_id_problem(creation, args.zoho_module, args.zoho_id.strip())
-    if problem:
-        print(f"create: {problem}", file=sys.stderr)
-        return 2
-    try:
-        outcome = ensure_xero_contact(creation, connection.id, args.zoho_module, args.zoho_id, name=name,
-                                      reason="connector create (operator)")
-    except InvalidArgument as exc:
-        print(f"create: {exc}", file=sys.stderr)
+    outcome = _on_zoho_record("create", args, lambda creation, connection: ensure_xero_contact(
+        creation, connection.id, args.zoho_module, args.zoho_id, name=name, reason="connector create (operator)"))
+    if outcome is None:
         return 2
     if not outcome.ok:
         print(f"create: {outcome.reason}", file=sys.stderr)

@@ -5,13 +5,12 @@ invoice, however often Zoho notifies (connector/pipeline/to_xero/deals.py)."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 from decimal import Decimal
 
-import requests
 
 from connector.mapping import zoho_fields
 from connector.mapping.deals import DEAL_MONEY_FIELDS
+from workers.demo_zoho import deliver_twice, enable_channel
 from workers.embedded import wait_until
 
 DEMO_LINES = [{"Description": "Winter stock", "Quantity": Decimal(4), "UnitAmount": Decimal("250.00"),
@@ -84,19 +83,12 @@ def won_deal_invoice(deps, xero, zoho, connection_id: int, tenant_id: str, conta
     if contact_id is None:
         return False, ["FAILED: no contact reached Zoho, so no deal could be won for one"]
     account = deps.store.links.get(connection_id, "contact", contact_id).zoho_id
-    connection = deps.store.connections.get(connection_id)
-    token = "demo-deals-channel-token"
-    [answer] = deps.zoho_client(connection).enable_watch([{
-        "channel_id": WON_DEAL_CHANNEL, "events": ["Deals.edit"], "notify_url": notify_url, "token": token}])
-    deps.store.channels.save(connection_id, WON_DEAL_CHANNEL, token=token, events=["Deals.edit"],
-                             expires_at=datetime.fromisoformat(answer["details"]["events"][0]["channel_expiry"]))
+    enable_channel(deps, connection_id, WON_DEAL_CHANNEL, "demo-deals-channel-token", ["Deals.edit"], notify_url)
     deal = zoho.person_create("Deals", Deal_Name="Harbour store fit-out", Account_Name={"id": account},
                               Closing_Date="2026-06-30", Stage="Negotiation/Review", Amount=Decimal("2400"))["id"]
     zoho.person_edit("Deals", deal, Stage="Closed Won")
     sent = [n for n in zoho.pending_notifications() if n["channel_id"] == WON_DEAL_CHANNEL]
-    zoho.deliver_notifications()
-    for payload in sent:  # Zoho delivers the same notification again
-        requests.post(notify_url, json=payload, timeout=5).raise_for_status()
+    deliver_twice(zoho, sent, notify_url)  # Zoho delivers the same notification again
 
     def invoices() -> list[dict]:
         return [i for i in xero.invoices(tenant_id) if i.get("Reference") == deal]

@@ -5,12 +5,11 @@ Zoho's notification arrives twice, and Xero's webhook for that create writes not
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
 
-import requests
 
 from connector.channels import channel_events
 from connector.mapping import zoho_fields
+from workers.demo_zoho import deliver_twice, enable_channel
 from workers.embedded import wait_until
 
 CHANNEL_ID = "1000000068004"
@@ -25,20 +24,14 @@ def new_account_to_xero(deps, xero, zoho, connection_id: int, tenant_id: str, zo
     deps.sync_config = dataclasses.replace(deps.sync_config, create_modules=("Accounts",),
                                            create_account_types=("Customer",))
     events = channel_events(("Accounts",), deps.sync_config.create_modules)
-    connection = deps.store.connections.get(connection_id)
-    [answer] = deps.zoho_client(connection).enable_watch([{
-        "channel_id": CHANNEL_ID, "events": events, "notify_url": zoho_hook_url, "token": TOKEN}])
-    deps.store.channels.save(connection_id, CHANNEL_ID, token=TOKEN, events=events,
-                             expires_at=datetime.fromisoformat(answer["details"]["events"][0]["channel_expiry"]))
+    enable_channel(deps, connection_id, CHANNEL_ID, TOKEN, events, zoho_hook_url)
     zoho._outbox.clear()  # only this scene's notifications
     account = zoho.person_create("Accounts", Account_Name="Kauri Coffee Roasters", Account_Type="Customer",
                                  Phone="+64 9 555 0199", Billing_City="Whangarei")["id"]
     zoho.person_create("Contacts", First_Name="Hemi", Last_Name="Walker", Email="hemi@kauricoffee.example",
                        Account_Name={"id": account})
     notifications = [n for n in zoho.pending_notifications() if n["module"] == "Accounts"]
-    zoho.deliver_notifications()
-    for notification in notifications:  # Zoho delivers it a second time
-        requests.post(zoho_hook_url, json=notification, timeout=5).raise_for_status()
+    deliver_twice(zoho, notifications, zoho_hook_url)  # Zoho delivers it a second time
 
     def numbered() -> list[dict]:
         return [c for c in xero.contacts(tenant_id) if c.get("ContactNumber") == account]

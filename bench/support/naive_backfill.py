@@ -14,7 +14,6 @@ from connector.backfill import ORDER, PAGE_SIZE, RESOURCES
 from connector.mapping.xero_values import parse_xero_date
 from connector.pipeline.common import ID_FIELDS, RECORD_TYPES, new_sync_id
 from connector.pipeline.xero_in import PRIORITY_BACKFILL
-from connector.listed_pages import lister
 from connector.store import audit as stages
 from workers.app import app
 from workers.backfill_tasks import BACKFILL_STEP, push_pages
@@ -39,8 +38,8 @@ def naive_backfill(self, connection_id: int, resource: str | None = None, versio
         records = listed[checkpoint.resource] = []
         page_number = 1
         while True:
-            page = lister(xero, checkpoint.resource)(modified_since=checkpoint.since, page=page_number,
-                                                      page_size=PAGE_SIZE, order=ORDER)
+            page = xero.list_records(checkpoint.resource, modified_since=checkpoint.since, page=page_number,
+                                     page_size=PAGE_SIZE, order=ORDER)
             records += page.items
             done = not page.has_more or not page.items
             deps.store.backfills.advance(checkpoint, anchor=checkpoint.since, page=page_number + 1,

@@ -199,9 +199,9 @@ def fetch_xero_records(batch: FetchBatch, *, xero, snapshots, audit, transaction
         "invoices": xero.get_invoices,
         "creditnotes": xero.get_credit_notes,
         # Payments, overpayments and prepayments have no IDs= filter (OAS-ACC): one GET each.
-        "payments": lambda ids: _each(xero.get_payment, ids),
-        "overpayments": lambda ids: _each(xero.get_overpayment, ids),
-        "prepayments": lambda ids: _each(xero.get_prepayment, ids),
+        "payments": lambda ids: _each(xero, "payments", ids),
+        "overpayments": lambda ids: _each(xero, "overpayments", ids),
+        "prepayments": lambda ids: _each(xero, "prepayments", ids),
     }[batch.resource]
     id_field = ID_FIELDS[batch.resource]
     records = [(str(record[id_field]), parse_xero_date(record.get("UpdatedDateUTC")) or datetime.now(timezone.utc),
@@ -222,36 +222,27 @@ def _store_fetched(batch: FetchBatch, records: list[tuple[str, datetime, dict]],
     record_type = RECORD_TYPES[batch.resource]
     stored = snapshots.put_many_if_newer(batch.connection_id, batch.resource, records)  # one statement
     trail = audit.batch()
+
+    def record(xero_id: str, stage: str, detail: dict) -> None:
+        trail.record(connection_id=batch.connection_id, record_type=record_type, record_id=xero_id,
+                     sync_id=batch.sync_ids.get(xero_id), stage=stage, detail=detail)
+
     fetched: list[str] = []
     for xero_id, updated, _ in records:
-        trail.record(
-            connection_id=batch.connection_id,
-            record_type=record_type,
-            record_id=xero_id,
-            sync_id=batch.sync_ids.get(xero_id),
-            stage=stages.FETCHED,
-            detail={"updated_utc": updated.isoformat(), "newest": xero_id in stored},
-        )
+        record(xero_id, stages.FETCHED, {"updated_utc": updated.isoformat(), "newest": xero_id in stored})
         fetched.append(xero_id)
     for missing in set(batch.ids) - set(fetched):
-        trail.record(
-            connection_id=batch.connection_id,
-            record_type=record_type,
-            record_id=missing,
-            sync_id=batch.sync_ids.get(missing),
-            stage=stages.FAILED,
-            detail={"reason": "Xero returned no record for this id (deleted, or not visible to this app)",
-                    "error": "NotFound"},
-        )
+        record(missing, stages.FAILED, {"reason": "Xero returned no record for this id (deleted, or not visible "
+                                                  "to this app)", "error": "NotFound"})
     trail.flush()
     return fetched, stored
 
 
-def _each(get_one, ids: list[str]) -> list[dict]:
+def _each(xero, resource: str, ids: list[str]) -> list[dict]:
     found = []
     for record_id in ids:
         try:
-            found.append(get_one(record_id))
+            found.append(xero.get_record(resource, record_id))
         except NotFound:
             pass  # audited below as missing, like an id an IDs= list leaves out
     return found

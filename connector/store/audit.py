@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 from connector import logs, metrics
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.redaction import redact_document
-from connector.store.db import insert_rows, session_scope
+from connector.store.db import from_row, insert_rows, session_scope
 from connector.store.tables import AuditEvent, Connection
 
 RECEIVED = "received"
@@ -72,22 +72,7 @@ class AuditEntry:
     times: int = 1  # reached this stage so many times in a row (a run of retries), the last at last_at
     last_at: datetime | None = None
 
-    @classmethod
-    def of(cls, row: AuditEvent) -> "AuditEntry":
-        return cls(
-            id=row.id,
-            connection_id=row.connection_id,
-            sync_id=row.sync_id,
-            direction=row.direction,
-            record_type=row.record_type,
-            record_id=row.record_id,
-            stage=row.stage,
-            detail=row.detail,
-            task_id=row.task_id,
-            created_at=row.created_at,
-            times=row.times,
-            last_at=row.last_at,
-        )
+    of = classmethod(from_row)  # from an ORM object or a Core row of the table
 
 
 class AuditLog:

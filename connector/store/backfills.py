@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import session_scope
+from connector.store.db import from_row, session_scope
 from connector.store.tables import BackfillCheckpoint
 
 RUNNING = "running"
@@ -34,11 +34,7 @@ class Checkpoint:
     started_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, row: BackfillCheckpoint) -> "Checkpoint":
-        return cls(row.connection_id, row.resource, row.since, row.anchor, row.page, row.state, row.records,
-                   row.pages, row.remaining, row.calls_per_day, row.resume_after, row.version, row.started_at,
-                   row.updated_at)
+    of = classmethod(from_row)  # from an ORM object or a Core row of the table
 
 
 class BackfillCheckpointStore:

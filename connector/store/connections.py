@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import core_connection, session_scope
+from connector.store.db import core_connection, from_row, session_scope
 from connector.store.tables import CONNECTION_STATES, Connection
 
 
@@ -38,23 +38,7 @@ class ConnectionInfo:
         """The Zoho connect (or link) flow records the org; until then, Zoho-bound work waits for it."""
         return self.zoho_org_id is not None
 
-    @classmethod
-    def of(cls, row) -> "ConnectionInfo":
-        """From an ORM object or a Core row of the table."""
-        return cls(
-            id=row.id,
-            name=row.name,
-            xero_tenant_id=row.xero_tenant_id,
-            xero_tenant_name=row.xero_tenant_name,
-            zoho_org_id=row.zoho_org_id,
-            zoho_api_domain=row.zoho_api_domain,
-            zoho_accounts_url=row.zoho_accounts_url,
-            state=row.state,
-            state_reason=row.state_reason,
-            xero_daily_limit=row.xero_daily_limit,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-        )
+    of = classmethod(from_row)  # from an ORM object or a Core row of the table
 
 
 # Core reads of the row (built once): every task looks its connection up, and ORM objects cost more to make.

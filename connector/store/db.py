@@ -8,6 +8,9 @@ PostgreSQL URLs are pointed at the psycopg 3 driver.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
+import functools
+import operator
 import select as select_module
 import weakref
 from contextlib import contextmanager
@@ -187,6 +190,17 @@ def migrate(engine: Engine) -> None:
             connection.commit()
 
 
+@functools.cache
+def _fields_of(cls) -> Callable[[Any], tuple]:
+    return operator.attrgetter(*(field.name for field in dataclasses.fields(cls)))
+
+
+def from_row(cls, row):
+    """The dataclass ``cls`` from an ORM object or a Core row: each field from the row's attribute of its name
+    (as a classmethod: ``of = classmethod(from_row)``)."""
+    return cls(*_fields_of(cls)(row))
+
+
 def dialect_insert(session: Session, model):
     """An INSERT that supports ``on_conflict_do_update`` for the session's database."""
     name = session.get_bind().dialect.name
@@ -195,6 +209,17 @@ def dialect_insert(session: Session, model):
     if name == "sqlite":
         return sqlite.insert(model)
     raise NotImplementedError(f"upserts are written for SQLite and PostgreSQL, not {name}")
+
+
+def upsert_where(session: Session, model, key: dict[str, Any], values: dict[str, Any], where) -> bool:
+    """Insert the row of ``key`` with ``values``, or on its key's conflict update it with ``values`` where
+    ``where(excluded)`` holds (``excluded``: the row offered); True when a row was written (inserted, or the
+    WHERE let the update through: only then does the statement return the row)."""
+    statement = dialect_insert(session, model).values(**key, **values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[getattr(model, column) for column in key], set_=values, where=where(statement.excluded)
+    ).returning(model.id)
+    return session.execute(statement).first() is not None
 
 
 def _rows_insert(dialect, table, columns: tuple[str, ...]):

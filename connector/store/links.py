@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import core_connection, dialect_insert, insert_rows, probe_rows, session_scope
+from connector.store.db import core_connection, from_row, insert_rows, probe_rows, session_scope, upsert_where
 from connector.store.tables import IdLink, WriteIntent
 
 
@@ -34,19 +34,7 @@ class Link:
     source_updated_at: datetime | None
     updated_at: datetime
 
-    @classmethod
-    def of(cls, row) -> "Link":
-        """From an ORM object or a Core row of the table."""
-        return cls(
-            connection_id=row.connection_id,
-            kind=row.kind,
-            xero_id=row.xero_id,
-            zoho_module=row.zoho_module,
-            zoho_id=row.zoho_id,
-            content_hash=row.content_hash,
-            source_updated_at=row.source_updated_at,
-            updated_at=row.updated_at,
-        )
+    of = classmethod(from_row)  # from an ORM object or a Core row of the table
 
 
 @dataclass(frozen=True)
@@ -154,19 +142,10 @@ class LinkStore:
             "updated_at": self._clock.now(),
         }
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, IdLink).values(
-                connection_id=connection_id, kind=kind, xero_id=xero_id, **values
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[IdLink.connection_id, IdLink.kind, IdLink.xero_id],
-                set_=values,
-                where=or_(
-                    IdLink.source_updated_at.is_(None),
-                    statement.excluded.source_updated_at.is_(None),
-                    IdLink.source_updated_at <= statement.excluded.source_updated_at,
-                ),
-            ).returning(IdLink.id)
-            saved = session.execute(statement).first() is not None
+            saved = upsert_where(
+                session, IdLink, {"connection_id": connection_id, "kind": kind, "xero_id": xero_id}, values,
+                lambda excluded: or_(IdLink.source_updated_at.is_(None), excluded.source_updated_at.is_(None),
+                                     IdLink.source_updated_at <= excluded.source_updated_at))
             session.execute(delete(WriteIntent).where(
                 WriteIntent.connection_id == connection_id, WriteIntent.kind == kind, WriteIntent.xero_id == xero_id))
             return saved

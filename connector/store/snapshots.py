@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.store.batch_reads import BatchReads
-from connector.store.db import core_connection, dialect_insert, insert_rows, probe_by_key, probe_rows, session_scope
+from connector.store.db import (core_connection, from_row, insert_rows, probe_by_key, probe_rows, session_scope,
+                                 upsert_where)
 from connector.store.tables import SEARCH_NAME_TRIGRAM_INDEX, JsonDocument, XeroSnapshot
 
 
@@ -112,18 +113,11 @@ class SnapshotStore:
         values = {"source_updated_at": source_updated_at, "contact_id": contact_of(resource, payload),
                   **search_keys(resource, payload), "payload": payload, "fetched_at": self._clock.now()}
         with session_scope(self._sessions) as session:
-            statement = dialect_insert(session, XeroSnapshot).values(
-                connection_id=connection_id, resource=resource, xero_id=xero_id, **values
-            )
-            statement = statement.on_conflict_do_update(
-                index_elements=[XeroSnapshot.connection_id, XeroSnapshot.resource, XeroSnapshot.xero_id],
-                set_=values,
-                # Equal timestamps overwrite: a re-fetch of the same version is harmless and
-                # picks up anything Xero changed without bumping UpdatedDateUTC.
-                where=XeroSnapshot.source_updated_at <= statement.excluded.source_updated_at,
-            ).returning(XeroSnapshot.id)
-            # A row comes back only when it was inserted or the WHERE let the update through.
-            return session.execute(statement).first() is not None
+            # Equal timestamps overwrite: a re-fetch of the same version is harmless and
+            # picks up anything Xero changed without bumping UpdatedDateUTC.
+            return upsert_where(session, XeroSnapshot,
+                                {"connection_id": connection_id, "resource": resource, "xero_id": xero_id}, values,
+                                lambda excluded: XeroSnapshot.source_updated_at <= excluded.source_updated_at)
 
     def put_many_if_newer(self, connection_id: int, resource: str,
                           records: list[tuple[str, datetime, dict]]) -> set[str]:
@@ -287,14 +281,7 @@ _documents_statements: dict[tuple, Any] = {}
 
 def _snapshot(row) -> Snapshot:
     """From an ORM object or a Core row of the table."""
-    return Snapshot(
-        connection_id=row.connection_id,
-        resource=row.resource,
-        xero_id=row.xero_id,
-        source_updated_at=row.source_updated_at,
-        payload=row.payload,
-        fetched_at=row.fetched_at,
-    )
+    return from_row(Snapshot, row)
 
 
 class SnapshotReads(BatchReads):

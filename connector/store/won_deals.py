@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, from_row, session_scope
 from connector.store.tables import WonDealInvoice
 
 CREATING = "creating"  # the create was sent (or is about to be); its answer not seen yet
@@ -30,10 +30,7 @@ class WonDeal:
     started_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, row: WonDealInvoice) -> "WonDeal":
-        return cls(row.connection_id, row.deal_id, row.state, row.invoice_id, row.invoice_number, row.started_at,
-                   row.updated_at)
+    of = classmethod(from_row)  # from an ORM object or a Core row of the table
 
 
 class WonDealInvoiceStore:

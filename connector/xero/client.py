@@ -1,4 +1,4 @@
-"""Xero Accounting API client: one method per endpoint, one error table.
+"""Xero Accounting API client: one method per kind of call, one error table, one table of the listed endpoints.
 
 Xero's pages: https://developer.xero.com/documentation/api/requests-and-responses (headers, paging, envelope)
 and https://developer.xero.com/documentation/api/http-response-codes (errors).
@@ -28,6 +28,29 @@ MAX_IDS_PER_CALL = 50
 # CreditNotes has no IDs parameter (OAS-ACC getCreditNotes), so ids go in a `where` OR-chain,
 # which is longer per id; keep the URL well under the ~2,000-character gateway limit.
 MAX_WHERE_IDS_PER_CALL = 20
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A listed resource's endpoint: its path, the envelope key of its records, whether it takes includeArchived."""
+
+    path: str
+    key: str
+    archivable: bool = False
+
+
+# The polled resources. Payments, overpayments and prepayments have no IDs parameter and no webhooks: they are
+# polled with If-Modified-Since (https://developer.xero.com/documentation/api/accounting/payments,
+# https://developer.xero.com/documentation/api/accounting/overpayments,
+# https://developer.xero.com/documentation/api/accounting/prepayments).
+ENDPOINTS = {
+    "contacts": Endpoint("/Contacts", "Contacts", archivable=True),
+    "invoices": Endpoint("/Invoices", "Invoices", archivable=True),
+    "creditnotes": Endpoint("/CreditNotes", "CreditNotes"),
+    "payments": Endpoint("/Payments", "Payments"),
+    "overpayments": Endpoint("/Overpayments", "Overpayments"),
+    "prepayments": Endpoint("/Prepayments", "Prepayments"),
+}
 
 
 @dataclass(frozen=True)
@@ -94,25 +117,53 @@ class XeroClient:
         accounting.settings.read (https://developer.xero.com/documentation/guides/oauth2/scopes/)."""
         return self._get_one("/Organisation", "Organisations")
 
-    # -- contacts -------------------------------------------------------------------------------
+    # -- any listed resource (ENDPOINTS) --------------------------------------------------------
 
-    def get_contacts(self, ids: Sequence[str]) -> list[dict]:
-        return self._get_by_ids("/Contacts", "Contacts", ids, includeArchived="true")
+    def get_record(self, resource: str, record_id: str) -> dict:
+        """GET /{Resource}/{id}: one record of a resource in ENDPOINTS; NotFound when the answer holds none."""
+        endpoint = ENDPOINTS[resource]
+        return self._get_one(f"{endpoint.path}/{record_id}", endpoint.key)
 
-    def get_contact(self, contact_id: str) -> dict:
-        return self._get_one(f"/Contacts/{contact_id}", "Contacts")
-
-    def list_contacts(
+    def list_records(
         self,
+        resource: str,
         *,
         modified_since: datetime | None = None,
         page: int = 1,
         page_size: int = 100,
-        include_archived: bool = True,
         order: str = "UpdatedDateUTC ASC",
+        include_archived: bool = True,
+        statuses: Sequence[str] | None = None,
+        where: str | None = None,
     ) -> Page:
-        params = {"includeArchived": _bool(include_archived)}
-        return self._list("/Contacts", "Contacts", modified_since, page, page_size, order, params)
+        """One page of a resource in ENDPOINTS, changed since ``modified_since`` (If-Modified-Since) when given.
+
+        ``include_archived`` is sent only where the endpoint takes it (contacts, invoices); ``statuses`` is the
+        Invoices endpoint's Statuses filter; ``where`` a filter expression
+        (https://developer.xero.com/documentation/api/accounting/requests-and-responses)."""
+        endpoint = ENDPOINTS[resource]
+        query: dict[str, Any] = {"page": page, "pageSize": page_size, "order": order}
+        if endpoint.archivable:
+            query["includeArchived"] = _bool(include_archived)
+        if statuses:
+            query["Statuses"] = ",".join(statuses)
+        if where:
+            query["where"] = where
+        headers = {"If-Modified-Since": format_modified_since(modified_since)} if modified_since else {}
+        body = self._call("GET", self._accounting + endpoint.path, params=query, headers=headers)
+        pagination = body.get("pagination") or {}
+        return Page(
+            items=body.get(endpoint.key) or [],
+            page=int(pagination.get("page", page)),
+            page_size=int(pagination.get("pageSize", page_size)),
+            page_count=_int_or_none(pagination.get("pageCount")),
+            item_count=_int_or_none(pagination.get("itemCount")),
+        )
+
+    # -- contacts -------------------------------------------------------------------------------
+
+    def get_contacts(self, ids: Sequence[str]) -> list[dict]:
+        return self._get_by_ids("/Contacts", "Contacts", ids, includeArchived="true")
 
     def search_contacts(self, term: str, *, include_archived: bool = False) -> list[dict]:
         """GET /Contacts?searchTerm=: contacts whose Name, FirstName, LastName, ContactNumber or EmailAddress
@@ -148,72 +199,6 @@ class XeroClient:
     def get_invoices(self, ids: Sequence[str]) -> list[dict]:
         return self._get_by_ids("/Invoices", "Invoices", ids, includeArchived="true")
 
-    def get_invoice(self, invoice_id: str) -> dict:
-        return self._get_one(f"/Invoices/{invoice_id}", "Invoices")
-
-    def list_invoices(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        page: int = 1,
-        page_size: int = 100,
-        include_archived: bool = True,
-        order: str = "UpdatedDateUTC ASC",
-        statuses: Sequence[str] | None = None,
-        where: str | None = None,
-    ) -> Page:
-        params = {"includeArchived": _bool(include_archived)}
-        if statuses:
-            params["Statuses"] = ",".join(statuses)
-        if where:
-            params["where"] = where
-        return self._list("/Invoices", "Invoices", modified_since, page, page_size, order, params)
-
-    # -- payments (no IDs parameter and no webhooks: poll with If-Modified-Since) -----------------
-
-    def list_payments(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        page: int = 1,
-        page_size: int = 100,
-        order: str = "UpdatedDateUTC ASC",
-    ) -> Page:
-        return self._list("/Payments", "Payments", modified_since, page, page_size, order, {})
-
-    def get_payment(self, payment_id: str) -> dict:
-        return self._get_one(f"/Payments/{payment_id}", "Payments")
-
-    # -- overpayments and prepayments (no webhooks, no IDs parameter: polled with the payments) ---
-    # https://developer.xero.com/documentation/api/accounting/overpayments
-    # https://developer.xero.com/documentation/api/accounting/prepayments
-
-    def list_overpayments(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        page: int = 1,
-        page_size: int = 100,
-        order: str = "UpdatedDateUTC ASC",
-    ) -> Page:
-        return self._list("/Overpayments", "Overpayments", modified_since, page, page_size, order, {})
-
-    def get_overpayment(self, overpayment_id: str) -> dict:
-        return self._get_one(f"/Overpayments/{overpayment_id}", "Overpayments")
-
-    def list_prepayments(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        page: int = 1,
-        page_size: int = 100,
-        order: str = "UpdatedDateUTC ASC",
-    ) -> Page:
-        return self._list("/Prepayments", "Prepayments", modified_since, page, page_size, order, {})
-
-    def get_prepayment(self, prepayment_id: str) -> dict:
-        return self._get_one(f"/Prepayments/{prepayment_id}", "Prepayments")
-
     # -- credit notes ---------------------------------------------------------------------------
 
     def get_credit_notes(self, ids: Sequence[str]) -> list[dict]:
@@ -223,16 +208,6 @@ class XeroClient:
             body = self._call("GET", self._accounting + "/CreditNotes", params={"where": where, "page": 1})
             found.extend(body.get("CreditNotes") or [])
         return found
-
-    def list_credit_notes(
-        self,
-        *,
-        modified_since: datetime | None = None,
-        page: int = 1,
-        page_size: int = 100,
-        order: str = "UpdatedDateUTC ASC",
-    ) -> Page:
-        return self._list("/CreditNotes", "CreditNotes", modified_since, page, page_size, order, {})
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -249,29 +224,6 @@ class XeroClient:
         if not items:
             raise NotFound(f"Xero GET {path}: no {key} in the answer")
         return items[0]
-
-    def _list(
-        self,
-        path: str,
-        key: str,
-        modified_since: datetime | None,
-        page: int,
-        page_size: int,
-        order: str,
-        params: dict[str, Any],
-    ) -> Page:
-        query = {"page": page, "pageSize": page_size, "order": order, **params}
-        headers = {"If-Modified-Since": format_modified_since(modified_since)} if modified_since else {}
-        body = self._call("GET", self._accounting + path, params=query, headers=headers)
-        items = body.get(key) or []
-        pagination = body.get("pagination") or {}
-        return Page(
-            items=items,
-            page=int(pagination.get("page", page)),
-            page_size=int(pagination.get("pageSize", page_size)),
-            page_count=_int_or_none(pagination.get("pageCount")),
-            item_count=_int_or_none(pagination.get("itemCount")),
-        )
 
     def _call(
         self,

@@ -60,7 +60,7 @@ def test_expiring_token_is_rotated_and_stored_before_it_is_used(xero_tokens, cre
     clock.advance(1800 - 299)  # inside the 300 s refresh margin
 
     client = XeroClient(session=session, tokens=xero_tokens, tenant_id="t", api_url=XERO_API_URL)
-    client.get_contact("c-1")
+    client.get_record("contacts", "c-1")
 
     token_call = http.calls[0]
     assert form(token_call) == {"grant_type": "refresh_token", "refresh_token": "xero-refresh-1"}
@@ -261,7 +261,7 @@ def test_a_managers_calls_read_the_stored_token_once_and_a_401_reads_it_again(xe
     for n in range(3):
         http.get(XERO_API_URL + f"/api.xro/2.0/Contacts/c-{n}", json={"Contacts": [{"ContactID": f"c-{n}"}]})
     for n in range(3):
-        client.get_contact(f"c-{n}")
+        client.get_record("contacts", f"c-{n}")
     assert counting.loads == 1  # one read serves a task's calls while the token is good
 
     # Another process refreshed and Xero no longer takes the old token: the 401 makes us read again.
@@ -269,6 +269,6 @@ def test_a_managers_calls_read_the_stored_token_once_and_a_401_reads_it_again(xe
                      expected_version=1)
     http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", status=401, json={"Title": "Unauthorized"})
     http.get(XERO_API_URL + "/api.xro/2.0/Contacts/c-9", json={"Contacts": [{"ContactID": "c-9"}]})
-    client.get_contact("c-9")
+    client.get_record("contacts", "c-9")
     assert http.calls[-1].request.headers["Authorization"] == "Bearer xero-access-9"
     assert counting.loads > 1

@@ -47,7 +47,7 @@ def test_each_response_is_seen_once_with_its_path_template_size_purpose_and_limi
                       "Xero-Correlation-Id": "0b8d1f3e-0000-4000-8000-00000000c0de"})
 
     with call_purpose("webhook_fetch"):
-        xero.get_contact(CONTACT_ID)
+        xero.get_record("contacts", CONTACT_ID)
 
     assert seen == [ResponseSeen(
         vendor="xero", connection_id=connection_id, method="GET", endpoint="/api.xro/2.0/Contacts/{id}", status=200,
@@ -62,7 +62,7 @@ def test_a_429_is_seen_with_its_retry_after_and_problem_before_it_is_raised(xero
                                                                     "X-Rate-Limit-Problem": "minute"})
 
     with pytest.raises(RateLimited) as raised:
-        xero.list_contacts()
+        xero.list_records("contacts")
 
     assert [(s.status, s.purpose, s.limit_headers) for s in seen] == [
         (429, "unspecified", {"X-Rate-Limit-Problem": "minute", "Retry-After": "31"})]
@@ -76,7 +76,7 @@ def test_a_refused_token_shows_three_responses_api_token_endpoint_api(xero, http
                                     "expires_in": 1800})
 
     with call_purpose("catch_up"):
-        assert xero.get_contact(CONTACT_ID)["Name"] == "Customer 1"
+        assert xero.get_record("contacts", CONTACT_ID)["Name"] == "Customer 1"
 
     assert [(s.vendor, s.method, s.endpoint, s.status, s.purpose) for s in seen] == [
         ("xero", "GET", "/api.xro/2.0/Contacts/{id}", 401, "catch_up"),
@@ -89,7 +89,7 @@ def test_a_broken_connection_retried_by_transport_is_seen_once(xero, http, seen)
     http.get(ACCOUNTING + f"/Contacts/{CONTACT_ID}", body=requests.ConnectionError("reset"))
     http.get(ACCOUNTING + f"/Contacts/{CONTACT_ID}", body=CONTACTS, content_type=JSON)
 
-    xero.get_contact(CONTACT_ID)
+    xero.get_record("contacts", CONTACT_ID)
 
     assert len(http.calls) == 2 and [s.status for s in seen] == [200]
 
@@ -112,7 +112,7 @@ def test_a_failing_listener_is_logged_and_neither_breaks_the_request_nor_the_oth
     add_response_listener(broken)
     try:
         with caplog.at_level(logging.ERROR, logger="connector.http"):
-            assert xero.get_contact(CONTACT_ID)["Name"] == "Customer 1"
+            assert xero.get_record("contacts", CONTACT_ID)["Name"] == "Customer 1"
     finally:
         remove_response_listener(broken)
 
@@ -140,6 +140,6 @@ def test_a_listener_added_twice_hears_each_response_once(xero, http, seen):
     add_response_listener(seen.append)  # the fixture added it already
     http.get(ACCOUNTING + f"/Contacts/{CONTACT_ID}", body=CONTACTS, content_type=JSON)
 
-    xero.get_contact(CONTACT_ID)
+    xero.get_record("contacts", CONTACT_ID)
 
     assert len(seen) == 1

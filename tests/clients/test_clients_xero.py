@@ -49,7 +49,7 @@ def client(session, xero_tokens):
 def test_every_call_sends_bearer_token_tenant_and_json_accept(client, http):
     http.get(ACCOUNTING + "/Contacts/abc", body=envelope("Contacts", [contact(1)]), content_type=JSON, headers=LIMIT_HEADERS)
 
-    assert client.get_contact("abc")["Name"] == "Customer 1"
+    assert client.get_record("contacts", "abc")["Name"] == "Customer 1"
 
     headers = http.calls[0].request.headers
     assert headers["Authorization"] == "Bearer xero-access-1"
@@ -96,7 +96,7 @@ def test_list_reads_the_pagination_block(client, http):
         "Invoices", [{"InvoiceID": "i1"}, {"InvoiceID": "i2"}],
         {"page": 2, "pageSize": 2, "pageCount": 3, "itemCount": 6}))
 
-    page = client.list_invoices(page=2, page_size=2, statuses=["AUTHORISED", "PAID"], where='Type=="ACCREC"')
+    page = client.list_records("invoices", page=2, page_size=2, statuses=["AUTHORISED", "PAID"], where='Type=="ACCREC"')
 
     assert (page.page, page.page_size, page.page_count, page.item_count) == (2, 2, 3, 6)
     assert [i["InvoiceID"] for i in page.items] == ["i1", "i2"]
@@ -112,7 +112,7 @@ def test_without_pagination_a_short_page_is_the_last(client, http, returned, mor
     http.get(ACCOUNTING + "/Payments", content_type=JSON,
              body=envelope("Payments", [{"PaymentID": str(n)} for n in range(returned)]))
 
-    page = client.list_payments()
+    page = client.list_records("payments")
 
     assert page.page_count is None and page.has_more is more
 
@@ -121,7 +121,7 @@ def test_if_modified_since_is_iso_utc_without_fraction(client, http):
     http.get(ACCOUNTING + "/Contacts", content_type=JSON, body=envelope("Contacts", []))
     since = datetime(2026, 1, 5, 11, 30, 15, 987654, tzinfo=timezone(timedelta(hours=2)))
 
-    client.list_contacts(modified_since=since)
+    client.list_records("contacts", modified_since=since)
 
     assert http.calls[0].request.headers["If-Modified-Since"] == "2026-01-05T09:30:15"
     assert format_modified_since(datetime(2026, 1, 5, 9, 30, 15)) == "2026-01-05T09:30:15"
@@ -132,7 +132,7 @@ def test_money_is_parsed_as_decimal(client, http):
             '"CurrencyRate":1.000000,"LineItems":[{"Quantity":2.0000,"UnitAmount":20.05}]}]}')
     http.get(ACCOUNTING + "/Invoices/i1", body=body, content_type=JSON)
 
-    invoice = client.get_invoice("i1")
+    invoice = client.get_record("invoices", "i1")
 
     assert invoice["Total"] == Decimal("40.10") and isinstance(invoice["Total"], Decimal)
     assert invoice["AmountDue"] == Decimal("0.30")
@@ -195,7 +195,7 @@ def test_error_table(client, http, status, body, content_type, error, text):
     http.get(ACCOUNTING + "/Contacts/c-1", status=status, body=body, content_type=content_type)
 
     with pytest.raises(error, match=text) as raised:
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
 
     assert "xero-access-1" not in str(raised.value)
     assert len(http.calls) == 1  # nothing but a 401 is retried here
@@ -208,11 +208,11 @@ def test_429_raises_rate_limited_and_penalises_the_tenant_in_the_governor(sessio
              headers={"Retry-After": "42", "X-Rate-Limit-Problem": "minute"})
 
     with pytest.raises(RateLimited) as raised:
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
     assert (raised.value.retry_after, raised.value.problem) == (42.0, "minute")
 
     with pytest.raises(RateLimited) as again:  # the governor now refuses before any HTTP call
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
     assert again.value.problem == "penalty" and 0 < again.value.retry_after <= 42
     assert len(http.calls) == 1
 
@@ -223,14 +223,14 @@ def test_governor_learns_remaining_calls_from_response_headers(session, xero_tok
     http.get(ACCOUNTING + "/Contacts/c-1", content_type=JSON, body=envelope("Contacts", [contact(1)]),
              headers={**LIMIT_HEADERS, "X-MinLimit-Remaining": "0"})
 
-    client.get_contact("c-1")
+    client.get_record("contacts", "c-1")
     with pytest.raises(RateLimited) as raised:
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
 
     assert raised.value.problem == "minute"
     assert governor.usage(TENANT_ID)["in_flight"] == 0  # the permit was released
     clock.advance(61)
-    assert client.get_contact("c-1")["Name"] == "Customer 1"
+    assert client.get_record("contacts", "c-1")["Name"] == "Customer 1"
 
 
 def test_401_refreshes_once_then_retries_with_the_new_token(client, http, credentials, connection_id):
@@ -241,7 +241,7 @@ def test_401_refreshes_once_then_retries_with_the_new_token(client, http, creden
     http.post(XERO_TOKEN_URL, json={"access_token": "xero-access-2", "expires_in": 1800, "token_type": "Bearer",
                                     "refresh_token": "xero-refresh-2", "scope": "offline_access accounting.contacts"})
 
-    assert client.get_contact("c-1")["Name"] == "Customer 1"
+    assert client.get_record("contacts", "c-1")["Name"] == "Customer 1"
 
     api_calls = [c for c in http.calls if c.request.url.startswith(ACCOUNTING)]
     assert [c.request.headers["Authorization"] for c in api_calls] == ["Bearer xero-access-1", "Bearer xero-access-2"]
@@ -254,7 +254,7 @@ def test_a_second_401_means_reconnect(client, http):
                                     "refresh_token": "xero-refresh-2", "scope": "offline_access"})
 
     with pytest.raises(NeedsReauth) as raised:
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
 
     assert len([c for c in http.calls if c.request.url.startswith(ACCOUNTING)]) == 2
     assert "xero-access" not in str(raised.value)
@@ -264,7 +264,7 @@ def test_timeouts_are_retried_briefly_then_transient(client, http):
     http.get(ACCOUNTING + "/Contacts/c-1", body=requests.ConnectTimeout("connect timed out"))
 
     with pytest.raises(TransientError, match="ConnectTimeout"):
-        client.get_contact("c-1")
+        client.get_record("contacts", "c-1")
 
     assert len(http.calls) == 3
 
@@ -273,4 +273,4 @@ def test_timeout_then_success_is_invisible_to_the_caller(client, http):
     http.get(ACCOUNTING + "/Contacts/c-1", body=requests.ReadTimeout("read timed out"))
     http.get(ACCOUNTING + "/Contacts/c-1", content_type=JSON, body=envelope("Contacts", [contact(1)]))
 
-    assert client.get_contact("c-1")["Name"] == "Customer 1"
+    assert client.get_record("contacts", "c-1")["Name"] == "Customer 1"

@@ -90,13 +90,8 @@ def connect():
 def check(connection_id: int):
     if _connection(connection_id) is None:
         return _problem(f"There is no connection #{connection_id}: connect Xero first.", 404)
-    since = console_data().now().isoformat()
-    failed = _enqueue(queues.FIT_CHECK, connection_id)
-    if failed:
-        return failed
-    query = urlencode({"checking": connection_id, "since": since})
     # No #fragment: the page's refresh would reload a URL with one as a jump within the page, not a new request.
-    return redirect(f"/console/connect?{query}", code=303)
+    return _queue_then_show(queues.FIT_CHECK, connection_id, "/console/connect", checking=connection_id)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/backfill", methods=["POST"])
@@ -110,12 +105,17 @@ def start_backfill(connection_id: int):
                         "the backfill.", 409)
     if not zoho_connected(console_data().deps, connection_id):
         return _problem(f"Connection #{connection_id} has no Zoho org yet: connect Zoho (step 2) first.", 409)
+    return _queue_then_show(queues.START_BACKFILL, connection_id, f"/console/connect/{connection_id}/backfill")
+
+
+def _queue_then_show(queue: str, connection_id: int, path: str, **query):
+    """Queue the connection's job on ``queue``, then redirect to ``path`` with ``query`` and ?since= (when it was
+    asked for); after a change, a GET: reloading the page it shows never starts anything again."""
     since = console_data().now().isoformat()
-    failed = _enqueue(queues.START_BACKFILL, connection_id)
+    failed = _enqueue(queue, connection_id)
     if failed:
         return failed
-    # After a change, a GET: reloading the progress page never starts anything again.
-    return redirect(f"/console/connect/{connection_id}/backfill?{urlencode({'since': since})}", code=303)
+    return redirect(f"{path}?{urlencode({**query, 'since': since})}", code=303)
 
 
 @console_blueprint.route("/connect/<int:connection_id>/backfill", methods=["GET"])

@@ -207,7 +207,7 @@ class WonDealInvoices:
     def _settle_unknown_attempt(self, deal_id: str):
         """An earlier create whose answer was never seen: adopt the invoice Xero holds for the deal, if any."""
         with call_purpose(WON_DEAL_INVOICE):
-            page = self.xero.list_invoices(where=f'Type=="ACCREC" AND Reference=="{deal_id}"', page_size=10,
+            page = self.xero.list_records("invoices", where=f'Type=="ACCREC" AND Reference=="{deal_id}"', page_size=10,
                                            order="UpdatedDateUTC ASC")
         found = next((i for i in page.items if i.get("Status") not in GONE_FROM_XERO), None)
         if found is None:

@@ -10,6 +10,7 @@ import threading
 import uuid
 from datetime import date
 from decimal import Decimal
+from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
 
@@ -150,17 +151,23 @@ class XeroSandbox(SandboxApp):
 
     # ------------------------------------------------------------------ Python data API
 
-    def create_contact(self, tenant_id: str, **fields) -> dict:
+    def _in_org(self, tenant_id: str, read: Callable[[Org], Any]) -> Any:
+        """``read(org)`` of the tenant's organisation, under the sandbox's lock."""
         with self._lock:
-            org = self._orgs[tenant_id]
-            contact = _raise_on_errors(self.books.save_contact(org, fields, create_only=True))
-            return self._render_contact(org, contact)
+            return read(self._orgs[tenant_id])
+
+    def _change(self, tenant_id: str, change: Callable[[Org], Any], render: Callable[[Org, Any], dict]) -> dict:
+        """``change(org)`` under the lock, its validation errors raised (SandboxValidationError), its result
+        rendered as Xero answers it."""
+        return self._in_org(tenant_id, lambda org: render(org, _raise_on_errors(change(org))))
+
+    def create_contact(self, tenant_id: str, **fields) -> dict:
+        return self._change(tenant_id, lambda org: self.books.save_contact(org, fields, create_only=True),
+                            self._render_contact)
 
     def update_contact(self, tenant_id: str, contact_id: str, **changes) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            contact = _raise_on_errors(self.books.save_contact(org, {**changes, "ContactID": contact_id}))
-            return self._render_contact(org, contact)
+        return self._change(tenant_id, lambda org: self.books.save_contact(org, {**changes, "ContactID": contact_id}),
+                            self._render_contact)
 
     def archive_contact(self, tenant_id: str, contact_id: str) -> dict:
         return self.update_contact(tenant_id, contact_id, ContactStatus="ARCHIVED")
@@ -173,19 +180,13 @@ class XeroSandbox(SandboxApp):
             return self._render_contact(org, org.contacts[source_id])
 
     def contact(self, tenant_id: str, contact_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return self._render_contact(org, org.contacts[contact_id])
+        return self._in_org(tenant_id, lambda org: self._render_contact(org, org.contacts[contact_id]))
 
     def contacts(self, tenant_id: str) -> list[dict]:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return [self._render_contact(org, c) for c in org.contacts.values()]
+        return self._in_org(tenant_id, lambda org: [self._render_contact(org, c) for c in org.contacts.values()])
 
     def invoices(self, tenant_id: str) -> list[dict]:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return [render_document(org, d) for d in org.invoices.values()]
+        return self._in_org(tenant_id, lambda org: [render_document(org, d) for d in org.invoices.values()])
 
     def create_invoice(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
         """Defaults to an AUTHORISED sales invoice (the HTTP API defaults to DRAFT)."""
@@ -193,20 +194,15 @@ class XeroSandbox(SandboxApp):
                                      credit_note=False)
 
     def update_invoice(self, tenant_id: str, invoice_id: str, **changes) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            doc = _raise_on_errors(
-                self.books.save_document(org, {**changes, "InvoiceID": invoice_id}, credit_note=False)
-            )
-            return render_document(org, doc)
+        return self._change(
+            tenant_id, lambda org: self.books.save_document(org, {**changes, "InvoiceID": invoice_id}, credit_note=False),
+            render_document)
 
     def void_invoice(self, tenant_id: str, invoice_id: str) -> dict:
         return self.update_invoice(tenant_id, invoice_id, Status="VOIDED")
 
     def invoice(self, tenant_id: str, invoice_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return render_document(org, org.invoices[invoice_id])
+        return self._in_org(tenant_id, lambda org: render_document(org, org.invoices[invoice_id]))
 
     def add_payment(self, tenant_id: str, invoice_id: str, amount, date: date | str | None = None,
                     rate=None) -> dict:
@@ -227,21 +223,13 @@ class XeroSandbox(SandboxApp):
         """A payment or refund element saved as PUT /Payments saves it (errors raised), rendered as Xero answers."""
         if date is not None:
             element["Date"] = date.isoformat() if hasattr(date, "isoformat") else date
-        with self._lock:
-            org = self._orgs[tenant_id]
-            payment = _raise_on_errors(self.books.save_payment(org, element))
-            return render_payment(org, payment)
+        return self._change(tenant_id, lambda org: self.books.save_payment(org, element), render_payment)
 
     def reverse_payment(self, tenant_id: str, payment_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            payment = _raise_on_errors(self.books.delete_payment(org, payment_id))
-            return render_payment(org, payment)
+        return self._change(tenant_id, lambda org: self.books.delete_payment(org, payment_id), render_payment)
 
     def payment(self, tenant_id: str, payment_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return render_payment(org, org.payments[payment_id])
+        return self._in_org(tenant_id, lambda org: render_payment(org, org.payments[payment_id]))
 
     def create_credit_note(self, tenant_id: str, contact_id: str, line_items: list[dict], **fields) -> dict:
         return self._create_document(tenant_id, contact_id, line_items, {"Type": "ACCRECCREDIT", **fields},
@@ -271,20 +259,14 @@ class XeroSandbox(SandboxApp):
         element = {"Invoice": {"InvoiceID": invoice_id}, "Amount": amount}
         if date is not None:
             element["Date"] = date.isoformat()
-        with self._lock:
-            org = self._orgs[tenant_id]
-            allocation = _raise_on_errors(self.books.allocate(org, credit_id, element, kind=kind))
-            return render_allocation(org, allocation)
+        return self._change(tenant_id, lambda org: self.books.allocate(org, credit_id, element, kind=kind),
+                            render_allocation)
 
     def overpayment(self, tenant_id: str, overpayment_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return render_received_credit(org, org.overpayments[overpayment_id])
+        return self._in_org(tenant_id, lambda org: render_received_credit(org, org.overpayments[overpayment_id]))
 
     def prepayment(self, tenant_id: str, prepayment_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return render_received_credit(org, org.prepayments[prepayment_id])
+        return self._in_org(tenant_id, lambda org: render_received_credit(org, org.prepayments[prepayment_id]))
 
     def _receive_credit(self, tenant_id: str, contact_id: str, amount, credit_type: str, fields: dict) -> dict:
         element = {"Type": credit_type, "Contact": {"ContactID": contact_id}, "BankAccount": {"Code": "090"},
@@ -292,23 +274,17 @@ class XeroSandbox(SandboxApp):
                    "LineItems": [{"Description": "Received", "UnitAmount": amount, "AccountCode": "200"}], **fields}
         if isinstance(element.get("Date"), date):
             element["Date"] = element["Date"].isoformat()
-        with self._lock:
-            org = self._orgs[tenant_id]
-            credit = _raise_on_errors(self.books.receive_credit(org, element))
-            return render_received_credit(org, credit)
+        return self._change(tenant_id, lambda org: self.books.receive_credit(org, element), render_received_credit)
 
     def credit_note(self, tenant_id: str, credit_note_id: str) -> dict:
-        with self._lock:
-            org = self._orgs[tenant_id]
-            return render_document(org, org.credit_notes[credit_note_id])
+        return self._in_org(tenant_id, lambda org: render_document(org, org.credit_notes[credit_note_id]))
 
     def _create_document(self, tenant_id: str, contact_id: str, line_items: list[dict], fields: dict, *,
                          credit_note: bool) -> dict:
         element = {"Status": "AUTHORISED", **fields, "Contact": {"ContactID": contact_id}, "LineItems": line_items}
-        with self._lock:
-            org = self._orgs[tenant_id]
-            doc = _raise_on_errors(self.books.save_document(org, element, credit_note=credit_note, create_only=True))
-            return render_document(org, doc)
+        return self._change(tenant_id,
+                            lambda org: self.books.save_document(org, element, credit_note=credit_note, create_only=True),
+                            render_document)
 
     def _render_contact(self, org: Org, contact) -> dict:
         return render_contact(org, contact, self.clock.now().date())

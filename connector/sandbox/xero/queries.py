@@ -87,18 +87,18 @@ class _WhereParser:
         return node
 
     def or_expr(self):
-        nodes = [self.and_expr()]
-        while self.peek() and self.peek()[1] in ("||", "OR"):
-            self.take()
-            nodes.append(self.and_expr())
-        return lambda item: any(n(item) for n in nodes)
+        return self._chain(self.and_expr, ("||", "OR"), any)
 
     def and_expr(self):
-        nodes = [self.term()]
-        while self.peek() and self.peek()[1] in ("&&", "AND"):
+        return self._chain(self.term, ("&&", "AND"), all)
+
+    def _chain(self, operand, operators: tuple[str, ...], combine):
+        """``operand`` joined by any of ``operators``: true of an item as ``combine`` (any, all) of the operands."""
+        nodes = [operand()]
+        while self.peek() and self.peek()[1] in operators:
             self.take()
-            nodes.append(self.term())
-        return lambda item: all(n(item) for n in nodes)
+            nodes.append(operand())
+        return lambda item: combine(n(item) for n in nodes)
 
     def term(self):
         token = self.peek()
