@@ -368,6 +368,7 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
                                "by_day": calls_by_day},
         "scheduled_calls_max_in_24h": max_in_window(scheduled, DAY),
         "xero_429s": sum(1 for c in xero_log if c.status == 429),
+        "xero_statuses": dict(Counter(c.status for c in xero_log)),
         "egress_mb_per_month": round(deps.budget_ledger.view(connection_id).egress_bytes_month / 1e6 * 30 / days, 2),
         "zoho_credits_per_day": {"mean": round(sum(zoho_credits_by_day) / days, 1), "max": max(zoho_credits_by_day)},
         "changes": dict(Counter(kind for _, kind, _ in made)),
@@ -384,4 +385,6 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
         "events": dict(events.counts),
         "task_failures": dict(task_failures),
         "xero_calls_by_purpose_last_24h": deps.budget_ledger.calls_by_purpose(connection_id),
+        # the limit the ledger learned from X-DayLimit-Remaining (the sandbox's is 1,000): the planner's share follows it
+        "day_limit_learned": deps.budget_ledger.limit_state(connection_id).__dict__,
     }
