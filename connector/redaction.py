@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -39,10 +40,16 @@ _SECRET_KEYS = {"code", "auth_code", "authcode", "grant_code"}
 _CREDENTIAL_VALUE = re.compile(r"^\s*(bearer|basic|zoho-oauthtoken)\s+\S+\s*$", re.IGNORECASE)
 
 
+# Values of these exact types are returned as they are (a subclass takes the checks below).
+_PLAIN_TYPES = frozenset({int, float, bool, type(None), Decimal})
+
+
 def redact_document(value: Any) -> Any:
     """A copy of ``value`` with secret-looking keys and credential-looking strings replaced by "***"."""
     if isinstance(value, dict):
-        return {key: REDACTED if _looks_secret(str(key)) else redact_document(item) for key, item in value.items()}
+        return {key: REDACTED if _looks_secret(key if type(key) is str else str(key))
+                else item if type(item) in _PLAIN_TYPES else redact_document(item)
+                for key, item in value.items()}
     if isinstance(value, (list, tuple, set)):
         return [redact_document(item) for item in value]
     if isinstance(value, Secret):
@@ -52,6 +59,17 @@ def redact_document(value: Any) -> Any:
     return value
 
 
+# Every audit row's detail is redacted, and its keys are few and recur ("zoho_id", "reason", ...): each
+# key's verdict is worked out once (a bounded cache: keys come from code and vendors' field names).
+_KEY_VERDICTS: dict[str, bool] = {}
+_KEY_VERDICTS_MAX = 4096
+
+
 def _looks_secret(key: str) -> bool:
-    lowered = key.lower()
-    return lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
+    verdict = _KEY_VERDICTS.get(key)
+    if verdict is None:
+        lowered = key.lower()
+        verdict = lowered in _SECRET_KEYS or any(part in lowered for part in _SECRET_KEY_PARTS)
+        if len(_KEY_VERDICTS) < _KEY_VERDICTS_MAX:
+            _KEY_VERDICTS[key] = verdict
+    return verdict

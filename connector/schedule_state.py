@@ -7,12 +7,22 @@ and payments seen.
 
 from __future__ import annotations
 
-import redis as redis_lib
-
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.xero_schedule import InvoiceSighting, OrgSchedule
 
 DAY = 86400
+
+# The highest sequence seen: KEYS[1] holds it; ARGV[1] is the delivery's last sequence, ARGV[2] what to store
+# when nothing is (the last sequence, or 0 if below). Returns what was there before.
+_NOTE_SEQUENCE = """
+local previous = redis.call('GET', KEYS[1])
+if not previous then
+    redis.call('SET', KEYS[1], ARGV[2])
+elseif tonumber(ARGV[1]) > tonumber(previous) then
+    redis.call('SET', KEYS[1], ARGV[1])
+end
+return previous
+"""
 
 
 def _text(value) -> str:
@@ -28,6 +38,7 @@ class ScheduleState:
         self._redis = redis
         self._clock = clock or SYSTEM_CLOCK
         self._prefix = key_prefix
+        self._note_sequence = redis.register_script(_NOTE_SEQUENCE)
 
     def _key(self, connection_id: int, name: str) -> str:
         return f"{self._prefix}:{{{connection_id}}}:{name}"
@@ -60,20 +71,11 @@ class ScheduleState:
         self._set_time(connection_id, "webhook")
 
     def note_sequence(self, first: int, last: int) -> int | None:
-        """Record a delivery's sequences (app-wide); returns the last sequence seen before it."""
-        key = f"{self._prefix}:last-sequence"
-        with self._redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    previous = pipe.get(key)
-                    seen = int(_text(previous)) if previous is not None else None
-                    pipe.multi()
-                    pipe.set(key, str(max(last, seen or 0)))
-                    pipe.execute()
-                    return seen
-                except redis_lib.WatchError:
-                    continue
+        """Record a delivery's sequences (app-wide); returns the last sequence seen before it. One atomic
+        script (a read and a conditional write in one round trip, where WATCH/GET/MULTI/SET/EXEC took five
+        and started again whenever another worker's delivery came between)."""
+        seen = self._note_sequence(keys=[f"{self._prefix}:last-sequence"], args=[str(last), str(max(last, 0))])
+        return int(_text(seen)) if seen is not None else None
 
     def note_invoices(self, connection_id: int, sighting: InvoiceSighting, *, webhook_driven: bool) -> bool:
         """Record open invoices and payments that fetched invoices show. Returns True when a webhook-driven
