@@ -146,13 +146,16 @@ def test_a_receiver_never_reachable_is_reported_and_never_polled_for(probed, pub
     assert triggers(world) == {}
     line = describe_receiver_probe(probe_status(world.deps))
     assert line.startswith(f"NEVER REACHABLE at http://127.0.0.1:{receiver.port}/healthz: 15 probes failed")
+    # Only the receiver's incident is this test's: a worker that ran a task in this process before the clock moved
+    # 15 minutes may be reported silent too.
     report = world.deps.check_alerts()
-    assert report is not None and report.open == ["receiver_unreachable"]
+    assert report is not None and "receiver_unreachable" in report.open
+    assert ("opened", "receiver_unreachable") in report.sent
     # Fixed at last: it answers; nothing says a delivery was missed, so no catch-up; the incident resolves.
     receiver.start()
     assert probe() == REACHABLE and triggers(world) == {}
     report = world.deps.check_alerts()
-    assert report.open == [] and ("resolved", "receiver_unreachable") in report.sent
+    assert "receiver_unreachable" not in report.open and ("resolved", "receiver_unreachable") in report.sent
 
 
 def test_nothing_is_probed_with_the_probe_switched_off(make_system, published):
