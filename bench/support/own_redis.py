@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.support.system import stop_process
+
 
 class OwnRedis:
     def __init__(self, workdir: Path) -> None:
@@ -36,12 +38,7 @@ class OwnRedis:
         raise RuntimeError(f"redis-server on port {self.port} did not start")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def own_redis(workdir: Path) -> OwnRedis | None:
