@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import ConnectorError
 from connector.secret import Secret
-from connector.store.db import core_connection, dialect_insert, session_scope
+from connector.store.db import dialect_insert, session_scope, single_read
 from connector.store.tables import SYSTEMS, Credential, SharedCredential
 from connector.store.vault import Vault
 
@@ -79,6 +79,10 @@ _LOAD = select(_credentials.c.ciphertext, _credentials.c.version).where(
 _shared = SharedCredential.__table__
 _OWNER_OF = select(_shared.c.owner_connection_id).where(
     _shared.c.connection_id == bindparam("connection_id"), _shared.c.system == bindparam("system"))
+_SHARE_MAP = select(_shared.c.connection_id, _shared.c.owner_connection_id).where(
+    _shared.c.system == bindparam("system"))
+_OWNERS = select(_credentials.c.connection_id).where(_credentials.c.system == bindparam("system")).order_by(
+    _credentials.c.connection_id)
 
 
 class CredentialStore:
@@ -97,12 +101,11 @@ class CredentialStore:
 
     def load(self, connection_id: int, system: str) -> StoredTokens | None:
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            row = core_connection(session).execute(_LOAD, {"connection_id": connection_id, "system": system}
-                                                   ).one_or_none()
-            if row is None:
-                return None
-            return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
+        with single_read(self._sessions) as connection:
+            row = connection.execute(_LOAD, {"connection_id": connection_id, "system": system}).one_or_none()
+        if row is None:
+            return None
+        return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
 
     def save(
         self, connection_id: int, system: str, tokens: TokenSet, *, expected_version: int | None = None
@@ -165,18 +168,16 @@ class CredentialStore:
     def owner_of(self, connection_id: int, system: str) -> int:
         """The connection whose stored token set ``connection_id`` uses for ``system``."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            owner = core_connection(session).execute(_OWNER_OF, {"connection_id": connection_id, "system": system}
-                                                     ).scalar()
+        with single_read(self._sessions) as connection:
+            owner = connection.execute(_OWNER_OF, {"connection_id": connection_id, "system": system}).scalar()
         return connection_id if owner is None else owner
 
     def share_map(self, system: str) -> dict[int, int]:
         """{connection id: owner connection id} for every connection using another's token set."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            rows = session.execute(select(SharedCredential.connection_id, SharedCredential.owner_connection_id)
-                                   .where(SharedCredential.system == system))
-            return {connection_id: owner_id for connection_id, owner_id in rows}
+        with single_read(self._sessions) as connection:
+            rows = connection.execute(_SHARE_MAP, {"system": system}).all()
+        return {connection_id: owner_id for connection_id, owner_id in rows}
 
     def sharing(self, connection_id: int, system: str) -> list[int]:
         """Every connection using the same token set as ``connection_id`` (itself included), in id order:
@@ -194,9 +195,8 @@ class CredentialStore:
     def owners(self, system: str) -> list[int]:
         """Connections that hold a stored token set for ``system``: the refresh job's work list."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            return list(session.scalars(
-                select(Credential.connection_id).where(Credential.system == system).order_by(Credential.connection_id)))
+        with single_read(self._sessions) as connection:
+            return list(connection.execute(_OWNERS, {"system": system}).scalars())
 
     def rotate_keys(self, new_vault: Vault) -> int:
         """Re-encrypt every row not yet under ``new_vault``'s first key; returns how many were rewritten.
