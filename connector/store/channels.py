@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope, single_read
+from connector.store.db import dialect_insert, session_scope, single_statement
 from connector.store.tables import ZohoChannel
 
 _channels = ZohoChannel.__table__
@@ -87,11 +87,11 @@ class ChannelStore:
             return ChannelInfo.of(row) if row else None
 
     def for_connection(self, connection_id: int) -> list[ChannelInfo]:
-        with single_read(self._sessions) as connection:
+        with single_statement(self._sessions) as connection:
             return [ChannelInfo.of(row) for row in connection.execute(_FOR_CONNECTION, {"connection_id": connection_id})]
 
     def all(self) -> list[ChannelInfo]:
-        with single_read(self._sessions) as connection:
+        with single_statement(self._sessions) as connection:
             return [ChannelInfo.of(row) for row in connection.execute(_ALL)]
 
     def expiring_before(self, when: datetime) -> list[ChannelInfo]:

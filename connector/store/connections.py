@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import from_row, session_scope, single_read
+from connector.store.db import from_row, session_scope, single_statement
 from connector.store.tables import CONNECTION_STATES, Connection
 
 
@@ -82,17 +82,17 @@ class ConnectionStore:
             return winner
 
     def get(self, connection_id: int) -> ConnectionInfo | None:
-        with single_read(self._sessions) as connection:
+        with single_statement(self._sessions) as connection:
             row = connection.execute(_BY_ID, {"id": connection_id}).one_or_none()
         return ConnectionInfo.of(row) if row else None
 
     def by_tenant(self, tenant_id: str) -> ConnectionInfo | None:
-        with single_read(self._sessions) as connection:
+        with single_statement(self._sessions) as connection:
             row = connection.execute(_BY_TENANT, {"tenant_id": tenant_id}).one_or_none()
         return ConnectionInfo.of(row) if row else None
 
     def all(self) -> list[ConnectionInfo]:
-        with single_read(self._sessions) as connection:
+        with single_statement(self._sessions) as connection:
             return [ConnectionInfo.of(row) for row in connection.execute(_ALL)]
 
     def set_state(self, connection_id: int, state: str, reason: str | None = None) -> None:
