@@ -24,8 +24,9 @@ _names = itertools.count(1)
 # kills a process waits seconds, not the production minutes: a dead worker's claim lapses after
 # LEASE_SECONDS, beat sweeps every SWEEP_SECONDS, and a dead parent's messages return after VISIBILITY_SECONDS.
 LEASE_SECONDS, SWEEP_SECONDS, VISIBILITY_SECONDS = 15, 5, 45
-# and a Zoho 429 parks the work for ZOHO_RATE_LIMIT_WAIT seconds instead of the production 30.
-ZOHO_RATE_LIMIT_WAIT = 5
+# and a Zoho 429 parks the work for ZOHO_RATE_LIMIT_WAIT seconds instead of the production 30 (still a broker
+# countdown, as 30 s is in production: both are below the longest countdown the visibility timeout allows).
+ZOHO_RATE_LIMIT_WAIT = 2
 # How long orphaned work may take to come back: a lease plus a sweep, or the visibility timeout, with
 # slack for a busy machine (and for the retries a fault adds on top).
 RECOVERY_SECONDS = 150.0
