@@ -121,8 +121,19 @@ class Process:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0, *, whole_group: bool = False) -> int | None:
         """Ask the process (or, with ``whole_group``, every process of its group, as a platform stopping a
         container does) to stop; kill its whole group after ``timeout``, or once it has stopped. Its exit code."""
-        stop_together([self], sig, timeout, whole_group=whole_group)
-        return self.proc.returncode if self.proc is not None else None
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            if whole_group:
+                os.killpg(self.proc.pid, sig)
+            else:
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill_group()
+        return self.proc.returncode
 
     def kill_group(self) -> None:
         if self.proc is None:
@@ -166,27 +177,6 @@ class Process:
                 except ValueError:
                     pass
         return lines
-
-
-def stop_together(processes: list["Process | None"], sig: int = signal.SIGTERM, timeout: float = 20.0, *,
-                  whole_group: bool = False) -> None:
-    """``Process.stop`` for several processes at once: each is signalled first, then all are waited for under
-    one deadline, so stopping them takes the slowest one's shutdown rather than the sum of all of them."""
-    running = [p for p in processes if p is not None and p.proc is not None and p.proc.poll() is None]
-    for process in running:
-        if whole_group:
-            os.killpg(process.proc.pid, sig)
-        else:
-            process.proc.send_signal(sig)
-    deadline = time.monotonic() + timeout
-    for process in running:
-        try:
-            process.proc.wait(timeout=max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            pass
-    for process in processes:
-        if process is not None:
-            process.kill_group()
 
 
 def children_of(pid: int) -> list[int]:

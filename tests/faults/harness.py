@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from tests.processes import ROOT, Process, RedisServer, procfile, stop_together, wait_for
+from tests.processes import ROOT, Process, RedisServer, procfile, wait_for
 from tests.system import ReceivesWebhooks
 
 BIN = Path(sys.executable).parent
@@ -222,7 +222,9 @@ class Stack(ReceivesWebhooks):
 
     def stop_all(self) -> None:
         # The tests are over: no need to wait for a warm shutdown to finish in-flight work.
-        stop_together([self.beat, self.worker, self.receiver], timeout=3)
+        for process in (self.beat, self.worker, self.receiver):
+            if process is not None:
+                process.stop(timeout=3)
         self.sandbox.stop(signal.SIGINT, timeout=10)
         self.redis.stop()
 
