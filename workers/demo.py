@@ -26,7 +26,6 @@ from typing import TextIO
 
 import requests
 
-from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields
 from connector.mapping.xero_values import CENT
 from connector.queues import EMBEDDED_BROKER_URL
@@ -136,7 +135,7 @@ def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str,
 def save_sandbox_grants(deps: Deps, connection_id: int, xero_grant: dict, zoho_refresh_token: str) -> None:
     """Store what the sandboxes granted a connection: Xero's token set, and only a refresh token for Zoho,
     as after Zoho's consent (the first call refreshes and learns api_domain)."""
-    now = SYSTEM_CLOCK.now()
+    now = deps.clock.now()
     deps.credentials.save(
         connection_id, "xero",
         TokenSet(
