@@ -16,6 +16,9 @@ from celery.signals import before_task_publish, task_postrun
 from connector import queues
 from workers.app import app
 
+# How often, at most, a stopped worker's loop takes to notice it was stopped.
+STOP_CHECK_SECONDS = 0.1
+
 
 class EmbeddedWorker:
     def __init__(self, *, concurrency: int = 4, queue_names: tuple[str, ...] | None = None) -> None:
@@ -40,6 +43,17 @@ class EmbeddedWorker:
         self._outstanding_lock = threading.Lock()
 
     def _on_ready(self, consumer) -> None:
+        # Celery's loop for a transport without an event loop (synloop: kombu's in-process one) looks whether
+        # the worker was stopped only between waits for a message of up to 2 s each, so stop() took up to 2 s
+        # (`connector run`'s Ctrl-C, the end of `connector demo`). Shorter waits let it look every
+        # STOP_CHECK_SECONDS; a message still arrives as soon as it is queued.
+        connection = consumer.connection
+        drain_events = connection.drain_events
+
+        def drain_events_briefly(timeout=None, **kwargs):
+            return drain_events(timeout=timeout if timeout is None else min(timeout, STOP_CHECK_SECONDS), **kwargs)
+
+        connection.drain_events = drain_events_briefly
         self._ready.set()
 
     def _on_publish(self, headers=None, **_) -> None:
