@@ -12,12 +12,27 @@ import time
 from collections import Counter
 
 from celery.signals import before_task_publish, task_postrun
+from celery.utils.timer2 import Timer
 
 from connector import queues
 from workers.app import app
 
 # How often, at most, a stopped worker's loop takes to notice it was stopped.
 STOP_CHECK_SECONDS = 0.1
+
+
+class PromptlyStoppedTimer(Timer):
+    """Celery's timer thread (countdowns, ETAs), woken when it is stopped.
+
+    With nothing scheduled it waits up to 1 s at a time for an entry, and looks at its shutdown flag only
+    when that wait ends, so stopping it took up to 1 s."""
+
+    def stop(self) -> None:
+        self._Timer__is_shutdown.set()
+        with self.not_empty:
+            self.not_empty.notify_all()
+        super().stop()
+
 
 
 class EmbeddedWorker:
@@ -28,6 +43,7 @@ class EmbeddedWorker:
             hostname=f"embedded@{threading.get_ident()}",
             concurrency=concurrency,
             pool_cls="threads",
+            timer_cls=PromptlyStoppedTimer,
             loglevel="WARNING",
             queues=list(self.queue_names),
             without_heartbeat=True,
