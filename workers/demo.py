@@ -238,9 +238,14 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
                          if zoho_writes(audit, connection_id, kind, x) > writes_first[(kind, x)]]
                 failures.append(f"duplicate delivery: wrote {duplicate_writes} more "
                                 f"({', '.join(f'{n} {call}' for call, n in calls.items())}) for {listed(again)}")
-            if not wait_until(lambda: all(
-                    audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
-                    for i in invoice_ids), timeout=timeout):
+            def invoices_written() -> bool:
+                return all(audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
+                           for i in invoice_ids)
+
+            # A parked invoice may yet be written by its retry; once the worker is idle no retry is coming, so
+            # an invoice Zoho refused is reported then, not after the whole timeout.
+            wait_until(lambda: invoices_written() or worker.idle(), timeout=timeout)
+            if not invoices_written():
                 failures.append("invoices not written or skipped: " + listed([
                     f"{name} ({audit.latest_stage(connection_id, kind, x)})" for kind, x, name in records
                     if kind == "invoice"
