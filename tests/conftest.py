@@ -262,6 +262,9 @@ def _root_logger_restored():
 
 
 SEPARATE_FAULT_MODULES = ("tests/faults/test_faults_apis.py",)
+# Modules whose tests assert on one run of a module-scoped fixture (a whole demo, tens of seconds): handed to
+# one worker together, so the run is made once, not once on each worker that gets one of its tests.
+SHARED_RUN_MODULES = ("tests/test_demo.py",)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -269,9 +272,9 @@ def pytest_xdist_make_scheduler(config, log):
     """How pytest-xdist (make test) hands tests to its workers: the fault suite's tests go to one worker
     (they share one deployment, started once per worker: tests/faults/conftest.py ``stack``), except the
     vendor-fault bursts, which wait minutes on the vendors' throttles and so run beside the rest on a second
-    worker with a deployment of their own; every other test is handed out on its own to whichever worker
-    is free. (xdist's own --dist loadgroup cannot mark them: it
-    rewrites a node id field that pytest 9 no longer has.)"""
+    worker with a deployment of their own; the tests of a module in SHARED_RUN_MODULES go to one worker; every
+    other test is handed out on its own to whichever worker is free. (xdist's own --dist loadgroup cannot mark
+    them: it rewrites a node id field that pytest 9 no longer has.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     if config.getvalue("dist") != "load":  # another --dist asked for explicitly: xdist's own
@@ -279,7 +282,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class FaultSuiteTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            if nodeid.startswith(SEPARATE_FAULT_MODULES):
+            if nodeid.startswith(SEPARATE_FAULT_MODULES + SHARED_RUN_MODULES):
                 return nodeid.split("::", 1)[0]
             return "tests/faults" if nodeid.startswith("tests/faults/") else nodeid
 

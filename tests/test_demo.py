@@ -4,14 +4,33 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 
-def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
+@dataclass
+class DemoRun:
+    result: subprocess.CompletedProcess
+    data_dir: Path
+
+
+@pytest.fixture(scope="module")
+def default_demo(tmp_path_factory) -> DemoRun:
+    """One `connector demo` as a new user runs it (the default 25 contacts), for the tests below that each
+    assert a different thing about that same run: a demo takes tens of seconds."""
+    data_dir = tmp_path_factory.mktemp("default-demo") / "demo"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL")}
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--data-dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "workers.cli", "demo", "--data-dir", str(data_dir)],
         env=env, capture_output=True, text=True, timeout=120,
     )
+    return DemoRun(result, data_dir)
+
+
+def test_demo_syncs_every_contact_and_exits_zero(default_demo):
+    result = default_demo.result
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "25/25 Xero contacts synced to Zoho" in out
@@ -29,7 +48,7 @@ def test_demo_syncs_every_contact_and_exits_zero(tmp_path):
     assert re.search(r"won deal .Harbour store fit-out. \(Closed Won, notified 2 times\): 1 DRAFT invoice INV-", out)
     assert "(notified 2 times) -> 1 Xero contact 'Kauri Coffee Roasters'" in out  # a new Zoho Account, once
     assert "Xero creates: 1; echo writes back to Zoho: 0" in out
-    assert (tmp_path / "demo" / "connector.db").exists()
+    assert (default_demo.data_dir / "connector.db").exists()
 
 
 # The demo with a Zoho sandbox that refuses one invoice as invalid data, as Zoho would refuse a record.
@@ -67,16 +86,12 @@ def test_a_failed_demo_names_the_check_and_the_records_on_its_failed_line(tmp_pa
     assert checks["invoices missing or off in Zoho (lines, total, paid, due)"] == "INV-0003", last
 
 
-def test_demo_output_is_its_report_alone_and_its_log_lines_go_to_a_file(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "CELERY_BROKER_URL")}
-    result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--contacts", "3", "--data-dir", str(tmp_path / "demo")],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
+def test_demo_output_is_its_report_alone_and_its_log_lines_go_to_a_file(default_demo):
+    result, data_dir = default_demo.result, default_demo.data_dir
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stderr == "", result.stderr[-3000:]
     assert not [line for line in result.stdout.splitlines() if line.lstrip().startswith("{")], result.stdout
-    log = (tmp_path / "demo" / "demo.log").read_text()
+    log = (data_dir / "demo.log").read_text()
     assert "webhook.xero.bad_signature" in log  # the intent-to-receive check's deliberate bad signature
     assert "No hostname was supplied" not in log  # the in-process broker is named, so kombu has nothing to say
-    assert str(tmp_path / "demo" / "demo.log") in result.stdout  # the report says where the log lines went
+    assert str(data_dir / "demo.log") in result.stdout  # the report says where the log lines went

@@ -26,7 +26,6 @@ from typing import TextIO
 
 import requests
 
-from connector.clock import SYSTEM_CLOCK
 from connector.mapping import zoho_fields
 from connector.mapping.xero_values import CENT
 from connector.queues import EMBEDDED_BROKER_URL
@@ -136,7 +135,7 @@ def connect_sandbox_tenant(deps: Deps, sandboxes: Sandboxes, tenant_name: str,
 def save_sandbox_grants(deps: Deps, connection_id: int, xero_grant: dict, zoho_refresh_token: str) -> None:
     """Store what the sandboxes granted a connection: Xero's token set, and only a refresh token for Zoho,
     as after Zoho's consent (the first call refreshes and learns api_domain)."""
-    now = SYSTEM_CLOCK.now()
+    now = deps.clock.now()
     deps.credentials.save(
         connection_id, "xero",
         TokenSet(
@@ -239,9 +238,14 @@ def run_demo(*, contacts: int = 25, data_dir: Path | None = None, out: TextIO = 
                          if zoho_writes(audit, connection_id, kind, x) > writes_first[(kind, x)]]
                 failures.append(f"duplicate delivery: wrote {duplicate_writes} more "
                                 f"({', '.join(f'{n} {call}' for call, n in calls.items())}) for {listed(again)}")
-            if not wait_until(lambda: all(
-                    audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
-                    for i in invoice_ids), timeout=timeout):
+            def invoices_written() -> bool:
+                return all(audit.latest_stage(connection_id, "invoice", i) in (stages.WRITTEN, stages.SKIPPED)
+                           for i in invoice_ids)
+
+            # A parked invoice may yet be written by its retry; once the worker is idle no retry is coming, so
+            # an invoice Zoho refused is reported then, not after the whole timeout.
+            wait_until(lambda: invoices_written() or worker.idle(), timeout=timeout)
+            if not invoices_written():
                 failures.append("invoices not written or skipped: " + listed([
                     f"{name} ({audit.latest_stage(connection_id, kind, x)})" for kind, x, name in records
                     if kind == "invoice"

@@ -172,6 +172,7 @@ class Deps:
             token_url=f"{self.settings.xero_identity_url}/connect/token",
             client_id=self.settings.xero_client_id,
             client_secret=self.settings.xero_client_secret,
+            clock=self.clock,
             **options,
         )
 
@@ -187,6 +188,7 @@ class Deps:
             accounts_url=(owner and owner.zoho_accounts_url) or self.settings.zoho_accounts_url,
             client_id=self.settings.zoho_client_id,
             client_secret=self.settings.zoho_client_secret,
+            clock=self.clock,
             **options,
         )
 

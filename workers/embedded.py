@@ -12,9 +12,27 @@ import time
 from collections import Counter
 
 from celery.signals import before_task_publish, task_postrun
+from celery.utils.timer2 import Timer
 
 from connector import queues
 from workers.app import app
+
+# How often, at most, a stopped worker's loop takes to notice it was stopped.
+STOP_CHECK_SECONDS = 0.1
+
+
+class PromptlyStoppedTimer(Timer):
+    """Celery's timer thread (countdowns, ETAs), woken when it is stopped.
+
+    With nothing scheduled it waits up to 1 s at a time for an entry, and looks at its shutdown flag only
+    when that wait ends, so stopping it took up to 1 s."""
+
+    def stop(self) -> None:
+        self._Timer__is_shutdown.set()
+        with self.not_empty:
+            self.not_empty.notify_all()
+        super().stop()
+
 
 
 class EmbeddedWorker:
@@ -25,6 +43,7 @@ class EmbeddedWorker:
             hostname=f"embedded@{threading.get_ident()}",
             concurrency=concurrency,
             pool_cls="threads",
+            timer_cls=PromptlyStoppedTimer,
             loglevel="WARNING",
             queues=list(self.queue_names),
             without_heartbeat=True,
@@ -40,6 +59,17 @@ class EmbeddedWorker:
         self._outstanding_lock = threading.Lock()
 
     def _on_ready(self, consumer) -> None:
+        # Celery's loop for a transport without an event loop (synloop: kombu's in-process one) looks whether
+        # the worker was stopped only between waits for a message of up to 2 s each, so stop() took up to 2 s
+        # (`connector run`'s Ctrl-C, the end of `connector demo`). Shorter waits let it look every
+        # STOP_CHECK_SECONDS; a message still arrives as soon as it is queued.
+        connection = consumer.connection
+        drain_events = connection.drain_events
+
+        def drain_events_briefly(timeout=None, **kwargs):
+            return drain_events(timeout=timeout if timeout is None else min(timeout, STOP_CHECK_SECONDS), **kwargs)
+
+        connection.drain_events = drain_events_briefly
         self._ready.set()
 
     def _on_publish(self, headers=None, **_) -> None:

@@ -23,9 +23,13 @@ _names = itertools.count(1)
 # The deployment runs with short recovery timings (the same mechanisms, compressed), so a test that
 # kills a process waits seconds, not the production minutes: a dead worker's claim lapses after
 # LEASE_SECONDS, beat sweeps every SWEEP_SECONDS, and a dead parent's messages return after VISIBILITY_SECONDS.
-LEASE_SECONDS, SWEEP_SECONDS, VISIBILITY_SECONDS = 15, 5, 45
-# and a Zoho 429 parks the work for ZOHO_RATE_LIMIT_WAIT seconds instead of the production 30.
-ZOHO_RATE_LIMIT_WAIT = 5
+# The longest broker countdown (a retry's backoff cap) is 0.4 x VISIBILITY_SECONDS: 12 s here, so work retried
+# through an outage resumes at most that long after it ends, and a 30 s PostgreSQL outage still outlasts
+# several retries; the task time limits (0.7 and 0.8 x) stay well above any held call here (4 s at most).
+LEASE_SECONDS, SWEEP_SECONDS, VISIBILITY_SECONDS = 15, 5, 30
+# and a Zoho 429 parks the work for ZOHO_RATE_LIMIT_WAIT seconds instead of the production 30 (still a broker
+# countdown, as 30 s is in production: both are below the longest countdown the visibility timeout allows).
+ZOHO_RATE_LIMIT_WAIT = 2
 # How long orphaned work may take to come back: a lease plus a sweep, or the visibility timeout, with
 # slack for a busy machine (and for the retries a fault adds on top).
 RECOVERY_SECONDS = 150.0
