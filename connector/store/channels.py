@@ -7,12 +7,17 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import dialect_insert, session_scope
+from connector.store.db import dialect_insert, session_scope, single_statement
 from connector.store.tables import ZohoChannel
+
+_channels = ZohoChannel.__table__
+_FOR_CONNECTION = select(_channels).where(_channels.c.connection_id == bindparam("connection_id")).order_by(
+    _channels.c.id)
+_ALL = select(_channels).order_by(_channels.c.id)
 
 # Compared against when the channel is unknown, so a miss costs about as long as a hit.
 _NO_MATCH_HASH = hashlib.sha256(b"no such channel").hexdigest()
@@ -32,7 +37,7 @@ class ChannelInfo:
     renewed_at: datetime | None
 
     @classmethod
-    def of(cls, row: ZohoChannel) -> "ChannelInfo":
+    def of(cls, row) -> "ChannelInfo":  # a ZohoChannel or a Core row of its table
         return cls(
             connection_id=row.connection_id,
             channel_id=row.channel_id,
@@ -82,13 +87,12 @@ class ChannelStore:
             return ChannelInfo.of(row) if row else None
 
     def for_connection(self, connection_id: int) -> list[ChannelInfo]:
-        statement = select(ZohoChannel).where(ZohoChannel.connection_id == connection_id).order_by(ZohoChannel.id)
-        with session_scope(self._sessions) as session:
-            return [ChannelInfo.of(row) for row in session.scalars(statement)]
+        with single_statement(self._sessions) as connection:
+            return [ChannelInfo.of(row) for row in connection.execute(_FOR_CONNECTION, {"connection_id": connection_id})]
 
     def all(self) -> list[ChannelInfo]:
-        with session_scope(self._sessions) as session:
-            return [ChannelInfo.of(row) for row in session.scalars(select(ZohoChannel).order_by(ZohoChannel.id))]
+        with single_statement(self._sessions) as connection:
+            return [ChannelInfo.of(row) for row in connection.execute(_ALL)]
 
     def expiring_before(self, when: datetime) -> list[ChannelInfo]:
         """Channels that expire before ``when``: the renewal job's work list."""

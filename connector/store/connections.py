@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from connector.clock import SYSTEM_CLOCK, Clock
-from connector.store.db import core_connection, from_row, session_scope
+from connector.store.db import from_row, session_scope, single_statement
 from connector.store.tables import CONNECTION_STATES, Connection
 
 
@@ -45,6 +45,7 @@ class ConnectionInfo:
 _connections = Connection.__table__
 _BY_ID = select(_connections).where(_connections.c.id == bindparam("id"))
 _BY_TENANT = select(_connections).where(_connections.c.xero_tenant_id == bindparam("tenant_id"))
+_ALL = select(_connections).order_by(_connections.c.id)
 
 
 class ConnectionStore:
@@ -81,18 +82,18 @@ class ConnectionStore:
             return winner
 
     def get(self, connection_id: int) -> ConnectionInfo | None:
-        with session_scope(self._sessions) as session:
-            row = core_connection(session).execute(_BY_ID, {"id": connection_id}).one_or_none()
-            return ConnectionInfo.of(row) if row else None
+        with single_statement(self._sessions) as connection:
+            row = connection.execute(_BY_ID, {"id": connection_id}).one_or_none()
+        return ConnectionInfo.of(row) if row else None
 
     def by_tenant(self, tenant_id: str) -> ConnectionInfo | None:
-        with session_scope(self._sessions) as session:
-            row = core_connection(session).execute(_BY_TENANT, {"tenant_id": tenant_id}).one_or_none()
-            return ConnectionInfo.of(row) if row else None
+        with single_statement(self._sessions) as connection:
+            row = connection.execute(_BY_TENANT, {"tenant_id": tenant_id}).one_or_none()
+        return ConnectionInfo.of(row) if row else None
 
     def all(self) -> list[ConnectionInfo]:
-        with session_scope(self._sessions) as session:
-            return [ConnectionInfo.of(row) for row in session.scalars(select(Connection).order_by(Connection.id))]
+        with single_statement(self._sessions) as connection:
+            return [ConnectionInfo.of(row) for row in connection.execute(_ALL)]
 
     def set_state(self, connection_id: int, state: str, reason: str | None = None) -> None:
         if state not in CONNECTION_STATES:

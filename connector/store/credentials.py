@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from connector.clock import SYSTEM_CLOCK, Clock
 from connector.errors import ConnectorError
 from connector.secret import Secret
-from connector.store.db import core_connection, dialect_insert, session_scope
+from connector.store.db import dialect_insert, session_scope, single_statement
 from connector.store.tables import SYSTEMS, Credential, SharedCredential
 from connector.store.vault import Vault
 
@@ -76,9 +76,18 @@ class StaleCredentials(ConnectorError):
 _credentials = Credential.__table__
 _LOAD = select(_credentials.c.ciphertext, _credentials.c.version).where(
     _credentials.c.connection_id == bindparam("connection_id"), _credentials.c.system == bindparam("system"))
+_SAVE_IF_VERSION = update(_credentials).where(  # an UPDATE's bound names may not be its columns' names
+    _credentials.c.connection_id == bindparam("of_connection"), _credentials.c.system == bindparam("of_system"),
+    _credentials.c.version == bindparam("expected_version"),
+).values(version=_credentials.c.version + 1, **{name: bindparam(f"new_{name}") for name in (
+    "ciphertext", "key_id", "access_expires_at", "updated_at")})
 _shared = SharedCredential.__table__
 _OWNER_OF = select(_shared.c.owner_connection_id).where(
     _shared.c.connection_id == bindparam("connection_id"), _shared.c.system == bindparam("system"))
+_SHARE_MAP = select(_shared.c.connection_id, _shared.c.owner_connection_id).where(
+    _shared.c.system == bindparam("system"))
+_OWNERS = select(_credentials.c.connection_id).where(_credentials.c.system == bindparam("system")).order_by(
+    _credentials.c.connection_id)
 
 
 class CredentialStore:
@@ -97,12 +106,11 @@ class CredentialStore:
 
     def load(self, connection_id: int, system: str) -> StoredTokens | None:
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            row = core_connection(session).execute(_LOAD, {"connection_id": connection_id, "system": system}
-                                                   ).one_or_none()
-            if row is None:
-                return None
-            return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
+        with single_statement(self._sessions) as connection:
+            row = connection.execute(_LOAD, {"connection_id": connection_id, "system": system}).one_or_none()
+        if row is None:
+            return None
+        return StoredTokens(TokenSet.from_json(self._vault.decrypt(row.ciphertext)), row.version)
 
     def save(
         self, connection_id: int, system: str, tokens: TokenSet, *, expected_version: int | None = None
@@ -120,8 +128,8 @@ class CredentialStore:
             "access_expires_at": tokens.expires_at,
             "updated_at": self._clock.now(),
         }
-        with session_scope(self._sessions) as session:
-            if expected_version is None:
+        if expected_version is None:
+            with session_scope(self._sessions) as session:
                 statement = dialect_insert(session, Credential).values(
                     connection_id=connection_id, system=system, version=1, **values
                 )
@@ -130,21 +138,18 @@ class CredentialStore:
                     set_={**values, "version": Credential.version + 1},
                 ).returning(Credential.version)
                 return session.execute(statement).scalar_one()
-            result = session.execute(
-                update(Credential)
-                .where(
-                    Credential.connection_id == connection_id,
-                    Credential.system == system,
-                    Credential.version == expected_version,
-                )
-                .values(**values, version=expected_version + 1)
+        # A refresh's save: one compare-and-swap statement, whole on its own.
+        with single_statement(self._sessions) as connection:
+            result = connection.execute(_SAVE_IF_VERSION, {
+                "of_connection": connection_id, "of_system": system, "expected_version": expected_version,
+                **{f"new_{name}": value for name, value in values.items()}})
+            swapped = result.rowcount == 1
+        if not swapped:
+            raise StaleCredentials(
+                f"{system} credentials of connection {connection_id} are no longer at version "
+                f"{expected_version}; reload them"
             )
-            if result.rowcount != 1:
-                raise StaleCredentials(
-                    f"{system} credentials of connection {connection_id} are no longer at version "
-                    f"{expected_version}; reload them"
-                )
-            return expected_version + 1
+        return expected_version + 1
 
     def share(self, connection_id: int, system: str, owner_connection_id: int) -> None:
         """Make ``connection_id`` use the token set stored under ``owner_connection_id`` (itself: its own)."""
@@ -165,18 +170,16 @@ class CredentialStore:
     def owner_of(self, connection_id: int, system: str) -> int:
         """The connection whose stored token set ``connection_id`` uses for ``system``."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            owner = core_connection(session).execute(_OWNER_OF, {"connection_id": connection_id, "system": system}
-                                                     ).scalar()
+        with single_statement(self._sessions) as connection:
+            owner = connection.execute(_OWNER_OF, {"connection_id": connection_id, "system": system}).scalar()
         return connection_id if owner is None else owner
 
     def share_map(self, system: str) -> dict[int, int]:
         """{connection id: owner connection id} for every connection using another's token set."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            rows = session.execute(select(SharedCredential.connection_id, SharedCredential.owner_connection_id)
-                                   .where(SharedCredential.system == system))
-            return {connection_id: owner_id for connection_id, owner_id in rows}
+        with single_statement(self._sessions) as connection:
+            rows = connection.execute(_SHARE_MAP, {"system": system}).all()
+        return {connection_id: owner_id for connection_id, owner_id in rows}
 
     def sharing(self, connection_id: int, system: str) -> list[int]:
         """Every connection using the same token set as ``connection_id`` (itself included), in id order:
@@ -194,9 +197,8 @@ class CredentialStore:
     def owners(self, system: str) -> list[int]:
         """Connections that hold a stored token set for ``system``: the refresh job's work list."""
         _check_system(system)
-        with session_scope(self._sessions) as session:
-            return list(session.scalars(
-                select(Credential.connection_id).where(Credential.system == system).order_by(Credential.connection_id)))
+        with single_statement(self._sessions) as connection:
+            return list(connection.execute(_OWNERS, {"system": system}).scalars())
 
     def rotate_keys(self, new_vault: Vault) -> int:
         """Re-encrypt every row not yet under ``new_vault``'s first key; returns how many were rewritten.

@@ -304,6 +304,25 @@ def _pg_type(column_type, dialect) -> str:
     return impl.compile(dialect=dialect)
 
 
+@contextmanager
+def single_statement(factory: sessionmaker[Session]) -> Iterator[Any]:
+    """A connection for one statement (Core): a read, or a write that is whole on its own. On PostgreSQL,
+    outside a ``one_transaction`` block, the statement runs in autocommit, where it is a transaction of its
+    own just as between BEGIN and COMMIT, in one round trip instead of three: psycopg sends BEGIN and COMMIT
+    as statements of their own (https://www.psycopg.org/psycopg3/docs/basic/transactions.html), and every
+    API call reads its token set this way. Inside ``one_transaction`` the statement joins that block's
+    transaction; on SQLite it opens one as ``session_scope`` does. Two statements meant to agree belong in
+    ``one_transaction`` or ``session_scope``, never in two of these."""
+    shared = _shared_session.get()
+    engine = factory.kw.get("bind")
+    if (shared is not None and shared[0] is factory) or engine is None or engine.dialect.name != "postgresql":
+        with session_scope(factory) as session:
+            yield core_connection(session)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        yield connection
+
+
 def core_connection(session: Session):
     """The session's connection, for Core statements: rows come back as they are, without the ORM's
     result processing. ORM changes still pending in the session are flushed first, so a read sees the
