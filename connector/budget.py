@@ -323,6 +323,11 @@ class BudgetLedger:
         now = self._clock.time()
         return sum(b.get(BYTES, 0) for b in self._buckets(connection_id, now - (hours - 1) * HOUR, now))
 
+    def egress_bytes_of_month(self, connection_id: int, at: float | None = None) -> int:
+        """Bytes downloaded in the calendar month (UTC) of ``at`` (now by default): Xero bills egress by month."""
+        when = self._clock.time() if at is None else at
+        return int(_text(self._redis.get(self._month_key(connection_id, when)) or 0))
+
     def live_expected(self, connection_id: int, state: LimitState | None = None) -> int:
         """Live calls still expected before the organisation's day resets (``expected_live``)."""
         state = state or self.limit_state(connection_id)
@@ -363,7 +368,7 @@ class BudgetLedger:
         view = BudgetView(
             day_limit=limit, limit_learned=state.limit is not None, calls_24h=self.calls_by_purpose(connection_id),
             egress_bytes_24h=self.egress_bytes(connection_id),
-            egress_bytes_month=int(_text(self._redis.get(self._month_key(connection_id, now)) or 0)),
+            egress_bytes_month=self.egress_bytes_of_month(connection_id, now),
             used_today=used, projected_today=projected, scheduled_allowance=scheduled_allowance(limit, share),
             deferred=deferred or {})
         if view.warning and log_warning:

@@ -343,6 +343,13 @@ def written_times(deps, connection_id: int) -> tuple[dict[tuple[str, str], list[
     return times, parked
 
 
+def run_egress_bytes(ledger, connection_id: int, day_ends) -> int:
+    """Egress of the whole run: the ledger keeps it per calendar month, and a month-long run from 2 March
+    ends in April."""
+    months = {datetime.fromtimestamp(end - 1, tz=timezone.utc).strftime("%Y-%m"): end - 1 for end in day_ends}
+    return sum(ledger.egress_bytes_of_month(connection_id, at) for at in months.values())
+
+
 def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, days: int, events: Events,
             task_failures: Counter) -> dict:
     xero_log = xero.calls(path_prefix=API, tenant=tenant)
@@ -369,7 +376,7 @@ def summary(deps, connection_id: int, tenant: str, xero, zoho, made, day_ends, d
         "scheduled_calls_max_in_24h": max_in_window(scheduled, DAY),
         "xero_429s": sum(1 for c in xero_log if c.status == 429),
         "xero_statuses": dict(Counter(c.status for c in xero_log)),
-        "egress_mb_per_month": round(deps.budget_ledger.view(connection_id).egress_bytes_month / 1e6 * 30 / days, 2),
+        "egress_mb_per_month": round(run_egress_bytes(deps.budget_ledger, connection_id, day_ends) / 1e6 * 30 / days, 2),
         "zoho_credits_per_day": {"mean": round(sum(zoho_credits_by_day) / days, 1), "max": max(zoho_credits_by_day)},
         "changes": dict(Counter(kind for _, kind, _ in made)),
         "delay_seconds": {kind: {"p50": pct(v, 0.50), "p95": pct(v, 0.95), "max": round(max(v), 1) if v else None,

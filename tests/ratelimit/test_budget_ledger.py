@@ -49,6 +49,16 @@ def test_calls_and_bytes_are_counted_by_purpose_for_24_hours(ledger, clock):
     assert ledger.view(CONNECTION).egress_bytes_month == 6600  # the month keeps what the day forgot
 
 
+def test_each_calendar_month_keeps_its_own_egress(ledger, clock):
+    ledger.record(seen("webhook_fetch", size=700))
+    first_month = clock.time()
+    clock.advance(32 * 86400)  # into the next calendar month, whatever the day the clock started on
+    ledger.record(seen("webhook_fetch", size=50))
+    assert ledger.view(CONNECTION).egress_bytes_month == 50  # Xero bills egress per month: a new month starts at 0
+    assert ledger.egress_bytes_of_month(CONNECTION, first_month) == 700
+    assert ledger.egress_bytes_of_month(CONNECTION) == 50
+
+
 def test_a_fresh_ledger_learns_a_low_estimate_never_a_high_one(ledger):
     # Xero has counted 200 calls of today already; the ledger sees only its own.
     ledger.record(seen(remaining=799))
