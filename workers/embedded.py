@@ -34,7 +34,6 @@ class PromptlyStoppedTimer(Timer):
         super().stop()
 
 
-
 class EmbeddedWorker:
     def __init__(self, *, concurrency: int = 4, queue_names: tuple[str, ...] | None = None) -> None:
         self.queue_names = queue_names or (queues.XERO_QUEUE, queues.ZOHO_QUEUE, queues.MAINTENANCE_QUEUE)

@@ -63,11 +63,7 @@ def _log_rows(rows: list[dict[str, Any]]) -> None:
         stage = row["stage"]
         key = ((n,) if stage in _WARN_STAGES else
                (stage, row["connection_id"], row["record_type"], row["direction"], row["task_id"]))
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [row]
-        else:
-            group.append(row)
+        groups.setdefault(key, []).append(row)
     for group in groups.values():
         first = group[0]
         if len(group) == 1:

@@ -31,7 +31,7 @@ MARKER_CHANNEL = "test.after-the-answer"
 
 
 def deliver(celery_app, broker_redis) -> list[str]:
-    """Post BODY signed to a receiver publishing through ``celery_app``; the broker's published channels."""
+    """``post``, and the channels the broker published on while it was answered."""
     listener = broker_redis.pubsub()
     listener.psubscribe("*")
     listener.get_message(timeout=1)  # the subscription's own confirmation
